@@ -1,0 +1,22 @@
+# Check suites (see tests/README in docs/testing.md).  `make check` runs them.
+if HAVE_CHECK
+check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence
+TESTS = $(check_PROGRAMS)
+noinst_LTLIBRARIES += tests/libtestutil.la
+tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
+tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+TEST_LIBS = tests/libtestutil.la libnatten.la $(CHECK_LIBS) -lm
+tests_check_window_SOURCES = tests/check_window.c
+tests_check_window_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_window_LDADD = $(TEST_LIBS)
+tests_check_reference_SOURCES = tests/check_reference.c
+tests_check_reference_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_reference_LDADD = $(TEST_LIBS)
+tests_check_equivalence_SOURCES = tests/check_equivalence.c
+tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_equivalence_LDADD = $(TEST_LIBS)
+else
+check-local:
+	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
+	@exit 1
+endif
