@@ -124,6 +124,14 @@ typedef struct natten_backend {
     natten_op_fn op[NATTEN_OP_COUNT];
     int n_configs;                        /* tunable variants (0 means 1: the default) */
     const char *const *config_names;
+    /* For measured selection: scratch memory on the backend's device and a
+     * timer.  CPU backends leave all three NULL (host memory, monotonic clock).
+     * time_op runs fn once to warm up, then reps times, and gives the median
+     * in milliseconds (GPU backends: events on x->stream). */
+    void *(*scratch_alloc)(size_t bytes, const natten_exec *x);
+    void (*scratch_free)(void *ptr, const natten_exec *x);
+    natten_status (*time_op)(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
+                             double *median_ms);
 } natten_backend;
 
 /* registry.c */
