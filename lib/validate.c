@@ -473,7 +473,7 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
             return INVALID("%s.data is NULL but it has %lld elements", arg_names[a], (long long)numel[a]);
         if (numel[a] == 0 && prob->arg[a].data == NULL)
             prob->arg[a].data = (char *)(uintptr_t)es; /* present but empty: never dereferenced */
-        if ((spec->outputs & BIT(a)) && !nonoverlapping(&prob->arg[a]))
+        if ((spec->outputs & BIT(a)) && numel[a] > 0 && !nonoverlapping(&prob->arg[a]))
             return INVALID("%s: its strides make distinct elements share memory; outputs need "
                            "positive, non-overlapping strides", arg_names[a]);
     }
