@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Build the natten Python package against a libnatten build or install, into a
+# throw-away folder, and run its pytest suite there.
+#
+#   python/run-tests.sh --build-dir BUILD [pytest args...]   # a configured, built tree (make)
+#   python/run-tests.sh --prefix PREFIX   [pytest args...]   # after make install
+#   python/run-tests.sh                   [pytest args...]   # NATTEN_* variables or pkg-config
+#
+# Needs python3 with pip, setuptools, numpy and pytest (torch optional: its tests
+# skip without it; CUDA tests skip without a GPU or a CUDA backend).  PYTHON picks
+# the interpreter.  NATTEN_TEST_INDUCTOR=1 adds torch.compile's inductor backend
+# (slow to compile on small hosts).  Prints pytest's summary line; exits 0 only
+# if every collected test passed or skipped and at least one was collected.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-python3}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build-dir) export NATTEN_BUILD_DIR=$(cd "$2" && pwd) || exit 2; shift 2 ;;
+    --prefix) export NATTEN_PREFIX=$(cd "$2" && pwd) || exit 2; shift 2 ;;
+    --) shift; break ;;
+    *) break ;;
+    esac
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/natten-py.XXXXXX") || exit 2
+trap 'rm -rf "$work"' EXIT
+
+# A copy of the package sources, so that the build leaves nothing in the tree.
+mkdir -p "$work/src" && cp -r "$here/pyproject.toml" "$here/setup.py" "$here/natten" "$work/src/" || exit 2
+rm -f "$work"/src/natten/*.so
+src=${NATTEN_BUILD_DIR:+build tree $NATTEN_BUILD_DIR}
+src=${src:-${NATTEN_PREFIX:+prefix $NATTEN_PREFIX}}
+echo "run-tests.sh: building natten against libnatten from ${src:-NATTEN_* variables / pkg-config}"
+iso=--no-build-isolation
+"$PY" -c 'import setuptools' 2>/dev/null || iso=   # no setuptools here: let pip fetch it
+# --target into a scratch folder: no environment is modified (hence also PEP 668's override).
+if ! PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q $iso --no-deps --no-compile \
+        --target "$work/site" "$work/src" >"$work/pip.log" 2>&1; then
+    cat "$work/pip.log"
+    echo "run-tests.sh: building the extension failed"
+    exit 1
+fi
+
+# Run from the scratch folder so that the source tree's natten/ cannot shadow the build;
+# test paths given relative to the caller's folder are made absolute first.
+args=()
+for a in "$@"; do
+    if [ -e "${a%%::*}" ]; then a="$(cd "$(dirname "${a%%::*}")" && pwd)/$(basename "$a")"; fi
+    args+=("$a")
+done
+[ ${#args[@]} -gt 0 ] && [ -e "${args[0]%%::*}" ] || args=("$here/tests" "${args[@]}")
+cd "$work" || exit 2
+PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -p no:cacheprovider -q -rs "${args[@]}"
+rc=$?
+case $rc in
+0) echo "run-tests.sh: all collected tests passed or skipped" ;;
+5) echo "run-tests.sh: no tests were collected"; rc=1 ;;
+*) echo "run-tests.sh: pytest exited with status $rc" ;;
+esac
+exit $rc
