@@ -25,7 +25,7 @@ tests_check_symbols_SOURCES = tests/check_symbols.c
 tests_check_symbols_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_symbols_LDADD = libnatten.la $(CHECK_LIBS)
 docs_examples_hello_SOURCES = docs/examples/hello.c
-docs_examples_hello_LDADD = libnatten.la -lm
+docs_examples_hello_LDADD = libnatten.la
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 else

@@ -5,7 +5,6 @@
  */
 #include <natten.h>
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,10 +28,10 @@ int main(void)
     double checksum = 0;
 
     if (!q || !k || !v || !out || !lse) return 1;
-    for (size_t i = 0; i < n; i++) {
-        q[i] = (float)sin(0.01 * (double)i);
-        k[i] = (float)cos(0.02 * (double)i);
-        v[i] = (float)sin(0.03 * (double)i + 1.0);
+    for (size_t i = 0; i < n; i++) { /* deterministic values in [-1, 1) */
+        q[i] = (float)((i * 37 + 11) % 101) / 50.5f - 1.0f;
+        k[i] = (float)((i * 53 + 7) % 103) / 51.5f - 1.0f;
+        v[i] = (float)((i * 29 + 3) % 107) / 53.5f - 1.0f;
     }
     if ((st = natten_context_create(&ctx)) != NATTEN_SUCCESS) {
         fprintf(stderr, "natten_context_create: %s: %s\n", natten_status_string(st), natten_last_error());
