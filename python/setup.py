@@ -66,12 +66,27 @@ if os.environ.get("NATTEN_DLPACK_INCLUDE_DIR"):
     inc.append(os.environ["NATTEN_DLPACK_INCLUDE_DIR"])
 print(f"setup.py: libnatten via {how}: include {inc}, lib {libdirs}", file=sys.stderr)
 
+def _header_declares(dirs, name):
+    for d in list(dirs) + ["/usr/local/include", "/usr/include"]:
+        try:
+            with open(os.path.join(d, "natten.h")) as f:
+                return name in f.read()
+        except OSError:
+            continue
+    return False
+
+
+# The tuning/wisdom API arrived after the first release of natten.h: bind it when declared.
+macros = [("PYNATTEN_HAVE_TUNING", "1")] if _header_declares(inc, "natten_context_set_tuning") else []
+print(f"setup.py: tuning API {'found' if macros else 'absent'} in natten.h", file=sys.stderr)
+
 ext = Extension(
     "natten._C",
     sources=["natten/_C.c"],
     include_dirs=inc,
     library_dirs=libdirs,
     libraries=["natten"],
+    define_macros=macros,
     runtime_library_dirs=[os.path.abspath(d) for d in libdirs],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
 )

@@ -247,6 +247,61 @@ static PyObject *Context_last_backend(ContextObject *self, PyObject *unused)
     return PyUnicode_FromString(name);
 }
 
+#ifdef PYNATTEN_HAVE_TUNING
+/* Tuning and wisdom: present when natten.h declares them (setup.py checks). */
+static PyObject *Context_set_tuning(ContextObject *self, PyObject *arg)
+{
+    long mode = PyLong_AsLong(arg);
+    natten_status st;
+    if (mode == -1 && PyErr_Occurred()) return NULL;
+    if ((st = natten_context_set_tuning(self->ctx, (natten_tuning)mode))) return raise_status(st, "set_tuning");
+    Py_RETURN_NONE;
+}
+
+static PyObject *wisdom_io(ContextObject *self, PyObject *arg, int export_)
+{
+    PyObject *path = NULL;
+    natten_status st;
+    if (!PyUnicode_FSConverter(arg, &path)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = export_ ? natten_wisdom_export(self->ctx, PyBytes_AS_STRING(path))
+                 : natten_wisdom_import(self->ctx, PyBytes_AS_STRING(path));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (st) return raise_status(st, export_ ? "wisdom_export" : "wisdom_import");
+    Py_RETURN_NONE;
+}
+
+static PyObject *Context_wisdom_export(ContextObject *self, PyObject *arg) { return wisdom_io(self, arg, 1); }
+static PyObject *Context_wisdom_import(ContextObject *self, PyObject *arg) { return wisdom_io(self, arg, 0); }
+
+/* (signature, [(backend, config, status, time_ms, reason), ...]) */
+static PyObject *Context_tuning_report(ContextObject *self, PyObject *unused)
+{
+    natten_tuning_result res[64];
+    char sig[512];
+    int count = 0;
+    PyObject *list, *ret;
+    natten_status st = natten_context_tuning_report(self->ctx, res, 64, &count, sig, sizeof sig);
+    (void)unused;
+    if (st) return raise_status(st, "tuning_report");
+    if ((list = PyList_New(0)) == NULL) return NULL;
+    for (int i = 0; i < count && i < 64; i++) {
+        PyObject *row = Py_BuildValue("(ssids)", res[i].backend ? res[i].backend : "",
+                                      res[i].config ? res[i].config : "", (int)res[i].status,
+                                      res[i].time_ms, res[i].reason);
+        if (row == NULL || PyList_Append(list, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(row);
+    }
+    ret = Py_BuildValue("(sN)", sig, list);
+    return ret;
+}
+#endif
+
 /*
  * One table drives all six ops: the op's name, its tensor roles in argument
  * order (after params), which of them it writes, and a caller that unpacks
@@ -330,6 +385,14 @@ static PyMethodDef Context_methods[] = {
      "set_num_threads(n): CPU threads for multithreaded backends; 0 = default."},
     {"last_backend", (PyCFunction)Context_last_backend, METH_NOARGS,
      "Name of the backend that ran this context's last successful op, or None."},
+#ifdef PYNATTEN_HAVE_TUNING
+    {"set_tuning", (PyCFunction)Context_set_tuning, METH_O,
+     "set_tuning(mode): 0 = heuristic, 1 = measure (natten_tuning)."},
+    {"wisdom_export", (PyCFunction)Context_wisdom_export, METH_O, "wisdom_export(path)"},
+    {"wisdom_import", (PyCFunction)Context_wisdom_import, METH_O, "wisdom_import(path)"},
+    {"tuning_report", (PyCFunction)Context_tuning_report, METH_NOARGS,
+     "(signature, [(backend, config, status, time_ms, reason)]) of the last measured problem."},
+#endif
     {"qk_forward", (PyCFunction)Context_qk_forward, METH_VARARGS,
      "qk_forward(params, q, k, rpb, attn)"},
     {"qk_backward", (PyCFunction)Context_qk_backward, METH_VARARGS,
@@ -464,6 +527,11 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddIntConstant(m, "VERSION_MINOR", NATTEN_VERSION_MINOR) < 0 ||
         PyModule_AddIntConstant(m, "VERSION_PATCH", NATTEN_VERSION_PATCH) < 0)
         goto fail;
+#ifdef PYNATTEN_HAVE_TUNING
+    if (PyModule_AddIntConstant(m, "HAVE_TUNING", 1) < 0) goto fail;
+#else
+    if (PyModule_AddIntConstant(m, "HAVE_TUNING", 0) < 0) goto fail;
+#endif
     return m;
 fail:
     Py_DECREF(m);

@@ -13,7 +13,8 @@ from collections import namedtuple
 from . import _C, _lib
 from ._C import (BackendUnavailableError, InvalidArgumentError, NattenError,  # noqa: F401
                  UnsupportedError)
-from ._lib import get_backend, last_backend, set_backend, set_num_threads, use_backend  # noqa: F401
+from ._lib import (get_backend, get_tuning, last_backend, load_wisdom, save_wisdom,  # noqa: F401
+                   set_backend, set_num_threads, set_tuning, tuning_report, use_backend)
 from . import functional, ops  # noqa: F401
 from .functional import *  # noqa: F401,F403
 
@@ -30,6 +31,11 @@ def version():
     return _C.version_string()
 
 
+def has_tuning():
+    """True if the libnatten this module was built against has set_tuning/wisdom."""
+    return bool(_C.HAVE_TUNING)
+
+
 def version_info():
     """(major, minor, patch) of the libnatten headers this module was built against."""
     return (_C.VERSION_MAJOR, _C.VERSION_MINOR, _C.VERSION_PATCH)
@@ -39,15 +45,6 @@ def backends():
     """Backends compiled into libnatten, in selection order: [Backend(name, description,
     device, available, reason)], reason saying why one is not available here."""
     return [Backend(*row) for row in _C.backends()]
-
-
-def set_tuning(mode):
-    """Backend selection: "heuristic" (first backend that accepts, the default) or
-    "measure" (time the applicable backends once per problem and keep the fastest).
-    Needs a libnatten with the tuning API (natten_context_set_tuning)."""
-    raise NotImplementedError(
-        "this libnatten has no tuning API (natten_context_set_tuning); "
-        "set_tuning(%r) is not available" % (mode,))
 
 
 def __getattr__(name):

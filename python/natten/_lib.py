@@ -27,7 +27,8 @@ from . import _C
 # Process-wide settings and per-thread contexts
 
 _lock = threading.Lock()
-_settings = {"backend": None, "num_threads": 0}   # backend None = automatic (NATTEN_BACKEND honoured)
+# backend/tuning None = as the context was created (NATTEN_BACKEND / NATTEN_TUNING honoured)
+_settings = {"backend": None, "num_threads": 0, "tuning": None, "wisdom": ()}
 _generation = [0]                                 # bumped on every settings change
 _local = threading.local()
 
@@ -46,10 +47,17 @@ def _context():
         _local.gen = 0      # settings at creation: environment only
     if _local.gen != _generation[0]:
         with _lock:
-            backend, threads, gen = _settings["backend"], _settings["num_threads"], _generation[0]
+            st, gen = dict(_settings), _generation[0]
         # None restores what the context was created with: NATTEN_BACKEND if set, else auto.
-        ctx.set_backend(backend if backend is not None else (os.environ.get("NATTEN_BACKEND") or None))
-        ctx.set_num_threads(threads)
+        ctx.set_backend(st["backend"] if st["backend"] is not None
+                        else (os.environ.get("NATTEN_BACKEND") or None))
+        ctx.set_num_threads(st["num_threads"])
+        if _C.HAVE_TUNING:
+            tuning = st["tuning"] or os.environ.get("NATTEN_TUNING") or "heuristic"
+            ctx.set_tuning(_TUNING.get(tuning, 0))
+            for path in st["wisdom"][getattr(_local, "wisdom_seen", 0):]:
+                ctx.wisdom_import(path)
+            _local.wisdom_seen = len(st["wisdom"])
         _local.gen = gen
     return ctx
 
@@ -79,6 +87,56 @@ def use_backend(name):
 def set_num_threads(n):
     _C.Context().set_num_threads(int(n))   # validates
     _set("num_threads", int(n))
+
+
+_TUNING = {"heuristic": 0, "measure": 1}
+
+
+def _need_tuning(what):
+    if not _C.HAVE_TUNING:
+        raise NotImplementedError(f"{what}: this natten was built against a libnatten without the "
+                                  "tuning API (natten_context_set_tuning, natten_wisdom_*)")
+
+
+def set_tuning(mode):
+    """Backend selection for every later call: "heuristic" (the first backend that accepts
+    the problem) or "measure" (time every applicable backend and configuration the first
+    time a problem signature is seen, keep the fastest).  None: as NATTEN_TUNING says."""
+    _need_tuning("set_tuning")
+    if mode is not None and mode not in _TUNING:
+        raise ValueError(f"tuning mode {mode!r}: expected 'heuristic' or 'measure'")
+    _set("tuning", mode)
+
+
+def get_tuning():
+    return _settings["tuning"]
+
+
+def save_wisdom(path):
+    """Write the calling thread's remembered winners (measured or imported) to path."""
+    _need_tuning("save_wisdom")
+    _context().wisdom_export(os.fspath(path))
+
+
+def load_wisdom(path):
+    """Import a wisdom file into this thread's context now (errors raise: a corrupt file is
+    ValueError, one from another version/device NotImplementedError) and into every
+    other thread's context at its next call."""
+    _need_tuning("load_wisdom")
+    path = os.fspath(path)
+    ctx = _context()
+    ctx.wisdom_import(path)
+    with _lock:
+        _settings["wisdom"] = _settings["wisdom"] + (path,)
+        _generation[0] += 1
+    _local.wisdom_seen = len(_settings["wisdom"])
+
+
+def tuning_report():
+    """(signature, [(backend, config, status, time_ms, reason), ...]) for the last problem
+    this thread measured, fastest first."""
+    _need_tuning("tuning_report")
+    return _context().tuning_report()
 
 
 def last_backend():
