@@ -24,6 +24,16 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# What the build and the tests need, checked up front with a plain message.
+"$PY" - <<'PYEOF' || exit 1
+import importlib.util, os, sys, sysconfig
+missing = [m for m in ("pip", "numpy", "pytest") if importlib.util.find_spec(m) is None]
+if not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+    missing.append("Python.h (the python3-dev package)")
+if missing:
+    sys.exit("run-tests.sh: %s lacks: %s" % (sys.executable, ", ".join(missing)))
+PYEOF
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/natten-py.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
 

@@ -31,6 +31,11 @@ def version():
     return _C.version_string()
 
 
+def has_cuda():
+    """True if libnatten has a CUDA backend that is usable on this machine."""
+    return any(b.device == "cuda" and b.available for b in backends())
+
+
 def has_tuning():
     """True if the libnatten this module was built against has set_tuning/wisdom."""
     return bool(_C.HAVE_TUNING)
