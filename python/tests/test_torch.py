@@ -324,3 +324,30 @@ def test_errors_torch():
     with pytest.raises(RuntimeError):
         with natten.use_backend("no-such-backend"):
             pass
+
+
+# Half precision: the reference runs in float64 on the same (rounded) inputs, so the error is
+# the backend's accumulation and the final rounding: a few ulps of the output dtype
+# (fp16 2^-11, bf16 2^-8), scaled by the window size for the gradients.
+HALF_TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_precision(dtype, device, gen):
+    S, K = (9, 8), (3, 5)
+    nb = ref.Neighbourhood(S, K, (2, 1), (1, 1), (False, True))
+    q, k, v = (randn((1,) + S + (2, 8), dtype, device, gen, True) for _ in range(3))
+    out = F.na2d(q, k, v, K, dilation=(2, 1), is_causal=(False, True))
+    assert out.dtype == dtype
+    f = [npy(t.float()) for t in (q, k, v)]
+    close(out, ref.fused(*f, nb)[0], dtype, "out", HALF_TOL[dtype])
+    d_out = randn(out.shape, dtype, device, gen)
+    out.backward(d_out)
+    want = ref.fused_backward(npy(d_out.float()), *f, nb)
+    for t, w, name in zip((q, k, v), want, ("d_q", "d_k", "d_v")):
+        close(t.grad, w, dtype, name, 4 * HALF_TOL[dtype])
+    qh = q.detach().movedim(-2, 1)
+    attn = F.na2d_qk(qh, k.detach().movedim(-2, 1), K, (2, 1), is_causal=(False, True))
+    close(attn, ref.qk(npy(qh.float()), npy(k.detach().movedim(-2, 1).float()), nb), dtype, "attn",
+          HALF_TOL[dtype])
