@@ -40,9 +40,11 @@ class _NeighborhoodAttentionND(nn.Module):
     rank = 0
 
     def __init__(self, dim, num_heads, kernel_size, dilation=1, is_causal=False, rel_pos_bias=False,
-                 qkv_bias=True, qk_scale=None, attn_drop=0.0, proj_drop=0.0):
+                 qkv_bias=True, qk_scale=None, attn_drop=0.0, proj_drop=0.0, *, bias=None):
         super().__init__()
         n = self.rank
+        if bias is not None:     # NATTEN 0.14's name for rel_pos_bias
+            rel_pos_bias = bias
         if dim % num_heads:
             raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads

@@ -351,3 +351,18 @@ def test_half_precision(dtype, device, gen):
     attn = F.na2d_qk(qh, k.detach().movedim(-2, 1), K, (2, 1), is_causal=(False, True))
     close(attn, ref.qk(npy(qh.float()), npy(k.detach().movedim(-2, 1).float()), nb), dtype, "attn",
           HALF_TOL[dtype])
+
+
+def test_module_014_signature():
+    """0.14 modules: rpb on by default (bias=True), same state_dict keys as the 0.17 class
+    built with rel_pos_bias=True; `bias=` is accepted by the 0.17 classes too."""
+    from natten.natten1d import NeighborhoodAttention1D as Old1D
+    from natten.natten2d import NeighborhoodAttention2D as Old2D
+    old = Old2D(16, 2, 5, 2)
+    assert old.rpb is not None and old.rpb.shape == (2, 9, 9)
+    new = natten.NeighborhoodAttention2D(16, 2, 5, 2, rel_pos_bias=True)
+    new.load_state_dict(old.state_dict())
+    x = torch.randn(1, 12, 11, 16)
+    torch.testing.assert_close(new(x), old(x))
+    assert Old1D(8, 2, 3, bias=False).rpb is None
+    assert natten.NeighborhoodAttention1D(8, 2, 3, bias=True).rpb is not None
