@@ -40,6 +40,25 @@ def _cast(x, like):
     return x.to(like.dtype) if _lib.is_torch(x) else x.astype(like.dtype)
 
 
+# NATTEN 0.21's performance knobs: accepted and ignored (libnatten picks backends and tiles;
+# the result does not depend on them).
+_IGNORED_0_21 = frozenset(["backend", "q_tile_shape", "kv_tile_shape", "backward_q_tile_shape",
+                           "backward_kv_tile_shape", "backward_kv_splits", "backward_use_pt_reduction",
+                           "run_persistent_kernel", "kernel_schedule", "torch_compile",
+                           "attention_kwargs", "xformers_kwargs"])
+
+
+def _extras(op, additional_keys=None, additional_values=None, **kw):
+    if not kw and additional_keys is None and additional_values is None:
+        return
+    unknown = set(kw) - _IGNORED_0_21
+    if unknown:
+        raise TypeError(f"{op}() got unexpected keyword argument(s) {sorted(unknown)}")
+    if additional_keys is not None or additional_values is not None:
+        raise NotImplementedError(f"{op}: additional_keys/additional_values (extra tokens) are not "
+                                  "supported; attend to them densely and merge the results")
+
+
 def _qk(rank, op, query, key, kernel_size, dilation, is_causal, rpb, stride):
     p = _lib.make_params(rank, kernel_size, dilation, stride, is_causal)
     rpb = _cast(rpb, key)
@@ -76,53 +95,62 @@ def _fused(rank, op, query, key, value, kernel_size, stride, dilation, is_causal
 
 # --------------------------------------------------------------------------- unfused
 
-def na1d_qk(query, key, kernel_size, dilation=1, is_causal=False, rpb=None, stride=1):
+def na1d_qk(query, key, kernel_size, dilation=1, is_causal=False, rpb=None, stride=1, **kw):
     """attn[B, H, L, K] = query . key over each query's window (+ rpb[H, 2K-1])."""
+    _extras("na1d_qk", **kw)
     return _qk(1, "na1d_qk", query, key, kernel_size, dilation, is_causal, rpb, stride)
 
 
-def na2d_qk(query, key, kernel_size, dilation=1, is_causal=False, rpb=None, stride=1):
+def na2d_qk(query, key, kernel_size, dilation=1, is_causal=False, rpb=None, stride=1, **kw):
     """attn[B, H, X, Y, KX*KY] = query . key over each query's window (+ rpb)."""
+    _extras("na2d_qk", **kw)
     return _qk(2, "na2d_qk", query, key, kernel_size, dilation, is_causal, rpb, stride)
 
 
-def na3d_qk(query, key, kernel_size, dilation=1, is_causal=False, rpb=None, stride=1):
+def na3d_qk(query, key, kernel_size, dilation=1, is_causal=False, rpb=None, stride=1, **kw):
     """attn[B, H, X, Y, Z, KX*KY*KZ] = query . key over each query's window (+ rpb)."""
+    _extras("na3d_qk", **kw)
     return _qk(3, "na3d_qk", query, key, kernel_size, dilation, is_causal, rpb, stride)
 
 
-def na1d_av(attn, value, kernel_size, dilation=1, is_causal=False, stride=1):
+def na1d_av(attn, value, kernel_size, dilation=1, is_causal=False, stride=1, **kw):
     """out[B, H, L, D] = sum over window slots of attn * value."""
+    _extras("na1d_av", **kw)
     return _av(1, "na1d_av", attn, value, kernel_size, dilation, is_causal, stride)
 
 
-def na2d_av(attn, value, kernel_size, dilation=1, is_causal=False, stride=1):
+def na2d_av(attn, value, kernel_size, dilation=1, is_causal=False, stride=1, **kw):
+    _extras("na2d_av", **kw)
     return _av(2, "na2d_av", attn, value, kernel_size, dilation, is_causal, stride)
 
 
-def na3d_av(attn, value, kernel_size, dilation=1, is_causal=False, stride=1):
+def na3d_av(attn, value, kernel_size, dilation=1, is_causal=False, stride=1, **kw):
+    _extras("na3d_av", **kw)
     return _av(3, "na3d_av", attn, value, kernel_size, dilation, is_causal, stride)
 
 
 # --------------------------------------------------------------------------- fused
 
 def na1d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
-         rpb=None, return_lse=False):
+         rpb=None, return_lse=False, **kw):
     """softmax(scale * q.k (+ rpb)) v over each query's window; [B, L, H, D] heads-last.
     scale defaults to D**-0.5 (an explicit 0.0 is honoured).  return_lse adds the
     natural-log logsumexp [B, L, H] (float32; no gradient flows through it)."""
+    _extras("na1d", **kw)
     return _fused(1, "na1d", query, key, value, kernel_size, stride, dilation, is_causal, scale, rpb,
                   return_lse)
 
 
 def na2d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
-         rpb=None, return_lse=False):
+         rpb=None, return_lse=False, **kw):
+    _extras("na2d", **kw)
     return _fused(2, "na2d", query, key, value, kernel_size, stride, dilation, is_causal, scale, rpb,
                   return_lse)
 
 
 def na3d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
-         rpb=None, return_lse=False):
+         rpb=None, return_lse=False, **kw):
+    _extras("na3d", **kw)
     return _fused(3, "na3d", query, key, value, kernel_size, stride, dilation, is_causal, scale, rpb,
                   return_lse)
 

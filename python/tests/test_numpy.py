@@ -224,3 +224,18 @@ def test_backends_and_version():
         natten.na1d_qk(q, q, 3)
         assert natten.last_backend() == "naive"
     assert natten.get_backend() is None
+
+
+def test_natten_keyword_compat():
+    q = np.random.default_rng(1).standard_normal((1, 9, 2, 4))
+    want = natten.na1d(q, q, q, 3)
+    # NATTEN 0.21's performance knobs are accepted and change nothing
+    got = natten.na1d(q, q, q, 3, backend="cutlass-fna", q_tile_shape=(64,), kv_tile_shape=(64,),
+                      torch_compile=False)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(NotImplementedError, match="additional_keys"):
+        natten.na1d(q, q, q, 3, additional_keys=q, additional_values=q)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        natten.na1d(q, q, q, 3, kernel_sizes=3)
+    qh = np.moveaxis(q, 2, 1)
+    np.testing.assert_array_equal(natten.na1d_qk(qh, qh, 3, additional_keys=None), natten.na1d_qk(qh, qh, 3))
