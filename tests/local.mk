@@ -1,6 +1,7 @@
 # Check suites (see tests/README in docs/testing.md).  `make check` runs them.
 if HAVE_CHECK
-check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence
+check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence \
+	tests/check_selection tests/check_tuner
 TESTS = $(check_PROGRAMS)
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
@@ -15,6 +16,15 @@ tests_check_reference_LDADD = $(TEST_LIBS)
 tests_check_equivalence_SOURCES = tests/check_equivalence.c
 tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_equivalence_LDADD = $(TEST_LIBS)
+tests_check_selection_SOURCES = tests/check_selection.c
+tests_check_selection_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_selection_LDADD = $(TEST_LIBS)
+# check_tuner drives lib/tune.c's internals with fake backends: it compiles
+# the few library sources it needs instead of linking the (hidden-symbol)
+# shared library.
+tests_check_tuner_SOURCES = tests/check_tuner.c lib/tune.c lib/validate.c lib/status.c lib/alloc.c
+tests_check_tuner_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_tuner_LDADD = $(CHECK_LIBS) -lm
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
