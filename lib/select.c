@@ -147,8 +147,12 @@ static int measure(natten_context *ctx, const natten_problem *p, const char *sig
     natten_candidate *c;
     int n = 0, ok = 0;
 
+    char why[512];
+
     pthread_mutex_lock(&ctx->measure_lock);
-    if (natten_tuned_find(ctx, sig, win)) { /* another thread measured it meanwhile */
+    /* Another thread may have measured it meanwhile; a remembered winner that
+     * refuses this very problem (alignment, say) is measured over again. */
+    if (natten_tuned_find(ctx, sig, win) && natten_applicable(win->backend, p, why, sizeof why)) {
         pthread_mutex_unlock(&ctx->measure_lock);
         return 1;
     }
