@@ -76,6 +76,13 @@ static int take_word(cursor *c, const char *word)
     return 1;
 }
 
+/* Step over the one space between two fields; a trailing space stays, so
+ * that at_end() refuses it. */
+static void skip_separator(cursor *c)
+{
+    if (c->s + 1 < c->end && *c->s == ' ') c->s++;
+}
+
 /* Copy a token (up to a space or the line's end) into out[cap]; 0 if it is
  * empty, too long or has a character outside tok_char. */
 static int take_token(cursor *c, char *out, size_t cap)
@@ -89,7 +96,7 @@ static int take_token(cursor *c, char *out, size_t cap)
     if (n == 0) return 0;
     out[n] = '\0';
     c->s += n;
-    if (c->s < c->end) c->s++; /* the separating space */
+    skip_separator(c);
     return 1;
 }
 
@@ -112,11 +119,9 @@ static int take_uint(cursor *c, int64_t *v, int digits_max)
         if (++n > digits_max) return 0;
         x = x * 10 + (*c->s++ - '0');
     }
-    if (n == 0) return 0;
-    if (c->s < c->end) {
-        if (*c->s != ' ') return 0;
-        c->s++;
-    }
+    if (n == 0 || (c->s < c->end && *c->s != ' ')) return 0;
+    if (n > 1 && c->s[-n] == '0') return 0; /* one spelling per number: no leading zeros */
+    skip_separator(c);
     *v = x;
     return 1;
 }
