@@ -539,19 +539,6 @@ START_TEST(concurrent_tuning)
 }
 END_TEST
 
-/* Every public function this suite covers is exported (a missing NATTEN_API
- * fails at link time). */
-START_TEST(exported)
-{
-    void (*const fns[])(void) = {
-        (void (*)(void))natten_context_set_tuning, (void (*)(void))natten_explain,
-        (void (*)(void))natten_context_tuning_report, (void (*)(void))natten_wisdom_export,
-        (void (*)(void))natten_wisdom_import,
-    };
-    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) ck_assert_ptr_nonnull((void *)fns[i]);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("selection");
@@ -562,7 +549,6 @@ int main(void)
     printf("check_selection: seed %llu (set NATTEN_TEST_SEED to repeat), %d backends\n",
            (unsigned long long)seed, n);
     tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, exported);
     tcase_add_loop_test(tc, pick_accepts, 0, OP_COUNT);
     tcase_add_test(tc, explain_without_data);
     tcase_add_test(tc, forced_unknown_name);
