@@ -15,8 +15,11 @@ tests_check_reference_LDADD = $(TEST_LIBS)
 tests_check_equivalence_SOURCES = tests/check_equivalence.c
 tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_equivalence_LDADD = $(TEST_LIBS)
+# natten-bench's command line, output formats and tiny suites (bench/).
+TESTS += tests/bench-cli.sh
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
 	@exit 1
 endif
+EXTRA_DIST += tests/bench-cli.sh
