@@ -48,6 +48,8 @@ static struct {
     double verify_limit, naive_limit;
     unsigned long long seed;
     int dtype_set;
+    int dry_run;
+    const char *csv_out, *json_out;
 } opt;
 
 static void usage(FILE *f)
@@ -92,8 +94,11 @@ static void usage(FILE *f)
 "\n"
 "output:\n"
 "      --csv | --json     machine-readable results on stdout (default: a table)\n"
+"      --csv-out FILE     also write the CSV to FILE (any output format on stdout)\n"
+"      --json-out FILE    also write the JSON to FILE\n"
 "      --peak             measure this CPU's fp32 FMA peak; report %%peak per CPU result\n"
 "      --list             list the backends and exit\n"
+"      --dry-run          print the problems (with --json: as JSON, for bench/peers.py) and exit\n"
 "  -h, --help             this text;  --version  the library version\n"
 "\n"
 "Exit status: 0 all results verified; 1 a result failed (error, wrong numbers or a\n"
@@ -261,8 +266,14 @@ static void parse_args(int argc, char **argv)
             opt.format = OUT_CSV;
         } else if (IS("", "--json")) {
             opt.format = OUT_JSON;
+        } else if (IS("", "--csv-out")) {
+            if ((opt.csv_out = VALUE()) == NULL) die_usage("--csv-out needs a file name");
+        } else if (IS("", "--json-out")) {
+            if ((opt.json_out = VALUE()) == NULL) die_usage("--json-out needs a file name");
         } else if (IS("", "--peak")) {
             opt.peak = 1;
+        } else if (IS("", "--dry-run")) {
+            opt.dry_run = 1;
         } else if (IS("", "--no-verify")) {
             opt.verify = 0;
         } else if (IS("", "--verify-limit")) {
@@ -1133,19 +1144,24 @@ static void print_table_problem(int pi)
     fflush(stdout);
 }
 
+/* Machine-readable output goes to dst: stdout, or a --csv-out/--json-out file. */
+static FILE *dst;
+
+static void fputc_dst(int c) { fputc(c, dst); }
+
 static void csv_field(const char *s, int last)
 {
     if (strpbrk(s, ",\"\n")) {
-        putchar('"');
+        fputc_dst('"');
         for (; *s; s++) {
-            if (*s == '"') putchar('"');
-            putchar(*s == '\n' ? ' ' : *s);
+            if (*s == '"') fputc_dst('"');
+            fputc_dst(*s == '\n' ? ' ' : *s);
         }
-        putchar('"');
+        fputc_dst('"');
     } else {
-        fputs(s, stdout);
+        fputs(s, dst);
     }
-    putchar(last ? '\n' : ',');
+    fputc_dst(last ? '\n' : ',');
 }
 
 static const char *csv_columns[] = {
@@ -1215,19 +1231,19 @@ static void print_csv_rows(int pi, int header)
         result_fields(&results[i], f);
         for (int c = 0; c < NCOLS; c++) csv_field(f[c], c == NCOLS - 1);
     }
-    fflush(stdout);
+    fflush(dst);
 }
 
 static void json_string(const char *s)
 {
-    putchar('"');
+    fputc_dst('"');
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
+        if (ch == '"' || ch == '\\') fprintf(dst, "\\%c", ch);
+        else if (ch < 0x20) fprintf(dst, "\\u%04x", ch);
+        else fputc_dst(ch);
     }
-    putchar('"');
+    fputc_dst('"');
 }
 
 /* Columns that are numbers in JSON (the rest are strings; empty = null). */
@@ -1244,33 +1260,89 @@ static int json_numeric(int c)
 static void print_json(const char *date, const char *gpu)
 {
     static char f[NCOLS][640];
-    printf("{\n  \"tool\": \"natten-bench\",\n  \"library\": ");
+    fprintf(dst, "{\n  \"tool\": \"natten-bench\",\n  \"library\": ");
     json_string(natten_version_string());
-    printf(",\n  \"date\": ");
+    fprintf(dst, ",\n  \"date\": ");
     json_string(date);
-    printf(",\n  \"command\": ");
+    fprintf(dst, ",\n  \"command\": ");
     json_string(command_line);
-    printf(",\n  \"cpu\": ");
+    fprintf(dst, ",\n  \"cpu\": ");
     json_string(cpu_model);
-    printf(",\n  \"cpus\": %d,\n  \"gpu\": ", bench_cpu_count());
+    fprintf(dst, ",\n  \"cpus\": %d,\n  \"gpu\": ", bench_cpu_count());
     if (gpu) json_string(gpu);
-    else printf("null");
-    printf(",\n  \"peak_gflops_1_thread\": ");
-    if (peak1 > 0) printf("%.6g", peak1); else printf("null");
-    printf(",\n  \"peak_gflops_all_threads\": ");
-    if (peakn > 0) printf("%.6g", peakn); else printf("null");
-    printf(",\n  \"failed\": %s,\n  \"results\": [", any_failed ? "true" : "false");
+    else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"peak_gflops_1_thread\": ");
+    if (peak1 > 0) fprintf(dst, "%.6g", peak1); else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"peak_gflops_all_threads\": ");
+    if (peakn > 0) fprintf(dst, "%.6g", peakn); else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"failed\": %s,\n  \"results\": [", any_failed ? "true" : "false");
     for (int i = 0; i < nresults; i++) {
         result_fields(&results[i], f);
-        printf("%s\n    {", i ? "," : "");
+        fprintf(dst, "%s\n    {", i ? "," : "");
         for (int c = 0; c < NCOLS; c++) {
-            printf("%s\"%s\": ", c ? ", " : "", csv_columns[c]);
-            if (json_numeric(c)) fputs(f[c][0] ? f[c] : "null", stdout);
+            fprintf(dst, "%s\"%s\": ", c ? ", " : "", csv_columns[c]);
+            if (json_numeric(c)) fputs(f[c][0] ? f[c] : "null", dst);
             else json_string(f[c]);
         }
-        printf("}");
+        fprintf(dst, "}");
     }
-    printf("\n  ]\n}\n");
+    fprintf(dst, "\n  ]\n}\n");
+}
+
+static void json_axes(const char *key, const int64_t *v64, const int *v, int rank)
+{
+    fprintf(dst, "\"%s\": [", key);
+    for (int i = 0; i < rank; i++)
+        fprintf(dst, "%s%lld", i ? ", " : "", v64 ? (long long)v64[i] : (long long)v[i]);
+    fprintf(dst, "]");
+}
+
+/* --dry-run: the problem list, as text or (--json) as data for bench/peers.py. */
+static void print_problems(void)
+{
+    dst = stdout;
+    if (opt.format != OUT_JSON) {
+        for (int i = 0; i < nproblems; i++) {
+            char desc[256], ops[32] = "";
+            bench_problem_describe(&problems[i], desc, sizeof desc);
+            for (int o = 0; o < OP_COUNT; o++)
+                if (problems[i].ops & (1u << o))
+                    snprintf(ops + strlen(ops), sizeof ops - strlen(ops), "%s%s", ops[0] ? "," : "",
+                             op_names[o]);
+            printf("%-22s %s; ops %s%s\n", problems[i].label[0] ? problems[i].label : "-", desc, ops,
+                   problems[i].backward ? " (+backward)" : "");
+        }
+        return;
+    }
+    printf("{\"problems\": [");
+    for (int i = 0; i < nproblems; i++) {
+        const bench_problem *p = &problems[i];
+        int first = 1;
+        printf("%s\n  {\"label\": ", i ? "," : "");
+        json_string(p->label);
+        printf(", \"rank\": %d, ", p->rank);
+        json_axes("extent", p->S, NULL, p->rank);
+        printf(", ");
+        json_axes("window", NULL, p->K, p->rank);
+        printf(", ");
+        json_axes("dilation", NULL, p->dil, p->rank);
+        printf(", ");
+        json_axes("stride", NULL, p->str, p->rank);
+        printf(", ");
+        json_axes("causal", NULL, p->causal, p->rank);
+        printf(", \"batch\": %lld, \"heads\": %lld, \"heads_kv\": %lld, \"dim\": %lld, "
+               "\"dim_value\": %lld, \"dtype\": \"%s\", \"rpb\": %d, \"threads\": %d, "
+               "\"backward\": %d, \"ops\": [",
+               (long long)p->B, (long long)p->H, (long long)p->Hkv, (long long)p->D, (long long)p->Dv,
+               p->dtype->name, p->rpb, p->threads, p->backward);
+        for (int o = 0; o < OP_COUNT; o++)
+            if (p->ops & (1u << o)) {
+                printf("%s\"%s\"", first ? "" : ", ", op_names[o]);
+                first = 0;
+            }
+        printf("]}");
+    }
+    printf("\n]}\n");
 }
 
 /* ------------------------------------------------------------------- main */
@@ -1317,6 +1389,10 @@ int main(int argc, char **argv)
         if (opt.quick) die_usage("--quick needs --suite");
         problems[0] = opt.base;
         nproblems = 1;
+    }
+    if (opt.dry_run) {
+        print_problems();
+        return 0;
     }
     pick_targets();
     bench_cpu_model(cpu_model, sizeof cpu_model);
@@ -1379,9 +1455,29 @@ int main(int argc, char **argv)
         }
         progress_clear();
         if (opt.format == OUT_TABLE) print_table_problem(pi);
-        else if (opt.format == OUT_CSV) print_csv_rows(pi, pi == 0);
+        else if (opt.format == OUT_CSV) {
+            dst = stdout;
+            print_csv_rows(pi, pi == 0);
+        }
     }
+    dst = stdout;
     if (opt.format == OUT_JSON) print_json(date, gpu_name);
+    if (opt.csv_out) {
+        if ((dst = fopen(opt.csv_out, "w")) == NULL) {
+            perror(opt.csv_out);
+            return 1;
+        }
+        for (int pi = 0; pi < nproblems; pi++) print_csv_rows(pi, pi == 0);
+        fclose(dst);
+    }
+    if (opt.json_out) {
+        if ((dst = fopen(opt.json_out, "w")) == NULL) {
+            perror(opt.json_out);
+            return 1;
+        }
+        print_json(date, gpu_name);
+        fclose(dst);
+    }
     if (opt.format == OUT_TABLE && any_failed)
         printf("\nnatten-bench: some results FAILED (see status); exit status 1\n");
     free(results);
