@@ -69,6 +69,8 @@ int gpu_sync(int dev);
 int gpu_time(int dev, int (*fn)(void *), void *arg, double *seconds);
 long long gpu_mem_used(int dev);            /* bytes in use on the device, -1 if unknown */
 const char *gpu_error(void);
+const char *gpu_runtime(void);              /* "libcudart.so.13 (CUDA runtime 13.0)" or NULL */
+double gpu_copy_bandwidth(int dev);         /* device-to-device copy, bytes/s (read + write) */
 
 /* ---- tensors (compact, heads-last) ---- */
 typedef struct bench_tensor {

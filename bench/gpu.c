@@ -17,12 +17,15 @@ typedef int cuda_err; /* cudaError_t: 0 = success */
 static struct {
     int tried, ok;
     char why[256];
+    const char *name;
     void *lib;
     cuda_err (*GetDeviceCount)(int *);
     cuda_err (*SetDevice)(int);
     cuda_err (*Malloc)(void **, size_t);
     cuda_err (*Free)(void *);
     cuda_err (*Memcpy)(void *, const void *, size_t, int);
+    cuda_err (*MemcpyAsync)(void *, const void *, size_t, int, void *);
+    cuda_err (*RuntimeGetVersion)(int *);
     cuda_err (*DeviceSynchronize)(void);
     cuda_err (*StreamCreate)(void **);
     cuda_err (*StreamSynchronize)(void *);
@@ -83,7 +86,8 @@ int gpu_load(char *why, size_t len)
         rt.tried = 1;
         names[0] = getenv("NATTEN_BENCH_CUDART");
         for (size_t i = 0; i < sizeof names / sizeof names[0] && rt.lib == NULL; i++)
-            if (names[i] != NULL) rt.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+            if (names[i] != NULL && (rt.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL)) != NULL)
+                rt.name = names[i];
         if (rt.lib == NULL && env != NULL) {
             snprintf(home, sizeof home, "%s/lib64/libcudart.so", env);
             rt.lib = dlopen(home, RTLD_NOW | RTLD_LOCAL);
@@ -98,6 +102,8 @@ int gpu_load(char *why, size_t len)
             LOAD(Malloc, "cudaMalloc");
             LOAD(Free, "cudaFree");
             LOAD(Memcpy, "cudaMemcpy");
+            LOAD(MemcpyAsync, "cudaMemcpyAsync");
+            LOAD(RuntimeGetVersion, "cudaRuntimeGetVersion");
             LOAD(DeviceSynchronize, "cudaDeviceSynchronize");
             LOAD(StreamCreate, "cudaStreamCreate");
             LOAD(StreamSynchronize, "cudaStreamSynchronize");
@@ -213,4 +219,44 @@ long long gpu_mem_used(int dev)
     size_t free_b = 0, total = 0;
     if (!use(dev) || rt.MemGetInfo(&free_b, &total) != 0) return -1;
     return (long long)(total - free_b);
+}
+
+const char *gpu_runtime(void)
+{
+    static char buf[128];
+    int v = 0;
+    if (!gpu_load(NULL, 0)) return NULL;
+    rt.RuntimeGetVersion(&v);
+    snprintf(buf, sizeof buf, "%s (CUDA runtime %d.%d)", rt.name ? rt.name : "libcudart", v / 1000,
+             (v % 1000) / 10);
+    return buf;
+}
+
+/* Device-to-device copy bandwidth (bytes read + written per second), the
+ * roofline that memory-bound ops are compared with. */
+double gpu_copy_bandwidth(int dev)
+{
+    size_t bytes = (size_t)1 << 30;
+    void *a = NULL, *b = NULL;
+    double best = 0;
+    if (!gpu_malloc(dev, &a, bytes) || !gpu_malloc(dev, &b, bytes)) {
+        bytes >>= 3;
+        gpu_free(dev, a);
+        a = b = NULL;
+        if (!gpu_malloc(dev, &a, bytes) || !gpu_malloc(dev, &b, bytes)) goto out;
+    }
+    for (int i = 0; i < 12; i++) {
+        float ms = 0;
+        if (!check(rt.EventRecord(devs[dev].ev0, devs[dev].stream), "cudaEventRecord") ||
+            !check(rt.MemcpyAsync(b, a, bytes, 3 /* DeviceToDevice */, devs[dev].stream), "cudaMemcpyAsync") ||
+            !check(rt.EventRecord(devs[dev].ev1, devs[dev].stream), "cudaEventRecord") ||
+            !check(rt.EventSynchronize(devs[dev].ev1), "cudaEventSynchronize") ||
+            !check(rt.EventElapsedTime(&ms, devs[dev].ev0, devs[dev].ev1), "cudaEventElapsedTime"))
+            break;
+        if (i >= 2 && ms > 0 && 2.0 * (double)bytes / (1e-3 * ms) > best) best = 2.0 * (double)bytes / (1e-3 * ms);
+    }
+out:
+    gpu_free(dev, a);
+    gpu_free(dev, b);
+    return best;
 }

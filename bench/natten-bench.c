@@ -507,6 +507,7 @@ typedef struct result {
     int64_t bad;
     char verified_on[160];
     double speedup, peak_frac;       /* < 0: n/a */
+    double bw_frac;                  /* GPU: GB/s over the device-to-device copy rate */
     char status[600];
     int failed;
 } result;
@@ -517,6 +518,8 @@ static bench_problem problems[MAX_PROBLEMS];
 static int nproblems;
 static int any_failed;
 static double peak1, peakn;          /* GFLOP/s: one thread, every thread */
+static double gpu_bw;                /* bytes/s, device-to-device copy (--peak) */
+static double loadavg = -1;
 static char cpu_model[256];
 static char command_line[2048];
 
@@ -534,7 +537,7 @@ static result *new_result(void)
     }
     memset(&results[nresults], 0, sizeof results[nresults]);
     results[nresults].median = results[nresults].max_err = results[nresults].speedup = -1;
-    results[nresults].peak_frac = results[nresults].scratch = -1;
+    results[nresults].peak_frac = results[nresults].scratch = results[nresults].bw_frac = -1;
     return &results[nresults++];
 }
 
@@ -1066,6 +1069,7 @@ static void bench_one(int pi, bench_op op, bench_dir dir, const target *t, refer
         if (t->name[0] && strcmp(t->name, "naive") == 0) pk = peak1; /* naive is one thread */
         r->peak_frac = r->flops / r->median * 1e-9 / pk;
     }
+    if (is_gpu && gpu_bw > 0) r->bw_frac = r->bytes / r->median / gpu_bw;
     if (!r->status[0]) set_status(r, 0, opt.verify ? "ok" : "ok (not verified)");
 done:
     job_free(&dj);
@@ -1132,8 +1136,9 @@ static void print_table_problem(int pi)
         else snprintf(buf[6], sizeof buf[6], "%.2e", r->max_err);
         if (r->speedup < 0) snprintf(buf[7], sizeof buf[7], "-");
         else snprintf(buf[7], sizeof buf[7], "%.1fx", r->speedup);
-        if (r->peak_frac < 0) snprintf(buf[8], sizeof buf[8], "-");
-        else snprintf(buf[8], sizeof buf[8], "%.1f%%", 100 * r->peak_frac);
+        if (r->peak_frac >= 0) snprintf(buf[8], sizeof buf[8], "%.1f%%", 100 * r->peak_frac);
+        else if (r->bw_frac >= 0) snprintf(buf[8], sizeof buf[8], "%.0f%%bw", 100 * r->bw_frac);
+        else snprintf(buf[8], sizeof buf[8], "-");
         snprintf(name, sizeof name, "%.50s%s%.20s", r->backend, strcmp(r->device, "cpu") ? "@" : "",
                  strcmp(r->device, "cpu") ? r->device : "");
         printf("%-14s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s", name, op_names[r->op],
@@ -1169,7 +1174,7 @@ static const char *csv_columns[] = {
     "heads_kv", "dim", "dim_value", "dtype", "rpb", "threads", "backend", "ran_on", "device", "op",
     "dir", "runs", "median_ms", "min_ms", "max_ms", "flops", "gflops", "bytes", "gbps",
     "mem_bytes", "scratch_bytes", "max_err", "norm_err", "tol", "verified_on", "speedup_vs_naive",
-    "peak_fraction", "status",
+    "peak_fraction", "bw_fraction", "status",
 };
 #define NCOLS (int)(sizeof csv_columns / sizeof csv_columns[0])
 
@@ -1216,6 +1221,7 @@ static void result_fields(const result *r, char f[NCOLS][640])
     PUT("%s", r->verified_on);
     NUM(r->speedup >= 0, "%.6g", r->speedup);
     NUM(r->peak_frac >= 0, "%.6g", r->peak_frac);
+    NUM(r->bw_frac >= 0, "%.6g", r->bw_frac);
     PUT("%s", r->status);
 #undef PUT
 #undef NUM
@@ -1275,6 +1281,12 @@ static void print_json(const char *date, const char *gpu)
     if (peak1 > 0) fprintf(dst, "%.6g", peak1); else fprintf(dst, "null");
     fprintf(dst, ",\n  \"peak_gflops_all_threads\": ");
     if (peakn > 0) fprintf(dst, "%.6g", peakn); else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"gpu_copy_gbps\": ");
+    if (gpu_bw > 0) fprintf(dst, "%.6g", gpu_bw * 1e-9);
+    else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"loadavg\": ");
+    if (loadavg >= 0) fprintf(dst, "%.2f", loadavg);
+    else fprintf(dst, "null");
     fprintf(dst, ",\n  \"failed\": %s,\n  \"results\": [", any_failed ? "true" : "false");
     for (int i = 0; i < nresults; i++) {
         result_fields(&results[i], f);
@@ -1357,6 +1369,21 @@ static void list_backends(void)
         printf("  %-12s %-5s %s\n", info.name, info.device_type == kDLCPU ? "cpu" : "gpu",
                info.available ? "available" : info.reason ? info.reason : "unavailable");
     }
+    {
+        /* the bench's own CUDA path: runtime, devices, one device-to-device copy */
+        char why[256];
+        if (!gpu_load(why, sizeof why)) {
+            printf("bench CUDA memory: none (%s)\n", why);
+        } else {
+            printf("bench CUDA memory: %s\n", gpu_runtime());
+            for (int d = 0; d < gpu_device_count(); d++) {
+                double bw = gpu_copy_bandwidth(d);
+                printf("  cuda:%d  %s", d, gpu_device_name(d));
+                if (bw > 0) printf(", device-to-device copy %.0f GB/s\n", bw * 1e-9);
+                else printf(", copy test failed: %s\n", gpu_error());
+            }
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -1405,15 +1432,27 @@ int main(int argc, char **argv)
         if (progress_on) fprintf(stderr, "measuring the fp32 FMA peak...");
         peak1 = bench_peak_gflops(1, 0.5);
         peakn = bench_cpu_count() > 1 ? bench_peak_gflops(bench_cpu_count(), 0.5) : peak1;
+        for (int i = 0; i < ntargets; i++)
+            if (targets[i].dev.type == kDLCUDA && gpu_bw <= 0) gpu_bw = gpu_copy_bandwidth(targets[i].dev.id);
         progress_clear();
     }
-    snprintf(header, sizeof header, "%s | %s (%d CPUs)%s%s | %s", natten_version_string(), cpu_model,
-             bench_cpu_count(), gpu_name ? " | " : "", gpu_name ? gpu_name : "", date);
+    {
+        FILE *f = fopen("/proc/loadavg", "r");
+        if (f != NULL) {
+            if (fscanf(f, "%lf", &loadavg) != 1) loadavg = -1;
+            fclose(f);
+        }
+    }
+    snprintf(header, sizeof header, "%s | %s (%d CPUs, load %.2f)%s%s | %s", natten_version_string(),
+             cpu_model, bench_cpu_count(), loadavg, gpu_name ? " | " : "", gpu_name ? gpu_name : "", date);
     if (opt.format == OUT_TABLE) {
         printf("natten-bench: %s\n", header);
         if (opt.peak)
             printf("fp32 FMA peak (%s): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n",
                    bench_peak_isa(), peak1, peakn, bench_cpu_count());
+        if (gpu_bw > 0)
+            printf("GPU device-to-device copy: %.0f GB/s (%%bw: a GPU result's GB/s over it)\n",
+                   gpu_bw * 1e-9);
         printf("times: median/min/max of timed runs (CPU: clock_gettime, GPU: CUDA events); "
                "FLOP/s: 2 per multiply-add, windows counted as prod(K)\n");
     }
