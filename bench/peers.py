@@ -73,6 +73,7 @@ def parse_args():
                     help="skip torch-gather when B*H*N*prod(K)*D exceeds this (default 2e10)")
     ap.add_argument("--peak", action="store_true", help="measure dense bf16/fp16 matmul TFLOP/s on the device")
     ap.add_argument("--csv", action="store_true")
+    ap.add_argument("--csv-out", help="also write the CSV to this file")
     ap.add_argument("--seed", type=int, default=42)
     return ap.parse_args()
 
@@ -429,6 +430,11 @@ def main():
     out = csv.writer(sys.stdout) if args.csv else None
     if out:
         out.writerow(COLUMNS)
+    side = None
+    if args.csv_out:
+        side_file = open(args.csv_out, "w", newline="")
+        side = csv.writer(side_file)
+        side.writerow(COLUMNS)
     else:
         print("peers.py: torch %s | %s | %s" % (torch.__version__, hw, time.strftime("%Y-%m-%d %H:%M:%S %Z")))
         if args.peak:
@@ -439,6 +445,10 @@ def main():
     failed = False
     for p in probs:
         rows = run_problem(torch, p, device, methods, args)
+        if side:
+            for r in rows:
+                side.writerow([r.get(c, "") for c in COLUMNS])
+            side_file.flush()
         if out:
             for r in rows:
                 out.writerow([r.get(c, "") for c in COLUMNS])
