@@ -276,38 +276,45 @@ class Runner:
         self.chunk = max(1, min(N, (1 << 30) // max(1, per_query)))
 
     def method(self, name):
-        """A function of (q, k, v) in [B, N, H, D] layout, or a reason it cannot run."""
+        """(f, prep, post, why): f runs the method on tensors in its own layout, prep turns a
+        [B, N, H, D] row-major tensor into that layout once (outside the timing), post turns an
+        output back; why says why the method cannot run (f is then None)."""
         torch, p = self.torch, self.p
+
+        def heads_first(t):
+            return t.transpose(1, 2).contiguous()
+
+        def back(o):
+            return o.transpose(1, 2)
+
         if name == "torch-sdpa":
             F = torch.nn.functional
-            gqa = p["heads_kv"] != p["heads"]
-            if p["dim_value"] != p["dim"] and self.device.type == "cuda":
-                pass  # the math/efficient kernels take Dv != D
+            kw = {"enable_gqa": True} if p["heads_kv"] != p["heads"] else {}
 
             def f(q, k, v):
-                kw = {"enable_gqa": True} if gqa else {}
-                o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                   scale=self.scale, **kw)
-                return o.transpose(1, 2)
-            return f, None
+                return F.scaled_dot_product_attention(q, k, v, scale=self.scale, **kw)
+            return f, heads_first, back, None
         if name == "torch-gather":
             work = p["batch"] * p["heads"] * math.prod(p["extent"]) * math.prod(p["window"]) * p["dim"]
             if work > self.args.gather_limit:
-                return None, "skipped: gather-based NA would take too long (--gather-limit)"
-            return (lambda q, k, v: gather_na(torch, q, k, v, self.idx, self.ok, self.scale, self.chunk)), None
+                return None, None, None, "skipped: gather-based NA would take too long (--gather-limit)"
+
+            def g(q, k, v):
+                return gather_na(torch, q, k, v, self.idx, self.ok, self.scale, self.chunk)
+            return g, (lambda t: t), (lambda o: o), None
         if name.startswith("torch-flex"):
             try:
                 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
             except ImportError as e:
-                return None, "FlexAttention unavailable: %s" % e
+                return None, None, None, "FlexAttention unavailable: %s" % e
             if p["dim_value"] != p["dim"]:
-                return None, "FlexAttention needs Dv = D"
+                return None, None, None, "FlexAttention needs Dv = D"
             perm = None
             N = math.prod(p["extent"])
             if name == "torch-flex-tiled":
                 tile = tile_shape(p["extent"])
                 if tile is None:
-                    return None, "no 128-token tile divides the extent"
+                    return None, None, None, "no 128-token tile divides the extent"
                 perm = tiled_perm(torch, p["extent"], tile, self.device)
             mask_mod = make_mask_mod(torch, p, self.device, perm)
             try:
@@ -319,13 +326,18 @@ class Runner:
             inv = None if perm is None else torch.argsort(perm)
 
             def f(q, k, v):
-                if perm is not None:
-                    q, k, v = q[:, perm], k[:, perm], v[:, perm]
-                o = fa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), block_mask=bm,
-                       scale=self.scale, enable_gqa=gqa).transpose(1, 2)
+                return fa(q, k, v, block_mask=bm, scale=self.scale, enable_gqa=gqa)
+
+            def prep(t):
+                # tiled: the tokens stay in tile order through the network (a careful user's
+                # layout), so the permutation is not part of the attention's time
+                return heads_first(t if perm is None else t[:, perm])
+
+            def post(o):
+                o = back(o)
                 return o if inv is None else o[:, inv]
-            return f, None
-        return None, "unknown method"
+            return f, prep, post, None
+        return None, None, None, "unknown method"
 
 
 # ----------------------------------------------------------------- timing
@@ -493,7 +505,10 @@ def run_problem(torch, p, device, methods, args):
         and all(d == 1 for d in p["dilation"])
     rows = []
     for name in methods:
-        fn, why = R.method(name)
+        fn, prep, post, why = R.method(name)
+        if fn is not None:
+            qkv = [prep(t) for t in (R.q, R.k, R.v)]
+            dout = prep(R.dout)
         for d in dirs:
             row = dict(base, backend=name, ran_on=name, dir=d, flops=flops(p, d), status="ok")
             row["_bytes"] = tensors if d == "fwd" else 2 * tensors
@@ -503,7 +518,7 @@ def run_problem(torch, p, device, methods, args):
                 row["status"] = why if why.startswith("skipped") else "unsupported: " + why
                 continue
             try:
-                measure(torch, R, fn, name, d, row, ref, full, clock, cuda, args)
+                measure(torch, R, fn, post, qkv, dout, name, d, row, ref, full, clock, cuda, args)
             except Exception as e:  # a peer failing (OOM, compile error) is a row, not a crash
                 row["status"] = "error: %s" % str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                 if cuda:
@@ -511,11 +526,11 @@ def run_problem(torch, p, device, methods, args):
     return rows
 
 
-def measure(torch, R, fn, name, d, row, ref, full, clock, cuda, args):
+def measure(torch, R, fn, post, qkv, dout, name, d, row, ref, full, clock, cuda, args):
     p = R.p
     if d == "fwd":
         with torch.no_grad():
-            o = fn(R.q, R.k, R.v)
+            o = post(fn(*qkv))
         if ref is not None and (name != "torch-sdpa" or full):
             err = (o.double().cpu() - ref).abs().max().item()
             row.update(_err=err, max_err=err, norm_err=err / max(1.0, ref.abs().max().item()),
@@ -528,8 +543,7 @@ def measure(torch, R, fn, name, d, row, ref, full, clock, cuda, args):
             row["status"] = "ok (not verified)"
 
     def grads():
-        q, k, v = (t.detach().requires_grad_(True) for t in (R.q, R.k, R.v))
-        return q, k, v
+        return [t.detach().requires_grad_(True) for t in qkv]
 
     if d == "fwd":
         def setup():
@@ -537,23 +551,22 @@ def measure(torch, R, fn, name, d, row, ref, full, clock, cuda, args):
 
         def run(_):
             with torch.no_grad():
-                fn(R.q, R.k, R.v)
+                fn(*qkv)
     elif d == "bwd":
         def setup():
-            q, k, v = grads()
-            o = fn(q, k, v)
+            o = fn(*grads())
             if cuda:
                 torch.cuda.synchronize()
             return o
 
         def run(o):
-            o.backward(R.dout)
+            o.backward(dout)
     else:
         def setup():
             return grads()
 
-        def run(qkv):
-            fn(*qkv).backward(R.dout)
+        def run(leaves):
+            fn(*leaves).backward(dout)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(R.device)
