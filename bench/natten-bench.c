@@ -1154,6 +1154,47 @@ static FILE *dst;
 
 static void fputc_dst(int c) { fputc(c, dst); }
 
+/* Problems that differ only in their thread count: print the scaling of each
+ * backend, op and direction timed in both (issue 3's "2 threads >= 1.8x 1"). */
+static int same_but_threads(const bench_problem *a, const bench_problem *b)
+{
+    bench_problem x = *a, y = *b;
+    memset(x.label, 0, sizeof x.label);
+    memset(y.label, 0, sizeof y.label);
+    x.threads = y.threads = 0;
+    x.ops = y.ops = 0;
+    x.backward = y.backward = 0;
+    return memcmp(&x, &y, sizeof x) == 0;
+}
+
+static void print_thread_scaling(void)
+{
+    int header = 0;
+    for (int a = 0; a < nproblems; a++)
+        for (int b = 0; b < nproblems; b++) {
+            const bench_problem *pa = &problems[a], *pb = &problems[b];
+            if (a == b || pa->threads <= 0 || pb->threads <= pa->threads || !same_but_threads(pa, pb))
+                continue;
+            for (int i = 0; i < nresults; i++) {
+                const result *ra = &results[i];
+                if (ra->problem != a || ra->median <= 0 || ra->failed) continue;
+                for (int j = 0; j < nresults; j++) {
+                    const result *rb = &results[j];
+                    if (rb->problem != b || rb->median <= 0 || rb->failed || rb->op != ra->op ||
+                        rb->dir != ra->dir || strcmp(rb->backend, ra->backend) != 0)
+                        continue;
+                    if (!header) {
+                        printf("\nthread scaling (same problem, median times):\n");
+                        header = 1;
+                    }
+                    printf("  %-12s %-4s %-7s %d thread%s %.2fx %d thread%s\n", ra->backend, op_names[ra->op],
+                           dir_names[ra->dir], pb->threads, pb->threads > 1 ? "s" : "",
+                           ra->median / rb->median, pa->threads, pa->threads > 1 ? "s" : "");
+                }
+            }
+        }
+}
+
 static void csv_field(const char *s, int last)
 {
     if (strpbrk(s, ",\"\n")) {
@@ -1517,6 +1558,7 @@ int main(int argc, char **argv)
         print_json(date, gpu_name);
         fclose(dst);
     }
+    if (opt.format == OUT_TABLE) print_thread_scaling();
     if (opt.format == OUT_TABLE && any_failed)
         printf("\nnatten-bench: some results FAILED (see status); exit status 1\n");
     free(results);

@@ -105,6 +105,7 @@ static const suite_row cpu_rows[] = {
 static const suite_row cpu_quick[] = {
     {"cpu-q-16x16", 2, 16, 16, 0, 7, 7, 0, 1, 2, 16, "float32", ALL_OPS, 1, 0},
     {"cpu-q-16x16-1t", 2, 16, 16, 0, 7, 7, 0, 1, 2, 16, "float32", FNA_ONLY, 0, 1},
+    {"cpu-q-16x16-nt", 2, 16, 16, 0, 7, 7, 0, 1, 2, 16, "float32", FNA_ONLY, 0, -1},
 };
 
 /* Issue 9 (tensor cores, fp16) and issue 8 (tiled CUDA). */
