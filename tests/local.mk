@@ -38,8 +38,11 @@ docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
+# natten-bench's command line, output formats and tiny suites (bench/).
+TESTS += tests/bench-cli.sh
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
 	@exit 1
 endif
+EXTRA_DIST += tests/bench-cli.sh
