@@ -53,43 +53,63 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: natten-info                 the backend table\n"
             "       natten-info --explain [problem flags]\n"
-            "problem flags (as natten-bench):\n"
-            "  -i L[,L[,L]]      spatial extents (rank = their count; 'x' also separates)\n"
-            "  -w K[,K[,K]]      window (one value applies to every axis)\n"
-            "  -b B  -n H  --heads-kv H  -d D  --dim-value D\n"
-            "  --dilation d[,..]  --stride s[,..]  --causal 0|1[,..]\n"
-            "  --dtype float32|float64|float16|bfloat16   --device cpu|cuda:N|rocm:N\n"
-            "  --op qk_forward|qk_backward|av_forward|av_backward|fna_forward|fna_backward\n"
-            "  --rpb  --lse  --heads-first\n"
-            "  --backend NAME    force a backend (as NATTEN_BACKEND)\n"
-            "  --measure         explain measured selection (as NATTEN_TUNING=measure)\n");
+            "Which backend would run the problem, and why each other refuses; nothing is\n"
+            "allocated or run.  Problem flags as natten-bench (per-axis flags take one value\n"
+            "or one per axis, as separate words or joined by ',' or 'x'):\n"
+            "  -i, --input-size S..   extents; the count sets the rank (default 56 56)\n"
+            "  -w, --window K..       window (default 7)\n"
+            "  -b, --batch N  -n, --heads N  --heads-kv N  -d, --dim N  --dim-value N\n"
+            "      --dilation d..  --stride s..  --causal [0|1..] (alone: every axis)\n"
+            "      --dtype float32|float64|float16|bfloat16   --device cpu|cuda:N|rocm:N\n"
+            "      --op fna|qk|av (or fna_forward, qk_backward, ...)  --backward\n"
+            "      --rpb  --lse  --heads-first (token tensors stored [B, H, S.., D])\n"
+            "      --backend NAME     force a backend (as NATTEN_BACKEND)\n"
+            "      --measure          measured selection (as NATTEN_TUNING=measure)\n"
+            "Exit status: 0 a backend would run it; 1 none would, or the request is invalid;\n"
+            "2 bad usage.\n");
 }
 
-/* "a,b,c" or "axbxc" into v[3]; returns the count, 0 on a syntax error. */
-static int parse_list(const char *s, long long *v)
+static void bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "natten-info: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    usage(stderr);
+    exit(2);
+}
+
+static int is_list_word(const char *s)
+{
+    if (s == NULL || *s < '0' || *s > '9') return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || *s == ',' || *s == 'x')) return 0;
+    return 1;
+}
+
+/* The values after a per-axis flag: following words while numeric, each
+ * possibly "a,b" or "axb".  Returns the count (1..3). */
+static int take_list(int argc, char **argv, int *i, const char *flag, long long *v)
 {
     int n = 0;
-    char *end;
-    while (n < 3) {
-        v[n++] = strtoll(s, &end, 10);
-        if (end == s) return 0;
-        if (*end == '\0') return n;
-        if (*end != ',' && *end != 'x') return 0;
-        s = end + 1;
+    while (*i + 1 < argc && is_list_word(argv[*i + 1])) {
+        const char *s = argv[++*i];
+        char *end;
+        do {
+            if (n == 3) bad_usage("%s: at most 3 values", flag);
+            v[n++] = strtoll(s, &end, 10);
+            if (end == s) bad_usage("%s: not a list of integers", flag);
+            s = *end ? end + 1 : end;
+        } while (*end);
     }
-    return 0;
+    if (n == 0) bad_usage("%s needs at least one value", flag);
+    return n;
 }
 
-static int int_list(const char *flag, const char *s, int *out)
+static void axes(const char *flag, const long long *v, int n, int rank, int *dst)
 {
-    long long v[3];
-    int n = parse_list(s, v);
-    if (n == 0) {
-        fprintf(stderr, "natten-info: %s '%s': want up to three integers\n", flag, s);
-        return 0;
-    }
-    for (int i = 0; i < 3; i++) out[i] = (int)(i < n ? v[i] : v[n - 1]);
-    return 1;
+    if (n == 0) return;
+    if (n != 1 && n != rank) bad_usage("%s: give one value or one per axis of -i", flag);
+    for (int i = 0; i < 3; i++) dst[i] = (int)v[n == 1 || i >= n ? 0 : i];
 }
 
 static int parse_dtype(const char *s, DLDataType *t)
@@ -116,52 +136,81 @@ static int parse_device(const char *s, DLDevice *d)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, problem *p)
+static const char *need(const char *flag, const char *v)
 {
+    if (v == NULL) bad_usage("%s needs a value", flag);
+    return v;
+}
+
+static long long number(const char *flag, const char *v)
+{
+    char *end;
+    long long x;
+    if (v == NULL) bad_usage("%s needs a value", flag);
+    x = strtoll(v, &end, 10);
+    if (end == v || *end) bad_usage("%s: not an integer", flag);
+    return x;
+}
+
+static void parse_args(int argc, char **argv, problem *p)
+{
+    static const char *const short_ops[3] = {"qk", "av", "fna"};
     long long ext[3];
-    int have_kv = 0, have_dv = 0;
+    int have_kv = 0, have_dv = 0, backward = 0, fwd_op = NATTEN_OP_FNA_FORWARD, full_op = -1;
+    long long win[3] = {7}, dil[3] = {1}, str[3] = {1}, cau[3] = {0};
+    int nwin = 1, ndil = 1, nstr = 1, ncau = 1;
     for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (strcmp(a, "--rpb") == 0) { p->rpb = 1; takes = 0; }
-        else if (strcmp(a, "--lse") == 0) { p->lse = 1; takes = 0; }
-        else if (strcmp(a, "--heads-first") == 0) { p->heads_first = 1; takes = 0; }
-        else if (strcmp(a, "--measure") == 0) { p->measure = 1; takes = 0; }
-        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); exit(0); }
-        else if (v == NULL) { fprintf(stderr, "natten-info: %s needs a value\n", a); return 0; }
-        else if (strcmp(a, "-i") == 0) {
-            if ((p->rank = parse_list(v, ext)) == 0) { fprintf(stderr, "natten-info: -i '%s': want L[,L[,L]]\n", v); return 0; }
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define IS(s, l) (strcmp(a, (s)) == 0 || strcmp(a, (l)) == 0)
+        if (IS("-h", "--help")) { usage(stdout); exit(0); }
+        else if (IS("", "--rpb")) p->rpb = 1;
+        else if (IS("", "--lse")) p->lse = 1;
+        else if (IS("", "--heads-first")) p->heads_first = 1;
+        else if (IS("", "--measure")) p->measure = 1;
+        else if (IS("", "--backward")) backward = 1;
+        else if (IS("-i", "--input-size")) {
+            p->rank = take_list(argc, argv, &i, a, ext);
             for (int k = 0; k < 3; k++) p->extent[k] = k < p->rank ? ext[k] : 1;
         }
-        else if (strcmp(a, "-w") == 0) { if (!int_list(a, v, p->kernel)) return 0; }
-        else if (strcmp(a, "--dilation") == 0) { if (!int_list(a, v, p->dilation)) return 0; }
-        else if (strcmp(a, "--stride") == 0) { if (!int_list(a, v, p->stride)) return 0; }
-        else if (strcmp(a, "--causal") == 0) { if (!int_list(a, v, p->causal)) return 0; }
-        else if (strcmp(a, "-b") == 0) p->batch = atoll(v);
-        else if (strcmp(a, "-n") == 0) p->heads = atoll(v);
-        else if (strcmp(a, "--heads-kv") == 0) { p->heads_kv = atoll(v); have_kv = 1; }
-        else if (strcmp(a, "-d") == 0) p->dim = atoll(v);
-        else if (strcmp(a, "--dim-value") == 0) { p->dim_v = atoll(v); have_dv = 1; }
-        else if (strcmp(a, "--backend") == 0) p->backend = v;
-        else if (strcmp(a, "--dtype") == 0) {
-            if (!parse_dtype(v, &p->dtype)) { fprintf(stderr, "natten-info: unknown dtype '%s'\n", v); return 0; }
-        } else if (strcmp(a, "--device") == 0) {
-            if (!parse_device(v, &p->device)) { fprintf(stderr, "natten-info: unknown device '%s'\n", v); return 0; }
-        } else if (strcmp(a, "--op") == 0) {
-            int k;
-            for (k = 0; k < NATTEN_OP_COUNT && strcmp(v, op_names[k]) != 0; k++) {}
-            if (k == NATTEN_OP_COUNT) { fprintf(stderr, "natten-info: unknown op '%s'\n", v); return 0; }
-            p->op = (natten_op)k;
-        } else {
-            fprintf(stderr, "natten-info: unknown flag '%s'\n", a);
-            usage(stderr);
-            return 0;
+        else if (IS("-w", "--window")) nwin = take_list(argc, argv, &i, a, win);
+        else if (IS("", "--dilation")) ndil = take_list(argc, argv, &i, a, dil);
+        else if (IS("", "--stride")) nstr = take_list(argc, argv, &i, a, str);
+        else if (IS("", "--causal")) {
+            if (is_list_word(val)) ncau = take_list(argc, argv, &i, a, cau);
+            else { ncau = 1; cau[0] = 1; }
         }
-        i += takes;
+        else if (IS("-b", "--batch")) { p->batch = number(a, val); i++; }
+        else if (IS("-n", "--heads")) { p->heads = number(a, val); i++; }
+        else if (IS("", "--heads-kv")) { p->heads_kv = number(a, val); i++; have_kv = 1; }
+        else if (IS("-d", "--dim")) { p->dim = number(a, val); i++; }
+        else if (IS("", "--dim-value")) { p->dim_v = number(a, val); i++; have_dv = 1; }
+        else if (IS("", "--backend")) { p->backend = need(a, val); i++; }
+        else if (IS("", "--dtype")) {
+            if (!parse_dtype(need(a, val), &p->dtype)) bad_usage("--dtype: unknown type '%s'", val);
+            i++;
+        } else if (IS("", "--device")) {
+            if (!parse_device(need(a, val), &p->device)) bad_usage("--device: '%s' is not cpu, cuda:N or rocm:N", val);
+            i++;
+        } else if (IS("", "--op")) {
+            need(a, val);
+            for (int k = 0; k < 3; k++)
+                if (strcmp(val, short_ops[k]) == 0) fwd_op = 2 * k;
+            for (int k = 0; k < NATTEN_OP_COUNT; k++)
+                if (strcmp(val, op_names[k]) == 0) full_op = k;
+            if (full_op < 0 && strcmp(val, short_ops[fwd_op / 2]) != 0) bad_usage("--op: unknown op '%s'", val);
+            i++;
+        } else {
+            bad_usage("unknown option '%s'", a);
+        }
+#undef IS
     }
+    p->op = (natten_op)(full_op >= 0 ? full_op : fwd_op + backward);
+    axes("-w", win, nwin, p->rank, p->kernel);
+    axes("--dilation", dil, ndil, p->rank, p->dilation);
+    axes("--stride", str, nstr, p->rank, p->stride);
+    axes("--causal", cau, ncau, p->rank, p->causal);
     if (!have_kv) p->heads_kv = p->heads;
     if (!have_dv) p->dim_v = p->dim;
-    return 1;
 }
 
 /* A data-less DLTensor: shape and (heads-first or compact) strides only. */
@@ -203,7 +252,7 @@ static void bias(desc *d, const problem *p)
 
 static int explain(int argc, char **argv)
 {
-    problem p = {NATTEN_OP_FNA_FORWARD, 2, 1, 4, 4, 32, 32, {32, 32, 1}, {7, 7, 7}, {1, 1, 1}, {1, 1, 1},
+    problem p = {NATTEN_OP_FNA_FORWARD, 2, 1, 4, 4, 32, 32, {56, 56, 1}, {7, 7, 7}, {1, 1, 1}, {1, 1, 1},
                  {0, 0, 0}, 0, 0, 0, {kDLFloat, 32, 1}, {kDLCPU, 0}, NULL, 0};
     desc d[NATTEN_ARG_COUNT];
     const DLTensor *t[NATTEN_ARG_COUNT] = {0};
@@ -215,7 +264,7 @@ static int explain(int argc, char **argv)
     int64_t window = 1;
     int fused, backward;
 
-    if (!parse_args(argc, argv, &p)) return 2;
+    parse_args(argc, argv, &p);
     if (natten_params_init(&params, p.rank, p.kernel) != NATTEN_SUCCESS) {
         fprintf(stderr, "natten-info: %s\n", natten_last_error());
         return 2;
