@@ -212,6 +212,17 @@ static const natten_backend *first_accepting(const natten_problem *p, int verbos
     return NULL;
 }
 
+/* The cache key: the problem's signature, plus the context's thread count
+ * when it sets one (a thread count changes which candidate is fastest). */
+static void context_signature(const natten_context *ctx, const natten_problem *p, char sig[NATTEN_SIG_LEN])
+{
+    natten_signature(p, sig);
+    if (ctx->num_threads > 0) {
+        size_t n = strlen(sig);
+        snprintf(sig + n, NATTEN_SIG_LEN - n, "/t%d", ctx->num_threads);
+    }
+}
+
 /* The pick for p without running anything but (in measure mode, when
  * may_measure) the timing of candidates. */
 static pick_origin decide(natten_context *ctx, const natten_problem *p, int may_measure,
@@ -222,7 +233,7 @@ static pick_origin decide(natten_context *ctx, const natten_problem *p, int may_
     int measuring = atomic_load(&ctx->tuning) == NATTEN_TUNING_MEASURE;
 
     *config = 0;
-    natten_signature(p, sig);
+    context_signature(ctx, p, sig);
     if (ctx->forced) {
         *b = ctx->forced;
         if (!natten_applicable(ctx->forced, p, why, len)) return BY_NONE;
@@ -295,7 +306,7 @@ natten_status natten_explain(natten_context *ctx, natten_op op, const natten_par
         say(buf, len, &used, "%s: invalid request: %s\n", natten_op_name(op), natten_last_error());
         return st;
     }
-    natten_signature(&p, sig);
+    context_signature(ctx, &p, sig);
     measuring = atomic_load(&ctx->tuning) == NATTEN_TUNING_MEASURE;
     say(buf, len, &used, "problem   %s\nselection %s%s%s\n", sig, measuring ? "measure" : "heuristic",
         ctx->forced ? ", forced backend " : "", ctx->forced ? ctx->forced->name : "");

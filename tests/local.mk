@@ -2,7 +2,7 @@
 if HAVE_CHECK
 check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors \
 	tests/check_grad tests/check_symbols tests/check_selection tests/check_tuner docs/examples/hello
-TESTS = $(check_PROGRAMS) tests/exports.sh tests/info-cli.sh
+TESTS = $(check_PROGRAMS) tests/exports.sh tests/info-cli.sh tests/tune-cli.sh
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
 tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -46,4 +46,4 @@ check-local:
 	@exit 1
 endif
 EXTRA_DIST += tests/bench-cli.sh
-EXTRA_DIST += tests/info-cli.sh
+EXTRA_DIST += tests/info-cli.sh tests/tune-cli.sh
