@@ -77,8 +77,13 @@ def _header_declares(dirs, name):
 
 
 # The tuning/wisdom API arrived after the first release of natten.h: bind it when declared.
-macros = [("PYNATTEN_HAVE_TUNING", "1")] if _header_declares(inc, "natten_context_set_tuning") else []
-print(f"setup.py: tuning API {'found' if macros else 'absent'} in natten.h", file=sys.stderr)
+macros = []
+for fn, macro in (("natten_context_set_tuning", "PYNATTEN_HAVE_TUNING"),
+                  ("natten_explain", "PYNATTEN_HAVE_EXPLAIN")):
+    found = _header_declares(inc, fn)
+    print(f"setup.py: {fn} {'found' if found else 'absent'} in natten.h", file=sys.stderr)
+    if found:
+        macros.append((macro, "1"))
 
 ext = Extension(
     "natten._C",

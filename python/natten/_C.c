@@ -330,17 +330,71 @@ typedef struct {
     int n;
     const char *roles[MAX_ROLES];
     const char *outputs; /* one char per role: 'w' written, 'r' read */
+#ifdef PYNATTEN_HAVE_EXPLAIN
+    natten_op op;
+    natten_arg args[MAX_ROLES]; /* natten_explain's slot of each role */
+#endif
 } op_desc;
 
+#ifdef PYNATTEN_HAVE_EXPLAIN
+#  define EXPLAIN(op, ...) , op, {__VA_ARGS__}
+#else
+#  define EXPLAIN(op, ...)
+#endif
+
 static const op_desc ops[] = {
-    {"qk_forward", call_qk_forward, 4, {"q", "k", "rpb", "attn"}, "rrrw"},
-    {"qk_backward", call_qk_backward, 6, {"d_attn", "q", "k", "d_q", "d_k", "d_rpb"}, "rrrwww"},
-    {"av_forward", call_av_forward, 3, {"attn", "v", "out"}, "rrw"},
-    {"av_backward", call_av_backward, 5, {"d_out", "attn", "v", "d_attn", "d_v"}, "rrrww"},
-    {"fna_forward", call_fna_forward, 6, {"q", "k", "v", "rpb", "out", "lse"}, "rrrrww"},
+    {"qk_forward", call_qk_forward, 4, {"q", "k", "rpb", "attn"}, "rrrw"
+     EXPLAIN(NATTEN_OP_QK_FORWARD, NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_RPB, NATTEN_ARG_ATTN)},
+    {"qk_backward", call_qk_backward, 6, {"d_attn", "q", "k", "d_q", "d_k", "d_rpb"}, "rrrwww"
+     EXPLAIN(NATTEN_OP_QK_BACKWARD, NATTEN_ARG_D_ATTN, NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_D_Q,
+             NATTEN_ARG_D_K, NATTEN_ARG_D_RPB)},
+    {"av_forward", call_av_forward, 3, {"attn", "v", "out"}, "rrw"
+     EXPLAIN(NATTEN_OP_AV_FORWARD, NATTEN_ARG_ATTN, NATTEN_ARG_V, NATTEN_ARG_OUT)},
+    {"av_backward", call_av_backward, 5, {"d_out", "attn", "v", "d_attn", "d_v"}, "rrrww"
+     EXPLAIN(NATTEN_OP_AV_BACKWARD, NATTEN_ARG_D_OUT, NATTEN_ARG_ATTN, NATTEN_ARG_V, NATTEN_ARG_D_ATTN,
+             NATTEN_ARG_D_V)},
+    {"fna_forward", call_fna_forward, 6, {"q", "k", "v", "rpb", "out", "lse"}, "rrrrww"
+     EXPLAIN(NATTEN_OP_FNA_FORWARD, NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_RPB,
+             NATTEN_ARG_OUT, NATTEN_ARG_LSE)},
     {"fna_backward", call_fna_backward, 11,
-     {"q", "k", "v", "rpb", "out", "lse", "d_out", "d_q", "d_k", "d_v", "d_rpb"}, "rrrrrrrwwww"},
+     {"q", "k", "v", "rpb", "out", "lse", "d_out", "d_q", "d_k", "d_v", "d_rpb"}, "rrrrrrrwwww"
+     EXPLAIN(NATTEN_OP_FNA_BACKWARD, NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_RPB,
+             NATTEN_ARG_OUT, NATTEN_ARG_LSE, NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K,
+             NATTEN_ARG_D_V, NATTEN_ARG_D_RPB)},
 };
+
+#ifdef PYNATTEN_HAVE_EXPLAIN
+/* explain(opname, params, capsules...) -> (status, backend or None, text): which backend
+ * would run the call and why the others refuse; nothing runs, nothing is written. */
+static PyObject *Context_explain(ContextObject *self, PyObject *args)
+{
+    const op_desc *d = NULL;
+    const char *name;
+    const DLTensor *t[NATTEN_ARG_COUNT] = {0};
+    natten_params p;
+    const char *backend = NULL;
+    char buf[8192];
+    natten_status st;
+    if (PyTuple_GET_SIZE(args) < 2 || (name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(args, 0))) == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "explain(opname, params, tensors...)");
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(ops[i].name, name) == 0) d = &ops[i];
+    if (d == NULL) return PyErr_Format(PyExc_ValueError, "explain: no op named '%s'", name);
+    if (PyTuple_GET_SIZE(args) != d->n + 2)
+        return PyErr_Format(PyExc_TypeError, "explain(%s) takes params and %d tensors", name, d->n);
+    if (params_of(PyTuple_GET_ITEM(args, 1), &p) < 0) return NULL;
+    for (int i = 0; i < d->n; i++) {
+        DLTensor *x;
+        if (tensor_of(PyTuple_GET_ITEM(args, i + 2), d->roles[i], 0, &x) < 0) return NULL;
+        t[d->args[i]] = x;
+    }
+    buf[0] = '\0';
+    st = natten_explain(self->ctx, d->op, &p, t, &backend, buf, sizeof buf);
+    return Py_BuildValue("(izs)", (int)st, backend, buf);
+}
+#endif
 
 static PyObject *run_op(ContextObject *self, PyObject *args, const op_desc *d)
 {
@@ -385,6 +439,10 @@ static PyMethodDef Context_methods[] = {
      "set_num_threads(n): CPU threads for multithreaded backends; 0 = default."},
     {"last_backend", (PyCFunction)Context_last_backend, METH_NOARGS,
      "Name of the backend that ran this context's last successful op, or None."},
+#ifdef PYNATTEN_HAVE_EXPLAIN
+    {"explain", (PyCFunction)Context_explain, METH_VARARGS,
+     "explain(opname, params, tensors...) -> (status, backend or None, text)"},
+#endif
 #ifdef PYNATTEN_HAVE_TUNING
     {"set_tuning", (PyCFunction)Context_set_tuning, METH_O,
      "set_tuning(mode): 0 = heuristic, 1 = measure (natten_tuning)."},
@@ -527,6 +585,11 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddIntConstant(m, "VERSION_MINOR", NATTEN_VERSION_MINOR) < 0 ||
         PyModule_AddIntConstant(m, "VERSION_PATCH", NATTEN_VERSION_PATCH) < 0)
         goto fail;
+#ifdef PYNATTEN_HAVE_EXPLAIN
+    if (PyModule_AddIntConstant(m, "HAVE_EXPLAIN", 1) < 0) goto fail;
+#else
+    if (PyModule_AddIntConstant(m, "HAVE_EXPLAIN", 0) < 0) goto fail;
+#endif
 #ifdef PYNATTEN_HAVE_TUNING
     if (PyModule_AddIntConstant(m, "HAVE_TUNING", 1) < 0) goto fail;
 #else

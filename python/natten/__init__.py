@@ -13,8 +13,9 @@ from collections import namedtuple
 from . import _C, _lib
 from ._C import (BackendUnavailableError, InvalidArgumentError, NattenError,  # noqa: F401
                  UnsupportedError)
-from ._lib import (get_backend, get_tuning, last_backend, load_wisdom, save_wisdom,  # noqa: F401
-                   set_backend, set_num_threads, set_tuning, tuning_report, use_backend)
+from ._lib import (explain, get_backend, get_tuning, last_backend, load_wisdom,  # noqa: F401
+                   save_wisdom, set_backend, set_num_threads, set_tuning, tuning_report,
+                   use_backend)
 from . import functional, ops  # noqa: F401
 from .functional import *  # noqa: F401,F403
 

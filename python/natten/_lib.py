@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import threading
+from collections import namedtuple
 from contextlib import contextmanager
 
 from . import _C
@@ -139,6 +140,28 @@ def tuning_report():
     return _context().tuning_report()
 
 
+Explanation = namedtuple("Explanation", "op backend status text")
+
+
+def explain(fn, *args, **kwargs):
+    """Call fn(*args, **kwargs) (a natten function on NumPy arrays or torch tensors) without
+    running anything: each libnatten op it would call is only explained.  Returns a list of
+    Explanation(op, backend, status, text): the backend that would run it (None if none),
+    the status it would get, and libnatten's account of every backend's verdict.  Outputs
+    fn returns are left unwritten."""
+    if not _C.HAVE_EXPLAIN:
+        raise NotImplementedError("explain: this natten was built against a libnatten without "
+                                  "natten_explain")
+    if getattr(_local, "explain", None) is not None:
+        raise RuntimeError("explain() calls do not nest")
+    _local.explain = []
+    try:
+        fn(*args, **kwargs)
+        return _local.explain
+    finally:
+        _local.explain = None
+
+
 def last_backend():
     """Name of the backend that ran this thread's last successful op, or None."""
     ctx = getattr(_local, "ctx", None)
@@ -217,15 +240,19 @@ def _capsule(x):
 _SHAPE_REF = re.compile(r"\b((?:d_)?(?:q|k|v|attn|out))\.shape\[(\d+)\]")
 
 
-def _heads_first_message(err, rank):
+def _heads_first_text(msg, rank):
     """Rewrite libnatten's heads-last dim numbers ("q.shape[1]") into the heads-first
     numbering the caller used, so that the message names the caller's dims."""
     def fix(m):
         i = int(m.group(2))
         j = i + 1 if 1 <= i <= rank else (1 if i == rank + 1 else i)
         return f"{m.group(1)}.shape[{j}]"
+    return _SHAPE_REF.sub(fix, msg)
+
+
+def _heads_first_message(err, rank):
     msg = str(err.args[0]) if err.args else ""
-    new = _SHAPE_REF.sub(fix, msg)
+    new = _heads_first_text(msg, rank)
     if new != msg:
         err.args = (new,) + tuple(err.args[1:])
     return err
@@ -236,6 +263,13 @@ def _call(op, params, *tensors, heads_first=False):
     ctx = _context()
     dev = next((t for t in tensors if t is not None and is_torch(t) and t.device.type == "cuda"), None)
     caps = [None if t is None else _capsule(t) for t in tensors]
+    record = getattr(_local, "explain", None)
+    if record is not None:          # inside explain(): ask which backend would run it, run nothing
+        status, backend, text = ctx.explain(op, params, *caps)
+        if heads_first:
+            text = _heads_first_text(text, len(params[0]))
+        record.append(Explanation(op, backend, _C.status_string(status), text))
+        return
     try:
         if dev is None:
             getattr(ctx, op)(params, *caps)

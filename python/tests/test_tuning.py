@@ -39,3 +39,16 @@ def test_measure_and_wisdom(tmp_path):
     finally:
         natten.set_tuning(None)
     assert natten.get_tuning() is None
+
+
+@pytest.mark.skipif(not natten._C.HAVE_EXPLAIN, reason="libnatten built without natten_explain")
+def test_explain():
+    q = np.random.default_rng(0).standard_normal((1, 2, 9, 4))
+    rec = natten.explain(natten.na1d_qk, q, q, 3)
+    assert len(rec) == 1 and rec[0].op == "qk_forward"
+    assert rec[0].backend == "naive" and rec[0].status == natten._C.status_string(0)
+    assert "naive" in rec[0].text
+    rec = natten.explain(natten.na1d_qk, q, q, 11)          # invalid: explained, not raised
+    assert rec[0].backend is None and "q.shape[2]=9 but" in rec[0].text   # caller's numbering
+    out = natten.na1d_qk(q, q, 3)                           # explain mode is off again
+    assert np.isfinite(out).all()
