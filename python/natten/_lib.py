@@ -57,7 +57,10 @@ def _context():
             tuning = st["tuning"] or os.environ.get("NATTEN_TUNING") or "heuristic"
             ctx.set_tuning(_TUNING.get(tuning, 0))
             for path in st["wisdom"][getattr(_local, "wisdom_seen", 0):]:
-                ctx.wisdom_import(path)
+                try:    # load_wisdom() already checked the file in its own thread
+                    ctx.wisdom_import(path)
+                except _C.NattenError:
+                    pass
             _local.wisdom_seen = len(st["wisdom"])
         _local.gen = gen
     return ctx
