@@ -6,7 +6,7 @@
 #   python/run-tests.sh --prefix PREFIX   [pytest args...]   # after make install
 #   python/run-tests.sh                   [pytest args...]   # NATTEN_* variables or pkg-config
 #
-# Needs python3 with pip, setuptools, numpy and pytest (torch optional: its tests
+# Needs python3 with numpy, pytest and setuptools (or pip, to fetch setuptools) (torch optional: its tests
 # skip without it; CUDA tests skip without a GPU or a CUDA backend).  PYTHON picks
 # the interpreter.  NATTEN_TEST_INDUCTOR=1 adds torch.compile's inductor backend
 # (slow to compile on small hosts).  Prints pytest's summary line; exits 0 only
@@ -27,7 +27,9 @@ done
 # What the build and the tests need, checked up front with a plain message.
 "$PY" - <<'PYEOF' || exit 1
 import importlib.util, os, sys, sysconfig
-missing = [m for m in ("pip", "numpy", "pytest") if importlib.util.find_spec(m) is None]
+missing = [m for m in ("numpy", "pytest") if importlib.util.find_spec(m) is None]
+if importlib.util.find_spec("setuptools") is None and importlib.util.find_spec("pip") is None:
+    missing.append("setuptools (or pip to fetch it)")
 if not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
     missing.append("Python.h (the python3-dev package)")
 if missing:
@@ -43,12 +45,19 @@ rm -f "$work"/src/natten/*.so
 src=${NATTEN_BUILD_DIR:+build tree $NATTEN_BUILD_DIR}
 src=${src:-${NATTEN_PREFIX:+prefix $NATTEN_PREFIX}}
 echo "run-tests.sh: building natten against libnatten from ${src:-NATTEN_* variables / pkg-config}"
-iso=--no-build-isolation
-"$PY" -c 'import setuptools' 2>/dev/null || iso=   # no setuptools here: let pip fetch it
-# --target into a scratch folder: no environment is modified (hence also PEP 668's override).
-if ! PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q $iso --no-deps --no-compile \
-        --target "$work/site" "$work/src" >"$work/pip.log" 2>&1; then
-    cat "$work/pip.log"
+if "$PY" -c 'import setuptools' 2>/dev/null; then
+    # setuptools here: build offline, without pip (old setuptools cannot make wheels without
+    # the wheel package, and a GPU host may have no network).
+    (cd "$work/src" && "$PY" setup.py -q build --build-base "$work/build") >"$work/build.log" 2>&1 &&
+        mkdir -p "$work/site" && cp -r "$work"/build/lib*/natten "$work/site/"
+else
+    # no setuptools: pip fetches it into an isolated build environment; --target keeps every
+    # environment unmodified (hence also PEP 668's override).
+    PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --no-deps --no-compile \
+        --target "$work/site" "$work/src" >"$work/build.log" 2>&1
+fi
+if [ $? -ne 0 ] || ! ls "$work"/site/natten/_C*.so >/dev/null 2>&1; then
+    cat "$work/build.log"
     echo "run-tests.sh: building the extension failed"
     exit 1
 fi
