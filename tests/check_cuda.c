@@ -262,13 +262,19 @@ int main(void)
     seed = tt_seed();
     printf("check_cuda: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     s = suite_create("cuda");
-    tc = tcase_create("cuda-tiled");
-    tcase_add_test(tc, bigger_shapes);
-    tcase_add_test(tc, other_stream);
-    tcase_add_test(tc, out_of_memory);
-    tcase_add_test(tc, device_index);
-    tcase_add_test(tc, empty_and_refused);
-    suite_add_tcase(s, tc);
+    /* one case per test, so that CK_RUN_CASE / CK_EXCLUDE_CASES can pick */
+    {
+        const struct {
+            const char *name;
+            const TTest *fn;
+        } tests[] = {{"bigger", bigger_shapes}, {"stream", other_stream}, {"oom", out_of_memory},
+                     {"device", device_index}, {"empty", empty_and_refused}};
+        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+            tc = tcase_create(tests[i].name);
+            tcase_add_test(tc, tests[i].fn);
+            suite_add_tcase(s, tc);
+        }
+    }
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);
