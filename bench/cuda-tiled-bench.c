@@ -4,7 +4,7 @@
  * device-to-device copy for the bandwidth roofline.  Tensors are compact
  * [B, X0, X1, H, D] (heads last), filled with uniform random values.
  *
- *   bench/cuda-tiled-bench [reps]        (default 50)
+ *   bench/cuda-tiled-bench [reps [unfused]]   (default 50 reps; "unfused": those only)
  *
  * Build: make bench/cuda-tiled-bench (only in CUDA builds).
  */
@@ -215,8 +215,10 @@ static void unfused(natten_context *ctx, double copy)
 }
 
 static void fused(natten_context *ctx, int64_t B, int64_t X, int64_t H, int64_t D, int Kk, int bwd,
-                  const char *label)
+                  const char *label, int nreps)
 {
+    int saved = reps;
+    reps = nreps;
     int64_t ts[5] = {B, X, X, H, D}, ls[4] = {B, X, X, H};
     int K2[2] = {Kk, Kk};
     prob P;
@@ -243,6 +245,7 @@ static void fused(natten_context *ctx, int64_t B, int64_t X, int64_t H, int64_t 
         drop(&P.dout); drop(&P.dq); drop(&P.dk); drop(&P.dv);
     }
     drop(&P.q); drop(&P.k); drop(&P.v); drop(&P.out); drop(&P.lse);
+    reps = saved;
 }
 
 int main(int argc, char **argv)
@@ -259,8 +262,14 @@ int main(int argc, char **argv)
     copy = copy_gbs();
     printf("device-to-device copy, 1 GiB                     %7.1f GB/s (read + write)\n", copy);
     unfused(ctx, copy);
-    fused(ctx, 16, 56, 2, 32, 7, 1, "2-D 56x56 K7 H2 D32 B16");
-    fused(ctx, 1, 256, 24, 128, 80, 0, "2-D 256x256 K80 H24 D128 B1");
+    fflush(stdout);
+    if (argc > 2 && strcmp(argv[2], "unfused") == 0) {
+        natten_context_destroy(ctx);
+        return 0;
+    }
+    fused(ctx, 16, 56, 2, 32, 7, 1, "2-D 56x56 K7 H2 D32 B16", reps);
+    fflush(stdout);
+    fused(ctx, 1, 256, 24, 128, 80, 0, "2-D 256x256 K80 H24 D128 B1", 20);
     natten_context_destroy(ctx);
     return 0;
 }

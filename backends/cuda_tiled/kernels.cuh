@@ -1163,7 +1163,7 @@ struct ops {
         Pk.smem -= (size_t)(Pk.g.ax[0].C + Pk.g.ax[1].C + Pk.g.ax[2].C) * sizeof(i64); /* no window table */
         if ((delta = (A *)ct_scratch((size_t)(n > 0 ? n : 1) * sizeof(A), s, &st)) == 0) return st;
         if (want_drpb && (ds = (A *)ct_scratch((size_t)(n > 0 ? n * p->window : 1) * sizeof(A), s, &st)) == 0) {
-            ct_scratch_release(delta, s);
+            (void)ct_scratch_release(delta, s); /* already failing: keep the first error */
             return st;
         }
         if (!Pq.empty) {
@@ -1193,9 +1193,10 @@ struct ops {
             g.s[0] = p->extent[0] * g.s[1];
             st = rpb_reduce<A>(p, s, g, "fna_backward (d_rpb)");
         }
-        ct_scratch_release(ds, s);
-        ct_scratch_release(delta, s);
-        return st;
+        {
+            natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
+            return st ? st : s1 ? s1 : s2;
+        }
     }
 };
 
