@@ -216,6 +216,15 @@ out:
     return st;
 }
 
+/* For wisdom files: "NVIDIA H200" etc. */
+static int ct_device_name(int device_id, char *buf, size_t len)
+{
+    cudaDeviceProp pr;
+    if (cudaGetDeviceProperties(&pr, device_id) != cudaSuccess) return 0;
+    snprintf(buf, len, "%s", pr.name);
+    return 1;
+}
+
 extern "C" const natten_backend natten_backend_cuda_tiled;
 
 const natten_backend natten_backend_cuda_tiled = {
@@ -230,4 +239,5 @@ const natten_backend natten_backend_cuda_tiled = {
     ct_scratch_alloc,
     ct_scratch_free,
     ct_time_op,
+    ct_device_name,
 };
