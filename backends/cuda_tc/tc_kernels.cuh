@@ -160,6 +160,45 @@ __device__ __forceinline__ void ldB_kn(uint32_t b[4], const T *s, int k0, int n0
 
 /* ---- geometry ---------------------------------------------------------- */
 
+/*
+ * natten_window_g (lib/natten-window.h) in 32-bit arithmetic, with the
+ * division skipped for stride 1: the kernels call it per row and per tile, and
+ * 64-bit division is a long subroutine on the GPU.  Same formulas, same
+ * results; `tc-harness selftest` compares the two exhaustively on small ranges.
+ */
+__host__ __device__ __forceinline__ void win32(int n, int K, int s, int causal, int u, int &a, int &b)
+{
+    int q = s == 1 ? u : (u / s) * s;
+    if (causal) {
+        int lead = min(q + s - 1, n - 1);
+        a = max(lead - K + 1, 0);
+        b = u + 1;
+    } else {
+        int lead = min(q + s / 2, n - 1);
+        a = max(min(lead - K / 2, n - K), 0);
+        b = a + K;
+    }
+}
+
+/* natten_inverse_window_g in 32-bit arithmetic (same binary searches). */
+__host__ __device__ __forceinline__ void inv_win32(int n, int K, int s, int causal, int v, int &qa, int &qb)
+{
+    int lo = 0, hi = n, a, b;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        win32(n, K, s, causal, mid, a, b);
+        if (b > v) hi = mid; else lo = mid + 1;
+    }
+    qa = lo;
+    hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        win32(n, K, s, causal, mid, a, b);
+        if (a > v) hi = mid; else lo = mid + 1;
+    }
+    qb = lo;
+}
+
 /* What one block works on. */
 struct Work {
     int b, h;      /* batch, head (query head, or KV head for the dK/dV kernel) */
@@ -186,7 +225,8 @@ __device__ __forceinline__ void decode_work(const Params &p, int heads, Work &w)
     w.o[0] = t0 * p.own[0];
     w.o[1] = t1 * p.own[1];
     w.o[2] = t2 * p.own[2];
-    for (int i = 0; i < 3; i++) w.n[i] = (int)natten_group_len(p.L[i], p.dil[i], w.g[i]);
+#pragma unroll
+    for (int i = 0; i < 3; i++) w.n[i] = (p.L[i] - w.g[i] + p.dil[i] - 1) / p.dil[i];
 }
 
 /* Row r of a box -> box-relative coordinates. */
@@ -197,14 +237,19 @@ __device__ __forceinline__ void box_coords(int r, const int box[3], int c[3])
     c[0] = r / (box[1] * box[2]);
 }
 
+/* Iterated tile t of a grid of nt[0] x nt[1] x nt[2] boxes starting at lo. */
+__device__ __forceinline__ void tile_origin(int t, const int nt[3], const int lo[3], const int box[3], int org[3])
+{
+    int j2 = t % nt[2], j1 = (t / nt[2]) % nt[1], j0 = t / (nt[1] * nt[2]);
+    org[0] = lo[0] + j0 * box[0];
+    org[1] = lo[1] + j1 * box[1];
+    org[2] = lo[2] + j2 * box[2];
+}
+
 __device__ __forceinline__ void window_of(const Params &p, const int n[3], const int u[3], int a[3], int b[3])
 {
-    for (int i = 0; i < 3; i++) {
-        int64_t aa, bb;
-        natten_window_g(n[i], p.K[i], p.st[i], p.causal[i], u[i], &aa, &bb);
-        a[i] = (int)aa;
-        b[i] = (int)bb;
-    }
+#pragma unroll
+    for (int i = 0; i < 3; i++) win32(n[i], p.K[i], p.st[i], p.causal[i], u[i], a[i], b[i]);
 }
 
 /* Element offset of the token at group coordinates u (group g), in tensor t. */
@@ -220,55 +265,65 @@ __device__ __forceinline__ int64_t delta_index(const Params &p, int b, int h, co
     return (((int64_t)b * p.H + h) * p.L[0] + x0) * p.L[1] * p.L[2] + x1 * p.L[2] + x2;
 }
 
-/*
- * Stage ROWS rows of a box (origin org, shape box) of tensor base (already at
- * batch and head) into shared memory s (row stride LDS), NT threads, NT/ROWS
- * threads per row, zero-filling rows outside the group.  If coords != NULL,
- * the group coordinates of each row go there (3 ints per row).
- */
-template <typename T, int D, int LDS, int ROWS, int NT>
-__device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, const Tensor &t,
-                                          const Work &w, const int box[3], int prod, const int org[3],
-                                          int *coords)
+/* The row of a ROWS-row box this thread stages (NTH threads, NTH/ROWS per
+ * row) and its box-relative coordinates: fixed for the whole kernel. */
+struct RowSlot {
+    int r, sub, c[3];
+};
+
+template <int ROWS, int NTH> __device__ __forceinline__ RowSlot row_slot(const int box[3])
 {
-    constexpr int TPR = NT / ROWS, CH = D / 8, CPT = CH / TPR;
+    RowSlot rs;
+    rs.r = threadIdx.x / (NTH / ROWS);
+    rs.sub = threadIdx.x % (NTH / ROWS);
+    box_coords(rs.r, box, rs.c);
+    return rs;
+}
+
+/*
+ * Stage a box of ROWS rows (origin org, the first prod rows real) of tensor
+ * base (already at batch and head) into shared memory s (row stride LDS),
+ * zero-filling padding rows and rows outside the group.  If coords != NULL,
+ * the group coordinates of each row go there (3 ints; -1 for padding).
+ */
+template <typename T, int D, int LDS, int ROWS, int NTH>
+__device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, const Tensor &t, const Work &w,
+                                          const RowSlot &rs, int prod, const int org[3], int *coords)
+{
+    constexpr int TPR = NTH / ROWS, CH = D / 8, CPT = CH / TPR;
     static_assert(CPT >= 1, "too many threads per row");
-    int r = threadIdx.x / TPR, sub = threadIdx.x % TPR;
-    int c[3], u[3];
-    box_coords(r, box, c);
-    bool valid = r < prod;
+    int u[3];
+    bool valid = rs.r < prod;
+#pragma unroll
     for (int i = 0; i < 3; i++) {
-        u[i] = valid ? org[i] + c[i] : -1; /* padding rows: in no window */
+        u[i] = valid ? org[i] + rs.c[i] : -1; /* padding rows: in no window */
         valid = valid && u[i] < w.n[i];
     }
     const T *src = valid ? base + token_off(p, t, w.g, u) : base;
-    T *dst = s + r * LDS;
+    T *dst = s + rs.r * LDS;
 #pragma unroll
     for (int j = 0; j < CPT; j++) {
-        int ch = sub * CPT + j;
+        int ch = rs.sub * CPT + j;
         cp_async16(dst + ch * 8, src + ch * 8, valid);
     }
-    if (coords != nullptr && sub == 0) {
-        coords[r * 3 + 0] = u[0];
-        coords[r * 3 + 1] = u[1];
-        coords[r * 3 + 2] = u[2];
+    if (coords != nullptr && rs.sub == 0) {
+        coords[rs.r * 3 + 0] = u[0];
+        coords[rs.r * 3 + 1] = u[1];
+        coords[rs.r * 3 + 2] = u[2];
     }
 }
 
 /* Per block: the union [lo, hi) and the intersection [ia, ib) of the windows
- * of the owned query box (valid part), per axis. */
+ * of the owned query box (valid part), per axis (window starts and ends
+ * never decrease, so the first and last query bound both). */
 __device__ __forceinline__ void query_box_windows(const Params &p, const Work &w, int lo[3], int hi[3],
                                                   int ia[3], int ib[3])
 {
+#pragma unroll
     for (int i = 0; i < 3; i++) {
         int first = w.o[i], last = min(w.o[i] + p.own[i], w.n[i]) - 1;
-        int64_t a0, b0, a1, b1;
-        natten_window_g(w.n[i], p.K[i], p.st[i], p.causal[i], first, &a0, &b0);
-        natten_window_g(w.n[i], p.K[i], p.st[i], p.causal[i], last, &a1, &b1);
-        lo[i] = (int)a0;
-        hi[i] = (int)b1;
-        ia[i] = (int)a1;
-        ib[i] = (int)b0;
+        win32(w.n[i], p.K[i], p.st[i], p.causal[i], first, lo[i], ib[i]);
+        win32(w.n[i], p.K[i], p.st[i], p.causal[i], last, ia[i], hi[i]);
     }
 }
 
@@ -289,50 +344,74 @@ __device__ __forceinline__ float shfl_sum4(float x)
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-constexpr int NT = 128; /* threads per block: 4 warps x 16 rows */
-constexpr int BR = 64;  /* rows per owned box */
+constexpr int BR = 64; /* rows per owned box */
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
-/* The warp's two rows of the owned box for this lane: r and r + 8. */
-__device__ __forceinline__ void lane_rows(const Params &p, const Work &w, int warp, int lane, int u[2][3],
-                                          bool valid[2])
+/* Row mt*16 + rr*8 + lane/4 of this warp's MT*16 rows of the owned box. */
+template <int MT>
+__device__ __forceinline__ void lane_rows(const Params &p, const Work &w, int warp, int lane, int u[MT][2][3],
+                                          bool valid[MT][2])
 {
-    for (int rr = 0; rr < 2; rr++) {
-        int c[3];
-        box_coords(warp * 16 + (lane >> 2) + rr * 8, p.own, c);
-        valid[rr] = true;
-        for (int i = 0; i < 3; i++) {
-            u[rr][i] = w.o[i] + c[i];
-            valid[rr] = valid[rr] && u[rr][i] < w.n[i];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int c[3];
+            box_coords(warp * 16 * MT + mt * 16 + (lane >> 2) + rr * 8, p.own, c);
+            valid[mt][rr] = true;
+#pragma unroll
+            for (int i = 0; i < 3; i++) {
+                u[mt][rr][i] = w.o[i] + c[i];
+                valid[mt][rr] = valid[mt][rr] && u[mt][rr][i] < w.n[i];
+            }
         }
-    }
 }
+
+/* A operand from the S/P accumulators of k-step kk (columns 16kk..16kk+15). */
+template <typename T> __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float s0[4], const float s1[4])
+{
+    a[0] = Mma<T>::pack(s0[0], s0[1]);
+    a[1] = Mma<T>::pack(s0[2], s0[3]);
+    a[2] = Mma<T>::pack(s1[0], s1[1]);
+    a[3] = Mma<T>::pack(s1[2], s1[3]);
+}
+
+/*
+ * Kernel configurations of the query-parallel kernels: W warps of MT = 4/W
+ * m16 tiles each (64 owned queries), BN keys per iterated tile.
+ *   0: W 4, BN 64 (Q in registers)   1: W 2, BN 32   2: W 4, BN 32
+ */
+template <int W> constexpr int fwd_minb() { return W == 4 ? 2 : 4; }
+template <int W> constexpr int dq_minb() { return W == 4 ? 2 : 3; }
 
 /* ---- forward ------------------------------------------------------------ */
 
-template <int D> constexpr size_t fwd_smem(size_t esz)
+template <int D, int BN> constexpr size_t fwd_smem(size_t esz)
 {
-    return (size_t)(BR + 4 * BR) * (D + 8) * esz + 2 * BR * 3 * sizeof(int);
+    return (size_t)(BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(NT, 2) fna_fwd_kernel(const Params p)
+template <typename T, int D, int W, int BN>
+__global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Params p)
 {
-    constexpr int LDS = D + 8, KD = D / 16;
+    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
+    constexpr bool QREG = MT == 1;
     extern __shared__ __align__(16) char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + BR * LDS;
-    T *sV = sK + 2 * BR * LDS;
-    int *sKc = reinterpret_cast<int *>(sV + 2 * BR * LDS);
+    T *sV = sK + 2 * BN * LDS;
+    int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
     Work w;
     decode_work(p, p.H, w);
+#pragma unroll
     for (int i = 0; i < 3; i++)
         if (w.o[i] >= w.n[i]) return;
     int lo[3], hi[3], ia[3], ib[3], ntk[3];
     query_box_windows(p, w, lo, hi, ia, ib);
+#pragma unroll
     for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
     const int ntiles = ntk[0] * ntk[1] * ntk[2];
     const int hk = w.h / (p.H / p.Hkv);
@@ -340,48 +419,44 @@ __global__ void __launch_bounds__(NT, 2) fna_fwd_kernel(const Params p)
     const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
     const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
 
-    /* this lane's rows: windows for masking */
-    int u[2][3], wa[2][3], wb[2][3];
-    bool rvalid[2];
-    lane_rows(p, w, warp, lane, u, rvalid);
-    for (int rr = 0; rr < 2; rr++) {
-        int uc[3];
-        for (int i = 0; i < 3; i++) uc[i] = min(u[rr][i], w.n[i] - 1);
-        window_of(p, w.n, uc, wa[rr], wb[rr]);
-    }
-
-    auto load_kv = [&](int t, int stage) {
-        int j[3], org[3];
-        j[2] = t % ntk[2];
-        j[1] = (t / ntk[2]) % ntk[1];
-        j[0] = t / (ntk[1] * ntk[2]);
-        for (int i = 0; i < 3; i++) org[i] = lo[i] + j[i] * p.it[i];
-        load_rows<T, D, LDS, BR, NT>(p, sK + stage * BR * LDS, kb, p.k, w, p.it, p.itprod, org, sKc + stage * BR * 3);
-        load_rows<T, D, LDS, BR, NT>(p, sV + stage * BR * LDS, vb, p.v, w, p.it, p.itprod, org, nullptr);
-    };
-    auto tile_full = [&](int t) {
-        int j[3];
-        j[2] = t % ntk[2];
-        j[1] = (t / ntk[2]) % ntk[1];
-        j[0] = t / (ntk[1] * ntk[2]);
-        bool full = true;
-        for (int i = 0; i < 3; i++) {
-            int o = lo[i] + j[i] * p.it[i];
-            full = full && o >= ia[i] && o + p.it[i] <= ib[i];
+    /* this lane's rows and their windows (rows past the group: clamped) */
+    int u[MT][2][3], wa[MT][2][3], wb[MT][2][3];
+    bool rvalid[MT][2];
+    lane_rows<MT>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int uc[3];
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(u[mt][rr][i], w.n[i] - 1);
+            window_of(p, w.n, uc, wa[mt][rr], wb[mt][rr]);
         }
-        return full;
+
+    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    auto load_kv = [&](int t, int stage) {
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        load_rows<T, D, LDS, BN, NTH>(p, sK + stage * BN * LDS, kb, p.k, w, ks, p.itprod, org, sKc + stage * BN * 3);
+        load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
     };
 
-    load_rows<T, D, LDS, BR, NT>(p, sQ, qb, p.q, w, p.own, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
     load_kv(0, 0);
     cp_commit();
 
-    uint32_t qf[KD][4];
-    float acc[D / 8][4];
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t qf[QREG ? KD : 1][4];
+    float acc[MT][D / 8][4];
+    float m[MT][2], l[MT][2];
 #pragma unroll
-    for (int j = 0; j < D / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    for (int mt = 0; mt < MT; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+    }
     const float sl2 = p.scale * LOG2E;
+    const int r0 = warp * 16 * MT;
 
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
@@ -393,104 +468,136 @@ __global__ void __launch_bounds__(NT, 2) fna_fwd_kernel(const Params p)
             cp_wait<0>();
         }
         __syncthreads();
-        if (t == 0) {
+        if (QREG && t == 0) {
 #pragma unroll
-            for (int kk = 0; kk < KD; kk++) ldA<LDS>(qf[kk], sQ, warp * 16, kk * 16, lane);
+            for (int kk = 0; kk < (QREG ? KD : 1); kk++) ldA<LDS>(qf[kk], sQ, r0, kk * 16, lane);
         }
-        const T *sKs = sK + stage * BR * LDS, *sVs = sV + stage * BR * LDS;
-        float s[8][4];
+        const T *sKs = sK + stage * BN * LDS, *sVs = sV + stage * BN * LDS;
+        float s[MT][NN][4];
 #pragma unroll
-        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NN; j++) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
+            uint32_t a[MT][4];
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
+            for (int mt = 0; mt < MT; mt++) {
+                if (QREG) {
+                    a[mt][0] = qf[QREG ? kk : 0][0];
+                    a[mt][1] = qf[QREG ? kk : 0][1];
+                    a[mt][2] = qf[QREG ? kk : 0][2];
+                    a[mt][3] = qf[QREG ? kk : 0][3];
+                } else {
+                    ldA<LDS>(a[mt], sQ, r0 + mt * 16, kk * 16, lane);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < NN / 2; j++) {
                 uint32_t b[4];
                 ldB_nk<LDS>(b, sKs, j * 16, kk * 16, lane);
-                Mma<T>::run(s[2 * j], qf[kk], b[0], b[1]);
-                Mma<T>::run(s[2 * j + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(s[mt][2 * j], a[mt], b[0], b[1]);
+                    Mma<T>::run(s[mt][2 * j + 1], a[mt], b[2], b[3]);
+                }
             }
         }
-        if (!tile_full(t)) {
-            const int *kc = sKc + stage * BR * 3;
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        bool full = true;
 #pragma unroll
-            for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+        if (!full) {
+            const int *kc = sKc + stage * BN * 3;
+#pragma unroll
+            for (int j = 0; j < NN; j++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     int col = j * 8 + 2 * (lane & 3) + e;
                     int c[3] = {kc[col * 3], kc[col * 3 + 1], kc[col * 3 + 2]};
 #pragma unroll
-                    for (int rr = 0; rr < 2; rr++)
-                        if (!inside(c, wa[rr], wb[rr])) s[j][rr * 2 + e] = -INFINITY;
-                }
-        } else if (p.itprod < BR) { /* full tile of a box smaller than 64: only padding */
+                    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-            for (int j = 0; j < 8; j++)
+                        for (int rr = 0; rr < 2; rr++)
+                            if (!inside(c, wa[mt][rr], wb[mt][rr])) s[mt][j][rr * 2 + e] = -INFINITY;
+                }
+        } else if (p.itprod < BN) { /* full tile of a box smaller than BN: only padding */
+#pragma unroll
+            for (int j = 0; j < NN; j++)
 #pragma unroll
                 for (int e = 0; e < 2; e++)
-                    if (j * 8 + 2 * (lane & 3) + e >= p.itprod) s[j][e] = s[j][2 + e] = -INFINITY;
+                    if (j * 8 + 2 * (lane & 3) + e >= p.itprod)
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++) s[mt][j][e] = s[mt][j][2 + e] = -INFINITY;
         }
 #pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            float mx = -INFINITY;
+        for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-            for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][rr * 2], s[j][rr * 2 + 1]));
-            mx = shfl_max4(mx) * sl2;
-            float mnew = fmaxf(m[rr], mx);
-            float muse = mnew == -INFINITY ? 0.f : mnew;
-            float alpha = exp2f(m[rr] - muse);
-            m[rr] = mnew;
-            l[rr] *= alpha;
+            for (int rr = 0; rr < 2; rr++) {
+                float mx = -INFINITY;
 #pragma unroll
-            for (int j = 0; j < D / 8; j++) {
-                acc[j][rr * 2] *= alpha;
-                acc[j][rr * 2 + 1] *= alpha;
+                for (int j = 0; j < NN; j++) mx = fmaxf(mx, fmaxf(s[mt][j][rr * 2], s[mt][j][rr * 2 + 1]));
+                mx = shfl_max4(mx) * sl2;
+                float mnew = fmaxf(m[mt][rr], mx);
+                float muse = mnew == -INFINITY ? 0.f : mnew;
+                float alpha = exp2f(m[mt][rr] - muse);
+                m[mt][rr] = mnew;
+                l[mt][rr] *= alpha;
+#pragma unroll
+                for (int j = 0; j < D / 8; j++) {
+                    acc[mt][j][rr * 2] *= alpha;
+                    acc[mt][j][rr * 2 + 1] *= alpha;
+                }
+#pragma unroll
+                for (int j = 0; j < NN; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float pv = exp2f(fmaf(s[mt][j][rr * 2 + e], sl2, -muse));
+                        s[mt][j][rr * 2 + e] = pv;
+                        l[mt][rr] += pv;
+                    }
             }
 #pragma unroll
-            for (int j = 0; j < 8; j++)
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[MT][4];
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    float pv = exp2f(fmaf(s[j][rr * 2 + e], sl2, -muse));
-                    s[j][rr * 2 + e] = pv;
-                    l[rr] += pv;
-                }
-        }
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t a[4];
-            a[0] = Mma<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            for (int mt = 0; mt < MT; mt++) acc_to_a<T>(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
             for (int jd = 0; jd < D / 16; jd++) {
                 uint32_t b[4];
                 ldB_kn<LDS>(b, sVs, kk * 16, jd * 16, lane);
-                Mma<T>::run(acc[2 * jd], a, b[0], b[1]);
-                Mma<T>::run(acc[2 * jd + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(acc[mt][2 * jd], a[mt], b[0], b[1]);
+                    Mma<T>::run(acc[mt][2 * jd + 1], a[mt], b[2], b[3]);
+                }
             }
         }
         __syncthreads();
     }
-    cp_wait<0>(); /* nothing may stay in flight (no tiles at all: dK/dV of unused keys) */
+    cp_wait<0>();
 
     T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
     float *lb = p.lse.data ? reinterpret_cast<float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4]
                            : nullptr;
 #pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        float lsum = shfl_sum4(l[rr]);
-        if (!rvalid[rr]) continue;
-        float inv = 1.f / lsum;
-        T *orow = ob + token_off(p, p.o, w.g, u[rr]);
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            int col = j * 8 + 2 * (lane & 3);
-            *reinterpret_cast<uint32_t *>(orow + col) =
-                Mma<T>::pack(acc[j][rr * 2] * inv, acc[j][rr * 2 + 1] * inv);
+        for (int rr = 0; rr < 2; rr++) {
+            float lsum = shfl_sum4(l[mt][rr]);
+            if (!rvalid[mt][rr]) continue;
+            float inv = 1.f / lsum;
+            T *orow = ob + token_off(p, p.o, w.g, u[mt][rr]);
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                int col = j * 8 + 2 * (lane & 3);
+                *reinterpret_cast<uint32_t *>(orow + col) =
+                    Mma<T>::pack(acc[mt][j][rr * 2] * inv, acc[mt][j][rr * 2 + 1] * inv);
+            }
+            if (lb != nullptr && (lane & 3) == 0)
+                lb[token_off(p, p.lse, w.g, u[mt][rr])] = (m[mt][rr] + log2f(lsum)) * LN2;
         }
-        if (lb != nullptr && (lane & 3) == 0) lb[token_off(p, p.lse, w.g, u[rr])] = (m[rr] + log2f(lsum)) * LN2;
-    }
 }
 
 /* ---- backward: delta = rowsum(dO * O) ----------------------------------- */
@@ -528,29 +635,31 @@ template <typename T, int D> __global__ void fna_delta_kernel(const Params p, in
 
 /* ---- backward: dQ, query-parallel --------------------------------------- */
 
-template <int D> constexpr size_t dq_smem(size_t esz)
+template <int D, int BN> constexpr size_t dq_smem(size_t esz)
 {
-    return (size_t)(2 * BR + 4 * BR) * (D + 8) * esz + 2 * BR * 3 * sizeof(int);
+    return (size_t)(2 * BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(NT, 2) fna_dq_kernel(const Params p)
+template <typename T, int D, int W, int BN>
+__global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Params p)
 {
-    constexpr int LDS = D + 8, KD = D / 16;
+    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
     extern __shared__ __align__(16) char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
     T *sG = sQ + BR * LDS; /* dO */
     T *sK = sG + BR * LDS;
-    T *sV = sK + 2 * BR * LDS;
-    int *sKc = reinterpret_cast<int *>(sV + 2 * BR * LDS);
+    T *sV = sK + 2 * BN * LDS;
+    int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
     Work w;
     decode_work(p, p.H, w);
+#pragma unroll
     for (int i = 0; i < 3; i++)
         if (w.o[i] >= w.n[i]) return;
     int lo[3], hi[3], ia[3], ib[3], ntk[3];
     query_box_windows(p, w, lo, hi, ia, ib);
+#pragma unroll
     for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
     const int ntiles = ntk[0] * ntk[1] * ntk[2];
     const int hk = w.h / (p.H / p.Hkv);
@@ -560,41 +669,42 @@ __global__ void __launch_bounds__(NT, 2) fna_dq_kernel(const Params p)
     const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
     const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4];
 
-    int u[2][3], wa[2][3], wb[2][3];
-    bool rvalid[2];
-    float lse2[2], dlt[2];
-    lane_rows(p, w, warp, lane, u, rvalid);
-    for (int rr = 0; rr < 2; rr++) {
-        int uc[3];
-        for (int i = 0; i < 3; i++) uc[i] = min(u[rr][i], w.n[i] - 1);
-        window_of(p, w.n, uc, wa[rr], wb[rr]);
-        lse2[rr] = rvalid[rr] ? lb[token_off(p, p.lse, w.g, u[rr])] * LOG2E : 0.f;
-        dlt[rr] = rvalid[rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[rr])] : 0.f;
-    }
+    int u[MT][2][3], wa[MT][2][3], wb[MT][2][3];
+    bool rvalid[MT][2];
+    float lse2[MT][2], dlt[MT][2];
+    lane_rows<MT>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int uc[3];
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(u[mt][rr][i], w.n[i] - 1);
+            window_of(p, w.n, uc, wa[mt][rr], wb[mt][rr]);
+            lse2[mt][rr] = rvalid[mt][rr] ? lb[token_off(p, p.lse, w.g, u[mt][rr])] * LOG2E : 0.f;
+            dlt[mt][rr] = rvalid[mt][rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[mt][rr])] : 0.f;
+        }
 
-    auto tile_org = [&](int t, int org[3]) {
-        int j[3];
-        j[2] = t % ntk[2];
-        j[1] = (t / ntk[2]) % ntk[1];
-        j[0] = t / (ntk[1] * ntk[2]);
-        for (int i = 0; i < 3; i++) org[i] = lo[i] + j[i] * p.it[i];
-    };
+    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
     auto load_kv = [&](int t, int stage) {
         int org[3];
-        tile_org(t, org);
-        load_rows<T, D, LDS, BR, NT>(p, sK + stage * BR * LDS, kb, p.k, w, p.it, p.itprod, org, sKc + stage * BR * 3);
-        load_rows<T, D, LDS, BR, NT>(p, sV + stage * BR * LDS, vb, p.v, w, p.it, p.itprod, org, nullptr);
+        tile_origin(t, ntk, lo, p.it, org);
+        load_rows<T, D, LDS, BN, NTH>(p, sK + stage * BN * LDS, kb, p.k, w, ks, p.itprod, org, sKc + stage * BN * 3);
+        load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
     };
 
-    load_rows<T, D, LDS, BR, NT>(p, sQ, qb, p.q, w, p.own, BR, w.o, nullptr);
-    load_rows<T, D, LDS, BR, NT>(p, sG, gb, p.dout, w, p.own, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sG, gb, p.dout, w, qs, BR, w.o, nullptr);
     load_kv(0, 0);
     cp_commit();
 
-    float acc[D / 8][4];
+    float acc[MT][D / 8][4];
 #pragma unroll
-    for (int j = 0; j < D / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
     const float sl2 = p.scale * LOG2E;
+    const int r0 = warp * 16 * MT;
 
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
@@ -606,76 +716,95 @@ __global__ void __launch_bounds__(NT, 2) fna_dq_kernel(const Params p)
             cp_wait<0>();
         }
         __syncthreads();
-        const T *sKs = sK + stage * BR * LDS, *sVs = sV + stage * BR * LDS;
-        float s[8][4], dp[8][4];
+        const T *sKs = sK + stage * BN * LDS, *sVs = sV + stage * BN * LDS;
+        float s[MT][NN][4], dp[MT][NN][4];
 #pragma unroll
-        for (int j = 0; j < 8; j++)
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NN; j++)
+                s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = dp[mt][j][0] = dp[mt][j][1] =
+                    dp[mt][j][2] = dp[mt][j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
-            uint32_t a[4], g[4];
-            ldA<LDS>(a, sQ, warp * 16, kk * 16, lane);
-            ldA<LDS>(g, sG, warp * 16, kk * 16, lane);
+            uint32_t a[MT][4], g[MT][4];
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
+            for (int mt = 0; mt < MT; mt++) {
+                ldA<LDS>(a[mt], sQ, r0 + mt * 16, kk * 16, lane);
+                ldA<LDS>(g[mt], sG, r0 + mt * 16, kk * 16, lane);
+            }
+#pragma unroll
+            for (int j = 0; j < NN / 2; j++) {
                 uint32_t b[4];
                 ldB_nk<LDS>(b, sKs, j * 16, kk * 16, lane);
-                Mma<T>::run(s[2 * j], a, b[0], b[1]);
-                Mma<T>::run(s[2 * j + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(s[mt][2 * j], a[mt], b[0], b[1]);
+                    Mma<T>::run(s[mt][2 * j + 1], a[mt], b[2], b[3]);
+                }
                 ldB_nk<LDS>(b, sVs, j * 16, kk * 16, lane);
-                Mma<T>::run(dp[2 * j], g, b[0], b[1]);
-                Mma<T>::run(dp[2 * j + 1], g, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(dp[mt][2 * j], g[mt], b[0], b[1]);
+                    Mma<T>::run(dp[mt][2 * j + 1], g[mt], b[2], b[3]);
+                }
             }
         }
         int org[3];
-        tile_org(t, org);
+        tile_origin(t, ntk, lo, p.it, org);
         bool full = true;
-        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
-        const int *kc = sKc + stage * BR * 3;
 #pragma unroll
-        for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+        const int *kc = sKc + stage * BN * 3;
+#pragma unroll
+        for (int j = 0; j < NN; j++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int col = j * 8 + 2 * (lane & 3) + e;
-                int c[3] = {kc[col * 3], kc[col * 3 + 1], kc[col * 3 + 2]};
+                int c[3] = {0, 0, 0};
+                if (!full) c[0] = kc[col * 3], c[1] = kc[col * 3 + 1], c[2] = kc[col * 3 + 2];
 #pragma unroll
-                for (int rr = 0; rr < 2; rr++) {
-                    float pv = exp2f(fmaf(s[j][rr * 2 + e], sl2, -lse2[rr]));
-                    if ((!full && !inside(c, wa[rr], wb[rr])) || col >= p.itprod) pv = 0.f;
-                    s[j][rr * 2 + e] = pv * (dp[j][rr * 2 + e] - dlt[rr]); /* dS */
-                }
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int rr = 0; rr < 2; rr++) {
+                        float pv = exp2f(fmaf(s[mt][j][rr * 2 + e], sl2, -lse2[mt][rr]));
+                        if (full ? col >= p.itprod : !inside(c, wa[mt][rr], wb[mt][rr])) pv = 0.f;
+                        s[mt][j][rr * 2 + e] = pv * (dp[mt][j][rr * 2 + e] - dlt[mt][rr]); /* dS */
+                    }
             }
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t a[4];
-            a[0] = Mma<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) acc_to_a<T>(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
             for (int jd = 0; jd < D / 16; jd++) {
                 uint32_t b[4];
                 ldB_kn<LDS>(b, sKs, kk * 16, jd * 16, lane);
-                Mma<T>::run(acc[2 * jd], a, b[0], b[1]);
-                Mma<T>::run(acc[2 * jd + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(acc[mt][2 * jd], a[mt], b[0], b[1]);
+                    Mma<T>::run(acc[mt][2 * jd + 1], a[mt], b[2], b[3]);
+                }
             }
         }
         __syncthreads();
     }
-    cp_wait<0>(); /* nothing may stay in flight (no tiles at all: dK/dV of unused keys) */
+    cp_wait<0>();
 
     T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
 #pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        if (!rvalid[rr]) continue;
-        T *row = db + token_off(p, p.dq, w.g, u[rr]);
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            int col = j * 8 + 2 * (lane & 3);
-            *reinterpret_cast<uint32_t *>(row + col) =
-                Mma<T>::pack(acc[j][rr * 2] * p.scale, acc[j][rr * 2 + 1] * p.scale);
+        for (int rr = 0; rr < 2; rr++) {
+            if (!rvalid[mt][rr]) continue;
+            T *row = db + token_off(p, p.dq, w.g, u[mt][rr]);
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                int col = j * 8 + 2 * (lane & 3);
+                *reinterpret_cast<uint32_t *>(row + col) =
+                    Mma<T>::pack(acc[mt][j][rr * 2] * p.scale, acc[mt][j][rr * 2 + 1] * p.scale);
+            }
         }
-    }
 }
 
 /* ---- backward: dK, dV, key-parallel ------------------------------------- */
@@ -689,9 +818,9 @@ template <int D> constexpr size_t dkv_smem(size_t esz)
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
+__global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
 {
-    constexpr int LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
+    constexpr int NTH = 128, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
     extern __shared__ __align__(16) char smem[];
     T *sK = reinterpret_cast<T *>(smem);
     T *sV = sK + BR * LDS;
@@ -704,19 +833,21 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
 
     Work w;
     decode_work(p, p.Hkv, w); /* w.h is the KV head */
+#pragma unroll
     for (int i = 0; i < 3; i++)
         if (w.o[i] >= w.n[i]) return;
     const int hk = w.h, gh = p.H / p.Hkv;
-    /* queries whose windows meet the owned key box: [lo, hi); those whose
-     * windows hold all of it: an iterated box inside [ia, ib) needs no mask */
+    /* queries whose windows meet the owned key box: [lo, hi) (inverse
+     * windows are contiguous and monotonic too) */
     int lo[3], hi[3], klast[3], ntq[3];
+#pragma unroll
     for (int i = 0; i < 3; i++) {
+        int a0, b0, a1, b1;
         klast[i] = min(w.o[i] + p.own[i], w.n[i]) - 1;
-        int64_t a0, b0, a1, b1;
-        natten_inverse_window_g(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], &a0, &b0);
-        natten_inverse_window_g(w.n[i], p.K[i], p.st[i], p.causal[i], klast[i], &a1, &b1);
-        lo[i] = (int)a0;
-        hi[i] = (int)b1;
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], a0, b0);
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], klast[i], a1, b1);
+        lo[i] = a0;
+        hi[i] = b1;
         ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
     }
     const int ntq_all = ntq[0] * ntq[1] * ntq[2];
@@ -724,30 +855,26 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
     const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
     const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
 
-    int u[2][3];
-    bool rvalid[2];
-    lane_rows(p, w, warp, lane, u, rvalid);
+    int u[1][2][3];
+    bool rvalid[1][2];
+    lane_rows<1>(p, w, warp, lane, u, rvalid);
 
-    auto tile_org = [&](int t, int org[3]) {
-        int q = t % ntq_all, j[3];
-        j[2] = q % ntq[2];
-        j[1] = (q / ntq[2]) % ntq[1];
-        j[0] = q / (ntq[1] * ntq[2]);
-        for (int i = 0; i < 3; i++) org[i] = lo[i] + j[i] * p.it[i];
-    };
+    const RowSlot ks = row_slot<BR, NTH>(p.own), qs = row_slot<BQ, NTH>(p.it);
+    int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
+    if (tid < BQ) box_coords(tid, p.it, qc);
     auto load_q = [&](int t, int stage) {
         int org[3], h = hk * gh + t / ntq_all;
-        tile_org(t, org);
+        tile_origin(t % ntq_all, ntq, lo, p.it, org);
         const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + h * p.q.s[4];
         const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + h * p.dout.s[4];
-        load_rows<T, D, LDS, BQ, NT>(p, sQ + stage * BQ * LDS, qb, p.q, w, p.it, p.itprod, org, nullptr);
-        load_rows<T, D, LDS, BQ, NT>(p, sG + stage * BQ * LDS, gb, p.dout, w, p.it, p.itprod, org, nullptr);
+        load_rows<T, D, LDS, BQ, NTH>(p, sQ + stage * BQ * LDS, qb, p.q, w, qs, p.itprod, org, nullptr);
+        load_rows<T, D, LDS, BQ, NTH>(p, sG + stage * BQ * LDS, gb, p.dout, w, qs, p.itprod, org, nullptr);
         if (tid < BQ) {
-            int c[3], uq[3], a[3], b[3];
-            box_coords(tid, p.it, c);
+            int uq[3], a[3], b[3];
             bool valid = tid < p.itprod;
+#pragma unroll
             for (int i = 0; i < 3; i++) {
-                uq[i] = org[i] + c[i];
+                uq[i] = org[i] + qc[i];
                 valid = valid && uq[i] < w.n[i];
             }
             const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + h * p.lse.s[4];
@@ -756,9 +883,11 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
             if (valid) {
                 window_of(p, w.n, uq, a, b);
             } else {
+#pragma unroll
                 for (int i = 0; i < 3; i++) a[i] = 1, b[i] = 0; /* no key */
             }
             int *ws = sW + (stage * BQ + tid) * 6;
+#pragma unroll
             for (int i = 0; i < 3; i++) ws[i] = a[i], ws[3 + i] = b[i];
         }
     };
@@ -766,22 +895,22 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
      * one's window holds the whole valid owned key box. */
     auto tile_full = [&](int t) {
         int org[3];
-        tile_org(t, org);
+        tile_origin(t % ntq_all, ntq, lo, p.it, org);
         bool full = p.itprod == BQ;
+#pragma unroll
         for (int i = 0; i < 3; i++) {
-            int last = org[i] + p.it[i] - 1;
+            int last = org[i] + p.it[i] - 1, a0, b0, a1, b1;
             if (last >= w.n[i]) return false;
-            int64_t a0, b0, a1, b1;
-            natten_window_g(w.n[i], p.K[i], p.st[i], p.causal[i], org[i], &a0, &b0);
-            natten_window_g(w.n[i], p.K[i], p.st[i], p.causal[i], last, &a1, &b1);
+            win32(w.n[i], p.K[i], p.st[i], p.causal[i], org[i], a0, b0);
+            win32(w.n[i], p.K[i], p.st[i], p.causal[i], last, a1, b1);
             full = full && a1 <= w.o[i] && b0 > klast[i];
         }
         return full;
     };
 
-    load_rows<T, D, LDS, BR, NT>(p, sK, kb, p.k, w, p.own, BR, w.o, nullptr);
-    load_rows<T, D, LDS, BR, NT>(p, sV, vb, p.v, w, p.own, BR, w.o, nullptr);
-    load_q(0, 0);
+    load_rows<T, D, LDS, BR, NTH>(p, sK, kb, p.k, w, ks, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sV, vb, p.v, w, ks, BR, w.o, nullptr);
+    if (ntiles > 0) load_q(0, 0);
     cp_commit();
 
     float dk[D / 8][4], dv[D / 8][4];
@@ -804,7 +933,7 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
         const float *sLs = sL + stage * BQ, *sDs = sD + stage * BQ;
         const int *sWs = sW + stage * BQ * 6;
         const bool full = tile_full(t);
-        /* S^T = K Q^T, rows keys, columns queries */
+        /* S^T = K Q^T and dP^T = V dO^T: rows keys, columns queries */
         float s[NQ][4], dp[NQ][4];
 #pragma unroll
         for (int j = 0; j < NQ; j++)
@@ -838,7 +967,7 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
                     if (!full) {
                         const int *ws = sWs + col * 6;
                         int a[3] = {ws[0], ws[1], ws[2]}, b[3] = {ws[3], ws[4], ws[5]};
-                        if (!inside(u[rr], a, b)) pv = 0.f;
+                        if (!inside(u[0][rr], a, b)) pv = 0.f;
                     }
                     s[j][rr * 2 + e] = pv;
                     dp[j][rr * 2 + e] = pv * (dp[j][rr * 2 + e] - dl);
@@ -848,14 +977,8 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
 #pragma unroll
         for (int kk = 0; kk < BQ / 16; kk++) {
             uint32_t a[4], ad[4];
-            a[0] = Mma<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            ad[0] = Mma<T>::pack(dp[2 * kk][0], dp[2 * kk][1]);
-            ad[1] = Mma<T>::pack(dp[2 * kk][2], dp[2 * kk][3]);
-            ad[2] = Mma<T>::pack(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-            ad[3] = Mma<T>::pack(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+            acc_to_a<T>(a, s[2 * kk], s[2 * kk + 1]);
+            acc_to_a<T>(ad, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
             for (int jd = 0; jd < D / 16; jd++) {
                 uint32_t b[4];
@@ -869,15 +992,15 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
         }
         __syncthreads();
     }
-    cp_wait<0>(); /* nothing may stay in flight (no tiles at all: dK/dV of unused keys) */
+    cp_wait<0>(); /* nothing may stay in flight (no tiles at all: keys in no window) */
 
     T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + hk * p.dk.s[4];
     T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + hk * p.dv.s[4];
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
-        if (!rvalid[rr]) continue;
-        T *rk = dkb + token_off(p, p.dk, w.g, u[rr]);
-        T *rv = dvb + token_off(p, p.dv, w.g, u[rr]);
+        if (!rvalid[0][rr]) continue;
+        T *rk = dkb + token_off(p, p.dk, w.g, u[0][rr]);
+        T *rv = dvb + token_off(p, p.dv, w.g, u[0][rr]);
 #pragma unroll
         for (int j = 0; j < D / 8; j++) {
             int col = j * 8 + 2 * (lane & 3);
@@ -891,8 +1014,8 @@ __global__ void __launch_bounds__(NT, 2) fna_dkv_kernel(const Params p)
 /* ---- host side ---------------------------------------------------------- */
 
 /* A box of `prod` rows (a power of two) over extents ext: double the smallest
- * side that is still below the next power of two of its extent, fastest axis
- * first on ties; leftovers go to the last axis. */
+ * side that is still below its extent, fastest axis first on ties; leftovers
+ * go to the last axis. */
 static inline void choose_box(int prod, const int ext[3], int box[3])
 {
     box[0] = box[1] = box[2] = 1;
@@ -936,6 +1059,7 @@ static inline void best_box(int maxprod, const int U[3], int box[3])
 /* Typical extent of the union of the windows of `own` consecutive rows. */
 static inline void union_ext(const Params &p, const int ext[3], const int own[3], int U[3])
 {
+#pragma unroll
     for (int i = 0; i < 3; i++) {
         U[i] = p.K[i] + own[i] - 1 + p.st[i] - 1;
         if (U[i] > ext[i]) U[i] = ext[i];
@@ -954,6 +1078,7 @@ static inline void plan_iter(Params &p, int maxprod, const int ext[3])
 static inline int64_t plan_grid(Params &p, int heads)
 {
     int64_t n = 1;
+#pragma unroll
     for (int i = 0; i < 3; i++) {
         p.nown[i] = cdiv(cdiv(p.L[i], p.dil[i]), p.own[i]);
         n *= p.nown[i];
@@ -963,6 +1088,7 @@ static inline int64_t plan_grid(Params &p, int heads)
 
 static inline void group_ext(const Params &p, int ext[3])
 {
+#pragma unroll
     for (int i = 0; i < 3; i++) ext[i] = cdiv(p.L[i], p.dil[i]);
 }
 
@@ -970,8 +1096,8 @@ static inline void group_ext(const Params &p, int ext[3])
  * allows more than 48 KB is set once per device (bit in *done; setting it
  * twice from two threads is harmless). */
 template <typename K>
-static cudaError_t launch(K kernel, unsigned long long *done, int64_t grid, size_t smem, cudaStream_t st,
-                          const Params &p)
+static cudaError_t launch(K kernel, unsigned long long *done, int64_t grid, int threads, size_t smem,
+                          cudaStream_t st, const Params &p)
 {
     if (grid <= 0) return cudaSuccess;
     if (grid > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
@@ -984,22 +1110,66 @@ static cudaError_t launch(K kernel, unsigned long long *done, int64_t grid, size
         if (e != cudaSuccess) return e;
         __atomic_fetch_or(done, bit, __ATOMIC_RELEASE);
     }
-    kernel<<<(unsigned)grid, NT, smem, st>>>(p);
+    kernel<<<(unsigned)grid, threads, smem, st>>>(p);
     return cudaGetLastError();
 }
 
-template <typename T, int D> cudaError_t forward(Params p, cudaStream_t st)
+template <typename T, int D, int W, int BN> cudaError_t forward_v(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
     choose_box(BR, ext, p.own);
-    plan_iter(p, BR, ext);
+    plan_iter(p, BN, ext);
     static unsigned long long done;
-    return launch(fna_fwd_kernel<T, D>, &done, plan_grid(p, p.H), fwd_smem<D>(sizeof(T)), st, p);
+    return launch(fna_fwd_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, fwd_smem<D, BN>(sizeof(T)), st, p);
+}
+
+template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
+{
+    int ext[3];
+    group_ext(p, ext);
+    choose_box(BR, ext, p.own);
+    plan_iter(p, BN, ext);
+    static unsigned long long done;
+    return launch(fna_dq_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, dq_smem<D, BN>(sizeof(T)), st, p);
+}
+
+/* The configuration the library builds (measured: NOTES.md); the harness
+ * builds all of them (TC_ALL_VARIANTS) and picks one with `variant`. */
+#ifndef TC_FWD_DEFAULT
+#define TC_FWD_DEFAULT 0
+#endif
+#ifndef TC_DQ_DEFAULT
+#define TC_DQ_DEFAULT 0
+#endif
+
+template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cudaStream_t st)
+{
+    if constexpr (V == 1) return forward_v<T, D, 2, 32>(p, st);
+    else if constexpr (V == 2) return forward_v<T, D, 4, 32>(p, st);
+    else return forward_v<T, D, 4, 64>(p, st);
+}
+
+template <typename T, int D, int V> cudaError_t dq_cfg(const Params &p, cudaStream_t st)
+{
+    if constexpr (V == 1) return dq_v<T, D, 2, 32>(p, st);
+    else if constexpr (V == 2) return dq_v<T, D, 4, 32>(p, st);
+    else return dq_v<T, D, 4, 64>(p, st);
+}
+
+template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t st, int variant = -1)
+{
+#ifdef TC_ALL_VARIANTS
+    if (variant == 0) return forward_cfg<T, D, 0>(p, st);
+    if (variant == 1) return forward_cfg<T, D, 1>(p, st);
+    if (variant == 2) return forward_cfg<T, D, 2>(p, st);
+#endif
+    (void)variant;
+    return forward_cfg<T, D, TC_FWD_DEFAULT>(p, st);
 }
 
 /* p.delta must hold B*H*L0*L1*L2 floats. */
-template <typename T, int D> cudaError_t backward(Params p, cudaStream_t st)
+template <typename T, int D> cudaError_t backward(const Params &p, cudaStream_t st, int variant = -1)
 {
     int ext[3];
     group_ext(p, ext);
@@ -1008,16 +1178,20 @@ template <typename T, int D> cudaError_t backward(Params p, cudaStream_t st)
     fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
-    Params q = p;
-    choose_box(BR, ext, q.own);
-    plan_iter(q, BR, ext);
-    static unsigned long long done_dq, done_dkv;
-    e = launch(fna_dq_kernel<T, D>, &done_dq, plan_grid(q, q.H), dq_smem<D>(sizeof(T)), st, q);
+#ifdef TC_ALL_VARIANTS
+    if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
+    else if (variant == 1) e = dq_cfg<T, D, 1>(p, st);
+    else if (variant == 2) e = dq_cfg<T, D, 2>(p, st);
+    else
+#endif
+        e = dq_cfg<T, D, TC_DQ_DEFAULT>(p, st);
+    (void)variant;
     if (e != cudaSuccess) return e;
     Params k = p;
     choose_box(BR, ext, k.own);
     plan_iter(k, dkv_bq<D>(), ext);
-    return launch(fna_dkv_kernel<T, D>, &done_dkv, plan_grid(k, k.Hkv), dkv_smem<D>(sizeof(T)), st, k);
+    static unsigned long long done_dkv;
+    return launch(fna_dkv_kernel<T, D>, &done_dkv, plan_grid(k, k.Hkv), 128, dkv_smem<D>(sizeof(T)), st, k);
 }
 
 } /* namespace tc */

@@ -8,6 +8,7 @@
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
+#define TC_ALL_VARIANTS 1
 #include "tc_kernels.cuh"
 
 #include <algorithm>
@@ -123,28 +124,30 @@ static void down(Buf &b)
     CK(cudaMemcpy(b.host.data(), b.dev, b.n * 2, cudaMemcpyDeviceToHost));
 }
 
+static int g_variant = -1; /* kernel configuration of fwd and dQ (tc_kernels.cuh) */
+
 static cudaError_t run_fwd(const Case &c, tc::Params p)
 {
     if (c.bf16) {
-        if (c.D == 32) return tc::forward<__nv_bfloat16, 32>(p, 0);
-        if (c.D == 64) return tc::forward<__nv_bfloat16, 64>(p, 0);
-        return tc::forward<__nv_bfloat16, 128>(p, 0);
+        if (c.D == 32) return tc::forward<__nv_bfloat16, 32>(p, 0, g_variant);
+        if (c.D == 64) return tc::forward<__nv_bfloat16, 64>(p, 0, g_variant);
+        return tc::forward<__nv_bfloat16, 128>(p, 0, g_variant);
     }
-    if (c.D == 32) return tc::forward<__half, 32>(p, 0);
-    if (c.D == 64) return tc::forward<__half, 64>(p, 0);
-    return tc::forward<__half, 128>(p, 0);
+    if (c.D == 32) return tc::forward<__half, 32>(p, 0, g_variant);
+    if (c.D == 64) return tc::forward<__half, 64>(p, 0, g_variant);
+    return tc::forward<__half, 128>(p, 0, g_variant);
 }
 
 static cudaError_t run_bwd(const Case &c, tc::Params p)
 {
     if (c.bf16) {
-        if (c.D == 32) return tc::backward<__nv_bfloat16, 32>(p, 0);
-        if (c.D == 64) return tc::backward<__nv_bfloat16, 64>(p, 0);
-        return tc::backward<__nv_bfloat16, 128>(p, 0);
+        if (c.D == 32) return tc::backward<__nv_bfloat16, 32>(p, 0, g_variant);
+        if (c.D == 64) return tc::backward<__nv_bfloat16, 64>(p, 0, g_variant);
+        return tc::backward<__nv_bfloat16, 128>(p, 0, g_variant);
     }
-    if (c.D == 32) return tc::backward<__half, 32>(p, 0);
-    if (c.D == 64) return tc::backward<__half, 64>(p, 0);
-    return tc::backward<__half, 128>(p, 0);
+    if (c.D == 32) return tc::backward<__half, 32>(p, 0, g_variant);
+    if (c.D == 64) return tc::backward<__half, 64>(p, 0, g_variant);
+    return tc::backward<__half, 128>(p, 0, g_variant);
 }
 
 /* Neighbours of token x (global), per axis: global index list. */
@@ -364,7 +367,7 @@ static int check_case(const Case &c0, uint32_t seed)
     }
     bool ok = eo.norm() <= tol && el.norm() <= tol &&
               (!c.bwd || (edq.norm() <= tol && edk.norm() <= tol && edv.norm() <= tol));
-    printf("%s %-34s out %.2e lse %.2e", ok ? "ok  " : "FAIL", c.name, eo.norm(), el.norm());
+    printf("%s v%d %-34s out %.2e lse %.2e", ok ? "ok  " : "FAIL", g_variant, c.name, eo.norm(), el.norm());
     if (c.bwd) printf(" dq %.2e dk %.2e dv %.2e", edq.norm(), edk.norm(), edv.norm());
     printf("\n");
     teardown(S);
@@ -443,32 +446,64 @@ static int bench(int reps)
         double win = 1;
         for (int i = 0; i < 3; i++) win *= c.K[i];
         double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
-        double f = median_ms(c, S.p, false, reps);
-        double fb = median_ms(c, S.p, true, reps);
-        printf("%-34s %10.4f %9.1f %8.3f %10.4f %9.1f %8.3f\n", bm.name, f, flop / f * 1e-9, bm.target_fwd, fb,
-               3.5 * flop / fb * 1e-9, bm.target_fb);
+        for (g_variant = 0; g_variant < 3; g_variant++) {
+            double f = median_ms(c, S.p, false, reps);
+            double fb = median_ms(c, S.p, true, reps);
+            printf("v%d %-31s %10.4f %9.1f %8.3f %10.4f %9.1f %8.3f\n", g_variant, bm.name, f, flop / f * 1e-9,
+                   bm.target_fwd, fb, 3.5 * flop / fb * 1e-9, bm.target_fb);
+            fflush(stdout);
+        }
         teardown(S);
         /* spot check of the same problem's forward: sampled rows */
         Case cc = bm.c;
         cc.bwd = 0;
         cc.name = bm.name;
-        fails += check_case(cc, 99);
+        for (g_variant = 0; g_variant < 3; g_variant++) fails += check_case(cc, 99);
+        g_variant = -1;
     }
     return fails;
+}
+
+/* The kernels' 32-bit window functions against lib/natten-window.h. */
+static int selftest(void)
+{
+    long n_checked = 0, bad = 0;
+    for (int n = 1; n <= 40; n++)
+        for (int K = 1; K <= n; K++)
+            for (int s = 1; s <= K; s++)
+                for (int c = 0; c < 2; c++)
+                    for (int u = 0; u < n; u++) {
+                        int64_t a, b, qa, qb;
+                        int a3, b3, qa3, qb3;
+                        natten_window_g(n, K, s, c, u, &a, &b);
+                        tc::win32(n, K, s, c, u, a3, b3);
+                        natten_inverse_window_g(n, K, s, c, u, &qa, &qb);
+                        tc::inv_win32(n, K, s, c, u, qa3, qb3);
+                        n_checked++;
+                        if (a != a3 || b != b3 || qa != qa3 || qb != qb3) {
+                            if (bad++ < 5) printf("mismatch n %d K %d s %d c %d u %d\n", n, K, s, c, u);
+                        }
+                    }
+    printf("selftest: %ld window cases, %ld mismatches\n", n_checked, bad);
+    return bad != 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "check";
     int reps = argc > 2 ? atoi(argv[2]) : 20;
+    if (!strcmp(mode, "selftest")) return selftest();
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
     int fails = 0;
     if (!strcmp(mode, "probe")) return 0;
     if (!strcmp(mode, "check") || !strcmp(mode, "all")) {
-        for (const Case &c : checks) fails += check_case(c, 42 + (uint32_t)(&c - checks));
-        printf("check: %d failed of %d\n", fails, (int)(sizeof checks / sizeof checks[0]));
+        int n = (int)(sizeof checks / sizeof checks[0]);
+        for (g_variant = 0; g_variant < 3; g_variant++)
+            for (const Case &c : checks) fails += check_case(c, 42 + (uint32_t)(&c - checks) + 100 * g_variant);
+        g_variant = -1;
+        printf("check: %d failed of %d (3 kernel configurations)\n", fails, 3 * n);
     }
     if (!strcmp(mode, "bench") || !strcmp(mode, "all")) fails += bench(reps);
     return fails ? 1 : 0;
