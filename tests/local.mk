@@ -15,6 +15,17 @@ tests_check_reference_LDADD = $(TEST_LIBS)
 tests_check_equivalence_SOURCES = tests/check_equivalence.c
 tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_equivalence_LDADD = $(TEST_LIBS)
+if HAVE_CUDA
+# CUDA test memory (tt_cuda_mem) and the CUDA-only suite; both link their own
+# static CUDA runtime (libnatten keeps its copy private).
+tests_libtestutil_la_SOURCES += tests/testutil-cuda.c
+tests_libtestutil_la_CFLAGS += -DTT_HAVE_CUDA $(CUDA_CPPFLAGS)
+TEST_LIBS += $(CUDA_LIBS)
+check_PROGRAMS += tests/check_cuda
+tests_check_cuda_SOURCES = tests/check_cuda.c
+tests_check_cuda_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CUDA_CPPFLAGS)
+tests_check_cuda_LDADD = $(TEST_LIBS)
+endif
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
