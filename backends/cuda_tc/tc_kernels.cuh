@@ -1059,7 +1059,6 @@ static inline void best_box(int maxprod, const int U[3], int box[3])
 /* Typical extent of the union of the windows of `own` consecutive rows. */
 static inline void union_ext(const Params &p, const int ext[3], const int own[3], int U[3])
 {
-#pragma unroll
     for (int i = 0; i < 3; i++) {
         U[i] = p.K[i] + own[i] - 1 + p.st[i] - 1;
         if (U[i] > ext[i]) U[i] = ext[i];
@@ -1078,7 +1077,6 @@ static inline void plan_iter(Params &p, int maxprod, const int ext[3])
 static inline int64_t plan_grid(Params &p, int heads)
 {
     int64_t n = 1;
-#pragma unroll
     for (int i = 0; i < 3; i++) {
         p.nown[i] = cdiv(cdiv(p.L[i], p.dil[i]), p.own[i]);
         n *= p.nown[i];
@@ -1088,7 +1086,6 @@ static inline int64_t plan_grid(Params &p, int heads)
 
 static inline void group_ext(const Params &p, int ext[3])
 {
-#pragma unroll
     for (int i = 0; i < 3; i++) ext[i] = cdiv(p.L[i], p.dil[i]);
 }
 
