@@ -1131,14 +1131,12 @@ template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStrea
     return launch(fna_dq_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, dq_smem<D, BN>(sizeof(T)), st, p);
 }
 
-/* The configuration the library builds (measured: NOTES.md); the harness
- * builds all of them (TC_ALL_VARIANTS) and picks one with `variant`. */
-#ifndef TC_FWD_DEFAULT
-#define TC_FWD_DEFAULT 0
-#endif
-#ifndef TC_DQ_DEFAULT
-#define TC_DQ_DEFAULT 0
-#endif
+/* The configuration the library builds, per head dim (measured on the H200,
+ * NOTES.md v2: D 32 forward fastest with 2 warps x 32 rows, D 128 with
+ * 32-key tiles; dQ within 2 % across configurations).  The harness builds
+ * all of them (TC_ALL_VARIANTS) and picks one with `variant`. */
+template <int D> constexpr int fwd_default() { return D == 32 ? 1 : 2; }
+template <int D> constexpr int dq_default() { return 2; }
 
 template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cudaStream_t st)
 {
@@ -1162,7 +1160,7 @@ template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t s
     if (variant == 2) return forward_cfg<T, D, 2>(p, st);
 #endif
     (void)variant;
-    return forward_cfg<T, D, TC_FWD_DEFAULT>(p, st);
+    return forward_cfg<T, D, fwd_default<D>()>(p, st);
 }
 
 /* p.delta must hold B*H*L0*L1*L2 floats. */
@@ -1181,7 +1179,7 @@ template <typename T, int D> cudaError_t backward(const Params &p, cudaStream_t 
     else if (variant == 2) e = dq_cfg<T, D, 2>(p, st);
     else
 #endif
-        e = dq_cfg<T, D, TC_DQ_DEFAULT>(p, st);
+        e = dq_cfg<T, D, dq_default<D>()>(p, st);
     (void)variant;
     if (e != cudaSuccess) return e;
     Params k = p;

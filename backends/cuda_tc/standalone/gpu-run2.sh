@@ -10,11 +10,11 @@ mkdir -p /tmp/b && cd /tmp/b && ((cd $top && ./bootstrap) && $top/configure --wi
 bpid=$!
 cd $H && ./tc-harness all 20 > $OUT/harness.log 2>&1
 wait $bpid; echo "build rc=$?" >> $OUT/build.log
-cd /tmp/b && timeout 150 make check TESTS="tests/check_cuda_tc tests/check_equivalence" > $OUT/check.log 2>&1
+cd /tmp/b && timeout 120 make check TESTS="tests/check_cuda_tc tests/check_equivalence" > $OUT/check.log 2>&1
 echo "make check rc=$?" >> $OUT/check.log
 cat tests/check_cuda_tc.log tests/check_equivalence.log >> $OUT/check.log 2>/dev/null
-cd $H && timeout 70 compute-sanitizer --tool memcheck ./tc-harness check1 > $OUT/san.log 2>&1
-timeout 70 compute-sanitizer --tool racecheck ./tc-harness check1 >> $OUT/san.log 2>&1
+cd $H && timeout 50 compute-sanitizer --tool memcheck ./tc-harness check1 > $OUT/san.log 2>&1
+timeout 50 compute-sanitizer --tool racecheck ./tc-harness check1 >> $OUT/san.log 2>&1
 grep -E "^(PASS|FAIL|SKIP|ERROR)|^# |rc=" $OUT/check.log $OUT/build.log
 grep -E "SUMMARY|check:" $OUT/san.log
 grep -E "FAIL|check:|^v[0-9]|selftest" $OUT/harness.log
