@@ -12,3 +12,10 @@ backends/cuda_tiled/tiled-f16.lo backends/cuda_tiled/tiled-bf16.lo: \
 	$(srcdir)/backends/cuda_tiled/cuda-tiled.h $(srcdir)/backends/cuda_tiled/kernels.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
 endif
+
+# The backend's timing program (make bench/cuda-tiled-bench; not built by default).
+EXTRA_PROGRAMS = bench/cuda-tiled-bench
+bench_cuda_tiled_bench_SOURCES = bench/cuda-tiled-bench.c
+bench_cuda_tiled_bench_CFLAGS = $(AM_CFLAGS) $(CUDA_CPPFLAGS)
+bench_cuda_tiled_bench_LDADD = libnatten.la $(CUDA_LIBS)
+CLEANFILES = $(EXTRA_PROGRAMS)
