@@ -662,11 +662,11 @@ static void pick_targets(void)
 
 /* --------------------------------------------------- naive cost estimate */
 
-static double naive_gflops; /* measured once: naive fused forward, fp32 */
+static double naive_gflops[OP_COUNT][DIR_COUNT]; /* measured once per op: fp32, 16x16, K 7 */
 
-static double naive_rate(void)
+static double naive_rate(bench_op op, bench_dir dir)
 {
-    if (naive_gflops <= 0) {
+    if (naive_gflops[op][dir] <= 0) {
         bench_problem p;
         bench_device cpu = {kDLCPU, 0};
         job j;
@@ -682,35 +682,35 @@ static double naive_rate(void)
         p.B = p.H = p.Hkv = 1;
         p.D = p.Dv = 32;
         p.dtype = bench_dtype_f32();
-        naive_gflops = 0.5; /* fallback guess */
-        if (!job_alloc(&j, &p, OP_FNA, DIR_FWD, p.dtype, cpu)) return naive_gflops;
+        naive_gflops[op][dir] = 0.1; /* fallback guess */
+        if (!job_alloc(&j, &p, op, dir, p.dtype, cpu)) return naive_gflops[op][dir];
         job_fill_inputs(&j, &p, 1);
         memset(&c, 0, sizeof c);
         if (natten_context_create(&c.ctx) == NATTEN_SUCCESS &&
             natten_context_set_backend(c.ctx, "naive") == NATTEN_SUCCESS) {
             make_params(&p, &c.np);
             c.j = &j;
-            c.op = OP_FNA;
-            c.dir = DIR_FWD;
+            c.op = op;
+            c.dir = dir;
             for (int i = 0; i < 3; i++) {
                 double t0 = bench_now(), dt;
                 if (!call_once(&c)) break;
                 dt = bench_now() - t0;
                 if (dt < best) best = dt;
             }
-            if (best < 1e30) naive_gflops = bench_flops(&p, OP_FNA, DIR_FWD) / best * 1e-9;
+            if (best < 1e30) naive_gflops[op][dir] = bench_flops(&p, op, dir) / best * 1e-9;
         }
         natten_context_destroy(c.ctx);
         job_free(&j);
     }
-    return naive_gflops;
+    return naive_gflops[op][dir];
 }
 
 static double naive_seconds(const bench_problem *p, bench_op op, bench_dir dir)
 {
     double f = bench_flops(p, op, dir);
     /* the unfused fp16/bf16 paths convert every element: be pessimistic */
-    return f / (naive_rate() * 1e9) * (p->dtype->size == 2 ? 2 : 1);
+    return f / (naive_rate(op, dir) * 1e9) * (p->dtype->size == 2 ? 2 : 1);
 }
 
 /* A smaller problem of the same shape whose reference fits the time limit:
@@ -727,7 +727,9 @@ static int shrink_for_verify(const bench_problem *p, bench_op op, bench_dir dir,
 {
     int shrunk = 0;
     *v = *p;
-    while (naive_seconds(v, op, DIR_FWDBWD) * (dir == DIR_FWD ? 0.5 : 1) > opt.verify_limit) {
+    /* the reference is the naive op itself (+ a forward for the fused backward's out/lse) */
+    while (naive_seconds(v, op, dir) + (op == OP_FNA && dir == DIR_BWD ? naive_seconds(v, op, DIR_FWD) : 0) >
+           opt.verify_limit) {
         int best = -1;
         double ratio = 1;
         shrunk = 1;
@@ -1107,18 +1109,26 @@ static void print_table_problem(int pi)
 {
     const bench_problem *p = &problems[pi];
     char desc[256], buf[12][64];
-    const char *verified = NULL;
     bench_problem_describe(p, desc, sizeof desc);
     printf("\n== %s%s%s\n", p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc);
-    for (int i = 0; i < nresults; i++)
-        if (results[i].problem == pi && results[i].verified_on[0] &&
-            strcmp(results[i].verified_on, "full problem") != 0)
-            verified = results[i].verified_on;
-    if (!opt.verify)
-        printf("   not verified (--no-verify)\n");
-    else if (verified)
+    if (!opt.verify) printf("   not verified (--no-verify)\n");
+    /* each distinct smaller problem that stood in for this one, with its ops */
+    for (int i = 0; i < nresults; i++) {
+        const result *r = &results[i];
+        int seen = 0;
+        if (r->problem != pi || !r->verified_on[0] || strcmp(r->verified_on, "full problem") == 0)
+            continue;
+        for (int j = 0; j < i; j++)
+            if (results[j].problem == pi && strcmp(results[j].verified_on, r->verified_on) == 0) seen = 1;
+        if (seen) continue;
         printf("   verified on a smaller problem of the same shape (naive would take too long):\n"
-               "   %s\n", verified);
+               "   %s, for", r->verified_on);
+        for (int j = i; j < nresults; j++)
+            if (results[j].problem == pi && strcmp(results[j].verified_on, r->verified_on) == 0 &&
+                (j == i || results[j].op != results[j - 1].op || results[j].dir != results[j - 1].dir))
+                printf(" %s %s;", op_names[results[j].op], dir_names[results[j].dir]);
+        printf("\n");
+    }
     printf("%-14s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s%s  %s\n", "backend", "op", "dir",
            "median", "min", "max", "FLOP/s", "GB/s", "memory", "max err", "vs naive",
            opt.peak ? "  %peak" : "", "status");
