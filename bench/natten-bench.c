@@ -476,6 +476,14 @@ typedef struct call {
     char err[512];
 } call;
 
+/* NATTEN_BENCH_SELFTEST=wrong|fallback makes the checks below see a wrong
+ * number or another backend, so that tests/bench-cli.sh can show they bite. */
+static const char *selftest(void)
+{
+    const char *s = getenv("NATTEN_BENCH_SELFTEST");
+    return s ? s : "";
+}
+
 static int call_once(void *arg)
 {
     call *c = arg;
@@ -488,6 +496,7 @@ static int call_once(void *arg)
         return 0;
     }
     who = natten_context_last_backend(c->ctx);
+    if (strcmp(selftest(), "fallback") == 0) who = "selftest-other";
     snprintf(c->ran, sizeof c->ran, "%s", who ? who : "?");
     return c->want == NULL || (who != NULL && strcmp(who, c->want) == 0);
 }
@@ -941,139 +950,142 @@ static void fail_call(result *r, const call *c, const char *when)
     }
 }
 
-/* One (problem, op, dir) on one target. */
+/* Step 1: run once on NaN-poisoned outputs (the reference's problem, maybe
+ * smaller) and compare with the float64 naive answer.  0 = stop here. */
+static int verify_one(call *c, const target *t, reference *R, job *dj, result *r)
+{
+    const bench_problem *p = &problems[r->problem];
+    bench_err e = {0, 0, 0};
+    int worst = -1, is_gpu = t->dev.type != kDLCPU;
+    job *vj = &R->in;
+    if (!R->ok) {
+        set_status(r, 1, "no reference: %s", R->why);
+        return 0;
+    }
+    if (is_gpu) {
+        if (!job_to_device(dj, &R->in, &R->vp, r->op, r->dir, t->dev)) {
+            set_status(r, 1, "device memory: %s", gpu_error());
+            return 0;
+        }
+        vj = dj;
+    }
+    poison_outputs(vj);
+    c->j = vj;
+    make_params(&R->vp, &c->np);
+    if (!call_once(c)) {
+        fail_call(r, c, "verification run");
+        return 0;
+    }
+    make_params(p, &c->np);
+    snprintf(r->ran_on, sizeof r->ran_on, "%s", c->ran);
+    for (int q = 0; q < T_COUNT; q++) {
+        double before = e.norm;
+        int64_t bad = e.bad;
+        if (!(vj->out & B(q))) continue;
+        if (!bt_download(vj->t[q])) {
+            set_status(r, 1, "download: %s", gpu_error());
+            return 0;
+        }
+        if (worst < 0 && strcmp(selftest(), "wrong") == 0)
+            bench_store(vj->t[q]->dtype, vj->t[q]->host, 0, bench_load(vj->t[q]->dtype, vj->t[q]->host, 0) + 1);
+        bt_compare(vj->t[q], R->ref.t[q], &e);
+        if (e.norm > before || e.bad > bad || worst < 0) worst = q;
+    }
+    r->max_err = e.max_abs;
+    r->norm_err = e.norm;
+    r->bad = e.bad;
+    r->tol = r->dir == DIR_FWD ? p->dtype->tol_forward : p->dtype->tol_backward;
+    if (R->shrunk) bench_problem_describe(&R->vp, r->verified_on, sizeof r->verified_on);
+    else snprintf(r->verified_on, sizeof r->verified_on, "full problem");
+    if (e.bad > 0 || !(e.norm <= r->tol))
+        set_status(r, 1, "WRONG: %s error %.3g (normalised %.3g, tol %.0e), %lld bad elements",
+                   worst >= 0 ? role_names[worst] : "?", e.max_abs, e.norm, r->tol, (long long)e.bad);
+    return 1;
+}
+
+/* Step 2: time the full problem (reusing the verified tensors when it is the
+ * same problem) and derive rates, memory and fractions of peak. */
+static void time_one(call *c, const target *t, reference *R, job *dj, job *tj, result *r)
+{
+    const bench_problem *p = &problems[r->problem];
+    int is_gpu = t->dev.type != kDLCPU, is_naive = t->name[0] && strcmp(t->name, "naive") == 0;
+    if (is_naive && naive_seconds(p, r->op, r->dir) > opt.naive_limit) {
+        set_status(r, 0, "not timed: naive needs ~%.0f s per call (--naive-limit %.0f)",
+                   naive_seconds(p, r->op, r->dir), opt.naive_limit);
+        return;
+    }
+    if (!R->shrunk && opt.verify) {
+        c->j = is_gpu ? dj : &R->in;
+    } else {
+        if (!job_alloc(tj, p, r->op, r->dir, p->dtype, t->dev)) {
+            set_status(r, 1, "out of memory for the timed problem%s%s", is_gpu ? ": " : "",
+                       is_gpu ? gpu_error() : "");
+            return;
+        }
+        job_fill_inputs(tj, p, opt.seed + 7);
+        for (int q = 0; q < T_COUNT; q++)
+            if (tj->t[q] && !bt_upload(tj->t[q])) {
+                set_status(r, 1, "upload: %s", gpu_error());
+                return;
+            }
+        c->j = tj;
+        if (r->op == OP_FNA && r->dir == DIR_BWD) {
+            /* out/lse from this backend's forward when it has one (else random) */
+            call f = *c;
+            f.dir = DIR_FWD;
+            f.want = NULL;
+            call_once(&f);
+        }
+    }
+    if (!time_calls(c, t, r, is_gpu)) {
+        fail_call(r, c, "timed run");
+        r->median = -1;
+        return;
+    }
+    if (!r->ran_on[0]) snprintf(r->ran_on, sizeof r->ran_on, "%s", c->ran);
+    r->bytes = (double)job_bytes(c->j, c->j->in | c->j->out);
+    r->mem = (long long)r->bytes + (r->scratch > 0 ? r->scratch : 0);
+    if (!t->name[0]) snprintf(r->backend, sizeof r->backend, "auto>%.40s", c->ran);
+    if (!is_gpu && opt.peak && peak1 > 0) {
+        int th = p->threads > 0 ? p->threads : bench_cpu_count();
+        double pk = th >= bench_cpu_count() ? peakn : peak1 * th;
+        if (is_naive) pk = peak1; /* naive is one thread */
+        r->peak_frac = r->flops / r->median * 1e-9 / pk;
+    }
+    if (is_gpu && gpu_bw > 0) r->bw_frac = r->bytes / r->median / gpu_bw;
+    if (!r->status[0]) set_status(r, 0, opt.verify ? "ok" : "ok (not verified)");
+}
+
+/* One (problem, op, dir) on one target: a context forced to the backend, then
+ * verify, then time. */
 static void bench_one(int pi, bench_op op, bench_dir dir, const target *t, reference *R)
 {
     const bench_problem *p = &problems[pi];
-    int is_gpu = t->dev.type != kDLCPU, threads = p->threads;
+    int is_gpu = t->dev.type != kDLCPU;
     result *r = new_result();
     call c;
     job dj, tj;
-    int same = !R->shrunk;
     memset(&dj, 0, sizeof dj);
     memset(&tj, 0, sizeof tj);
+    memset(&c, 0, sizeof c);
     r->problem = pi;
     r->op = op;
     r->dir = dir;
     snprintf(r->backend, sizeof r->backend, "%.40s", t->name[0] ? t->name : "auto");
     snprintf(r->device, sizeof r->device, "%s", t->devname);
     r->flops = bench_flops(p, op, dir);
-    memset(&c, 0, sizeof c);
     c.op = op;
     c.dir = dir;
     c.want = t->name[0] ? t->name : NULL;
     make_params(p, &c.np);
     if (natten_context_create(&c.ctx) != NATTEN_SUCCESS ||
         (c.want && natten_context_set_backend(c.ctx, c.want) != NATTEN_SUCCESS) ||
-        (threads > 0 && natten_context_set_num_threads(c.ctx, threads) != NATTEN_SUCCESS) ||
+        (p->threads > 0 && natten_context_set_num_threads(c.ctx, p->threads) != NATTEN_SUCCESS) ||
         (is_gpu && natten_context_set_stream(c.ctx, gpu_stream(t->dev.id)) != NATTEN_SUCCESS)) {
         set_status(r, 1, "context: %s", natten_last_error());
-        goto done;
+    } else if (!opt.verify || verify_one(&c, t, R, &dj, r)) {
+        time_one(&c, t, R, &dj, &tj, r);
     }
-
-    /* 1. verify on poisoned outputs */
-    if (opt.verify) {
-        bench_err e = {0, 0, 0};
-        natten_params vnp;
-        int worst = -1;
-        job *vj = &R->in;
-        if (!R->ok) {
-            set_status(r, 1, "no reference: %s", R->why);
-            goto done;
-        }
-        make_params(&R->vp, &vnp);
-        if (is_gpu) {
-            if (!job_to_device(&dj, &R->in, &R->vp, op, dir, t->dev)) {
-                set_status(r, 1, "device memory: %s", gpu_error());
-                goto done;
-            }
-            vj = &dj;
-        }
-        poison_outputs(vj);
-        c.j = vj;
-        c.np = vnp;
-        if (!call_once(&c)) {
-            fail_call(r, &c, "verification run");
-            goto done;
-        }
-        snprintf(r->ran_on, sizeof r->ran_on, "%s", c.ran);
-        for (int q = 0; q < T_COUNT; q++) {
-            if (!(vj->out & B(q))) continue;
-            if (!bt_download(vj->t[q])) {
-                set_status(r, 1, "download: %s", gpu_error());
-                goto done;
-            }
-            {
-                double before = e.norm;
-                int64_t bad = e.bad;
-                bt_compare(vj->t[q], R->ref.t[q], &e);
-                if (e.norm > before || e.bad > bad || worst < 0) worst = q;
-            }
-        }
-        r->max_err = e.max_abs;
-        r->norm_err = e.norm;
-        r->bad = e.bad;
-        r->tol = dir == DIR_FWD ? p->dtype->tol_forward : p->dtype->tol_backward;
-        if (R->shrunk) bench_problem_describe(&R->vp, r->verified_on, sizeof r->verified_on);
-        else snprintf(r->verified_on, sizeof r->verified_on, "full problem");
-        if (e.bad > 0 || !(e.norm <= r->tol)) {
-            set_status(r, 1, "WRONG: %s error %.3g (normalised %.3g, tol %.0e), %lld bad elements",
-                       worst >= 0 ? role_names[worst] : "?", e.max_abs, e.norm, r->tol,
-                       (long long)e.bad);
-        }
-        make_params(p, &c.np);
-    }
-
-    /* 2. time on the full problem */
-    if (t->name[0] && strcmp(t->name, "naive") == 0) {
-        double est = naive_seconds(p, op, dir);
-        if (est > opt.naive_limit) {
-            set_status(r, 0, "not timed: naive needs ~%.0f s per call (--naive-limit %.0f)", est,
-                       opt.naive_limit);
-            goto done;
-        }
-    }
-    if (same && opt.verify) {
-        c.j = is_gpu ? &dj : &R->in;
-    } else {
-        if (!job_alloc(&tj, p, op, dir, p->dtype, t->dev)) {
-            set_status(r, 1, "out of memory for the timed problem%s%s", is_gpu ? ": " : "",
-                       is_gpu ? gpu_error() : "");
-            goto done;
-        }
-        job_fill_inputs(&tj, p, opt.seed + 7);
-        for (int q = 0; q < T_COUNT; q++)
-            if (tj.t[q] && !bt_upload(tj.t[q])) {
-                set_status(r, 1, "upload: %s", gpu_error());
-                goto done;
-            }
-        c.j = &tj;
-        if (op == OP_FNA && dir == DIR_BWD) {
-            /* out/lse from this backend's forward when it has one (else random) */
-            call f = c;
-            f.dir = DIR_FWD;
-            f.want = NULL;
-            call_once(&f);
-        }
-    }
-    if (!time_calls(&c, t, r, is_gpu)) {
-        fail_call(r, &c, "timed run");
-        r->median = -1;
-        goto done;
-    }
-    if (!r->ran_on[0]) snprintf(r->ran_on, sizeof r->ran_on, "%s", c.ran);
-    r->bytes = (double)job_bytes(c.j, c.j->in | c.j->out);
-    r->mem = (long long)r->bytes + (r->scratch > 0 ? r->scratch : 0);
-    if (!t->name[0]) snprintf(r->backend, sizeof r->backend, "auto>%.40s", c.ran);
-    if (!is_gpu && opt.peak && peak1 > 0) {
-        int th = threads > 0 ? threads : bench_cpu_count();
-        double pk = th >= bench_cpu_count() ? peakn : peak1 * th;
-        if (t->name[0] && strcmp(t->name, "naive") == 0) pk = peak1; /* naive is one thread */
-        r->peak_frac = r->flops / r->median * 1e-9 / pk;
-    }
-    if (is_gpu && gpu_bw > 0) r->bw_frac = r->bytes / r->median / gpu_bw;
-    if (!r->status[0]) set_status(r, 0, opt.verify ? "ok" : "ok (not verified)");
-done:
     job_free(&dj);
     job_free(&tj);
     natten_context_destroy(c.ctx);

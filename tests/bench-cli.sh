@@ -118,5 +118,16 @@ else
     fail "shrunk verification"; cat "$tmp/big" "$tmp/err"
 fi
 
+# 8. the checks bite: a wrong number and a silent fallback fail the run (exit 1)
+for kind in wrong:WRONG fallback:FALLBACK; do
+    NATTEN_BENCH_SELFTEST=${kind%%:*} "$bench" -i 10 -w 3 --op fna $fast >"$tmp/self" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "${kind#*:}" "$tmp/self" && grep -q "FAILED" "$tmp/self"; then
+        pass "detects ${kind%%:*} results"
+    else
+        fail "detects ${kind%%:*} results (exit $rc)"; cat "$tmp/self" "$tmp/err"
+    fi
+done
+
 echo "bench-cli: $fails failed"
 [ $fails -eq 0 ]
