@@ -49,6 +49,7 @@ static struct {
     unsigned long long seed;
     int dtype_set;
     int dry_run;
+    int backends_set, device_set;
     const char *csv_out, *json_out;
 } opt;
 
@@ -81,6 +82,7 @@ static void usage(FILE *f)
 "      --device DEV       cpu | cuda | cuda:N | all (default all: each backend on its device)\n"
 "      --threads N        natten_context_set_num_threads (default 0: backend default)\n"
 "      --suite NAME       preset problems: %s\n"
+"                         (gpu: only GPU backends unless --backend/--device say otherwise)\n"
 "      --quick            the tiny variant of a suite\n"
 "      --warmup N         untimed runs first (default 1 CPU, 5 GPU)\n"
 "      --repeat N         timed runs (default: >= 5 CPU / 20 GPU, up to ~1 s)\n"
@@ -245,8 +247,10 @@ static void parse_args(int argc, char **argv)
             p->rpb = 1;
         } else if (IS("", "--backend")) {
             if ((opt.backends = VALUE()) == NULL) die_usage("--backend needs a value");
+            opt.backends_set = 1;
         } else if (IS("", "--device")) {
             if ((opt.device = VALUE()) == NULL) die_usage("--device needs a value");
+            opt.device_set = 1;
             if (strcmp(opt.device, "all") && strcmp(opt.device, "cpu") && strcmp(opt.device, "cuda") &&
                 !(strncmp(opt.device, "cuda:", 5) == 0 && is_number(opt.device + 5)))
                 die_usage("--device: '%s' is not cpu, cuda, cuda:N or all", opt.device);
@@ -637,6 +641,10 @@ static void pick_targets(void)
         int id;
         if (natten_backend_get_info(i, &info) != NATTEN_SUCCESS) continue;
         if (!all && !name_listed(opt.backends, info.name)) continue;
+        /* --suite gpu: GPU backends only, unless asked otherwise (naive stays the reference) */
+        if (opt.suite && strcmp(opt.suite, "gpu") == 0 && !opt.backends_set && !opt.device_set &&
+            info.device_type == kDLCPU)
+            continue;
         if (!device_wanted(info.device_type, &id)) continue;
         if (!info.available) {
             if (!all) fprintf(stderr, "natten-bench: backend %s is not available here: %s\n",
@@ -663,8 +671,9 @@ static void pick_targets(void)
         }
     }
     if (ntargets == 0) {
-        fprintf(stderr, "natten-bench: no backend to run (--backend %s, --device %s)\n", opt.backends,
-                opt.device);
+        fprintf(stderr, "natten-bench: no backend to run (--backend %s, --device %s%s)\n", opt.backends,
+                opt.device, opt.suite && strcmp(opt.suite, "gpu") == 0 && !opt.backends_set && !opt.device_set
+                                ? "; --suite gpu runs GPU backends only, and none is available here" : "");
         exit(2);
     }
 }

@@ -541,6 +541,8 @@ def measure(torch, R, fn, post, qkv, dout, name, d, row, ref, full, clock, cuda,
             row["status"] = "ok (dense: all tokens, not NA)"
         else:
             row["status"] = "ok (not verified)"
+    else:
+        row["status"] = "ok (gradients not verified)"
 
     def grads():
         return [t.detach().requires_grad_(True) for t in qkv]
