@@ -1525,6 +1525,10 @@ int main(int argc, char **argv)
         if (gpu_bw > 0)
             printf("GPU device-to-device copy: %.0f GB/s (%%bw: a GPU result's GB/s over it)\n",
                    gpu_bw * 1e-9);
+        if (loadavg > bench_cpu_count())
+            printf("warning: load average %.1f on %d CPUs: other work competes with this run, so CPU\n"
+                   "         medians are inflated (multithreaded ones most); compare min, or rerun when idle\n",
+                   loadavg, bench_cpu_count());
         printf("times: median/min/max of timed runs (CPU: clock_gettime, GPU: CUDA events); "
                "FLOP/s: 2 per multiply-add, windows counted as prod(K)\n");
     }
