@@ -784,6 +784,7 @@ typedef struct reference {
     job in;             /* inputs in the working dtype (host) */
     job ref;            /* naive float64 outputs */
     int ok;
+    natten_status st;   /* the naive reference's status when !ok */
     char why[600];
 } reference;
 
@@ -823,6 +824,7 @@ static void reference_build(reference *R, const bench_problem *p, bench_op op, b
         c.j = &f;
         c.dir = DIR_FWD;
         if (!call_once(&c)) {
+            R->st = c.st;
             snprintf(R->why, sizeof R->why, "naive forward for out/lse: %s", c.err);
             job_free(&f);
             natten_context_destroy(ctx);
@@ -837,6 +839,7 @@ static void reference_build(reference *R, const bench_problem *p, bench_op op, b
     c.j = &R->ref;
     c.dir = dir;
     if (!call_once(&c)) {
+        R->st = c.st;
         snprintf(R->why, sizeof R->why, "naive reference: %s", c.err);
     } else {
         R->ok = 1;
@@ -968,7 +971,10 @@ static int verify_one(call *c, const target *t, reference *R, job *dj, result *r
     int worst = -1, is_gpu = t->dev.type != kDLCPU;
     job *vj = &R->in;
     if (!R->ok) {
-        set_status(r, 1, "no reference: %s", R->why);
+        if (R->st == NATTEN_ERROR_INVALID_ARGUMENT)
+            set_status(r, 1, "invalid problem (the library rejects it): %s", R->why);
+        else
+            set_status(r, 1, "no reference: %s", R->why);
         return 0;
     }
     if (is_gpu) {
