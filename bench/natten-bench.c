@@ -51,6 +51,7 @@ static struct {
     int dry_run;
     int backends_set, device_set;
     const char *csv_out, *json_out;
+    const char *tune;         /* --tune FILE: build wisdom instead of benchmarking */
 } opt;
 
 static void usage(FILE *f)
@@ -99,6 +100,11 @@ static void usage(FILE *f)
 "      --csv-out FILE     also write the CSV to FILE (any output format on stdout)\n"
 "      --json-out FILE    also write the JSON to FILE\n"
 "      --peak             measure this CPU's fp32 FMA peak; report %%peak per CPU result\n"
+"      --tune FILE        measured selection instead of a benchmark: let the library\n"
+"                         time every backend x configuration on each problem (op,\n"
+"                         and backward with --backward) on --device (default cpu),\n"
+"                         print what it measured and save the winners as wisdom in\n"
+"                         FILE (merged with FILE's if it is valid for this build)\n"
 "      --list             list the backends and exit\n"
 "      --dry-run          print the problems (with --json: as JSON, for bench/peers.py) and exit\n"
 "  -h, --help             this text;  --version  the library version\n"
@@ -276,6 +282,8 @@ static void parse_args(int argc, char **argv)
             if ((opt.json_out = VALUE()) == NULL) die_usage("--json-out needs a file name");
         } else if (IS("", "--peak")) {
             opt.peak = 1;
+        } else if (IS("", "--tune")) {
+            if ((opt.tune = VALUE()) == NULL) die_usage("--tune needs a file name");
         } else if (IS("", "--dry-run")) {
             opt.dry_run = 1;
         } else if (IS("", "--no-verify")) {
@@ -1464,6 +1472,96 @@ static void list_backends(void)
     }
 }
 
+/* ------------------------------------------------------------------- tune */
+
+/* --tune FILE: run each problem once through a context in measure mode (the
+ * library times the candidates), print its report, export the wisdom. */
+static int tune(void)
+{
+    natten_context *ctx;
+    bench_device where = {kDLCPU, 0};
+    char why[256], prev[512] = "";
+    int failed = 0, measured = 0;
+    if (strncmp(opt.device, "cuda", 4) == 0) {
+        where.type = kDLCUDA;
+        if (opt.device[4] == ':') where.id = atoi(opt.device + 5);
+        if (!gpu_load(why, sizeof why)) {
+            fprintf(stderr, "natten-bench: --tune on %s: %s\n", opt.device, why);
+            return 1;
+        }
+    }
+    if (natten_context_create(&ctx) != NATTEN_SUCCESS ||
+        natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE) != NATTEN_SUCCESS ||
+        (where.type == kDLCUDA && natten_context_set_stream(ctx, gpu_stream(where.id)) != NATTEN_SUCCESS)) {
+        fprintf(stderr, "natten-bench: context: %s\n", natten_last_error());
+        return 1;
+    }
+    if (access(opt.tune, F_OK) == 0) {
+        if (natten_wisdom_import(ctx, opt.tune) == NATTEN_SUCCESS)
+            printf("natten-bench: merging with the wisdom in %s\n", opt.tune);
+        else
+            printf("natten-bench: %s is not usable here and will be replaced: %s\n", opt.tune, natten_last_error());
+    }
+    printf("natten-bench --tune: %s | %s\n", natten_version_string(), where.type == kDLCPU ? "cpu" : opt.device);
+    for (int pi = 0; pi < nproblems; pi++) {
+        const bench_problem *p = &problems[pi];
+        char desc[256];
+        bench_problem_describe(p, desc, sizeof desc);
+        for (int o = 0; o < OP_COUNT; o++) {
+            if (!(p->ops & (1u << o))) continue;
+            for (int d = 0; d < (p->backward ? 2 : 1); d++) {
+                natten_tuning_result res[64];
+                natten_params np;
+                natten_status st;
+                job j;
+                char sig[512] = "";
+                int n = 0;
+                make_params(p, &np);
+                natten_context_set_num_threads(ctx, p->threads);
+                if (!job_alloc(&j, p, (bench_op)o, d ? DIR_BWD : DIR_FWD, p->dtype, where)) {
+                    printf("%s %s %s: cannot allocate the tensors\n", desc, op_names[o], dir_names[d]);
+                    failed = 1;
+                    continue;
+                }
+                job_fill_inputs(&j, p, opt.seed);
+                for (int r = 0; r < T_COUNT; r++)
+                    if (j.t[r]) bt_upload(j.t[r]);
+                st = run_dir(ctx, &np, &j, (bench_op)o, d);
+                if (st != NATTEN_SUCCESS) {
+                    printf("%s %s %s: %s: %s\n", desc, op_names[o], dir_names[d], natten_status_string(st),
+                           natten_last_error());
+                    failed = 1;
+                } else if (natten_context_tuning_report(ctx, res, 64, &n, sig, sizeof sig) != NATTEN_SUCCESS ||
+                           strcmp(sig, prev) == 0) {
+                    printf("%s %s %s: %s (remembered)\n", desc, op_names[o], dir_names[d],
+                           natten_context_last_backend(ctx));
+                } else {
+                    printf("%s %s %s:\n", desc, op_names[o], dir_names[d]);
+                    for (int i = 0; i < n && i < 64; i++) {
+                        if (res[i].status == NATTEN_SUCCESS)
+                            printf("  %s%-10s %-16s %12.4f ms\n", i ? "  " : "* ", res[i].backend, res[i].config,
+                                   res[i].time_ms);
+                        else
+                            printf("    %-10s %-16s %s\n", res[i].backend, res[i].config, res[i].reason);
+                    }
+                    snprintf(prev, sizeof prev, "%s", sig);
+                    measured++;
+                }
+                job_free(&j);
+            }
+        }
+    }
+    if (natten_wisdom_export(ctx, opt.tune) != NATTEN_SUCCESS) {
+        fprintf(stderr, "natten-bench: %s\n", natten_last_error());
+        failed = 1;
+    } else {
+        printf("natten-bench: %d problems measured; wisdom written to %s (use NATTEN_WISDOM=%s)\n", measured,
+               opt.tune, opt.tune);
+    }
+    natten_context_destroy(ctx);
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     char date[64], header[512];
@@ -1499,6 +1597,7 @@ int main(int argc, char **argv)
         print_problems();
         return 0;
     }
+    if (opt.tune) return tune();
     pick_targets();
     bench_cpu_model(cpu_model, sizeof cpu_model);
     for (int i = 0; i < ntargets; i++)

@@ -318,8 +318,13 @@ static int may_collide(const natten_view *a, const natten_view *b, size_t esize_
     return reachable(a, ord, m, delta);
 }
 
+/* Where a data-less tensor (natten_validate_shapes) appears to live: a fake,
+ * well-aligned address, so that natten_has() sees the role and a backend's
+ * alignment test passes; never dereferenced. */
+#define SHAPES_ONLY_BASE ((uintptr_t)1 << 20)
+
 /* Build the canonical 6-D view of role a (see natten-impl.h). */
-static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n)
+static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n, int shapes_only)
 {
     int64_t cstride[6];
     const int64_t *st = x->strides;
@@ -344,11 +349,14 @@ static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n)
         v->shape[i] = map[i] < 0 ? 1 : x->shape[map[i]];
         v->stride[i] = map[i] < 0 ? 0 : st[map[i]];
     }
-    v->data = (char *)x->data + x->byte_offset;
+    if (shapes_only && x->data == NULL)
+        v->data = (char *)(SHAPES_ONLY_BASE + (uintptr_t)x->byte_offset);
+    else
+        v->data = (char *)x->data + x->byte_offset;
 }
 
-natten_status natten_validate(natten_problem *prob, natten_op op, const natten_params *p,
-                              const DLTensor *const t[NATTEN_ARG_COUNT])
+static natten_status validate(natten_problem *prob, natten_op op, const natten_params *p,
+                              const DLTensor *const t[NATTEN_ARG_COUNT], int shapes_only)
 {
     const struct op_spec *spec = &op_spec[op];
     dims dm;
@@ -466,10 +474,10 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
         size_t es;
         if (t[a] == NULL) continue;
         es = a == NATTEN_ARG_LSE ? 4 : natten_dtype_size(dt);
-        make_view(&prob->arg[a], (natten_arg)a, t[a], n);
+        make_view(&prob->arg[a], (natten_arg)a, t[a], n, shapes_only);
         if (!numel_of(t[a], &numel[a]) || !span_of(&prob->arg[a], es, numel[a], &lo[a], &hi[a]))
             return INVALID("%s: its element count or byte extent overflows 64 bits", arg_names[a]);
-        if (numel[a] > 0 && t[a]->data == NULL)
+        if (numel[a] > 0 && t[a]->data == NULL && !shapes_only)
             return INVALID("%s.data is NULL but it has %lld elements", arg_names[a], (long long)numel[a]);
         if (numel[a] == 0 && prob->arg[a].data == NULL)
             prob->arg[a].data = (char *)(uintptr_t)es; /* present but empty: never dereferenced */
@@ -477,7 +485,7 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
             return INVALID("%s: its strides make distinct elements share memory; outputs need "
                            "positive, non-overlapping strides", arg_names[a]);
     }
-    for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
+    for (int a = 0; a < NATTEN_ARG_COUNT && !shapes_only; a++) {
         if (!t[a] || !(spec->outputs & BIT(a)) || numel[a] == 0) continue;
         for (int b = 0; b < NATTEN_ARG_COUNT; b++) {
             const char *pa, *pb;
@@ -493,6 +501,18 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
         }
     }
     return NATTEN_SUCCESS;
+}
+
+natten_status natten_validate(natten_problem *prob, natten_op op, const natten_params *p,
+                              const DLTensor *const t[NATTEN_ARG_COUNT])
+{
+    return validate(prob, op, p, t, 0);
+}
+
+natten_status natten_validate_shapes(natten_problem *prob, natten_op op, const natten_params *p,
+                                     const DLTensor *const t[NATTEN_ARG_COUNT])
+{
+    return validate(prob, op, p, t, 1);
 }
 
 int natten_inner_contiguous(const natten_problem *p, char *why, size_t len)

@@ -1,7 +1,8 @@
 # Check suites (see tests/README in docs/testing.md).  `make check` runs them.
 if HAVE_CHECK
-check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors tests/check_grad tests/check_symbols docs/examples/hello
-TESTS = $(check_PROGRAMS) tests/exports.sh
+check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors \
+	tests/check_grad tests/check_symbols tests/check_selection tests/check_tuner docs/examples/hello
+TESTS = $(check_PROGRAMS) tests/exports.sh tests/info-cli.sh tests/tune-cli.sh
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
 tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -15,6 +16,15 @@ tests_check_reference_LDADD = $(TEST_LIBS)
 tests_check_equivalence_SOURCES = tests/check_equivalence.c
 tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_equivalence_LDADD = $(TEST_LIBS)
+tests_check_selection_SOURCES = tests/check_selection.c
+tests_check_selection_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_selection_LDADD = $(TEST_LIBS)
+# check_tuner drives lib/tune.c's internals with fake backends: it compiles
+# the few library sources it needs instead of linking the (hidden-symbol)
+# shared library.
+tests_check_tuner_SOURCES = tests/check_tuner.c lib/tune.c lib/validate.c lib/status.c lib/alloc.c
+tests_check_tuner_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_tuner_LDADD = $(CHECK_LIBS) -lm
 tests_check_errors_SOURCES = tests/check_errors.c
 tests_check_errors_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_errors_LDADD = $(TEST_LIBS)
@@ -36,3 +46,4 @@ check-local:
 	@exit 1
 endif
 EXTRA_DIST += tests/bench-cli.sh
+EXTRA_DIST += tests/info-cli.sh tests/tune-cli.sh
