@@ -244,9 +244,12 @@ const char *gpu_runtime(void)
  * roofline that memory-bound ops are compared with. */
 double gpu_copy_bandwidth(int dev)
 {
-    size_t bytes = (size_t)1 << 30;
+    size_t bytes = (size_t)1 << 30, free_b = 0, total = 0;
     void *a = NULL, *b = NULL;
     double best = 0;
+    /* 1 GiB each way, or a quarter of the free memory if that is less */
+    if (use(dev) && rt.MemGetInfo(&free_b, &total) == 0 && free_b / 4 < bytes) bytes = free_b / 4;
+    if (bytes < ((size_t)1 << 20)) bytes = (size_t)1 << 20;
     if (!gpu_malloc(dev, &a, bytes) || !gpu_malloc(dev, &b, bytes)) {
         bytes >>= 3;
         gpu_free(dev, a);
