@@ -1356,6 +1356,10 @@ static void print_json(const char *date, const char *gpu)
     json_string(natten_version_string());
     fprintf(dst, ",\n  \"date\": ");
     json_string(date);
+    fprintf(dst, ",\n  \"suite\": ");
+    if (opt.suite) json_string(opt.suite);
+    else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"quick\": %s", opt.quick ? "true" : "false");
     fprintf(dst, ",\n  \"command\": ");
     json_string(command_line);
     fprintf(dst, ",\n  \"cpu\": ");

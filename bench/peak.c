@@ -14,6 +14,15 @@
 
 #define CHAINS 12
 
+/* Fully unroll the chain loop so the accumulators live in registers. */
+#if defined(__clang__)
+#define UNROLL_CHAINS _Pragma("unroll")
+#elif defined(__GNUC__)
+#define UNROLL_CHAINS _Pragma("GCC unroll 12")
+#else
+#define UNROLL_CHAINS
+#endif
+
 typedef double (*fma_kernel)(long iters, double *flops);
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -27,7 +36,7 @@ __attribute__((target("avx512f"))) static double fma_avx512(long iters, double *
     double s = 0;
     for (int j = 0; j < CHAINS; j++) a[j] = _mm512_set1_ps((float)j);
     for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
+UNROLL_CHAINS
         for (int j = 0; j < CHAINS; j++) a[j] = _mm512_fmadd_ps(a[j], b, c);
     }
     for (int j = 1; j < CHAINS; j++) a[0] = _mm512_add_ps(a[0], a[j]);
@@ -44,7 +53,7 @@ __attribute__((target("avx2,fma"))) static double fma_avx2(long iters, double *f
     double s = 0;
     for (int j = 0; j < CHAINS; j++) a[j] = _mm256_set1_ps((float)j);
     for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
+UNROLL_CHAINS
         for (int j = 0; j < CHAINS; j++) a[j] = _mm256_fmadd_ps(a[j], b, c);
     }
     for (int j = 1; j < CHAINS; j++) a[0] = _mm256_add_ps(a[0], a[j]);
