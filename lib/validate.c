@@ -91,9 +91,10 @@ static natten_status dtype_of(const DLTensor *t, const char *name, natten_dtype 
     else if (d.code == kDLFloat && d.bits == 64) *out = NATTEN_F64;
     else if (d.code == kDLFloat && d.bits == 16) *out = NATTEN_F16;
     else if (d.code == kDLBfloat && d.bits == 16) *out = NATTEN_BF16;
-    else if (d.code == kDLFloat || d.code == kDLBfloat)
-        return UNSUPPORTED("%s has a %d-bit floating-point dtype; supported are float16, bfloat16, "
-                           "float32 and float64", name, d.bits);
+    else if (d.code == kDLFloat || d.code == kDLBfloat || d.code >= 6)
+        /* codes 6 and up are DLPack 1.1's float8/float6/float4 formats */
+        return UNSUPPORTED("%s has a %d-bit floating-point dtype (code %d); supported are float16, "
+                           "bfloat16, float32 and float64", name, d.bits, d.code);
     else
         return INVALID("%s has dtype code %d (%d bits); attention needs floating-point tensors",
                        name, d.code, d.bits);
@@ -481,7 +482,7 @@ static natten_status validate(natten_problem *prob, natten_op op, const natten_p
             return INVALID("%s.data is NULL but it has %lld elements", arg_names[a], (long long)numel[a]);
         if (numel[a] == 0 && prob->arg[a].data == NULL)
             prob->arg[a].data = (char *)(uintptr_t)es; /* present but empty: never dereferenced */
-        if ((spec->outputs & BIT(a)) && !nonoverlapping(&prob->arg[a]))
+        if ((spec->outputs & BIT(a)) && numel[a] > 0 && !nonoverlapping(&prob->arg[a]))
             return INVALID("%s: its strides make distinct elements share memory; outputs need "
                            "positive, non-overlapping strides", arg_names[a]);
     }
