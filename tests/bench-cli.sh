@@ -57,7 +57,7 @@ else
 fi
 
 # 4. CSV: a header and rows with the same number of fields
-if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna --backward --causal 1 0 $fast --csv >"$tmp/csv" 2>"$tmp/err"; then
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna --backward --causal 1 0 $fast --device cpu --csv >"$tmp/csv" 2>"$tmp/err"; then
     if python3 -c 'import sys' 2>/dev/null; then
         if python3 - "$tmp/csv" <<'EOF'
 import csv, sys
@@ -82,7 +82,7 @@ else
 fi
 
 # 5. JSON: parses, and carries the results
-if "$bench" -i 10 -w 3 -n 2 -d 8 --op all --rpb $fast --json >"$tmp/json" 2>"$tmp/err"; then
+if "$bench" -i 10 -w 3 -n 2 -d 8 --op all --rpb $fast --device cpu --json >"$tmp/json" 2>"$tmp/err"; then
     if python3 -c 'import sys' 2>/dev/null; then
         if python3 - "$tmp/json" <<'EOF'
 import json, sys
