@@ -23,12 +23,27 @@
 
 /* ---- vector-friendly helpers ------------------------------------------- */
 
+/*
+ * <a, b> over n elements.  Lane-wise partial sums in a fixed-size array (one
+ * 512-bit vector of floats) and a tree reduction: an `omp simd reduction`
+ * here makes GCC add the lanes one by one, which costs more than the FMAs.
+ */
+#define VL_ (64 / (int)sizeof(REAL))
 static inline REAL KFN(dot)(const REAL *restrict a, const REAL *restrict b, int64_t n)
 {
-    REAL s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < n; c++) s += a[c] * b[c];
-    return s;
+    REAL acc[VL_], s = 0;
+    int64_t c = 0;
+    for (int l = 0; l < VL_; l++) acc[l] = 0;
+    for (; c + VL_ <= n; c += VL_) {
+#pragma omp simd
+        for (int l = 0; l < VL_; l++) acc[l] += a[c + l] * b[c + l];
+    }
+    for (; c < n; c++) s += a[c] * b[c];
+    for (int w = VL_ / 2; w >= 1; w /= 2) {
+#pragma omp simd
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    }
+    return acc[0] + s;
 }
 
 static inline void KFN(axpy)(REAL *restrict y, REAL w, const REAL *restrict x, int64_t n)
@@ -108,256 +123,398 @@ static inline REAL KFN(vexp)(REAL x)
 #define VIEW(P, a) (&(P)->p.arg[a])
 #define DATA(P, a) ((REAL *)(P)->p.arg[a].data)
 
-/*
- * The valid slots of query (b, x0, x1, x2), in slot order: offsets of the key
- * token (without batch and head) in roles ka and va, the slot number t, and
- * the rpb flat offset.  Returns how many.
+/* ---- query strips ----------------------------------------------------------
+ *
+ * The forward ops and the query side of the backward ops run on strips: SW
+ * consecutive queries of one dilation group along the last axis (one
+ * 512-bit vector of REAL), same batch, head and outer indices.  Vector lanes
+ * are queries, so no dot product needs a horizontal sum.  Keys and values
+ * come from a transposed copy (omp_pack: [C][column] per outer key index,
+ * columns ordered group by group) where lane l's keys start at column
+ * col0 + lidx[l]: lidx[l] = l inside the extent (one unaligned vector load per
+ * slot, neighbouring queries sharing keys), a gather at the borders, with
+ * stride, or in causal bands.  Register blocks of two window rows times four
+ * slots keep 8 independent FMA chains per head-dim step.
  */
-static inline int64_t KFN(gather)(const omp_plan *P, natten_arg ka, natten_arg va, const int64_t x[3],
-                                  int64_t *koff, int64_t *voff, int64_t *slot, int64_t *roff)
+#define SW (64 / (int)sizeof(REAL))
+
+typedef struct {
+    int64_t w;                 /* live lanes */
+    int64_t col0;              /* packed column of lane 0's first key on axis 2 */
+    int contiguous;            /* lidx[l] == l for every live lane */
+    int full;                  /* every live lane has K2 keys on axis 2 */
+    int lidx[SW], len[SW];     /* per lane: first key column - col0, keys on axis 2 */
+    int eb[SW];                /* per lane: rpb index on axis 2 of its first key */
+    int64_t x2[SW];            /* per live lane: its index on axis 2 */
+    int64_t a[2], n[2], g[2], u[2]; /* axes 0, 1 (shared): window start, keys, group, position */
+} KFN(strip);
+
+/* Fill the lane tables of the strip of group g2 starting at group position u. */
+static inline void KFN(strip_init)(const omp_plan *P, KFN(strip) *S, int64_t x0, int64_t x1, int64_t g2,
+                                   int64_t u, int64_t ng)
 {
     const natten_problem *p = &P->p;
-    const natten_view *kv = &p->arg[ka], *vv = &p->arg[va];
-    int64_t n = 0, wa[3], wb[3], g[3], u[3];
-    for (int i = 0; i < 3; i++) {
-        wa[i] = P->wa[i][x[i]];
-        wb[i] = P->wb[i][x[i]];
-        g[i] = x[i] % p->dilation[i];
-        u[i] = x[i] / p->dilation[i];
+    int64_t x[2] = {x0, x1}, a00 = 0;
+    S->w = ng - u < SW ? ng - u : SW;
+    S->contiguous = S->full = 1;
+    for (int i = 0; i < 2; i++) {
+        S->a[i] = P->wa[i][x[i]];
+        S->n[i] = P->wb[i][x[i]] - S->a[i];
+        S->g[i] = x[i] % p->dilation[i];
+        S->u[i] = x[i] / p->dilation[i];
     }
-    for (int64_t t0 = 0; t0 < p->kernel[0] && wa[0] + t0 < wb[0]; t0++) {
-        int64_t k0 = (wa[0] + t0) * p->dilation[0] + g[0];
-        int64_t e0 = natten_rpb_index(p->kernel[0], u[0], wa[0] + t0);
-        for (int64_t t1 = 0; t1 < p->kernel[1] && wa[1] + t1 < wb[1]; t1++) {
-            int64_t k1 = (wa[1] + t1) * p->dilation[1] + g[1];
-            int64_t e1 = natten_rpb_index(p->kernel[1], u[1], wa[1] + t1);
-            int64_t kbase = k0 * kv->stride[1] + k1 * kv->stride[2];
-            int64_t vbase = k0 * vv->stride[1] + k1 * vv->stride[2];
-            int64_t tb = (t0 * p->kernel[1] + t1) * p->kernel[2];
-            int64_t rb = e0 * P->rs[0] + e1 * P->rs[1];
-            for (int64_t t2 = 0; t2 < p->kernel[2] && wa[2] + t2 < wb[2]; t2++) {
-                int64_t k2 = (wa[2] + t2) * p->dilation[2] + g[2];
-                koff[n] = kbase + k2 * kv->stride[3];
-                voff[n] = vbase + k2 * vv->stride[3];
-                slot[n] = tb + t2;
-                roff[n] = rb + natten_rpb_index(p->kernel[2], u[2], wa[2] + t2) * P->rs[2];
-                n++;
+    for (int l = 0; l < SW; l++) {
+        int64_t lv = l < S->w ? l : S->w - 1;
+        int64_t x2 = (u + lv) * p->dilation[2] + g2;
+        int64_t a = P->wa[2][x2];
+        if (l == 0) a00 = a;
+        S->lidx[l] = (int)(a - a00);
+        S->len[l] = (int)(P->wb[2][x2] - a);
+        S->eb[l] = (int)(a - (u + lv) + p->kernel[2] - 1);
+        if (l < S->w) {
+            S->x2[l] = x2;
+            if (S->lidx[l] != l) S->contiguous = 0;
+            if (S->len[l] != p->kernel[2]) S->full = 0;
+        }
+    }
+    S->col0 = P->goff[g2] + a00;
+}
+
+/* z[j][l] (+)= sum_c qt[c][l] * kr_r[c][li + j], NR rows x NT slots. */
+static inline __attribute__((always_inline)) void KFN(qk_blk)(const REAL *restrict qt, const REAL *k0,
+                                                              const REAL *k1, int64_t ncol, int64_t C,
+                                                              REAL *z0, REAL *z1, const int *restrict lidx,
+                                                              const int NR, const int NT, const int gat)
+{
+    REAL a[8][SW];
+    for (int j = 0; j < NR * NT; j++)
+        for (int l = 0; l < SW; l++) a[j][l] = 0;
+    for (int64_t c = 0; c < C; c++) {
+        const REAL *restrict q = qt + c * SW;
+        const REAL *restrict kr0 = k0 + c * ncol, *restrict kr1 = k1 + c * ncol;
+#pragma omp simd
+        for (int l = 0; l < SW; l++) {
+            REAL qv = q[l];
+            int li = gat ? lidx[l] : l;
+#pragma GCC unroll 8
+            for (int j = 0; j < NT; j++) {
+                a[j][l] += qv * kr0[li + j];
+                if (NR == 2) a[NT + j][l] += qv * kr1[li + j];
             }
         }
     }
-    return n;
-}
-
-/* Scratch per thread, in REAL units (callers size it with this). */
-static inline int64_t KFN(scratch_len)(const natten_problem *p)
-{
-    int64_t c = p->dim > p->dim_v ? p->dim : p->dim_v;
-    /* 3 vectors of the head dim, z/P/dS of one query, and 3 int64 lists */
-    return 4 * c + 3 * p->window + 4 * p->window * (int64_t)(sizeof(int64_t) / sizeof(REAL)) + 64;
-}
-
-typedef struct {
-    REAL *v0, *v1, *v2, *z, *zp, *zs;
-    int64_t *koff, *voff, *slot, *roff;
-} KFN(scratch);
-
-static inline KFN(scratch) KFN(carve)(const natten_problem *p, REAL *base)
-{
-    KFN(scratch) s;
-    int64_t c = p->dim > p->dim_v ? p->dim : p->dim_v;
-    s.v0 = base;
-    s.v1 = s.v0 + c;
-    s.v2 = s.v1 + c;
-    s.z = s.v2 + c;
-    s.zp = s.z + p->window;
-    s.zs = s.zp + p->window;
-    s.koff = (int64_t *)(void *)(s.zs + p->window + 8 - (p->window % 8));
-    s.voff = s.koff + p->window;
-    s.slot = s.voff + p->window;
-    s.roff = s.slot + p->window;
-    return s;
-}
-
-/* ---- query-side kernels: one row (b, h, x0, x1), every x2 ------------- */
-
-NATTEN_OMP_CLONES
-static void KFN(qk_fwd_row)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr)
-{
-    const natten_problem *p = &P->p;
-    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *K = VIEW(P, NATTEN_ARG_K), *A = VIEW(P, NATTEN_ARG_ATTN);
-    const REAL *kb = DATA(P, NATTEN_ARG_K) + b * K->stride[0] + h * K->stride[4];
-    const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
-    KFN(scratch) s = KFN(carve)(p, scr);
-    for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
-        int64_t x[3] = {x0, x1, x2};
-        const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, x2, h, 0);
-        REAL *out = DATA(P, NATTEN_ARG_ATTN) + natten_off(A, b, x0, x1, x2, h, 0);
-        int64_t n = KFN(gather)(P, NATTEN_ARG_K, NATTEN_ARG_K, x, s.koff, s.voff, s.slot, s.roff);
-        for (int64_t t = 0; t < p->window; t++) out[t] = -INFINITY;
-        for (int64_t j = 0; j < n; j++) {
-            REAL z = KFN(dot)(q, kb + s.koff[j], p->dim);
-            if (rpb) z += rpb[s.roff[j]];
-            out[s.slot[j]] = z;
+    for (int j = 0; j < NT; j++)
+#pragma omp simd
+        for (int l = 0; l < SW; l++) {
+            z0[j * SW + l] = a[j][l];
+            if (NR == 2) z1[j * SW + l] = a[NT + j][l];
         }
-    }
 }
 
-NATTEN_OMP_CLONES
-static void KFN(av_fwd_row)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr)
+static inline __attribute__((always_inline)) void KFN(qk_rows)(const REAL *qt, const REAL *k0, const REAL *k1,
+                                                               int64_t ncol, int64_t C, REAL *z0, REAL *z1,
+                                                               const int *lidx, int64_t K2, const int NR,
+                                                               const int gat)
 {
-    const natten_problem *p = &P->p;
-    const natten_view *V = VIEW(P, NATTEN_ARG_V), *A = VIEW(P, NATTEN_ARG_ATTN), *O = VIEW(P, NATTEN_ARG_OUT);
-    const REAL *vb = DATA(P, NATTEN_ARG_V) + b * V->stride[0] + h * V->stride[4];
-    KFN(scratch) s = KFN(carve)(p, scr);
-    for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
-        int64_t x[3] = {x0, x1, x2};
-        const REAL *a = DATA(P, NATTEN_ARG_ATTN) + natten_off(A, b, x0, x1, x2, h, 0);
-        REAL *out = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, x2, h, 0);
-        int64_t n = KFN(gather)(P, NATTEN_ARG_V, NATTEN_ARG_V, x, s.koff, s.voff, s.slot, s.roff);
-        for (int64_t c = 0; c < p->dim_v; c++) s.v0[c] = 0;
-        for (int64_t j = 0; j < n; j++) KFN(axpy)(s.v0, a[s.slot[j]], vb + s.koff[j], p->dim_v);
-        for (int64_t c = 0; c < p->dim_v; c++) out[c] = s.v0[c];
-    }
-}
-
-/* QK backward, query side: d_q = sum_t d_attn[t] k_t; d_rpb partials. */
-NATTEN_OMP_CLONES
-static void KFN(qk_bwd_row)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr,
-                            double *drpb)
-{
-    const natten_problem *p = &P->p;
-    const natten_view *K = VIEW(P, NATTEN_ARG_K), *G = VIEW(P, NATTEN_ARG_D_ATTN), *DQ = VIEW(P, NATTEN_ARG_D_Q);
-    const REAL *kb = DATA(P, NATTEN_ARG_K) + b * K->stride[0] + h * K->stride[4];
-    KFN(scratch) s = KFN(carve)(p, scr);
-    for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
-        int64_t x[3] = {x0, x1, x2};
-        const REAL *g = DATA(P, NATTEN_ARG_D_ATTN) + natten_off(G, b, x0, x1, x2, h, 0);
-        REAL *dq = DATA(P, NATTEN_ARG_D_Q) + natten_off(DQ, b, x0, x1, x2, h, 0);
-        int64_t n = KFN(gather)(P, NATTEN_ARG_K, NATTEN_ARG_K, x, s.koff, s.voff, s.slot, s.roff);
-        for (int64_t c = 0; c < p->dim; c++) s.v0[c] = 0;
-        for (int64_t j = 0; j < n; j++) {
-            REAL w = g[s.slot[j]];
-            KFN(axpy)(s.v0, w, kb + s.koff[j], p->dim);
-            if (drpb) drpb[s.roff[j]] += w;
-        }
-        for (int64_t c = 0; c < p->dim; c++) dq[c] = s.v0[c];
-    }
-}
-
-/* AV backward, query side: d_attn[t] = <d_out, v_t>, 0 on masked slots. */
-NATTEN_OMP_CLONES
-static void KFN(av_bwd_row)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr)
-{
-    const natten_problem *p = &P->p;
-    const natten_view *V = VIEW(P, NATTEN_ARG_V), *DO = VIEW(P, NATTEN_ARG_D_OUT), *DA = VIEW(P, NATTEN_ARG_D_ATTN);
-    const REAL *vb = DATA(P, NATTEN_ARG_V) + b * V->stride[0] + h * V->stride[4];
-    KFN(scratch) s = KFN(carve)(p, scr);
-    for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
-        int64_t x[3] = {x0, x1, x2};
-        const REAL *dout = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, x2, h, 0);
-        REAL *da = DATA(P, NATTEN_ARG_D_ATTN) + natten_off(DA, b, x0, x1, x2, h, 0);
-        int64_t n = KFN(gather)(P, NATTEN_ARG_V, NATTEN_ARG_V, x, s.koff, s.voff, s.slot, s.roff);
-        for (int64_t t = 0; t < p->window; t++) da[t] = 0;
-        for (int64_t j = 0; j < n; j++) da[s.slot[j]] = KFN(dot)(dout, vb + s.koff[j], p->dim_v);
+    int64_t t = 0;
+    for (; t + 4 <= K2; t += 4)
+        KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 4, gat);
+    switch (K2 - t) {
+    case 3: KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 3, gat); break;
+    case 2: KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 2, gat); break;
+    case 1: KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 1, gat); break;
+    default: break;
     }
 }
 
 /*
- * Fused forward, one query at a time: logits of its valid slots, softmax,
- * weighted sum of values; the per-query weights live only in scratch.
+ * z[t][l] = <qt[.][l], key of slot t of lane l> (+ rpb), -inf on masked
+ * slots, for every slot t of the window.  kb: packed rows of this (b, head).
  */
 NATTEN_OMP_CLONES
-static void KFN(fna_fwd_row)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr)
+static void KFN(qk_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *qt, const omp_pack *pk,
+                          const REAL *kb, const REAL *rpb, REAL *z)
 {
     const natten_problem *p = &P->p;
-    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *K = VIEW(P, NATTEN_ARG_K), *V = VIEW(P, NATTEN_ARG_V);
-    const natten_view *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
-    int64_t hk = h / (p->heads / p->heads_kv);
-    const REAL *kb = DATA(P, NATTEN_ARG_K) + b * K->stride[0] + hk * K->stride[4];
-    const REAL *vb = DATA(P, NATTEN_ARG_V) + b * V->stride[0] + hk * V->stride[4];
-    const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
-    const REAL scale = (REAL)p->scale;
-    KFN(scratch) s = KFN(carve)(p, scr);
-    for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
-        int64_t x[3] = {x0, x1, x2};
-        const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, x2, h, 0);
-        REAL *out = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, x2, h, 0);
-        int64_t n = KFN(gather)(P, NATTEN_ARG_K, NATTEN_ARG_V, x, s.koff, s.voff, s.slot, s.roff);
-        REAL m = -INFINITY, sum = 0;
-        for (int64_t c = 0; c < p->dim; c++) s.v1[c] = q[c];
-        for (int64_t j = 0; j < n; j++) {
-            REAL z = scale * KFN(dot)(s.v1, kb + s.koff[j], p->dim);
-            if (rpb) z += rpb[s.roff[j]];
-            s.z[j] = z;
-            m = z > m ? z : m;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2], C = pk->C, ncol = pk->ncol;
+    for (int64_t t0 = 0; t0 < p->kernel[0]; t0++) {
+        int64_t k0 = (S->a[0] + t0) * p->dilation[0] + S->g[0];
+        REAL *zt0 = z + t0 * K1 * K2 * SW;
+        int64_t t1 = 0, n1 = t0 < S->n[0] ? S->n[1] : 0;
+        for (; t1 + 2 <= n1; t1 += 2) {
+            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
+            const REAL *r0 = kb + (k0 * p->extent[1] + k1) * pk->row + S->col0;
+            const REAL *r1 = r0 + p->dilation[1] * pk->row;
+            REAL *z0 = zt0 + t1 * K2 * SW, *z1 = z0 + K2 * SW;
+            if (S->contiguous) KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 0);
+            else KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 1);
         }
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < n; j++) {
-            REAL e = KFN(vexp)(s.z[j] - m);
-            s.z[j] = e;
-            sum += e;
+        if (t1 < n1) {
+            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
+            const REAL *r0 = kb + (k0 * p->extent[1] + k1) * pk->row + S->col0;
+            REAL *z0 = zt0 + t1 * K2 * SW;
+            if (S->contiguous) KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 0);
+            else KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 1);
+            t1++;
         }
-        for (int64_t c = 0; c < p->dim_v; c++) s.v0[c] = 0;
-        for (int64_t j = 0; j < n; j++) KFN(axpy)(s.v0, s.z[j], vb + s.voff[j], p->dim_v);
-        {
-            REAL inv = 1 / sum;
+        for (; t1 < K1; t1++)
+            for (int64_t j = 0; j < K2 * SW; j++) zt0[t1 * K2 * SW + j] = -INFINITY;
+        if (t0 >= S->n[0] || (S->full && !rpb)) continue;
+        /* causal / partial windows on axis 2, and the bias */
+        for (t1 = 0; t1 < S->n[1]; t1++) {
+            const REAL *rr = rpb ? rpb + natten_rpb_index(p->kernel[0], S->u[0], S->a[0] + t0) * P->rs[0] +
+                                           natten_rpb_index(K1, S->u[1], S->a[1] + t1) * P->rs[1]
+                                 : NULL;
+            REAL *zr = zt0 + t1 * K2 * SW;
+            for (int64_t t2 = 0; t2 < K2; t2++)
 #pragma omp simd
-            for (int64_t c = 0; c < p->dim_v; c++) out[c] = s.v0[c] * inv;
+                for (int l = 0; l < SW; l++) {
+                    REAL v = zr[t2 * SW + l];
+                    if (rr) v += rr[(S->eb[l] + t2) * P->rs[2]];
+                    zr[t2 * SW + l] = t2 < S->len[l] ? v : -INFINITY;
+                }
         }
-        if (L->data)
-            ((float *)L->data)[natten_off(L, b, x0, x1, x2, h, 0)] = (float)(m + log(sum));
     }
 }
 
-/*
- * Fused backward, query side: recompute P, dP = <d_out, v>, dS = P (dP - Δ);
- * d_q = scale sum dS k; keep P and dS (slot-indexed, [B,H,N,W] compact) for
- * the key side; d_rpb partials.
- */
-NATTEN_OMP_CLONES
-static void KFN(fna_bwd_row)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr,
-                             double *drpb)
+/* o[c][l] = sum_t w[t][l] * value of slot t of lane l; w is 0 on masked slots. */
+static inline __attribute__((always_inline)) void KFN(av_blk)(const KFN(strip) *S, const omp_plan *P,
+                                                              const REAL *restrict w, const REAL *vb,
+                                                              int64_t ncol, int64_t row, REAL *restrict o,
+                                                              const int NC, const int gat)
 {
     const natten_problem *p = &P->p;
-    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *K = VIEW(P, NATTEN_ARG_K), *V = VIEW(P, NATTEN_ARG_V);
-    const natten_view *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
-    const natten_view *DO = VIEW(P, NATTEN_ARG_D_OUT), *DQ = VIEW(P, NATTEN_ARG_D_Q);
-    const natten_view *SP = &P->wp, *SS = &P->ws;
-    int64_t hk = h / (p->heads / p->heads_kv);
-    const REAL *kb = DATA(P, NATTEN_ARG_K) + b * K->stride[0] + hk * K->stride[4];
-    const REAL *vb = DATA(P, NATTEN_ARG_V) + b * V->stride[0] + hk * V->stride[4];
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2];
+    REAL a[8][SW];
+    for (int j = 0; j < NC; j++)
+        for (int l = 0; l < SW; l++) a[j][l] = 0;
+    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
+        int64_t k0 = (S->a[0] + t0) * p->dilation[0] + S->g[0];
+        for (int64_t t1 = 0; t1 < S->n[1]; t1++) {
+            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
+            const REAL *restrict vr = vb + (k0 * p->extent[1] + k1) * row + S->col0;
+            const REAL *restrict wr = w + (t0 * K1 + t1) * K2 * SW;
+            for (int64_t t2 = 0; t2 < K2; t2++) {
+#pragma omp simd
+                for (int l = 0; l < SW; l++) {
+                    REAL pv = wr[t2 * SW + l];
+                    int li = (gat ? S->lidx[l] : l) + (int)t2;
+#pragma GCC unroll 8
+                    for (int j = 0; j < NC; j++) a[j][l] += pv * vr[j * ncol + li];
+                }
+            }
+        }
+    }
+    for (int j = 0; j < NC; j++)
+#pragma omp simd
+        for (int l = 0; l < SW; l++) o[j * SW + l] = a[j][l];
+}
+
+NATTEN_OMP_CLONES
+static void KFN(av_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *w, const omp_pack *pk,
+                          const REAL *vb, REAL *o)
+{
+    int64_t c = 0, C = pk->C;
+    for (; c + 8 <= C; c += 8) {
+        if (S->contiguous) KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 0);
+        else KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 1);
+    }
+    for (; c + 4 <= C; c += 4) {
+        if (S->contiguous) KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 0);
+        else KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 1);
+    }
+    for (; c < C; c++) {
+        if (S->contiguous) KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 0);
+        else KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 1);
+    }
+}
+
+/* qt[c][l] = factor * src[token of lane l][c] (0 in dead lanes). */
+static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
+                               REAL *restrict qt)
+{
+    for (int64_t l = 0; l < SW; l++) {
+        const REAL *r = src + (l < S->w ? S->x2[l] : S->x2[0]) * tstride;
+        for (int64_t c = 0; c < C; c++) qt[c * SW + l] = l < S->w ? factor * r[c] : 0;
+    }
+}
+
+/* 1 if slot (t0, t1, t2) of lane l is a neighbour. */
+static inline int KFN(valid)(const KFN(strip) *S, int64_t t0, int64_t t1, int64_t t2, int l)
+{
+    return t0 < S->n[0] && t1 < S->n[1] && t2 < S->len[l];
+}
+
+/* w[t][l] = weight row of lane l's query in view WV at slot t, 0 where masked or dead. */
+static inline void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
+                               int64_t x0, int64_t x1, int64_t h, REAL *w)
+{
+    const natten_problem *p = &P->p;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2];
+    for (int l = 0; l < SW; l++) {
+        const REAL *wr = l < S->w ? (const REAL *)WV->data + natten_off(WV, b, x0, x1, S->x2[l], h, 0) : NULL;
+        for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
+            for (int64_t t1 = 0; t1 < K1; t1++)
+                for (int64_t t2 = 0; t2 < K2; t2++) {
+                    int64_t t = (t0 * K1 + t1) * K2 + t2;
+                    w[t * SW + l] = wr && KFN(valid)(S, t0, t1, t2, l) ? wr[t] : 0;
+                }
+    }
+}
+
+/* d_rpb[h] partial += w over the valid slots of the live lanes (fixed order). */
+static inline void KFN(rpb_acc)(const omp_plan *P, const KFN(strip) *S, const REAL *w, double *drpb)
+{
+    const natten_problem *p = &P->p;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2];
+    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
+        int64_t e0 = natten_rpb_index(p->kernel[0], S->u[0], S->a[0] + t0);
+        for (int64_t t1 = 0; t1 < S->n[1]; t1++) {
+            double *dr = drpb + e0 * P->rs[0] + natten_rpb_index(K1, S->u[1], S->a[1] + t1) * P->rs[1];
+            const REAL *wr = w + (t0 * K1 + t1) * K2 * SW;
+            for (int l = 0; l < S->w; l++)
+                for (int64_t t2 = 0; t2 < S->len[l]; t2++) dr[(S->eb[l] + t2) * P->rs[2]] += wr[t2 * SW + l];
+        }
+    }
+}
+
+/* Per-thread strip scratch, in REAL units. */
+static inline int64_t KFN(strip_len)(const natten_problem *p)
+{
+    int64_t c = p->dim > p->dim_v ? p->dim : p->dim_v;
+    return (4 * c + 3 * p->window) * SW + 4 * SW + 64;
+}
+
+/*
+ * One row (b, h, x0, x1) of query strips for op k.  Packed operands: ka (keys
+ * for logits, or values for d_attn) and kv (values for the weighted sum, or
+ * keys for d_q).
+ */
+NATTEN_OMP_CLONES
+static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr,
+                           double *drpb)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
+    const natten_view *A = VIEW(P, NATTEN_ARG_ATTN), *DO = VIEW(P, NATTEN_ARG_D_OUT);
+    const natten_view *DA = VIEW(P, NATTEN_ARG_D_ATTN), *DQ = VIEW(P, NATTEN_ARG_D_Q);
+    int64_t hk = h / (p->heads / p->heads_kv), W = p->window;
+    int64_t C = p->dim > p->dim_v ? p->dim : p->dim_v;
     const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
     const REAL scale = (REAL)p->scale;
-    KFN(scratch) s = KFN(carve)(p, scr);
-    for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
-        int64_t x[3] = {x0, x1, x2};
-        const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, x2, h, 0);
-        const REAL *o = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, x2, h, 0);
-        const REAL *dout = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, x2, h, 0);
-        REAL *dq = DATA(P, NATTEN_ARG_D_Q) + natten_off(DQ, b, x0, x1, x2, h, 0);
-        REAL *wp = (REAL *)SP->data + natten_off(SP, b, x0, x1, x2, h, 0);
-        REAL *ws = (REAL *)SS->data + natten_off(SS, b, x0, x1, x2, h, 0);
-        REAL lse = (REAL)((const float *)L->data)[natten_off(L, b, x0, x1, x2, h, 0)];
-        REAL delta = KFN(dot)(dout, o, p->dim_v);
-        int64_t n = KFN(gather)(P, NATTEN_ARG_K, NATTEN_ARG_V, x, s.koff, s.voff, s.slot, s.roff);
-        for (int64_t j = 0; j < n; j++) {
-            REAL z = scale * KFN(dot)(q, kb + s.koff[j], p->dim);
-            if (rpb) z += rpb[s.roff[j]];
-            s.z[j] = z - lse;
-        }
+    const omp_pack *pa = &P->pack[0], *pb = &P->pack[1];
+    const REAL *ab = pa->data ? (const REAL *)pa->data + (b * pa->heads + hk) * pa->head : NULL;
+    const REAL *bb = pb->data ? (const REAL *)pb->data + (b * pb->heads + hk) * pb->head : NULL;
+    REAL *qt = scr, *o = qt + C * SW, *z = o + C * SW, *zp = z + W * SW, *zs = zp + W * SW;
+    REAL *lane = zs + W * SW, *lane2 = lane + SW;
+    KFN(strip) S;
+    for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
+        for (int64_t u = 0; u < ng; u += SW) {
+            KFN(strip_init)(P, &S, x0, x1, g2, u, ng);
+            switch (k) {
+            case Q_QK_FWD: {
+                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+                KFN(load_t)(&S, q, Q->stride[3], p->dim, 1, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
+                for (int64_t l = 0; l < S.w; l++) {
+                    REAL *out = DATA(P, NATTEN_ARG_ATTN) + natten_off(A, b, x0, x1, S.x2[l], h, 0);
+                    for (int64_t t = 0; t < W; t++) out[t] = z[t * SW + l];
+                }
+                break;
+            }
+            case Q_AV_FWD:
+            case Q_QK_BWD: {
+                /* weighted sum of packed rows with the given weights (attn / d_attn) */
+                const natten_view *WV = k == Q_AV_FWD ? A : DA;
+                const natten_view *OV = k == Q_AV_FWD ? O : DQ;
+                KFN(load_w)(P, &S, WV, b, x0, x1, h, z);
+                KFN(av_phase)(P, &S, z, pb, bb, o);
+                for (int64_t l = 0; l < S.w; l++) {
+                    REAL *out = (REAL *)OV->data + natten_off(OV, b, x0, x1, S.x2[l], h, 0);
+                    for (int64_t c = 0; c < pb->C; c++) out[c] = o[c * SW + l];
+                }
+                if (drpb && k == Q_QK_BWD) KFN(rpb_acc)(P, &S, z, drpb);
+                break;
+            }
+            case Q_AV_BWD: {
+                const REAL *d = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, 0, h, 0);
+                KFN(load_t)(&S, d, DO->stride[3], p->dim_v, 1, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, NULL, z);
+                for (int64_t l = 0; l < S.w; l++) {
+                    REAL *out = DATA(P, NATTEN_ARG_D_ATTN) + natten_off(DA, b, x0, x1, S.x2[l], h, 0);
+                    for (int64_t t = 0; t < W; t++) out[t] = z[t * SW + l] == -INFINITY ? 0 : z[t * SW + l];
+                }
+                break;
+            }
+            case Q_FNA_FWD: {
+                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+                KFN(load_t)(&S, q, Q->stride[3], p->dim, scale, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
+                for (int l = 0; l < SW; l++) lane[l] = -INFINITY, lane2[l] = 0;
+                for (int64_t t = 0; t < W; t++)
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) s.zp[j] = KFN(vexp)(s.z[j]);
-        for (int64_t j = 0; j < n; j++) s.zs[j] = s.zp[j] * (KFN(dot)(dout, vb + s.voff[j], p->dim_v) - delta);
-        for (int64_t t = 0; t < p->window; t++) wp[t] = ws[t] = 0;
-        for (int64_t c = 0; c < p->dim; c++) s.v0[c] = 0;
-        for (int64_t j = 0; j < n; j++) {
-            wp[s.slot[j]] = s.zp[j];
-            ws[s.slot[j]] = s.zs[j];
-            KFN(axpy)(s.v0, s.zs[j], kb + s.koff[j], p->dim);
-            if (drpb) drpb[s.roff[j]] += s.zs[j];
-        }
+                    for (int l = 0; l < SW; l++) lane[l] = z[t * SW + l] > lane[l] ? z[t * SW + l] : lane[l];
+                for (int64_t t = 0; t < W; t++)
 #pragma omp simd
-        for (int64_t c = 0; c < p->dim; c++) dq[c] = scale * s.v0[c];
+                    for (int l = 0; l < SW; l++) {
+                        REAL v = z[t * SW + l];
+                        REAL e = v == -INFINITY ? 0 : KFN(vexp)(v - lane[l]);
+                        z[t * SW + l] = e;
+                        lane2[l] += e;
+                    }
+                KFN(av_phase)(P, &S, z, pb, bb, o);
+                for (int64_t l = 0; l < S.w; l++) {
+                    REAL *out = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, S.x2[l], h, 0);
+                    REAL inv = 1 / lane2[l];
+                    for (int64_t c = 0; c < p->dim_v; c++) out[c] = o[c * SW + l] * inv;
+                    if (L->data)
+                        ((float *)L->data)[natten_off(L, b, x0, x1, S.x2[l], h, 0)] =
+                            (float)(lane[l] + log(lane2[l]));
+                }
+                break;
+            }
+            default: { /* Q_FNA_BWD: pack a = keys, pack b = values */
+                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+                const REAL *d = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, 0, h, 0);
+                const natten_view *SP = &P->wp, *SS = &P->ws;
+                KFN(load_t)(&S, q, Q->stride[3], p->dim, scale, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
+                KFN(load_t)(&S, d, DO->stride[3], p->dim_v, 1, qt);
+                KFN(qk_phase)(P, &S, qt, pb, bb, NULL, zp);
+                for (int l = 0; l < SW; l++) {
+                    lane[l] = 0; lane2[l] = 0;
+                    if (l < S.w) {
+                        const REAL *orow = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, S.x2[l], h, 0);
+                        const REAL *drow = d + S.x2[l] * DO->stride[3];
+                        lane[l] = KFN(dot)(orow, drow, p->dim_v);
+                        lane2[l] = (REAL)((const float *)L->data)[natten_off(L, b, x0, x1, S.x2[l], h, 0)];
+                    }
+                }
+                for (int64_t t = 0; t < W; t++)
+#pragma omp simd
+                    for (int l = 0; l < SW; l++) {
+                        REAL v = z[t * SW + l];
+                        int live = v != -INFINITY;
+                        REAL P_ = live ? KFN(vexp)(v - lane2[l]) : 0;
+                        z[t * SW + l] = P_;
+                        zs[t * SW + l] = live ? P_ * (zp[t * SW + l] - lane[l]) : 0;
+                    }
+                for (int64_t l = S.w; l < SW; l++)
+                    for (int64_t t = 0; t < W; t++) zs[t * SW + l] = 0;
+                KFN(av_phase)(P, &S, zs, pa, ab, o);
+                for (int64_t l = 0; l < S.w; l++) {
+                    REAL *dq = DATA(P, NATTEN_ARG_D_Q) + natten_off(DQ, b, x0, x1, S.x2[l], h, 0);
+                    REAL *wp = (REAL *)SP->data + natten_off(SP, b, x0, x1, S.x2[l], h, 0);
+                    REAL *ws = (REAL *)SS->data + natten_off(SS, b, x0, x1, S.x2[l], h, 0);
+                    for (int64_t c = 0; c < p->dim; c++) dq[c] = scale * o[c * SW + l];
+                    for (int64_t t = 0; t < W; t++) wp[t] = z[t * SW + l], ws[t] = zs[t * SW + l];
+                }
+                if (drpb) KFN(rpb_acc)(P, &S, zs, drpb);
+                break;
+            }
+            }
+        }
     }
 }
 
@@ -413,6 +570,7 @@ static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_v
     }
 }
 
+#undef VL_
 #undef VIEW
 #undef DATA
 #undef KFN

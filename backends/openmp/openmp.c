@@ -32,6 +32,20 @@
 #  define NATTEN_OMP_CLONES
 #endif
 
+/*
+ * A transposed copy of keys or values of every (batch, head, x0, x1):
+ * [C][ncol], columns = positions on the last axis ordered dilation group by
+ * group (so a group's members are adjacent), padded with zeros so that a
+ * strip's vector loads never leave the buffer.
+ */
+typedef struct omp_pack {
+    void *data;                  /* NULL if the op does not use this pack */
+    int64_t C, ncol, row;        /* row = C * ncol: one (x0, x1) */
+    int64_t head, heads;         /* head = X0 * X1 * row; heads of the packed tensor */
+} omp_pack;
+
+typedef enum { Q_QK_FWD, Q_AV_FWD, Q_QK_BWD, Q_AV_BWD, Q_FNA_FWD, Q_FNA_BWD } qkind;
+
 /* Per-call tables shared by all threads (read-only once built). */
 typedef struct omp_plan {
     natten_problem p;            /* the problem, views pointing at float/double data */
@@ -40,6 +54,8 @@ typedef struct omp_plan {
     int64_t rs[3], rh;           /* strides of compact [H, E0, E1, E2] (rpb copy, d_rpb sums) */
     int64_t n_rpb;               /* H * E0 * E1 * E2 */
     natten_view wp, ws;          /* fused backward: P and dS, [B, X.., H, W] compact */
+    int64_t *goff;               /* first packed column of each dilation group of axis 2 */
+    omp_pack pack[2];            /* operands of the query strips (see strip_row) */
     int nthreads;
 } omp_plan;
 
@@ -132,15 +148,43 @@ static void call_free(omp_call *c)
     for (int a = 0; a < NATTEN_ARG_COUNT; a++) natten_free(c->conv[a]);
     natten_free(c->tables);
     natten_free(c->wbuf);
+    for (int i = 0; i < 2; i++) natten_free(c->P.pack[i].data);
 }
 
-static natten_status call_init(omp_call *c, const natten_problem *p, const natten_exec *x)
+/*
+ * Rotate the spatial axes so that the problem's last real axis is axis 2
+ * (the padding axes of extent 1 go in front): the query strips run along
+ * axis 2.  Slot order is unchanged (leading windows of one).
+ */
+static void rotate_axes(natten_problem *p)
 {
-    int64_t tot = 0, *t;
-    memset(c, 0, sizeof *c);
-    c->orig = p;
-    c->P.p = *p;
-    c->P.nthreads = team_size(x);
+    int sh = 3 - p->rank;
+    int64_t e[3];
+    int k[3], d[3], s[3], c[3];
+    if (sh == 0) return;
+    for (int i = 0; i < 3; i++) {
+        int j = (i + sh) % 3;
+        e[j] = p->extent[i]; k[j] = p->kernel[i]; d[j] = p->dilation[i]; s[j] = p->stride[i]; c[j] = p->causal[i];
+    }
+    memcpy(p->extent, e, sizeof e);
+    memcpy(p->kernel, k, sizeof k);
+    memcpy(p->dilation, d, sizeof d);
+    memcpy(p->stride, s, sizeof s);
+    memcpy(p->causal, c, sizeof c);
+    for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
+        natten_view *v = &p->arg[a], o = *v;
+        for (int i = 0; i < 3; i++) {
+            v->shape[1 + (i + sh) % 3] = o.shape[1 + i];
+            v->stride[1 + (i + sh) % 3] = o.stride[1 + i];
+        }
+    }
+}
+
+/* Window / inverse-window tables of every index, and group column offsets. */
+static natten_status build_tables(omp_call *c)
+{
+    const natten_problem *p = &c->P.p;
+    int64_t tot = p->dilation[2], *t;
     for (int i = 0; i < 3; i++) tot += 4 * p->extent[i];
     c->tables = t = natten_malloc((size_t)tot * sizeof(int64_t));
     if (!t) return oom();
@@ -156,39 +200,55 @@ static natten_status call_init(omp_call *c, const natten_problem *p, const natte
                                     &c->P.ib[i][j]);
         }
     }
-    {
-        int64_t e[3];
-        for (int i = 0; i < 3; i++) e[i] = 2 * p->kernel[i] - 1;
-        c->P.rs[2] = 1; c->P.rs[1] = e[2]; c->P.rs[0] = e[1] * e[2];
-        c->P.rh = e[0] * e[1] * e[2];
-        c->P.n_rpb = p->heads * c->P.rh;
+    c->P.goff = t;
+    for (int64_t g = 0, o = 0; g < p->dilation[2]; g++) {
+        c->P.goff[g] = o;
+        o += natten_group_len(p->extent[2], p->dilation[2], g);
     }
-    /* rpb: a compact [H, E0, E1, E2] copy in the compute type, so that one
-     * flat index serves both the bias and the d_rpb partials */
-    if (natten_has(p, NATTEN_ARG_RPB)) {
-        const natten_view *r = &p->arg[NATTEN_ARG_RPB];
-        char *cp = natten_malloc((size_t)c->P.n_rpb * (p->dtype == NATTEN_F64 ? 8 : 4));
-        if (!cp) return oom();
-        c->conv[NATTEN_ARG_RPB] = (float *)(void *)cp;
-        for (int64_t h = 0, i = 0; h < p->heads; h++)
-            for (int64_t e0 = 0; e0 < r->shape[1]; e0++)
-                for (int64_t e1 = 0; e1 < r->shape[2]; e1++)
-                    for (int64_t e2 = 0; e2 < r->shape[3]; e2++, i++) {
-                        int64_t o = natten_off(r, 0, e0, e1, e2, h, 0);
-                        switch (p->dtype) {
-                        case NATTEN_F64: ((double *)(void *)cp)[i] = ((const double *)(void *)r->data)[o]; break;
-                        case NATTEN_F32: ((float *)(void *)cp)[i] = ((const float *)(void *)r->data)[o]; break;
-                        case NATTEN_F16:
-                            ((float *)(void *)cp)[i] = natten_f16_to_float(((const uint16_t *)(void *)r->data)[o]);
-                            break;
-                        default:
-                            ((float *)(void *)cp)[i] = natten_bf16_to_float(((const uint16_t *)(void *)r->data)[o]);
-                            break;
-                        }
+    return NATTEN_SUCCESS;
+}
+
+/* rpb: a compact [H, E0, E1, E2] copy in the compute type, so that one flat
+ * index serves both the bias and the d_rpb partial sums. */
+static natten_status copy_rpb(omp_call *c)
+{
+    const natten_problem *p = c->orig;
+    const natten_view *r = &c->P.p.arg[NATTEN_ARG_RPB];
+    int64_t e[3];
+    char *cp;
+    for (int i = 0; i < 3; i++) e[i] = 2 * c->P.p.kernel[i] - 1;
+    c->P.rs[2] = 1; c->P.rs[1] = e[2]; c->P.rs[0] = e[1] * e[2];
+    c->P.rh = e[0] * e[1] * e[2];
+    c->P.n_rpb = p->heads * c->P.rh;
+    if (!natten_has(p, NATTEN_ARG_RPB)) return NATTEN_SUCCESS;
+    cp = natten_malloc((size_t)c->P.n_rpb * (p->dtype == NATTEN_F64 ? 8 : 4));
+    if (!cp) return oom();
+    c->conv[NATTEN_ARG_RPB] = (float *)(void *)cp;
+    for (int64_t h = 0, i = 0; h < p->heads; h++)
+        for (int64_t e0 = 0; e0 < r->shape[1]; e0++)
+            for (int64_t e1 = 0; e1 < r->shape[2]; e1++)
+                for (int64_t e2 = 0; e2 < r->shape[3]; e2++, i++) {
+                    int64_t o = natten_off(r, 0, e0, e1, e2, h, 0);
+                    const void *src = r->data;
+                    switch (p->dtype) {
+                    case NATTEN_F64: ((double *)(void *)cp)[i] = ((const double *)src)[o]; break;
+                    case NATTEN_F32: ((float *)(void *)cp)[i] = ((const float *)src)[o]; break;
+                    case NATTEN_F16: ((float *)(void *)cp)[i] = natten_f16_to_float(((const uint16_t *)src)[o]); break;
+                    default: ((float *)(void *)cp)[i] = natten_bf16_to_float(((const uint16_t *)src)[o]); break;
                     }
-        c->P.p.arg[NATTEN_ARG_RPB].data = cp;
-    }
-    /* half tensors: float copies, inputs converted now */
+                }
+    c->P.p.arg[NATTEN_ARG_RPB].data = cp;
+    return NATTEN_SUCCESS;
+}
+
+static natten_status call_init(omp_call *c, const natten_problem *p, const natten_exec *x)
+{
+    natten_status st;
+    memset(c, 0, sizeof *c);
+    c->orig = p;
+    c->P.p = *p;
+    c->P.nthreads = team_size(x);
+    /* half tensors: float copies (compact, original axis order), inputs converted now */
     if (p->dtype == NATTEN_F16 || p->dtype == NATTEN_BF16) {
         for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
             natten_view *v = &c->P.p.arg[a];
@@ -201,7 +261,9 @@ static natten_status call_init(omp_call *c, const natten_problem *p, const natte
             compact_strides(v);
         }
     }
-    return NATTEN_SUCCESS;
+    rotate_axes(&c->P.p);
+    if ((st = build_tables(c))) return st;
+    return copy_rpb(c);
 }
 
 /* Write float copies of half outputs back. */
@@ -226,13 +288,56 @@ static size_t real_size(const natten_problem *p)
 /* Per-thread scratch, in bytes. */
 static size_t scratch_bytes(const natten_problem *p)
 {
-    int64_t n = is_double(p) ? scratch_len_f64(p) : scratch_len_f32(p);
+    int64_t n = is_double(p) ? strip_len_f64(p) : strip_len_f32(p);
     return ((size_t)n * real_size(p) + 63) & ~(size_t)63;
 }
 
 /* ---- drivers ------------------------------------------------------------ */
 
-typedef enum { Q_QK_FWD, Q_AV_FWD, Q_QK_BWD, Q_AV_BWD, Q_FNA_FWD, Q_FNA_BWD } qkind;
+/*
+ * Pack role a (token view with `heads` heads and C channels) into P->pack[i]
+ * (transposed, see omp_pack), in parallel over (b, head, x0, x1).
+ */
+static natten_status pack(omp_plan *P, int i, natten_arg a)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *v = &p->arg[a];
+    omp_pack *pk = &P->pack[i];
+    size_t es = real_size(p);
+    int64_t rows, X2 = p->extent[2];
+    pk->C = v->shape[NV_C];
+    pk->heads = v->shape[NV_H];
+    /* strip loads reach SW - 1 lanes and K2 - 1 slots past a group's last column */
+    pk->ncol = X2 + 64 / (int64_t)es + p->kernel[2];
+    pk->row = pk->C * pk->ncol;
+    pk->head = p->extent[0] * p->extent[1] * pk->row;
+    rows = p->batch * pk->heads * p->extent[0] * p->extent[1];
+    pk->data = natten_malloc((size_t)(rows * pk->row) * es);
+    if (!pk->data) return oom();
+#pragma omp parallel for schedule(static) num_threads(P->nthreads)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t x1 = r % p->extent[1], t = r / p->extent[1];
+        int64_t x0 = t % p->extent[0], h = (t / p->extent[0]) % pk->heads;
+        int64_t b = t / p->extent[0] / pk->heads;
+        for (int64_t x2 = 0; x2 < X2; x2++) {
+            int64_t col = P->goff[x2 % p->dilation[2]] + x2 / p->dilation[2];
+            int64_t off = natten_off(v, b, x0, x1, x2, h, 0);
+            if (is_double(p)) {
+                const double *src = (const double *)(void *)v->data + off;
+                double *dst = (double *)pk->data + r * pk->row + col;
+                for (int64_t c = 0; c < pk->C; c++) dst[c * pk->ncol] = src[c];
+            } else {
+                const float *src = (const float *)(void *)v->data + off;
+                float *dst = (float *)pk->data + r * pk->row + col;
+                for (int64_t c = 0; c < pk->C; c++) dst[c * pk->ncol] = src[c];
+            }
+        }
+        for (int64_t c = 0; c < pk->C; c++)
+            memset((char *)pk->data + (size_t)(r * pk->row + c * pk->ncol + X2) * es, 0,
+                   (size_t)(pk->ncol - X2) * es);
+    }
+    return NATTEN_SUCCESS;
+}
 
 /*
  * Run the query-side kernel of kind k over every row.  If drpb_out is
@@ -266,27 +371,8 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
             int64_t x0 = t % p->extent[0];
             int64_t h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
             double *drh = dr ? dr + h * P->rh : NULL;
-            if (is_double(p)) {
-                double *sd = (double *)(void *)s;
-                switch (k) {
-                case Q_QK_FWD: qk_fwd_row_f64(P, b, h, x0, x1, sd); break;
-                case Q_AV_FWD: av_fwd_row_f64(P, b, h, x0, x1, sd); break;
-                case Q_QK_BWD: qk_bwd_row_f64(P, b, h, x0, x1, sd, drh); break;
-                case Q_AV_BWD: av_bwd_row_f64(P, b, h, x0, x1, sd); break;
-                case Q_FNA_FWD: fna_fwd_row_f64(P, b, h, x0, x1, sd); break;
-                case Q_FNA_BWD: fna_bwd_row_f64(P, b, h, x0, x1, sd, drh); break;
-                }
-            } else {
-                float *sf = (float *)(void *)s;
-                switch (k) {
-                case Q_QK_FWD: qk_fwd_row_f32(P, b, h, x0, x1, sf); break;
-                case Q_AV_FWD: av_fwd_row_f32(P, b, h, x0, x1, sf); break;
-                case Q_QK_BWD: qk_bwd_row_f32(P, b, h, x0, x1, sf, drh); break;
-                case Q_AV_BWD: av_bwd_row_f32(P, b, h, x0, x1, sf); break;
-                case Q_FNA_FWD: fna_fwd_row_f32(P, b, h, x0, x1, sf); break;
-                case Q_FNA_BWD: fna_bwd_row_f32(P, b, h, x0, x1, sf, drh); break;
-                }
-            }
+            if (is_double(p)) strip_row_f64(P, k, b, h, x0, x1, (double *)(void *)s, drh);
+            else strip_row_f32(P, k, b, h, x0, x1, (float *)(void *)s, drh);
         }
     }
     if (drpb_out) {
@@ -354,6 +440,7 @@ static natten_status qk_forward(const natten_problem *p, const natten_exec *x)
 {
     omp_call c;
     natten_status st = call_init(&c, p, x);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 0, NATTEN_ARG_K);
     if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_QK_FWD, NULL);
     return finish(&c, st);
 }
@@ -362,6 +449,7 @@ static natten_status av_forward(const natten_problem *p, const natten_exec *x)
 {
     omp_call c;
     natten_status st = call_init(&c, p, x);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 1, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_AV_FWD, NULL);
     return finish(&c, st);
 }
@@ -370,6 +458,8 @@ static natten_status fna_forward(const natten_problem *p, const natten_exec *x)
 {
     omp_call c;
     natten_status st = call_init(&c, p, x);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 0, NATTEN_ARG_K);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 1, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_FNA_FWD, NULL);
     return finish(&c, st);
 }
@@ -384,6 +474,7 @@ static natten_status qk_backward(const natten_problem *p, const natten_exec *x)
         dr = natten_malloc((size_t)P->n_rpb * sizeof(double));
         if (!dr) st = oom();
     }
+    if (st == NATTEN_SUCCESS) st = pack(P, 1, NATTEN_ARG_K);
     if (st == NATTEN_SUCCESS) st = query_pass(P, Q_QK_BWD, dr);
     if (st == NATTEN_SUCCESS)
         st = key_pass(P, &P->p.arg[NATTEN_ARG_D_ATTN], &P->p.arg[NATTEN_ARG_Q], p->dim,
@@ -398,6 +489,7 @@ static natten_status av_backward(const natten_problem *p, const natten_exec *x)
     omp_call c;
     natten_status st = call_init(&c, p, x);
     omp_plan *P = &c.P;
+    if (st == NATTEN_SUCCESS) st = pack(P, 0, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(P, Q_AV_BWD, NULL);
     if (st == NATTEN_SUCCESS)
         st = key_pass(P, &P->p.arg[NATTEN_ARG_ATTN], &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v,
@@ -415,7 +507,7 @@ static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
         /* P and dS of every (query, slot): [B, X0, X1, X2, H, W] compact */
         int64_t n = p->batch * p->tokens * p->heads * p->window;
         P->wp.shape[0] = p->batch;
-        for (int i = 0; i < 3; i++) P->wp.shape[1 + i] = p->extent[i];
+        for (int i = 0; i < 3; i++) P->wp.shape[1 + i] = P->p.extent[i];
         P->wp.shape[4] = p->heads;
         P->wp.shape[5] = p->window;
         compact_strides(&P->wp);
@@ -431,6 +523,8 @@ static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
         dr = natten_malloc((size_t)P->n_rpb * sizeof(double));
         if (!dr) st = oom();
     }
+    if (st == NATTEN_SUCCESS) st = pack(P, 0, NATTEN_ARG_K);
+    if (st == NATTEN_SUCCESS) st = pack(P, 1, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(P, Q_FNA_BWD, dr);
     if (st == NATTEN_SUCCESS)
         st = key_pass(P, &P->ws, &P->p.arg[NATTEN_ARG_Q], p->dim, &P->p.arg[NATTEN_ARG_D_K], p->scale);
