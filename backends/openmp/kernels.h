@@ -141,7 +141,7 @@ static inline REAL KFN(vexp)(REAL x)
 typedef struct {
     int64_t w;                 /* live lanes */
     int64_t col0;              /* packed column of lane 0's first key on axis 2 */
-    int contiguous;            /* lidx[l] == l for every live lane */
+    int mode;                  /* lane l's first key: 0 col0 + l, 2 col0 (all alike), 1 col0 + lidx[l] */
     int full;                  /* every live lane has K2 keys on axis 2 */
     int lidx[SW], len[SW];     /* per lane: first key column - col0, keys on axis 2 */
     int eb[SW];                /* per lane: rpb index on axis 2 of its first key */
@@ -149,14 +149,36 @@ typedef struct {
     int64_t a[2], n[2], g[2], u[2]; /* axes 0, 1 (shared): window start, keys, group, position */
 } KFN(strip);
 
-/* Fill the lane tables of the strip of group g2 starting at group position u. */
+/*
+ * Length of the strip of group g2 starting at group position u (at most SW
+ * and what is left of the group): the longest run whose window starts step
+ * by one (vector loads) or stay put (broadcast loads, at the borders), or a
+ * whole vector of arbitrary starts (gathers: strides, odd cases).
+ */
+static inline int64_t KFN(strip_len)(const omp_plan *P, int64_t g2, int64_t u, int64_t ng, int *mode)
+{
+    const natten_problem *p = &P->p;
+    int64_t d = p->dilation[2], max = ng - u < SW ? ng - u : SW, a0 = P->wa[2][u * d + g2], run = 1;
+    int64_t step = max > 1 ? P->wa[2][(u + 1) * d + g2] - a0 : 1;
+    if (step != 0 && step != 1) step = -1;
+    while (step >= 0 && run < max && P->wa[2][(u + run) * d + g2] - a0 == step * run) run++;
+    if (step >= 0 && (run == max || run >= 4)) {
+        *mode = step == 1 ? 0 : 2;
+        return run;
+    }
+    *mode = 1;
+    return max;
+}
+
+/* Fill the lane tables of the strip of group g2 at group position u, w lanes. */
 static inline void KFN(strip_init)(const omp_plan *P, KFN(strip) *S, int64_t x0, int64_t x1, int64_t g2,
-                                   int64_t u, int64_t ng)
+                                   int64_t u, int64_t w, int mode)
 {
     const natten_problem *p = &P->p;
     int64_t x[2] = {x0, x1}, a00 = 0;
-    S->w = ng - u < SW ? ng - u : SW;
-    S->contiguous = S->full = 1;
+    S->w = w;
+    S->mode = mode;
+    S->full = 1;
     for (int i = 0; i < 2; i++) {
         S->a[i] = P->wa[i][x[i]];
         S->n[i] = P->wb[i][x[i]] - S->a[i];
@@ -168,12 +190,12 @@ static inline void KFN(strip_init)(const omp_plan *P, KFN(strip) *S, int64_t x0,
         int64_t x2 = (u + lv) * p->dilation[2] + g2;
         int64_t a = P->wa[2][x2];
         if (l == 0) a00 = a;
-        S->lidx[l] = (int)(a - a00);
+        /* dead lanes: mode 0 reads past the group into the zero padding */
+        S->lidx[l] = mode == 0 ? l : (int)(a - a00);
         S->len[l] = (int)(P->wb[2][x2] - a);
         S->eb[l] = (int)(a - (u + lv) + p->kernel[2] - 1);
         if (l < S->w) {
             S->x2[l] = x2;
-            if (S->lidx[l] != l) S->contiguous = 0;
             if (S->len[l] != p->kernel[2]) S->full = 0;
         }
     }
@@ -195,7 +217,7 @@ static inline __attribute__((always_inline)) void KFN(qk_blk)(const REAL *restri
 #pragma omp simd
         for (int l = 0; l < SW; l++) {
             REAL qv = q[l];
-            int li = gat ? lidx[l] : l;
+            int li = gat == 0 ? l : gat == 1 ? lidx[l] : 0;
 #pragma GCC unroll 8
             for (int j = 0; j < NT; j++) {
                 a[j][l] += qv * kr0[li + j];
@@ -246,15 +268,21 @@ static void KFN(qk_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *qt
             const REAL *r0 = kb + (k0 * p->extent[1] + k1) * pk->row + S->col0;
             const REAL *r1 = r0 + p->dilation[1] * pk->row;
             REAL *z0 = zt0 + t1 * K2 * SW, *z1 = z0 + K2 * SW;
-            if (S->contiguous) KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 0);
-            else KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 1);
+            switch (S->mode) {
+            case 0: KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 0); break;
+            case 1: KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 1); break;
+            default: KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 2); break;
+            }
         }
         if (t1 < n1) {
             int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
             const REAL *r0 = kb + (k0 * p->extent[1] + k1) * pk->row + S->col0;
             REAL *z0 = zt0 + t1 * K2 * SW;
-            if (S->contiguous) KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 0);
-            else KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 1);
+            switch (S->mode) {
+            case 0: KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 0); break;
+            case 1: KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 1); break;
+            default: KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 2); break;
+            }
             t1++;
         }
         for (; t1 < K1; t1++)
@@ -298,7 +326,7 @@ static inline __attribute__((always_inline)) void KFN(av_blk)(const KFN(strip) *
 #pragma omp simd
                 for (int l = 0; l < SW; l++) {
                     REAL pv = wr[t2 * SW + l];
-                    int li = (gat ? S->lidx[l] : l) + (int)t2;
+                    int li = (gat == 0 ? l : gat == 1 ? S->lidx[l] : 0) + (int)t2;
 #pragma GCC unroll 8
                     for (int j = 0; j < NC; j++) a[j][l] += pv * vr[j * ncol + li];
                 }
@@ -316,16 +344,25 @@ static void KFN(av_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *w,
 {
     int64_t c = 0, C = pk->C;
     for (; c + 8 <= C; c += 8) {
-        if (S->contiguous) KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 0);
-        else KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 1);
+        switch (S->mode) {
+        case 0: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 0); break;
+        case 1: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 1); break;
+        default: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 2); break;
+        }
     }
     for (; c + 4 <= C; c += 4) {
-        if (S->contiguous) KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 0);
-        else KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 1);
+        switch (S->mode) {
+        case 0: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 0); break;
+        case 1: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 1); break;
+        default: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 2); break;
+        }
     }
     for (; c < C; c++) {
-        if (S->contiguous) KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 0);
-        else KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 1);
+        switch (S->mode) {
+        case 0: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 0); break;
+        case 1: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 1); break;
+        default: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 2); break;
+        }
     }
 }
 
@@ -379,7 +416,7 @@ static inline void KFN(rpb_acc)(const omp_plan *P, const KFN(strip) *S, const RE
 }
 
 /* Per-thread strip scratch, in REAL units. */
-static inline int64_t KFN(strip_len)(const natten_problem *p)
+static inline int64_t KFN(strip_scratch)(const natten_problem *p)
 {
     int64_t c = p->dim > p->dim_v ? p->dim : p->dim_v;
     return (4 * c + 3 * p->window) * SW + 4 * SW + 64;
@@ -410,8 +447,10 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
     KFN(strip) S;
     for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
         int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
-        for (int64_t u = 0; u < ng; u += SW) {
-            KFN(strip_init)(P, &S, x0, x1, g2, u, ng);
+        for (int64_t u = 0, w; u < ng; u += w) {
+            int mode;
+            w = KFN(strip_len)(P, g2, u, ng, &mode);
+            KFN(strip_init)(P, &S, x0, x1, g2, u, w, mode);
             switch (k) {
             case Q_QK_FWD: {
                 const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);

@@ -288,7 +288,7 @@ static size_t real_size(const natten_problem *p)
 /* Per-thread scratch, in bytes. */
 static size_t scratch_bytes(const natten_problem *p)
 {
-    int64_t n = is_double(p) ? strip_len_f64(p) : strip_len_f32(p);
+    int64_t n = is_double(p) ? strip_scratch_f64(p) : strip_scratch_f32(p);
     return ((size_t)n * real_size(p) + 63) & ~(size_t)63;
 }
 
