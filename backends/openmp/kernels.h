@@ -120,6 +120,87 @@ static inline REAL KFN(vexp)(REAL x)
 #endif
 }
 
+#define SW (64 / (int)sizeof(REAL)) /* lanes of one 512-bit vector */
+
+/*
+ * Transpose of one SW x SW block: dst[c][j] = src[j][c].  GCC/clang vector
+ * extensions (any x86-64; AVX-512 turns each step into one permute): a
+ * butterfly of log2(SW) stages swapping off-diagonal sub-blocks.  Packing and
+ * the strips' loads and stores of tokens go through it, since a scalar
+ * transpose costs more than the FMAs it feeds.
+ */
+typedef REAL KFN(vec) __attribute__((vector_size(64)));
+
+#define TR_STEP(h)                                                                       \
+    _Pragma("GCC unroll 16") for (int i = 0; i < SW; i++)                                \
+        if (!(i & (h))) {                                                                \
+            KFN(vec) x_ = A[i], y_ = A[i + (h)];                                         \
+            A[i] = __builtin_shufflevector(x_, y_, TR_LO_##h);                           \
+            A[i + (h)] = __builtin_shufflevector(x_, y_, TR_HI_##h);                     \
+        }
+#if REAL_IS_DOUBLE
+#  define TR_LO_4 0, 1, 2, 3, 8, 9, 10, 11
+#  define TR_HI_4 4, 5, 6, 7, 12, 13, 14, 15
+#  define TR_LO_2 0, 1, 8, 9, 4, 5, 12, 13
+#  define TR_HI_2 2, 3, 10, 11, 6, 7, 14, 15
+#  define TR_LO_1 0, 8, 2, 10, 4, 12, 6, 14
+#  define TR_HI_1 1, 9, 3, 11, 5, 13, 7, 15
+#else
+#  define TR_LO_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#  define TR_HI_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#  define TR_LO_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#  define TR_HI_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#  define TR_LO_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#  define TR_HI_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#  define TR_LO_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#  define TR_HI_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#endif
+
+static inline void KFN(tr)(const REAL *const *src, REAL *const *dst)
+{
+    KFN(vec) A[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
+#if !REAL_IS_DOUBLE
+    TR_STEP(8)
+#endif
+    TR_STEP(4)
+    TR_STEP(2)
+    TR_STEP(1)
+    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
+}
+#undef TR_STEP
+#undef TR_LO_8
+#undef TR_HI_8
+#undef TR_LO_4
+#undef TR_HI_4
+#undef TR_LO_2
+#undef TR_HI_2
+#undef TR_LO_1
+#undef TR_HI_1
+
+/*
+ * dst[c][col0 + j] = src_j[c] for the n tokens src_j = src + j * ts (c < C):
+ * one packed row segment.  Full SW x SW blocks by transposes, the rest scalar.
+ */
+NATTEN_OMP_CLONES
+static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REAL *dst, int64_t ncol)
+{
+    int64_t j = 0;
+    for (; j + SW <= n; j += SW) {
+        const REAL *sp[SW];
+        REAL *dp[SW];
+        int64_t c = 0;
+        for (; c + SW <= C; c += SW) {
+            for (int l = 0; l < SW; l++) sp[l] = src + (j + l) * ts + c, dp[l] = dst + (c + l) * ncol + j;
+            KFN(tr)(sp, dp);
+        }
+        for (; c < C; c++)
+            for (int l = 0; l < SW; l++) dst[c * ncol + j + l] = src[(j + l) * ts + c];
+    }
+    for (; j < n; j++)
+        for (int64_t c = 0; c < C; c++) dst[c * ncol + j] = src[j * ts + c];
+}
+
 #define VIEW(P, a) (&(P)->p.arg[a])
 #define DATA(P, a) ((REAL *)(P)->p.arg[a].data)
 
@@ -136,7 +217,6 @@ static inline REAL KFN(vexp)(REAL x)
  * stride, or in causal bands.  Register blocks of two window rows times four
  * slots keep 8 independent FMA chains per head-dim step.
  */
-#define SW (64 / (int)sizeof(REAL))
 
 typedef struct {
     int64_t w;                 /* live lanes */
@@ -366,14 +446,43 @@ static void KFN(av_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *w,
     }
 }
 
-/* qt[c][l] = factor * src[token of lane l][c] (0 in dead lanes). */
+/* qt[c][l] = factor * src[token of lane l][c] (dead lanes: copies of lane 0). */
 static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
                                REAL *restrict qt)
 {
-    for (int64_t l = 0; l < SW; l++) {
-        const REAL *r = src + (l < S->w ? S->x2[l] : S->x2[0]) * tstride;
-        for (int64_t c = 0; c < C; c++) qt[c * SW + l] = l < S->w ? factor * r[c] : 0;
+    const REAL *sp[SW];
+    REAL *dp[SW];
+    int64_t c = 0;
+    for (; c + SW <= C; c += SW) {
+        for (int l = 0; l < SW; l++) {
+            sp[l] = src + S->x2[l < S->w ? l : 0] * tstride + c;
+            dp[l] = qt + (c + l) * SW;
+        }
+        KFN(tr)(sp, dp);
     }
+    for (; c < C; c++)
+        for (int l = 0; l < SW; l++) qt[c * SW + l] = src[S->x2[l < S->w ? l : 0] * tstride + c];
+    if (factor != 1)
+#pragma omp simd
+        for (int64_t i = 0; i < C * SW; i++) qt[i] *= factor;
+}
+
+/* base[token of lane l][c] = o[c][l] for the live lanes (dead lanes go to trash). */
+static inline void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, REAL *base, int64_t tstride,
+                                REAL *trash)
+{
+    const REAL *sp[SW];
+    REAL *dp[SW];
+    int64_t c = 0;
+    for (; c + SW <= C; c += SW) {
+        for (int l = 0; l < SW; l++) {
+            sp[l] = o + (c + l) * SW;
+            dp[l] = l < S->w ? base + S->x2[l] * tstride + c : trash;
+        }
+        KFN(tr)(sp, dp);
+    }
+    for (; c < C; c++)
+        for (int l = 0; l < S->w; l++) base[S->x2[l] * tstride + c] = o[c * SW + l];
 }
 
 /* 1 if slot (t0, t1, t2) of lane l is a neighbour. */
@@ -382,21 +491,21 @@ static inline int KFN(valid)(const KFN(strip) *S, int64_t t0, int64_t t1, int64_
     return t0 < S->n[0] && t1 < S->n[1] && t2 < S->len[l];
 }
 
-/* w[t][l] = weight row of lane l's query in view WV at slot t, 0 where masked or dead. */
+/* w[t][l] = weight row of lane l's query in view WV at slot t, 0 where masked. */
 static inline void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
                                int64_t x0, int64_t x1, int64_t h, REAL *w)
 {
     const natten_problem *p = &P->p;
     int64_t K1 = p->kernel[1], K2 = p->kernel[2];
-    for (int l = 0; l < SW; l++) {
-        const REAL *wr = l < S->w ? (const REAL *)WV->data + natten_off(WV, b, x0, x1, S->x2[l], h, 0) : NULL;
-        for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
-            for (int64_t t1 = 0; t1 < K1; t1++)
-                for (int64_t t2 = 0; t2 < K2; t2++) {
-                    int64_t t = (t0 * K1 + t1) * K2 + t2;
-                    w[t * SW + l] = wr && KFN(valid)(S, t0, t1, t2, l) ? wr[t] : 0;
-                }
-    }
+    KFN(load_t)(S, (const REAL *)WV->data + natten_off(WV, b, x0, x1, 0, h, 0), WV->stride[3], p->window, 1, w);
+    for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
+        for (int64_t t1 = 0; t1 < K1; t1++)
+            for (int64_t t2 = 0; t2 < K2; t2++) {
+                REAL *wr = w + ((t0 * K1 + t1) * K2 + t2) * SW;
+                int row = t0 < S->n[0] && t1 < S->n[1];
+#pragma omp simd
+                for (int l = 0; l < SW; l++) wr[l] = row && t2 < S->len[l] ? wr[l] : 0;
+            }
 }
 
 /* d_rpb[h] partial += w over the valid slots of the live lanes (fixed order). */
@@ -443,7 +552,7 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
     const REAL *ab = pa->data ? (const REAL *)pa->data + (b * pa->heads + hk) * pa->head : NULL;
     const REAL *bb = pb->data ? (const REAL *)pb->data + (b * pb->heads + hk) * pb->head : NULL;
     REAL *qt = scr, *o = qt + C * SW, *z = o + C * SW, *zp = z + W * SW, *zs = zp + W * SW;
-    REAL *lane = zs + W * SW, *lane2 = lane + SW;
+    REAL *lane = zs + W * SW, *lane2 = lane + SW, *trash = lane2 + SW;
     KFN(strip) S;
     for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
         int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
@@ -456,10 +565,8 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                 const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
                 KFN(load_t)(&S, q, Q->stride[3], p->dim, 1, qt);
                 KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
-                for (int64_t l = 0; l < S.w; l++) {
-                    REAL *out = DATA(P, NATTEN_ARG_ATTN) + natten_off(A, b, x0, x1, S.x2[l], h, 0);
-                    for (int64_t t = 0; t < W; t++) out[t] = z[t * SW + l];
-                }
+                KFN(store_t)(&S, z, W, DATA(P, NATTEN_ARG_ATTN) + natten_off(A, b, x0, x1, 0, h, 0), A->stride[3],
+                             trash);
                 break;
             }
             case Q_AV_FWD:
@@ -469,10 +576,8 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                 const natten_view *OV = k == Q_AV_FWD ? O : DQ;
                 KFN(load_w)(P, &S, WV, b, x0, x1, h, z);
                 KFN(av_phase)(P, &S, z, pb, bb, o);
-                for (int64_t l = 0; l < S.w; l++) {
-                    REAL *out = (REAL *)OV->data + natten_off(OV, b, x0, x1, S.x2[l], h, 0);
-                    for (int64_t c = 0; c < pb->C; c++) out[c] = o[c * SW + l];
-                }
+                KFN(store_t)(&S, o, pb->C, (REAL *)OV->data + natten_off(OV, b, x0, x1, 0, h, 0), OV->stride[3],
+                             trash);
                 if (drpb && k == Q_QK_BWD) KFN(rpb_acc)(P, &S, z, drpb);
                 break;
             }
@@ -480,10 +585,10 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                 const REAL *d = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, 0, h, 0);
                 KFN(load_t)(&S, d, DO->stride[3], p->dim_v, 1, qt);
                 KFN(qk_phase)(P, &S, qt, pa, ab, NULL, z);
-                for (int64_t l = 0; l < S.w; l++) {
-                    REAL *out = DATA(P, NATTEN_ARG_D_ATTN) + natten_off(DA, b, x0, x1, S.x2[l], h, 0);
-                    for (int64_t t = 0; t < W; t++) out[t] = z[t * SW + l] == -INFINITY ? 0 : z[t * SW + l];
-                }
+#pragma omp simd
+                for (int64_t i = 0; i < W * SW; i++) z[i] = z[i] == -INFINITY ? 0 : z[i];
+                KFN(store_t)(&S, z, W, DATA(P, NATTEN_ARG_D_ATTN) + natten_off(DA, b, x0, x1, 0, h, 0), DA->stride[3],
+                             trash);
                 break;
             }
             case Q_FNA_FWD: {
@@ -503,10 +608,14 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                         lane2[l] += e;
                     }
                 KFN(av_phase)(P, &S, z, pb, bb, o);
+#pragma omp simd
+                for (int l = 0; l < SW; l++) lane2[l] = lane2[l] > 0 ? lane2[l] : 1;
+                for (int64_t c = 0; c < p->dim_v; c++)
+#pragma omp simd
+                    for (int l = 0; l < SW; l++) o[c * SW + l] /= lane2[l];
+                KFN(store_t)(&S, o, p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, 0, h, 0), O->stride[3],
+                             trash);
                 for (int64_t l = 0; l < S.w; l++) {
-                    REAL *out = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, S.x2[l], h, 0);
-                    REAL inv = 1 / lane2[l];
-                    for (int64_t c = 0; c < p->dim_v; c++) out[c] = o[c * SW + l] * inv;
                     if (L->data)
                         ((float *)L->data)[natten_off(L, b, x0, x1, S.x2[l], h, 0)] =
                             (float)(lane[l] + log(lane2[l]));
@@ -542,13 +651,12 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                 for (int64_t l = S.w; l < SW; l++)
                     for (int64_t t = 0; t < W; t++) zs[t * SW + l] = 0;
                 KFN(av_phase)(P, &S, zs, pa, ab, o);
-                for (int64_t l = 0; l < S.w; l++) {
-                    REAL *dq = DATA(P, NATTEN_ARG_D_Q) + natten_off(DQ, b, x0, x1, S.x2[l], h, 0);
-                    REAL *wp = (REAL *)SP->data + natten_off(SP, b, x0, x1, S.x2[l], h, 0);
-                    REAL *ws = (REAL *)SS->data + natten_off(SS, b, x0, x1, S.x2[l], h, 0);
-                    for (int64_t c = 0; c < p->dim; c++) dq[c] = scale * o[c * SW + l];
-                    for (int64_t t = 0; t < W; t++) wp[t] = z[t * SW + l], ws[t] = zs[t * SW + l];
-                }
+#pragma omp simd
+                for (int64_t i = 0; i < p->dim * SW; i++) o[i] *= scale;
+                KFN(store_t)(&S, o, p->dim, DATA(P, NATTEN_ARG_D_Q) + natten_off(DQ, b, x0, x1, 0, h, 0), DQ->stride[3],
+                             trash);
+                KFN(store_t)(&S, z, W, (REAL *)SP->data + natten_off(SP, b, x0, x1, 0, h, 0), SP->stride[3], trash);
+                KFN(store_t)(&S, zs, W, (REAL *)SS->data + natten_off(SS, b, x0, x1, 0, h, 0), SS->stride[3], trash);
                 if (drpb) KFN(rpb_acc)(P, &S, zs, drpb);
                 break;
             }
@@ -610,6 +718,7 @@ static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_v
 }
 
 #undef VL_
+#undef SW
 #undef VIEW
 #undef DATA
 #undef KFN

@@ -319,18 +319,15 @@ static natten_status pack(omp_plan *P, int i, natten_arg a)
         int64_t x1 = r % p->extent[1], t = r / p->extent[1];
         int64_t x0 = t % p->extent[0], h = (t / p->extent[0]) % pk->heads;
         int64_t b = t / p->extent[0] / pk->heads;
-        for (int64_t x2 = 0; x2 < X2; x2++) {
-            int64_t col = P->goff[x2 % p->dilation[2]] + x2 / p->dilation[2];
-            int64_t off = natten_off(v, b, x0, x1, x2, h, 0);
-            if (is_double(p)) {
-                const double *src = (const double *)(void *)v->data + off;
-                double *dst = (double *)pk->data + r * pk->row + col;
-                for (int64_t c = 0; c < pk->C; c++) dst[c * pk->ncol] = src[c];
-            } else {
-                const float *src = (const float *)(void *)v->data + off;
-                float *dst = (float *)pk->data + r * pk->row + col;
-                for (int64_t c = 0; c < pk->C; c++) dst[c * pk->ncol] = src[c];
-            }
+        for (int64_t g = 0; g < p->dilation[2]; g++) {
+            int64_t off = natten_off(v, b, x0, x1, g, h, 0), ts = p->dilation[2] * v->stride[3];
+            int64_t n = natten_group_len(X2, p->dilation[2], g);
+            if (is_double(p))
+                pack_seg_f64((const double *)(void *)v->data + off, ts, n, pk->C,
+                             (double *)pk->data + r * pk->row + P->goff[g], pk->ncol);
+            else
+                pack_seg_f32((const float *)(void *)v->data + off, ts, n, pk->C,
+                             (float *)pk->data + r * pk->row + P->goff[g], pk->ncol);
         }
         for (int64_t c = 0; c < pk->C; c++)
             memset((char *)pk->data + (size_t)(r * pk->row + c * pk->ncol + X2) * es, 0,
