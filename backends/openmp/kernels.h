@@ -609,10 +609,10 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                     }
                 KFN(av_phase)(P, &S, z, pb, bb, o);
 #pragma omp simd
-                for (int l = 0; l < SW; l++) lane2[l] = lane2[l] > 0 ? lane2[l] : 1;
+                for (int l = 0; l < SW; l++) zp[l] = 1 / lane2[l];
                 for (int64_t c = 0; c < p->dim_v; c++)
 #pragma omp simd
-                    for (int l = 0; l < SW; l++) o[c * SW + l] /= lane2[l];
+                    for (int l = 0; l < SW; l++) o[c * SW + l] *= zp[l];
                 KFN(store_t)(&S, o, p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, 0, h, 0), O->stride[3],
                              trash);
                 for (int64_t l = 0; l < S.w; l++) {
