@@ -282,18 +282,19 @@ static inline void KFN(strip_init)(const omp_plan *P, KFN(strip) *S, int64_t x0,
     S->col0 = P->goff[g2] + a00;
 }
 
-/* z[j][l] (+)= sum_c qt[c][l] * kr_r[c][li + j], NR rows x NT slots. */
-static inline __attribute__((always_inline)) void KFN(qk_blk)(const REAL *restrict qt, const REAL *k0,
-                                                              const REAL *k1, int64_t ncol, int64_t C,
-                                                              REAL *z0, REAL *z1, const int *restrict lidx,
-                                                              const int NR, const int NT, const int gat)
+/* z_r[j][l] = sum_c qt[c][l] * k_r[c][li + j], NR (<= 3) window rows x NT slots. */
+static inline __attribute__((always_inline)) void KFN(qk_blk)(const REAL *restrict qt, const REAL *const *k,
+                                                              int64_t ncol, int64_t C, REAL *const *z,
+                                                              const int *restrict lidx, const int NR,
+                                                              const int NT, const int gat)
 {
-    REAL a[8][SW];
+    REAL a[12][SW];
+    const REAL *k0 = k[0], *k1 = k[NR > 1 ? 1 : 0], *k2 = k[NR > 2 ? 2 : 0];
     for (int j = 0; j < NR * NT; j++)
         for (int l = 0; l < SW; l++) a[j][l] = 0;
     for (int64_t c = 0; c < C; c++) {
         const REAL *restrict q = qt + c * SW;
-        const REAL *restrict kr0 = k0 + c * ncol, *restrict kr1 = k1 + c * ncol;
+        const REAL *restrict kr0 = k0 + c * ncol, *restrict kr1 = k1 + c * ncol, *restrict kr2 = k2 + c * ncol;
 #pragma omp simd
         for (int l = 0; l < SW; l++) {
             REAL qv = q[l];
@@ -301,31 +302,47 @@ static inline __attribute__((always_inline)) void KFN(qk_blk)(const REAL *restri
 #pragma GCC unroll 8
             for (int j = 0; j < NT; j++) {
                 a[j][l] += qv * kr0[li + j];
-                if (NR == 2) a[NT + j][l] += qv * kr1[li + j];
+                if (NR > 1) a[NT + j][l] += qv * kr1[li + j];
+                if (NR > 2) a[2 * NT + j][l] += qv * kr2[li + j];
             }
         }
     }
-    for (int j = 0; j < NT; j++)
+    for (int r = 0; r < NR; r++)
+        for (int j = 0; j < NT; j++)
 #pragma omp simd
-        for (int l = 0; l < SW; l++) {
-            z0[j * SW + l] = a[j][l];
-            if (NR == 2) z1[j * SW + l] = a[NT + j][l];
-        }
+            for (int l = 0; l < SW; l++) z[r][j * SW + l] = a[r * NT + j][l];
 }
 
-static inline __attribute__((always_inline)) void KFN(qk_rows)(const REAL *qt, const REAL *k0, const REAL *k1,
-                                                               int64_t ncol, int64_t C, REAL *z0, REAL *z1,
-                                                               const int *lidx, int64_t K2, const int NR,
-                                                               const int gat)
+static inline __attribute__((always_inline)) void KFN(qk_rows)(const REAL *qt, const REAL *const *k, int64_t ncol,
+                                                               int64_t C, REAL *const *z, const int *lidx,
+                                                               int64_t K2, const int NR, const int gat)
 {
     int64_t t = 0;
-    for (; t + 4 <= K2; t += 4)
-        KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 4, gat);
-    switch (K2 - t) {
-    case 3: KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 3, gat); break;
-    case 2: KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 2, gat); break;
-    case 1: KFN(qk_blk)(qt, k0 + t, k1 + t, ncol, C, z0 + t * SW, z1 + t * SW, lidx, NR, 1, gat); break;
-    default: break;
+    for (; t + 4 <= K2; t += 4) {
+        const REAL *kt[3] = {k[0] + t, k[1] + t, k[2] + t};
+        REAL *zt[3] = {z[0] + t * SW, z[1] + t * SW, z[2] + t * SW};
+        KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 4, gat);
+    }
+    if (t < K2) {
+        const REAL *kt[3] = {k[0] + t, k[1] + t, k[2] + t};
+        REAL *zt[3] = {z[0] + t * SW, z[1] + t * SW, z[2] + t * SW};
+        switch (K2 - t) {
+        case 3: KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 3, gat); break;
+        case 2: KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 2, gat); break;
+        default: KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 1, gat); break;
+        }
+    }
+}
+
+/* NR window rows starting at t1 of row t0 (mode picks the load pattern). */
+static inline __attribute__((always_inline)) void KFN(qk_nrows)(const KFN(strip) *S, const REAL *qt,
+                                                                const REAL *const *k, int64_t ncol, int64_t C,
+                                                                REAL *const *z, int64_t K2, const int NR)
+{
+    switch (S->mode) {
+    case 0: KFN(qk_rows)(qt, k, ncol, C, z, S->lidx, K2, NR, 0); break;
+    case 1: KFN(qk_rows)(qt, k, ncol, C, z, S->lidx, K2, NR, 1); break;
+    default: KFN(qk_rows)(qt, k, ncol, C, z, S->lidx, K2, NR, 2); break;
     }
 }
 
@@ -343,27 +360,21 @@ static void KFN(qk_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *qt
         int64_t k0 = (S->a[0] + t0) * p->dilation[0] + S->g[0];
         REAL *zt0 = z + t0 * K1 * K2 * SW;
         int64_t t1 = 0, n1 = t0 < S->n[0] ? S->n[1] : 0;
-        for (; t1 + 2 <= n1; t1 += 2) {
-            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
-            const REAL *r0 = kb + (k0 * p->extent[1] + k1) * pk->row + S->col0;
-            const REAL *r1 = r0 + p->dilation[1] * pk->row;
-            REAL *z0 = zt0 + t1 * K2 * SW, *z1 = z0 + K2 * SW;
-            switch (S->mode) {
-            case 0: KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 0); break;
-            case 1: KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 1); break;
-            default: KFN(qk_rows)(qt, r0, r1, ncol, C, z0, z1, S->lidx, K2, 2, 2); break;
+        /* window rows in blocks of 2, and of 3 for an odd count: 8 to 12 FMA chains */
+        while (t1 < n1) {
+            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1], left = n1 - t1;
+            int nr = left == 3 ? 3 : left >= 2 ? 2 : 1;
+            const REAL *k[3];
+            REAL *zz[3];
+            for (int r = 0; r < 3; r++) {
+                int rr = r < nr ? r : 0;
+                k[r] = kb + (k0 * p->extent[1] + k1 + rr * p->dilation[1]) * pk->row + S->col0;
+                zz[r] = zt0 + (t1 + rr) * K2 * SW;
             }
-        }
-        if (t1 < n1) {
-            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
-            const REAL *r0 = kb + (k0 * p->extent[1] + k1) * pk->row + S->col0;
-            REAL *z0 = zt0 + t1 * K2 * SW;
-            switch (S->mode) {
-            case 0: KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 0); break;
-            case 1: KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 1); break;
-            default: KFN(qk_rows)(qt, r0, r0, ncol, C, z0, z0, S->lidx, K2, 1, 2); break;
-            }
-            t1++;
+            if (nr == 3) KFN(qk_nrows)(S, qt, k, ncol, C, zz, K2, 3);
+            else if (nr == 2) KFN(qk_nrows)(S, qt, k, ncol, C, zz, K2, 2);
+            else KFN(qk_nrows)(S, qt, k, ncol, C, zz, K2, 1);
+            t1 += nr;
         }
         for (; t1 < K1; t1++)
             for (int64_t j = 0; j < K2 * SW; j++) zt0[t1 * K2 * SW + j] = -INFINITY;
