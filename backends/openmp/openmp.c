@@ -4,7 +4,10 @@
  * computed in float32.
  *
  * Work is split into rows (batch, head, outer two spatial indices; all of the
- * last axis) handed out with a static schedule.  Query-side results (attn,
+ * last axis) handed out with a static schedule.  The spatial axes are rotated
+ * so that the problem's last axis is the row axis; within a row, queries go
+ * in strips of one vector of lanes against transposed, packed keys and
+ * values (kernels.h says how).  Query-side results (attn,
  * out, lse, d_q, d_attn) are written by the query's row; key-side gradients
  * (d_k, d_v) are gathered per key over its inverse neighbourhood (spec 1.8),
  * so no two threads write the same element and every sum has a fixed order:
@@ -536,18 +539,14 @@ static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
 
 static int openmp_supports(const natten_problem *p, char *why, size_t len)
 {
-    if (p->dtype >= NATTEN_DTYPE_COUNT) {
-        snprintf(why, len, "dtype %s is not one of float32, float64, float16, bfloat16",
-                 natten_dtype_name(p->dtype));
-        return 0;
-    }
-    /* the kernels walk the head dim with unit stride (vector loads) */
+    /* every dtype, rank and parameter is taken; the packing and the strips'
+     * transposes read the head dim as contiguous vectors */
     return natten_inner_contiguous(p, why, len);
 }
 
 const natten_backend natten_backend_openmp = {
     .name = "openmp",
-    .description = "multithreaded CPU (OpenMP), vectorised head-dim loops, deterministic backward",
+    .description = "multithreaded CPU (OpenMP): queries in vector lanes, packed K/V, deterministic backward",
     .device_type = kDLCPU,
     .probe = NULL,
     .supports = openmp_supports,
