@@ -36,6 +36,13 @@ tests_check_symbols_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_symbols_LDADD = libnatten.la $(CHECK_LIBS)
 docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
+if ENABLE_OPENMP_BACKEND
+# The OpenMP backend's tiling edges and run-to-run reproducibility.
+check_PROGRAMS += tests/check_openmp
+tests_check_openmp_SOURCES = tests/check_openmp.c
+tests_check_openmp_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_openmp_LDADD = $(TEST_LIBS)
+endif
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 # natten-bench's command line, output formats and tiny suites (bench/).
