@@ -28,6 +28,17 @@ docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
+if HAVE_CUDA
+# CUDA test memory (tt_cuda_mem) and the CUDA-only suite; both link their own
+# static CUDA runtime (libnatten keeps its copy private).
+tests_libtestutil_la_SOURCES += tests/testutil-cuda.c
+tests_libtestutil_la_CFLAGS += -DTT_HAVE_CUDA $(CUDA_CPPFLAGS)
+TEST_LIBS += $(CUDA_LIBS)
+check_PROGRAMS += tests/check_cuda
+tests_check_cuda_SOURCES = tests/check_cuda.c
+tests_check_cuda_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CUDA_CPPFLAGS)
+tests_check_cuda_LDADD = $(TEST_LIBS)
+endif
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
