@@ -26,6 +26,16 @@ tests_check_symbols_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_symbols_LDADD = libnatten.la $(CHECK_LIBS)
 docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
+if HAVE_HIP
+# ROCm test memory (tt_hip_mem) and the hip-tiled suite (exits 77 without an AMD GPU).
+tests_libtestutil_la_SOURCES += tests/testutil-hip.c
+tests_libtestutil_la_CFLAGS += -DTT_HAVE_HIP $(HIP_CPPFLAGS)
+TEST_LIBS += $(HIP_LIBS)
+check_PROGRAMS += tests/check_hip
+tests_check_hip_SOURCES = tests/check_hip.c
+tests_check_hip_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_hip_LDADD = $(TEST_LIBS)
+endif
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 if HAVE_CUDA
