@@ -4,7 +4,7 @@
  * device-to-device copy for the bandwidth roofline.  Tensors are compact
  * [B, X0, X1, H, D] (heads last), filled with uniform random values.
  *
- *   bench/cuda-tiled-bench [reps]        (default 50)
+ *   bench/cuda-tiled-bench [reps [unfused]]   (default 50 reps; "unfused": those only)
  *
  * Build: make bench/cuda-tiled-bench (only in CUDA builds).
  */
@@ -62,33 +62,32 @@ static uint16_t f2h(float f) /* round-to-nearest float -> half, normal range onl
     return (uint16_t)(sign | ((e - 112) << 10) | ((m + 0x1000u) >> 13));
 }
 
-static tensor make(int ndim, const int64_t *shape, int bits, int fill)
+/* a compact device tensor, filled in place (t.shape points into *x) */
+static void make(tensor *x, int ndim, const int64_t *shape, int bits, int fill)
 {
-    tensor x;
     size_t n = 1;
-    memset(&x, 0, sizeof x);
-    for (int i = 0; i < ndim; i++) { x.shape[i] = shape[i]; n *= (size_t)shape[i]; }
-    x.bytes = n * (size_t)bits / 8;
-    x.t.ndim = ndim;
-    x.t.shape = x.shape;
-    x.t.dtype.code = kDLFloat;
-    x.t.dtype.bits = (uint8_t)bits;
-    x.t.dtype.lanes = 1;
-    x.t.device.device_type = kDLCUDA;
-    CK(cudaMalloc(&x.t.data, x.bytes ? x.bytes : 1));
+    memset(x, 0, sizeof *x);
+    for (int i = 0; i < ndim; i++) { x->shape[i] = shape[i]; n *= (size_t)shape[i]; }
+    x->bytes = n * (size_t)bits / 8;
+    x->t.ndim = ndim;
+    x->t.shape = x->shape;
+    x->t.dtype.code = kDLFloat;
+    x->t.dtype.bits = (uint8_t)bits;
+    x->t.dtype.lanes = 1;
+    x->t.device.device_type = kDLCUDA;
+    CK(cudaMalloc(&x->t.data, x->bytes ? x->bytes : 1));
     if (fill) {
-        char *h = malloc(x.bytes);
+        char *h = malloc(x->bytes);
         for (size_t i = 0; i < n; i++) {
             float v = urand();
             if (bits == 16) ((uint16_t *)h)[i] = f2h(v);
             else ((float *)h)[i] = v;
         }
-        CK(cudaMemcpy(x.t.data, h, x.bytes, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(x->t.data, h, x->bytes, cudaMemcpyHostToDevice));
         free(h);
     } else {
-        CK(cudaMemset(x.t.data, 0, x.bytes));
+        CK(cudaMemset(x->t.data, 0, x->bytes));
     }
-    return x;
 }
 
 static void drop(tensor *x) { CK(cudaFree(x->t.data)); }
@@ -193,12 +192,12 @@ static void unfused(natten_context *ctx, double copy)
     memset(&P, 0, sizeof P);
     P.ctx = ctx;
     NK(natten_params_init(&P.p, 2, K2));
-    P.q = make(5, ts, 16, 1);
-    P.k = make(5, ts, 16, 1);
-    P.v = make(5, ts, 16, 1);
-    P.out = make(5, ts, 16, 0);
-    P.attn = make(5, as, 16, 0);
-    P.rpb = make(3, rs, 16, 1);
+    make(&P.q, 5, ts, 16, 1);
+    make(&P.k, 5, ts, 16, 1);
+    make(&P.v, 5, ts, 16, 1);
+    make(&P.out, 5, ts, 16, 0);
+    make(&P.attn, 5, as, 16, 0);
+    make(&P.rpb, 3, rs, 16, 1);
     bytes = (double)(P.q.bytes + P.k.bytes + P.attn.bytes);
     ms = timeit(run_qk, &P);
     printf("qk_forward fp16 2-D 56x56 K7 H4 D32 B64         %8.4f ms  %7.1f GB/s  %5.1f%% of copy\n", ms,
@@ -216,8 +215,10 @@ static void unfused(natten_context *ctx, double copy)
 }
 
 static void fused(natten_context *ctx, int64_t B, int64_t X, int64_t H, int64_t D, int Kk, int bwd,
-                  const char *label)
+                  const char *label, int nreps)
 {
+    int saved = reps;
+    reps = nreps;
     int64_t ts[5] = {B, X, X, H, D}, ls[4] = {B, X, X, H};
     int K2[2] = {Kk, Kk};
     prob P;
@@ -225,18 +226,18 @@ static void fused(natten_context *ctx, int64_t B, int64_t X, int64_t H, int64_t 
     memset(&P, 0, sizeof P);
     P.ctx = ctx;
     NK(natten_params_init(&P.p, 2, K2));
-    P.q = make(5, ts, 32, 1);
-    P.k = make(5, ts, 32, 1);
-    P.v = make(5, ts, 32, 1);
-    P.out = make(5, ts, 32, 0);
-    P.lse = make(4, ls, 32, 0);
+    make(&P.q, 5, ts, 32, 1);
+    make(&P.k, 5, ts, 32, 1);
+    make(&P.v, 5, ts, 32, 1);
+    make(&P.out, 5, ts, 32, 0);
+    make(&P.lse, 4, ls, 32, 0);
     ms = timeit(run_fwd, &P);
     printf("fna_forward fp32 %-32s %8.4f ms\n", label, ms);
     if (bwd) {
-        P.dout = make(5, ts, 32, 1);
-        P.dq = make(5, ts, 32, 0);
-        P.dk = make(5, ts, 32, 0);
-        P.dv = make(5, ts, 32, 0);
+        make(&P.dout, 5, ts, 32, 1);
+        make(&P.dq, 5, ts, 32, 0);
+        make(&P.dk, 5, ts, 32, 0);
+        make(&P.dv, 5, ts, 32, 0);
         ms = timeit(run_bwd, &P);
         printf("fna_backward fp32 %-31s %8.4f ms\n", label, ms);
         ms = timeit(run_fwd_bwd, &P);
@@ -244,6 +245,7 @@ static void fused(natten_context *ctx, int64_t B, int64_t X, int64_t H, int64_t 
         drop(&P.dout); drop(&P.dq); drop(&P.dk); drop(&P.dv);
     }
     drop(&P.q); drop(&P.k); drop(&P.v); drop(&P.out); drop(&P.lse);
+    reps = saved;
 }
 
 int main(int argc, char **argv)
@@ -260,8 +262,14 @@ int main(int argc, char **argv)
     copy = copy_gbs();
     printf("device-to-device copy, 1 GiB                     %7.1f GB/s (read + write)\n", copy);
     unfused(ctx, copy);
-    fused(ctx, 16, 56, 2, 32, 7, 1, "2-D 56x56 K7 H2 D32 B16");
-    fused(ctx, 1, 256, 24, 128, 80, 0, "2-D 256x256 K80 H24 D128 B1");
+    fflush(stdout);
+    if (argc > 2 && strcmp(argv[2], "unfused") == 0) {
+        natten_context_destroy(ctx);
+        return 0;
+    }
+    fused(ctx, 16, 56, 2, 32, 7, 1, "2-D 56x56 K7 H2 D32 B16", reps);
+    fflush(stdout);
+    fused(ctx, 1, 256, 24, 128, 80, 0, "2-D 256x256 K80 H24 D128 B1", 20);
     natten_context_destroy(ctx);
     return 0;
 }

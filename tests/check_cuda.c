@@ -82,6 +82,10 @@ static const ref_problem bigger[] = {
     {2, 1, 2, 2, 100, 100, {12, 13, 1}, {4, 5, 1}, {1, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     /* a wide 1-D window: the partner box is staged in several chunks */
     {1, 2, 2, 2, 64, 64, {300, 1, 1}, {201, 1, 1}, {1, 1, 1}, {3, 1, 1}, {0, 0, 0}, 0, 0},
+    /* the register-blocked unfused kernels (head dim <= 32, rank >= 2): causal,
+     * dilation, L mod d != 0, several tiles; then with RPB */
+    {2, 2, 3, 3, 32, 32, {30, 33, 1}, {7, 5, 1}, {1, 2, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0},
+    {2, 1, 2, 2, 16, 16, {17, 19, 1}, {5, 7, 1}, {3, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     /* 3-D with everything */
     {3, 1, 2, 1, 33, 17, {6, 7, 8}, {3, 4, 5}, {2, 1, 1}, {1, 2, 3}, {1, 0, 1}, 0.25, 0},
 };
@@ -106,15 +110,15 @@ START_TEST(other_stream)
     ck_assert_int_eq(natten_context_set_stream(ctx, s), NATTEN_SUCCESS);
     /* tc_run downloads with cudaMemcpy, which does not wait for a non-blocking
      * stream: synchronise first by running on that stream and then syncing. */
-    for (int op = 0; op < OP_COUNT; op++) {
+    for (int op = 0; op < 2 * OP_COUNT; op++) {
         uint64_t rng = seed + (uint64_t)op, rng2 = rng;
-        const ref_problem *r = &bigger[0];
+        const ref_problem *r = &bigger[op < OP_COUNT ? 0 : 3]; /* generic, then register-blocked */
         tc_io ref, io;
         natten_context *ref_ctx;
         ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
         ck_assert_int_eq(natten_context_set_backend(ref_ctx, "naive"), NATTEN_SUCCESS);
-        ck_assert(tc_setup(&ref, r, (tc_op)op, tt_dtype("float32"), TT_COMPACT, kDLCPU, &rng));
-        ck_assert(tc_setup(&io, r, (tc_op)op, tt_dtype("float32"), TT_COMPACT, kDLCUDA, &rng2));
+        ck_assert(tc_setup(&ref, r, (tc_op)(op % OP_COUNT), tt_dtype("float32"), TT_COMPACT, kDLCPU, &rng));
+        ck_assert(tc_setup(&io, r, (tc_op)(op % OP_COUNT), tt_dtype("float32"), TT_COMPACT, kDLCUDA, &rng2));
         ck_assert_int_eq(tc_run(ref_ctx, &ref), NATTEN_SUCCESS);
         ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
         ck_assert_int_eq(cudaStreamSynchronize(s), cudaSuccess);
@@ -126,7 +130,7 @@ START_TEST(other_stream)
             want = tt_to_double(ref.t[x]);
             e = tt_compare(io.t[x], want);
             ck_assert_msg(e.bad == 0 && e.norm <= 1e-4, "stream: %s %s normalised %.3g, %lld bad",
-                          tc_op_names[op], tc_role_names[x], e.norm, (long long)e.bad);
+                          tc_op_names[op % OP_COUNT], tc_role_names[x], e.norm, (long long)e.bad);
             free(want);
         }
         tc_teardown(&ref);

@@ -146,9 +146,10 @@ void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st)
     return ptr;
 }
 
-void ct_scratch_release(void *ptr, cudaStream_t s)
+natten_status ct_scratch_release(void *ptr, cudaStream_t s)
 {
-    if (ptr) (void)cudaFreeAsync(ptr, s);
+    cudaError_t e = ptr ? cudaFreeAsync(ptr, s) : cudaSuccess;
+    return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFreeAsync of scratch memory");
 }
 
 static void *ct_scratch_alloc(size_t bytes, const natten_exec *x)

@@ -55,7 +55,7 @@ natten_status ct_error(cudaError_t e, const char *what);
 /* Device-memory scratch on the op's stream (cudaMallocAsync); NULL on failure
  * with the status in *st. */
 void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
-void ct_scratch_release(void *ptr, cudaStream_t s);
+natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 
 /* One entry point per op, per dtype. */
 typedef struct ct_ops {

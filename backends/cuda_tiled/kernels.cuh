@@ -23,6 +23,7 @@
 #include "cuda-tiled.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 namespace ct {
@@ -31,6 +32,8 @@ typedef int64_t i64;
 
 /* registers per lane for one row */
 #define NR 32
+/* queries per thread in the register-blocked unfused kernels */
+#define CT_RB 4
 
 template <typename T> struct acc_of { typedef float type; };
 template <> struct acc_of<double> { typedef double type; };
@@ -73,15 +76,16 @@ __device__ __forceinline__ T *rpb_at(const dview &v, i64 h, const i64 e[3])
 struct axis {
     i64 L;          /* extent */
     int K, d, s, c; /* window, dilation, stride, causal */
-    int T;          /* centres per tile on this axis */
+    int T;          /* positions per tile on this axis (centres x R on axis 0) */
     i64 tpg;        /* tiles per dilation group */
     i64 C;          /* partner chunk extent */
 };
 
 struct geo {
     axis ax[3];
-    int T;          /* centres per tile (T0*T1*T2) */
+    int T;          /* centres per tile */
     int G;          /* lanes per centre */
+    int R;          /* queries per centre along axis 0 (register blocking; 1 = off) */
     int rs;         /* staged row stride (elements) */
     i64 BH;         /* batch x heads walked by blockIdx.y */
     int H;          /* heads walked (query heads, or kv heads for dK/dV) */
@@ -121,16 +125,17 @@ struct centre {
 template <bool INV>
 __device__ __forceinline__ void get_centre(const geo &G, const tile &t, centre &c)
 {
-    int l = (int)threadIdx.x / G.G;
+    int l = (int)threadIdx.x / G.G, c0 = G.ax[0].T / G.R;
     i64 li[3];
     c.lane = (int)threadIdx.x % G.G;
     c.mask = G.G == 32 ? 0xffffffffu : (((1u << G.G) - 1u) << ((threadIdx.x % 32) / G.G * G.G));
     li[2] = l % G.ax[2].T;
     li[1] = (l / G.ax[2].T) % G.ax[1].T;
-    li[0] = l / (G.ax[2].T * G.ax[1].T);
-    c.on = l < G.T;
+    li[0] = (i64)(l / (G.ax[2].T * G.ax[1].T)) * G.R;
+    c.on = l < G.T && li[0] / G.R < c0;
     for (int a = 0; a < 3; a++) {
         const axis &x = G.ax[a];
+        i64 q0, q1, last;
         c.u[a] = t.u0[a] + li[a];
         if (c.u[a] > t.ul[a]) {
             c.on = false;
@@ -139,6 +144,11 @@ __device__ __forceinline__ void get_centre(const geo &G, const tile &t, centre &
         c.x[a] = c.u[a] * x.d + t.g[a];
         if (INV) natten_inverse_window_g(t.n[a], x.K, x.s, x.c, c.u[a], &c.lo[a], &c.hi[a]);
         else natten_window_g(t.n[a], x.K, x.s, x.c, c.u[a], &c.lo[a], &c.hi[a]);
+        if (!INV && a == 0 && G.R > 1) { /* partners of the R queries: a union of windows */
+            last = c.u[0] + G.R - 1 < t.ul[0] ? c.u[0] + G.R - 1 : t.ul[0];
+            natten_window_g(t.n[0], x.K, x.s, x.c, last, &q0, &q1);
+            c.hi[0] = q1;
+        }
     }
 }
 
@@ -366,6 +376,177 @@ __global__ void __launch_bounds__(CT_THREADS) nn_kernel(geo G, dview Wt, dview Y
     }
 }
 
+/* ---- unfused fast paths: one lane per centre, R queries stacked on axis 0 -------------
+ * Head dims up to 32, float accumulation.  A thread holds R consecutive queries of
+ * one column (group positions u .. u+R-1 on axis 0); their windows overlap, so
+ * each partner row is read from shared memory once for all R of them (the
+ * generic kernels read it once per query).  Slots and masks are per query. */
+
+template <int RB>
+struct rq {
+    bool on[RB];
+    i64 u[RB], a[RB], b[RB]; /* group position and window on axis 0 */
+};
+
+template <int RB>
+__device__ __forceinline__ void get_rq(const geo &G, const tile &t, const centre &c, rq<RB> &q)
+{
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        q.u[r] = c.u[0] + r;
+        q.on[r] = c.on && q.u[r] <= t.ul[0];
+        natten_window_g(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, q.on[r] ? q.u[r] : c.u[0], &q.a[r], &q.b[r]);
+    }
+}
+
+template <typename T, typename A, int RB>
+struct pnr_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    rq<RB> q;
+    dview Y, R;
+    bool rpb;
+    int D, width;
+    i64 h;
+    T *orow[RB];
+    A xr[RB][NR];
+    __device__ pnr_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(Y, bb, x, hh)[k]);
+    }
+    /* every query's dot with the row (j outer: the row is read once and no copy
+     * of it is kept), stored only where the key is in that query's window */
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A sr[RB];
+        int inner = (int)((p[1] - c.lo[1]) * G.ax[2].K + (p[2] - c.lo[2])), KK = G.ax[1].K * G.ax[2].K;
+#pragma unroll
+        for (int r = 0; r < RB; r++) sr[r] = 0;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < D) {
+                A k = row[j];
+#pragma unroll
+                for (int r = 0; r < RB; r++) sr[r] += xr[r][j] * k;
+            }
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            if (!q.on[r] || p[0] < q.a[r] || p[0] >= q.b[r]) continue;
+            A s = sr[r];
+            if (rpb) {
+                i64 e[3];
+                e[0] = p[0] - q.u[r] + G.ax[0].K - 1;
+                e[1] = p[1] - c.u[1] + G.ax[1].K - 1;
+                e[2] = p[2] - c.u[2] + G.ax[2].K - 1;
+                s += to_acc(*rpb_at<T>(R, h, e));
+            }
+            put(orow[r] + (int)(p[0] - q.a[r]) * KK + inner, s);
+        }
+    }
+};
+
+template <typename T, typename A, int RB>
+__global__ void __launch_bounds__(CT_THREADS) pnr_kernel(geo G, dview X, dview Y, dview R, dview O,
+                                                         int rpb, int D, A mval, int any_causal)
+{
+    CT_KERNEL_PROLOGUE(false)
+    pnr_body<T, A, RB> body(G, t, c);
+    get_rq<RB>(G, t, c, body.q);
+    body.Y = Y; body.R = R; body.rpb = rpb != 0; body.D = D; body.width = D;
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        i64 b = bh / G.H, h = bh % G.H;
+        body.h = h;
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
+            if (!body.q.on[r]) x[0] = c.x[0];
+            const T *xp = at<T>(X, b, x, h);
+            body.orow[r] = at<T>(O, b, x, h);
+#pragma unroll
+            for (int j = 0; j < NR; j++) body.xr[r][j] = body.q.on[r] && j < D ? to_acc(xp[j]) : (A)0;
+            if (any_causal && body.q.on[r]) {
+                i64 W = (i64)G.ax[0].K * G.ax[1].K * G.ax[2].K;
+                for (i64 s = 0; s < W; s++) {
+                    i64 t2 = s % G.ax[2].K, t1 = (s / G.ax[2].K) % G.ax[1].K,
+                        t0 = s / ((i64)G.ax[2].K * G.ax[1].K);
+                    if (body.q.a[r] + t0 >= body.q.b[r] || c.lo[1] + t1 >= c.hi[1] || c.lo[2] + t2 >= c.hi[2])
+                        put(body.orow[r] + s, mval);
+                }
+            }
+        }
+        drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
+    }
+}
+
+template <typename T, typename A, int RB>
+struct nnr_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    rq<RB> q;
+    dview Y;
+    int D, width;
+    const T *wrow[RB];
+    A acc[RB][NR];
+    __device__ nnr_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(Y, bb, x, hh)[k]);
+    }
+    /* weights of the row for each query (0 outside its window), then one pass
+     * over the row */
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A w[RB];
+        int inner = (int)((p[1] - c.lo[1]) * G.ax[2].K + (p[2] - c.lo[2])), KK = G.ax[1].K * G.ax[2].K;
+#pragma unroll
+        for (int r = 0; r < RB; r++)
+            w[r] = q.on[r] && p[0] >= q.a[r] && p[0] < q.b[r] ? to_acc(wrow[r][(int)(p[0] - q.a[r]) * KK + inner])
+                                                             : (A)0;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < D) {
+                A v = row[j];
+#pragma unroll
+                for (int r = 0; r < RB; r++) acc[r][j] += w[r] * v;
+            }
+    }
+};
+
+template <typename T, typename A, int RB>
+__global__ void __launch_bounds__(CT_THREADS) nnr_kernel(geo G, dview Wt, dview Y, dview O, int D)
+{
+    CT_KERNEL_PROLOGUE(false)
+    nnr_body<T, A, RB> body(G, t, c);
+    get_rq<RB>(G, t, c, body.q);
+    body.Y = Y; body.D = D; body.width = D;
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        i64 b = bh / G.H, h = bh % G.H;
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
+            if (!body.q.on[r]) x[0] = c.x[0];
+            body.wrow[r] = at<T>(Wt, b, x, h);
+#pragma unroll
+            for (int j = 0; j < NR; j++) body.acc[r][j] = 0;
+        }
+        drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            if (!body.q.on[r]) continue;
+            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
+            T *op = at<T>(O, b, x, h);
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < D) put(op + j, body.acc[r][j]);
+        }
+    }
+}
+
 /* ---- unfused: IN (out[key] = sum over queries seeing it of W[q, slot] * X[q]) ----- */
 
 template <typename T, typename A>
@@ -448,13 +629,20 @@ struct fwd_body {
             for (int a = 0; a < 3; a++) e[a] = p[a] - c.u[a] + G.ax[a].K - 1;
             s += to_acc(*rpb_at<T>(R, h, e));
         }
-        A mn = s > m ? s : m, alpha = ex(m - mn), pr = ex(s - mn);
-        l = l * alpha + pr;
-        m = mn;
+        if (s > m) { /* new maximum: rescale what was summed so far */
+            A alpha = ex(m - s);
+            l *= alpha;
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < njv) o[j] *= alpha;
+            m = s;
+        }
+        A pr = ex(s - m);
+        l += pr;
         const A *vr = row + D;
 #pragma unroll
         for (int j = 0; j < NR; j++)
-            if (j < njv) o[j] = o[j] * alpha + pr * vr[c.lane + j * G.G];
+            if (j < njv) o[j] += pr * vr[c.lane + j * G.G];
     }
 };
 
@@ -747,27 +935,33 @@ struct plan {
  * walk: batch x heads the grid's y dimension walks (heads: the H of G.H).
  */
 static inline natten_status make_plan(const natten_problem *p, int regdim, bool inv, int width,
-                                      size_t asz, i64 heads, plan &P)
+                                      size_t asz, i64 heads, plan &P, int R = 1)
 {
     geo &g = P.g;
     int G = 1, T, Ta[3] = {1, 1, 1};
-    i64 nmax[3], span[3], ntiles = 1;
+    i64 nmax[3], room[3], span[3], ntiles = 1;
     memset(&g, 0, sizeof g);
     P.smem = 0;
     P.empty = true;
     while (G * NR < regdim) G *= 2;
     T = CT_THREADS / G;
-    for (int a = 0; a < 3; a++) nmax[a] = (p->extent[a] + p->dilation[a] - 1) / p->dilation[a];
+    for (int a = 0; a < 3; a++) {
+        nmax[a] = (p->extent[a] + p->dilation[a] - 1) / p->dilation[a];
+        room[a] = a == 0 ? (nmax[a] + R - 1) / R : nmax[a]; /* centres an axis can use */
+    }
     for (;;) { /* grow the box evenly: double the smallest axis that still has room */
         int best = -1;
         if (Ta[0] * Ta[1] * Ta[2] * 2 > T) break;
         for (int a = 2; a >= 0; a--)
-            if (Ta[a] < nmax[a] && (best < 0 || Ta[a] < Ta[best])) best = a;
+            if (Ta[a] < room[a] && (best < 0 || Ta[a] * (a == 0 ? R : 1) < Ta[best] * (best == 0 ? R : 1)))
+                best = a;
         if (best < 0) break;
         Ta[best] *= 2;
     }
     g.G = G;
+    g.R = R;
     g.T = Ta[0] * Ta[1] * Ta[2];
+    Ta[0] *= R; /* positions */
     for (int a = 0; a < 3; a++) {
         axis &x = g.ax[a];
         x.L = p->extent[a];
@@ -824,14 +1018,32 @@ struct ops {
     static cudaStream_t stream(const natten_exec *x) { return (cudaStream_t)x->stream; }
     static int dim_of(const natten_problem *p, natten_arg a) { return (int)p->arg[a].shape[NV_C]; }
 
+    /* The register-blocked unfused kernels: short rows, two or more axes (a
+     * second axis for the lanes), and the fast path not switched off. */
+    static bool fast(const natten_problem *p, int dim)
+    {
+        const char *off = getenv("NATTEN_CUDA_TILED_NO_FAST");
+        return dim <= NR && p->rank >= 2 && p->extent[0] / p->dilation[0] >= 2 && p->window < ((i64)1 << 30) &&
+               !(off && *off && *off != '0');
+    }
+
     /* O[q, slot] = X[q] . Y[key of slot] (+ rpb); masked slots = mval */
     static natten_status pn(const natten_problem *p, cudaStream_t s, natten_arg X, natten_arg Y,
                             natten_arg R, natten_arg O, A mval, const char *what)
     {
         plan P;
         int D = dim_of(p, X), rpb = R != NATTEN_ARG_COUNT && natten_has(p, R);
-        natten_status st = make_plan(p, D, false, D, sizeof(A), p->heads, P);
-        if (st || P.empty) return st;
+        natten_status st;
+        if constexpr (sizeof(A) == 4) {
+            if (fast(p, D)) {
+                if ((st = make_plan(p, D, false, D, sizeof(A), p->heads, P, CT_RB)) || P.empty) return st;
+                pnr_kernel<T, A, CT_RB><<<P.grid, P.block, P.smem, s>>>(
+                    P.g, mkview(p, X), mkview(p, Y), rpb ? mkview(p, R) : noview(), mkview(p, O), rpb, D, mval,
+                    p->causal[0] | p->causal[1] | p->causal[2]);
+                return launched(what);
+            }
+        }
+        if ((st = make_plan(p, D, false, D, sizeof(A), p->heads, P)) || P.empty) return st;
         pn_kernel<T, A><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, X), mkview(p, Y),
                                                         rpb ? mkview(p, R) : noview(), mkview(p, O), rpb,
                                                         D, mval, p->causal[0] | p->causal[1] | p->causal[2]);
@@ -844,8 +1056,16 @@ struct ops {
     {
         plan P;
         int Dv = dim_of(p, Y);
-        natten_status st = make_plan(p, Dv, false, Dv, sizeof(A), p->heads, P);
-        if (st || P.empty) return st;
+        natten_status st;
+        if constexpr (sizeof(A) == 4) {
+            if (fast(p, Dv)) {
+                if ((st = make_plan(p, Dv, false, Dv, sizeof(A), p->heads, P, CT_RB)) || P.empty) return st;
+                nnr_kernel<T, A, CT_RB><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, Wt), mkview(p, Y),
+                                                                        mkview(p, O), Dv);
+                return launched(what);
+            }
+        }
+        if ((st = make_plan(p, Dv, false, Dv, sizeof(A), p->heads, P)) || P.empty) return st;
         nn_kernel<T, A><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, Wt), mkview(p, Y), mkview(p, O), Dv);
         return launched(what);
     }
@@ -941,7 +1161,7 @@ struct ops {
         Pk.smem -= (size_t)(Pk.g.ax[0].C + Pk.g.ax[1].C + Pk.g.ax[2].C) * sizeof(i64); /* no window table */
         if ((delta = (A *)ct_scratch((size_t)(n > 0 ? n : 1) * sizeof(A), s, &st)) == 0) return st;
         if (want_drpb && (ds = (A *)ct_scratch((size_t)(n > 0 ? n * p->window : 1) * sizeof(A), s, &st)) == 0) {
-            ct_scratch_release(delta, s);
+            (void)ct_scratch_release(delta, s); /* already failing: keep the first error */
             return st;
         }
         if (!Pq.empty) {
@@ -971,9 +1191,10 @@ struct ops {
             g.s[0] = p->extent[0] * g.s[1];
             st = rpb_reduce<A>(p, s, g, "fna_backward (d_rpb)");
         }
-        ct_scratch_release(ds, s);
-        ct_scratch_release(delta, s);
-        return st;
+        {
+            natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
+            return st ? st : s1 ? s1 : s2;
+        }
     }
 };
 
