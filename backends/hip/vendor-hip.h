@@ -11,6 +11,7 @@
  *   - the *_sync warp shuffles (HIP 6.2 added them): the mask is dropped and
  *     the width defaults to 32, CUDA's warp, so offsets and source lanes mean
  *     the same on a 64-lane (CDNA) or 32-lane (RDNA) wavefront;
+ *   - __syncwarp: a wavefront-scope fence and barrier;
  *   - __nv_bfloat16 and its conversions (HIP 5.2 has only hip_bfloat16, whose
  *     float constructor rounds to nearest even like __float2bfloat16_rn);
  *   - cudaMallocAsync/cudaFreeAsync: hipMallocAsync where the device has
