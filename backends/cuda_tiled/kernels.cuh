@@ -194,20 +194,24 @@ __device__ __forceinline__ void drive(const geo &G, const tile &t, const centre 
             i64 e1 = min(c1 + G.ax[1].C, hi[1]);
             for (i64 c2 = lo[2]; c2 < hi[2]; c2 += G.ax[2].C) {
                 i64 e2 = min(c2 + G.ax[2].C, hi[2]);
-                i64 n0 = e0 - c0, n1 = e1 - c1, n2 = e2 - c2, rows = n0 * n1 * n2;
+                /* a chunk fits in shared memory: its sizes fit in int */
+                int n0 = (int)(e0 - c0), n1 = (int)(e1 - c1), n2 = (int)(e2 - c2), rows = n0 * n1 * n2;
+                /* row by row, L threads per row (blockDim.x is a power of two), so
+                 * that the row's coordinates are worked out once per row */
+                const int L = blockDim.x < 32 ? (int)blockDim.x : 32, lane = (int)threadIdx.x % L;
                 __syncthreads(); /* the previous chunk is consumed */
-                for (i64 idx = threadIdx.x; idx < rows * W; idx += blockDim.x) {
-                    i64 r = idx / W, x[3];
-                    int k = (int)(idx - r * W);
+                for (int r = (int)threadIdx.x / L; r < rows; r += (int)blockDim.x / L) {
+                    i64 x[3];
                     x[2] = (c2 + r % n2) * G.ax[2].d + t.g[2];
                     x[1] = (c1 + (r / n2) % n1) * G.ax[1].d + t.g[1];
                     x[0] = (c0 + r / (n2 * n1)) * G.ax[0].d + t.g[0];
-                    sm[r * RS + k] = body.stage(b, h, x, k);
+                    A *dst = sm + (size_t)r * RS;
+                    for (int k = lane; k < W; k += L) dst[k] = body.stage(b, h, x, k);
                 }
                 if (INV && Body::need_ws) {
-                    for (i64 idx = threadIdx.x; idx < n0 + n1 + n2; idx += blockDim.x) {
+                    for (int idx = (int)threadIdx.x; idx < n0 + n1 + n2; idx += (int)blockDim.x) {
                         int a = idx < n0 ? 0 : idx < n0 + n1 ? 1 : 2;
-                        i64 off = a == 0 ? 0 : a == 1 ? n0 : n0 + n1;
+                        int off = a == 0 ? 0 : a == 1 ? n0 : n0 + n1;
                         i64 base = a == 0 ? 0 : a == 1 ? G.ax[0].C : G.ax[0].C + G.ax[1].C;
                         i64 start = a == 0 ? c0 : a == 1 ? c1 : c2, wa, wb;
                         const axis &x = G.ax[a];
@@ -225,7 +229,7 @@ __device__ __forceinline__ void drive(const geo &G, const tile &t, const centre 
                     if (INV && Body::need_ws) w[0] = ws[p[0] - c0];
                     for (p[1] = l1; p[1] < h1; p[1]++) {
                         if (INV && Body::need_ws) w[1] = ws[G.ax[0].C + p[1] - c1];
-                        const A *rowbase = sm + ((p[0] - c0) * n1 + (p[1] - c1)) * n2 * RS;
+                        const A *rowbase = sm + (size_t)(((p[0] - c0) * n1 + (p[1] - c1)) * n2) * RS;
                         for (p[2] = l2; p[2] < h2; p[2]++) {
                             if (INV && Body::need_ws) w[2] = ws[G.ax[0].C + G.ax[1].C + p[2] - c2];
                             body.visit(rowbase + (p[2] - c2) * RS, p, w);
@@ -311,15 +315,15 @@ __global__ void __launch_bounds__(CT_THREADS) pn_kernel(geo G, dview X, dview Y,
 #pragma unroll
             for (int j = 0; j < NR; j++)
                 if (j < body.njl) body.xr[j] = to_acc(xp[c.lane + j * G.G]);
-            if (any_causal) { /* slots past a causal window's end */
+            if (any_causal) { /* slots past a causal window's end (lanes take turns) */
                 T *op = at<T>(O, body.b, c.x, body.h);
-                i64 W = (i64)G.ax[0].K * G.ax[1].K * G.ax[2].K;
-                for (i64 s = c.lane; s < W; s += G.G) {
-                    i64 t2 = s % G.ax[2].K, t1 = (s / G.ax[2].K) % G.ax[1].K,
-                        t0 = s / ((i64)G.ax[2].K * G.ax[1].K);
-                    if (c.lo[0] + t0 >= c.hi[0] || c.lo[1] + t1 >= c.hi[1] || c.lo[2] + t2 >= c.hi[2])
-                        put(op + s, mval);
-                }
+                i64 s = 0;
+                for (int t0 = 0; t0 < G.ax[0].K; t0++)
+                    for (int t1 = 0; t1 < G.ax[1].K; t1++)
+                        for (int t2 = 0; t2 < G.ax[2].K; t2++, s++)
+                            if ((int)(s & (G.G - 1)) == c.lane &&
+                                (c.lo[0] + t0 >= c.hi[0] || c.lo[1] + t1 >= c.hi[1] || c.lo[2] + t2 >= c.hi[2]))
+                                put(op + s, mval);
             }
         }
         drive<false, A>(G, t, c, body, body.b, body.h, sm, (i64 *)0);
@@ -468,13 +472,13 @@ __global__ void __launch_bounds__(CT_THREADS) pnr_kernel(geo G, dview X, dview Y
 #pragma unroll
             for (int j = 0; j < NR; j++) body.xr[r][j] = body.q.on[r] && j < D ? to_acc(xp[j]) : (A)0;
             if (any_causal && body.q.on[r]) {
-                i64 W = (i64)G.ax[0].K * G.ax[1].K * G.ax[2].K;
-                for (i64 s = 0; s < W; s++) {
-                    i64 t2 = s % G.ax[2].K, t1 = (s / G.ax[2].K) % G.ax[1].K,
-                        t0 = s / ((i64)G.ax[2].K * G.ax[1].K);
-                    if (body.q.a[r] + t0 >= body.q.b[r] || c.lo[1] + t1 >= c.hi[1] || c.lo[2] + t2 >= c.hi[2])
-                        put(body.orow[r] + s, mval);
-                }
+                i64 s = 0;
+                for (int t0 = 0; t0 < G.ax[0].K; t0++)
+                    for (int t1 = 0; t1 < G.ax[1].K; t1++)
+                        for (int t2 = 0; t2 < G.ax[2].K; t2++, s++)
+                            if (body.q.a[r] + t0 >= body.q.b[r] || c.lo[1] + t1 >= c.hi[1] ||
+                                c.lo[2] + t2 >= c.hi[2])
+                                put(body.orow[r] + s, mval);
             }
         }
         drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
