@@ -47,6 +47,16 @@ EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 # natten-bench's command line, output formats and tiny suites (bench/).
 TESTS += tests/bench-cli.sh
+if HAVE_HIP
+# ROCm test memory (tt_hip_mem) and the hip-tiled suite (exits 77 without an AMD GPU).
+tests_libtestutil_la_SOURCES += tests/testutil-hip.c
+tests_libtestutil_la_CFLAGS += -DTT_HAVE_HIP $(HIP_CPPFLAGS)
+TEST_LIBS += $(HIP_LIBS)
+check_PROGRAMS += tests/check_hip
+tests_check_hip_SOURCES = tests/check_hip.c
+tests_check_hip_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_hip_LDADD = $(TEST_LIBS)
+endif
 if HAVE_CUDA
 # CUDA test memory (tt_cuda_mem) and the CUDA-only suite; both link their own
 # static CUDA runtime (libnatten keeps its copy private).

@@ -20,12 +20,18 @@ static const tt_mem host_mem = {kDLCPU, host_alloc, host_release, host_copy, hos
 #ifdef TT_HAVE_CUDA
 extern const tt_mem tt_cuda_mem;
 #endif
+#ifdef TT_HAVE_HIP
+extern const tt_mem tt_hip_mem;
+#endif
 
 const tt_mem *tt_mem_for(DLDeviceType type)
 {
     if (type == kDLCPU) return &host_mem;
 #ifdef TT_HAVE_CUDA
     if (type == kDLCUDA) return &tt_cuda_mem;
+#endif
+#ifdef TT_HAVE_HIP
+    if (type == kDLROCM) return &tt_hip_mem;
 #endif
     return NULL;
 }

@@ -21,7 +21,8 @@ typedef enum {
     TT_LAYOUT_COUNT
 } tt_layout;
 
-/* How tensors reach a device: host memory for CPU; tests/testutil-cuda.c for CUDA. */
+/* How tensors reach a device: host memory for CPU; tests/testutil-cuda.c for CUDA,
+ * tests/testutil-hip.c for ROCm. */
 typedef struct tt_mem {
     DLDeviceType type;
     int (*alloc)(void **p, size_t bytes);

@@ -31,7 +31,7 @@ natten_status ct_error(cudaError_t e, const char *what)
 {
     natten_status st = e == cudaErrorMemoryAllocation ? NATTEN_ERROR_OUT_OF_MEMORY : NATTEN_ERROR_DEVICE;
     (void)cudaGetLastError(); /* clear a non-sticky error so the context stays usable */
-    return natten_error(st, "cuda-tiled: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    return natten_error(st, CT_NAME ": %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 static int ct_probe(char *why, size_t len)
@@ -39,11 +39,11 @@ static int ct_probe(char *why, size_t len)
     int n = 0, prev = 0, usable = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e == cudaErrorNoDevice || (e == cudaSuccess && n == 0)) {
-        snprintf(why, len, "no CUDA device");
+        snprintf(why, len, "%s", CT_NO_DEVICE);
         return 0;
     }
     if (e == cudaErrorInsufficientDriver) {
-        snprintf(why, len, "no CUDA driver, or one older than this build's CUDA runtime %d.%d (%s)",
+        snprintf(why, len, "no %s driver, or one older than this build's %s runtime %d.%d (%s)", CT_API, CT_API,
                  CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorString(e));
         return 0;
     }
@@ -91,7 +91,7 @@ static int ct_supports(const natten_problem *p, char *why, size_t len)
     const ct_device *d = ct_device_at(id);
     int64_t dim = p->dim > p->dim_v ? p->dim : p->dim_v;
     if (d == NULL) {
-        snprintf(why, len, "tensors are on CUDA device %d but %d devices are visible", id, n_devices);
+        snprintf(why, len, "tensors are on " CT_API " device %d but %d devices are visible", id, n_devices);
         return 0;
     }
     if (!d->usable) {
@@ -190,7 +190,7 @@ static natten_status ct_time_op(natten_op_fn fn, const natten_problem *p, const 
     if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return ct_error(e, "cudaSetDevice");
     if ((ms = (float *)natten_malloc(sizeof(float) * (size_t)reps)) == NULL) {
         if (prev != dev) (void)cudaSetDevice(prev);
-        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cuda-tiled: timer buffer");
+        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, CT_NAME ": timer buffer");
     }
     if ((e = cudaEventCreate(&e0)) != cudaSuccess || (e = cudaEventCreate(&e1)) != cudaSuccess) {
         st = ct_error(e, "cudaEventCreate");
@@ -225,12 +225,13 @@ static int ct_device_name(int device_id, char *buf, size_t len)
     return 1;
 }
 
-extern "C" const natten_backend natten_backend_cuda_tiled;
+extern "C" const natten_backend CT_BACKEND;
 
-const natten_backend natten_backend_cuda_tiled = {
-    "cuda-tiled",
-    "CUDA, shared-memory tiles: every op, any window/dilation/stride/causal, fp32/fp64/fp16/bf16",
-    kDLCUDA,
+#if CT_HOST_PASS
+const natten_backend CT_BACKEND = {
+    CT_NAME,
+    CT_API ", shared-memory tiles: every op, any window/dilation/stride/causal, fp32/fp64/fp16/bf16",
+    CT_DEVICE,
     ct_probe,
     ct_supports,
     {run_on_device, run_on_device, run_on_device, run_on_device, run_on_device, run_on_device},
@@ -241,3 +242,4 @@ const natten_backend natten_backend_cuda_tiled = {
     ct_time_op,
     ct_device_name,
 };
+#endif

@@ -6,9 +6,28 @@
 #ifndef NATTEN_CUDA_TILED_H
 #define NATTEN_CUDA_TILED_H
 
-#include "natten-impl.h"
+/* The GPU runtime: CUDA's headers, or under hipcc (HIP) the same names mapped
+ * to HIP's by backends/hip/vendor-hip.h, which also gives the HIP build its
+ * own backend name and device type (STYLE.md section 8).  Before natten-impl.h
+ * so that natten-window.h finds __host__ __device__ __forceinline__ with
+ * either compiler. */
+#if defined(__HIP__)
+#  include "../hip/vendor-hip.h"
+#else
+#  include <cuda_runtime.h>
+#  include <cuda_bf16.h>
+#  include <cuda_fp16.h>
+#  define CT_BACKEND natten_backend_cuda_tiled
+#  define CT_NAME "cuda-tiled"
+#  define CT_DEVICE kDLCUDA
+#  define CT_API "CUDA"
+#  define CT_NO_DEVICE "no CUDA device"
+/* 1 in the compiler pass that builds host code: the tables of host function
+ * pointers are defined only there (vendor-hip.h says why). */
+#  define CT_HOST_PASS 1
+#endif
 
-#include <cuda_runtime.h>
+#include "natten-impl.h"
 
 /* What the probe learnt about one device (filled once, read-only afterwards). */
 typedef struct ct_device {

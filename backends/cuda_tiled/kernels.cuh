@@ -22,8 +22,6 @@
 
 #include "cuda-tiled.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -996,12 +994,12 @@ static inline natten_status make_plan(const natten_problem *p, int regdim, bool 
         int a = g.ax[0].C > 1 ? 0 : g.ax[1].C > 1 ? 1 : 2;
         if (g.ax[a].C == 1)
             return natten_error(NATTEN_ERROR_UNSUPPORTED,
-                                "cuda-tiled: a staged row of %d elements does not fit in %d bytes of "
+                                CT_NAME ": a staged row of %d elements does not fit in %d bytes of "
                                 "shared memory", width, CT_SMEM_BUDGET);
         g.ax[a].C = (g.ax[a].C + 1) / 2;
     }
     if (ntiles > 0x7fffffffLL)
-        return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tiled: %lld tiles exceed the grid limit",
+        return natten_error(NATTEN_ERROR_UNSUPPORTED, CT_NAME ": %lld tiles exceed the grid limit",
                             (long long)ntiles);
     g.H = (int)heads;
     g.BH = p->batch * heads;
@@ -1098,7 +1096,7 @@ struct ops {
         if (st) return st;
         for (int a = 0; a < 3; a++) E *= 2 * (i64)p->kernel[a] - 1;
         if (E > 0x7fffffffLL)
-            return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tiled: %lld bias entries exceed the grid limit",
+            return natten_error(NATTEN_ERROR_UNSUPPORTED, CT_NAME ": %lld bias entries exceed the grid limit",
                                 (long long)E);
         if (p->heads == 0) return NATTEN_SUCCESS;
         dim3 grid((unsigned)E, (unsigned)(p->heads < 65535 ? p->heads : 65535), 1);

@@ -1,4 +1,6 @@
 /* tiled-f16.cu - the cuda-tiled kernels for __half (see kernels.cuh). */
 #include "kernels.cuh"
 
+#if CT_HOST_PASS
 const ct_ops ct_ops_f16 = CT_OPS_TABLE(__half);
+#endif

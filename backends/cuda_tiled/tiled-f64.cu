@@ -1,4 +1,6 @@
 /* tiled-f64.cu - the cuda-tiled kernels for double (see kernels.cuh). */
 #include "kernels.cuh"
 
+#if CT_HOST_PASS
 const ct_ops ct_ops_f64 = CT_OPS_TABLE(double);
+#endif

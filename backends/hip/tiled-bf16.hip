@@ -1,0 +1,6 @@
+/* tiled-bf16.hip - hip-tiled: backends/cuda_tiled/tiled-bf16.cu itself, built by hipcc (see hip-tiled.h). */
+#include "hip-tiled.h"
+
+namespace natten_hip {
+#include "../cuda_tiled/tiled-bf16.cu"
+}

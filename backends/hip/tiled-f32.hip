@@ -1,0 +1,6 @@
+/* tiled-f32.hip - hip-tiled: backends/cuda_tiled/tiled-f32.cu itself, built by hipcc (see hip-tiled.h). */
+#include "hip-tiled.h"
+
+namespace natten_hip {
+#include "../cuda_tiled/tiled-f32.cu"
+}
