@@ -36,13 +36,13 @@ natten_status natten_context_create(natten_context **out)
     natten_status st;
     if (out == NULL) return natten_error(NATTEN_ERROR_INVALID_ARGUMENT, "ctx is NULL");
     *out = NULL;
-    ctx = calloc(1, sizeof *ctx);
+    ctx = natten_calloc(1, sizeof *ctx);
     if (ctx == NULL) return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot allocate a context");
     env = getenv("NATTEN_VERBOSE");
     ctx->verbose = env != NULL && env[0] != '\0' && strcmp(env, "0") != 0;
     env = getenv("NATTEN_BACKEND");
     if (env != NULL && env[0] != '\0' && (st = natten_context_set_backend(ctx, env))) {
-        free(ctx);
+        natten_free(ctx);
         return st;
     }
     *out = ctx;
@@ -51,7 +51,7 @@ natten_status natten_context_create(natten_context **out)
 
 void natten_context_destroy(natten_context *ctx)
 {
-    free(ctx);
+    natten_free(ctx);
 }
 
 natten_status natten_context_set_backend(natten_context *ctx, const char *name)
