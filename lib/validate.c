@@ -170,9 +170,9 @@ static natten_status check_shape(natten_arg a, const DLTensor *x, int n, const d
         if ((st = check_dim(a, 0, x->shape[0], &dm->hq))) return st;
         for (int i = 0; i < n; i++)
             if (x->shape[1 + i] != 2LL * p->kernel_size[i] - 1)
-                return INVALID("%s.shape[%d]=%lld but 2*kernel_size[%d]-1=%d; they must match",
+                return INVALID("%s.shape[%d]=%lld but 2*kernel_size[%d]-1=%lld; they must match",
                                arg_names[a], 1 + i, (long long)x->shape[1 + i], i,
-                               2 * p->kernel_size[i] - 1);
+                               2LL * p->kernel_size[i] - 1);
         return NATTEN_SUCCESS;
     }
     if ((st = check_dim(a, 0, x->shape[0], &dm->b))) return st;
@@ -327,7 +327,12 @@ static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n)
     shape_class c = arg_shape[a];
     if (st == NULL) { /* compact row-major */
         int64_t s = 1;
-        for (int i = x->ndim - 1; i >= 0; i--) { cstride[i] = s; s *= x->shape[i] > 0 ? x->shape[i] : 1; }
+        /* An overflow here means the element count overflows too (rejected
+         * below) or the tensor is empty (strides never used): saturate. */
+        for (int i = x->ndim - 1; i >= 0; i--) {
+            cstride[i] = s;
+            if (x->shape[i] > 1 && __builtin_mul_overflow(s, x->shape[i], &s)) s = INT64_MAX;
+        }
         st = cstride;
     }
     for (int i = 0; i < 6; i++) map[i] = -1;
@@ -344,7 +349,8 @@ static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n)
         v->shape[i] = map[i] < 0 ? 1 : x->shape[map[i]];
         v->stride[i] = map[i] < 0 ? 0 : st[map[i]];
     }
-    v->data = (char *)x->data + x->byte_offset;
+    /* no arithmetic on a NULL pointer: an empty tensor may come without memory */
+    v->data = x->data ? (char *)x->data + x->byte_offset : NULL;
 }
 
 natten_status natten_validate(natten_problem *prob, natten_op op, const natten_params *p,
@@ -466,6 +472,9 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
         size_t es;
         if (t[a] == NULL) continue;
         es = a == NATTEN_ARG_LSE ? 4 : natten_dtype_size(dt);
+        if (t[a]->byte_offset > (uint64_t)PTRDIFF_MAX)
+            return INVALID("%s.byte_offset=%llu does not fit a pointer offset", arg_names[a],
+                           (unsigned long long)t[a]->byte_offset);
         make_view(&prob->arg[a], (natten_arg)a, t[a], n);
         if (!numel_of(t[a], &numel[a]) || !span_of(&prob->arg[a], es, numel[a], &lo[a], &hi[a]))
             return INVALID("%s: its element count or byte extent overflows 64 bits", arg_names[a]);
@@ -473,7 +482,7 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
             return INVALID("%s.data is NULL but it has %lld elements", arg_names[a], (long long)numel[a]);
         if (numel[a] == 0 && prob->arg[a].data == NULL)
             prob->arg[a].data = (char *)(uintptr_t)es; /* present but empty: never dereferenced */
-        if ((spec->outputs & BIT(a)) && !nonoverlapping(&prob->arg[a]))
+        if ((spec->outputs & BIT(a)) && numel[a] > 0 && !nonoverlapping(&prob->arg[a]))
             return INVALID("%s: its strides make distinct elements share memory; outputs need "
                            "positive, non-overlapping strides", arg_names[a]);
     }
