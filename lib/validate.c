@@ -231,13 +231,19 @@ static natten_status check_params(const natten_params *p, const dims *dm, natten
     return NATTEN_SUCCESS;
 }
 
-/* Element count with overflow detection. */
+/* Element count with overflow detection.  The extents must multiply within
+ * int64 even when one of them is 0 (read as 1 here): backends size buffers
+ * and strides from the other extents, e.g. the token count, and an empty
+ * tensor of 2^40 x 2^40 tokens is no real tensor anyway. */
 static int numel_of(const DLTensor *x, int64_t *numel)
 {
     int64_t m = 1;
-    for (int i = 0; i < x->ndim; i++)
-        if (__builtin_mul_overflow(m, x->shape[i], &m)) return 0;
-    *numel = m;
+    int empty = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (x->shape[i] == 0) empty = 1;
+        else if (__builtin_mul_overflow(m, x->shape[i], &m)) return 0;
+    }
+    *numel = empty ? 0 : m;
     return 1;
 }
 
@@ -463,7 +469,9 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
         prob->dilation[i] = on ? p->dilation[i] : 1;
         prob->stride[i] = on ? p->stride[i] : 1;
         prob->causal[i] = on ? p->is_causal[i] : 0;
-        prob->tokens *= prob->extent[i];
+        /* can overflow only for empty tensors (non-empty ones are counted below) */
+        if (__builtin_mul_overflow(prob->tokens, prob->extent[i], &prob->tokens))
+            return INVALID("the token count (product of the spatial extents) overflows 64 bits");
     }
     prob->scale = p->has_scale ? p->scale : 1.0 / sqrt((double)(prob->dim > 0 ? prob->dim : 1));
 
