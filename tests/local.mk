@@ -1,6 +1,7 @@
 # Check suites (see tests/README in docs/testing.md).  `make check` runs them.
 if HAVE_CHECK
-check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence
+check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_limits \
+	tests/check_faults tests/check_threads
 TESTS = $(check_PROGRAMS)
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
@@ -15,6 +16,15 @@ tests_check_reference_LDADD = $(TEST_LIBS)
 tests_check_equivalence_SOURCES = tests/check_equivalence.c
 tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_equivalence_LDADD = $(TEST_LIBS)
+tests_check_limits_SOURCES = tests/check_limits.c
+tests_check_limits_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_limits_LDADD = $(TEST_LIBS)
+tests_check_faults_SOURCES = tests/check_faults.c
+tests_check_faults_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_faults_LDADD = $(TEST_LIBS)
+tests_check_threads_SOURCES = tests/check_threads.c
+tests_check_threads_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_threads_LDADD = $(TEST_LIBS)
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
