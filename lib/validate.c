@@ -387,7 +387,7 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
 
     /* dtypes and devices */
     for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
-        natten_dtype d;
+        natten_dtype d = NATTEN_F32; /* set by dtype_of; gcc -O1 cannot tell */
         if (t[a] == NULL) continue;
         if ((st = dtype_of(t[a], arg_names[a], &d))) return st;
         if (a == NATTEN_ARG_LSE) {
