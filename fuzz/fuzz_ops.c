@@ -326,11 +326,24 @@ static const char *names[16];
 static natten_context *ref_ctx;
 static int n_cpu;
 
+/* Outcomes per op (naive run), printed at exit when FUZZ_OPS_STATS is set. */
+static long outcome[NOP][3];
+
+static void print_stats(void)
+{
+    static const char *const opn[NOP] = {"qk_forward", "qk_backward", "av_forward", "av_backward",
+                                         "fna_forward", "fna_backward"};
+    for (int o = 0; o < NOP; o++)
+        fprintf(stderr, "fuzz_ops: %-12s %8ld succeeded %8ld invalid %8ld unsupported\n", opn[o],
+                outcome[o][0], outcome[o][1], outcome[o][2]);
+}
+
 static void setup_once(void)
 {
     static int done;
     if (done) return;
     done = 1;
+    if (getenv("FUZZ_OPS_STATS")) atexit(print_stats);
     CHECK(natten_context_create(&ref_ctx) == NATTEN_SUCCESS, "context");
     CHECK(natten_context_set_backend(ref_ctx, "naive") == NATTEN_SUCCESS, "naive");
     for (int i = 0; i < natten_backend_count() && n_cpu < 16; i++) {
@@ -495,7 +508,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int x = 0; x < NROLE; x++)
             if (c.present & BIT(x)) T[x] = &c.x[x].t;
         st = call_op(ctx, c.op, &c.params, T);
-        if (k < 0) st0 = st;
+        if (k < 0) {
+            st0 = st;
+            outcome[c.op][st == NATTEN_SUCCESS ? 0 : st == NATTEN_ERROR_INVALID_ARGUMENT ? 1 : 2]++;
+        }
         if (st != NATTEN_SUCCESS) {
             CHECK(st == NATTEN_ERROR_INVALID_ARGUMENT || st == NATTEN_ERROR_UNSUPPORTED,
                   "op %d: unexpected status %s: %s", c.op, natten_status_string(st), natten_last_error());
