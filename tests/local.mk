@@ -30,3 +30,17 @@ check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
 	@exit 1
 endif
+
+# make check-valgrind: the Check suites under valgrind memcheck, without Check's
+# fork (CK_FORK=no) so that valgrind follows every test; any memcheck error or
+# definite/indirect leak fails the suite.  Slow: not run by CI; see
+# docs/reliability.md.  Pick suites with TESTS='tests/check_limits ...'.
+VALGRIND = valgrind
+VALGRIND_FLAGS = --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--error-exitcode=1 -q
+check-valgrind:
+	CK_FORK=no CK_TIMEOUT_MULTIPLIER=100 $(MAKE) $(AM_MAKEFLAGS) check \
+	    LOG_COMPILER='$(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS)' \
+	    TEST_SUITE_LOG=test-suite-valgrind.log
+.PHONY: check-valgrind
+EXTRA_DIST += tests/gpu-sanitize.sh
