@@ -147,32 +147,30 @@ void tc_teardown(tc_io *io)
     for (int x = 0; x < R_COUNT; x++) { tt_free(io->t[x]); io->t[x] = NULL; }
 }
 
+natten_status tc_call(natten_context *ctx, tc_op op, const natten_params *p, DLTensor *const T[R_COUNT])
+{
+    switch (op) {
+    case OP_QK: return natten_qk_forward(ctx, p, T[R_Q], T[R_K], T[R_RPB], T[R_ATTN]);
+    case OP_QK_BW: return natten_qk_backward(ctx, p, T[R_DATTN], T[R_Q], T[R_K], T[R_DQ], T[R_DK], T[R_DRPB]);
+    case OP_AV: return natten_av_forward(ctx, p, T[R_ATTN], T[R_V], T[R_OUT]);
+    case OP_AV_BW: return natten_av_backward(ctx, p, T[R_DOUT], T[R_ATTN], T[R_V], T[R_DATTN], T[R_DV]);
+    case OP_FNA: return natten_fna_forward(ctx, p, T[R_Q], T[R_K], T[R_V], T[R_RPB], T[R_OUT], T[R_LSE]);
+    default:
+        return natten_fna_backward(ctx, p, T[R_Q], T[R_K], T[R_V], T[R_RPB], T[R_OUT], T[R_LSE], T[R_DOUT],
+                                   T[R_DQ], T[R_DK], T[R_DV], T[R_DRPB]);
+    }
+}
+
 natten_status tc_run(natten_context *ctx, tc_io *io)
 {
     natten_status st;
-    DLTensor **T = (DLTensor *[R_COUNT]){0};
+    DLTensor *T[R_COUNT] = {0};
     for (int x = 0; x < R_COUNT; x++) {
         if (io->t[x] == NULL) continue;
         if (io->outputs & B(x)) tt_poison(io->t[x]);
         T[x] = &io->t[x]->t;
     }
-    switch (io->op) {
-    case OP_QK: st = natten_qk_forward(ctx, &io->params, T[R_Q], T[R_K], T[R_RPB], T[R_ATTN]); break;
-    case OP_QK_BW:
-        st = natten_qk_backward(ctx, &io->params, T[R_DATTN], T[R_Q], T[R_K], T[R_DQ], T[R_DK], T[R_DRPB]);
-        break;
-    case OP_AV: st = natten_av_forward(ctx, &io->params, T[R_ATTN], T[R_V], T[R_OUT]); break;
-    case OP_AV_BW:
-        st = natten_av_backward(ctx, &io->params, T[R_DOUT], T[R_ATTN], T[R_V], T[R_DATTN], T[R_DV]);
-        break;
-    case OP_FNA:
-        st = natten_fna_forward(ctx, &io->params, T[R_Q], T[R_K], T[R_V], T[R_RPB], T[R_OUT], T[R_LSE]);
-        break;
-    default:
-        st = natten_fna_backward(ctx, &io->params, T[R_Q], T[R_K], T[R_V], T[R_RPB], T[R_OUT], T[R_LSE],
-                                 T[R_DOUT], T[R_DQ], T[R_DK], T[R_DV], T[R_DRPB]);
-        break;
-    }
+    st = tc_call(ctx, io->op, &io->params, T);
     for (int x = 0; x < R_COUNT; x++)
         if (io->t[x] && (io->outputs & B(x))) tt_download(io->t[x]);
     return st;

@@ -36,6 +36,8 @@ typedef struct tc_io {
 int tc_setup(tc_io *io, const ref_problem *c, tc_op op, DLDataType dt, tt_layout layout,
              DLDeviceType dev, uint64_t *rng);
 void tc_teardown(tc_io *io);
+/* Call op's public function with the tensors T (NULL where absent). */
+natten_status tc_call(natten_context *ctx, tc_op op, const natten_params *p, DLTensor *const T[R_COUNT]);
 /* Poison the outputs, run the op, download the outputs. */
 natten_status tc_run(natten_context *ctx, tc_io *io);
 /* Dense reference of each output role (double arrays, logical order; caller frees). */

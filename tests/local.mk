@@ -1,8 +1,8 @@
 # Check suites (see tests/README in docs/testing.md).  `make check` runs them.
 if HAVE_CHECK
-check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_limits \
-	tests/check_faults tests/check_threads
-TESTS = $(check_PROGRAMS)
+check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors tests/check_grad tests/check_symbols docs/examples/hello \
+	tests/check_limits tests/check_faults tests/check_threads
+TESTS = $(check_PROGRAMS) tests/exports.sh
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
 tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -25,6 +25,19 @@ tests_check_faults_LDADD = $(TEST_LIBS)
 tests_check_threads_SOURCES = tests/check_threads.c
 tests_check_threads_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_threads_LDADD = $(TEST_LIBS)
+tests_check_errors_SOURCES = tests/check_errors.c
+tests_check_errors_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_errors_LDADD = $(TEST_LIBS)
+tests_check_grad_SOURCES = tests/check_grad.c
+tests_check_grad_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_grad_LDADD = $(TEST_LIBS)
+tests_check_symbols_SOURCES = tests/check_symbols.c
+tests_check_symbols_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_symbols_LDADD = libnatten.la $(CHECK_LIBS)
+docs_examples_hello_SOURCES = docs/examples/hello.c
+docs_examples_hello_LDADD = libnatten.la
+EXTRA_DIST += tests/exports.sh
+AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
