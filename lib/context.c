@@ -1,7 +1,9 @@
-/* context.c - contexts: the forced backend, stream, threads, last pick. */
+/* context.c - contexts: the forced backend, stream, threads, tuning mode,
+ * last pick; the environment variables that preset them. */
 #include "natten-impl.h"
 #include "natten-context.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,21 +31,59 @@ natten_status natten_params_set_scale(natten_params *p, double scale)
     return NATTEN_SUCCESS;
 }
 
+/* NATTEN_VERBOSE: say once per context which backends cannot run here. */
+static void report_probes(void)
+{
+    for (int i = 0; i < natten_backend_count(); i++) {
+        const natten_backend *b = natten_backend_at(i);
+        const char *why;
+        if (!natten_backend_usable(b, &why))
+            fprintf(stderr, "natten: backend %s is not usable here: %s\n", b->name, why);
+    }
+}
+
+static natten_status tuning_from_env(natten_context *ctx, const char *env)
+{
+    if (strcmp(env, "measure") == 0) return natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE);
+    if (strcmp(env, "heuristic") == 0) return natten_context_set_tuning(ctx, NATTEN_TUNING_HEURISTIC);
+    return natten_error(NATTEN_ERROR_INVALID_ARGUMENT,
+                        "NATTEN_TUNING='%s' but it must be 'heuristic' or 'measure'", env);
+}
+
 natten_status natten_context_create(natten_context **out)
 {
     natten_context *ctx;
     const char *env;
-    natten_status st;
+    natten_status st = NATTEN_SUCCESS;
     if (out == NULL) return natten_error(NATTEN_ERROR_INVALID_ARGUMENT, "ctx is NULL");
     *out = NULL;
     ctx = natten_calloc(1, sizeof *ctx);
     if (ctx == NULL) return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot allocate a context");
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        natten_free(ctx);
+        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot create a mutex");
+    }
+    if (pthread_mutex_init(&ctx->measure_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->lock);
+        natten_free(ctx);
+        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot create a mutex");
+    }
     env = getenv("NATTEN_VERBOSE");
     ctx->verbose = env != NULL && env[0] != '\0' && strcmp(env, "0") != 0;
+    if (ctx->verbose) report_probes();
     env = getenv("NATTEN_BACKEND");
-    if (env != NULL && env[0] != '\0' && (st = natten_context_set_backend(ctx, env))) {
-        natten_free(ctx);
+    if (env != NULL && env[0] != '\0') st = natten_context_set_backend(ctx, env);
+    env = getenv("NATTEN_TUNING");
+    if (st == NATTEN_SUCCESS && env != NULL && env[0] != '\0') st = tuning_from_env(ctx, env);
+    if (st != NATTEN_SUCCESS) {
+        natten_context_destroy(ctx);
         return st;
+    }
+    env = getenv("NATTEN_WISDOM");
+    if (env != NULL && env[0] != '\0' && natten_wisdom_import(ctx, env) != NATTEN_SUCCESS) {
+        /* A stale or broken file is ignored, not trusted, and not fatal. */
+        if (ctx->verbose) fprintf(stderr, "natten: NATTEN_WISDOM ignored: %s\n", natten_last_error());
+        natten_clear_error();
     }
     *out = ctx;
     return NATTEN_SUCCESS;
@@ -51,7 +91,22 @@ natten_status natten_context_create(natten_context **out)
 
 void natten_context_destroy(natten_context *ctx)
 {
+    if (ctx == NULL) return;
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->measure_lock);
+    natten_free(ctx->tuned);
+    natten_free(ctx->report);
     natten_free(ctx);
+}
+
+natten_status natten_context_set_tuning(natten_context *ctx, natten_tuning mode)
+{
+    if (ctx == NULL) return natten_error(NATTEN_ERROR_INVALID_ARGUMENT, "ctx is NULL");
+    if (mode != NATTEN_TUNING_HEURISTIC && mode != NATTEN_TUNING_MEASURE)
+        return natten_error(NATTEN_ERROR_INVALID_ARGUMENT, "tuning mode %d is not a natten_tuning",
+                            (int)mode);
+    atomic_store(&ctx->tuning, (int)mode);
+    return NATTEN_SUCCESS;
 }
 
 natten_status natten_context_set_backend(natten_context *ctx, const char *name)

@@ -1,6 +1,7 @@
 /*
  * dispatch.c - the public op entry points.  Each call is validated once
- * (validate.c), then handed to the forced backend or to the first backend in
+ * (validate.c), then handed to the backend and configuration select.c picks:
+ * the forced backend, a remembered or measured winner, or the first backend in
  * registry order that runs on the tensors' device, is usable here, has the op
  * and whose supports() accepts the problem.
  */
@@ -9,62 +10,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-static const char *device_name(DLDeviceType t)
-{
-    return t == kDLCPU ? "CPU" : t == kDLCUDA ? "CUDA" : t == kDLROCM ? "ROCm" : "other";
-}
-
-/* Why backend b cannot run problem p (into why), or 1 if it can. */
-static int applicable(const natten_backend *b, const natten_problem *p, char *why, size_t len)
-{
-    const char *reason;
-    if ((DLDeviceType)b->device_type != p->device.device_type) {
-        snprintf(why, len, "runs on %s tensors, these are on %s", device_name(b->device_type),
-                 device_name(p->device.device_type));
-        return 0;
-    }
-    if (!natten_backend_usable(b, &reason)) {
-        snprintf(why, len, "not usable here: %s", reason);
-        return 0;
-    }
-    if (b->op[p->op] == NULL) {
-        snprintf(why, len, "has no %s", natten_op_name(p->op));
-        return 0;
-    }
-    why[0] = '\0';
-    return b->supports(p, why, len);
-}
-
-static const natten_backend *select_backend(const natten_context *ctx, const natten_problem *p,
-                                            natten_status *st)
-{
-    char why[512], all[2048];
-    size_t used = 0;
-    if (ctx->forced) {
-        if (applicable(ctx->forced, p, why, sizeof why)) return ctx->forced;
-        if (ctx->verbose) fprintf(stderr, "natten: %s: forced backend %s refuses: %s\n",
-                                  natten_op_name(p->op), ctx->forced->name, why);
-        *st = natten_error(NATTEN_ERROR_UNSUPPORTED, "%s: backend %s (forced) refuses this problem: %s",
-                           natten_op_name(p->op), ctx->forced->name, why);
-        return NULL;
-    }
-    all[0] = '\0';
-    for (int i = 0; i < natten_backend_count(); i++) {
-        const natten_backend *b = natten_backend_at(i);
-        if (applicable(b, p, why, sizeof why)) {
-            if (ctx->verbose) fprintf(stderr, "natten: %s: picked %s\n", natten_op_name(p->op), b->name);
-            return b;
-        }
-        if (ctx->verbose) fprintf(stderr, "natten: %s: %s refuses: %s\n", natten_op_name(p->op), b->name, why);
-        if (used < sizeof all)
-            used += (size_t)snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "",
-                                     b->name, why);
-    }
-    *st = natten_error(NATTEN_ERROR_UNSUPPORTED, "%s: no backend can run this problem (%s)",
-                       natten_op_name(p->op), all);
-    return NULL;
-}
 
 /* 1 if every output the call writes is empty: nothing to compute.  (Looks for
  * a zero extent rather than multiplying: the other extents of an empty tensor
@@ -95,10 +40,9 @@ static natten_status run(natten_context *ctx, natten_op op, const natten_params 
         return st;
     }
     if (nothing_to_write(&p)) return NATTEN_SUCCESS;
-    if ((b = select_backend(ctx, &p, &st)) == NULL) return st;
+    if ((st = natten_select(ctx, &p, &b, &x.config))) return st;
     x.num_threads = ctx->num_threads;
     x.stream = ctx->stream;
-    x.config = 0;
     st = b->op[op](&p, &x);
     if (st == NATTEN_SUCCESS) atomic_store(&ctx->last, b);
     else if (ctx->verbose) fprintf(stderr, "natten: %s on %s failed: %s\n", natten_op_name(op), b->name,

@@ -18,16 +18,6 @@ extern "C" {
 
 #define NATTEN_INTERNAL __attribute__((visibility("hidden")))
 
-typedef enum natten_op {
-    NATTEN_OP_QK_FORWARD,
-    NATTEN_OP_QK_BACKWARD,
-    NATTEN_OP_AV_FORWARD,
-    NATTEN_OP_AV_BACKWARD,
-    NATTEN_OP_FNA_FORWARD,
-    NATTEN_OP_FNA_BACKWARD,
-    NATTEN_OP_COUNT
-} natten_op;
-
 typedef enum natten_dtype {
     NATTEN_F32,
     NATTEN_F64,
@@ -35,14 +25,6 @@ typedef enum natten_dtype {
     NATTEN_BF16,
     NATTEN_DTYPE_COUNT
 } natten_dtype;
-
-/* Tensor roles.  Which ones an op uses: see natten_op_args in validate.c. */
-typedef enum natten_arg {
-    NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_ATTN, NATTEN_ARG_RPB,
-    NATTEN_ARG_OUT, NATTEN_ARG_LSE, NATTEN_ARG_D_OUT, NATTEN_ARG_D_ATTN,
-    NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V, NATTEN_ARG_D_RPB,
-    NATTEN_ARG_COUNT
-} natten_arg;
 
 /*
  * A validated tensor, always 6-D in a canonical order so that backends can
@@ -132,6 +114,10 @@ typedef struct natten_backend {
     void (*scratch_free)(void *ptr, const natten_exec *x);
     natten_status (*time_op)(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
                              double *median_ms);
+    /* For wisdom: the name of device device_id ("NVIDIA H200") into buf[len],
+     * returning 1, or 0 if there is no such device.  CPU backends leave it
+     * NULL (the library names the host's CPU). */
+    int (*device_name)(int device_id, char *buf, size_t len);
 } natten_backend;
 
 /* registry.c */
@@ -161,6 +147,70 @@ NATTEN_INTERNAL size_t natten_dtype_size(natten_dtype t);
 /* 1 if the output role a of op is written by it (else it is read or unused). */
 NATTEN_INTERNAL int natten_arg_is_output(natten_op op, natten_arg a);
 NATTEN_INTERNAL const char *natten_arg_name(natten_arg a);
+
+/* Like natten_validate, for natten_explain: tensors may have NULL data (a
+ * fake aligned address stands in) and aliasing between tensors is not checked. */
+NATTEN_INTERNAL natten_status natten_validate_shapes(natten_problem *prob, natten_op op,
+                                                     const natten_params *p,
+                                                     const DLTensor *const t[NATTEN_ARG_COUNT]);
+
+/* select.c: 1 if backend b can run p here (device, probe, op, supports()),
+ * else 0 with the reason in why[len]. */
+NATTEN_INTERNAL int natten_applicable(const natten_backend *b, const natten_problem *p, char *why,
+                                      size_t len);
+
+/* tune.c: problem signatures and the measurement of candidates. */
+#define NATTEN_SIG_LEN 256
+/* The signature of p as one token of [A-Za-z0-9_:,./=-] (op, dtype, device,
+ * rank, sizes, K, d, s, causal, per-role layout class and presence). */
+NATTEN_INTERNAL void natten_signature(const natten_problem *p, char buf[NATTEN_SIG_LEN]);
+/* Configurations of b: at least 1; names "default" when b has none. */
+NATTEN_INTERNAL int natten_config_count(const natten_backend *b);
+NATTEN_INTERNAL const char *natten_config_name(const natten_backend *b, int config);
+
+typedef struct natten_candidate {
+    const natten_backend *backend;
+    int config;
+    natten_status status;     /* in: SUCCESS to time it, else already refused; out: result */
+    double ms;                /* out: median, -1 if not timed */
+    char why[160];            /* refusal / failure text */
+} natten_candidate;
+
+/* Time each candidate whose status is SUCCESS on p: outputs go to scratch
+ * buffers of the same layout (the candidate's scratch_alloc, else host
+ * memory), inputs are p's.  One warm-up, then the median of reps runs (the
+ * backend's time_op, else a monotonic clock).  Sorts c[] fastest first, the
+ * failed and refused after, and gives the number timed in *n_ok.  Never
+ * writes p's outputs. */
+NATTEN_INTERNAL natten_status natten_measure(const natten_problem *p, const natten_exec *x,
+                                             natten_candidate *c, int n, int reps, int *n_ok);
+
+/* wisdom.c: the parser is a pure function over a buffer (fuzzed). */
+#define NATTEN_WISDOM_MAX_DEVICES 16
+#define NATTEN_WISDOM_MAX_ENTRIES 65536
+typedef struct natten_wisdom_entry {
+    char sig[NATTEN_SIG_LEN];
+    char backend[64];
+    char config[64];
+    int64_t ns;               /* measured median, nanoseconds */
+} natten_wisdom_entry;
+
+typedef struct natten_wisdom {
+    int format;
+    char library[32];
+    char backends[256];
+    int n_devices;
+    struct { char id[32]; char name[128]; } device[NATTEN_WISDOM_MAX_DEVICES];
+    int n_entries;
+    natten_wisdom_entry *entry;   /* natten_malloc'ed; natten_wisdom_release frees */
+} natten_wisdom;
+
+/* Parse buf[len] (need not be terminated).  On failure *w holds nothing to
+ * free and the thread's message says which line is wrong and how. */
+NATTEN_INTERNAL natten_status natten_wisdom_parse(const char *buf, size_t len, natten_wisdom *w);
+NATTEN_INTERNAL void natten_wisdom_release(natten_wisdom *w);
+/* Name of device "cpu:0" / "cuda:1" on this machine into buf; 0 if unknown. */
+NATTEN_INTERNAL int natten_device_name(const char *id, char *buf, size_t len);
 
 /* Helpers for backends' supports(): 1 if role a's last (C) axis is unit-stride
  * (or has one element), for every present role. */

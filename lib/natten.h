@@ -96,6 +96,84 @@ typedef struct natten_backend_info {
 NATTEN_API int natten_backend_count(void);
 NATTEN_API natten_status natten_backend_get_info(int index, natten_backend_info *info);
 
+/* ---- Selection: explain, measure, remember (docs/selection.md) ---------- */
+
+/* The ops, and the tensor roles they take, for the generic calls below. */
+typedef enum natten_op {
+    NATTEN_OP_QK_FORWARD,
+    NATTEN_OP_QK_BACKWARD,
+    NATTEN_OP_AV_FORWARD,
+    NATTEN_OP_AV_BACKWARD,
+    NATTEN_OP_FNA_FORWARD,
+    NATTEN_OP_FNA_BACKWARD,
+    NATTEN_OP_COUNT
+} natten_op;
+
+typedef enum natten_arg {
+    NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_ATTN, NATTEN_ARG_RPB,
+    NATTEN_ARG_OUT, NATTEN_ARG_LSE, NATTEN_ARG_D_OUT, NATTEN_ARG_D_ATTN,
+    NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V, NATTEN_ARG_D_RPB,
+    NATTEN_ARG_COUNT
+} natten_arg;
+
+/* How a context picks a backend when none is forced.
+ * HEURISTIC: the first backend in registry order that accepts the problem,
+ *   with its default configuration (or the remembered winner, see below).
+ * MEASURE: the first time a problem signature is seen, time every backend x
+ *   configuration that accepts it (on scratch outputs; inputs are read) and
+ *   keep the fastest for that signature.  Also NATTEN_TUNING=measure.
+ * In both modes a signature already in the context's cache (measured earlier,
+ * or imported as wisdom) runs its remembered winner. */
+typedef enum natten_tuning {
+    NATTEN_TUNING_HEURISTIC = 0,
+    NATTEN_TUNING_MEASURE = 1
+} natten_tuning;
+
+NATTEN_API natten_status natten_context_set_tuning(natten_context *ctx, natten_tuning mode);
+
+/* Which backend would run op on tensors t[role] (NULL for an absent role), and
+ * why each other backend refuses, as text in buf[len] (always terminated,
+ * truncated if short).  Only shape, ndim, strides, byte_offset, dtype and
+ * device are read: data may be NULL, nothing is allocated or run (aliasing
+ * between tensors is not checked without data).  *backend (nullable) gets the
+ * pick's name or NULL.  Returns NATTEN_SUCCESS if some backend would run it,
+ * NATTEN_ERROR_UNSUPPORTED if none would, NATTEN_ERROR_INVALID_ARGUMENT if
+ * the request is wrong (the message is in buf too). */
+NATTEN_API natten_status natten_explain(natten_context *ctx, natten_op op, const natten_params *p,
+                                        const DLTensor *const t[NATTEN_ARG_COUNT],
+                                        const char **backend, char *buf, size_t len);
+
+/* One candidate of the last measured selection (cuDNN's perf array). */
+typedef struct natten_tuning_result {
+    const char *backend;       /* static storage */
+    const char *config;        /* the backend's configuration name, "default" if it has none */
+    int config_index;
+    natten_status status;      /* SUCCESS if timed; else why it was not (refused, failed) */
+    double time_ms;            /* median time; < 0 when status != SUCCESS */
+    char reason[160];          /* refusal or failure message; "" on success */
+} natten_tuning_result;
+
+/* The candidates of the last problem this context measured, fastest first
+ * (results[0] is the winner when its status is SUCCESS), refused and failed
+ * ones after.  Writes min(capacity, total) entries; *count (nullable) gets
+ * the total.  signature (nullable) gets the problem's signature text.
+ * NATTEN_ERROR_INVALID_ARGUMENT if nothing was measured yet. */
+NATTEN_API natten_status natten_context_tuning_report(natten_context *ctx,
+                                                      natten_tuning_result *results,
+                                                      int capacity, int *count,
+                                                      char *signature, size_t sig_len);
+
+/* Wisdom: the context's remembered winners as a small text file, salted with
+ * the library version, the compiled-in backends and the device names.
+ * Import is all or nothing, merges into the context's cache and never trusts
+ * a file made elsewhere: NATTEN_ERROR_INVALID_ARGUMENT for an unreadable,
+ * corrupt or truncated file, NATTEN_ERROR_UNSUPPORTED for a well-formed file
+ * from another version, backend set or device.  NATTEN_WISDOM=<path> imports
+ * at context creation (a rejected file is then ignored; NATTEN_VERBOSE says
+ * why). */
+NATTEN_API natten_status natten_wisdom_export(natten_context *ctx, const char *path);
+NATTEN_API natten_status natten_wisdom_import(natten_context *ctx, const char *path);
+
 /* Unfused ops: never scale.  attn = q.k (+ rpb); invalid causal slots are -inf. */
 NATTEN_API natten_status natten_qk_forward(natten_context *ctx, const natten_params *p,
                                            const DLTensor *q, const DLTensor *k,

@@ -41,7 +41,10 @@ static const natten_backend *const registry[] = {
 
 #define N_BACKENDS ((int)(sizeof registry / sizeof registry[0]))
 
-/* probe() results, computed once per backend on first use. */
+/* probe() results, computed once per backend on first use, under probe_lock
+ * (a probe may initialise a driver: it must run once, not once per thread).
+ * A reason is written once, before done is set, and never changed after, so
+ * the pointer natten_backend_usable hands out stays valid and stable. */
 static struct {
     int done, usable;
     char reason[256];
@@ -77,6 +80,8 @@ int natten_backend_usable(const natten_backend *b, const char **reason)
     if (!probed[i].done) {
         probed[i].reason[0] = '\0';
         probed[i].usable = b->probe ? b->probe(probed[i].reason, sizeof probed[i].reason) : 1;
+        if (!probed[i].usable && probed[i].reason[0] == '\0') /* a refusal always has words */
+            snprintf(probed[i].reason, sizeof probed[i].reason, "probe failed without giving a reason");
         probed[i].done = 1;
     }
     usable = probed[i].usable;

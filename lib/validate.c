@@ -324,8 +324,13 @@ static int may_collide(const natten_view *a, const natten_view *b, size_t esize_
     return reachable(a, ord, m, delta);
 }
 
+/* Where a data-less tensor (natten_validate_shapes) appears to live: a fake,
+ * well-aligned address, so that natten_has() sees the role and a backend's
+ * alignment test passes; never dereferenced. */
+#define SHAPES_ONLY_BASE ((uintptr_t)1 << 20)
+
 /* Build the canonical 6-D view of role a (see natten-impl.h). */
-static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n)
+static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n, int shapes_only)
 {
     int64_t cstride[6];
     const int64_t *st = x->strides;
@@ -356,11 +361,14 @@ static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n)
         v->stride[i] = map[i] < 0 ? 0 : st[map[i]];
     }
     /* no arithmetic on a NULL pointer: an empty tensor may come without memory */
-    v->data = x->data ? (char *)x->data + x->byte_offset : NULL;
+    if (shapes_only && x->data == NULL)
+        v->data = (char *)(SHAPES_ONLY_BASE + (uintptr_t)x->byte_offset);
+    else
+        v->data = x->data ? (char *)x->data + x->byte_offset : NULL;
 }
 
-natten_status natten_validate(natten_problem *prob, natten_op op, const natten_params *p,
-                              const DLTensor *const t[NATTEN_ARG_COUNT])
+static natten_status validate(natten_problem *prob, natten_op op, const natten_params *p,
+                              const DLTensor *const t[NATTEN_ARG_COUNT], int shapes_only)
 {
     const struct op_spec *spec = &op_spec[op];
     dims dm;
@@ -483,10 +491,10 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
         if (t[a]->byte_offset > (uint64_t)PTRDIFF_MAX)
             return INVALID("%s.byte_offset=%llu does not fit a pointer offset", arg_names[a],
                            (unsigned long long)t[a]->byte_offset);
-        make_view(&prob->arg[a], (natten_arg)a, t[a], n);
+        make_view(&prob->arg[a], (natten_arg)a, t[a], n, shapes_only);
         if (!numel_of(t[a], &numel[a]) || !span_of(&prob->arg[a], es, numel[a], &lo[a], &hi[a]))
             return INVALID("%s: its element count or byte extent overflows 64 bits", arg_names[a]);
-        if (numel[a] > 0 && t[a]->data == NULL)
+        if (numel[a] > 0 && t[a]->data == NULL && !shapes_only)
             return INVALID("%s.data is NULL but it has %lld elements", arg_names[a], (long long)numel[a]);
         if (numel[a] == 0 && prob->arg[a].data == NULL)
             prob->arg[a].data = (char *)(uintptr_t)es; /* present but empty: never dereferenced */
@@ -494,7 +502,7 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
             return INVALID("%s: its strides make distinct elements share memory; outputs need "
                            "positive, non-overlapping strides", arg_names[a]);
     }
-    for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
+    for (int a = 0; a < NATTEN_ARG_COUNT && !shapes_only; a++) {
         if (!t[a] || !(spec->outputs & BIT(a)) || numel[a] == 0) continue;
         for (int b = 0; b < NATTEN_ARG_COUNT; b++) {
             const char *pa, *pb;
@@ -510,6 +518,18 @@ natten_status natten_validate(natten_problem *prob, natten_op op, const natten_p
         }
     }
     return NATTEN_SUCCESS;
+}
+
+natten_status natten_validate(natten_problem *prob, natten_op op, const natten_params *p,
+                              const DLTensor *const t[NATTEN_ARG_COUNT])
+{
+    return validate(prob, op, p, t, 0);
+}
+
+natten_status natten_validate_shapes(natten_problem *prob, natten_op op, const natten_params *p,
+                                     const DLTensor *const t[NATTEN_ARG_COUNT])
+{
+    return validate(prob, op, p, t, 1);
 }
 
 int natten_inner_contiguous(const natten_problem *p, char *why, size_t len)

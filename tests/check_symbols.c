@@ -29,6 +29,11 @@ static void *const public_functions[] = {
     (void *)natten_av_backward,
     (void *)natten_fna_forward,
     (void *)natten_fna_backward,
+    (void *)natten_context_set_tuning,
+    (void *)natten_explain,
+    (void *)natten_context_tuning_report,
+    (void *)natten_wisdom_export,
+    (void *)natten_wisdom_import,
 };
 
 START_TEST(all_exported)

@@ -1,8 +1,9 @@
 # Check suites (see tests/README in docs/testing.md).  `make check` runs them.
 if HAVE_CHECK
-check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors tests/check_grad tests/check_symbols docs/examples/hello \
+check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors \
+	tests/check_grad tests/check_symbols tests/check_selection tests/check_tuner docs/examples/hello \
 	tests/check_limits tests/check_faults tests/check_threads
-TESTS = $(check_PROGRAMS) tests/exports.sh
+TESTS = $(check_PROGRAMS) tests/exports.sh tests/info-cli.sh tests/tune-cli.sh
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
 tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -25,6 +26,15 @@ tests_check_faults_LDADD = $(TEST_LIBS)
 tests_check_threads_SOURCES = tests/check_threads.c
 tests_check_threads_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_threads_LDADD = $(TEST_LIBS)
+tests_check_selection_SOURCES = tests/check_selection.c
+tests_check_selection_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_selection_LDADD = $(TEST_LIBS)
+# check_tuner drives lib/tune.c's internals with fake backends: it compiles
+# the few library sources it needs instead of linking the (hidden-symbol)
+# shared library.
+tests_check_tuner_SOURCES = tests/check_tuner.c lib/tune.c lib/validate.c lib/status.c lib/alloc.c
+tests_check_tuner_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_tuner_LDADD = $(CHECK_LIBS) -lm
 tests_check_errors_SOURCES = tests/check_errors.c
 tests_check_errors_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_errors_LDADD = $(TEST_LIBS)
@@ -38,11 +48,15 @@ docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
+# natten-bench's command line, output formats and tiny suites (bench/).
+TESTS += tests/bench-cli.sh
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2
 	@exit 1
 endif
+EXTRA_DIST += tests/bench-cli.sh
+EXTRA_DIST += tests/info-cli.sh tests/tune-cli.sh
 
 # make check-valgrind: the Check suites under valgrind memcheck, without Check's
 # fork (CK_FORK=no) so that valgrind follows every test; any memcheck error or

@@ -1,0 +1,122 @@
+#!/bin/sh
+# bench-cli.sh - natten-bench's command line: bad flags are rejected with a
+# usage message and exit status 2; --csv and --json are well formed; the tiny
+# suites run and verify (exit status 0).  Run by `make check` from the build
+# directory; set NATTEN_BENCH to test another binary.
+bench=${NATTEN_BENCH:-./natten-bench}
+tmp=${TMPDIR:-/tmp}/natten-bench-test.$$
+mkdir -p "$tmp" || exit 99
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
+fast="--repeat 2 --warmup 0"
+
+# 1. bad usage: exit 2, a message naming the problem, and the usage text
+bad() { # bad EXPECTED-WORDS ARGS...
+    want=$1; shift
+    "$bench" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 2 ]; then fail "natten-bench $* exited $rc, expected 2"; return; fi
+    if ! grep -q "usage: natten-bench" "$tmp/err"; then fail "natten-bench $*: no usage message"; return; fi
+    if ! grep -q -- "$want" "$tmp/err"; then fail "natten-bench $*: message lacks '$want'"; cat "$tmp/err" | head -2; return; fi
+    if [ -s "$tmp/out" ]; then fail "natten-bench $*: wrote to stdout"; return; fi
+    pass "rejects $*"
+}
+bad "unknown option" --bogus
+bad "unknown option" -x
+bad "needs a value" --dtype
+bad "unknown type" --dtype float8
+bad "not an integer" -b two
+bad "outside" -n 0
+bad "outside" -w 1
+bad "at most 3" -i 8 8 8 8
+bad "needs at least one value" -i
+bad "exceeds the extent" -i 8 8 -w 9
+bad "exceeds the window" -i 16 -w 3 --stride 4
+bad "give 1 or 2" -i 16 16 -w 3 3 3
+bad "does not divide" -n 4 --heads-kv 3
+bad "not fna, qk, av" --op softmax
+bad "unknown suite" --suite nope
+bad "needs --suite" --quick
+bad "no backend" --backend nope
+bad "not cpu, cuda" --device tpu
+bad "outside" --causal 2
+
+# 2. help goes to stdout with status 0
+if "$bench" --help >"$tmp/out" 2>&1 && grep -q -- "--suite" "$tmp/out"; then pass "--help"; else fail "--help"; fi
+if "$bench" --list >"$tmp/out" 2>&1 && grep -q "naive" "$tmp/out"; then pass "--list"; else fail "--list"; fi
+
+# 3. the default table: a header and one row per backend and op, all ok
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 $fast >"$tmp/table" 2>"$tmp/err" &&
+   grep -q "^backend *op *dir *median" "$tmp/table" &&
+   grep -E "^naive +fna +fwd .* ok$" "$tmp/table" >/dev/null; then
+    pass "table output"
+else
+    fail "table output"; cat "$tmp/table" "$tmp/err"
+fi
+
+# 4. CSV: a header and rows with the same number of fields
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna --backward --causal 1 0 $fast --csv >"$tmp/csv" 2>"$tmp/err"; then
+    if python3 -c 'import sys' 2>/dev/null; then
+        if python3 - "$tmp/csv" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head, body = rows[0], rows[1:]
+assert head[0] == "label" and "median_ms" in head and "max_err" in head, head
+assert len(body) >= 3, "expected fwd, bwd and fwd+bwd rows"
+for r in body:
+    assert len(r) == len(head), (len(r), len(head))
+    d = dict(zip(head, r))
+    assert d["status"] == "ok", d["status"]
+    assert float(d["median_ms"]) > 0 and float(d["max_err"]) <= float(d["tol"])
+    assert d["causal"] == "1x0" and d["window"] == "5x5"
+EOF
+        then pass "--csv well formed"; else fail "--csv well formed"; cat "$tmp/csv"; fi
+    else
+        n=$(awk -F, 'NR==1{n=NF} NR>1 && NF!=n{bad=1} END{print bad+0}' "$tmp/csv")
+        if [ "$n" = 0 ]; then pass "--csv field counts (no python3)"; else fail "--csv field counts"; fi
+    fi
+else
+    fail "--csv run"; cat "$tmp/err"
+fi
+
+# 5. JSON: parses, and carries the results
+if "$bench" -i 10 -w 3 -n 2 -d 8 --op all --rpb $fast --json >"$tmp/json" 2>"$tmp/err"; then
+    if python3 -c 'import sys' 2>/dev/null; then
+        if python3 - "$tmp/json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["tool"] == "natten-bench" and d["failed"] is False
+ops = {r["op"] for r in d["results"]}
+assert ops == {"qk", "av", "fna"}, ops
+for r in d["results"]:
+    assert r["status"] == "ok" and r["median_ms"] > 0 and r["rpb"] == 1, r
+EOF
+        then pass "--json well formed"; else fail "--json well formed"; cat "$tmp/json"; fi
+    else
+        echo "SKIP: --json parse (no python3)"
+    fi
+else
+    fail "--json run"; cat "$tmp/err"
+fi
+
+# 6. the tiny suites run and verify
+for s in cpu anchors; do
+    if "$bench" --suite $s --quick $fast >"$tmp/suite" 2>"$tmp/err"; then
+        pass "--suite $s --quick"
+    else
+        fail "--suite $s --quick"; cat "$tmp/suite" "$tmp/err"
+    fi
+done
+
+# 7. a problem too big for naive is verified on a smaller one of the same shape
+if "$bench" -i 4096 -w 1024 -n 2 -d 16 --op fna --verify-limit 0.05 --naive-limit 0 $fast \
+        >"$tmp/big" 2>"$tmp/err" && grep -q "verified on a smaller problem" "$tmp/big"; then
+    pass "shrunk verification"
+else
+    fail "shrunk verification"; cat "$tmp/big" "$tmp/err"
+fi
+
+echo "bench-cli: $fails failed"
+[ $fails -eq 0 ]

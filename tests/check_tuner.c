@@ -1,0 +1,287 @@
+/*
+ * check_tuner.c - the measurement machinery of measured selection (lib/tune.c)
+ * driven with fake backends, since a build with the naive backend alone has
+ * a single candidate.  Linked against lib/tune.c and its few dependencies
+ * directly (not libnatten), so that internal functions are reachable.
+ *
+ * Fakes sleep for a time that depends on backend and configuration, so that
+ * the order of the timings is known (gaps of 20+ ms, wide enough for a loaded
+ * machine's scheduling noise); one fails, one is refused up front, one
+ * brings its own scratch allocator and timer (as GPU backends do).
+ */
+#include "natten-impl.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- a small fna_forward problem with real tensors ----------------------- */
+
+#define L 12
+#define H 2
+#define D 4
+
+static float qkv[3][L * H * D], out_buf[L * H * D], lse_buf[L * H];
+static int64_t tok_shape[4] = {1, L, H, D}, lse_shape[3] = {1, L, H};
+
+static void make_problem(natten_problem *p, int kernel, const int64_t *out_strides)
+{
+    static DLTensor t[NATTEN_ARG_COUNT];
+    const DLTensor *arg[NATTEN_ARG_COUNT] = {0};
+    natten_params params;
+    for (int a = 0; a < 3; a++) {
+        t[a] = (DLTensor){qkv[a], {kDLCPU, 0}, 4, {kDLFloat, 32, 1}, tok_shape, NULL, 0};
+        arg[a] = &t[a];
+    }
+    t[NATTEN_ARG_OUT] = (DLTensor){out_buf, {kDLCPU, 0}, 4, {kDLFloat, 32, 1}, tok_shape, (int64_t *)out_strides, 0};
+    t[NATTEN_ARG_LSE] = (DLTensor){lse_buf, {kDLCPU, 0}, 3, {kDLFloat, 32, 1}, lse_shape, NULL, 0};
+    arg[NATTEN_ARG_OUT] = &t[NATTEN_ARG_OUT];
+    arg[NATTEN_ARG_LSE] = &t[NATTEN_ARG_LSE];
+    memset(&params, 0, sizeof params); /* natten_params_init lives in context.c, not linked here */
+    params.rank = 1;
+    params.kernel_size[0] = kernel;
+    params.dilation[0] = params.stride[0] = 1;
+    ck_assert_msg(natten_validate(p, NATTEN_OP_FNA_FORWARD, &params, arg) == NATTEN_SUCCESS, "%s",
+                  natten_last_error());
+}
+
+/* ---- fake backends -------------------------------------------------------- */
+
+static int calls[4], allocs, frees, timer_calls;
+static int wrote_caller_output;
+
+static void sleep_ms(double ms)
+{
+    struct timespec t = {(time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6)};
+    while (nanosleep(&t, &t) != 0) {}
+}
+
+/* Write every output it is given (as a real op would) and notice if that is
+ * the caller's buffer. */
+static void scribble(const natten_problem *p)
+{
+    if (p->arg[NATTEN_ARG_OUT].data == (char *)out_buf || p->arg[NATTEN_ARG_LSE].data == (char *)lse_buf)
+        wrote_caller_output = 1;
+    for (int64_t x = 0; x < L; x++)
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t c = 0; c < D; c++)
+                ((float *)p->arg[NATTEN_ARG_OUT].data)[natten_off(&p->arg[NATTEN_ARG_OUT], 0, x, 0, 0, h, c)] = 1;
+            ((float *)p->arg[NATTEN_ARG_LSE].data)[natten_off(&p->arg[NATTEN_ARG_LSE], 0, x, 0, 0, h, 0)] = 1;
+        }
+}
+
+static const double fast_ms[] = {60, 2, 25}; /* per configuration: config 1 is fastest */
+
+static natten_status fast_op(const natten_problem *p, const natten_exec *x)
+{
+    calls[0]++;
+    scribble(p);
+    sleep_ms(fast_ms[x->config]);
+    return NATTEN_SUCCESS;
+}
+
+static natten_status slow_op(const natten_problem *p, const natten_exec *x)
+{
+    (void)x;
+    calls[1]++;
+    scribble(p);
+    sleep_ms(100);
+    return NATTEN_SUCCESS;
+}
+
+static natten_status broken_op(const natten_problem *p, const natten_exec *x)
+{
+    (void)p; (void)x;
+    calls[2]++;
+    return natten_error(NATTEN_ERROR_DEVICE, "the fake device fell over");
+}
+
+static natten_status never_op(const natten_problem *p, const natten_exec *x)
+{
+    (void)p; (void)x;
+    calls[3]++;
+    return NATTEN_SUCCESS;
+}
+
+static void *fake_alloc(size_t bytes, const natten_exec *x)
+{
+    (void)x;
+    allocs++;
+    return malloc(bytes);
+}
+
+static void fake_free(void *ptr, const natten_exec *x)
+{
+    (void)x;
+    frees++;
+    free(ptr);
+}
+
+/* A device timer: reports a fixed median without running reps times. */
+static natten_status fake_timer(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
+                                double *median_ms)
+{
+    natten_status st = fn(p, x);
+    (void)reps;
+    timer_calls++;
+    *median_ms = 0.25;
+    return st;
+}
+
+static int yes(const natten_problem *p, char *why, size_t len) { (void)p; (void)why; (void)len; return 1; }
+
+static const char *const fast_configs[] = {"big", "small", "medium"};
+static const natten_backend fake_fast = {
+    .name = "fast", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = fast_op},
+    .n_configs = 3, .config_names = fast_configs,
+};
+static const natten_backend fake_slow = {
+    .name = "slow", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = slow_op},
+    .scratch_alloc = fake_alloc, .scratch_free = fake_free,
+};
+static const natten_backend fake_broken = {
+    .name = "broken", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = broken_op},
+    .scratch_alloc = fake_alloc, .scratch_free = fake_free,
+};
+static const natten_backend fake_refused = {
+    .name = "refused", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = never_op},
+};
+static const natten_backend fake_timed = {
+    .name = "timed", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = slow_op},
+    .scratch_alloc = fake_alloc, .scratch_free = fake_free, .time_op = fake_timer,
+};
+
+/* Also resets the counters (tests may run unforked: CK_FORK=no). */
+static void poison_caller(void)
+{
+    memset(calls, 0, sizeof calls);
+    allocs = frees = timer_calls = wrote_caller_output = 0;
+    memset(out_buf, 0xff, sizeof out_buf);
+    memset(lse_buf, 0xff, sizeof lse_buf);
+}
+
+static int caller_untouched(void)
+{
+    const unsigned char *a = (const unsigned char *)out_buf, *b = (const unsigned char *)lse_buf;
+    for (size_t i = 0; i < sizeof out_buf; i++) if (a[i] != 0xff) return 0;
+    for (size_t i = 0; i < sizeof lse_buf; i++) if (b[i] != 0xff) return 0;
+    return 1;
+}
+
+START_TEST(fastest_wins_on_scratch)
+{
+    natten_problem p;
+    natten_exec x = {0, NULL, 0};
+    natten_candidate c[6];
+    int ok = -1;
+    memset(c, 0, sizeof c);
+    c[0].backend = &fake_broken;
+    c[1].backend = &fake_slow;
+    for (int k = 0; k < 3; k++) { c[2 + k].backend = &fake_fast; c[2 + k].config = k; }
+    c[5].backend = &fake_refused;
+    c[5].status = NATTEN_ERROR_UNSUPPORTED;
+    snprintf(c[5].why, sizeof c[5].why, "refuses: a fake reason");
+    make_problem(&p, 5, NULL);
+    poison_caller();
+    ck_assert_int_eq(natten_measure(&p, &x, c, 6, 3, &ok), NATTEN_SUCCESS);
+    ck_assert_int_eq(ok, 4);
+    /* fastest first: fast/small, fast/medium, fast/big, slow; then broken, refused in order */
+    ck_assert_ptr_eq(c[0].backend, &fake_fast);
+    ck_assert_int_eq(c[0].config, 1);
+    ck_assert_int_eq(c[1].config, 2);
+    ck_assert_int_eq(c[2].config, 0);
+    ck_assert_ptr_eq(c[3].backend, &fake_slow);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(c[i].status, NATTEN_SUCCESS);
+    for (int i = 1; i < 4; i++) ck_assert(c[i].ms >= c[i - 1].ms);
+    ck_assert(c[0].ms >= 1.9 && c[3].ms >= 99);
+    ck_assert_ptr_eq(c[4].backend, &fake_broken);
+    ck_assert_int_eq(c[4].status, NATTEN_ERROR_DEVICE);
+    ck_assert(c[4].ms < 0);
+    ck_assert_msg(strstr(c[4].why, "fell over") != NULL, "%s", c[4].why);
+    ck_assert_ptr_eq(c[5].backend, &fake_refused);
+    ck_assert_int_eq(c[5].status, NATTEN_ERROR_UNSUPPORTED);
+    ck_assert_str_eq(c[5].why, "refuses: a fake reason");
+    /* one warm-up + 3 runs each; refused never ran; the broken one stopped at its warm-up */
+    ck_assert_int_eq(calls[0], 3 * 4);
+    ck_assert_int_eq(calls[1], 4);
+    ck_assert_int_eq(calls[2], 1);
+    ck_assert_int_eq(calls[3], 0);
+    /* the caller's outputs were never handed out, let alone written */
+    ck_assert(!wrote_caller_output);
+    ck_assert(caller_untouched());
+    /* the backend's own scratch allocator: out + lse, each freed */
+    ck_assert_int_eq(allocs, 4);
+    ck_assert_int_eq(frees, 4);
+}
+END_TEST
+
+START_TEST(backend_timer_and_layout)
+{
+    /* out strided (heads-first): scratch keeps the layout and the span */
+    static const int64_t heads_first[4] = {L * H * D, D, L * D, 1};
+    natten_problem p;
+    natten_exec x = {0, NULL, 0};
+    natten_candidate c[2];
+    int ok;
+    memset(c, 0, sizeof c);
+    c[0].backend = &fake_slow;
+    c[1].backend = &fake_timed;
+    make_problem(&p, 3, heads_first);
+    poison_caller();
+    ck_assert_int_eq(natten_measure(&p, &x, c, 2, 5, &ok), NATTEN_SUCCESS);
+    ck_assert_int_eq(ok, 2);
+    ck_assert_ptr_eq(c[0].backend, &fake_timed); /* its timer said 0.25 ms */
+    ck_assert(c[0].ms == 0.25);
+    ck_assert_int_eq(timer_calls, 1);
+    ck_assert(caller_untouched());
+    ck_assert_int_eq(allocs, frees);
+}
+END_TEST
+
+START_TEST(signatures)
+{
+    static const int64_t heads_first[4] = {L * H * D, D, L * D, 1};
+    natten_problem a, b, c, d;
+    char sa[NATTEN_SIG_LEN], sb[NATTEN_SIG_LEN], sc[NATTEN_SIG_LEN], sd[NATTEN_SIG_LEN];
+    make_problem(&a, 5, NULL);
+    make_problem(&b, 5, NULL);
+    make_problem(&c, 3, NULL);
+    make_problem(&d, 5, heads_first);
+    natten_signature(&a, sa);
+    natten_signature(&b, sb);
+    natten_signature(&c, sc);
+    natten_signature(&d, sd);
+    ck_assert_str_eq(sa, sb);
+    ck_assert_str_ne(sa, sc); /* K */
+    ck_assert_str_ne(sa, sd); /* layout class of out */
+    ck_assert_msg(strncmp(sa, "cpu:0/fna_forward/float32/", 26) == 0, "%s", sa);
+    for (const char *s = sa; *s; s++)
+        ck_assert_msg(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:,./=-", *s) != NULL,
+                      "signature '%s' has '%c'", sa, *s);
+    ck_assert_int_eq(natten_config_count(&fake_fast), 3);
+    ck_assert_int_eq(natten_config_count(&fake_slow), 1);
+    ck_assert_str_eq(natten_config_name(&fake_fast, 2), "medium");
+    ck_assert_str_eq(natten_config_name(&fake_slow, 0), "default");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tuner");
+    TCase *tc = tcase_create("measure");
+    SRunner *sr;
+    int failed;
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, fastest_wins_on_scratch);
+    tcase_add_test(tc, backend_timer_and_layout);
+    tcase_add_test(tc, signatures);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
