@@ -2,15 +2,19 @@
 # compiler that links -fsanitize=fuzzer (./configure CC=clang --enable-fuzzing,
 # best together with CFLAGS=-fsanitize=address,undefined).
 # `make fuzz-smoke` runs each target for FUZZ_SECONDS from its seed corpus.
-FUZZ_TARGETS = fuzz/fuzz_ops
+FUZZ_TARGETS = fuzz/fuzz_ops fuzz/fuzz_wisdom
 FUZZ_SECONDS = 60
-FUZZ_FLAGS = -max_len=256 -timeout=20 -print_final_stats=1
-EXTRA_DIST += fuzz/seeds fuzz/fuzz_ops.c
+FUZZ_FLAGS = -timeout=20 -print_final_stats=1
+EXTRA_DIST += fuzz/seeds fuzz/fuzz_ops.c fuzz/fuzz_wisdom.c
 if FUZZING
 EXTRA_PROGRAMS = $(FUZZ_TARGETS)
 fuzz_fuzz_ops_SOURCES = fuzz/fuzz_ops.c
 fuzz_fuzz_ops_LDFLAGS = -static -fsanitize=fuzzer
 fuzz_fuzz_ops_LDADD = libnatten.la -lm
+# fuzz_wisdom calls the internal parser: linked statically, hidden symbols resolve.
+fuzz_fuzz_wisdom_SOURCES = fuzz/fuzz_wisdom.c
+fuzz_fuzz_wisdom_LDFLAGS = -static -fsanitize=fuzzer
+fuzz_fuzz_wisdom_LDADD = libnatten.la -lm
 CLEANFILES = $(FUZZ_TARGETS)
 
 fuzz-smoke: $(FUZZ_TARGETS)
