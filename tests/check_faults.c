@@ -85,6 +85,64 @@ static void fail_each(int backend, tc_op op)
     natten_context_destroy(ctx);
 }
 
+/* Measured selection (NATTEN_TUNING_MEASURE) allocates too: candidate lists,
+ * scratch outputs, the report, the cache of winners.  A fresh context per run
+ * so that every run measures.  Here a failure may also be absorbed (the
+ * measurement is skipped and the heuristic pick runs): then the call must
+ * succeed with the same outputs as without injection. */
+static void fail_each_measured(tc_op op)
+{
+    const tc_case *tcase = &tc_cases[7];
+    uint64_t rng = seed;
+    tc_io io;
+    char *image[R_COUNT] = {0}, *result[R_COUNT] = {0};
+    natten_context *ctx;
+    long n, oom = 0, absorbed = 0;
+    natten_status st;
+    ck_assert(tc_setup(&io, &tcase->r, op, tt_dtype("float64"), TT_COMPACT, kDLCPU, &rng));
+    ck_assert_int_eq(natten_context_create(&ctx), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE), NATTEN_SUCCESS);
+    natten_fault_fail_after(-1);
+    st = tc_run(ctx, &io);
+    n = natten_fault_allocations();
+    natten_context_destroy(ctx);
+    ck_assert_msg(st == NATTEN_SUCCESS, "%s measured: %s", tc_op_names[op], natten_last_error());
+    for (int x = 0; x < R_COUNT; x++) {
+        if (io.t[x] == NULL) continue;
+        result[x] = malloc(io.t[x]->bytes);
+        ck_assert(result[x] != NULL);
+        memcpy(result[x], io.t[x]->host, io.t[x]->bytes);
+        if (io.outputs & (1u << x)) tt_poison(io.t[x]);
+        image[x] = malloc(io.t[x]->bytes);
+        ck_assert(image[x] != NULL);
+        memcpy(image[x], io.t[x]->host, io.t[x]->bytes);
+    }
+    for (long i = 0; i < n; i++) {
+        ck_assert_int_eq(natten_context_create(&ctx), NATTEN_SUCCESS);
+        ck_assert_int_eq(natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE), NATTEN_SUCCESS);
+        natten_fault_fail_after(i);
+        st = tc_run(ctx, &io);
+        natten_fault_fail_after(-1);
+        natten_context_destroy(ctx);
+        ck_assert_msg(st == NATTEN_SUCCESS || st == NATTEN_ERROR_OUT_OF_MEMORY,
+                      "%s measured, allocation %ld of %ld failing: %s (%s)", tc_op_names[op], i + 1, n,
+                      natten_status_string(st), natten_last_error());
+        for (int x = 0; x < R_COUNT; x++)
+            ck_assert_msg(io.t[x] == NULL || tt_buffer_equal(io.t[x], st == NATTEN_SUCCESS ? result[x] : image[x]),
+                          "%s measured, allocation %ld failing (%s): %s is not %s", tc_op_names[op], i + 1,
+                          natten_status_string(st), tc_role_names[x],
+                          st == NATTEN_SUCCESS ? "the uninjected result" : "untouched");
+        if (st == NATTEN_SUCCESS) absorbed++; else oom++;
+    }
+    printf("faults measured %-12s: %ld allocations failed in turn: %ld out of memory, %ld absorbed "
+           "(same result)\n", tc_op_names[op], n, oom, absorbed);
+    for (int x = 0; x < R_COUNT; x++) { free(image[x]); free(result[x]); }
+    tc_teardown(&io);
+}
+
+START_TEST(measured) { fail_each_measured((tc_op)_i); }
+END_TEST
+
 START_TEST(qk_forward) { fail_each(_i, OP_QK); }
 END_TEST
 START_TEST(qk_backward) { fail_each(_i, OP_QK_BW); }
@@ -127,6 +185,7 @@ int main(void)
     tcase_add_loop_test(tc, av_backward, 0, n);
     tcase_add_loop_test(tc, fna_forward, 0, n);
     tcase_add_loop_test(tc, fna_backward, 0, n);
+    tcase_add_loop_test(tc, measured, 0, OP_COUNT);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

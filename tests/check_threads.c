@@ -2,7 +2,9 @@
  * check_threads.c - one library, many threads.
  *
  * 8 threads each make 200 random calls (op, problem, dtype, layout drawn per
- * call), all on one shared context or each on its own, and check every result
+ * call), all on one shared context (heuristic, then measured selection, where
+ * threads time candidates and share the cache of winners) or each on its own
+ * context, and check every result
  * against the dense reference.  One call in eight is deliberately wrong (a
  * head dim of 1000 + the thread's number) and must fail with this thread's
  * own message: the error text is thread-local.  Between calls threads read
@@ -110,13 +112,14 @@ static void *work(void *arg)
     return NULL;
 }
 
-static void run_threads(int shared)
+static void run_threads(int shared, int measured)
 {
     pthread_t th[THREADS];
     worker w[THREADS];
     natten_context *one = NULL;
     int ok = 0, wrong = 0;
     if (shared) ck_assert_int_eq(natten_context_create(&one), NATTEN_SUCCESS);
+    if (shared && measured) ck_assert_int_eq(natten_context_set_tuning(one, NATTEN_TUNING_MEASURE), NATTEN_SUCCESS);
     memset(w, 0, sizeof w);
     for (int i = 0; i < THREADS; i++) {
         w[i].id = i;
@@ -134,12 +137,16 @@ static void run_threads(int shared)
     }
     natten_context_destroy(one);
     printf("threads: %d threads x %d calls on %s: %d correct results, %d invalid calls refused with their own "
-           "message\n", THREADS, CALLS, shared ? "one shared context" : "a context each", ok, wrong);
+           "message\n", THREADS, CALLS,
+           !shared ? "a context each" : measured ? "one shared context, measured selection" : "one shared context",
+           ok, wrong);
 }
 
-START_TEST(shared_context) { run_threads(1); }
+START_TEST(shared_context) { run_threads(1, 0); }
 END_TEST
-START_TEST(separate_contexts) { run_threads(0); }
+START_TEST(shared_context_measured) { run_threads(1, 1); }
+END_TEST
+START_TEST(separate_contexts) { run_threads(0, 0); }
 END_TEST
 
 int main(void)
@@ -152,6 +159,7 @@ int main(void)
     printf("check_threads: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, shared_context);
+    tcase_add_test(tc, shared_context_measured);
     tcase_add_test(tc, separate_contexts);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
