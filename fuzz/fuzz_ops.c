@@ -551,8 +551,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 double got = get_elem(elem_ptr(f, i), f->t.dtype);
                 CHECK(!isnan(got) || !moderate, "op %d on %s: %s[%lld] is NaN (never written?)", c.op, name, role_name[x],
                       (long long)i);
-                CHECK(close_enough(got, ref[x][i], tol, scale), "op %d on %s: %s[%lld] = %.17g but compact naive gives %.17g",
-                      c.op, name, role_name[x], (long long)i, got, ref[x][i]);
+                /* an extreme scale overflows: the numbers mean nothing, only their absence would */
+                if (!moderate) continue;
+                CHECK(close_enough(got, ref[x][i], tol, scale),
+                      "op %d on %s: %s[%lld] = %.17g but compact naive gives %.17g (scale %s%g)", c.op, name,
+                      role_name[x], (long long)i, got, ref[x][i], c.params.has_scale ? "" : "default, ",
+                      c.params.scale);
             }
         }
     }
