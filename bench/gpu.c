@@ -72,6 +72,13 @@ static void *sym(const char *name)
         void *p_ = sym(name);                               \
         memcpy(&rt.field, &p_, sizeof p_);                  \
     } while (0)
+/* Optional symbols: the first name found, else NULL (no failure). */
+#define LOAD_OPT(field, name1, name2)                       \
+    do {                                                    \
+        void *p_ = dlsym(rt.lib, name1);                    \
+        if (p_ == NULL) p_ = dlsym(rt.lib, name2);          \
+        memcpy(&rt.field, &p_, sizeof p_);                  \
+    } while (0)
 
 int gpu_load(char *why, size_t len)
 {
@@ -103,7 +110,7 @@ int gpu_load(char *why, size_t len)
             LOAD(Free, "cudaFree");
             LOAD(Memcpy, "cudaMemcpy");
             LOAD(MemcpyAsync, "cudaMemcpyAsync");
-            LOAD(RuntimeGetVersion, "cudaRuntimeGetVersion");
+            LOAD_OPT(RuntimeGetVersion, "cudaRuntimeGetVersion", "cudaRuntimeGetVersion");
             LOAD(DeviceSynchronize, "cudaDeviceSynchronize");
             LOAD(StreamCreate, "cudaStreamCreate");
             LOAD(StreamSynchronize, "cudaStreamSynchronize");
@@ -112,7 +119,8 @@ int gpu_load(char *why, size_t len)
             LOAD(EventSynchronize, "cudaEventSynchronize");
             LOAD(EventElapsedTime, "cudaEventElapsedTime");
             LOAD(MemGetInfo, "cudaMemGetInfo");
-            LOAD(GetDeviceProperties, "cudaGetDeviceProperties");
+            /* CUDA 12 headers map the name to _v2; either starts with char name[256] */
+            LOAD_OPT(GetDeviceProperties, "cudaGetDeviceProperties_v2", "cudaGetDeviceProperties");
             LOAD(GetErrorString, "cudaGetErrorString");
             if (rt.ok) {
                 int n = 0;
@@ -158,7 +166,7 @@ const char *gpu_device_name(int dev)
     static char prop[16384];
     if (!use(dev)) return "?";
     if (devs[dev].name[0] == '\0') {
-        if (rt.GetDeviceProperties(prop, dev) == 0) {
+        if (rt.GetDeviceProperties != NULL && rt.GetDeviceProperties(prop, dev) == 0) {
             memcpy(devs[dev].name, prop, 256);
             devs[dev].name[256] = '\0';
         } else {
@@ -226,7 +234,7 @@ const char *gpu_runtime(void)
     static char buf[128];
     int v = 0;
     if (!gpu_load(NULL, 0)) return NULL;
-    rt.RuntimeGetVersion(&v);
+    if (rt.RuntimeGetVersion != NULL) rt.RuntimeGetVersion(&v);
     snprintf(buf, sizeof buf, "%s (CUDA runtime %d.%d)", rt.name ? rt.name : "libcudart", v / 1000,
              (v % 1000) / 10);
     return buf;
@@ -236,9 +244,12 @@ const char *gpu_runtime(void)
  * roofline that memory-bound ops are compared with. */
 double gpu_copy_bandwidth(int dev)
 {
-    size_t bytes = (size_t)1 << 30;
+    size_t bytes = (size_t)1 << 30, free_b = 0, total = 0;
     void *a = NULL, *b = NULL;
     double best = 0;
+    /* 1 GiB each way, or a quarter of the free memory if that is less */
+    if (use(dev) && rt.MemGetInfo(&free_b, &total) == 0 && free_b / 4 < bytes) bytes = free_b / 4;
+    if (bytes < ((size_t)1 << 20)) bytes = (size_t)1 << 20;
     if (!gpu_malloc(dev, &a, bytes) || !gpu_malloc(dev, &b, bytes)) {
         bytes >>= 3;
         gpu_free(dev, a);

@@ -49,6 +49,7 @@ static struct {
     unsigned long long seed;
     int dtype_set;
     int dry_run;
+    int backends_set, device_set;
     const char *csv_out, *json_out;
     const char *tune;         /* --tune FILE: build wisdom instead of benchmarking */
 } opt;
@@ -82,6 +83,7 @@ static void usage(FILE *f)
 "      --device DEV       cpu | cuda | cuda:N | all (default all: each backend on its device)\n"
 "      --threads N        natten_context_set_num_threads (default 0: backend default)\n"
 "      --suite NAME       preset problems: %s\n"
+"                         (gpu: only GPU backends unless --backend/--device say otherwise)\n"
 "      --quick            the tiny variant of a suite\n"
 "      --warmup N         untimed runs first (default 1 CPU, 5 GPU)\n"
 "      --repeat N         timed runs (default: >= 5 CPU / 20 GPU, up to ~1 s)\n"
@@ -251,8 +253,10 @@ static void parse_args(int argc, char **argv)
             p->rpb = 1;
         } else if (IS("", "--backend")) {
             if ((opt.backends = VALUE()) == NULL) die_usage("--backend needs a value");
+            opt.backends_set = 1;
         } else if (IS("", "--device")) {
             if ((opt.device = VALUE()) == NULL) die_usage("--device needs a value");
+            opt.device_set = 1;
             if (strcmp(opt.device, "all") && strcmp(opt.device, "cpu") && strcmp(opt.device, "cuda") &&
                 !(strncmp(opt.device, "cuda:", 5) == 0 && is_number(opt.device + 5)))
                 die_usage("--device: '%s' is not cpu, cuda, cuda:N or all", opt.device);
@@ -484,6 +488,14 @@ typedef struct call {
     char err[512];
 } call;
 
+/* NATTEN_BENCH_SELFTEST=wrong|fallback makes the checks below see a wrong
+ * number or another backend, so that tests/bench-cli.sh can show they bite. */
+static const char *selftest(void)
+{
+    const char *s = getenv("NATTEN_BENCH_SELFTEST");
+    return s ? s : "";
+}
+
 static int call_once(void *arg)
 {
     call *c = arg;
@@ -496,6 +508,7 @@ static int call_once(void *arg)
         return 0;
     }
     who = natten_context_last_backend(c->ctx);
+    if (strcmp(selftest(), "fallback") == 0) who = "selftest-other";
     snprintf(c->ran, sizeof c->ran, "%s", who ? who : "?");
     return c->want == NULL || (who != NULL && strcmp(who, c->want) == 0);
 }
@@ -636,6 +649,10 @@ static void pick_targets(void)
         int id;
         if (natten_backend_get_info(i, &info) != NATTEN_SUCCESS) continue;
         if (!all && !name_listed(opt.backends, info.name)) continue;
+        /* --suite gpu: GPU backends only, unless asked otherwise (naive stays the reference) */
+        if (opt.suite && strcmp(opt.suite, "gpu") == 0 && !opt.backends_set && !opt.device_set &&
+            info.device_type == kDLCPU)
+            continue;
         if (!device_wanted(info.device_type, &id)) continue;
         if (!info.available) {
             if (!all) fprintf(stderr, "natten-bench: backend %s is not available here: %s\n",
@@ -662,19 +679,20 @@ static void pick_targets(void)
         }
     }
     if (ntargets == 0) {
-        fprintf(stderr, "natten-bench: no backend to run (--backend %s, --device %s)\n", opt.backends,
-                opt.device);
+        fprintf(stderr, "natten-bench: no backend to run (--backend %s, --device %s%s)\n", opt.backends,
+                opt.device, opt.suite && strcmp(opt.suite, "gpu") == 0 && !opt.backends_set && !opt.device_set
+                                ? "; --suite gpu runs GPU backends only, and none is available here" : "");
         exit(2);
     }
 }
 
 /* --------------------------------------------------- naive cost estimate */
 
-static double naive_gflops; /* measured once: naive fused forward, fp32 */
+static double naive_gflops[OP_COUNT][DIR_COUNT]; /* measured once per op: fp32, 16x16, K 7 */
 
-static double naive_rate(void)
+static double naive_rate(bench_op op, bench_dir dir)
 {
-    if (naive_gflops <= 0) {
+    if (naive_gflops[op][dir] <= 0) {
         bench_problem p;
         bench_device cpu = {kDLCPU, 0};
         job j;
@@ -690,35 +708,35 @@ static double naive_rate(void)
         p.B = p.H = p.Hkv = 1;
         p.D = p.Dv = 32;
         p.dtype = bench_dtype_f32();
-        naive_gflops = 0.5; /* fallback guess */
-        if (!job_alloc(&j, &p, OP_FNA, DIR_FWD, p.dtype, cpu)) return naive_gflops;
+        naive_gflops[op][dir] = 0.1; /* fallback guess */
+        if (!job_alloc(&j, &p, op, dir, p.dtype, cpu)) return naive_gflops[op][dir];
         job_fill_inputs(&j, &p, 1);
         memset(&c, 0, sizeof c);
         if (natten_context_create(&c.ctx) == NATTEN_SUCCESS &&
             natten_context_set_backend(c.ctx, "naive") == NATTEN_SUCCESS) {
             make_params(&p, &c.np);
             c.j = &j;
-            c.op = OP_FNA;
-            c.dir = DIR_FWD;
+            c.op = op;
+            c.dir = dir;
             for (int i = 0; i < 3; i++) {
                 double t0 = bench_now(), dt;
                 if (!call_once(&c)) break;
                 dt = bench_now() - t0;
                 if (dt < best) best = dt;
             }
-            if (best < 1e30) naive_gflops = bench_flops(&p, OP_FNA, DIR_FWD) / best * 1e-9;
+            if (best < 1e30) naive_gflops[op][dir] = bench_flops(&p, op, dir) / best * 1e-9;
         }
         natten_context_destroy(c.ctx);
         job_free(&j);
     }
-    return naive_gflops;
+    return naive_gflops[op][dir];
 }
 
 static double naive_seconds(const bench_problem *p, bench_op op, bench_dir dir)
 {
     double f = bench_flops(p, op, dir);
     /* the unfused fp16/bf16 paths convert every element: be pessimistic */
-    return f / (naive_rate() * 1e9) * (p->dtype->size == 2 ? 2 : 1);
+    return f / (naive_rate(op, dir) * 1e9) * (p->dtype->size == 2 ? 2 : 1);
 }
 
 /* A smaller problem of the same shape whose reference fits the time limit:
@@ -735,7 +753,9 @@ static int shrink_for_verify(const bench_problem *p, bench_op op, bench_dir dir,
 {
     int shrunk = 0;
     *v = *p;
-    while (naive_seconds(v, op, DIR_FWDBWD) * (dir == DIR_FWD ? 0.5 : 1) > opt.verify_limit) {
+    /* the reference is the naive op itself (+ a forward for the fused backward's out/lse) */
+    while (naive_seconds(v, op, dir) + (op == OP_FNA && dir == DIR_BWD ? naive_seconds(v, op, DIR_FWD) : 0) >
+           opt.verify_limit) {
         int best = -1;
         double ratio = 1;
         shrunk = 1;
@@ -772,6 +792,7 @@ typedef struct reference {
     job in;             /* inputs in the working dtype (host) */
     job ref;            /* naive float64 outputs */
     int ok;
+    natten_status st;   /* the naive reference's status when !ok */
     char why[600];
 } reference;
 
@@ -811,6 +832,7 @@ static void reference_build(reference *R, const bench_problem *p, bench_op op, b
         c.j = &f;
         c.dir = DIR_FWD;
         if (!call_once(&c)) {
+            R->st = c.st;
             snprintf(R->why, sizeof R->why, "naive forward for out/lse: %s", c.err);
             job_free(&f);
             natten_context_destroy(ctx);
@@ -825,6 +847,7 @@ static void reference_build(reference *R, const bench_problem *p, bench_op op, b
     c.j = &R->ref;
     c.dir = dir;
     if (!call_once(&c)) {
+        R->st = c.st;
         snprintf(R->why, sizeof R->why, "naive reference: %s", c.err);
     } else {
         R->ok = 1;
@@ -947,139 +970,145 @@ static void fail_call(result *r, const call *c, const char *when)
     }
 }
 
-/* One (problem, op, dir) on one target. */
+/* Step 1: run once on NaN-poisoned outputs (the reference's problem, maybe
+ * smaller) and compare with the float64 naive answer.  0 = stop here. */
+static int verify_one(call *c, const target *t, reference *R, job *dj, result *r)
+{
+    const bench_problem *p = &problems[r->problem];
+    bench_err e = {0, 0, 0};
+    int worst = -1, is_gpu = t->dev.type != kDLCPU;
+    job *vj = &R->in;
+    if (!R->ok) {
+        if (R->st == NATTEN_ERROR_INVALID_ARGUMENT)
+            set_status(r, 1, "invalid problem (the library rejects it): %s", R->why);
+        else
+            set_status(r, 1, "no reference: %s", R->why);
+        return 0;
+    }
+    if (is_gpu) {
+        if (!job_to_device(dj, &R->in, &R->vp, r->op, r->dir, t->dev)) {
+            set_status(r, 1, "device memory: %s", gpu_error());
+            return 0;
+        }
+        vj = dj;
+    }
+    poison_outputs(vj);
+    c->j = vj;
+    make_params(&R->vp, &c->np);
+    if (!call_once(c)) {
+        fail_call(r, c, "verification run");
+        return 0;
+    }
+    make_params(p, &c->np);
+    snprintf(r->ran_on, sizeof r->ran_on, "%s", c->ran);
+    for (int q = 0; q < T_COUNT; q++) {
+        double before = e.norm;
+        int64_t bad = e.bad;
+        if (!(vj->out & B(q))) continue;
+        if (!bt_download(vj->t[q])) {
+            set_status(r, 1, "download: %s", gpu_error());
+            return 0;
+        }
+        if (worst < 0 && strcmp(selftest(), "wrong") == 0)
+            bench_store(vj->t[q]->dtype, vj->t[q]->host, 0, bench_load(vj->t[q]->dtype, vj->t[q]->host, 0) + 1);
+        bt_compare(vj->t[q], R->ref.t[q], &e);
+        if (e.norm > before || e.bad > bad || worst < 0) worst = q;
+    }
+    r->max_err = e.max_abs;
+    r->norm_err = e.norm;
+    r->bad = e.bad;
+    r->tol = r->dir == DIR_FWD ? p->dtype->tol_forward : p->dtype->tol_backward;
+    if (R->shrunk) bench_problem_describe(&R->vp, r->verified_on, sizeof r->verified_on);
+    else snprintf(r->verified_on, sizeof r->verified_on, "full problem");
+    if (e.bad > 0 || !(e.norm <= r->tol))
+        set_status(r, 1, "WRONG: %s error %.3g (normalised %.3g, tol %.0e), %lld bad elements",
+                   worst >= 0 ? role_names[worst] : "?", e.max_abs, e.norm, r->tol, (long long)e.bad);
+    return 1;
+}
+
+/* Step 2: time the full problem (reusing the verified tensors when it is the
+ * same problem) and derive rates, memory and fractions of peak. */
+static void time_one(call *c, const target *t, reference *R, job *dj, job *tj, result *r)
+{
+    const bench_problem *p = &problems[r->problem];
+    int is_gpu = t->dev.type != kDLCPU, is_naive = t->name[0] && strcmp(t->name, "naive") == 0;
+    if (is_naive && naive_seconds(p, r->op, r->dir) > opt.naive_limit) {
+        set_status(r, 0, "not timed: naive needs ~%.0f s per call (--naive-limit %.0f)",
+                   naive_seconds(p, r->op, r->dir), opt.naive_limit);
+        return;
+    }
+    if (!R->shrunk && opt.verify) {
+        c->j = is_gpu ? dj : &R->in;
+    } else {
+        if (!job_alloc(tj, p, r->op, r->dir, p->dtype, t->dev)) {
+            set_status(r, 1, "out of memory for the timed problem%s%s", is_gpu ? ": " : "",
+                       is_gpu ? gpu_error() : "");
+            return;
+        }
+        job_fill_inputs(tj, p, opt.seed + 7);
+        for (int q = 0; q < T_COUNT; q++)
+            if (tj->t[q] && !bt_upload(tj->t[q])) {
+                set_status(r, 1, "upload: %s", gpu_error());
+                return;
+            }
+        c->j = tj;
+        if (r->op == OP_FNA && r->dir == DIR_BWD) {
+            /* out/lse from this backend's forward when it has one (else random) */
+            call f = *c;
+            f.dir = DIR_FWD;
+            f.want = NULL;
+            call_once(&f);
+        }
+    }
+    if (!time_calls(c, t, r, is_gpu)) {
+        fail_call(r, c, "timed run");
+        r->median = -1;
+        return;
+    }
+    if (!r->ran_on[0]) snprintf(r->ran_on, sizeof r->ran_on, "%s", c->ran);
+    r->bytes = (double)job_bytes(c->j, c->j->in | c->j->out);
+    r->mem = (long long)r->bytes + (r->scratch > 0 ? r->scratch : 0);
+    if (!t->name[0]) snprintf(r->backend, sizeof r->backend, "auto>%.40s", c->ran);
+    if (!is_gpu && opt.peak && peak1 > 0) {
+        int th = p->threads > 0 ? p->threads : bench_cpu_count();
+        double pk = th >= bench_cpu_count() ? peakn : peak1 * th;
+        if (is_naive) pk = peak1; /* naive is one thread */
+        r->peak_frac = r->flops / r->median * 1e-9 / pk;
+    }
+    if (is_gpu && gpu_bw > 0) r->bw_frac = r->bytes / r->median / gpu_bw;
+    if (!r->status[0]) set_status(r, 0, opt.verify ? "ok" : "ok (not verified)");
+}
+
+/* One (problem, op, dir) on one target: a context forced to the backend, then
+ * verify, then time. */
 static void bench_one(int pi, bench_op op, bench_dir dir, const target *t, reference *R)
 {
     const bench_problem *p = &problems[pi];
-    int is_gpu = t->dev.type != kDLCPU, threads = p->threads;
+    int is_gpu = t->dev.type != kDLCPU;
     result *r = new_result();
     call c;
     job dj, tj;
-    int same = !R->shrunk;
     memset(&dj, 0, sizeof dj);
     memset(&tj, 0, sizeof tj);
+    memset(&c, 0, sizeof c);
     r->problem = pi;
     r->op = op;
     r->dir = dir;
     snprintf(r->backend, sizeof r->backend, "%.40s", t->name[0] ? t->name : "auto");
     snprintf(r->device, sizeof r->device, "%s", t->devname);
     r->flops = bench_flops(p, op, dir);
-    memset(&c, 0, sizeof c);
     c.op = op;
     c.dir = dir;
     c.want = t->name[0] ? t->name : NULL;
     make_params(p, &c.np);
     if (natten_context_create(&c.ctx) != NATTEN_SUCCESS ||
         (c.want && natten_context_set_backend(c.ctx, c.want) != NATTEN_SUCCESS) ||
-        (threads > 0 && natten_context_set_num_threads(c.ctx, threads) != NATTEN_SUCCESS) ||
+        (p->threads > 0 && natten_context_set_num_threads(c.ctx, p->threads) != NATTEN_SUCCESS) ||
         (is_gpu && natten_context_set_stream(c.ctx, gpu_stream(t->dev.id)) != NATTEN_SUCCESS)) {
         set_status(r, 1, "context: %s", natten_last_error());
-        goto done;
+    } else if (!opt.verify || verify_one(&c, t, R, &dj, r)) {
+        time_one(&c, t, R, &dj, &tj, r);
     }
-
-    /* 1. verify on poisoned outputs */
-    if (opt.verify) {
-        bench_err e = {0, 0, 0};
-        natten_params vnp;
-        int worst = -1;
-        job *vj = &R->in;
-        if (!R->ok) {
-            set_status(r, 1, "no reference: %s", R->why);
-            goto done;
-        }
-        make_params(&R->vp, &vnp);
-        if (is_gpu) {
-            if (!job_to_device(&dj, &R->in, &R->vp, op, dir, t->dev)) {
-                set_status(r, 1, "device memory: %s", gpu_error());
-                goto done;
-            }
-            vj = &dj;
-        }
-        poison_outputs(vj);
-        c.j = vj;
-        c.np = vnp;
-        if (!call_once(&c)) {
-            fail_call(r, &c, "verification run");
-            goto done;
-        }
-        snprintf(r->ran_on, sizeof r->ran_on, "%s", c.ran);
-        for (int q = 0; q < T_COUNT; q++) {
-            if (!(vj->out & B(q))) continue;
-            if (!bt_download(vj->t[q])) {
-                set_status(r, 1, "download: %s", gpu_error());
-                goto done;
-            }
-            {
-                double before = e.norm;
-                int64_t bad = e.bad;
-                bt_compare(vj->t[q], R->ref.t[q], &e);
-                if (e.norm > before || e.bad > bad || worst < 0) worst = q;
-            }
-        }
-        r->max_err = e.max_abs;
-        r->norm_err = e.norm;
-        r->bad = e.bad;
-        r->tol = dir == DIR_FWD ? p->dtype->tol_forward : p->dtype->tol_backward;
-        if (R->shrunk) bench_problem_describe(&R->vp, r->verified_on, sizeof r->verified_on);
-        else snprintf(r->verified_on, sizeof r->verified_on, "full problem");
-        if (e.bad > 0 || !(e.norm <= r->tol)) {
-            set_status(r, 1, "WRONG: %s error %.3g (normalised %.3g, tol %.0e), %lld bad elements",
-                       worst >= 0 ? role_names[worst] : "?", e.max_abs, e.norm, r->tol,
-                       (long long)e.bad);
-        }
-        make_params(p, &c.np);
-    }
-
-    /* 2. time on the full problem */
-    if (t->name[0] && strcmp(t->name, "naive") == 0) {
-        double est = naive_seconds(p, op, dir);
-        if (est > opt.naive_limit) {
-            set_status(r, 0, "not timed: naive needs ~%.0f s per call (--naive-limit %.0f)", est,
-                       opt.naive_limit);
-            goto done;
-        }
-    }
-    if (same && opt.verify) {
-        c.j = is_gpu ? &dj : &R->in;
-    } else {
-        if (!job_alloc(&tj, p, op, dir, p->dtype, t->dev)) {
-            set_status(r, 1, "out of memory for the timed problem%s%s", is_gpu ? ": " : "",
-                       is_gpu ? gpu_error() : "");
-            goto done;
-        }
-        job_fill_inputs(&tj, p, opt.seed + 7);
-        for (int q = 0; q < T_COUNT; q++)
-            if (tj.t[q] && !bt_upload(tj.t[q])) {
-                set_status(r, 1, "upload: %s", gpu_error());
-                goto done;
-            }
-        c.j = &tj;
-        if (op == OP_FNA && dir == DIR_BWD) {
-            /* out/lse from this backend's forward when it has one (else random) */
-            call f = c;
-            f.dir = DIR_FWD;
-            f.want = NULL;
-            call_once(&f);
-        }
-    }
-    if (!time_calls(&c, t, r, is_gpu)) {
-        fail_call(r, &c, "timed run");
-        r->median = -1;
-        goto done;
-    }
-    if (!r->ran_on[0]) snprintf(r->ran_on, sizeof r->ran_on, "%s", c.ran);
-    r->bytes = (double)job_bytes(c.j, c.j->in | c.j->out);
-    r->mem = (long long)r->bytes + (r->scratch > 0 ? r->scratch : 0);
-    if (!t->name[0]) snprintf(r->backend, sizeof r->backend, "auto>%.40s", c.ran);
-    if (!is_gpu && opt.peak && peak1 > 0) {
-        int th = threads > 0 ? threads : bench_cpu_count();
-        double pk = th >= bench_cpu_count() ? peakn : peak1 * th;
-        if (t->name[0] && strcmp(t->name, "naive") == 0) pk = peak1; /* naive is one thread */
-        r->peak_frac = r->flops / r->median * 1e-9 / pk;
-    }
-    if (is_gpu && gpu_bw > 0) r->bw_frac = r->bytes / r->median / gpu_bw;
-    if (!r->status[0]) set_status(r, 0, opt.verify ? "ok" : "ok (not verified)");
-done:
     job_free(&dj);
     job_free(&tj);
     natten_context_destroy(c.ctx);
@@ -1115,18 +1144,26 @@ static void print_table_problem(int pi)
 {
     const bench_problem *p = &problems[pi];
     char desc[256], buf[12][64];
-    const char *verified = NULL;
     bench_problem_describe(p, desc, sizeof desc);
     printf("\n== %s%s%s\n", p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc);
-    for (int i = 0; i < nresults; i++)
-        if (results[i].problem == pi && results[i].verified_on[0] &&
-            strcmp(results[i].verified_on, "full problem") != 0)
-            verified = results[i].verified_on;
-    if (!opt.verify)
-        printf("   not verified (--no-verify)\n");
-    else if (verified)
+    if (!opt.verify) printf("   not verified (--no-verify)\n");
+    /* each distinct smaller problem that stood in for this one, with its ops */
+    for (int i = 0; i < nresults; i++) {
+        const result *r = &results[i];
+        int seen = 0;
+        if (r->problem != pi || !r->verified_on[0] || strcmp(r->verified_on, "full problem") == 0)
+            continue;
+        for (int j = 0; j < i; j++)
+            if (results[j].problem == pi && strcmp(results[j].verified_on, r->verified_on) == 0) seen = 1;
+        if (seen) continue;
         printf("   verified on a smaller problem of the same shape (naive would take too long):\n"
-               "   %s\n", verified);
+               "   %s, for", r->verified_on);
+        for (int j = i; j < nresults; j++)
+            if (results[j].problem == pi && strcmp(results[j].verified_on, r->verified_on) == 0 &&
+                (j == i || results[j].op != results[j - 1].op || results[j].dir != results[j - 1].dir))
+                printf(" %s %s;", op_names[results[j].op], dir_names[results[j].dir]);
+        printf("\n");
+    }
     printf("%-14s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s%s  %s\n", "backend", "op", "dir",
            "median", "min", "max", "FLOP/s", "GB/s", "memory", "max err", "vs naive",
            opt.peak ? "  %peak" : "", "status");
@@ -1319,6 +1356,10 @@ static void print_json(const char *date, const char *gpu)
     json_string(natten_version_string());
     fprintf(dst, ",\n  \"date\": ");
     json_string(date);
+    fprintf(dst, ",\n  \"suite\": ");
+    if (opt.suite) json_string(opt.suite);
+    else fprintf(dst, "null");
+    fprintf(dst, ",\n  \"quick\": %s", opt.quick ? "true" : "false");
     fprintf(dst, ",\n  \"command\": ");
     json_string(command_line);
     fprintf(dst, ",\n  \"cpu\": ");
@@ -1593,6 +1634,10 @@ int main(int argc, char **argv)
         if (gpu_bw > 0)
             printf("GPU device-to-device copy: %.0f GB/s (%%bw: a GPU result's GB/s over it)\n",
                    gpu_bw * 1e-9);
+        if (loadavg > bench_cpu_count())
+            printf("warning: load average %.1f on %d CPUs: other work competes with this run, so CPU\n"
+                   "         medians are inflated (multithreaded ones most); compare min, or rerun when idle\n",
+                   loadavg, bench_cpu_count());
         printf("times: median/min/max of timed runs (CPU: clock_gettime, GPU: CUDA events); "
                "FLOP/s: 2 per multiply-add, windows counted as prod(K)\n");
     }

@@ -270,10 +270,13 @@ class Runner:
         self.q, self.k, self.v = rnd(B, N, H, D), rnd(B, N, Hk, D), rnd(B, N, Hk, Dv)
         self.dout = rnd(B, N, H, Dv)
         self.scale = D ** -0.5
-        self.idx, self.ok = neighbours(torch, p, device)
-        elt = torch.finfo(self.dt).bits // 8
-        per_query = B * math.prod(p["window"]) * H * max(D, Dv) * elt * 4
-        self.chunk = max(1, min(N, (1 << 30) // max(1, per_query)))
+        self.idx = self.ok = None  # the gather method's window table, built when it runs
+
+    def chunk(self, elt_bytes, budget=1 << 30):
+        """Queries per gather step so that the gathered k/v stay within budget bytes."""
+        p = self.p
+        per_query = p["batch"] * math.prod(p["window"]) * p["heads"] * max(p["dim"], p["dim_value"]) * elt_bytes * 4
+        return max(1, min(math.prod(p["extent"]), budget // max(1, per_query)))
 
     def method(self, name):
         """(f, prep, post, why): f runs the method on tensors in its own layout, prep turns a
@@ -299,8 +302,12 @@ class Runner:
             if work > self.args.gather_limit:
                 return None, None, None, "skipped: gather-based NA would take too long (--gather-limit)"
 
+            if self.idx is None:
+                self.idx, self.ok = neighbours(torch, p, self.device)
+            step = self.chunk(torch.finfo(self.dt).bits // 8)
+
             def g(q, k, v):
-                return gather_na(torch, q, k, v, self.idx, self.ok, self.scale, self.chunk)
+                return gather_na(torch, q, k, v, self.idx, self.ok, self.scale, step)
             return g, (lambda t: t), (lambda o: o), None
         if name.startswith("torch-flex"):
             try:
@@ -447,7 +454,7 @@ def main():
         side_file = open(args.csv_out, "w", newline="")
         side = csv.writer(side_file)
         side.writerow(COLUMNS)
-    else:
+    if not out:
         print("peers.py: torch %s | %s | %s" % (torch.__version__, hw, time.strftime("%Y-%m-%d %H:%M:%S %Z")))
         if args.peak:
             for dt, r in matmul_peak(torch, device):
@@ -500,12 +507,15 @@ def run_problem(torch, p, device, methods, args):
     if not args.no_verify and n_work <= args.verify_limit:
         c = [t.detach().double().cpu() for t in (R.q, R.k, R.v)]
         idx, ok = neighbours(torch, p, torch.device("cpu"))
-        ref = gather_na(torch, c[0], c[1], c[2], idx, ok, R.scale, R.chunk)
+        ref = gather_na(torch, c[0], c[1], c[2], idx, ok, R.scale, R.chunk(8, 1 << 28))
     full = all(k == s for k, s in zip(p["window"], p["extent"])) and not any(p["causal"]) \
         and all(d == 1 for d in p["dilation"])
     rows = []
     for name in methods:
-        fn, prep, post, why = R.method(name)
+        try:
+            fn, prep, post, why = R.method(name)
+        except Exception as e:  # e.g. the block mask does not fit
+            fn, why = None, "error: %s" % (str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
         if fn is not None:
             qkv = [prep(t) for t in (R.q, R.k, R.v)]
             dout = prep(R.dout)
@@ -515,12 +525,12 @@ def run_problem(torch, p, device, methods, args):
             row["bytes"] = row["_bytes"]
             rows.append(row)
             if fn is None:
-                row["status"] = why if why.startswith("skipped") else "unsupported: " + why
+                row["status"] = why if why.startswith(("skipped", "error")) else "unsupported: " + why
                 continue
             try:
                 measure(torch, R, fn, post, qkv, dout, name, d, row, ref, full, clock, cuda, args)
             except Exception as e:  # a peer failing (OOM, compile error) is a row, not a crash
-                row["status"] = "error: %s" % str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                row["status"] = "error: %s" % (str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
                 if cuda:
                     torch.cuda.empty_cache()
     return rows
@@ -541,6 +551,8 @@ def measure(torch, R, fn, post, qkv, dout, name, d, row, ref, full, clock, cuda,
             row["status"] = "ok (dense: all tokens, not NA)"
         else:
             row["status"] = "ok (not verified)"
+    else:
+        row["status"] = "ok (gradients not verified)"
 
     def grads():
         return [t.detach().requires_grad_(True) for t in qkv]

@@ -91,9 +91,10 @@ static natten_status dtype_of(const DLTensor *t, const char *name, natten_dtype 
     else if (d.code == kDLFloat && d.bits == 64) *out = NATTEN_F64;
     else if (d.code == kDLFloat && d.bits == 16) *out = NATTEN_F16;
     else if (d.code == kDLBfloat && d.bits == 16) *out = NATTEN_BF16;
-    else if (d.code == kDLFloat || d.code == kDLBfloat)
-        return UNSUPPORTED("%s has a %d-bit floating-point dtype; supported are float16, bfloat16, "
-                           "float32 and float64", name, d.bits);
+    else if (d.code == kDLFloat || d.code == kDLBfloat || d.code >= 6)
+        /* codes 6 and up are DLPack 1.1's float8/float6/float4 formats */
+        return UNSUPPORTED("%s has a %d-bit floating-point dtype (code %d); supported are float16, "
+                           "bfloat16, float32 and float64", name, d.bits, d.code);
     else
         return INVALID("%s has dtype code %d (%d bits); attention needs floating-point tensors",
                        name, d.code, d.bits);

@@ -57,7 +57,7 @@ else
 fi
 
 # 4. CSV: a header and rows with the same number of fields
-if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna --backward --causal 1 0 $fast --csv >"$tmp/csv" 2>"$tmp/err"; then
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna --backward --causal 1 0 $fast --device cpu --csv >"$tmp/csv" 2>"$tmp/err"; then
     if python3 -c 'import sys' 2>/dev/null; then
         if python3 - "$tmp/csv" <<'EOF'
 import csv, sys
@@ -82,7 +82,7 @@ else
 fi
 
 # 5. JSON: parses, and carries the results
-if "$bench" -i 10 -w 3 -n 2 -d 8 --op all --rpb $fast --json >"$tmp/json" 2>"$tmp/err"; then
+if "$bench" -i 10 -w 3 -n 2 -d 8 --op all --rpb $fast --device cpu --json >"$tmp/json" 2>"$tmp/err"; then
     if python3 -c 'import sys' 2>/dev/null; then
         if python3 - "$tmp/json" <<'EOF'
 import json, sys
@@ -116,6 +116,53 @@ if "$bench" -i 4096 -w 1024 -n 2 -d 16 --op fna --verify-limit 0.05 --naive-limi
     pass "shrunk verification"
 else
     fail "shrunk verification"; cat "$tmp/big" "$tmp/err"
+fi
+
+# 8. the checks bite: a wrong number and a silent fallback fail the run (exit 1)
+for kind in wrong:WRONG fallback:FALLBACK; do
+    NATTEN_BENCH_SELFTEST=${kind%%:*} "$bench" -i 10 -w 3 --op fna $fast >"$tmp/self" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "${kind#*:}" "$tmp/self" && grep -q "FAILED" "$tmp/self"; then
+        pass "detects ${kind%%:*} results"
+    else
+        fail "detects ${kind%%:*} results (exit $rc)"; cat "$tmp/self" "$tmp/err"
+    fi
+done
+
+# 9. the CUDA runtime is loaded with dlopen: a stand-in runtime (host memory, a
+#    clock for events) shows the loading, device naming, copies and event timing
+cat >"$tmp/fakecudart.c" <<'EOF'
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+int cudaGetDeviceCount(int *n) { *n = 1; return 0; }
+int cudaSetDevice(int d) { return d == 0 ? 0 : 101; }
+int cudaMalloc(void **p, size_t b) { *p = malloc(b); return *p ? 0 : 2; }
+int cudaFree(void *p) { free(p); return 0; }
+int cudaMemcpy(void *d, const void *s, size_t b, int k) { (void)k; memcpy(d, s, b); return 0; }
+int cudaMemcpyAsync(void *d, const void *s, size_t b, int k, void *st) { (void)k; (void)st; memcpy(d, s, b); return 0; }
+int cudaRuntimeGetVersion(int *v) { *v = 13000; return 0; }
+int cudaDeviceSynchronize(void) { return 0; }
+int cudaStreamCreate(void **s) { *s = malloc(1); return 0; }
+int cudaStreamSynchronize(void *s) { (void)s; return 0; }
+int cudaEventCreate(void **e) { *e = calloc(1, sizeof(double)); return 0; }
+int cudaEventRecord(void *e, void *s) { (void)s; *(double *)e = now(); return 0; }
+int cudaEventSynchronize(void *e) { (void)e; return 0; }
+int cudaEventElapsedTime(float *ms, void *a, void *b) { *ms = (float)(1e3 * (*(double *)b - *(double *)a)); return 0; }
+int cudaMemGetInfo(size_t *f, size_t *t) { *f = 256u << 20; *t = 512u << 20; return 0; }
+int cudaGetDeviceProperties(void *p, int d) { (void)d; strcpy(p, "Stand-in GPU"); return 0; }
+const char *cudaGetErrorString(int e) { (void)e; return "stand-in error"; }
+EOF
+if ${CC:-cc} -shared -fPIC -o "$tmp/libfakecudart.so" "$tmp/fakecudart.c" 2>"$tmp/err"; then
+    if NATTEN_BENCH_CUDART="$tmp/libfakecudart.so" "$bench" --list >"$tmp/list" 2>&1 &&
+       grep -q "cuda:0  Stand-in GPU, device-to-device copy [0-9]* GB/s" "$tmp/list"; then
+        pass "CUDA runtime through dlopen (stand-in)"
+    else
+        fail "CUDA runtime through dlopen (stand-in)"; cat "$tmp/list"
+    fi
+else
+    echo "SKIP: no C compiler for the stand-in CUDA runtime"
 fi
 
 echo "bench-cli: $fails failed"

@@ -33,6 +33,10 @@ const tc_case tc_cases[] = {
     {"3d mixed", {3, 1, 2, 2, 4, 4, {5, 6, 7}, {3, 2, 3}, {1, 2, 2}, {1, 2, 3}, {0, 1, 0}, 0, 0}},
     {"3d causal all, RPB", {3, 1, 1, 1, 3, 3, {4, 4, 5}, {2, 3, 5}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 0, 1}},
     {"3d dilation L mod d != 0", {3, 2, 2, 2, 4, 4, {5, 7, 3}, {2, 3, 3}, {2, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    /* head dims the tensor-core kernels take (32, 64): tile edges, GQA, causal + stride */
+    {"1d D 32, GQA, causal stride, L mod d", {1, 1, 4, 2, 32, 32, {37, 1, 1}, {6, 1, 1}, {2, 1, 1}, {3, 1, 1}, {1, 0, 0}, 0, 0}},
+    {"2d D 32, even K, dilation", {2, 1, 2, 2, 32, 32, {11, 10, 1}, {4, 5, 1}, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
+    {"3d D 64, stride = K, causal axis 2", {3, 1, 1, 1, 64, 64, {5, 6, 9}, {3, 2, 4}, {1, 2, 1}, {3, 1, 2}, {0, 0, 1}, 0, 0}},
 };
 const int tc_ncases = (int)(sizeof tc_cases / sizeof tc_cases[0]);
 

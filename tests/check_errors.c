@@ -39,6 +39,12 @@ MUT(attn_window) { (void)p; T[R_ATTN]->shape[4] = 8; }
 MUT(k_f64) { (void)p; T[R_K]->dtype.bits = 64; }
 MUT(q_int) { (void)p; T[R_Q]->dtype.code = kDLInt; }
 MUT(q_fp8) { (void)p; T[R_Q]->dtype.bits = 8; T[R_K]->dtype.bits = 8; T[R_V]->dtype.bits = 8; T[R_OUT]->dtype.bits = 8; if (T[R_RPB]) T[R_RPB]->dtype.bits = 8; }
+MUT(float8_code)
+{
+    (void)p;
+    for (int x = 0; x < R_COUNT; x++)
+        if (T[x] && x != R_LSE) { T[x]->dtype.code = 10; T[x]->dtype.bits = 8; } /* DLPack 1.1 float8_e4m3fn */
+}
 MUT(q_lanes) { (void)p; T[R_Q]->dtype.lanes = 2; }
 MUT(lse_f64) { (void)p; T[R_LSE]->dtype.bits = 64; }
 MUT(lse_shape) { (void)p; T[R_LSE]->shape[3] = 3; }
@@ -94,6 +100,7 @@ static const struct error_case {
     {"dtype mismatch", &base2d, OP_FNA, k_f64, NATTEN_ERROR_INVALID_ARGUMENT, "k has dtype float64 but q has float32"},
     {"integer dtype", &base2d, OP_FNA, q_int, NATTEN_ERROR_INVALID_ARGUMENT, "q has dtype code 0"},
     {"fp8 dtype", &base2d, OP_FNA, q_fp8, NATTEN_ERROR_UNSUPPORTED, "8-bit floating-point"},
+    {"DLPack float8 code", &base2d, OP_FNA, float8_code, NATTEN_ERROR_UNSUPPORTED, "(code 10)"},
     {"vector lanes", &base2d, OP_FNA, q_lanes, NATTEN_ERROR_UNSUPPORTED, "q has 2 lanes"},
     {"lse not float32", &base2d, OP_FNA, lse_f64, NATTEN_ERROR_INVALID_ARGUMENT, "lse has dtype float64"},
     {"lse shape", &base2d, OP_FNA_BW, lse_shape, NATTEN_ERROR_INVALID_ARGUMENT, "lse.shape[3]=3 but q.shape[3]=2"},

@@ -46,10 +46,32 @@ tests_check_symbols_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_symbols_LDADD = libnatten.la $(CHECK_LIBS)
 docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
+if ENABLE_OPENMP_BACKEND
+# The OpenMP backend's tiling edges and run-to-run reproducibility.
+check_PROGRAMS += tests/check_openmp
+tests_check_openmp_SOURCES = tests/check_openmp.c
+tests_check_openmp_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_openmp_LDADD = $(TEST_LIBS)
+endif
 EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 # natten-bench's command line, output formats and tiny suites (bench/).
 TESTS += tests/bench-cli.sh
+if HAVE_CUDA
+# CUDA test memory (tt_cuda_mem) and the CUDA-only suite; both link their own
+# static CUDA runtime (libnatten keeps its copy private).
+tests_libtestutil_la_SOURCES += tests/testutil-cuda.c
+tests_libtestutil_la_CFLAGS += -DTT_HAVE_CUDA $(CUDA_CPPFLAGS)
+TEST_LIBS += $(CUDA_LIBS)
+check_PROGRAMS += tests/check_cuda
+tests_check_cuda_SOURCES = tests/check_cuda.c
+tests_check_cuda_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CUDA_CPPFLAGS)
+tests_check_cuda_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/check_cuda_tc
+tests_check_cuda_tc_SOURCES = tests/check_cuda_tc.c
+tests_check_cuda_tc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_cuda_tc_LDADD = $(TEST_LIBS)
+endif
 else
 check-local:
 	@echo "make check needs the Check library (Debian: apt-get install check); configure did not find it" >&2

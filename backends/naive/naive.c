@@ -232,21 +232,22 @@ static natten_status qk_backward(const natten_problem *p, const natten_exec *ex)
 
 static natten_status av_forward(const natten_problem *p, const natten_exec *ex)
 {
+    double *o = natten_malloc((size_t)p->dim_v * sizeof *o);
     (void)ex;
+    if (o == NULL) return oom();
     FOR_EACH_QUERY(p, b, x, h) {
         nbhd n;
         neighbourhood(p, x, &n);
-        for (int64_t c = 0; c < p->dim_v; c++) {
-            double s = 0;
-            for (int64_t t = 0; t < p->window; t++) {
-                int64_t key[3], e[3];
-                if (!slot_key(p, &n, t, key, e)) continue;
-                s += ld(p, NATTEN_ARG_ATTN, at(p, NATTEN_ARG_ATTN, b, x, h, t)) *
-                     ld(p, NATTEN_ARG_V, at(p, NATTEN_ARG_V, b, key, h, c));
-            }
-            st(p, NATTEN_ARG_OUT, at(p, NATTEN_ARG_OUT, b, x, h, c), s);
+        for (int64_t c = 0; c < p->dim_v; c++) o[c] = 0;
+        for (int64_t t = 0; t < p->window; t++) {
+            int64_t key[3], e[3];
+            if (!slot_key(p, &n, t, key, e)) continue;
+            double w = ld(p, NATTEN_ARG_ATTN, at(p, NATTEN_ARG_ATTN, b, x, h, t));
+            for (int64_t c = 0; c < p->dim_v; c++) o[c] += w * ld(p, NATTEN_ARG_V, at(p, NATTEN_ARG_V, b, key, h, c));
         }
+        for (int64_t c = 0; c < p->dim_v; c++) st(p, NATTEN_ARG_OUT, at(p, NATTEN_ARG_OUT, b, x, h, c), o[c]);
     }
+    natten_free(o);
     return NATTEN_SUCCESS;
 }
 
@@ -300,27 +301,30 @@ static double logits(const natten_problem *p, int64_t b, const int64_t x[3], int
 
 static natten_status fna_forward(const natten_problem *p, const natten_exec *ex)
 {
-    double *z = natten_malloc((size_t)p->window * sizeof *z);
+    double *z = natten_malloc((size_t)p->window * sizeof *z), *o = natten_malloc((size_t)p->dim_v * sizeof *o);
     (void)ex;
-    if (z == NULL) return oom();
+    if (z == NULL || o == NULL) {
+        natten_free(z); natten_free(o);
+        return oom();
+    }
     FOR_EACH_QUERY(p, b, x, h) {
         nbhd n;
         neighbourhood(p, x, &n);
         double lse = logits(p, b, x, h, &n, z);
         int64_t hk = kv_head(p, h);
-        for (int64_t c = 0; c < p->dim_v; c++) {
-            double s = 0;
-            for (int64_t t = 0; t < p->window; t++) {
-                int64_t key[3], e[3];
-                if (!slot_key(p, &n, t, key, e)) continue;
-                s += exp(z[t] - lse) * ld(p, NATTEN_ARG_V, at(p, NATTEN_ARG_V, b, key, hk, c));
-            }
-            st(p, NATTEN_ARG_OUT, at(p, NATTEN_ARG_OUT, b, x, h, c), s);
+        for (int64_t c = 0; c < p->dim_v; c++) o[c] = 0;
+        for (int64_t t = 0; t < p->window; t++) {
+            int64_t key[3], e[3];
+            if (!slot_key(p, &n, t, key, e)) continue;
+            double w = exp(z[t] - lse);
+            for (int64_t c = 0; c < p->dim_v; c++) o[c] += w * ld(p, NATTEN_ARG_V, at(p, NATTEN_ARG_V, b, key, hk, c));
         }
+        for (int64_t c = 0; c < p->dim_v; c++) st(p, NATTEN_ARG_OUT, at(p, NATTEN_ARG_OUT, b, x, h, c), o[c]);
         if (natten_has(p, NATTEN_ARG_LSE))
             st(p, NATTEN_ARG_LSE, natten_off(&p->arg[NATTEN_ARG_LSE], b, x[0], x[1], x[2], h, 0), lse);
     }
     natten_free(z);
+    natten_free(o);
     return NATTEN_SUCCESS;
 }
 

@@ -1,0 +1,329 @@
+/*
+ * cuda-tc.cu - the cuda-tc backend's host side: fused neighborhood attention
+ * forward and backward on tensor cores (sm_80 and up, fp16/bf16, head dims
+ * 32/64/128).  The probe, supports() with a reason for every refusal, running
+ * on the tensors' device and the context's stream, scratch and the timer.
+ * Kernels: tc_kernels.cuh, instantiated per dtype in tc-f16.cu / tc-bf16.cu.
+ */
+#include "natten-impl.h"
+#include "cuda-tc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TC_MAX_DEVICES 64
+
+/* Written once by tc_probe (the registry serialises and caches probes);
+ * read-only afterwards. */
+static struct tc_device {
+    int usable, cc;
+    char name[256];
+    char why[200];
+} devices[TC_MAX_DEVICES];
+static int n_devices;
+
+/* Built like the real kernels (sm_80+ images only): no image, no kernels. */
+__global__ void tc_probe_kernel(int *x)
+{
+    if (x) *x = 0;
+}
+
+static natten_status tc_error(cudaError_t e, const char *what)
+{
+    natten_status st = e == cudaErrorMemoryAllocation ? NATTEN_ERROR_OUT_OF_MEMORY : NATTEN_ERROR_DEVICE;
+    (void)cudaGetLastError(); /* clear a non-sticky error so the context stays usable */
+    return natten_error(st, "cuda-tc: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static int tc_probe(char *why, size_t len)
+{
+    int n = 0, prev = 0, usable = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaErrorNoDevice || (e == cudaSuccess && n == 0)) {
+        snprintf(why, len, "no CUDA device");
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (e != cudaSuccess) {
+        snprintf(why, len, "cudaGetDeviceCount: %s", cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    (void)cudaGetDevice(&prev);
+    n_devices = n < TC_MAX_DEVICES ? n : TC_MAX_DEVICES;
+    for (int i = 0; i < n_devices; i++) {
+        struct tc_device *d = &devices[i];
+        cudaDeviceProp pr;
+        cudaFuncAttributes fa;
+        if ((e = cudaGetDeviceProperties(&pr, i)) != cudaSuccess) {
+            snprintf(d->why, sizeof d->why, "cudaGetDeviceProperties: %s", cudaGetErrorString(e));
+            (void)cudaGetLastError();
+            continue;
+        }
+        d->cc = pr.major * 10 + pr.minor;
+        snprintf(d->name, sizeof d->name, "%s", pr.name);
+        if (d->cc < 80) {
+            snprintf(d->why, sizeof d->why,
+                     "device %d (%s) has compute capability %d.%d; the tensor-core kernels need 8.0", i, d->name,
+                     pr.major, pr.minor);
+            continue;
+        }
+        if ((e = cudaSetDevice(i)) == cudaSuccess) e = cudaFuncGetAttributes(&fa, (const void *)tc_probe_kernel);
+        if (e != cudaSuccess) {
+            snprintf(d->why, sizeof d->why, "device %d (%s, sm_%d): %s", i, d->name, d->cc,
+                     e == cudaErrorInvalidDeviceFunction || e == cudaErrorNoKernelImageForDevice
+                         ? "this build has no tensor-core kernels for its architecture (configure --with-cuda-arch)"
+                         : cudaGetErrorString(e));
+            (void)cudaGetLastError();
+            continue;
+        }
+        d->usable = 1;
+        usable++;
+    }
+    (void)cudaSetDevice(prev);
+    (void)cudaGetLastError();
+    if (!usable) snprintf(why, len, "%s", devices[0].why);
+    return usable > 0;
+}
+
+/* Token roles whose rows the kernels copy with 16-byte loads. */
+static const natten_arg token_roles[] = {NATTEN_ARG_Q,     NATTEN_ARG_K,   NATTEN_ARG_V,   NATTEN_ARG_OUT,
+                                         NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V};
+
+static const char *role_name(natten_arg a) { return natten_arg_name(a); }
+
+static int tc_supports(const natten_problem *p, char *why, size_t len)
+{
+    int id = p->device.device_id;
+    if (id < 0 || id >= n_devices) {
+        snprintf(why, len, "tensors are on CUDA device %d but %d devices are visible", id, n_devices);
+        return 0;
+    }
+    if (!devices[id].usable) {
+        snprintf(why, len, "%s", devices[id].why);
+        return 0;
+    }
+    if (p->dtype != NATTEN_F16 && p->dtype != NATTEN_BF16) {
+        snprintf(why, len, "tensor-core backend runs fp16/bf16, not %s", natten_dtype_name(p->dtype));
+        return 0;
+    }
+    if (p->op != NATTEN_OP_FNA_FORWARD && p->op != NATTEN_OP_FNA_BACKWARD) {
+        snprintf(why, len, "tensor-core backend runs the fused ops only");
+        return 0;
+    }
+    if (natten_has(p, NATTEN_ARG_RPB) || natten_has(p, NATTEN_ARG_D_RPB)) {
+        snprintf(why, len, "relative positional bias is not supported by the tensor-core kernels");
+        return 0;
+    }
+    if (p->dim != 32 && p->dim != 64 && p->dim != 128) {
+        snprintf(why, len, "head dim %lld: the tensor-core kernels are built for 32, 64 and 128",
+                 (long long)p->dim);
+        return 0;
+    }
+    if (p->dim_v != p->dim) {
+        snprintf(why, len, "value head dim %lld differs from %lld: not supported by the tensor-core kernels",
+                 (long long)p->dim_v, (long long)p->dim);
+        return 0;
+    }
+    if (!natten_inner_contiguous(p, why, len)) return 0;
+    for (size_t i = 0; i < sizeof token_roles / sizeof token_roles[0]; i++) {
+        const natten_view *v = &p->arg[token_roles[i]];
+        if (!v->data) continue;
+        if ((uintptr_t)v->data % 16 != 0) {
+            snprintf(why, len, "%s does not start on a 16-byte boundary (tensor-core kernels load rows in 16 bytes)",
+                     role_name(token_roles[i]));
+            return 0;
+        }
+        for (int a = 0; a < 5; a++)
+            if (v->stride[a] % 8 != 0) {
+                snprintf(why, len, "%s has stride %lld on dim %d, not a multiple of 8 elements (16-byte rows)",
+                         role_name(token_roles[i]), (long long)v->stride[a], a);
+                return 0;
+            }
+    }
+    /* 32-bit block and coordinate arithmetic */
+    {
+        tc::Params q;
+        int ext[3];
+        int64_t grid = 1;
+        memset(&q, 0, sizeof q);
+        for (int i = 0; i < 3; i++) {
+            if (p->extent[i] >= (1 << 28)) {
+                snprintf(why, len, "extent %lld on axis %d is too large for the tensor-core kernels",
+                         (long long)p->extent[i], i);
+                return 0;
+            }
+            q.L[i] = (int)p->extent[i];
+            q.dil[i] = p->dilation[i];
+        }
+        tc::group_ext(q, ext);
+        tc::choose_box(tc::BR, ext, q.own);
+        for (int i = 0; i < 3; i++) grid *= (int64_t)tc::cdiv(ext[i], q.own[i]) * p->dilation[i];
+        grid *= p->batch * p->heads;
+        if (grid > 0x7fffffffLL || p->batch > 0x7fffffffLL || p->heads > 0x7fffffffLL) {
+            snprintf(why, len, "%lld blocks exceed the CUDA grid limit of the tensor-core kernels", (long long)grid);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static tc::Tensor view(const natten_problem *p, natten_arg a)
+{
+    tc::Tensor t;
+    t.data = p->arg[a].data;
+    for (int i = 0; i < 5; i++) t.s[i] = p->arg[a].stride[i];
+    return t;
+}
+
+static void params_of(const natten_problem *p, tc::Params &q)
+{
+    memset(&q, 0, sizeof q);
+    q.q = view(p, NATTEN_ARG_Q);
+    q.k = view(p, NATTEN_ARG_K);
+    q.v = view(p, NATTEN_ARG_V);
+    q.o = view(p, NATTEN_ARG_OUT);
+    q.lse = view(p, NATTEN_ARG_LSE);
+    q.dout = view(p, NATTEN_ARG_D_OUT);
+    q.dq = view(p, NATTEN_ARG_D_Q);
+    q.dk = view(p, NATTEN_ARG_D_K);
+    q.dv = view(p, NATTEN_ARG_D_V);
+    q.B = (int)p->batch;
+    q.H = (int)p->heads;
+    q.Hkv = (int)p->heads_kv;
+    for (int i = 0; i < 3; i++) {
+        q.L[i] = (int)p->extent[i];
+        q.K[i] = p->kernel[i];
+        q.dil[i] = p->dilation[i];
+        q.st[i] = p->stride[i];
+        q.causal[i] = p->causal[i];
+    }
+    q.scale = (float)p->scale;
+}
+
+static natten_status run(const natten_problem *p, const natten_exec *x)
+{
+    cudaStream_t s = (cudaStream_t)x->stream;
+    int backward = p->op == NATTEN_OP_FNA_BACKWARD;
+    tc::Params q;
+    cudaError_t e;
+    natten_status st = NATTEN_SUCCESS;
+    if (p->batch == 0 || p->heads == 0 || p->tokens == 0) return NATTEN_SUCCESS; /* nothing to write */
+    params_of(p, q);
+    if (backward) {
+        size_t bytes = (size_t)p->batch * (size_t)p->heads * (size_t)p->tokens * sizeof(float);
+        if ((e = cudaMallocAsync((void **)&q.delta, bytes, s)) != cudaSuccess)
+            return tc_error(e, "cudaMallocAsync of the backward's row scratch");
+    }
+    e = p->dtype == NATTEN_F16 ? tc_run_f16(q, s, (int)p->dim, backward) : tc_run_bf16(q, s, (int)p->dim, backward);
+    if (e != cudaSuccess) st = tc_error(e, backward ? "fused backward launch" : "fused forward launch");
+    if (q.delta) (void)cudaFreeAsync(q.delta, s);
+    return st;
+}
+
+/* Run on the tensors' device, then give the caller's thread its device back. */
+static natten_status run_on_device(const natten_problem *p, const natten_exec *x)
+{
+    int prev = 0, dev = p->device.device_id;
+    natten_status st;
+    cudaError_t e;
+    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return tc_error(e, "cudaGetDevice");
+    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return tc_error(e, "cudaSetDevice");
+    st = run(p, x);
+    if (prev != dev) (void)cudaSetDevice(prev);
+    return st;
+}
+
+static void *tc_scratch_alloc(size_t bytes, const natten_exec *x)
+{
+    void *ptr = NULL;
+    (void)x;
+    if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return ptr;
+}
+
+static void tc_scratch_free(void *ptr, const natten_exec *x)
+{
+    (void)x;
+    if (ptr) (void)cudaFree(ptr);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Warm up once, then time reps runs with events on the exec's stream; median. */
+static natten_status tc_time_op(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
+                                double *median_ms)
+{
+    cudaStream_t s = (cudaStream_t)x->stream;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float *ms;
+    natten_status st;
+    cudaError_t e;
+    int prev = 0, dev = p->device.device_id;
+    if (reps < 1) reps = 1;
+    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return tc_error(e, "cudaGetDevice");
+    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return tc_error(e, "cudaSetDevice");
+    if ((ms = (float *)natten_malloc(sizeof(float) * (size_t)reps)) == NULL) {
+        if (prev != dev) (void)cudaSetDevice(prev);
+        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cuda-tc: timer buffer");
+    }
+    if ((e = cudaEventCreate(&e0)) != cudaSuccess || (e = cudaEventCreate(&e1)) != cudaSuccess) {
+        st = tc_error(e, "cudaEventCreate");
+        goto out;
+    }
+    if ((st = fn(p, x))) goto out;
+    for (int i = 0; i < reps; i++) {
+        if ((e = cudaEventRecord(e0, s)) != cudaSuccess) {
+            st = tc_error(e, "cudaEventRecord");
+            goto out;
+        }
+        if ((st = fn(p, x))) goto out;
+        if ((e = cudaEventRecord(e1, s)) != cudaSuccess || (e = cudaEventSynchronize(e1)) != cudaSuccess ||
+            (e = cudaEventElapsedTime(&ms[i], e0, e1)) != cudaSuccess) {
+            st = tc_error(e, "timing events");
+            goto out;
+        }
+    }
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+    *median_ms = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+out:
+    if (e0) (void)cudaEventDestroy(e0);
+    if (e1) (void)cudaEventDestroy(e1);
+    natten_free(ms);
+    if (prev != dev) (void)cudaSetDevice(prev);
+    return st;
+}
+
+/* For wisdom files: "NVIDIA H200" etc. */
+static int tc_device_name(int device_id, char *buf, size_t len)
+{
+    cudaDeviceProp pr;
+    if (cudaGetDeviceProperties(&pr, device_id) != cudaSuccess) return 0;
+    snprintf(buf, len, "%s", pr.name);
+    return 1;
+}
+
+extern "C" const natten_backend natten_backend_cuda_tc;
+
+const natten_backend natten_backend_cuda_tc = {
+    "cuda-tc",
+    "CUDA tensor cores (mma.sync, sm_80+): fused NA forward/backward, fp16/bf16, head dim 32/64/128",
+    kDLCUDA,
+    tc_probe,
+    tc_supports,
+    {NULL, NULL, NULL, NULL, run_on_device, run_on_device},
+    0,
+    NULL,
+    tc_scratch_alloc,
+    tc_scratch_free,
+    tc_time_op,
+    tc_device_name,
+};

@@ -1,0 +1,15 @@
+/*
+ * cuda-tc.h - private to backends/cuda_tc: what the host part (cuda-tc.cu)
+ * and the per-dtype kernel files (tc-f16.cu, tc-bf16.cu) share.
+ */
+#ifndef NATTEN_CUDA_TC_H
+#define NATTEN_CUDA_TC_H
+
+#include "tc_kernels.cuh"
+
+/* Run the fused forward (backward = 0) or backward (1) for head dim D
+ * (32, 64 or 128) on stream st.  Parameters were checked by supports(). */
+cudaError_t tc_run_f16(const tc::Params &p, cudaStream_t st, int D, int backward);
+cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t st, int D, int backward);
+
+#endif

@@ -1,0 +1,513 @@
+/*
+ * harness.cu - standalone check and timing of the tensor-core kernels, built
+ * by a plain nvcc command (not part of the Autotools build):
+ *   nvcc -O3 -std=c++17 -arch=sm_90 -I backends/cuda_tc -I lib \
+ *        backends/cuda_tc/standalone/harness.cu -o tc-harness
+ *   ./tc-harness check        # edge cases vs a double-precision CPU reference
+ *   ./tc-harness bench        # the issue's target problems (fp16)
+ * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
+ * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
+ */
+#define TC_ALL_VARIANTS 1
+#include "tc_kernels.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#define CK(x)                                                                                      \
+    do {                                                                                           \
+        cudaError_t e_ = (x);                                                                      \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+struct Case {
+    const char *name;
+    int rank, B, H, Hkv, D;
+    int L[3], K[3], d[3], s[3], c[3];
+    int bf16, heads_first, bwd;
+    int sample; /* forward rows to check (0 = all) */
+};
+
+static float h2f(uint16_t x, int bf16)
+{
+    if (bf16) {
+        uint32_t u = (uint32_t)x << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    __half h;
+    memcpy(&h, &x, 2);
+    return __half2float(h);
+}
+
+__global__ void fill_kernel(uint16_t *p, int64_t n, uint32_t seed, int bf16)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    for (; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 16;
+        h *= 0x7feb352du;
+        h ^= h >> 15;
+        h *= 0x846ca68bu;
+        h ^= h >> 16;
+        float f = (h >> 8) * (2.0f / 16777216.0f) - 1.0f;
+        if (bf16) {
+            __nv_bfloat16 b = __float2bfloat16(f);
+            p[i] = *reinterpret_cast<uint16_t *>(&b);
+        } else {
+            __half b = __float2half(f);
+            p[i] = *reinterpret_cast<uint16_t *>(&b);
+        }
+    }
+}
+
+/* A token tensor [B, L0, L1, L2, H, C] in compact or heads-first layout. */
+struct Buf {
+    uint16_t *dev = nullptr;
+    std::vector<uint16_t> host;
+    int64_t n = 0;
+    int64_t s[5];
+    int64_t C;
+};
+
+static void make_tok(Buf &b, const Case &c, int heads, int C, int hf)
+{
+    int64_t N = (int64_t)c.L[0] * c.L[1] * c.L[2];
+    b.C = C;
+    b.n = (int64_t)c.B * N * heads * C;
+    if (!hf) {
+        b.s[4] = C;
+        b.s[3] = (int64_t)heads * C;
+        b.s[2] = b.s[3] * c.L[2];
+        b.s[1] = b.s[2] * c.L[1];
+        b.s[0] = b.s[1] * c.L[0];
+    } else {
+        b.s[3] = C;
+        b.s[2] = (int64_t)C * c.L[2];
+        b.s[1] = b.s[2] * c.L[1];
+        b.s[4] = b.s[1] * c.L[0];
+        b.s[0] = b.s[4] * heads;
+    }
+    CK(cudaMalloc(&b.dev, b.n * 2));
+}
+
+static tc::Tensor view(const Buf &b)
+{
+    tc::Tensor t;
+    t.data = (char *)b.dev;
+    for (int i = 0; i < 5; i++) t.s[i] = b.s[i];
+    return t;
+}
+
+static int64_t off(const Buf &b, int64_t bb, const int x[3], int h, int c)
+{
+    return bb * b.s[0] + x[0] * b.s[1] + x[1] * b.s[2] + x[2] * b.s[3] + h * b.s[4] + c;
+}
+
+static void fill(Buf &b, uint32_t seed, int bf16)
+{
+    fill_kernel<<<1024, 256>>>(b.dev, b.n, seed, bf16);
+    CK(cudaGetLastError());
+}
+
+static void down(Buf &b)
+{
+    b.host.resize(b.n);
+    CK(cudaMemcpy(b.host.data(), b.dev, b.n * 2, cudaMemcpyDeviceToHost));
+}
+
+static int g_variant = -1; /* kernel configuration of fwd and dQ (tc_kernels.cuh) */
+
+static cudaError_t run_fwd(const Case &c, tc::Params p)
+{
+    if (c.bf16) {
+        if (c.D == 32) return tc::forward<__nv_bfloat16, 32>(p, 0, g_variant);
+        if (c.D == 64) return tc::forward<__nv_bfloat16, 64>(p, 0, g_variant);
+        return tc::forward<__nv_bfloat16, 128>(p, 0, g_variant);
+    }
+    if (c.D == 32) return tc::forward<__half, 32>(p, 0, g_variant);
+    if (c.D == 64) return tc::forward<__half, 64>(p, 0, g_variant);
+    return tc::forward<__half, 128>(p, 0, g_variant);
+}
+
+static cudaError_t run_bwd(const Case &c, tc::Params p)
+{
+    if (c.bf16) {
+        if (c.D == 32) return tc::backward<__nv_bfloat16, 32>(p, 0, g_variant);
+        if (c.D == 64) return tc::backward<__nv_bfloat16, 64>(p, 0, g_variant);
+        return tc::backward<__nv_bfloat16, 128>(p, 0, g_variant);
+    }
+    if (c.D == 32) return tc::backward<__half, 32>(p, 0, g_variant);
+    if (c.D == 64) return tc::backward<__half, 64>(p, 0, g_variant);
+    return tc::backward<__half, 128>(p, 0, g_variant);
+}
+
+/* Neighbours of token x (global), per axis: global index list. */
+static void nbrs(const Case &c, const int x[3], std::vector<int> ax[3])
+{
+    for (int i = 0; i < 3; i++) {
+        int64_t a, b;
+        natten_window(c.L[i], c.K[i], c.d[i], c.s[i], c.c[i], x[i], &a, &b);
+        ax[i].clear();
+        for (int64_t t = a; t < b; t++) ax[i].push_back((int)(t * c.d[i] + x[i] % c.d[i]));
+    }
+}
+
+struct Setup {
+    Case c;
+    Buf q, k, v, o, g, dq, dk, dv;
+    float *lse = nullptr, *delta = nullptr;
+    std::vector<float> lse_h;
+    int64_t N;
+    tc::Params p;
+};
+
+static void setup(Setup &S, const Case &c0, uint32_t seed)
+{
+    Case c = c0;
+    for (int i = c.rank; i < 3; i++) c.L[i] = c.K[i] = c.d[i] = c.s[i] = 1, c.c[i] = 0;
+    S.c = c;
+    S.N = (int64_t)c.L[0] * c.L[1] * c.L[2];
+    make_tok(S.q, c, c.H, c.D, c.heads_first);
+    make_tok(S.k, c, c.Hkv, c.D, c.heads_first);
+    make_tok(S.v, c, c.Hkv, c.D, c.heads_first);
+    make_tok(S.o, c, c.H, c.D, c.heads_first);
+    fill(S.q, seed, c.bf16);
+    fill(S.k, seed * 3 + 1, c.bf16);
+    fill(S.v, seed * 5 + 2, c.bf16);
+    CK(cudaMemset(S.o.dev, 0xff, S.o.n * 2)); /* NaN */
+    CK(cudaMalloc(&S.lse, c.B * S.N * c.H * 4));
+    CK(cudaMemset(S.lse, 0xff, c.B * S.N * c.H * 4));
+    tc::Params &p = S.p;
+    memset(&p, 0, sizeof p);
+    p.q = view(S.q);
+    p.k = view(S.k);
+    p.v = view(S.v);
+    p.o = view(S.o);
+    p.lse.data = (char *)S.lse;
+    p.lse.s[4] = 1;
+    p.lse.s[3] = c.H;
+    p.lse.s[2] = (int64_t)c.H * c.L[2];
+    p.lse.s[1] = p.lse.s[2] * c.L[1];
+    p.lse.s[0] = p.lse.s[1] * c.L[0];
+    p.B = c.B;
+    p.H = c.H;
+    p.Hkv = c.Hkv;
+    for (int i = 0; i < 3; i++) {
+        p.L[i] = c.L[i];
+        p.K[i] = c.K[i];
+        p.dil[i] = c.d[i];
+        p.st[i] = c.s[i];
+        p.causal[i] = c.c[i];
+    }
+    p.scale = 1.0f / sqrtf((float)c.D);
+    if (c.bwd) {
+        make_tok(S.g, c, c.H, c.D, c.heads_first);
+        make_tok(S.dq, c, c.H, c.D, c.heads_first);
+        make_tok(S.dk, c, c.Hkv, c.D, c.heads_first);
+        make_tok(S.dv, c, c.Hkv, c.D, c.heads_first);
+        fill(S.g, seed * 7 + 3, c.bf16);
+        CK(cudaMemset(S.dq.dev, 0xff, S.dq.n * 2));
+        CK(cudaMemset(S.dk.dev, 0xff, S.dk.n * 2));
+        CK(cudaMemset(S.dv.dev, 0xff, S.dv.n * 2));
+        CK(cudaMalloc(&S.delta, c.B * S.N * c.H * 4));
+        p.dout = view(S.g);
+        p.dq = view(S.dq);
+        p.dk = view(S.dk);
+        p.dv = view(S.dv);
+        p.delta = S.delta;
+    }
+}
+
+static void teardown(Setup &S)
+{
+    Buf *bs[] = {&S.q, &S.k, &S.v, &S.o, &S.g, &S.dq, &S.dk, &S.dv};
+    for (Buf *b : bs)
+        if (b->dev) cudaFree(b->dev);
+    cudaFree(S.lse);
+    cudaFree(S.delta);
+}
+
+static void tok_of(const Case &c, int64_t n, int x[3])
+{
+    x[2] = (int)(n % c.L[2]);
+    x[1] = (int)((n / c.L[2]) % c.L[1]);
+    x[0] = (int)(n / ((int64_t)c.L[1] * c.L[2]));
+}
+
+/* Reference forward of one query row: logits z over the neighbour list. */
+static double ref_row(const Setup &S, int b, const int x[3], int h, std::vector<int64_t> &keys,
+                      std::vector<double> &P, std::vector<double> &out)
+{
+    const Case &c = S.c;
+    std::vector<int> ax[3];
+    nbrs(c, x, ax);
+    int hk = h / (c.H / c.Hkv);
+    keys.clear();
+    for (int a : ax[0])
+        for (int bb : ax[1])
+            for (int cc : ax[2]) keys.push_back(((int64_t)a * c.L[1] + bb) * c.L[2] + cc);
+    P.assign(keys.size(), 0);
+    double m = -INFINITY;
+    for (size_t t = 0; t < keys.size(); t++) {
+        int y[3];
+        tok_of(c, keys[t], y);
+        double z = 0;
+        for (int e = 0; e < c.D; e++)
+            z += (double)h2f(S.q.host[off(S.q, b, x, h, e)], c.bf16) * h2f(S.k.host[off(S.k, b, y, hk, e)], c.bf16);
+        z *= S.p.scale;
+        P[t] = z;
+        m = std::max(m, z);
+    }
+    double sum = 0;
+    for (double &z : P) sum += exp(z - m);
+    double lse = m + log(sum);
+    out.assign(c.D, 0);
+    for (size_t t = 0; t < keys.size(); t++) {
+        int y[3];
+        tok_of(c, keys[t], y);
+        P[t] = exp(P[t] - lse);
+        for (int e = 0; e < c.D; e++) out[e] += P[t] * h2f(S.v.host[off(S.v, b, y, hk, e)], c.bf16);
+    }
+    return lse;
+}
+
+struct Err {
+    double maxabs = 0, maxref = 0;
+    long bad = 0;
+    void add(double x, double r)
+    {
+        if (!std::isfinite(x)) {
+            bad++;
+            return;
+        }
+        maxabs = std::max(maxabs, fabs(x - r));
+        maxref = std::max(maxref, fabs(r));
+    }
+    double norm() const { return bad ? INFINITY : maxabs / std::max(1.0, maxref); }
+};
+
+static int check_case(const Case &c0, uint32_t seed)
+{
+    Setup S;
+    setup(S, c0, seed);
+    const Case &c = S.c;
+    double tol = c.bf16 ? 5e-2 : 1e-2;
+    cudaError_t e = run_fwd(c, S.p);
+    if (e == cudaSuccess && c.bwd) e = run_bwd(c, S.p);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        printf("FAIL %-34s cuda: %s\n", c.name, cudaGetErrorString(e));
+        teardown(S);
+        return 1;
+    }
+    down(S.q);
+    down(S.k);
+    down(S.v);
+    down(S.o);
+    S.lse_h.resize(c.B * S.N * c.H);
+    CK(cudaMemcpy(S.lse_h.data(), S.lse, S.lse_h.size() * 4, cudaMemcpyDeviceToHost));
+    Err eo, el, edq, edk, edv;
+    std::vector<int64_t> keys;
+    std::vector<double> P, out;
+    int64_t rows = (int64_t)c.B * S.N * c.H;
+    std::vector<double> dq, dk, dv;
+    if (c.bwd) {
+        down(S.g);
+        down(S.dq);
+        down(S.dk);
+        down(S.dv);
+        dq.assign(S.q.n, 0);
+        dk.assign(S.k.n, 0);
+        dv.assign(S.v.n, 0);
+    }
+    int64_t nchk = c.sample && !c.bwd ? c.sample : rows;
+    for (int64_t ri = 0; ri < nchk; ri++) {
+        int64_t r = nchk == rows ? ri : (int64_t)((ri * 2654435761ull + seed) % (uint64_t)rows);
+        int h = (int)(r % c.H);
+        int64_t n = (r / c.H) % S.N;
+        int b = (int)(r / (c.H * S.N));
+        int x[3];
+        tok_of(c, n, x);
+        double lse = ref_row(S, b, x, h, keys, P, out);
+        for (int e2 = 0; e2 < c.D; e2++) eo.add(h2f(S.o.host[off(S.o, b, x, h, e2)], c.bf16), out[e2]);
+        el.add(S.lse_h[(b * S.N + n) * c.H + h], lse);
+        if (!c.bwd) continue;
+        /* backward of this row, the naive way */
+        int hk = h / (c.H / c.Hkv);
+        double delta = 0;
+        for (int e2 = 0; e2 < c.D; e2++)
+            delta += (double)h2f(S.g.host[off(S.g, b, x, h, e2)], c.bf16) * h2f(S.o.host[off(S.o, b, x, h, e2)], c.bf16);
+        for (size_t t = 0; t < keys.size(); t++) {
+            int y[3];
+            tok_of(c, keys[t], y);
+            double dp = 0;
+            for (int e2 = 0; e2 < c.D; e2++)
+                dp += (double)h2f(S.g.host[off(S.g, b, x, h, e2)], c.bf16) * h2f(S.v.host[off(S.v, b, y, hk, e2)], c.bf16);
+            double ds = P[t] * (dp - delta);
+            for (int e2 = 0; e2 < c.D; e2++) {
+                dq[off(S.q, b, x, h, e2)] += S.p.scale * ds * h2f(S.k.host[off(S.k, b, y, hk, e2)], c.bf16);
+                dk[off(S.k, b, y, hk, e2)] += S.p.scale * ds * h2f(S.q.host[off(S.q, b, x, h, e2)], c.bf16);
+                dv[off(S.v, b, y, hk, e2)] += P[t] * h2f(S.g.host[off(S.g, b, x, h, e2)], c.bf16);
+            }
+        }
+    }
+    if (c.bwd) {
+        for (int64_t i = 0; i < S.q.n; i++) edq.add(h2f(S.dq.host[i], c.bf16), dq[i]);
+        for (int64_t i = 0; i < S.k.n; i++) edk.add(h2f(S.dk.host[i], c.bf16), dk[i]);
+        for (int64_t i = 0; i < S.v.n; i++) edv.add(h2f(S.dv.host[i], c.bf16), dv[i]);
+    }
+    bool ok = eo.norm() <= tol && el.norm() <= tol &&
+              (!c.bwd || (edq.norm() <= tol && edk.norm() <= tol && edv.norm() <= tol));
+    printf("%s v%d %-34s out %.2e lse %.2e", ok ? "ok  " : "FAIL", g_variant, c.name, eo.norm(), el.norm());
+    if (c.bwd) printf(" dq %.2e dk %.2e dv %.2e", edq.norm(), edk.norm(), edv.norm());
+    printf("\n");
+    teardown(S);
+    return ok ? 0 : 1;
+}
+
+static const Case checks[] = {
+    /* name rank B H Hkv D L K d s c bf16 hf bwd sample */
+    {"1d L100 K7 D32", 1, 2, 2, 2, 32, {100}, {7}, {1}, {1}, {0}, 0, 0, 1, 0},
+    {"1d L64 K=L D64 (dense)", 1, 1, 2, 2, 64, {64}, {64}, {1}, {1}, {0}, 0, 0, 1, 0},
+    {"1d L37 K8 even D32", 1, 1, 2, 2, 32, {37}, {8}, {1}, {1}, {0}, 0, 0, 1, 0},
+    {"1d L45 K5 d4 causal D64", 1, 1, 2, 2, 64, {45}, {5}, {4}, {1}, {1}, 0, 0, 1, 0},
+    {"1d L50 K5 s5 (s=K) D32", 1, 1, 2, 1, 32, {50}, {5}, {1}, {5}, {0}, 0, 0, 1, 0},
+    {"1d L77 K9 s3 causal D128", 1, 1, 2, 2, 128, {77}, {9}, {1}, {3}, {1}, 0, 0, 1, 0},
+    {"1d L300 K33 d2 s2 causal D128", 1, 1, 1, 1, 128, {300}, {33}, {2}, {2}, {1}, 0, 0, 1, 0},
+    {"1d L130 K=L causal D64", 1, 1, 1, 1, 64, {130}, {130}, {1}, {1}, {1}, 0, 0, 1, 0},
+    {"2d 20x23 K5,7 d2,1 GQA D64", 2, 1, 4, 2, 64, {20, 23}, {5, 7}, {2, 1}, {1, 1}, {0, 0}, 0, 0, 1, 0},
+    {"2d 17x19 K4,6 causal0 D128", 2, 1, 2, 2, 128, {17, 19}, {4, 6}, {1, 1}, {1, 1}, {1, 0}, 0, 0, 1, 0},
+    {"2d 16x16 K=L D32 (dense)", 2, 1, 2, 2, 32, {16, 16}, {16, 16}, {1, 1}, {1, 1}, {0, 0}, 0, 0, 1, 0},
+    {"2d 30x30 K7 d3 causal1 D32 hf", 2, 1, 2, 2, 32, {30, 30}, {7, 7}, {3, 3}, {1, 1}, {0, 1}, 0, 1, 1, 0},
+    {"2d 21x18 K6 s6,3 D64 hf", 2, 2, 2, 1, 64, {21, 18}, {6, 6}, {1, 1}, {6, 3}, {0, 0}, 0, 1, 1, 0},
+    {"2d 56x56 K7 B2 H2 D32", 2, 2, 2, 2, 32, {56, 56}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 0, 0, 1, 0},
+    {"3d 9x10x11 K3,5,7 d3,2,1 D64", 3, 1, 2, 2, 64, {9, 10, 11}, {3, 5, 7}, {3, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0, 1, 0},
+    {"3d 8x8x8 K3 causal GQA4 D128", 3, 1, 4, 1, 128, {8, 8, 8}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 0, 0, 1, 0},
+    {"3d 6x12x10 K3,3,5 s3,2,5 D32", 3, 1, 2, 2, 32, {6, 12, 10}, {3, 3, 5}, {1, 1, 1}, {3, 2, 5}, {0, 0, 0}, 0, 0, 1, 0},
+    {"3d 7x9x13 K4,2,6 c1,0,1 D64 hf", 3, 1, 2, 2, 64, {7, 9, 13}, {4, 2, 6}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, 0, 1, 1, 0},
+    {"bf16 1d L100 K7 D32", 1, 2, 2, 2, 32, {100}, {7}, {1}, {1}, {0}, 1, 0, 1, 0},
+    {"bf16 2d 20x23 K5,7 d2,1 GQA D64", 2, 1, 4, 2, 64, {20, 23}, {5, 7}, {2, 1}, {1, 1}, {0, 0}, 1, 0, 1, 0},
+    {"bf16 3d 8x8x8 K3 causal D128", 3, 1, 2, 2, 128, {8, 8, 8}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, 0, 1, 0},
+    {"2d 64x64 K33 D128 fwd-sampled", 2, 1, 2, 2, 128, {64, 64}, {33, 33}, {1, 1}, {1, 1}, {0, 0}, 0, 0, 0, 2000},
+};
+
+struct Bench {
+    const char *name;
+    Case c;
+    double target_fwd, target_fb;
+};
+
+static const Bench benches[] = {
+    {"2d 256x256 K80 H24 D128", {"b1", 2, 1, 24, 24, 128, {256, 256}, {80, 80}, {1, 1}, {1, 1}, {0, 0}, 0, 0, 1, 64}, 18, 55},
+    {"3d 30x48x80 K18,24,24 H24 D128",
+     {"b2", 3, 1, 24, 24, 128, {30, 48, 80}, {18, 24, 24}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0, 1, 64}, 90, 280},
+    {"1d 32768 K2048 H1 D128", {"b3", 1, 1, 1, 1, 128, {32768}, {2048}, {1}, {1}, {0}, 0, 0, 1, 64}, 0.1, 0},
+    {"2d 56x56 K7 H2 D32 B16", {"b4", 2, 16, 2, 2, 32, {56, 56}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 0, 0, 1, 64}, 0.06, 0.25},
+};
+
+/* what: 0 forward, 1 forward + backward, 2 backward alone */
+static double median_ms(const Case &c, const tc::Params &p, int what, int reps)
+{
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    std::vector<float> t;
+    for (int i = 0; i < reps + 3; i++) {
+        CK(cudaEventRecord(a));
+        if (what != 2) CK(run_fwd(c, p));
+        if (what != 0) CK(run_bwd(c, p));
+        CK(cudaEventRecord(b));
+        CK(cudaEventSynchronize(b));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, a, b));
+        if (i >= 3) t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+static int bench(int reps)
+{
+    int fails = 0;
+    printf("%-34s %10s %9s %8s %10s %9s %8s\n", "problem (fp16)", "fwd ms", "TFLOP/s", "target", "fwd+bwd", "TFLOP/s",
+           "target");
+    for (const Bench &bm : benches) {
+        Setup S;
+        setup(S, bm.c, 1234);
+        const Case &c = S.c;
+        double win = 1;
+        for (int i = 0; i < 3; i++) win *= c.K[i];
+        double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
+        for (g_variant = 0; g_variant < 3; g_variant++) {
+            double f = median_ms(c, S.p, 0, reps);
+            double fb = median_ms(c, S.p, 1, reps);
+            double b = median_ms(c, S.p, 2, reps);
+            printf("v%d %-31s %10.4f %9.1f %8.3f %10.4f %9.1f %8.3f   bwd alone %.4f ms\n", g_variant, bm.name, f,
+                   flop / f * 1e-9, bm.target_fwd, fb, 3.5 * flop / fb * 1e-9, bm.target_fb, b);
+            fflush(stdout);
+        }
+        teardown(S);
+        /* spot check of the same problem's forward: sampled rows */
+        Case cc = bm.c;
+        cc.bwd = 0;
+        cc.name = bm.name;
+        for (g_variant = 0; g_variant < 3; g_variant++) fails += check_case(cc, 99);
+        g_variant = -1;
+    }
+    return fails;
+}
+
+/* The kernels' 32-bit window functions against lib/natten-window.h. */
+static int selftest(void)
+{
+    long n_checked = 0, bad = 0;
+    for (int n = 1; n <= 40; n++)
+        for (int K = 1; K <= n; K++)
+            for (int s = 1; s <= K; s++)
+                for (int c = 0; c < 2; c++)
+                    for (int u = 0; u < n; u++) {
+                        int64_t a, b, qa, qb;
+                        int a3, b3, qa3, qb3;
+                        natten_window_g(n, K, s, c, u, &a, &b);
+                        tc::win32(n, K, s, c, u, a3, b3);
+                        natten_inverse_window_g(n, K, s, c, u, &qa, &qb);
+                        tc::inv_win32(n, K, s, c, u, qa3, qb3);
+                        n_checked++;
+                        if (a != a3 || b != b3 || qa != qa3 || qb != qb3) {
+                            if (bad++ < 5) printf("mismatch n %d K %d s %d c %d u %d\n", n, K, s, c, u);
+                        }
+                    }
+    printf("selftest: %ld window cases, %ld mismatches\n", n_checked, bad);
+    return bad != 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "check";
+    int reps = argc > 2 ? atoi(argv[2]) : 20;
+    if (!strcmp(mode, "selftest")) return selftest();
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    int fails = 0;
+    if (!strcmp(mode, "probe")) return 0;
+    if (!strcmp(mode, "check") || !strcmp(mode, "all") || !strcmp(mode, "check1")) {
+        int n = (int)(sizeof checks / sizeof checks[0]);
+        int one = !strcmp(mode, "check1"); /* configuration 1 alone (for the sanitizers) */
+        for (g_variant = one ? 1 : 0; g_variant < (one ? 2 : 3); g_variant++)
+            for (const Case &c : checks) fails += check_case(c, 42 + (uint32_t)(&c - checks) + 100 * g_variant);
+        g_variant = -1;
+        printf("check: %d failed of %d (3 kernel configurations)\n", fails, 3 * n);
+    }
+    if (!strcmp(mode, "bench") || !strcmp(mode, "all")) fails += bench(reps);
+    return fails ? 1 : 0;
+}

@@ -1,0 +1,1194 @@
+/*
+ * tc_kernels.cuh - fused neighborhood attention on tensor cores (mma.sync
+ * m16n8k16, fp16/bf16 operands, fp32 accumulation), forward and backward.
+ *
+ * Shared by the backend (cuda_tc.cu) and the standalone harness; it knows
+ * nothing of natten_problem, only of tc::Params.
+ *
+ * Structure (see NOTES.md):
+ *  - Dilation folds into the grid: a block works inside one dilation group
+ *    (g0, g1, g2), in that group's coordinates u (global index u*d + g), on
+ *    the group's own extent n = ceil((L - g) / d).  Rows are gathered by
+ *    address, so no token permutation pass exists.
+ *  - A block owns a box of 64 rows (queries for forward and dQ, keys for
+ *    dK/dV) and iterates over boxes of the other side that cover the union of
+ *    the neighbourhoods (or inverse neighbourhoods) of its rows: window starts
+ *    and ends never decrease, so that union is a box, and so is the
+ *    intersection; only iterated tiles that leave the intersection are masked.
+ *  - 4 warps, each 16 rows; operands staged by cp.async (2 stages) into
+ *    shared memory with padded rows (D + 8: ldmatrix is conflict-free), read
+ *    by ldmatrix; online softmax in registers (base 2); O and lse written once.
+ *  - Backward: delta = rowsum(dO * O) first; a key-parallel kernel gives dK
+ *    and dV (GQA: it loops over the query heads of its KV head); a
+ *    query-parallel kernel gives dQ.  Deterministic, no atomics.
+ */
+#ifndef NATTEN_TC_KERNELS_CUH
+#define NATTEN_TC_KERNELS_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "natten-window.h"
+
+namespace tc {
+
+/* A token tensor: base pointer and element strides of (b, x0, x1, x2, h);
+ * the head dim is contiguous (stride 1). */
+struct Tensor {
+    char *data;
+    int64_t s[5];
+};
+
+struct Params {
+    Tensor q, k, v, o, lse, dout, dq, dk, dv;
+    float *delta;                   /* scratch, compact [B][H][L0][L1][L2] */
+    int B, H, Hkv;
+    int L[3], K[3], dil[3], st[3], causal[3];
+    float scale;
+    /* Set per launch: the owned box (product 64), the iterated box, and the
+     * number of owned boxes per axis over the largest dilation group. */
+    int own[3], it[3], nown[3];
+    int itprod; /* it[0]*it[1]*it[2] <= rows of an iterated tile; the rest is padding */
+};
+
+/* ---- PTX wrappers ------------------------------------------------------ */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16 bytes global -> shared; zero-filled when !valid (src is not read). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, bool valid)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(valid ? 4 : 0));
+}
+
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void cp_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm4(uint32_t r[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void ldsm4t(uint32_t r[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+template <typename T> struct Mma;
+
+template <> struct Mma<__half> {
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y)
+    {
+        __half2 h = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ float2 unpack(uint32_t u)
+    {
+        return __half22float2(*reinterpret_cast<__half2 *>(&u));
+    }
+};
+
+template <> struct Mma<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ float2 unpack(uint32_t u)
+    {
+        return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 *>(&u));
+    }
+};
+
+/* Fragments from a row-major shared tile with row stride LDS (elements).
+ * ldA: the 16x16 A operand at (r0, c0).
+ * ldB_nk: B for two n-tiles (n0, n0+8) x one k-step (k0), tile stored [n][k]:
+ *         b[0], b[1] for n-tile n0; b[2], b[3] for n0 + 8.
+ * ldB_kn: the same, tile stored [k][n] (transposed by ldmatrix). */
+template <int LDS, typename T>
+__device__ __forceinline__ void ldA(uint32_t a[4], const T *s, int r0, int c0, int lane)
+{
+    ldsm4(a, s + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDS + c0 + (lane >> 4) * 8);
+}
+
+template <int LDS, typename T>
+__device__ __forceinline__ void ldB_nk(uint32_t b[4], const T *s, int n0, int k0, int lane)
+{
+    ldsm4(b, s + (n0 + (lane & 7) + (lane >> 4) * 8) * LDS + k0 + ((lane >> 3) & 1) * 8);
+}
+
+template <int LDS, typename T>
+__device__ __forceinline__ void ldB_kn(uint32_t b[4], const T *s, int k0, int n0, int lane)
+{
+    ldsm4t(b, s + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDS + n0 + (lane >> 4) * 8);
+}
+
+/* ---- geometry ---------------------------------------------------------- */
+
+/*
+ * natten_window_g (lib/natten-window.h) in 32-bit arithmetic, with the
+ * division skipped for stride 1: the kernels call it per row and per tile, and
+ * 64-bit division is a long subroutine on the GPU.  Same formulas, same
+ * results; `tc-harness selftest` compares the two exhaustively on small ranges.
+ */
+__host__ __device__ __forceinline__ void win32(int n, int K, int s, int causal, int u, int &a, int &b)
+{
+    int q = s == 1 ? u : (u / s) * s;
+    if (causal) {
+        int lead = min(q + s - 1, n - 1);
+        a = max(lead - K + 1, 0);
+        b = u + 1;
+    } else {
+        int lead = min(q + s / 2, n - 1);
+        a = max(min(lead - K / 2, n - K), 0);
+        b = a + K;
+    }
+}
+
+/* natten_inverse_window_g in 32-bit arithmetic (same binary searches). */
+__host__ __device__ __forceinline__ void inv_win32(int n, int K, int s, int causal, int v, int &qa, int &qb)
+{
+    int lo = 0, hi = n, a, b;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        win32(n, K, s, causal, mid, a, b);
+        if (b > v) hi = mid; else lo = mid + 1;
+    }
+    qa = lo;
+    hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        win32(n, K, s, causal, mid, a, b);
+        if (a > v) hi = mid; else lo = mid + 1;
+    }
+    qb = lo;
+}
+
+/* What one block works on. */
+struct Work {
+    int b, h;      /* batch, head (query head, or KV head for the dK/dV kernel) */
+    int g[3];      /* dilation group */
+    int n[3];      /* the group's extent per axis */
+    int o[3];      /* owned box origin, group coordinates */
+};
+
+__device__ __forceinline__ void decode_work(const Params &p, int heads, Work &w)
+{
+    int64_t idx = blockIdx.x;
+    int nt = p.nown[0] * p.nown[1] * p.nown[2];
+    int tile = (int)(idx % nt);
+    idx /= nt;
+    int G = p.dil[0] * p.dil[1] * p.dil[2];
+    int grp = (int)(idx % G);
+    idx /= G;
+    w.h = (int)(idx % heads);
+    w.b = (int)(idx / heads);
+    w.g[2] = grp % p.dil[2];
+    w.g[1] = (grp / p.dil[2]) % p.dil[1];
+    w.g[0] = grp / (p.dil[1] * p.dil[2]);
+    int t2 = tile % p.nown[2], t1 = (tile / p.nown[2]) % p.nown[1], t0 = tile / (p.nown[1] * p.nown[2]);
+    w.o[0] = t0 * p.own[0];
+    w.o[1] = t1 * p.own[1];
+    w.o[2] = t2 * p.own[2];
+#pragma unroll
+    for (int i = 0; i < 3; i++) w.n[i] = (p.L[i] - w.g[i] + p.dil[i] - 1) / p.dil[i];
+}
+
+/* Row r of a box -> box-relative coordinates. */
+__device__ __forceinline__ void box_coords(int r, const int box[3], int c[3])
+{
+    c[2] = r % box[2];
+    c[1] = (r / box[2]) % box[1];
+    c[0] = r / (box[1] * box[2]);
+}
+
+/* Iterated tile t of a grid of nt[0] x nt[1] x nt[2] boxes starting at lo. */
+__device__ __forceinline__ void tile_origin(int t, const int nt[3], const int lo[3], const int box[3], int org[3])
+{
+    int j2 = t % nt[2], j1 = (t / nt[2]) % nt[1], j0 = t / (nt[1] * nt[2]);
+    org[0] = lo[0] + j0 * box[0];
+    org[1] = lo[1] + j1 * box[1];
+    org[2] = lo[2] + j2 * box[2];
+}
+
+__device__ __forceinline__ void window_of(const Params &p, const int n[3], const int u[3], int a[3], int b[3])
+{
+#pragma unroll
+    for (int i = 0; i < 3; i++) win32(n[i], p.K[i], p.st[i], p.causal[i], u[i], a[i], b[i]);
+}
+
+/* Element offset of the token at group coordinates u (group g), in tensor t. */
+__device__ __forceinline__ int64_t token_off(const Params &p, const Tensor &t, const int g[3], const int u[3])
+{
+    return (int64_t)(u[0] * p.dil[0] + g[0]) * t.s[1] + (int64_t)(u[1] * p.dil[1] + g[1]) * t.s[2] +
+           (int64_t)(u[2] * p.dil[2] + g[2]) * t.s[3];
+}
+
+__device__ __forceinline__ int64_t delta_index(const Params &p, int b, int h, const int g[3], const int u[3])
+{
+    int64_t x0 = u[0] * p.dil[0] + g[0], x1 = u[1] * p.dil[1] + g[1], x2 = u[2] * p.dil[2] + g[2];
+    return (((int64_t)b * p.H + h) * p.L[0] + x0) * p.L[1] * p.L[2] + x1 * p.L[2] + x2;
+}
+
+/* The row of a ROWS-row box this thread stages (NTH threads, NTH/ROWS per
+ * row) and its box-relative coordinates: fixed for the whole kernel. */
+struct RowSlot {
+    int r, sub, c[3];
+};
+
+template <int ROWS, int NTH> __device__ __forceinline__ RowSlot row_slot(const int box[3])
+{
+    RowSlot rs;
+    rs.r = threadIdx.x / (NTH / ROWS);
+    rs.sub = threadIdx.x % (NTH / ROWS);
+    box_coords(rs.r, box, rs.c);
+    return rs;
+}
+
+/*
+ * Stage a box of ROWS rows (origin org, the first prod rows real) of tensor
+ * base (already at batch and head) into shared memory s (row stride LDS),
+ * zero-filling padding rows and rows outside the group.  If coords != NULL,
+ * the group coordinates of each row go there (3 ints; -1 for padding).
+ */
+template <typename T, int D, int LDS, int ROWS, int NTH>
+__device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, const Tensor &t, const Work &w,
+                                          const RowSlot &rs, int prod, const int org[3], int *coords)
+{
+    constexpr int TPR = NTH / ROWS, CH = D / 8, CPT = CH / TPR;
+    static_assert(CPT >= 1, "too many threads per row");
+    int u[3];
+    bool valid = rs.r < prod;
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        u[i] = valid ? org[i] + rs.c[i] : -1; /* padding rows: in no window */
+        valid = valid && u[i] < w.n[i];
+    }
+    const T *src = valid ? base + token_off(p, t, w.g, u) : base;
+    T *dst = s + rs.r * LDS;
+#pragma unroll
+    for (int j = 0; j < CPT; j++) {
+        int ch = rs.sub * CPT + j;
+        cp_async16(dst + ch * 8, src + ch * 8, valid);
+    }
+    if (coords != nullptr && rs.sub == 0) {
+        coords[rs.r * 3 + 0] = u[0];
+        coords[rs.r * 3 + 1] = u[1];
+        coords[rs.r * 3 + 2] = u[2];
+    }
+}
+
+/* Per block: the union [lo, hi) and the intersection [ia, ib) of the windows
+ * of the owned query box (valid part), per axis (window starts and ends
+ * never decrease, so the first and last query bound both). */
+__device__ __forceinline__ void query_box_windows(const Params &p, const Work &w, int lo[3], int hi[3],
+                                                  int ia[3], int ib[3])
+{
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        int first = w.o[i], last = min(w.o[i] + p.own[i], w.n[i]) - 1;
+        win32(w.n[i], p.K[i], p.st[i], p.causal[i], first, lo[i], ib[i]);
+        win32(w.n[i], p.K[i], p.st[i], p.causal[i], last, ia[i], hi[i]);
+    }
+}
+
+__device__ __forceinline__ bool inside(const int c[3], const int a[3], const int b[3])
+{
+    return c[0] >= a[0] && c[0] < b[0] && c[1] >= a[1] && c[1] < b[1] && c[2] >= a[2] && c[2] < b[2];
+}
+
+__device__ __forceinline__ float shfl_max4(float x)
+{
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+__device__ __forceinline__ float shfl_sum4(float x)
+{
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+constexpr int BR = 64; /* rows per owned box */
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr float LN2 = 0.6931471805599453f;
+
+/* Row mt*16 + rr*8 + lane/4 of this warp's MT*16 rows of the owned box. */
+template <int MT>
+__device__ __forceinline__ void lane_rows(const Params &p, const Work &w, int warp, int lane, int u[MT][2][3],
+                                          bool valid[MT][2])
+{
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int c[3];
+            box_coords(warp * 16 * MT + mt * 16 + (lane >> 2) + rr * 8, p.own, c);
+            valid[mt][rr] = true;
+#pragma unroll
+            for (int i = 0; i < 3; i++) {
+                u[mt][rr][i] = w.o[i] + c[i];
+                valid[mt][rr] = valid[mt][rr] && u[mt][rr][i] < w.n[i];
+            }
+        }
+}
+
+/* A operand from the S/P accumulators of k-step kk (columns 16kk..16kk+15). */
+template <typename T> __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float s0[4], const float s1[4])
+{
+    a[0] = Mma<T>::pack(s0[0], s0[1]);
+    a[1] = Mma<T>::pack(s0[2], s0[3]);
+    a[2] = Mma<T>::pack(s1[0], s1[1]);
+    a[3] = Mma<T>::pack(s1[2], s1[3]);
+}
+
+/*
+ * Kernel configurations of the query-parallel kernels: W warps of MT = 4/W
+ * m16 tiles each (64 owned queries), BN keys per iterated tile.
+ *   0: W 4, BN 64 (Q in registers)   1: W 2, BN 32   2: W 4, BN 32
+ */
+template <int W> constexpr int fwd_minb() { return W == 4 ? 2 : 4; }
+template <int W> constexpr int dq_minb() { return W == 4 ? 2 : 3; }
+
+/* ---- forward ------------------------------------------------------------ */
+
+template <int D, int BN> constexpr size_t fwd_smem(size_t esz)
+{
+    return (size_t)(BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
+}
+
+template <typename T, int D, int W, int BN>
+__global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Params p)
+{
+    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
+    constexpr bool QREG = MT == 1;
+    extern __shared__ __align__(16) char smem[];
+    T *sQ = reinterpret_cast<T *>(smem);
+    T *sK = sQ + BR * LDS;
+    T *sV = sK + 2 * BN * LDS;
+    int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+    Work w;
+    decode_work(p, p.H, w);
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (w.o[i] >= w.n[i]) return;
+    int lo[3], hi[3], ia[3], ib[3], ntk[3];
+    query_box_windows(p, w, lo, hi, ia, ib);
+#pragma unroll
+    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+    const int ntiles = ntk[0] * ntk[1] * ntk[2];
+    const int hk = w.h / (p.H / p.Hkv);
+    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
+    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
+    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+
+    /* this lane's rows and their windows (rows past the group: clamped) */
+    int u[MT][2][3], wa[MT][2][3], wb[MT][2][3];
+    bool rvalid[MT][2];
+    lane_rows<MT>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int uc[3];
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(u[mt][rr][i], w.n[i] - 1);
+            window_of(p, w.n, uc, wa[mt][rr], wb[mt][rr]);
+        }
+
+    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    auto load_kv = [&](int t, int stage) {
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        load_rows<T, D, LDS, BN, NTH>(p, sK + stage * BN * LDS, kb, p.k, w, ks, p.itprod, org, sKc + stage * BN * 3);
+        load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
+    };
+
+    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
+    load_kv(0, 0);
+    cp_commit();
+
+    uint32_t qf[QREG ? KD : 1][4];
+    float acc[MT][D / 8][4];
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+    }
+    const float sl2 = p.scale * LOG2E;
+    const int r0 = warp * 16 * MT;
+
+    for (int t = 0; t < ntiles; t++) {
+        const int stage = t & 1;
+        if (t + 1 < ntiles) {
+            load_kv(t + 1, stage ^ 1);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        if (QREG && t == 0) {
+#pragma unroll
+            for (int kk = 0; kk < (QREG ? KD : 1); kk++) ldA<LDS>(qf[kk], sQ, r0, kk * 16, lane);
+        }
+        const T *sKs = sK + stage * BN * LDS, *sVs = sV + stage * BN * LDS;
+        float s[MT][NN][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NN; j++) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                if (QREG) {
+                    a[mt][0] = qf[QREG ? kk : 0][0];
+                    a[mt][1] = qf[QREG ? kk : 0][1];
+                    a[mt][2] = qf[QREG ? kk : 0][2];
+                    a[mt][3] = qf[QREG ? kk : 0][3];
+                } else {
+                    ldA<LDS>(a[mt], sQ, r0 + mt * 16, kk * 16, lane);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < NN / 2; j++) {
+                uint32_t b[4];
+                ldB_nk<LDS>(b, sKs, j * 16, kk * 16, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(s[mt][2 * j], a[mt], b[0], b[1]);
+                    Mma<T>::run(s[mt][2 * j + 1], a[mt], b[2], b[3]);
+                }
+            }
+        }
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+        if (!full) {
+            const int *kc = sKc + stage * BN * 3;
+#pragma unroll
+            for (int j = 0; j < NN; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int col = j * 8 + 2 * (lane & 3) + e;
+                    int c[3] = {kc[col * 3], kc[col * 3 + 1], kc[col * 3 + 2]};
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                        for (int rr = 0; rr < 2; rr++)
+                            if (!inside(c, wa[mt][rr], wb[mt][rr])) s[mt][j][rr * 2 + e] = -INFINITY;
+                }
+        } else if (p.itprod < BN) { /* full tile of a box smaller than BN: only padding */
+#pragma unroll
+            for (int j = 0; j < NN; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (j * 8 + 2 * (lane & 3) + e >= p.itprod)
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++) s[mt][j][e] = s[mt][j][2 + e] = -INFINITY;
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int j = 0; j < NN; j++) mx = fmaxf(mx, fmaxf(s[mt][j][rr * 2], s[mt][j][rr * 2 + 1]));
+                mx = shfl_max4(mx) * sl2;
+                float mnew = fmaxf(m[mt][rr], mx);
+                float muse = mnew == -INFINITY ? 0.f : mnew;
+                float alpha = exp2f(m[mt][rr] - muse);
+                m[mt][rr] = mnew;
+                l[mt][rr] *= alpha;
+#pragma unroll
+                for (int j = 0; j < D / 8; j++) {
+                    acc[mt][j][rr * 2] *= alpha;
+                    acc[mt][j][rr * 2 + 1] *= alpha;
+                }
+#pragma unroll
+                for (int j = 0; j < NN; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float pv = exp2f(fmaf(s[mt][j][rr * 2 + e], sl2, -muse));
+                        s[mt][j][rr * 2 + e] = pv;
+                        l[mt][rr] += pv;
+                    }
+            }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) acc_to_a<T>(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+#pragma unroll
+            for (int jd = 0; jd < D / 16; jd++) {
+                uint32_t b[4];
+                ldB_kn<LDS>(b, sVs, kk * 16, jd * 16, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(acc[mt][2 * jd], a[mt], b[0], b[1]);
+                    Mma<T>::run(acc[mt][2 * jd + 1], a[mt], b[2], b[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+
+    T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
+    float *lb = p.lse.data ? reinterpret_cast<float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4]
+                           : nullptr;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            float lsum = shfl_sum4(l[mt][rr]);
+            if (!rvalid[mt][rr]) continue;
+            float inv = 1.f / lsum;
+            T *orow = ob + token_off(p, p.o, w.g, u[mt][rr]);
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                int col = j * 8 + 2 * (lane & 3);
+                *reinterpret_cast<uint32_t *>(orow + col) =
+                    Mma<T>::pack(acc[mt][j][rr * 2] * inv, acc[mt][j][rr * 2 + 1] * inv);
+            }
+            if (lb != nullptr && (lane & 3) == 0)
+                lb[token_off(p, p.lse, w.g, u[mt][rr])] = (m[mt][rr] + log2f(lsum)) * LN2;
+        }
+}
+
+/* ---- backward: delta = rowsum(dO * O) ----------------------------------- */
+
+template <typename T, int D> __global__ void fna_delta_kernel(const Params p, int64_t rows)
+{
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= rows) return;
+    int64_t r = idx;
+    int64_t x2 = r % p.L[2];
+    r /= p.L[2];
+    int64_t x1 = r % p.L[1];
+    r /= p.L[1];
+    int64_t x0 = r % p.L[0];
+    r /= p.L[0];
+    int64_t h = r % p.H, b = r / p.H;
+    const T *o = reinterpret_cast<const T *>(p.o.data) + b * p.o.s[0] + x0 * p.o.s[1] + x1 * p.o.s[2] +
+                 x2 * p.o.s[3] + h * p.o.s[4];
+    const T *g = reinterpret_cast<const T *>(p.dout.data) + b * p.dout.s[0] + x0 * p.dout.s[1] +
+                 x1 * p.dout.s[2] + x2 * p.dout.s[3] + h * p.dout.s[4];
+    float sum = 0.f;
+#pragma unroll
+    for (int c = 0; c < D; c += 8) {
+        uint4 a = *reinterpret_cast<const uint4 *>(o + c), d = *reinterpret_cast<const uint4 *>(g + c);
+        const uint32_t *pa = reinterpret_cast<const uint32_t *>(&a), *pd = reinterpret_cast<const uint32_t *>(&d);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 fa = Mma<T>::unpack(pa[k]), fd = Mma<T>::unpack(pd[k]);
+            sum = fmaf(fa.x, fd.x, sum);
+            sum = fmaf(fa.y, fd.y, sum);
+        }
+    }
+    p.delta[idx] = sum;
+}
+
+/* ---- backward: dQ, query-parallel --------------------------------------- */
+
+template <int D, int BN> constexpr size_t dq_smem(size_t esz)
+{
+    return (size_t)(2 * BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
+}
+
+template <typename T, int D, int W, int BN>
+__global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Params p)
+{
+    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
+    extern __shared__ __align__(16) char smem[];
+    T *sQ = reinterpret_cast<T *>(smem);
+    T *sG = sQ + BR * LDS; /* dO */
+    T *sK = sG + BR * LDS;
+    T *sV = sK + 2 * BN * LDS;
+    int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+    Work w;
+    decode_work(p, p.H, w);
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (w.o[i] >= w.n[i]) return;
+    int lo[3], hi[3], ia[3], ib[3], ntk[3];
+    query_box_windows(p, w, lo, hi, ia, ib);
+#pragma unroll
+    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+    const int ntiles = ntk[0] * ntk[1] * ntk[2];
+    const int hk = w.h / (p.H / p.Hkv);
+    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
+    const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + w.h * p.dout.s[4];
+    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
+    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+    const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4];
+
+    int u[MT][2][3], wa[MT][2][3], wb[MT][2][3];
+    bool rvalid[MT][2];
+    float lse2[MT][2], dlt[MT][2];
+    lane_rows<MT>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int uc[3];
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(u[mt][rr][i], w.n[i] - 1);
+            window_of(p, w.n, uc, wa[mt][rr], wb[mt][rr]);
+            lse2[mt][rr] = rvalid[mt][rr] ? lb[token_off(p, p.lse, w.g, u[mt][rr])] * LOG2E : 0.f;
+            dlt[mt][rr] = rvalid[mt][rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[mt][rr])] : 0.f;
+        }
+
+    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    auto load_kv = [&](int t, int stage) {
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        load_rows<T, D, LDS, BN, NTH>(p, sK + stage * BN * LDS, kb, p.k, w, ks, p.itprod, org, sKc + stage * BN * 3);
+        load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
+    };
+
+    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sG, gb, p.dout, w, qs, BR, w.o, nullptr);
+    load_kv(0, 0);
+    cp_commit();
+
+    float acc[MT][D / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+    const int r0 = warp * 16 * MT;
+
+    for (int t = 0; t < ntiles; t++) {
+        const int stage = t & 1;
+        if (t + 1 < ntiles) {
+            load_kv(t + 1, stage ^ 1);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        const T *sKs = sK + stage * BN * LDS, *sVs = sV + stage * BN * LDS;
+        float s[MT][NN][4], dp[MT][NN][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NN; j++)
+                s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = dp[mt][j][0] = dp[mt][j][1] =
+                    dp[mt][j][2] = dp[mt][j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            uint32_t a[MT][4], g[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                ldA<LDS>(a[mt], sQ, r0 + mt * 16, kk * 16, lane);
+                ldA<LDS>(g[mt], sG, r0 + mt * 16, kk * 16, lane);
+            }
+#pragma unroll
+            for (int j = 0; j < NN / 2; j++) {
+                uint32_t b[4];
+                ldB_nk<LDS>(b, sKs, j * 16, kk * 16, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(s[mt][2 * j], a[mt], b[0], b[1]);
+                    Mma<T>::run(s[mt][2 * j + 1], a[mt], b[2], b[3]);
+                }
+                ldB_nk<LDS>(b, sVs, j * 16, kk * 16, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(dp[mt][2 * j], g[mt], b[0], b[1]);
+                    Mma<T>::run(dp[mt][2 * j + 1], g[mt], b[2], b[3]);
+                }
+            }
+        }
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+        const int *kc = sKc + stage * BN * 3;
+#pragma unroll
+        for (int j = 0; j < NN; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int col = j * 8 + 2 * (lane & 3) + e;
+                int c[3] = {0, 0, 0};
+                if (!full) c[0] = kc[col * 3], c[1] = kc[col * 3 + 1], c[2] = kc[col * 3 + 2];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int rr = 0; rr < 2; rr++) {
+                        float pv = exp2f(fmaf(s[mt][j][rr * 2 + e], sl2, -lse2[mt][rr]));
+                        if (full ? col >= p.itprod : !inside(c, wa[mt][rr], wb[mt][rr])) pv = 0.f;
+                        s[mt][j][rr * 2 + e] = pv * (dp[mt][j][rr * 2 + e] - dlt[mt][rr]); /* dS */
+                    }
+            }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) acc_to_a<T>(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+#pragma unroll
+            for (int jd = 0; jd < D / 16; jd++) {
+                uint32_t b[4];
+                ldB_kn<LDS>(b, sKs, kk * 16, jd * 16, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(acc[mt][2 * jd], a[mt], b[0], b[1]);
+                    Mma<T>::run(acc[mt][2 * jd + 1], a[mt], b[2], b[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+
+    T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            if (!rvalid[mt][rr]) continue;
+            T *row = db + token_off(p, p.dq, w.g, u[mt][rr]);
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                int col = j * 8 + 2 * (lane & 3);
+                *reinterpret_cast<uint32_t *>(row + col) =
+                    Mma<T>::pack(acc[mt][j][rr * 2] * p.scale, acc[mt][j][rr * 2 + 1] * p.scale);
+            }
+        }
+}
+
+/* ---- backward: dK, dV, key-parallel ------------------------------------- */
+
+/* Query rows per iterated box in the dK/dV kernel (register budget). */
+template <int D> __host__ __device__ constexpr int dkv_bq() { return D >= 128 ? 32 : 64; }
+
+template <int D> constexpr size_t dkv_smem(size_t esz)
+{
+    return (size_t)(2 * BR + 4 * dkv_bq<D>()) * (D + 8) * esz + 2 * dkv_bq<D>() * (2 + 6) * sizeof(int);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
+{
+    constexpr int NTH = 128, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
+    extern __shared__ __align__(16) char smem[];
+    T *sK = reinterpret_cast<T *>(smem);
+    T *sV = sK + BR * LDS;
+    T *sQ = sV + BR * LDS;   /* 2 stages */
+    T *sG = sQ + 2 * BQ * LDS; /* dO, 2 stages */
+    float *sL = reinterpret_cast<float *>(sG + 2 * BQ * LDS); /* lse, 2 stages */
+    float *sD = sL + 2 * BQ;                                   /* delta, 2 stages */
+    int *sW = reinterpret_cast<int *>(sD + 2 * BQ);            /* windows [2][BQ][6] */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+    Work w;
+    decode_work(p, p.Hkv, w); /* w.h is the KV head */
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (w.o[i] >= w.n[i]) return;
+    const int hk = w.h, gh = p.H / p.Hkv;
+    /* queries whose windows meet the owned key box: [lo, hi) (inverse
+     * windows are contiguous and monotonic too) */
+    int lo[3], hi[3], klast[3], ntq[3];
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        int a0, b0, a1, b1;
+        klast[i] = min(w.o[i] + p.own[i], w.n[i]) - 1;
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], a0, b0);
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], klast[i], a1, b1);
+        lo[i] = a0;
+        hi[i] = b1;
+        ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+    }
+    const int ntq_all = ntq[0] * ntq[1] * ntq[2];
+    const int ntiles = ntq_all * gh;
+    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
+    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+
+    int u[1][2][3];
+    bool rvalid[1][2];
+    lane_rows<1>(p, w, warp, lane, u, rvalid);
+
+    const RowSlot ks = row_slot<BR, NTH>(p.own), qs = row_slot<BQ, NTH>(p.it);
+    int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
+    if (tid < BQ) box_coords(tid, p.it, qc);
+    auto load_q = [&](int t, int stage) {
+        int org[3], h = hk * gh + t / ntq_all;
+        tile_origin(t % ntq_all, ntq, lo, p.it, org);
+        const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + h * p.q.s[4];
+        const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + h * p.dout.s[4];
+        load_rows<T, D, LDS, BQ, NTH>(p, sQ + stage * BQ * LDS, qb, p.q, w, qs, p.itprod, org, nullptr);
+        load_rows<T, D, LDS, BQ, NTH>(p, sG + stage * BQ * LDS, gb, p.dout, w, qs, p.itprod, org, nullptr);
+        if (tid < BQ) {
+            int uq[3], a[3], b[3];
+            bool valid = tid < p.itprod;
+#pragma unroll
+            for (int i = 0; i < 3; i++) {
+                uq[i] = org[i] + qc[i];
+                valid = valid && uq[i] < w.n[i];
+            }
+            const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + h * p.lse.s[4];
+            cp_async4(sL + stage * BQ + tid, valid ? lb + token_off(p, p.lse, w.g, uq) : lb, valid);
+            cp_async4(sD + stage * BQ + tid, valid ? p.delta + delta_index(p, w.b, h, w.g, uq) : p.delta, valid);
+            if (valid) {
+                window_of(p, w.n, uq, a, b);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 3; i++) a[i] = 1, b[i] = 0; /* no key */
+            }
+            int *ws = sW + (stage * BQ + tid) * 6;
+#pragma unroll
+            for (int i = 0; i < 3; i++) ws[i] = a[i], ws[3 + i] = b[i];
+        }
+    };
+    /* An iterated box needs no mask when all its queries exist and every
+     * one's window holds the whole valid owned key box. */
+    auto tile_full = [&](int t) {
+        int org[3];
+        tile_origin(t % ntq_all, ntq, lo, p.it, org);
+        bool full = p.itprod == BQ;
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            int last = org[i] + p.it[i] - 1, a0, b0, a1, b1;
+            if (last >= w.n[i]) return false;
+            win32(w.n[i], p.K[i], p.st[i], p.causal[i], org[i], a0, b0);
+            win32(w.n[i], p.K[i], p.st[i], p.causal[i], last, a1, b1);
+            full = full && a1 <= w.o[i] && b0 > klast[i];
+        }
+        return full;
+    };
+
+    load_rows<T, D, LDS, BR, NTH>(p, sK, kb, p.k, w, ks, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sV, vb, p.v, w, ks, BR, w.o, nullptr);
+    if (ntiles > 0) load_q(0, 0);
+    cp_commit();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; j++)
+        dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+
+    for (int t = 0; t < ntiles; t++) {
+        const int stage = t & 1;
+        if (t + 1 < ntiles) {
+            load_q(t + 1, stage ^ 1);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        const T *sQs = sQ + stage * BQ * LDS, *sGs = sG + stage * BQ * LDS;
+        const float *sLs = sL + stage * BQ, *sDs = sD + stage * BQ;
+        const int *sWs = sW + stage * BQ * 6;
+        const bool full = tile_full(t);
+        /* S^T = K Q^T and dP^T = V dO^T: rows keys, columns queries */
+        float s[NQ][4], dp[NQ][4];
+#pragma unroll
+        for (int j = 0; j < NQ; j++)
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            uint32_t a[4], av[4];
+            ldA<LDS>(a, sK, warp * 16, kk * 16, lane);
+            ldA<LDS>(av, sV, warp * 16, kk * 16, lane);
+#pragma unroll
+            for (int j = 0; j < NQ / 2; j++) {
+                uint32_t b[4];
+                ldB_nk<LDS>(b, sQs, j * 16, kk * 16, lane);
+                Mma<T>::run(s[2 * j], a, b[0], b[1]);
+                Mma<T>::run(s[2 * j + 1], a, b[2], b[3]);
+                ldB_nk<LDS>(b, sGs, j * 16, kk * 16, lane);
+                Mma<T>::run(dp[2 * j], av, b[0], b[1]);
+                Mma<T>::run(dp[2 * j + 1], av, b[2], b[3]);
+            }
+        }
+        /* P^T and dS^T */
+#pragma unroll
+        for (int j = 0; j < NQ; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int col = j * 8 + 2 * (lane & 3) + e;
+                float l2 = sLs[col] * LOG2E, dl = sDs[col];
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    float pv = exp2f(fmaf(s[j][rr * 2 + e], sl2, -l2));
+                    if (!full) {
+                        const int *ws = sWs + col * 6;
+                        int a[3] = {ws[0], ws[1], ws[2]}, b[3] = {ws[3], ws[4], ws[5]};
+                        if (!inside(u[0][rr], a, b)) pv = 0.f;
+                    }
+                    s[j][rr * 2 + e] = pv;
+                    dp[j][rr * 2 + e] = pv * (dp[j][rr * 2 + e] - dl);
+                }
+            }
+        /* dV += P^T dO, dK += dS^T Q */
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++) {
+            uint32_t a[4], ad[4];
+            acc_to_a<T>(a, s[2 * kk], s[2 * kk + 1]);
+            acc_to_a<T>(ad, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+            for (int jd = 0; jd < D / 16; jd++) {
+                uint32_t b[4];
+                ldB_kn<LDS>(b, sGs, kk * 16, jd * 16, lane);
+                Mma<T>::run(dv[2 * jd], a, b[0], b[1]);
+                Mma<T>::run(dv[2 * jd + 1], a, b[2], b[3]);
+                ldB_kn<LDS>(b, sQs, kk * 16, jd * 16, lane);
+                Mma<T>::run(dk[2 * jd], ad, b[0], b[1]);
+                Mma<T>::run(dk[2 * jd + 1], ad, b[2], b[3]);
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>(); /* nothing may stay in flight (no tiles at all: keys in no window) */
+
+    T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + hk * p.dk.s[4];
+    T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + hk * p.dv.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (!rvalid[0][rr]) continue;
+        T *rk = dkb + token_off(p, p.dk, w.g, u[0][rr]);
+        T *rv = dvb + token_off(p, p.dv, w.g, u[0][rr]);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(rk + col) =
+                Mma<T>::pack(dk[j][rr * 2] * p.scale, dk[j][rr * 2 + 1] * p.scale);
+            *reinterpret_cast<uint32_t *>(rv + col) = Mma<T>::pack(dv[j][rr * 2], dv[j][rr * 2 + 1]);
+        }
+    }
+}
+
+/* ---- host side ---------------------------------------------------------- */
+
+/* A box of `prod` rows (a power of two) over extents ext: double the smallest
+ * side that is still below its extent, fastest axis first on ties; leftovers
+ * go to the last axis. */
+static inline void choose_box(int prod, const int ext[3], int box[3])
+{
+    box[0] = box[1] = box[2] = 1;
+    int left = prod;
+    while (left > 1) {
+        int best = -1;
+        for (int i = 2; i >= 0; i--) {
+            if (box[i] >= ext[i]) continue;
+            if (best < 0 || box[i] < box[best]) best = i;
+        }
+        if (best < 0) best = 2;
+        box[best] *= 2;
+        left /= 2;
+    }
+}
+
+static inline int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+/* The iterated box (at most maxprod rows, any shape) that covers a union box
+ * of extents U in the fewest tiles; ties: more rows used. */
+static inline void best_box(int maxprod, const int U[3], int box[3])
+{
+    int64_t best = -1;
+    int bprod = 0;
+    for (int k0 = 1; k0 <= maxprod && k0 <= U[0]; k0++)
+        for (int k1 = 1; k0 * k1 <= maxprod && k1 <= U[1]; k1++) {
+            int k2 = maxprod / (k0 * k1);
+            if (k2 > U[2]) k2 = U[2];
+            int64_t tiles = (int64_t)cdiv(U[0], k0) * cdiv(U[1], k1) * cdiv(U[2], k2);
+            int prod = k0 * k1 * k2;
+            if (best < 0 || tiles < best || (tiles == best && prod > bprod)) {
+                best = tiles;
+                bprod = prod;
+                box[0] = k0;
+                box[1] = k1;
+                box[2] = k2;
+            }
+        }
+}
+
+/* Typical extent of the union of the windows of `own` consecutive rows. */
+static inline void union_ext(const Params &p, const int ext[3], const int own[3], int U[3])
+{
+    for (int i = 0; i < 3; i++) {
+        U[i] = p.K[i] + own[i] - 1 + p.st[i] - 1;
+        if (U[i] > ext[i]) U[i] = ext[i];
+    }
+}
+
+static inline void plan_iter(Params &p, int maxprod, const int ext[3])
+{
+    int U[3];
+    union_ext(p, ext, p.own, U);
+    best_box(maxprod, U, p.it);
+    p.itprod = p.it[0] * p.it[1] * p.it[2];
+}
+
+/* Owned boxes per axis over the largest dilation group; the grid size. */
+static inline int64_t plan_grid(Params &p, int heads)
+{
+    int64_t n = 1;
+    for (int i = 0; i < 3; i++) {
+        p.nown[i] = cdiv(cdiv(p.L[i], p.dil[i]), p.own[i]);
+        n *= p.nown[i];
+    }
+    return n * p.dil[0] * p.dil[1] * p.dil[2] * heads * p.B;
+}
+
+static inline void group_ext(const Params &p, int ext[3])
+{
+    for (int i = 0; i < 3; i++) ext[i] = cdiv(p.L[i], p.dil[i]);
+}
+
+/* Launch with `smem` bytes of dynamic shared memory; the attribute that
+ * allows more than 48 KB is set once per device (bit in *done; setting it
+ * twice from two threads is harmless). */
+template <typename K>
+static cudaError_t launch(K kernel, unsigned long long *done, int64_t grid, int threads, size_t smem,
+                          cudaStream_t st, const Params &p)
+{
+    if (grid <= 0) return cudaSuccess;
+    if (grid > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    unsigned long long bit = 1ull << (dev & 63);
+    if (!(__atomic_load_n(done, __ATOMIC_ACQUIRE) & bit)) {
+        e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+        __atomic_fetch_or(done, bit, __ATOMIC_RELEASE);
+    }
+    kernel<<<(unsigned)grid, threads, smem, st>>>(p);
+    return cudaGetLastError();
+}
+
+template <typename T, int D, int W, int BN> cudaError_t forward_v(Params p, cudaStream_t st)
+{
+    int ext[3];
+    group_ext(p, ext);
+    choose_box(BR, ext, p.own);
+    plan_iter(p, BN, ext);
+    static unsigned long long done;
+    return launch(fna_fwd_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, fwd_smem<D, BN>(sizeof(T)), st, p);
+}
+
+template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
+{
+    int ext[3];
+    group_ext(p, ext);
+    choose_box(BR, ext, p.own);
+    plan_iter(p, BN, ext);
+    static unsigned long long done;
+    return launch(fna_dq_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, dq_smem<D, BN>(sizeof(T)), st, p);
+}
+
+/* The configuration the library builds, per head dim (measured on the H200,
+ * NOTES.md v2: D 32 forward fastest with 2 warps x 32 rows, D 128 with
+ * 32-key tiles; dQ within 2 % across configurations).  The harness builds
+ * all of them (TC_ALL_VARIANTS) and picks one with `variant`. */
+template <int D> constexpr int fwd_default() { return D == 32 ? 1 : 2; }
+template <int D> constexpr int dq_default() { return 2; }
+
+template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cudaStream_t st)
+{
+    if constexpr (V == 1) return forward_v<T, D, 2, 32>(p, st);
+    else if constexpr (V == 2) return forward_v<T, D, 4, 32>(p, st);
+    else return forward_v<T, D, 4, 64>(p, st);
+}
+
+template <typename T, int D, int V> cudaError_t dq_cfg(const Params &p, cudaStream_t st)
+{
+    if constexpr (V == 1) return dq_v<T, D, 2, 32>(p, st);
+    else if constexpr (V == 2) return dq_v<T, D, 4, 32>(p, st);
+    else return dq_v<T, D, 4, 64>(p, st);
+}
+
+template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t st, int variant = -1)
+{
+#ifdef TC_ALL_VARIANTS
+    if (variant == 0) return forward_cfg<T, D, 0>(p, st);
+    if (variant == 1) return forward_cfg<T, D, 1>(p, st);
+    if (variant == 2) return forward_cfg<T, D, 2>(p, st);
+#endif
+    (void)variant;
+    return forward_cfg<T, D, fwd_default<D>()>(p, st);
+}
+
+/* p.delta must hold B*H*L0*L1*L2 floats. */
+template <typename T, int D> cudaError_t backward(const Params &p, cudaStream_t st, int variant = -1)
+{
+    int ext[3];
+    group_ext(p, ext);
+    int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
+    if (rows == 0) return cudaSuccess;
+    fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+#ifdef TC_ALL_VARIANTS
+    if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
+    else if (variant == 1) e = dq_cfg<T, D, 1>(p, st);
+    else if (variant == 2) e = dq_cfg<T, D, 2>(p, st);
+    else
+#endif
+        e = dq_cfg<T, D, dq_default<D>()>(p, st);
+    (void)variant;
+    if (e != cudaSuccess) return e;
+    Params k = p;
+    choose_box(BR, ext, k.own);
+    plan_iter(k, dkv_bq<D>(), ext);
+    static unsigned long long done_dkv;
+    return launch(fna_dkv_kernel<T, D>, &done_dkv, plan_grid(k, k.Hkv), 128, dkv_smem<D>(sizeof(T)), st, k);
+}
+
+} /* namespace tc */
+
+#endif /* NATTEN_TC_KERNELS_CUH */

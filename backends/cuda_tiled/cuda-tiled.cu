@@ -1,0 +1,243 @@
+/*
+ * cuda-tiled.cu - the cuda-tiled backend's host side: the probe (devices,
+ * compute capabilities, kernel images), supports(), running each op on the
+ * tensors' device and the context's stream, scratch memory and the timer.
+ * The kernels are in kernels.cuh, instantiated per dtype in tiled-*.cu.
+ */
+#include "cuda-tiled.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CT_MAX_DEVICES 64
+
+/* Written once by ct_probe under the registry's lock; read-only afterwards. */
+static ct_device devices[CT_MAX_DEVICES];
+static int n_devices;
+
+/* A kernel built like all the others: if it has no image for a device, none has. */
+__global__ void ct_probe_kernel(int *x)
+{
+    if (x) *x = 0;
+}
+
+const ct_device *ct_device_at(int id)
+{
+    return id >= 0 && id < n_devices ? &devices[id] : NULL;
+}
+
+natten_status ct_error(cudaError_t e, const char *what)
+{
+    natten_status st = e == cudaErrorMemoryAllocation ? NATTEN_ERROR_OUT_OF_MEMORY : NATTEN_ERROR_DEVICE;
+    (void)cudaGetLastError(); /* clear a non-sticky error so the context stays usable */
+    return natten_error(st, "cuda-tiled: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static int ct_probe(char *why, size_t len)
+{
+    int n = 0, prev = 0, usable = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaErrorNoDevice || (e == cudaSuccess && n == 0)) {
+        snprintf(why, len, "no CUDA device");
+        return 0;
+    }
+    if (e == cudaErrorInsufficientDriver) {
+        snprintf(why, len, "no CUDA driver, or one older than this build's CUDA runtime %d.%d (%s)",
+                 CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorString(e));
+        return 0;
+    }
+    if (e != cudaSuccess) {
+        snprintf(why, len, "cudaGetDeviceCount: %s", cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    (void)cudaGetDevice(&prev);
+    n_devices = n < CT_MAX_DEVICES ? n : CT_MAX_DEVICES;
+    for (int i = 0; i < n_devices; i++) {
+        ct_device *d = &devices[i];
+        cudaDeviceProp pr;
+        cudaFuncAttributes fa;
+        if ((e = cudaGetDeviceProperties(&pr, i)) != cudaSuccess) {
+            snprintf(d->why, sizeof d->why, "cudaGetDeviceProperties: %s", cudaGetErrorString(e));
+            (void)cudaGetLastError();
+            continue;
+        }
+        d->cc = pr.major * 10 + pr.minor;
+        d->sms = pr.multiProcessorCount;
+        d->smem_block = pr.sharedMemPerBlock;
+        snprintf(d->name, sizeof d->name, "%s", pr.name);
+        if ((e = cudaSetDevice(i)) == cudaSuccess) e = cudaFuncGetAttributes(&fa, (const void *)ct_probe_kernel);
+        if (e != cudaSuccess) {
+            snprintf(d->why, sizeof d->why, "device %d (%s, sm_%d): %s", i, d->name, d->cc,
+                     e == cudaErrorInvalidDeviceFunction || e == cudaErrorNoKernelImageForDevice
+                         ? "this build has no kernels for its architecture (configure --with-cuda-arch)"
+                         : cudaGetErrorString(e));
+            (void)cudaGetLastError();
+            continue;
+        }
+        d->usable = 1;
+        usable++;
+    }
+    (void)cudaSetDevice(prev);
+    (void)cudaGetLastError();
+    if (!usable) snprintf(why, len, "%s", devices[0].why);
+    return usable > 0;
+}
+
+static int ct_supports(const natten_problem *p, char *why, size_t len)
+{
+    int id = p->device.device_id;
+    const ct_device *d = ct_device_at(id);
+    int64_t dim = p->dim > p->dim_v ? p->dim : p->dim_v;
+    if (d == NULL) {
+        snprintf(why, len, "tensors are on CUDA device %d but %d devices are visible", id, n_devices);
+        return 0;
+    }
+    if (!d->usable) {
+        snprintf(why, len, "%s", d->why);
+        return 0;
+    }
+    if (p->dtype == NATTEN_BF16 && d->cc < 80) {
+        snprintf(why, len, "bfloat16 needs compute capability 8.0; device %d (%s) is %d.%d", id, d->name,
+                 d->cc / 10, d->cc % 10);
+        return 0;
+    }
+    if (dim > CT_MAX_DIM) {
+        snprintf(why, len, "head dim %lld exceeds %d, the most this backend keeps in registers",
+                 (long long)dim, CT_MAX_DIM);
+        return 0;
+    }
+    return natten_inner_contiguous(p, why, len);
+}
+
+static const ct_ops *ops_for(natten_dtype t)
+{
+    switch (t) {
+    case NATTEN_F32: return &ct_ops_f32;
+    case NATTEN_F64: return &ct_ops_f64;
+    case NATTEN_F16: return &ct_ops_f16;
+    default: return &ct_ops_bf16;
+    }
+}
+
+/* Run op on the tensors' device, then give the caller's thread its device back. */
+static natten_status run_on_device(const natten_problem *p, const natten_exec *x)
+{
+    int prev = 0, dev = p->device.device_id;
+    natten_status st;
+    cudaError_t e;
+    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return ct_error(e, "cudaGetDevice");
+    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return ct_error(e, "cudaSetDevice");
+    st = ops_for(p->dtype)->op[p->op](p, x);
+    if (prev != dev) (void)cudaSetDevice(prev);
+    return st;
+}
+
+void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st)
+{
+    void *ptr = NULL;
+    cudaError_t e = cudaMallocAsync(&ptr, bytes ? bytes : 1, s);
+    if (e != cudaSuccess) {
+        *st = ct_error(e, "cudaMallocAsync of scratch memory");
+        return NULL;
+    }
+    *st = NATTEN_SUCCESS;
+    return ptr;
+}
+
+natten_status ct_scratch_release(void *ptr, cudaStream_t s)
+{
+    cudaError_t e = ptr ? cudaFreeAsync(ptr, s) : cudaSuccess;
+    return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFreeAsync of scratch memory");
+}
+
+static void *ct_scratch_alloc(size_t bytes, const natten_exec *x)
+{
+    void *ptr = NULL;
+    (void)x;
+    if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return ptr;
+}
+
+static void ct_scratch_free(void *ptr, const natten_exec *x)
+{
+    (void)x;
+    if (ptr) (void)cudaFree(ptr);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Warm up once, then time reps runs with events on the exec's stream; median. */
+static natten_status ct_time_op(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
+                                double *median_ms)
+{
+    cudaStream_t s = (cudaStream_t)x->stream;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float *ms;
+    natten_status st;
+    cudaError_t e;
+    int prev = 0, dev = p->device.device_id;
+    if (reps < 1) reps = 1;
+    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return ct_error(e, "cudaGetDevice");
+    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return ct_error(e, "cudaSetDevice");
+    if ((ms = (float *)natten_malloc(sizeof(float) * (size_t)reps)) == NULL) {
+        if (prev != dev) (void)cudaSetDevice(prev);
+        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cuda-tiled: timer buffer");
+    }
+    if ((e = cudaEventCreate(&e0)) != cudaSuccess || (e = cudaEventCreate(&e1)) != cudaSuccess) {
+        st = ct_error(e, "cudaEventCreate");
+        goto out;
+    }
+    if ((st = fn(p, x))) goto out;
+    for (int i = 0; i < reps; i++) {
+        if ((e = cudaEventRecord(e0, s)) != cudaSuccess) { st = ct_error(e, "cudaEventRecord"); goto out; }
+        if ((st = fn(p, x))) goto out;
+        if ((e = cudaEventRecord(e1, s)) != cudaSuccess || (e = cudaEventSynchronize(e1)) != cudaSuccess ||
+            (e = cudaEventElapsedTime(&ms[i], e0, e1)) != cudaSuccess) {
+            st = ct_error(e, "timing events");
+            goto out;
+        }
+    }
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+    *median_ms = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+out:
+    if (e0) (void)cudaEventDestroy(e0);
+    if (e1) (void)cudaEventDestroy(e1);
+    natten_free(ms);
+    if (prev != dev) (void)cudaSetDevice(prev);
+    return st;
+}
+
+/* For wisdom files: "NVIDIA H200" etc. */
+static int ct_device_name(int device_id, char *buf, size_t len)
+{
+    cudaDeviceProp pr;
+    if (cudaGetDeviceProperties(&pr, device_id) != cudaSuccess) return 0;
+    snprintf(buf, len, "%s", pr.name);
+    return 1;
+}
+
+extern "C" const natten_backend natten_backend_cuda_tiled;
+
+const natten_backend natten_backend_cuda_tiled = {
+    "cuda-tiled",
+    "CUDA, shared-memory tiles: every op, any window/dilation/stride/causal, fp32/fp64/fp16/bf16",
+    kDLCUDA,
+    ct_probe,
+    ct_supports,
+    {run_on_device, run_on_device, run_on_device, run_on_device, run_on_device, run_on_device},
+    0,
+    NULL,
+    ct_scratch_alloc,
+    ct_scratch_free,
+    ct_time_op,
+    ct_device_name,
+};

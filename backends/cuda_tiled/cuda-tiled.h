@@ -1,0 +1,48 @@
+/*
+ * cuda-tiled.h - private to backends/cuda_tiled: what the host part
+ * (cuda-tiled.cu: probe, supports, device/stream handling, timing) and the
+ * per-dtype kernel files (tiled-*.cu, instantiating kernels.cuh) share.
+ */
+#ifndef NATTEN_CUDA_TILED_H
+#define NATTEN_CUDA_TILED_H
+
+#include "natten-impl.h"
+
+#include <cuda_runtime.h>
+
+/* What the probe learnt about one device (filled once, read-only afterwards). */
+typedef struct ct_device {
+    int usable;              /* has a kernel image for it */
+    int cc;                  /* compute capability, 10*major + minor */
+    int sms;
+    size_t smem_block;       /* default dynamic shared memory per block */
+    char name[256];
+    char why[160];           /* when !usable */
+} ct_device;
+
+/* Probe results; only valid once the registry has probed the backend. */
+const ct_device *ct_device_at(int id);
+
+/* Largest head dim the register-blocked kernels hold per query (32 lanes x 32). */
+#define CT_MAX_DIM 1024
+/* Shared memory a block asks for (the default limit: no opt-in needed). */
+#define CT_SMEM_BUDGET (48 * 1024)
+/* Threads of one block (centres per block x lanes per centre). */
+#define CT_THREADS 128
+
+/* Map a CUDA error to a natten status and message ("cuda-tiled: what: text"). */
+natten_status ct_error(cudaError_t e, const char *what);
+
+/* Device-memory scratch on the op's stream (cudaMallocAsync); NULL on failure
+ * with the status in *st. */
+void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
+natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
+
+/* One entry point per op, per dtype. */
+typedef struct ct_ops {
+    natten_op_fn op[NATTEN_OP_COUNT];
+} ct_ops;
+
+extern const ct_ops ct_ops_f32, ct_ops_f64, ct_ops_f16, ct_ops_bf16;
+
+#endif

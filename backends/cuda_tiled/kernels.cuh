@@ -1,0 +1,1217 @@
+/*
+ * kernels.cuh - the cuda-tiled kernels, templated on the element type only
+ * (tiled-<dtype>.cu instantiate one each: few instantiations, short builds).
+ *
+ * One mechanism serves every op.  A block owns a tile of "centres": a box of
+ * T0 x T1 x T2 positions of one dilation group per axis (the box is in group
+ * coordinates, so a tile's neighbourhoods touch one compact box of partners).
+ * Direct kernels take queries as centres and their window keys as partners;
+ * inverse kernels take keys as centres and the queries whose windows hold them
+ * (the inverse neighbourhood, one contiguous run per axis) as partners, which
+ * gives dK/dV without atomics.  The partner box is staged in shared memory in
+ * chunks (any K: a chunk is as big as the budget allows, usually the whole
+ * box), each partner row loaded once per tile and converted to the
+ * accumulation type (float; double for fp64).  Each centre is served by G
+ * lanes (a power of two): lane l holds components l, l+G, l+2G, ... of the
+ * centre's rows in registers (up to 32 each, so head dims up to 32*G <= 1024)
+ * and dot products are summed across the G lanes with shuffles.  Every sum has
+ * a fixed order: results are deterministic.
+ */
+#ifndef NATTEN_CUDA_TILED_KERNELS_CUH
+#define NATTEN_CUDA_TILED_KERNELS_CUH
+
+#include "cuda-tiled.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+namespace ct {
+
+typedef int64_t i64;
+
+/* registers per lane for one row */
+#define NR 32
+/* queries per thread in the register-blocked unfused kernels */
+#define CT_RB 4
+
+template <typename T> struct acc_of { typedef float type; };
+template <> struct acc_of<double> { typedef double type; };
+
+__device__ __forceinline__ float to_acc(float x) { return x; }
+__device__ __forceinline__ double to_acc(double x) { return x; }
+__device__ __forceinline__ float to_acc(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+__device__ __forceinline__ void put(float *p, float x) { *p = x; }
+__device__ __forceinline__ void put(double *p, double x) { *p = x; }
+__device__ __forceinline__ void put(__half *p, float x) { *p = __float2half_rn(x); }
+__device__ __forceinline__ void put(__nv_bfloat16 *p, float x) { *p = __float2bfloat16_rn(x); }
+
+__device__ __forceinline__ float ex(float x) { return expf(x); }
+__device__ __forceinline__ double ex(double x) { return exp(x); }
+__device__ __forceinline__ float lg(float x) { return logf(x); }
+__device__ __forceinline__ double lg(double x) { return log(x); }
+
+/* A tensor view as the kernels see it: element strides of [B, X0, X1, X2, H, C]
+ * (C is unit-stride: supports() insists). */
+struct dview {
+    char *p;
+    i64 s[5];
+};
+
+template <typename T>
+__device__ __forceinline__ T *at(const dview &v, i64 b, const i64 x[3], i64 h)
+{
+    return (T *)v.p + b * v.s[0] + x[0] * v.s[1] + x[1] * v.s[2] + x[2] * v.s[3] + h * v.s[4];
+}
+
+/* rpb / d_rpb: [H, E0, E1, E2] as the canonical view [1, E0, E1, E2, H, 1] */
+template <typename T>
+__device__ __forceinline__ T *rpb_at(const dview &v, i64 h, const i64 e[3])
+{
+    return (T *)v.p + e[0] * v.s[1] + e[1] * v.s[2] + e[2] * v.s[3] + h * v.s[4];
+}
+
+struct axis {
+    i64 L;          /* extent */
+    int K, d, s, c; /* window, dilation, stride, causal */
+    int T;          /* positions per tile on this axis (centres x R on axis 0) */
+    i64 tpg;        /* tiles per dilation group */
+    i64 C;          /* partner chunk extent */
+};
+
+struct geo {
+    axis ax[3];
+    int T;          /* centres per tile */
+    int G;          /* lanes per centre */
+    int R;          /* queries per centre along axis 0 (register blocking; 1 = off) */
+    int rs;         /* staged row stride (elements) */
+    i64 BH;         /* batch x heads walked by blockIdx.y */
+    int H;          /* heads walked (query heads, or kv heads for dK/dV) */
+    i64 crows;      /* rows of a full chunk (C0*C1*C2): the window table follows them */
+};
+
+/* The tile of this block; false if it lies past its (shorter) group. */
+struct tile {
+    i64 g[3], u0[3], ul[3], n[3];
+};
+
+__device__ __forceinline__ bool get_tile(const geo &G, tile &t)
+{
+    i64 r = blockIdx.x;
+    for (int a = 2; a >= 0; a--) {
+        const axis &x = G.ax[a];
+        i64 nt = (i64)x.d * x.tpg, ta = r % nt;
+        r /= nt;
+        t.g[a] = ta / x.tpg;
+        t.u0[a] = (ta % x.tpg) * x.T;
+        t.n[a] = natten_group_len(x.L, x.d, t.g[a]);
+        if (t.u0[a] >= t.n[a]) return false;
+        t.ul[a] = t.u0[a] + x.T - 1 < t.n[a] ? t.u0[a] + x.T - 1 : t.n[a] - 1;
+    }
+    return true;
+}
+
+/* One centre (served by G lanes): its position and partner run per axis. */
+struct centre {
+    bool on;
+    int lane;
+    unsigned mask;  /* the G lanes of this centre within the warp */
+    i64 u[3], x[3]; /* group position, global index */
+    i64 lo[3], hi[3];
+};
+
+template <bool INV>
+__device__ __forceinline__ void get_centre(const geo &G, const tile &t, centre &c)
+{
+    int l = (int)threadIdx.x / G.G, c0 = G.ax[0].T / G.R;
+    i64 li[3];
+    c.lane = (int)threadIdx.x % G.G;
+    c.mask = G.G == 32 ? 0xffffffffu : (((1u << G.G) - 1u) << ((threadIdx.x % 32) / G.G * G.G));
+    li[2] = l % G.ax[2].T;
+    li[1] = (l / G.ax[2].T) % G.ax[1].T;
+    li[0] = (i64)(l / (G.ax[2].T * G.ax[1].T)) * G.R;
+    c.on = l < G.T && li[0] / G.R < c0;
+    for (int a = 0; a < 3; a++) {
+        const axis &x = G.ax[a];
+        i64 q0, q1, last;
+        c.u[a] = t.u0[a] + li[a];
+        if (c.u[a] > t.ul[a]) {
+            c.on = false;
+            c.u[a] = t.ul[a];
+        }
+        c.x[a] = c.u[a] * x.d + t.g[a];
+        if (INV) natten_inverse_window_g(t.n[a], x.K, x.s, x.c, c.u[a], &c.lo[a], &c.hi[a]);
+        else natten_window_g(t.n[a], x.K, x.s, x.c, c.u[a], &c.lo[a], &c.hi[a]);
+        if (!INV && a == 0 && G.R > 1) { /* partners of the R queries: a union of windows */
+            last = c.u[0] + G.R - 1 < t.ul[0] ? c.u[0] + G.R - 1 : t.ul[0];
+            natten_window_g(t.n[0], x.K, x.s, x.c, last, &q0, &q1);
+            c.hi[0] = q1;
+        }
+    }
+}
+
+template <typename A>
+__device__ __forceinline__ A gsum(A v, int G, unsigned mask)
+{
+    for (int o = G >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o, G);
+    return v;
+}
+
+/* components of a dim-long row held by this lane */
+__device__ __forceinline__ int lane_count(int dim, int lane, int G)
+{
+    return dim > lane ? (dim - lane + G - 1) / G : 0;
+}
+
+/*
+ * The tile driver: stage the partner box chunk by chunk; every centre visits
+ * its partners in the chunk.  Body provides width (staged row length),
+ * stage(b, h, x[3], k) -> A, and visit(row, p[3], w[3]) (p: partner group
+ * position; w: for inverse kernels, the partner query's window start).
+ */
+template <bool INV, typename A, typename Body>
+__device__ __forceinline__ void drive(const geo &G, const tile &t, const centre &c, Body &body,
+                                      i64 b, i64 h, A *sm, i64 *ws)
+{
+    i64 lo[3], hi[3];
+    for (int a = 0; a < 3; a++) {
+        const axis &x = G.ax[a];
+        i64 q0, q1;
+        if (INV) {
+            natten_inverse_window_g(t.n[a], x.K, x.s, x.c, t.u0[a], &lo[a], &q1);
+            natten_inverse_window_g(t.n[a], x.K, x.s, x.c, t.ul[a], &q0, &hi[a]);
+        } else {
+            natten_window_g(t.n[a], x.K, x.s, x.c, t.u0[a], &lo[a], &q1);
+            natten_window_g(t.n[a], x.K, x.s, x.c, t.ul[a], &q0, &hi[a]);
+        }
+    }
+    const int W = body.width, RS = G.rs;
+    for (i64 c0 = lo[0]; c0 < hi[0]; c0 += G.ax[0].C) {
+        i64 e0 = min(c0 + G.ax[0].C, hi[0]);
+        for (i64 c1 = lo[1]; c1 < hi[1]; c1 += G.ax[1].C) {
+            i64 e1 = min(c1 + G.ax[1].C, hi[1]);
+            for (i64 c2 = lo[2]; c2 < hi[2]; c2 += G.ax[2].C) {
+                i64 e2 = min(c2 + G.ax[2].C, hi[2]);
+                /* a chunk fits in shared memory: its sizes fit in int */
+                int n0 = (int)(e0 - c0), n1 = (int)(e1 - c1), n2 = (int)(e2 - c2), rows = n0 * n1 * n2;
+                /* row by row, L threads per row (blockDim.x is a power of two), so
+                 * that the row's coordinates are worked out once per row */
+                const int L = blockDim.x < 32 ? (int)blockDim.x : 32, lane = (int)threadIdx.x % L;
+                __syncthreads(); /* the previous chunk is consumed */
+                for (int r = (int)threadIdx.x / L; r < rows; r += (int)blockDim.x / L) {
+                    i64 x[3];
+                    x[2] = (c2 + r % n2) * G.ax[2].d + t.g[2];
+                    x[1] = (c1 + (r / n2) % n1) * G.ax[1].d + t.g[1];
+                    x[0] = (c0 + r / (n2 * n1)) * G.ax[0].d + t.g[0];
+                    A *dst = sm + (size_t)r * RS;
+                    for (int k = lane; k < W; k += L) dst[k] = body.stage(b, h, x, k);
+                }
+                if (INV && Body::need_ws) {
+                    for (int idx = (int)threadIdx.x; idx < n0 + n1 + n2; idx += (int)blockDim.x) {
+                        int a = idx < n0 ? 0 : idx < n0 + n1 ? 1 : 2;
+                        int off = a == 0 ? 0 : a == 1 ? n0 : n0 + n1;
+                        i64 base = a == 0 ? 0 : a == 1 ? G.ax[0].C : G.ax[0].C + G.ax[1].C;
+                        i64 start = a == 0 ? c0 : a == 1 ? c1 : c2, wa, wb;
+                        const axis &x = G.ax[a];
+                        natten_window_g(t.n[a], x.K, x.s, x.c, start + idx - off, &wa, &wb);
+                        ws[base + idx - off] = wa;
+                    }
+                }
+                __syncthreads();
+                if (!c.on) continue;
+                i64 p[3], w[3] = {0, 0, 0};
+                i64 l0 = max(c.lo[0], c0), h0 = min(c.hi[0], e0);
+                i64 l1 = max(c.lo[1], c1), h1 = min(c.hi[1], e1);
+                i64 l2 = max(c.lo[2], c2), h2 = min(c.hi[2], e2);
+                for (p[0] = l0; p[0] < h0; p[0]++) {
+                    if (INV && Body::need_ws) w[0] = ws[p[0] - c0];
+                    for (p[1] = l1; p[1] < h1; p[1]++) {
+                        if (INV && Body::need_ws) w[1] = ws[G.ax[0].C + p[1] - c1];
+                        const A *rowbase = sm + (size_t)(((p[0] - c0) * n1 + (p[1] - c1)) * n2) * RS;
+                        for (p[2] = l2; p[2] < h2; p[2]++) {
+                            if (INV && Body::need_ws) w[2] = ws[G.ax[0].C + G.ax[1].C + p[2] - c2];
+                            body.visit(rowbase + (p[2] - c2) * RS, p, w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Slot of group position p in a window starting at a (row-major over axes). */
+__device__ __forceinline__ i64 slot_of(const geo &G, const i64 p[3], const i64 a[3])
+{
+    return ((p[0] - a[0]) * G.ax[1].K + (p[1] - a[1])) * G.ax[2].K + (p[2] - a[2]);
+}
+
+/* global index of group position p on each axis */
+__device__ __forceinline__ void to_global(const geo &G, const tile &t, const i64 p[3], i64 x[3])
+{
+    for (int a = 0; a < 3; a++) x[a] = p[a] * G.ax[a].d + t.g[a];
+}
+
+#define CT_KERNEL_PROLOGUE(INV)                                                        \
+    extern __shared__ __align__(16) unsigned char ct_smem[];                           \
+    tile t;                                                                            \
+    if (!get_tile(G, t)) return;                                                       \
+    centre c;                                                                          \
+    get_centre<INV>(G, t, c);                                                          \
+    A *sm = (A *)ct_smem;                                                              \
+    (void)sm;
+
+/* ---- unfused: PN (attn = X . Y per slot, + rpb) ---------------------------------- */
+
+template <typename T, typename A>
+struct pn_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    dview X, Y, R, O;
+    bool rpb;
+    int D, width, njl;
+    i64 b, h;
+    A xr[NR];
+    __device__ pn_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(Y, bb, x, hh)[k]);
+    }
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A s = 0;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < njl) s += xr[j] * row[c.lane + j * G.G];
+        s = gsum(s, G.G, c.mask);
+        if (c.lane == 0) {
+            if (rpb) {
+                i64 e[3];
+                for (int a = 0; a < 3; a++) e[a] = p[a] - c.u[a] + G.ax[a].K - 1;
+                s += to_acc(*rpb_at<T>(R, h, e));
+            }
+            put(at<T>(O, b, c.x, h) + slot_of(G, p, c.lo), s);
+        }
+    }
+};
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(CT_THREADS) pn_kernel(geo G, dview X, dview Y, dview R, dview O,
+                                                        int rpb, int D, A mval, int any_causal)
+{
+    CT_KERNEL_PROLOGUE(false)
+    pn_body<T, A> body(G, t, c);
+    body.X = X; body.Y = Y; body.R = R; body.O = O; body.rpb = rpb != 0; body.D = D;
+    body.width = D;
+    body.njl = lane_count(D, c.lane, G.G);
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        body.b = bh / G.H;
+        body.h = bh % G.H;
+        if (c.on) {
+            const T *xp = at<T>(X, body.b, c.x, body.h);
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < body.njl) body.xr[j] = to_acc(xp[c.lane + j * G.G]);
+            if (any_causal) { /* slots past a causal window's end (lanes take turns) */
+                T *op = at<T>(O, body.b, c.x, body.h);
+                i64 s = 0;
+                for (int t0 = 0; t0 < G.ax[0].K; t0++)
+                    for (int t1 = 0; t1 < G.ax[1].K; t1++)
+                        for (int t2 = 0; t2 < G.ax[2].K; t2++, s++)
+                            if ((int)(s & (G.G - 1)) == c.lane &&
+                                (c.lo[0] + t0 >= c.hi[0] || c.lo[1] + t1 >= c.hi[1] || c.lo[2] + t2 >= c.hi[2]))
+                                put(op + s, mval);
+            }
+        }
+        drive<false, A>(G, t, c, body, body.b, body.h, sm, (i64 *)0);
+    }
+}
+
+/* ---- unfused: NN (out = sum over slots of W[slot] * Y) --------------------------- */
+
+template <typename T, typename A>
+struct nn_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    dview Wt, Y;
+    int width, njl;
+    i64 b, h;
+    const T *wrow;
+    A acc[NR];
+    __device__ nn_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(Y, bb, x, hh)[k]);
+    }
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A w = to_acc(wrow[slot_of(G, p, c.lo)]);
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < njl) acc[j] += w * row[c.lane + j * G.G];
+    }
+};
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(CT_THREADS) nn_kernel(geo G, dview Wt, dview Y, dview O, int Dv)
+{
+    CT_KERNEL_PROLOGUE(false)
+    nn_body<T, A> body(G, t, c);
+    body.Wt = Wt; body.Y = Y; body.width = Dv;
+    body.njl = lane_count(Dv, c.lane, G.G);
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        body.b = bh / G.H;
+        body.h = bh % G.H;
+        body.wrow = at<T>(Wt, body.b, c.x, body.h);
+#pragma unroll
+        for (int j = 0; j < NR; j++) body.acc[j] = 0;
+        drive<false, A>(G, t, c, body, body.b, body.h, sm, (i64 *)0);
+        if (c.on) {
+            T *op = at<T>(O, body.b, c.x, body.h);
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < body.njl) put(op + c.lane + j * G.G, body.acc[j]);
+        }
+    }
+}
+
+/* ---- unfused fast paths: one lane per centre, R queries stacked on axis 0 -------------
+ * Head dims up to 32, float accumulation.  A thread holds R consecutive queries of
+ * one column (group positions u .. u+R-1 on axis 0); their windows overlap, so
+ * each partner row is read from shared memory once for all R of them (the
+ * generic kernels read it once per query).  Slots and masks are per query. */
+
+template <int RB>
+struct rq {
+    bool on[RB];
+    i64 u[RB], a[RB], b[RB]; /* group position and window on axis 0 */
+};
+
+template <int RB>
+__device__ __forceinline__ void get_rq(const geo &G, const tile &t, const centre &c, rq<RB> &q)
+{
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        q.u[r] = c.u[0] + r;
+        q.on[r] = c.on && q.u[r] <= t.ul[0];
+        natten_window_g(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, q.on[r] ? q.u[r] : c.u[0], &q.a[r], &q.b[r]);
+    }
+}
+
+template <typename T, typename A, int RB>
+struct pnr_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    rq<RB> q;
+    dview Y, R;
+    bool rpb;
+    int D, width;
+    i64 h;
+    T *orow[RB];
+    A xr[RB][NR];
+    __device__ pnr_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(Y, bb, x, hh)[k]);
+    }
+    /* every query's dot with the row (j outer: the row is read once and no copy
+     * of it is kept), stored only where the key is in that query's window */
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A sr[RB];
+        int inner = (int)((p[1] - c.lo[1]) * G.ax[2].K + (p[2] - c.lo[2])), KK = G.ax[1].K * G.ax[2].K;
+#pragma unroll
+        for (int r = 0; r < RB; r++) sr[r] = 0;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < D) {
+                A k = row[j];
+#pragma unroll
+                for (int r = 0; r < RB; r++) sr[r] += xr[r][j] * k;
+            }
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            if (!q.on[r] || p[0] < q.a[r] || p[0] >= q.b[r]) continue;
+            A s = sr[r];
+            if (rpb) {
+                i64 e[3];
+                e[0] = p[0] - q.u[r] + G.ax[0].K - 1;
+                e[1] = p[1] - c.u[1] + G.ax[1].K - 1;
+                e[2] = p[2] - c.u[2] + G.ax[2].K - 1;
+                s += to_acc(*rpb_at<T>(R, h, e));
+            }
+            put(orow[r] + (int)(p[0] - q.a[r]) * KK + inner, s);
+        }
+    }
+};
+
+template <typename T, typename A, int RB>
+__global__ void __launch_bounds__(CT_THREADS) pnr_kernel(geo G, dview X, dview Y, dview R, dview O,
+                                                         int rpb, int D, A mval, int any_causal)
+{
+    CT_KERNEL_PROLOGUE(false)
+    pnr_body<T, A, RB> body(G, t, c);
+    get_rq<RB>(G, t, c, body.q);
+    body.Y = Y; body.R = R; body.rpb = rpb != 0; body.D = D; body.width = D;
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        i64 b = bh / G.H, h = bh % G.H;
+        body.h = h;
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
+            if (!body.q.on[r]) x[0] = c.x[0];
+            const T *xp = at<T>(X, b, x, h);
+            body.orow[r] = at<T>(O, b, x, h);
+#pragma unroll
+            for (int j = 0; j < NR; j++) body.xr[r][j] = body.q.on[r] && j < D ? to_acc(xp[j]) : (A)0;
+            if (any_causal && body.q.on[r]) {
+                i64 s = 0;
+                for (int t0 = 0; t0 < G.ax[0].K; t0++)
+                    for (int t1 = 0; t1 < G.ax[1].K; t1++)
+                        for (int t2 = 0; t2 < G.ax[2].K; t2++, s++)
+                            if (body.q.a[r] + t0 >= body.q.b[r] || c.lo[1] + t1 >= c.hi[1] ||
+                                c.lo[2] + t2 >= c.hi[2])
+                                put(body.orow[r] + s, mval);
+            }
+        }
+        drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
+    }
+}
+
+template <typename T, typename A, int RB>
+struct nnr_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    rq<RB> q;
+    dview Y;
+    int D, width;
+    const T *wrow[RB];
+    A acc[RB][NR];
+    __device__ nnr_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(Y, bb, x, hh)[k]);
+    }
+    /* weights of the row for each query (0 outside its window), then one pass
+     * over the row */
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A w[RB];
+        int inner = (int)((p[1] - c.lo[1]) * G.ax[2].K + (p[2] - c.lo[2])), KK = G.ax[1].K * G.ax[2].K;
+#pragma unroll
+        for (int r = 0; r < RB; r++)
+            w[r] = q.on[r] && p[0] >= q.a[r] && p[0] < q.b[r] ? to_acc(wrow[r][(int)(p[0] - q.a[r]) * KK + inner])
+                                                             : (A)0;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < D) {
+                A v = row[j];
+#pragma unroll
+                for (int r = 0; r < RB; r++) acc[r][j] += w[r] * v;
+            }
+    }
+};
+
+template <typename T, typename A, int RB>
+__global__ void __launch_bounds__(CT_THREADS) nnr_kernel(geo G, dview Wt, dview Y, dview O, int D)
+{
+    CT_KERNEL_PROLOGUE(false)
+    nnr_body<T, A, RB> body(G, t, c);
+    get_rq<RB>(G, t, c, body.q);
+    body.Y = Y; body.D = D; body.width = D;
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        i64 b = bh / G.H, h = bh % G.H;
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
+            if (!body.q.on[r]) x[0] = c.x[0];
+            body.wrow[r] = at<T>(Wt, b, x, h);
+#pragma unroll
+            for (int j = 0; j < NR; j++) body.acc[r][j] = 0;
+        }
+        drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            if (!body.q.on[r]) continue;
+            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
+            T *op = at<T>(O, b, x, h);
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < D) put(op + j, body.acc[r][j]);
+        }
+    }
+}
+
+/* ---- unfused: IN (out[key] = sum over queries seeing it of W[q, slot] * X[q]) ----- */
+
+template <typename T, typename A>
+struct in_body {
+    static const bool need_ws = true;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    dview Wt, X;
+    int width, njl;
+    i64 b, h;
+    A acc[NR];
+    __device__ in_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        return to_acc(at<T>(X, bb, x, hh)[k]);
+    }
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *w)
+    {
+        i64 x[3];
+        to_global(G, t, p, x);
+        A wt = to_acc(at<T>(Wt, b, x, h)[slot_of(G, c.u, w)]);
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < njl) acc[j] += wt * row[c.lane + j * G.G];
+    }
+};
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(CT_THREADS) in_kernel(geo G, dview Wt, dview X, dview O, int Dx)
+{
+    CT_KERNEL_PROLOGUE(true)
+    in_body<T, A> body(G, t, c);
+    body.Wt = Wt; body.X = X; body.width = Dx;
+    body.njl = lane_count(Dx, c.lane, G.G);
+    i64 *ws = (i64 *)(ct_smem + (((size_t)G.crows * G.rs * sizeof(A) + 15) / 16) * 16);
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        body.b = bh / G.H;
+        body.h = bh % G.H;
+#pragma unroll
+        for (int j = 0; j < NR; j++) body.acc[j] = 0;
+        drive<true, A>(G, t, c, body, body.b, body.h, sm, ws);
+        if (c.on) {
+            T *op = at<T>(O, body.b, c.x, body.h);
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < body.njl) put(op + c.lane + j * G.G, body.acc[j]);
+        }
+    }
+}
+
+/* ---- fused forward: online softmax over the window ------------------------------- */
+
+template <typename T, typename A>
+struct fwd_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    dview K, V, R;
+    bool rpb;
+    int D, Dv, width, njq, njv;
+    i64 b, h;
+    A scale, m, l;
+    A qr[NR], o[NR];
+    __device__ fwd_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hk, const i64 x[3], int k)
+    {
+        return k < D ? to_acc(at<T>(K, bb, x, hk)[k]) : to_acc(at<T>(V, bb, x, hk)[k - D]);
+    }
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A s = 0;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < njq) s += qr[j] * row[c.lane + j * G.G];
+        s = gsum(s, G.G, c.mask) * scale;
+        if (rpb) {
+            i64 e[3];
+            for (int a = 0; a < 3; a++) e[a] = p[a] - c.u[a] + G.ax[a].K - 1;
+            s += to_acc(*rpb_at<T>(R, h, e));
+        }
+        if (s > m) { /* new maximum: rescale what was summed so far */
+            A alpha = ex(m - s);
+            l *= alpha;
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < njv) o[j] *= alpha;
+            m = s;
+        }
+        A pr = ex(s - m);
+        l += pr;
+        const A *vr = row + D;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < njv) o[j] += pr * vr[c.lane + j * G.G];
+    }
+};
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(CT_THREADS) fwd_kernel(geo G, dview Q, dview K, dview V, dview R,
+                                                         dview O, dview L, int rpb, int lse, int D,
+                                                         int Dv, int group, A scale)
+{
+    CT_KERNEL_PROLOGUE(false)
+    fwd_body<T, A> body(G, t, c);
+    body.K = K; body.V = V; body.R = R; body.rpb = rpb != 0; body.D = D; body.Dv = Dv;
+    body.width = D + Dv;
+    body.scale = scale;
+    body.njq = lane_count(D, c.lane, G.G);
+    body.njv = lane_count(Dv, c.lane, G.G);
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        body.b = bh / G.H;
+        body.h = bh % G.H;
+        body.m = -INFINITY;
+        body.l = 0;
+        if (c.on) {
+            const T *qp = at<T>(Q, body.b, c.x, body.h);
+#pragma unroll
+            for (int j = 0; j < NR; j++) {
+                body.o[j] = 0;
+                if (j < body.njq) body.qr[j] = to_acc(qp[c.lane + j * G.G]);
+            }
+        }
+        drive<false, A>(G, t, c, body, body.b, body.h / group, sm, (i64 *)0);
+        if (c.on) {
+            T *op = at<T>(O, body.b, c.x, body.h);
+            A inv = (A)1 / body.l;
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < body.njv) put(op + c.lane + j * G.G, body.o[j] * inv);
+            if (lse && c.lane == 0) *at<float>(L, body.b, c.x, body.h) = (float)(body.m + lg(body.l));
+        }
+    }
+}
+
+/* ---- fused backward, query side: dQ, and delta = dO . O for the key side ---------- */
+
+template <typename T, typename A>
+struct dq_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    dview K, V, R;
+    bool rpb;
+    int D, Dv, width, njq, njv;
+    i64 b, h;
+    A scale, lse, delta;
+    A *ds; /* dS per slot for d_rpb, or NULL */
+    A qr[NR], dor[NR], dq[NR];
+    __device__ dq_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    __device__ __forceinline__ A stage(i64 bb, i64 hk, const i64 x[3], int k)
+    {
+        return k < D ? to_acc(at<T>(K, bb, x, hk)[k]) : to_acc(at<T>(V, bb, x, hk)[k - D]);
+    }
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A s = 0, dp = 0;
+        const A *vr = row + D;
+#pragma unroll
+        for (int j = 0; j < NR; j++) {
+            if (j < njq) s += qr[j] * row[c.lane + j * G.G];
+            if (j < njv) dp += dor[j] * vr[c.lane + j * G.G];
+        }
+        s = gsum(s, G.G, c.mask) * scale;
+        dp = gsum(dp, G.G, c.mask);
+        if (rpb) {
+            i64 e[3];
+            for (int a = 0; a < 3; a++) e[a] = p[a] - c.u[a] + G.ax[a].K - 1;
+            s += to_acc(*rpb_at<T>(R, h, e));
+        }
+        A P = ex(s - lse), dS = P * (dp - delta), f = scale * dS;
+#pragma unroll
+        for (int j = 0; j < NR; j++)
+            if (j < njq) dq[j] += f * row[c.lane + j * G.G];
+        if (ds && c.lane == 0) ds[slot_of(G, p, c.lo)] = dS;
+    }
+};
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(CT_THREADS)
+    dq_kernel(geo G, dview Q, dview K, dview V, dview R, dview O, dview L, dview dO, dview dQ,
+              A *delta, A *ds, int rpb, int D, int Dv, int group, A scale)
+{
+    CT_KERNEL_PROLOGUE(false)
+    dq_body<T, A> body(G, t, c);
+    body.K = K; body.V = V; body.R = R; body.rpb = rpb != 0; body.D = D; body.Dv = Dv;
+    body.width = D + Dv;
+    body.scale = scale;
+    body.njq = lane_count(D, c.lane, G.G);
+    body.njv = lane_count(Dv, c.lane, G.G);
+    i64 W = (i64)G.ax[0].K * G.ax[1].K * G.ax[2].K;
+    i64 tok = (c.x[0] * G.ax[1].L + c.x[1]) * G.ax[2].L + c.x[2];
+    i64 N = G.ax[0].L * G.ax[1].L * G.ax[2].L;
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        body.b = bh / G.H;
+        body.h = bh % G.H;
+        body.ds = ds ? ds + ((body.b * N + tok) * G.H + body.h) * W : (A *)0;
+        if (c.on) {
+            const T *qp = at<T>(Q, body.b, c.x, body.h), *dop = at<T>(dO, body.b, c.x, body.h),
+                    *op = at<T>(O, body.b, c.x, body.h);
+            A dl = 0;
+#pragma unroll
+            for (int j = 0; j < NR; j++) {
+                body.dq[j] = 0;
+                if (j < body.njq) body.qr[j] = to_acc(qp[c.lane + j * G.G]);
+                if (j < body.njv) {
+                    body.dor[j] = to_acc(dop[c.lane + j * G.G]);
+                    dl += body.dor[j] * to_acc(op[c.lane + j * G.G]);
+                }
+            }
+            body.delta = gsum(dl, G.G, c.mask);
+            body.lse = (A)*at<float>(L, body.b, c.x, body.h);
+            if (c.lane == 0) delta[(body.b * N + tok) * G.H + body.h] = body.delta;
+        }
+        drive<false, A>(G, t, c, body, body.b, body.h / group, sm, (i64 *)0);
+        if (c.on) {
+            T *op = at<T>(dQ, body.b, c.x, body.h);
+#pragma unroll
+            for (int j = 0; j < NR; j++)
+                if (j < body.njq) put(op + c.lane + j * G.G, body.dq[j]);
+        }
+    }
+}
+
+/* ---- fused backward, key side: dK, dV over the inverse neighbourhood -------------- */
+
+template <typename T, typename A>
+struct dkv_body {
+    static const bool need_ws = false;
+    const geo &G;
+    const tile &t;
+    const centre &c;
+    dview Q, dO, L, R;
+    const A *delta;
+    bool rpb;
+    int D, Dv, width, njq, njv, Hq;
+    i64 b, h, N;
+    A scale;
+    A kr[NR], vr[NR], dk[NR], dv[NR];
+    __device__ dkv_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
+    /* staged query row: q (D), dO (Dv), lse, delta */
+    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
+    {
+        if (k < D) return to_acc(at<T>(Q, bb, x, hh)[k]);
+        if (k < D + Dv) return to_acc(at<T>(dO, bb, x, hh)[k - D]);
+        if (k == D + Dv) return (A)*at<float>(L, bb, x, hh);
+        i64 tok = (x[0] * G.ax[1].L + x[1]) * G.ax[2].L + x[2];
+        return delta[(bb * N + tok) * Hq + hh];
+    }
+    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
+    {
+        A s = 0, dp = 0;
+        const A *dor = row + D;
+#pragma unroll
+        for (int j = 0; j < NR; j++) {
+            if (j < njq) s += kr[j] * row[c.lane + j * G.G];
+            if (j < njv) dp += vr[j] * dor[c.lane + j * G.G];
+        }
+        s = gsum(s, G.G, c.mask) * scale;
+        dp = gsum(dp, G.G, c.mask);
+        if (rpb) {
+            i64 e[3];
+            for (int a = 0; a < 3; a++) e[a] = c.u[a] - p[a] + G.ax[a].K - 1;
+            s += to_acc(*rpb_at<T>(R, h, e));
+        }
+        A P = ex(s - row[D + Dv]), dS = P * (dp - row[D + Dv + 1]), f = scale * dS;
+#pragma unroll
+        for (int j = 0; j < NR; j++) {
+            if (j < njq) dk[j] += f * row[c.lane + j * G.G];
+            if (j < njv) dv[j] += P * dor[c.lane + j * G.G];
+        }
+    }
+};
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(CT_THREADS)
+    dkv_kernel(geo G, dview Q, dview K, dview V, dview R, dview L, dview dO, dview dK, dview dV,
+               const A *delta, int rpb, int D, int Dv, int group, int Hq, A scale)
+{
+    CT_KERNEL_PROLOGUE(true)
+    dkv_body<T, A> body(G, t, c);
+    body.Q = Q; body.dO = dO; body.L = L; body.R = R; body.delta = delta; body.rpb = rpb != 0;
+    body.D = D; body.Dv = Dv; body.width = D + Dv + 2; body.Hq = Hq; body.scale = scale;
+    body.N = G.ax[0].L * G.ax[1].L * G.ax[2].L;
+    body.njq = lane_count(D, c.lane, G.G);
+    body.njv = lane_count(Dv, c.lane, G.G);
+    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
+        i64 b = bh / G.H, hk = bh % G.H;
+        body.b = b;
+        if (c.on) {
+            const T *kp = at<T>(K, b, c.x, hk), *vp = at<T>(V, b, c.x, hk);
+#pragma unroll
+            for (int j = 0; j < NR; j++) {
+                body.dk[j] = 0;
+                body.dv[j] = 0;
+                if (j < body.njq) body.kr[j] = to_acc(kp[c.lane + j * G.G]);
+                if (j < body.njv) body.vr[j] = to_acc(vp[c.lane + j * G.G]);
+            }
+        }
+        for (int g = 0; g < group; g++) {
+            body.h = hk * group + g;
+            drive<true, A>(G, t, c, body, b, body.h, sm, (i64 *)0);
+        }
+        if (c.on) {
+            T *kp = at<T>(dK, b, c.x, hk), *vp = at<T>(dV, b, c.x, hk);
+#pragma unroll
+            for (int j = 0; j < NR; j++) {
+                if (j < body.njq) put(kp + c.lane + j * G.G, body.dk[j]);
+                if (j < body.njv) put(vp + c.lane + j * G.G, body.dv[j]);
+            }
+        }
+    }
+}
+
+/* ---- d_rpb: a second, deterministic pass over the per-slot gradients -------------- */
+
+/* One block per (h, bias entry e): sum of Gr[b, x, h, slot] over every query x
+ * whose window holds offset e, in a fixed order. */
+template <typename GT, typename T>
+__global__ void __launch_bounds__(256) rpb_reduce_kernel(geo G, dview Gr, dview dR, i64 B)
+{
+    __shared__ double part[256];
+    i64 E1 = 2 * G.ax[1].K - 1, E2 = 2 * G.ax[2].K - 1, e[3];
+    i64 N = G.ax[0].L * G.ax[1].L * G.ax[2].L;
+    e[2] = blockIdx.x % E2;
+    e[1] = (blockIdx.x / E2) % E1;
+    e[0] = blockIdx.x / (E2 * E1);
+    for (i64 h = blockIdx.y; h < G.H; h += gridDim.y) {
+        double sum = 0;
+        for (i64 i = threadIdx.x; i < B * N; i += blockDim.x) {
+            i64 tok = i % N, x[3], slot = 0;
+            bool ok = true;
+            x[2] = tok % G.ax[2].L;
+            x[1] = (tok / G.ax[2].L) % G.ax[1].L;
+            x[0] = tok / (G.ax[2].L * G.ax[1].L);
+            for (int a = 0; a < 3 && ok; a++) {
+                const axis &ax = G.ax[a];
+                i64 u = x[a] / ax.d, wa, wb, v = u + e[a] - ax.K + 1;
+                natten_window(ax.L, ax.K, ax.d, ax.s, ax.c, x[a], &wa, &wb);
+                ok = v >= wa && v < wb;
+                slot = slot * ax.K + (v - wa);
+            }
+            if (ok) sum += (double)to_acc(at<GT>(Gr, i / N, x, h)[slot]);
+        }
+        part[threadIdx.x] = sum;
+        __syncthreads();
+        for (int o = 128; o > 0; o >>= 1) {
+            if ((int)threadIdx.x < o) part[threadIdx.x] += part[threadIdx.x + o];
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) put(rpb_at<T>(dR, h, e), (typename acc_of<T>::type)part[0]);
+        __syncthreads();
+    }
+}
+
+/* ==== host side: tile planning and launches =========================================== */
+
+static inline dview mkview(const natten_problem *p, natten_arg a)
+{
+    dview d;
+    d.p = p->arg[a].data;
+    for (int i = 0; i < 5; i++) d.s[i] = p->arg[a].stride[i];
+    return d;
+}
+
+static inline dview noview()
+{
+    dview d;
+    d.p = 0;
+    for (int i = 0; i < 5; i++) d.s[i] = 0;
+    return d;
+}
+
+struct plan {
+    geo g;
+    dim3 grid, block;
+    size_t smem;
+    bool empty;
+};
+
+/*
+ * Tile shape, lanes per centre and chunking for one launch.  regdim: the
+ * longest row a lane group holds in registers; width: staged row length;
+ * walk: batch x heads the grid's y dimension walks (heads: the H of G.H).
+ */
+static inline natten_status make_plan(const natten_problem *p, int regdim, bool inv, int width,
+                                      size_t asz, i64 heads, plan &P, int R = 1)
+{
+    geo &g = P.g;
+    int G = 1, T, Ta[3] = {1, 1, 1};
+    i64 nmax[3], room[3], span[3], ntiles = 1;
+    memset(&g, 0, sizeof g);
+    P.smem = 0;
+    P.empty = true;
+    while (G * NR < regdim) G *= 2;
+    T = CT_THREADS / G;
+    for (int a = 0; a < 3; a++) {
+        nmax[a] = (p->extent[a] + p->dilation[a] - 1) / p->dilation[a];
+        room[a] = a == 0 ? (nmax[a] + R - 1) / R : nmax[a]; /* centres an axis can use */
+    }
+    for (;;) { /* grow the box evenly: double the smallest axis that still has room */
+        int best = -1;
+        if (Ta[0] * Ta[1] * Ta[2] * 2 > T) break;
+        for (int a = 2; a >= 0; a--)
+            if (Ta[a] < room[a] && (best < 0 || Ta[a] * (a == 0 ? R : 1) < Ta[best] * (best == 0 ? R : 1)))
+                best = a;
+        if (best < 0) break;
+        Ta[best] *= 2;
+    }
+    g.G = G;
+    g.R = R;
+    g.T = Ta[0] * Ta[1] * Ta[2];
+    Ta[0] *= R; /* positions */
+    for (int a = 0; a < 3; a++) {
+        axis &x = g.ax[a];
+        x.L = p->extent[a];
+        x.K = p->kernel[a];
+        x.d = p->dilation[a];
+        x.s = p->stride[a];
+        x.c = p->causal[a];
+        x.T = Ta[a];
+        x.tpg = (nmax[a] + Ta[a] - 1) / Ta[a];
+        /* partners one tile can touch (an upper bound; chunks never assume it) */
+        span[a] = inv ? Ta[a] + 2 * (i64)x.K + 2 * x.s : Ta[a] + (i64)x.K + x.s;
+        if (span[a] > nmax[a]) span[a] = nmax[a];
+        x.C = span[a];
+        ntiles *= x.d * x.tpg;
+    }
+    g.rs = width | 1; /* odd row stride: consecutive rows hit distinct banks */
+    for (;;) {
+        size_t rows = (size_t)(g.ax[0].C * g.ax[1].C * g.ax[2].C);
+        size_t bytes = (rows * g.rs * asz + 15) / 16 * 16;
+        if (inv) bytes += (size_t)(g.ax[0].C + g.ax[1].C + g.ax[2].C) * sizeof(i64);
+        if (bytes <= CT_SMEM_BUDGET) {
+            P.smem = bytes;
+            g.crows = (i64)rows;
+            break;
+        }
+        int a = g.ax[0].C > 1 ? 0 : g.ax[1].C > 1 ? 1 : 2;
+        if (g.ax[a].C == 1)
+            return natten_error(NATTEN_ERROR_UNSUPPORTED,
+                                "cuda-tiled: a staged row of %d elements does not fit in %d bytes of "
+                                "shared memory", width, CT_SMEM_BUDGET);
+        g.ax[a].C = (g.ax[a].C + 1) / 2;
+    }
+    if (ntiles > 0x7fffffffLL)
+        return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tiled: %lld tiles exceed the grid limit",
+                            (long long)ntiles);
+    g.H = (int)heads;
+    g.BH = p->batch * heads;
+    P.empty = ntiles == 0 || g.BH == 0;
+    P.grid = dim3((unsigned)ntiles, (unsigned)(g.BH < 65535 ? (g.BH > 0 ? g.BH : 1) : 65535), 1);
+    P.block = dim3((unsigned)(g.T * G), 1, 1);
+    return NATTEN_SUCCESS;
+}
+
+static inline natten_status launched(const char *what)
+{
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, what);
+}
+
+template <typename T>
+struct ops {
+    typedef typename acc_of<T>::type A;
+
+    static cudaStream_t stream(const natten_exec *x) { return (cudaStream_t)x->stream; }
+    static int dim_of(const natten_problem *p, natten_arg a) { return (int)p->arg[a].shape[NV_C]; }
+
+    /* The register-blocked unfused kernels: short rows, two or more axes (a
+     * second axis for the lanes), and the fast path not switched off. */
+    static bool fast(const natten_problem *p, int dim)
+    {
+        const char *off = getenv("NATTEN_CUDA_TILED_NO_FAST");
+        return dim <= NR && p->rank >= 2 && p->extent[0] / p->dilation[0] >= 2 && p->window < ((i64)1 << 30) &&
+               !(off && *off && *off != '0');
+    }
+
+    /* O[q, slot] = X[q] . Y[key of slot] (+ rpb); masked slots = mval */
+    static natten_status pn(const natten_problem *p, cudaStream_t s, natten_arg X, natten_arg Y,
+                            natten_arg R, natten_arg O, A mval, const char *what)
+    {
+        plan P;
+        int D = dim_of(p, X), rpb = R != NATTEN_ARG_COUNT && natten_has(p, R);
+        natten_status st;
+        if constexpr (sizeof(A) == 4) {
+            if (fast(p, D)) {
+                if ((st = make_plan(p, D, false, D, sizeof(A), p->heads, P, CT_RB)) || P.empty) return st;
+                pnr_kernel<T, A, CT_RB><<<P.grid, P.block, P.smem, s>>>(
+                    P.g, mkview(p, X), mkview(p, Y), rpb ? mkview(p, R) : noview(), mkview(p, O), rpb, D, mval,
+                    p->causal[0] | p->causal[1] | p->causal[2]);
+                return launched(what);
+            }
+        }
+        if ((st = make_plan(p, D, false, D, sizeof(A), p->heads, P)) || P.empty) return st;
+        pn_kernel<T, A><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, X), mkview(p, Y),
+                                                        rpb ? mkview(p, R) : noview(), mkview(p, O), rpb,
+                                                        D, mval, p->causal[0] | p->causal[1] | p->causal[2]);
+        return launched(what);
+    }
+
+    /* O[q] = sum over slots of Wt[q, slot] * Y[key of slot] */
+    static natten_status nn(const natten_problem *p, cudaStream_t s, natten_arg Wt, natten_arg Y,
+                            natten_arg O, const char *what)
+    {
+        plan P;
+        int Dv = dim_of(p, Y);
+        natten_status st;
+        if constexpr (sizeof(A) == 4) {
+            if (fast(p, Dv)) {
+                if ((st = make_plan(p, Dv, false, Dv, sizeof(A), p->heads, P, CT_RB)) || P.empty) return st;
+                nnr_kernel<T, A, CT_RB><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, Wt), mkview(p, Y),
+                                                                        mkview(p, O), Dv);
+                return launched(what);
+            }
+        }
+        if ((st = make_plan(p, Dv, false, Dv, sizeof(A), p->heads, P)) || P.empty) return st;
+        nn_kernel<T, A><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, Wt), mkview(p, Y), mkview(p, O), Dv);
+        return launched(what);
+    }
+
+    /* O[key] = sum over queries q seeing it of Wt[q, slot] * X[q] */
+    static natten_status in(const natten_problem *p, cudaStream_t s, natten_arg Wt, natten_arg X,
+                            natten_arg O, const char *what)
+    {
+        plan P;
+        int Dx = dim_of(p, X);
+        natten_status st = make_plan(p, Dx, true, Dx, sizeof(A), p->heads, P);
+        if (st || P.empty) return st;
+        in_kernel<T, A><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, Wt), mkview(p, X), mkview(p, O), Dx);
+        return launched(what);
+    }
+
+    /* d_rpb from per-slot gradients Gr (a view of dtype GT) */
+    template <typename GT>
+    static natten_status rpb_reduce(const natten_problem *p, cudaStream_t s, dview Gr, const char *what)
+    {
+        plan P;
+        i64 E = 1;
+        natten_status st = make_plan(p, 1, false, 1, sizeof(A), p->heads, P);
+        if (st) return st;
+        for (int a = 0; a < 3; a++) E *= 2 * (i64)p->kernel[a] - 1;
+        if (E > 0x7fffffffLL)
+            return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tiled: %lld bias entries exceed the grid limit",
+                                (long long)E);
+        if (p->heads == 0) return NATTEN_SUCCESS;
+        dim3 grid((unsigned)E, (unsigned)(p->heads < 65535 ? p->heads : 65535), 1);
+        rpb_reduce_kernel<GT, T><<<grid, 256, 0, s>>>(P.g, Gr, mkview(p, NATTEN_ARG_D_RPB), p->batch);
+        return launched(what);
+    }
+
+    static natten_status qk_forward(const natten_problem *p, const natten_exec *x)
+    {
+        return pn(p, stream(x), NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_RPB, NATTEN_ARG_ATTN, -INFINITY,
+                  "qk_forward");
+    }
+
+    static natten_status qk_backward(const natten_problem *p, const natten_exec *x)
+    {
+        natten_status st;
+        if ((st = nn(p, stream(x), NATTEN_ARG_D_ATTN, NATTEN_ARG_K, NATTEN_ARG_D_Q, "qk_backward (dq)")))
+            return st;
+        if ((st = in(p, stream(x), NATTEN_ARG_D_ATTN, NATTEN_ARG_Q, NATTEN_ARG_D_K, "qk_backward (dk)")))
+            return st;
+        if (natten_has(p, NATTEN_ARG_D_RPB))
+            st = rpb_reduce<T>(p, stream(x), mkview(p, NATTEN_ARG_D_ATTN), "qk_backward (d_rpb)");
+        return st;
+    }
+
+    static natten_status av_forward(const natten_problem *p, const natten_exec *x)
+    {
+        return nn(p, stream(x), NATTEN_ARG_ATTN, NATTEN_ARG_V, NATTEN_ARG_OUT, "av_forward");
+    }
+
+    static natten_status av_backward(const natten_problem *p, const natten_exec *x)
+    {
+        natten_status st;
+        if ((st = pn(p, stream(x), NATTEN_ARG_D_OUT, NATTEN_ARG_V, NATTEN_ARG_COUNT, NATTEN_ARG_D_ATTN, 0,
+                     "av_backward (d_attn)")))
+            return st;
+        return in(p, stream(x), NATTEN_ARG_ATTN, NATTEN_ARG_D_OUT, NATTEN_ARG_D_V, "av_backward (dv)");
+    }
+
+    static natten_status fna_forward(const natten_problem *p, const natten_exec *x)
+    {
+        plan P;
+        int D = (int)p->dim, Dv = (int)p->dim_v, rpb = natten_has(p, NATTEN_ARG_RPB);
+        int lse = natten_has(p, NATTEN_ARG_LSE);
+        natten_status st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, P);
+        if (st || P.empty) return st;
+        fwd_kernel<T, A><<<P.grid, P.block, P.smem, stream(x)>>>(
+            P.g, mkview(p, NATTEN_ARG_Q), mkview(p, NATTEN_ARG_K), mkview(p, NATTEN_ARG_V),
+            rpb ? mkview(p, NATTEN_ARG_RPB) : noview(), mkview(p, NATTEN_ARG_OUT),
+            lse ? mkview(p, NATTEN_ARG_LSE) : noview(), rpb, lse, D, Dv, (int)(p->heads / p->heads_kv),
+            (A)p->scale);
+        return launched("fna_forward");
+    }
+
+    static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
+    {
+        plan Pq, Pk;
+        cudaStream_t s = stream(x);
+        int D = (int)p->dim, Dv = (int)p->dim_v, rpb = natten_has(p, NATTEN_ARG_RPB);
+        int want_drpb = natten_has(p, NATTEN_ARG_D_RPB), group = (int)(p->heads / p->heads_kv);
+        i64 n = p->batch * p->tokens * p->heads;
+        natten_status st;
+        A *delta, *ds = 0;
+        if ((st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, Pq))) return st;
+        if ((st = make_plan(p, D > Dv ? D : Dv, true, D + Dv + 2, sizeof(A), p->heads_kv, Pk))) return st;
+        Pk.smem -= (size_t)(Pk.g.ax[0].C + Pk.g.ax[1].C + Pk.g.ax[2].C) * sizeof(i64); /* no window table */
+        if ((delta = (A *)ct_scratch((size_t)(n > 0 ? n : 1) * sizeof(A), s, &st)) == 0) return st;
+        if (want_drpb && (ds = (A *)ct_scratch((size_t)(n > 0 ? n * p->window : 1) * sizeof(A), s, &st)) == 0) {
+            (void)ct_scratch_release(delta, s); /* already failing: keep the first error */
+            return st;
+        }
+        if (!Pq.empty) {
+            dq_kernel<T, A><<<Pq.grid, Pq.block, Pq.smem, s>>>(
+                Pq.g, mkview(p, NATTEN_ARG_Q), mkview(p, NATTEN_ARG_K), mkview(p, NATTEN_ARG_V),
+                rpb ? mkview(p, NATTEN_ARG_RPB) : noview(), mkview(p, NATTEN_ARG_OUT), mkview(p, NATTEN_ARG_LSE),
+                mkview(p, NATTEN_ARG_D_OUT), mkview(p, NATTEN_ARG_D_Q), delta, ds, rpb, D, Dv, group,
+                (A)p->scale);
+            st = launched("fna_backward (dq)");
+        }
+        if (!st && !Pk.empty) {
+            dkv_kernel<T, A><<<Pk.grid, Pk.block, Pk.smem, s>>>(
+                Pk.g, mkview(p, NATTEN_ARG_Q), mkview(p, NATTEN_ARG_K), mkview(p, NATTEN_ARG_V),
+                rpb ? mkview(p, NATTEN_ARG_RPB) : noview(), mkview(p, NATTEN_ARG_LSE), mkview(p, NATTEN_ARG_D_OUT),
+                mkview(p, NATTEN_ARG_D_K), mkview(p, NATTEN_ARG_D_V), delta, rpb, D, Dv, group, (int)p->heads,
+                (A)p->scale);
+            st = launched("fna_backward (dk, dv)");
+        }
+        if (!st && want_drpb) {
+            /* dS scratch as a compact [B, X0, X1, X2, H, W] view */
+            dview g;
+            g.p = (char *)ds;
+            g.s[4] = p->window;
+            g.s[3] = p->heads * g.s[4];
+            g.s[2] = p->extent[2] * g.s[3];
+            g.s[1] = p->extent[1] * g.s[2];
+            g.s[0] = p->extent[0] * g.s[1];
+            st = rpb_reduce<A>(p, s, g, "fna_backward (d_rpb)");
+        }
+        {
+            natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
+            return st ? st : s1 ? s1 : s2;
+        }
+    }
+};
+
+#define CT_OPS_TABLE(T)                                                                        \
+    {                                                                                          \
+        {                                                                                      \
+            ct::ops<T>::qk_forward, ct::ops<T>::qk_backward, ct::ops<T>::av_forward,           \
+                ct::ops<T>::av_backward, ct::ops<T>::fna_forward, ct::ops<T>::fna_backward     \
+        }                                                                                      \
+    }
+
+} /* namespace ct */
+
+#endif

@@ -1,0 +1,737 @@
+/*
+ * kernels.h - the OpenMP backend's compute kernels, written once over a real
+ * type and included by openmp.c twice: REAL = float (float32, and float16 /
+ * bfloat16 after conversion) and REAL = double.  SFX names the instance.
+ *
+ * Every kernel works on one "row" of the problem: fixed batch, head and the
+ * two outer spatial indices, every index of the last spatial axis.  Rows are
+ * independent, so the callers in openmp.c hand them out with a static
+ * schedule; nothing here writes memory another row writes (key-side
+ * gradients use the inverse neighbourhood, spec 1.8), so results do not
+ * depend on the thread count except for the d_rpb partial sums, which are
+ * per thread and reduced in thread order.
+ *
+ * The hot functions are cloned for AVX-512 and AVX2+FMA (NATTEN_OMP_CLONES,
+ * runtime ifunc selection) so that the `omp simd` loops over the head dim use
+ * the widest FMA this machine has, while the library still runs on any
+ * x86-64.
+ */
+
+#define KFN__(n, s) n##_##s
+#define KFN_(n, s) KFN__(n, s)
+#define KFN(n) KFN_(n, SFX)
+
+/* ---- vector-friendly helpers ------------------------------------------- */
+
+/*
+ * <a, b> over n elements.  Lane-wise partial sums in a fixed-size array (one
+ * 512-bit vector of floats) and a tree reduction: an `omp simd reduction`
+ * here makes GCC add the lanes one by one, which costs more than the FMAs.
+ */
+#define VL_ (64 / (int)sizeof(REAL))
+static inline REAL KFN(dot)(const REAL *restrict a, const REAL *restrict b, int64_t n)
+{
+    REAL acc[VL_], s = 0;
+    int64_t c = 0;
+    for (int l = 0; l < VL_; l++) acc[l] = 0;
+    for (; c + VL_ <= n; c += VL_) {
+#pragma omp simd
+        for (int l = 0; l < VL_; l++) acc[l] += a[c + l] * b[c + l];
+    }
+    for (; c < n; c++) s += a[c] * b[c];
+    for (int w = VL_ / 2; w >= 1; w /= 2) {
+#pragma omp simd
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    }
+    return acc[0] + s;
+}
+
+static inline void KFN(axpy)(REAL *restrict y, REAL w, const REAL *restrict x, int64_t n)
+{
+#pragma omp simd
+    for (int64_t c = 0; c < n; c++) y[c] += w * x[c];
+}
+
+/*
+ * exp(x) without a libm call, so that loops over it vectorise: round
+ * x/ln2 to n (the 1.5*2^mantissa trick), a Taylor polynomial on
+ * |r| <= ln2/2, and 2^n built in the exponent bits.  Relative error about
+ * 1e-7 (float, degree 7) or 1e-15 (double, degree 12).  Inputs are clamped
+ * into the normal range: callers only pass x <= ~0 (logit minus its max or
+ * its logsumexp), where anything below the clamp is a negligible weight.
+ */
+static inline REAL KFN(vexp)(REAL x)
+{
+#if REAL_IS_DOUBLE
+    const double lo = -708.0, hi = 709.0, shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    double t, n, r, y;
+    int64_t e;
+    uint64_t bits;
+    x = x < lo ? lo : x > hi ? hi : x;
+    t = x * 1.4426950408889634;
+    n = (t + shifter) - shifter;
+    r = x - n * 6.93147180369123816490e-01;
+    r = r - n * 1.90821492927058770002e-10;
+    y = 1.0 / 479001600.0;
+    y = y * r + 1.0 / 39916800.0;
+    y = y * r + 1.0 / 3628800.0;
+    y = y * r + 1.0 / 362880.0;
+    y = y * r + 1.0 / 40320.0;
+    y = y * r + 1.0 / 5040.0;
+    y = y * r + 1.0 / 720.0;
+    y = y * r + 1.0 / 120.0;
+    y = y * r + 1.0 / 24.0;
+    y = y * r + 1.0 / 6.0;
+    y = y * r + 0.5;
+    y = y * r + 1.0;
+    y = y * r + 1.0;
+    e = (int64_t)n + 1023;
+    bits = (uint64_t)e << 52;
+    {
+        double s;
+        memcpy(&s, &bits, sizeof s);
+        return y * s;
+    }
+#else
+    const float lo = -87.0f, hi = 88.0f, shifter = 12582912.0f; /* 1.5 * 2^23 */
+    float t, n, r, y;
+    int32_t e;
+    uint32_t bits;
+    x = x < lo ? lo : x > hi ? hi : x;
+    t = x * 1.44269504f;
+    n = (t + shifter) - shifter;
+    r = x - n * 0.693145752f;
+    r = r - n * 1.42860677e-06f;
+    y = 1.0f / 5040.0f;
+    y = y * r + 1.0f / 720.0f;
+    y = y * r + 1.0f / 120.0f;
+    y = y * r + 1.0f / 24.0f;
+    y = y * r + 1.0f / 6.0f;
+    y = y * r + 0.5f;
+    y = y * r + 1.0f;
+    y = y * r + 1.0f;
+    e = (int32_t)n + 127;
+    bits = (uint32_t)e << 23;
+    {
+        float s;
+        memcpy(&s, &bits, sizeof s);
+        return y * s;
+    }
+#endif
+}
+
+#define SW (64 / (int)sizeof(REAL)) /* lanes of one 512-bit vector */
+
+/*
+ * Transpose of one SW x SW block: dst[c][j] = src[j][c].  GCC/clang vector
+ * extensions (any x86-64; AVX-512 turns each step into one permute): a
+ * butterfly of log2(SW) stages swapping off-diagonal sub-blocks.  Packing and
+ * the strips' loads and stores of tokens go through it, since a scalar
+ * transpose costs more than the FMAs it feeds.
+ */
+typedef REAL KFN(vec) __attribute__((vector_size(64)));
+
+#define TR_STEP(h)                                                                       \
+    _Pragma("GCC unroll 16") for (int i = 0; i < SW; i++)                                \
+        if (!(i & (h))) {                                                                \
+            KFN(vec) x_ = A[i], y_ = A[i + (h)];                                         \
+            A[i] = __builtin_shufflevector(x_, y_, TR_LO_##h);                           \
+            A[i + (h)] = __builtin_shufflevector(x_, y_, TR_HI_##h);                     \
+        }
+#if REAL_IS_DOUBLE
+#  define TR_LO_4 0, 1, 2, 3, 8, 9, 10, 11
+#  define TR_HI_4 4, 5, 6, 7, 12, 13, 14, 15
+#  define TR_LO_2 0, 1, 8, 9, 4, 5, 12, 13
+#  define TR_HI_2 2, 3, 10, 11, 6, 7, 14, 15
+#  define TR_LO_1 0, 8, 2, 10, 4, 12, 6, 14
+#  define TR_HI_1 1, 9, 3, 11, 5, 13, 7, 15
+#else
+#  define TR_LO_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#  define TR_HI_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#  define TR_LO_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#  define TR_HI_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#  define TR_LO_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#  define TR_HI_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#  define TR_LO_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#  define TR_HI_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#endif
+
+static inline void KFN(tr)(const REAL *const *src, REAL *const *dst)
+{
+    KFN(vec) A[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
+#if !REAL_IS_DOUBLE
+    TR_STEP(8)
+#endif
+    TR_STEP(4)
+    TR_STEP(2)
+    TR_STEP(1)
+    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
+}
+#undef TR_STEP
+#undef TR_LO_8
+#undef TR_HI_8
+#undef TR_LO_4
+#undef TR_HI_4
+#undef TR_LO_2
+#undef TR_HI_2
+#undef TR_LO_1
+#undef TR_HI_1
+
+/*
+ * dst[c][col0 + j] = src_j[c] for the n tokens src_j = src + j * ts (c < C):
+ * one packed row segment.  Full SW x SW blocks by transposes, the rest scalar.
+ */
+NATTEN_OMP_CLONES
+static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REAL *dst, int64_t ncol)
+{
+    int64_t j = 0;
+    for (; j + SW <= n; j += SW) {
+        const REAL *sp[SW];
+        REAL *dp[SW];
+        int64_t c = 0;
+        for (; c + SW <= C; c += SW) {
+            for (int l = 0; l < SW; l++) sp[l] = src + (j + l) * ts + c, dp[l] = dst + (c + l) * ncol + j;
+            KFN(tr)(sp, dp);
+        }
+        for (; c < C; c++)
+            for (int l = 0; l < SW; l++) dst[c * ncol + j + l] = src[(j + l) * ts + c];
+    }
+    for (; j < n; j++)
+        for (int64_t c = 0; c < C; c++) dst[c * ncol + j] = src[j * ts + c];
+}
+
+#define VIEW(P, a) (&(P)->p.arg[a])
+#define DATA(P, a) ((REAL *)(P)->p.arg[a].data)
+
+/* ---- query strips ----------------------------------------------------------
+ *
+ * The forward ops and the query side of the backward ops run on strips: SW
+ * consecutive queries of one dilation group along the last axis (one
+ * 512-bit vector of REAL), same batch, head and outer indices.  Vector lanes
+ * are queries, so no dot product needs a horizontal sum.  Keys and values
+ * come from a transposed copy (omp_pack: [C][column] per outer key index,
+ * columns ordered group by group) where lane l's keys start at column
+ * col0 + lidx[l]: lidx[l] = l inside the extent (one unaligned vector load per
+ * slot, neighbouring queries sharing keys), a gather at the borders, with
+ * stride, or in causal bands.  Register blocks of two window rows times four
+ * slots keep 8 independent FMA chains per head-dim step.
+ */
+
+typedef struct {
+    int64_t w;                 /* live lanes */
+    int64_t col0;              /* packed column of lane 0's first key on axis 2 */
+    int mode;                  /* lane l's first key: 0 col0 + l, 2 col0 (all alike), 1 col0 + lidx[l] */
+    int full;                  /* every live lane has K2 keys on axis 2 */
+    int lidx[SW], len[SW];     /* per lane: first key column - col0, keys on axis 2 */
+    int eb[SW];                /* per lane: rpb index on axis 2 of its first key */
+    int64_t x2[SW];            /* per live lane: its index on axis 2 */
+    int64_t a[2], n[2], g[2], u[2]; /* axes 0, 1 (shared): window start, keys, group, position */
+} KFN(strip);
+
+/*
+ * Length of the strip of group g2 starting at group position u (at most SW
+ * and what is left of the group): the longest run whose window starts step
+ * by one (vector loads) or stay put (broadcast loads, at the borders), or a
+ * whole vector of arbitrary starts (gathers: strides, odd cases).
+ */
+static inline int64_t KFN(strip_len)(const omp_plan *P, int64_t g2, int64_t u, int64_t ng, int *mode)
+{
+    const natten_problem *p = &P->p;
+    int64_t d = p->dilation[2], max = ng - u < SW ? ng - u : SW, a0 = P->wa[2][u * d + g2], run = 1;
+    int64_t step = max > 1 ? P->wa[2][(u + 1) * d + g2] - a0 : 1;
+    if (step != 0 && step != 1) step = -1;
+    while (step >= 0 && run < max && P->wa[2][(u + run) * d + g2] - a0 == step * run) run++;
+    if (step >= 0 && (run == max || run >= 4)) {
+        *mode = step == 1 ? 0 : 2;
+        return run;
+    }
+    *mode = 1;
+    return max;
+}
+
+/* Fill the lane tables of the strip of group g2 at group position u, w lanes. */
+static inline void KFN(strip_init)(const omp_plan *P, KFN(strip) *S, int64_t x0, int64_t x1, int64_t g2,
+                                   int64_t u, int64_t w, int mode)
+{
+    const natten_problem *p = &P->p;
+    int64_t x[2] = {x0, x1}, a00 = 0;
+    S->w = w;
+    S->mode = mode;
+    S->full = 1;
+    for (int i = 0; i < 2; i++) {
+        S->a[i] = P->wa[i][x[i]];
+        S->n[i] = P->wb[i][x[i]] - S->a[i];
+        S->g[i] = x[i] % p->dilation[i];
+        S->u[i] = x[i] / p->dilation[i];
+    }
+    for (int l = 0; l < SW; l++) {
+        int64_t lv = l < S->w ? l : S->w - 1;
+        int64_t x2 = (u + lv) * p->dilation[2] + g2;
+        int64_t a = P->wa[2][x2];
+        if (l == 0) a00 = a;
+        /* dead lanes: mode 0 reads past the group into the zero padding */
+        S->lidx[l] = mode == 0 ? l : (int)(a - a00);
+        S->len[l] = (int)(P->wb[2][x2] - a);
+        S->eb[l] = (int)(a - (u + lv) + p->kernel[2] - 1);
+        if (l < S->w) {
+            S->x2[l] = x2;
+            if (S->len[l] != p->kernel[2]) S->full = 0;
+        }
+    }
+    S->col0 = P->goff[g2] + a00;
+}
+
+/* z_r[j][l] = sum_c qt[c][l] * k_r[c][li + j], NR (<= 3) window rows x NT slots. */
+static inline __attribute__((always_inline)) void KFN(qk_blk)(const REAL *restrict qt, const REAL *const *k,
+                                                              int64_t ncol, int64_t C, REAL *const *z,
+                                                              const int *restrict lidx, const int NR,
+                                                              const int NT, const int gat)
+{
+    REAL a[12][SW];
+    const REAL *k0 = k[0], *k1 = k[NR > 1 ? 1 : 0], *k2 = k[NR > 2 ? 2 : 0];
+    for (int j = 0; j < NR * NT; j++)
+        for (int l = 0; l < SW; l++) a[j][l] = 0;
+    for (int64_t c = 0; c < C; c++) {
+        const REAL *restrict q = qt + c * SW;
+        const REAL *restrict kr0 = k0 + c * ncol, *restrict kr1 = k1 + c * ncol, *restrict kr2 = k2 + c * ncol;
+#pragma omp simd
+        for (int l = 0; l < SW; l++) {
+            REAL qv = q[l];
+            int li = gat == 0 ? l : gat == 1 ? lidx[l] : 0;
+#pragma GCC unroll 8
+            for (int j = 0; j < NT; j++) {
+                a[j][l] += qv * kr0[li + j];
+                if (NR > 1) a[NT + j][l] += qv * kr1[li + j];
+                if (NR > 2) a[2 * NT + j][l] += qv * kr2[li + j];
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int j = 0; j < NT; j++)
+#pragma omp simd
+            for (int l = 0; l < SW; l++) z[r][j * SW + l] = a[r * NT + j][l];
+}
+
+static inline __attribute__((always_inline)) void KFN(qk_rows)(const REAL *qt, const REAL *const *k, int64_t ncol,
+                                                               int64_t C, REAL *const *z, const int *lidx,
+                                                               int64_t K2, const int NR, const int gat)
+{
+    int64_t t = 0;
+    for (; t + 4 <= K2; t += 4) {
+        const REAL *kt[3] = {k[0] + t, k[1] + t, k[2] + t};
+        REAL *zt[3] = {z[0] + t * SW, z[1] + t * SW, z[2] + t * SW};
+        KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 4, gat);
+    }
+    if (t < K2) {
+        const REAL *kt[3] = {k[0] + t, k[1] + t, k[2] + t};
+        REAL *zt[3] = {z[0] + t * SW, z[1] + t * SW, z[2] + t * SW};
+        switch (K2 - t) {
+        case 3: KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 3, gat); break;
+        case 2: KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 2, gat); break;
+        default: KFN(qk_blk)(qt, kt, ncol, C, zt, lidx, NR, 1, gat); break;
+        }
+    }
+}
+
+/* NR window rows starting at t1 of row t0 (mode picks the load pattern). */
+static inline __attribute__((always_inline)) void KFN(qk_nrows)(const KFN(strip) *S, const REAL *qt,
+                                                                const REAL *const *k, int64_t ncol, int64_t C,
+                                                                REAL *const *z, int64_t K2, const int NR)
+{
+    switch (S->mode) {
+    case 0: KFN(qk_rows)(qt, k, ncol, C, z, S->lidx, K2, NR, 0); break;
+    case 1: KFN(qk_rows)(qt, k, ncol, C, z, S->lidx, K2, NR, 1); break;
+    default: KFN(qk_rows)(qt, k, ncol, C, z, S->lidx, K2, NR, 2); break;
+    }
+}
+
+/*
+ * z[t][l] = <qt[.][l], key of slot t of lane l> (+ rpb), -inf on masked
+ * slots, for every slot t of the window.  kb: packed rows of this (b, head).
+ */
+NATTEN_OMP_CLONES
+static void KFN(qk_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *qt, const omp_pack *pk,
+                          const REAL *kb, const REAL *rpb, REAL *z)
+{
+    const natten_problem *p = &P->p;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2], C = pk->C, ncol = pk->ncol;
+    for (int64_t t0 = 0; t0 < p->kernel[0]; t0++) {
+        int64_t k0 = (S->a[0] + t0) * p->dilation[0] + S->g[0];
+        REAL *zt0 = z + t0 * K1 * K2 * SW;
+        int64_t t1 = 0, n1 = t0 < S->n[0] ? S->n[1] : 0;
+        /* window rows in blocks of 2, and of 3 for an odd count: 8 to 12 FMA chains */
+        while (t1 < n1) {
+            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1], left = n1 - t1;
+            int nr = left == 3 ? 3 : left >= 2 ? 2 : 1;
+            const REAL *k[3];
+            REAL *zz[3];
+            for (int r = 0; r < 3; r++) {
+                int rr = r < nr ? r : 0;
+                k[r] = kb + (k0 * p->extent[1] + k1 + rr * p->dilation[1]) * pk->row + S->col0;
+                zz[r] = zt0 + (t1 + rr) * K2 * SW;
+            }
+            if (nr == 3) KFN(qk_nrows)(S, qt, k, ncol, C, zz, K2, 3);
+            else if (nr == 2) KFN(qk_nrows)(S, qt, k, ncol, C, zz, K2, 2);
+            else KFN(qk_nrows)(S, qt, k, ncol, C, zz, K2, 1);
+            t1 += nr;
+        }
+        for (; t1 < K1; t1++)
+            for (int64_t j = 0; j < K2 * SW; j++) zt0[t1 * K2 * SW + j] = -INFINITY;
+        if (t0 >= S->n[0] || (S->full && !rpb)) continue;
+        /* causal / partial windows on axis 2, and the bias */
+        for (t1 = 0; t1 < S->n[1]; t1++) {
+            const REAL *rr = rpb ? rpb + natten_rpb_index(p->kernel[0], S->u[0], S->a[0] + t0) * P->rs[0] +
+                                           natten_rpb_index(K1, S->u[1], S->a[1] + t1) * P->rs[1]
+                                 : NULL;
+            REAL *zr = zt0 + t1 * K2 * SW;
+            for (int64_t t2 = 0; t2 < K2; t2++)
+#pragma omp simd
+                for (int l = 0; l < SW; l++) {
+                    REAL v = zr[t2 * SW + l];
+                    if (rr) v += rr[(S->eb[l] + t2) * P->rs[2]];
+                    zr[t2 * SW + l] = t2 < S->len[l] ? v : -INFINITY;
+                }
+        }
+    }
+}
+
+/* o[c][l] = sum_t w[t][l] * value of slot t of lane l; w is 0 on masked slots. */
+static inline __attribute__((always_inline)) void KFN(av_blk)(const KFN(strip) *S, const omp_plan *P,
+                                                              const REAL *restrict w, const REAL *vb,
+                                                              int64_t ncol, int64_t row, REAL *restrict o,
+                                                              const int NC, const int gat)
+{
+    const natten_problem *p = &P->p;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2];
+    REAL a[8][SW];
+    for (int j = 0; j < NC; j++)
+        for (int l = 0; l < SW; l++) a[j][l] = 0;
+    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
+        int64_t k0 = (S->a[0] + t0) * p->dilation[0] + S->g[0];
+        for (int64_t t1 = 0; t1 < S->n[1]; t1++) {
+            int64_t k1 = (S->a[1] + t1) * p->dilation[1] + S->g[1];
+            const REAL *restrict vr = vb + (k0 * p->extent[1] + k1) * row + S->col0;
+            const REAL *restrict wr = w + (t0 * K1 + t1) * K2 * SW;
+            for (int64_t t2 = 0; t2 < K2; t2++) {
+#pragma omp simd
+                for (int l = 0; l < SW; l++) {
+                    REAL pv = wr[t2 * SW + l];
+                    int li = (gat == 0 ? l : gat == 1 ? S->lidx[l] : 0) + (int)t2;
+#pragma GCC unroll 8
+                    for (int j = 0; j < NC; j++) a[j][l] += pv * vr[j * ncol + li];
+                }
+            }
+        }
+    }
+    for (int j = 0; j < NC; j++)
+#pragma omp simd
+        for (int l = 0; l < SW; l++) o[j * SW + l] = a[j][l];
+}
+
+NATTEN_OMP_CLONES
+static void KFN(av_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *w, const omp_pack *pk,
+                          const REAL *vb, REAL *o)
+{
+    int64_t c = 0, C = pk->C;
+    for (; c + 8 <= C; c += 8) {
+        switch (S->mode) {
+        case 0: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 0); break;
+        case 1: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 1); break;
+        default: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 8, 2); break;
+        }
+    }
+    for (; c + 4 <= C; c += 4) {
+        switch (S->mode) {
+        case 0: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 0); break;
+        case 1: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 1); break;
+        default: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 4, 2); break;
+        }
+    }
+    for (; c < C; c++) {
+        switch (S->mode) {
+        case 0: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 0); break;
+        case 1: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 1); break;
+        default: KFN(av_blk)(S, P, w, vb + c * pk->ncol, pk->ncol, pk->row, o + c * SW, 1, 2); break;
+        }
+    }
+}
+
+/* qt[c][l] = factor * src[token of lane l][c] (dead lanes: copies of lane 0). */
+static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
+                               REAL *restrict qt)
+{
+    const REAL *sp[SW];
+    REAL *dp[SW];
+    int64_t c = 0;
+    for (; c + SW <= C; c += SW) {
+        for (int l = 0; l < SW; l++) {
+            sp[l] = src + S->x2[l < S->w ? l : 0] * tstride + c;
+            dp[l] = qt + (c + l) * SW;
+        }
+        KFN(tr)(sp, dp);
+    }
+    for (; c < C; c++)
+        for (int l = 0; l < SW; l++) qt[c * SW + l] = src[S->x2[l < S->w ? l : 0] * tstride + c];
+    if (factor != 1)
+#pragma omp simd
+        for (int64_t i = 0; i < C * SW; i++) qt[i] *= factor;
+}
+
+/* base[token of lane l][c] = o[c][l] for the live lanes (dead lanes go to trash). */
+static inline void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, REAL *base, int64_t tstride,
+                                REAL *trash)
+{
+    const REAL *sp[SW];
+    REAL *dp[SW];
+    int64_t c = 0;
+    for (; c + SW <= C; c += SW) {
+        for (int l = 0; l < SW; l++) {
+            sp[l] = o + (c + l) * SW;
+            dp[l] = l < S->w ? base + S->x2[l] * tstride + c : trash;
+        }
+        KFN(tr)(sp, dp);
+    }
+    for (; c < C; c++)
+        for (int l = 0; l < S->w; l++) base[S->x2[l] * tstride + c] = o[c * SW + l];
+}
+
+/* 1 if slot (t0, t1, t2) of lane l is a neighbour. */
+static inline int KFN(valid)(const KFN(strip) *S, int64_t t0, int64_t t1, int64_t t2, int l)
+{
+    return t0 < S->n[0] && t1 < S->n[1] && t2 < S->len[l];
+}
+
+/* w[t][l] = weight row of lane l's query in view WV at slot t, 0 where masked. */
+static inline void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
+                               int64_t x0, int64_t x1, int64_t h, REAL *w)
+{
+    const natten_problem *p = &P->p;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2];
+    KFN(load_t)(S, (const REAL *)WV->data + natten_off(WV, b, x0, x1, 0, h, 0), WV->stride[3], p->window, 1, w);
+    for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
+        for (int64_t t1 = 0; t1 < K1; t1++)
+            for (int64_t t2 = 0; t2 < K2; t2++) {
+                REAL *wr = w + ((t0 * K1 + t1) * K2 + t2) * SW;
+                int row = t0 < S->n[0] && t1 < S->n[1];
+#pragma omp simd
+                for (int l = 0; l < SW; l++) wr[l] = row && t2 < S->len[l] ? wr[l] : 0;
+            }
+}
+
+/* d_rpb[h] partial += w over the valid slots of the live lanes (fixed order). */
+static inline void KFN(rpb_acc)(const omp_plan *P, const KFN(strip) *S, const REAL *w, double *drpb)
+{
+    const natten_problem *p = &P->p;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2];
+    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
+        int64_t e0 = natten_rpb_index(p->kernel[0], S->u[0], S->a[0] + t0);
+        for (int64_t t1 = 0; t1 < S->n[1]; t1++) {
+            double *dr = drpb + e0 * P->rs[0] + natten_rpb_index(K1, S->u[1], S->a[1] + t1) * P->rs[1];
+            const REAL *wr = w + (t0 * K1 + t1) * K2 * SW;
+            for (int l = 0; l < S->w; l++)
+                for (int64_t t2 = 0; t2 < S->len[l]; t2++) dr[(S->eb[l] + t2) * P->rs[2]] += wr[t2 * SW + l];
+        }
+    }
+}
+
+/* Per-thread strip scratch, in REAL units. */
+static inline int64_t KFN(strip_scratch)(const natten_problem *p)
+{
+    int64_t c = p->dim > p->dim_v ? p->dim : p->dim_v;
+    return (4 * c + 3 * p->window) * SW + 4 * SW + 64;
+}
+
+/*
+ * One row (b, h, x0, x1) of query strips for op k.  Packed operands: ka (keys
+ * for logits, or values for d_attn) and kv (values for the weighted sum, or
+ * keys for d_q).
+ */
+NATTEN_OMP_CLONES
+static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64_t x0, int64_t x1, REAL *scr,
+                           double *drpb)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
+    const natten_view *A = VIEW(P, NATTEN_ARG_ATTN), *DO = VIEW(P, NATTEN_ARG_D_OUT);
+    const natten_view *DA = VIEW(P, NATTEN_ARG_D_ATTN), *DQ = VIEW(P, NATTEN_ARG_D_Q);
+    int64_t hk = h / (p->heads / p->heads_kv), W = p->window;
+    int64_t C = p->dim > p->dim_v ? p->dim : p->dim_v;
+    const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
+    const REAL scale = (REAL)p->scale;
+    const omp_pack *pa = &P->pack[0], *pb = &P->pack[1];
+    const REAL *ab = pa->data ? (const REAL *)pa->data + (b * pa->heads + hk) * pa->head : NULL;
+    const REAL *bb = pb->data ? (const REAL *)pb->data + (b * pb->heads + hk) * pb->head : NULL;
+    REAL *qt = scr, *o = qt + C * SW, *z = o + C * SW, *zp = z + W * SW, *zs = zp + W * SW;
+    REAL *lane = zs + W * SW, *lane2 = lane + SW, *trash = lane2 + SW;
+    KFN(strip) S;
+    for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
+        for (int64_t u = 0, w; u < ng; u += w) {
+            int mode;
+            w = KFN(strip_len)(P, g2, u, ng, &mode);
+            KFN(strip_init)(P, &S, x0, x1, g2, u, w, mode);
+            switch (k) {
+            case Q_QK_FWD: {
+                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+                KFN(load_t)(&S, q, Q->stride[3], p->dim, 1, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
+                KFN(store_t)(&S, z, W, DATA(P, NATTEN_ARG_ATTN) + natten_off(A, b, x0, x1, 0, h, 0), A->stride[3],
+                             trash);
+                break;
+            }
+            case Q_AV_FWD:
+            case Q_QK_BWD: {
+                /* weighted sum of packed rows with the given weights (attn / d_attn) */
+                const natten_view *WV = k == Q_AV_FWD ? A : DA;
+                const natten_view *OV = k == Q_AV_FWD ? O : DQ;
+                KFN(load_w)(P, &S, WV, b, x0, x1, h, z);
+                KFN(av_phase)(P, &S, z, pb, bb, o);
+                KFN(store_t)(&S, o, pb->C, (REAL *)OV->data + natten_off(OV, b, x0, x1, 0, h, 0), OV->stride[3],
+                             trash);
+                if (drpb && k == Q_QK_BWD) KFN(rpb_acc)(P, &S, z, drpb);
+                break;
+            }
+            case Q_AV_BWD: {
+                const REAL *d = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, 0, h, 0);
+                KFN(load_t)(&S, d, DO->stride[3], p->dim_v, 1, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, NULL, z);
+#pragma omp simd
+                for (int64_t i = 0; i < W * SW; i++) z[i] = z[i] == -INFINITY ? 0 : z[i];
+                KFN(store_t)(&S, z, W, DATA(P, NATTEN_ARG_D_ATTN) + natten_off(DA, b, x0, x1, 0, h, 0), DA->stride[3],
+                             trash);
+                break;
+            }
+            case Q_FNA_FWD: {
+                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+                KFN(load_t)(&S, q, Q->stride[3], p->dim, scale, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
+                for (int l = 0; l < SW; l++) lane[l] = -INFINITY, lane2[l] = 0;
+                for (int64_t t = 0; t < W; t++)
+#pragma omp simd
+                    for (int l = 0; l < SW; l++) lane[l] = z[t * SW + l] > lane[l] ? z[t * SW + l] : lane[l];
+                for (int64_t t = 0; t < W; t++)
+#pragma omp simd
+                    for (int l = 0; l < SW; l++) {
+                        REAL v = z[t * SW + l];
+                        REAL e = v == -INFINITY ? 0 : KFN(vexp)(v - lane[l]);
+                        z[t * SW + l] = e;
+                        lane2[l] += e;
+                    }
+                KFN(av_phase)(P, &S, z, pb, bb, o);
+#pragma omp simd
+                for (int l = 0; l < SW; l++) zp[l] = 1 / lane2[l];
+                for (int64_t c = 0; c < p->dim_v; c++)
+#pragma omp simd
+                    for (int l = 0; l < SW; l++) o[c * SW + l] *= zp[l];
+                KFN(store_t)(&S, o, p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, 0, h, 0), O->stride[3],
+                             trash);
+                for (int64_t l = 0; l < S.w; l++) {
+                    if (L->data)
+                        ((float *)L->data)[natten_off(L, b, x0, x1, S.x2[l], h, 0)] =
+                            (float)(lane[l] + log(lane2[l]));
+                }
+                break;
+            }
+            default: { /* Q_FNA_BWD: pack a = keys, pack b = values */
+                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+                const REAL *d = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, 0, h, 0);
+                const natten_view *SP = &P->wp, *SS = &P->ws;
+                KFN(load_t)(&S, q, Q->stride[3], p->dim, scale, qt);
+                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
+                KFN(load_t)(&S, d, DO->stride[3], p->dim_v, 1, qt);
+                KFN(qk_phase)(P, &S, qt, pb, bb, NULL, zp);
+                for (int l = 0; l < SW; l++) {
+                    lane[l] = 0; lane2[l] = 0;
+                    if (l < S.w) {
+                        const REAL *orow = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, S.x2[l], h, 0);
+                        const REAL *drow = d + S.x2[l] * DO->stride[3];
+                        lane[l] = KFN(dot)(orow, drow, p->dim_v);
+                        lane2[l] = (REAL)((const float *)L->data)[natten_off(L, b, x0, x1, S.x2[l], h, 0)];
+                    }
+                }
+                for (int64_t t = 0; t < W; t++)
+#pragma omp simd
+                    for (int l = 0; l < SW; l++) {
+                        REAL v = z[t * SW + l];
+                        int live = v != -INFINITY;
+                        REAL P_ = live ? KFN(vexp)(v - lane2[l]) : 0;
+                        z[t * SW + l] = P_;
+                        zs[t * SW + l] = live ? P_ * (zp[t * SW + l] - lane[l]) : 0;
+                    }
+                for (int64_t l = S.w; l < SW; l++)
+                    for (int64_t t = 0; t < W; t++) zs[t * SW + l] = 0;
+                KFN(av_phase)(P, &S, zs, pa, ab, o);
+#pragma omp simd
+                for (int64_t i = 0; i < p->dim * SW; i++) o[i] *= scale;
+                KFN(store_t)(&S, o, p->dim, DATA(P, NATTEN_ARG_D_Q) + natten_off(DQ, b, x0, x1, 0, h, 0), DQ->stride[3],
+                             trash);
+                KFN(store_t)(&S, z, W, (REAL *)SP->data + natten_off(SP, b, x0, x1, 0, h, 0), SP->stride[3], trash);
+                KFN(store_t)(&S, zs, W, (REAL *)SS->data + natten_off(SS, b, x0, x1, 0, h, 0), SS->stride[3], trash);
+                if (drpb) KFN(rpb_acc)(P, &S, zs, drpb);
+                break;
+            }
+            }
+        }
+    }
+}
+
+/* ---- key-side kernel: one row of keys (b, hk, y0, y1), every y2 --------
+ *
+ * out[key] = factor * sum over the queries whose window holds key (and over
+ * the query heads that read this key head) of w[query][slot] * src[query],
+ * where w is an attention-shaped view and src a token view.  The inverse
+ * neighbourhood is one box of queries per key (spec 1.8), walked in a fixed
+ * order: no atomics, the same sums every run.
+ */
+NATTEN_OMP_CLONES
+static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_view *S, int64_t C,
+                         natten_view *OUT, REAL factor, int64_t b, int64_t hk, int64_t y0, int64_t y1,
+                         REAL *scr)
+{
+    const natten_problem *p = &P->p;
+    int64_t group = p->heads / p->heads_kv;
+    REAL *acc = scr;
+    int64_t g[3], v[3], qa[3], qb[3];
+    int64_t y[3] = {y0, y1, 0};
+    for (int i = 0; i < 2; i++) {
+        g[i] = y[i] % p->dilation[i];
+        v[i] = y[i] / p->dilation[i];
+        qa[i] = P->ia[i][y[i]];
+        qb[i] = P->ib[i][y[i]];
+    }
+    for (int64_t y2 = 0; y2 < p->extent[2]; y2++) {
+        REAL *out = (REAL *)OUT->data + natten_off(OUT, b, y0, y1, y2, hk, 0);
+        g[2] = y2 % p->dilation[2];
+        v[2] = y2 / p->dilation[2];
+        qa[2] = P->ia[2][y2];
+        qb[2] = P->ib[2][y2];
+        for (int64_t c = 0; c < C; c++) acc[c] = 0;
+        for (int64_t h = hk * group; h < (hk + 1) * group; h++)
+            for (int64_t u0 = qa[0]; u0 < qb[0]; u0++) {
+                int64_t x0 = u0 * p->dilation[0] + g[0];
+                int64_t t0 = v[0] - P->wa[0][x0];
+                for (int64_t u1 = qa[1]; u1 < qb[1]; u1++) {
+                    int64_t x1 = u1 * p->dilation[1] + g[1];
+                    int64_t t01 = (t0 * p->kernel[1] + v[1] - P->wa[1][x1]) * p->kernel[2];
+                    const REAL *wr = (const REAL *)W->data + natten_off(W, b, x0, x1, 0, h, t01);
+                    const REAL *sr = (const REAL *)S->data + natten_off(S, b, x0, x1, 0, h, 0);
+                    for (int64_t u2 = qa[2]; u2 < qb[2]; u2++) {
+                        int64_t x2 = u2 * p->dilation[2] + g[2];
+                        REAL w = wr[x2 * W->stride[3] + v[2] - P->wa[2][x2]];
+                        KFN(axpy)(acc, w, sr + x2 * S->stride[3], C);
+                    }
+                }
+            }
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) out[c] = factor * acc[c];
+    }
+}
+
+#undef VL_
+#undef SW
+#undef VIEW
+#undef DATA
+#undef KFN
+#undef KFN_
+#undef KFN__

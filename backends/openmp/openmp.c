@@ -1,0 +1,561 @@
+/*
+ * openmp.c - the OpenMP CPU backend: every op, ranks 1-3, every parameter,
+ * float32 and float64 natively, float16 / bfloat16 stored as such and
+ * computed in float32.
+ *
+ * Work is split into rows (batch, head, outer two spatial indices; all of the
+ * last axis) handed out with a static schedule.  The spatial axes are rotated
+ * so that the problem's last axis is the row axis; within a row, queries go
+ * in strips of one vector of lanes against transposed, packed keys and
+ * values (kernels.h says how).  Query-side results (attn,
+ * out, lse, d_q, d_attn) are written by the query's row; key-side gradients
+ * (d_k, d_v) are gathered per key over its inverse neighbourhood (spec 1.8),
+ * so no two threads write the same element and every sum has a fixed order:
+ * bitwise reproducible for a fixed thread count.  d_rpb is summed in double
+ * into one partial array per thread, then reduced in thread order.
+ *
+ * Half-precision tensors are converted to float32 copies on the way in and
+ * back on the way out (in parallel); the kernels (kernels.h) only see float
+ * or double.  A non-unit stride on the head dim is refused in supports().
+ */
+#include "natten-impl.h"
+#include "natten-half.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#  if __has_attribute(target_clones)
+#    define NATTEN_OMP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#  endif
+#endif
+#ifndef NATTEN_OMP_CLONES
+#  define NATTEN_OMP_CLONES
+#endif
+
+/*
+ * A transposed copy of keys or values of every (batch, head, x0, x1):
+ * [C][ncol], columns = positions on the last axis ordered dilation group by
+ * group (so a group's members are adjacent), padded with zeros so that a
+ * strip's vector loads never leave the buffer.
+ */
+typedef struct omp_pack {
+    void *data;                  /* NULL if the op does not use this pack */
+    int64_t C, ncol, row;        /* row = C * ncol: one (x0, x1) */
+    int64_t head, heads;         /* head = X0 * X1 * row; heads of the packed tensor */
+} omp_pack;
+
+typedef enum { Q_QK_FWD, Q_AV_FWD, Q_QK_BWD, Q_AV_BWD, Q_FNA_FWD, Q_FNA_BWD } qkind;
+
+/* Per-call tables shared by all threads (read-only once built). */
+typedef struct omp_plan {
+    natten_problem p;            /* the problem, views pointing at float/double data */
+    int64_t *wa[3], *wb[3];      /* window [a, b) of each index (group coordinates) */
+    int64_t *ia[3], *ib[3];      /* inverse window [qa, qb) of each index (group coordinates) */
+    int64_t rs[3], rh;           /* strides of compact [H, E0, E1, E2] (rpb copy, d_rpb sums) */
+    int64_t n_rpb;               /* H * E0 * E1 * E2 */
+    natten_view wp, ws;          /* fused backward: P and dS, [B, X.., H, W] compact */
+    int64_t *goff;               /* first packed column of each dilation group of axis 2 */
+    omp_pack pack[2];            /* operands of the query strips (see strip_row) */
+    int nthreads;
+} omp_plan;
+
+#define REAL float
+#define REAL_IS_DOUBLE 0
+#define SFX f32
+#include "kernels.h"
+#undef REAL
+#undef REAL_IS_DOUBLE
+#undef SFX
+
+#define REAL double
+#define REAL_IS_DOUBLE 1
+#define SFX f64
+#include "kernels.h"
+#undef REAL
+#undef REAL_IS_DOUBLE
+#undef SFX
+
+static natten_status oom(void)
+{
+    return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "openmp: cannot allocate scratch memory");
+}
+
+static int team_size(const natten_exec *x)
+{
+    return x && x->num_threads > 0 ? x->num_threads : omp_get_max_threads();
+}
+
+/* ---- half <-> float copies ---------------------------------------------- */
+
+static int64_t numel(const natten_view *v)
+{
+    int64_t n = 1;
+    for (int i = 0; i < 6; i++) n *= v->shape[i];
+    return n;
+}
+
+static void compact_strides(natten_view *v)
+{
+    int64_t s = 1;
+    for (int i = 5; i >= 0; i--) {
+        v->stride[i] = s;
+        s *= v->shape[i] > 0 ? v->shape[i] : 1;
+    }
+}
+
+/* Element offset of flat (row-major) index i of v. */
+static int64_t flat_off(const natten_view *v, int64_t i)
+{
+    int64_t off = 0;
+    for (int d = 5; d >= 0; d--) {
+        off += (i % v->shape[d]) * v->stride[d];
+        i /= v->shape[d];
+    }
+    return off;
+}
+
+/* dst (compact float) <- src (half, any strides); or back when to_half. */
+static void convert(const natten_view *half, float *f, natten_dtype t, int to_half, int nt)
+{
+    int64_t n = numel(half), C = half->shape[5];
+    uint16_t *h = (uint16_t *)(void *)half->data;
+    if (n == 0) return;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < n / C; r++) {
+        int64_t base = flat_off(half, r * C);
+        for (int64_t c = 0; c < C; c++) {
+            int64_t o = base + c * half->stride[5];
+            if (to_half)
+                h[o] = t == NATTEN_F16 ? natten_float_to_f16(f[r * C + c]) : natten_float_to_bf16(f[r * C + c]);
+            else
+                f[r * C + c] = t == NATTEN_F16 ? natten_f16_to_float(h[o]) : natten_bf16_to_float(h[o]);
+        }
+    }
+}
+
+/* ---- plan ---------------------------------------------------------------- */
+
+typedef struct omp_call {
+    omp_plan P;
+    const natten_problem *orig;
+    float *conv[NATTEN_ARG_COUNT];   /* float copies of half tensors */
+    void *tables;
+    void *wbuf;
+} omp_call;
+
+static void call_free(omp_call *c)
+{
+    for (int a = 0; a < NATTEN_ARG_COUNT; a++) natten_free(c->conv[a]);
+    natten_free(c->tables);
+    natten_free(c->wbuf);
+    for (int i = 0; i < 2; i++) natten_free(c->P.pack[i].data);
+}
+
+/*
+ * Rotate the spatial axes so that the problem's last real axis is axis 2
+ * (the padding axes of extent 1 go in front): the query strips run along
+ * axis 2.  Slot order is unchanged (leading windows of one).
+ */
+static void rotate_axes(natten_problem *p)
+{
+    int sh = 3 - p->rank;
+    int64_t e[3];
+    int k[3], d[3], s[3], c[3];
+    if (sh == 0) return;
+    for (int i = 0; i < 3; i++) {
+        int j = (i + sh) % 3;
+        e[j] = p->extent[i]; k[j] = p->kernel[i]; d[j] = p->dilation[i]; s[j] = p->stride[i]; c[j] = p->causal[i];
+    }
+    memcpy(p->extent, e, sizeof e);
+    memcpy(p->kernel, k, sizeof k);
+    memcpy(p->dilation, d, sizeof d);
+    memcpy(p->stride, s, sizeof s);
+    memcpy(p->causal, c, sizeof c);
+    for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
+        natten_view *v = &p->arg[a], o = *v;
+        for (int i = 0; i < 3; i++) {
+            v->shape[1 + (i + sh) % 3] = o.shape[1 + i];
+            v->stride[1 + (i + sh) % 3] = o.stride[1 + i];
+        }
+    }
+}
+
+/* Window / inverse-window tables of every index, and group column offsets. */
+static natten_status build_tables(omp_call *c)
+{
+    const natten_problem *p = &c->P.p;
+    int64_t tot = p->dilation[2], *t;
+    for (int i = 0; i < 3; i++) tot += 4 * p->extent[i];
+    c->tables = t = natten_malloc((size_t)tot * sizeof(int64_t));
+    if (!t) return oom();
+    for (int i = 0; i < 3; i++) {
+        int64_t L = p->extent[i];
+        int d = p->dilation[i];
+        c->P.wa[i] = t; c->P.wb[i] = t + L; c->P.ia[i] = t + 2 * L; c->P.ib[i] = t + 3 * L;
+        t += 4 * L;
+        for (int64_t j = 0; j < L; j++) {
+            int64_t n = natten_group_len(L, d, j % d);
+            natten_window_g(n, p->kernel[i], p->stride[i], p->causal[i], j / d, &c->P.wa[i][j], &c->P.wb[i][j]);
+            natten_inverse_window_g(n, p->kernel[i], p->stride[i], p->causal[i], j / d, &c->P.ia[i][j],
+                                    &c->P.ib[i][j]);
+        }
+    }
+    c->P.goff = t;
+    for (int64_t g = 0, o = 0; g < p->dilation[2]; g++) {
+        c->P.goff[g] = o;
+        o += natten_group_len(p->extent[2], p->dilation[2], g);
+    }
+    return NATTEN_SUCCESS;
+}
+
+/* rpb: a compact [H, E0, E1, E2] copy in the compute type, so that one flat
+ * index serves both the bias and the d_rpb partial sums. */
+static natten_status copy_rpb(omp_call *c)
+{
+    const natten_problem *p = c->orig;
+    const natten_view *r = &c->P.p.arg[NATTEN_ARG_RPB];
+    int64_t e[3];
+    char *cp;
+    for (int i = 0; i < 3; i++) e[i] = 2 * c->P.p.kernel[i] - 1;
+    c->P.rs[2] = 1; c->P.rs[1] = e[2]; c->P.rs[0] = e[1] * e[2];
+    c->P.rh = e[0] * e[1] * e[2];
+    c->P.n_rpb = p->heads * c->P.rh;
+    if (!natten_has(p, NATTEN_ARG_RPB)) return NATTEN_SUCCESS;
+    cp = natten_malloc((size_t)c->P.n_rpb * (p->dtype == NATTEN_F64 ? 8 : 4));
+    if (!cp) return oom();
+    c->conv[NATTEN_ARG_RPB] = (float *)(void *)cp;
+    for (int64_t h = 0, i = 0; h < p->heads; h++)
+        for (int64_t e0 = 0; e0 < r->shape[1]; e0++)
+            for (int64_t e1 = 0; e1 < r->shape[2]; e1++)
+                for (int64_t e2 = 0; e2 < r->shape[3]; e2++, i++) {
+                    int64_t o = natten_off(r, 0, e0, e1, e2, h, 0);
+                    const void *src = r->data;
+                    switch (p->dtype) {
+                    case NATTEN_F64: ((double *)(void *)cp)[i] = ((const double *)src)[o]; break;
+                    case NATTEN_F32: ((float *)(void *)cp)[i] = ((const float *)src)[o]; break;
+                    case NATTEN_F16: ((float *)(void *)cp)[i] = natten_f16_to_float(((const uint16_t *)src)[o]); break;
+                    default: ((float *)(void *)cp)[i] = natten_bf16_to_float(((const uint16_t *)src)[o]); break;
+                    }
+                }
+    c->P.p.arg[NATTEN_ARG_RPB].data = cp;
+    return NATTEN_SUCCESS;
+}
+
+static natten_status call_init(omp_call *c, const natten_problem *p, const natten_exec *x)
+{
+    natten_status st;
+    memset(c, 0, sizeof *c);
+    c->orig = p;
+    c->P.p = *p;
+    c->P.nthreads = team_size(x);
+    /* half tensors: float copies (compact, original axis order), inputs converted now */
+    if (p->dtype == NATTEN_F16 || p->dtype == NATTEN_BF16) {
+        for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
+            natten_view *v = &c->P.p.arg[a];
+            if (!v->data || a == NATTEN_ARG_LSE || a == NATTEN_ARG_RPB) continue;
+            c->conv[a] = natten_malloc((size_t)numel(v) * sizeof(float));
+            if (!c->conv[a]) return oom();
+            if (!natten_arg_is_output(p->op, (natten_arg)a))
+                convert(&p->arg[a], c->conv[a], p->dtype, 0, c->P.nthreads);
+            v->data = (char *)c->conv[a];
+            compact_strides(v);
+        }
+    }
+    rotate_axes(&c->P.p);
+    if ((st = build_tables(c))) return st;
+    return copy_rpb(c);
+}
+
+/* Write float copies of half outputs back. */
+static void call_finish(omp_call *c)
+{
+    const natten_problem *p = c->orig;
+    for (int a = 0; a < NATTEN_ARG_COUNT; a++)
+        if (c->conv[a] && natten_arg_is_output(p->op, (natten_arg)a))
+            convert(&p->arg[a], c->conv[a], p->dtype, 1, c->P.nthreads);
+}
+
+static int is_double(const natten_problem *p)
+{
+    return p->dtype == NATTEN_F64;
+}
+
+static size_t real_size(const natten_problem *p)
+{
+    return is_double(p) ? sizeof(double) : sizeof(float);
+}
+
+/* Per-thread scratch, in bytes. */
+static size_t scratch_bytes(const natten_problem *p)
+{
+    int64_t n = is_double(p) ? strip_scratch_f64(p) : strip_scratch_f32(p);
+    return ((size_t)n * real_size(p) + 63) & ~(size_t)63;
+}
+
+/* ---- drivers ------------------------------------------------------------ */
+
+/*
+ * Pack role a (token view with `heads` heads and C channels) into P->pack[i]
+ * (transposed, see omp_pack), in parallel over (b, head, x0, x1).
+ */
+static natten_status pack(omp_plan *P, int i, natten_arg a)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *v = &p->arg[a];
+    omp_pack *pk = &P->pack[i];
+    size_t es = real_size(p);
+    int64_t rows, X2 = p->extent[2];
+    pk->C = v->shape[NV_C];
+    pk->heads = v->shape[NV_H];
+    /* strip loads reach SW - 1 lanes and K2 - 1 slots past a group's last column */
+    pk->ncol = X2 + 64 / (int64_t)es + p->kernel[2];
+    pk->row = pk->C * pk->ncol;
+    pk->head = p->extent[0] * p->extent[1] * pk->row;
+    rows = p->batch * pk->heads * p->extent[0] * p->extent[1];
+    pk->data = natten_malloc((size_t)(rows * pk->row) * es);
+    if (!pk->data) return oom();
+#pragma omp parallel for schedule(static) num_threads(P->nthreads)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t x1 = r % p->extent[1], t = r / p->extent[1];
+        int64_t x0 = t % p->extent[0], h = (t / p->extent[0]) % pk->heads;
+        int64_t b = t / p->extent[0] / pk->heads;
+        for (int64_t g = 0; g < p->dilation[2]; g++) {
+            int64_t off = natten_off(v, b, x0, x1, g, h, 0), ts = p->dilation[2] * v->stride[3];
+            int64_t n = natten_group_len(X2, p->dilation[2], g);
+            if (is_double(p))
+                pack_seg_f64((const double *)(void *)v->data + off, ts, n, pk->C,
+                             (double *)pk->data + r * pk->row + P->goff[g], pk->ncol);
+            else
+                pack_seg_f32((const float *)(void *)v->data + off, ts, n, pk->C,
+                             (float *)pk->data + r * pk->row + P->goff[g], pk->ncol);
+        }
+        for (int64_t c = 0; c < pk->C; c++)
+            memset((char *)pk->data + (size_t)(r * pk->row + c * pk->ncol + X2) * es, 0,
+                   (size_t)(pk->ncol - X2) * es);
+    }
+    return NATTEN_SUCCESS;
+}
+
+/*
+ * Run the query-side kernel of kind k over every row.  If drpb_out is
+ * non-NULL, each thread sums d_rpb into its own zeroed partial and the
+ * partials are added in thread order into drpb_out ([H, E] compact, double).
+ */
+static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
+{
+    const natten_problem *p = &P->p;
+    int nt = P->nthreads;
+    size_t sb = scratch_bytes(p);
+    int64_t rows = p->batch * p->heads * p->extent[0] * p->extent[1];
+    char *scr = natten_malloc(sb * (size_t)nt);
+    double *part = NULL;
+    int used = 1;
+    if (!scr) return oom();
+    if (drpb_out) {
+        part = natten_calloc((size_t)nt * (size_t)P->n_rpb, sizeof(double));
+        if (!part) { natten_free(scr); return oom(); }
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int tid = omp_get_thread_num();
+        char *s = scr + sb * (size_t)tid;
+        double *dr = part ? part + (size_t)tid * (size_t)P->n_rpb : NULL;
+#pragma omp single
+        used = omp_get_num_threads();
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t x1 = r % p->extent[1], t = r / p->extent[1];
+            int64_t x0 = t % p->extent[0];
+            int64_t h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
+            double *drh = dr ? dr + h * P->rh : NULL;
+            if (is_double(p)) strip_row_f64(P, k, b, h, x0, x1, (double *)(void *)s, drh);
+            else strip_row_f32(P, k, b, h, x0, x1, (float *)(void *)s, drh);
+        }
+    }
+    if (drpb_out) {
+        for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] = 0;
+        for (int t = 0; t < used; t++)
+            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += part[(size_t)t * (size_t)P->n_rpb + i];
+    }
+    natten_free(part);
+    natten_free(scr);
+    return NATTEN_SUCCESS;
+}
+
+/* Key-side gradient: OUT[key] = factor * sum over its inverse neighbourhood of W * S. */
+static natten_status key_pass(omp_plan *P, const natten_view *W, const natten_view *S, int64_t C,
+                              natten_view *OUT, double factor)
+{
+    const natten_problem *p = &P->p;
+    int nt = P->nthreads;
+    size_t sb = ((size_t)C * real_size(p) + 63) & ~(size_t)63;
+    int64_t rows = p->batch * OUT->shape[NV_H] * p->extent[0] * p->extent[1];
+    char *scr = natten_malloc(sb * (size_t)nt);
+    if (!scr) return oom();
+#pragma omp parallel num_threads(nt)
+    {
+        char *s = scr + sb * (size_t)omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t y1 = r % p->extent[1], t = r / p->extent[1];
+            int64_t y0 = t % p->extent[0];
+            int64_t hk = (t / p->extent[0]) % OUT->shape[NV_H], b = t / p->extent[0] / OUT->shape[NV_H];
+            if (is_double(p))
+                key_row_f64(P, W, S, C, OUT, factor, b, hk, y0, y1, (double *)(void *)s);
+            else
+                key_row_f32(P, W, S, C, OUT, (float)factor, b, hk, y0, y1, (float *)(void *)s);
+        }
+    }
+    natten_free(scr);
+    return NATTEN_SUCCESS;
+}
+
+/* d_rpb (double [H, E] compact) into the problem's d_rpb view. */
+static void store_drpb(omp_plan *P, const double *acc)
+{
+    const natten_view *v = &P->p.arg[NATTEN_ARG_D_RPB];
+    int64_t e[3] = {v->shape[1], v->shape[2], v->shape[3]};
+    for (int64_t h = 0; h < P->p.heads; h++)
+        for (int64_t i = 0; i < e[0]; i++)
+            for (int64_t j = 0; j < e[1]; j++)
+                for (int64_t k = 0; k < e[2]; k++) {
+                    int64_t o = natten_off(v, 0, i, j, k, h, 0);
+                    double x = acc[h * P->rh + i * P->rs[0] + j * P->rs[1] + k];
+                    if (is_double(&P->p)) ((double *)(void *)v->data)[o] = x;
+                    else ((float *)(void *)v->data)[o] = (float)x;
+                }
+}
+
+static natten_status finish(omp_call *c, natten_status st)
+{
+    if (st == NATTEN_SUCCESS) call_finish(c);
+    call_free(c);
+    return st;
+}
+
+static natten_status qk_forward(const natten_problem *p, const natten_exec *x)
+{
+    omp_call c;
+    natten_status st = call_init(&c, p, x);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 0, NATTEN_ARG_K);
+    if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_QK_FWD, NULL);
+    return finish(&c, st);
+}
+
+static natten_status av_forward(const natten_problem *p, const natten_exec *x)
+{
+    omp_call c;
+    natten_status st = call_init(&c, p, x);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 1, NATTEN_ARG_V);
+    if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_AV_FWD, NULL);
+    return finish(&c, st);
+}
+
+static natten_status fna_forward(const natten_problem *p, const natten_exec *x)
+{
+    omp_call c;
+    natten_status st = call_init(&c, p, x);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 0, NATTEN_ARG_K);
+    if (st == NATTEN_SUCCESS) st = pack(&c.P, 1, NATTEN_ARG_V);
+    if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_FNA_FWD, NULL);
+    return finish(&c, st);
+}
+
+static natten_status qk_backward(const natten_problem *p, const natten_exec *x)
+{
+    omp_call c;
+    double *dr = NULL;
+    natten_status st = call_init(&c, p, x);
+    omp_plan *P = &c.P;
+    if (st == NATTEN_SUCCESS && natten_has(p, NATTEN_ARG_D_RPB)) {
+        dr = natten_malloc((size_t)P->n_rpb * sizeof(double));
+        if (!dr) st = oom();
+    }
+    if (st == NATTEN_SUCCESS) st = pack(P, 1, NATTEN_ARG_K);
+    if (st == NATTEN_SUCCESS) st = query_pass(P, Q_QK_BWD, dr);
+    if (st == NATTEN_SUCCESS)
+        st = key_pass(P, &P->p.arg[NATTEN_ARG_D_ATTN], &P->p.arg[NATTEN_ARG_Q], p->dim,
+                      &P->p.arg[NATTEN_ARG_D_K], 1.0);
+    if (st == NATTEN_SUCCESS && dr) store_drpb(P, dr);
+    natten_free(dr);
+    return finish(&c, st);
+}
+
+static natten_status av_backward(const natten_problem *p, const natten_exec *x)
+{
+    omp_call c;
+    natten_status st = call_init(&c, p, x);
+    omp_plan *P = &c.P;
+    if (st == NATTEN_SUCCESS) st = pack(P, 0, NATTEN_ARG_V);
+    if (st == NATTEN_SUCCESS) st = query_pass(P, Q_AV_BWD, NULL);
+    if (st == NATTEN_SUCCESS)
+        st = key_pass(P, &P->p.arg[NATTEN_ARG_ATTN], &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v,
+                      &P->p.arg[NATTEN_ARG_D_V], 1.0);
+    return finish(&c, st);
+}
+
+static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
+{
+    omp_call c;
+    double *dr = NULL;
+    natten_status st = call_init(&c, p, x);
+    omp_plan *P = &c.P;
+    if (st == NATTEN_SUCCESS) {
+        /* P and dS of every (query, slot): [B, X0, X1, X2, H, W] compact */
+        int64_t n = p->batch * p->tokens * p->heads * p->window;
+        P->wp.shape[0] = p->batch;
+        for (int i = 0; i < 3; i++) P->wp.shape[1 + i] = P->p.extent[i];
+        P->wp.shape[4] = p->heads;
+        P->wp.shape[5] = p->window;
+        compact_strides(&P->wp);
+        P->ws = P->wp;
+        c.wbuf = natten_malloc(2 * (size_t)n * real_size(p));
+        if (!c.wbuf) st = oom();
+        else {
+            P->wp.data = c.wbuf;
+            P->ws.data = (char *)c.wbuf + (size_t)n * real_size(p);
+        }
+    }
+    if (st == NATTEN_SUCCESS && natten_has(p, NATTEN_ARG_D_RPB)) {
+        dr = natten_malloc((size_t)P->n_rpb * sizeof(double));
+        if (!dr) st = oom();
+    }
+    if (st == NATTEN_SUCCESS) st = pack(P, 0, NATTEN_ARG_K);
+    if (st == NATTEN_SUCCESS) st = pack(P, 1, NATTEN_ARG_V);
+    if (st == NATTEN_SUCCESS) st = query_pass(P, Q_FNA_BWD, dr);
+    if (st == NATTEN_SUCCESS)
+        st = key_pass(P, &P->ws, &P->p.arg[NATTEN_ARG_Q], p->dim, &P->p.arg[NATTEN_ARG_D_K], p->scale);
+    if (st == NATTEN_SUCCESS)
+        st = key_pass(P, &P->wp, &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v, &P->p.arg[NATTEN_ARG_D_V], 1.0);
+    if (st == NATTEN_SUCCESS && dr) store_drpb(P, dr);
+    natten_free(dr);
+    return finish(&c, st);
+}
+
+/* ---- table entry ------------------------------------------------------- */
+
+static int openmp_supports(const natten_problem *p, char *why, size_t len)
+{
+    /* every dtype, rank and parameter is taken; the packing and the strips'
+     * transposes read the head dim as contiguous vectors */
+    return natten_inner_contiguous(p, why, len);
+}
+
+const natten_backend natten_backend_openmp = {
+    .name = "openmp",
+    .description = "multithreaded CPU (OpenMP): queries in vector lanes, packed K/V, deterministic backward",
+    .device_type = kDLCPU,
+    .probe = NULL,
+    .supports = openmp_supports,
+    .op = {
+        [NATTEN_OP_QK_FORWARD] = qk_forward,
+        [NATTEN_OP_QK_BACKWARD] = qk_backward,
+        [NATTEN_OP_AV_FORWARD] = av_forward,
+        [NATTEN_OP_AV_BACKWARD] = av_backward,
+        [NATTEN_OP_FNA_FORWARD] = fna_forward,
+        [NATTEN_OP_FNA_BACKWARD] = fna_backward,
+    },
+};

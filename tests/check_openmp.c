@@ -1,0 +1,199 @@
+/*
+ * check_openmp.c - the OpenMP backend where its own machinery can break:
+ * query strips of 16 (float) or 8 (double) lanes along the last axis, with
+ * vector loads inside the extent, broadcasts at the borders and gathers
+ * elsewhere; transposed packing in blocks; key-side gradients through the
+ * inverse neighbourhood; per-thread d_rpb partials.  Each case runs every op
+ * forced onto "openmp" (several thread counts, layouts and dtypes) and is
+ * compared with the naive backend on the same inputs, with the tolerances of
+ * check_equivalence.  Then: the same call twice gives bit-identical outputs,
+ * and a non-unit head-dim stride is refused with a reason.
+ */
+#include "cases.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define P1(L, K, d, s, c) {L, 1, 1}, {K, 1, 1}, {d, 1, 1}, {s, 1, 1}, {c, 0, 0}
+
+/* rank, B, H, Hkv, D, Dv, S[3], K[3], d[3], s[3], causal[3], scale, has_rpb */
+static const tc_case cases[] = {
+    /* extent not a multiple of the strip (16 / 8), borders on both sides */
+    {"1d L=37 K=5", {1, 1, 2, 2, 16, 16, P1(37, 5, 1, 1, 0), 0, 1}},
+    {"1d L=33 K=3 D=20", {1, 2, 1, 1, 20, 20, P1(33, 3, 1, 1, 0), 0, 1}},
+    /* K = L: every query shares one window (broadcast strips only) */
+    {"1d K = L = 20", {1, 1, 2, 2, 8, 8, P1(20, 20, 1, 1, 0), 0, 1}},
+    /* stride = K: blocked attention, window starts step by K (gathers) */
+    {"1d stride = K = 4", {1, 1, 2, 2, 16, 16, P1(24, 4, 1, 4, 0), 0, 0}},
+    {"1d stride 2 K 5 d 3", {1, 1, 1, 1, 12, 12, P1(47, 5, 3, 2, 0), 0, 0}},
+    /* causal: partial windows in the first strip, full ones after */
+    {"1d causal L=40 K=7", {1, 1, 2, 2, 16, 16, P1(40, 7, 1, 1, 1), 0, 0}},
+    {"1d causal stride L=41 K=6 s=3", {1, 1, 1, 1, 8, 8, P1(41, 6, 1, 3, 1), 0, 0}},
+    {"1d long L=300 K=13 d=3", {1, 1, 2, 2, 32, 32, P1(300, 13, 3, 1, 0), 0, 1}},
+    /* 2-D: dilation on the strip axis, causal strip axis, stride */
+    {"2d 20x35 K7 d(1,2)", {2, 1, 2, 2, 16, 16, {20, 35, 1}, {7, 7, 1}, {1, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    {"2d 17x50 K(5,9) causal(0,1)", {2, 1, 1, 1, 32, 32, {17, 50, 1}, {5, 9, 1}, {1, 1, 1}, {1, 1, 1}, {0, 1, 0}, 0, 0}},
+    {"2d 24x24 K3 stride(2,3)", {2, 1, 2, 2, 16, 16, {24, 24, 1}, {3, 3, 1}, {1, 1, 1}, {2, 3, 1}, {0, 0, 0}, 0, 0}},
+    {"2d 12x40 GQA Dv!=D", {2, 2, 4, 2, 20, 36, {12, 40, 1}, {3, 5, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0.25, 0}},
+    {"2d 9x30 even K(4,6) causal(1,0)", {2, 1, 2, 1, 48, 16, {9, 30, 1}, {4, 6, 1}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0}},
+    /* 3-D, mixed per-axis parameters */
+    {"3d 6x9x21 mixed", {3, 1, 2, 2, 16, 16, {6, 9, 21}, {3, 5, 7}, {2, 1, 3}, {1, 2, 1}, {1, 0, 0}, 0, 0}},
+    {"3d 5x6x17 causal all rpb", {3, 1, 2, 2, 8, 8, {5, 6, 17}, {3, 3, 5}, {1, 2, 1}, {1, 1, 1}, {1, 1, 1}, 0, 1}},
+};
+static const int ncases = (int)(sizeof cases / sizeof cases[0]);
+
+/* Same data as check_equivalence's table: max |x - naive| / max(1, max |naive|). */
+static const struct tol {
+    const char *dtype;
+    double limit;
+} tolerances[] = {
+    {"float64", 1e-10},
+    {"float32", 1e-4},
+    {"float16", 1e-2},
+    {"bfloat16", 5e-2},
+};
+
+static const int thread_counts[] = {1, 2, 3};
+
+static uint64_t seed;
+
+static natten_context *context(const char *backend, int threads)
+{
+    natten_context *ctx;
+    ck_assert_int_eq(natten_context_create(&ctx), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_context_set_backend(ctx, backend), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_context_set_num_threads(ctx, threads), NATTEN_SUCCESS);
+    return ctx;
+}
+
+static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_layout layout, int threads)
+{
+    uint64_t rng = seed ^ ((uint64_t)(c - cases) << 40) ^ ((uint64_t)op << 24) ^ ((uint64_t)layout << 8) ^
+                   (uint64_t)threads;
+    uint64_t rng2 = rng;
+    natten_context *ctx = context("openmp", threads), *ref_ctx = context("naive", 0);
+    DLDataType dt = tt_dtype(tl->dtype);
+    tc_io ref, io;
+    natten_status st;
+    char desc[256];
+    tc_describe(&c->r, desc, sizeof desc);
+    ck_assert(tc_setup(&ref, &c->r, op, dt, TT_COMPACT, kDLCPU, &rng));
+    ck_assert(tc_setup(&io, &c->r, op, dt, layout, kDLCPU, &rng2));
+    st = tc_run(ref_ctx, &ref);
+    ck_assert_msg(st == NATTEN_SUCCESS, "naive failed: %s", natten_last_error());
+    st = tc_run(ctx, &io);
+    ck_assert_msg(st == NATTEN_SUCCESS, "openmp %s %s (%d threads, layout %d) on %s [%s]: %s", tc_op_names[op],
+                  tl->dtype, threads, (int)layout, c->name, desc, natten_last_error());
+    ck_assert_str_eq(natten_context_last_backend(ctx), "openmp");
+    for (int x = 0; x < R_COUNT; x++) {
+        double *want;
+        tt_err e;
+        if (!(io.outputs & (1u << x))) continue;
+        want = tt_to_double(ref.t[x]);
+        e = tt_compare(io.t[x], want);
+        ck_assert_msg(e.bad == 0 && e.norm <= tl->limit,
+                      "openmp %s %s (%d threads, layout %d) on %s [%s]: %s differs from naive: max abs %.3g, "
+                      "normalised %.3g (limit %.1g), %lld NaN/inf mismatches (first at %lld); seed %llu",
+                      tc_op_names[op], tl->dtype, threads, (int)layout, c->name, desc, tc_role_names[x],
+                      e.max_abs, e.norm, tl->limit, (long long)e.bad, (long long)e.first_bad,
+                      (unsigned long long)seed);
+        free(want);
+    }
+    tc_teardown(&ref);
+    tc_teardown(&io);
+    natten_context_destroy(ctx);
+    natten_context_destroy(ref_ctx);
+}
+
+/* _i: one case; every op, dtype and a rotation of layouts and thread counts. */
+START_TEST(tiling_edges)
+{
+    const tc_case *c = &cases[_i];
+    int n = 0;
+    for (int op = 0; op < OP_COUNT; op++)
+        for (size_t t = 0; t < sizeof tolerances / sizeof tolerances[0]; t++, n++) {
+            tt_layout layout = (tt_layout)(n % 3); /* compact, heads-first, padded */
+            int threads = thread_counts[(n / 3) % 3];
+            compare_case(c, (tc_op)op, &tolerances[t], layout, threads);
+        }
+}
+END_TEST
+
+/* Bit-identical outputs for the same inputs and thread count (no atomics). */
+START_TEST(reproducible)
+{
+    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14]};
+    const tc_case *c = picks[_i % 3];
+    int threads = 1 + _i / 3;
+    for (int op = 0; op < OP_COUNT; op++) {
+        uint64_t rng = seed + (uint64_t)op;
+        natten_context *ctx = context("openmp", threads);
+        tc_io io;
+        char *first[R_COUNT] = {0};
+        ck_assert(tc_setup(&io, &c->r, (tc_op)op, tt_dtype("float32"), TT_COMPACT, kDLCPU, &rng));
+        ck_assert_int_eq(tc_run(ctx, &io), NATTEN_SUCCESS);
+        for (int x = 0; x < R_COUNT; x++)
+            if (io.outputs & (1u << x)) {
+                first[x] = malloc(io.t[x]->bytes);
+                memcpy(first[x], io.t[x]->host, io.t[x]->bytes);
+            }
+        for (int rep = 0; rep < 3; rep++) {
+            ck_assert_int_eq(tc_run(ctx, &io), NATTEN_SUCCESS); /* outputs are re-poisoned first */
+            for (int x = 0; x < R_COUNT; x++)
+                if (first[x])
+                    ck_assert_msg(tt_buffer_equal(io.t[x], first[x]),
+                                  "%s: %s of %s with %d threads differs between two identical calls",
+                                  c->name, tc_role_names[x], tc_op_names[op], threads);
+        }
+        for (int x = 0; x < R_COUNT; x++) free(first[x]);
+        tc_teardown(&io);
+        natten_context_destroy(ctx);
+    }
+}
+END_TEST
+
+/* A strided head dim is refused with a reason, not copied. */
+START_TEST(refuses_strided_head_dim)
+{
+    uint64_t rng = seed;
+    natten_context *ctx = context("openmp", 0);
+    tc_io io;
+    ck_assert(tc_setup(&io, &cases[0].r, OP_FNA, tt_dtype("float32"), TT_INNER_STRIDED, kDLCPU, &rng));
+    ck_assert_int_eq(tc_run(ctx, &io), NATTEN_ERROR_UNSUPPORTED);
+    ck_assert_msg(strstr(natten_last_error(), "stride") != NULL, "reason: %s", natten_last_error());
+    tc_teardown(&io);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("openmp");
+    TCase *tc = tcase_create("openmp vs naive");
+    SRunner *sr;
+    int failed;
+    {
+        natten_context *ctx;
+        natten_context_create(&ctx);
+        if (natten_context_set_backend(ctx, "openmp") != NATTEN_SUCCESS) {
+            printf("check_openmp: the openmp backend is not available: %s\n", natten_last_error());
+            natten_context_destroy(ctx);
+            return 77;
+        }
+        natten_context_destroy(ctx);
+    }
+    seed = tt_seed();
+    printf("check_openmp: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, tiling_edges, 0, ncases);
+    tcase_add_loop_test(tc, reproducible, 0, 6);
+    tcase_add_test(tc, refuses_strided_head_dim);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
