@@ -7,7 +7,7 @@ FUZZ_SECONDS = 60
 FUZZ_FLAGS = -timeout=20 -print_final_stats=1
 EXTRA_DIST += fuzz/seeds fuzz/fuzz_ops.c fuzz/fuzz_wisdom.c
 if FUZZING
-EXTRA_PROGRAMS = $(FUZZ_TARGETS)
+EXTRA_PROGRAMS += $(FUZZ_TARGETS)
 fuzz_fuzz_ops_SOURCES = fuzz/fuzz_ops.c
 fuzz_fuzz_ops_LDFLAGS = -static -fsanitize=fuzzer
 fuzz_fuzz_ops_LDADD = libnatten.la -lm
@@ -15,7 +15,7 @@ fuzz_fuzz_ops_LDADD = libnatten.la -lm
 fuzz_fuzz_wisdom_SOURCES = fuzz/fuzz_wisdom.c
 fuzz_fuzz_wisdom_LDFLAGS = -static -fsanitize=fuzzer
 fuzz_fuzz_wisdom_LDADD = libnatten.la -lm
-CLEANFILES = $(FUZZ_TARGETS)
+CLEANFILES += $(FUZZ_TARGETS)
 
 fuzz-smoke: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
