@@ -57,15 +57,15 @@ natten_status natten_context_create(natten_context **out)
     natten_status st = NATTEN_SUCCESS;
     if (out == NULL) return natten_error(NATTEN_ERROR_INVALID_ARGUMENT, "ctx is NULL");
     *out = NULL;
-    ctx = calloc(1, sizeof *ctx);
+    ctx = natten_calloc(1, sizeof *ctx);
     if (ctx == NULL) return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot allocate a context");
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
-        free(ctx);
+        natten_free(ctx);
         return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot create a mutex");
     }
     if (pthread_mutex_init(&ctx->measure_lock, NULL) != 0) {
         pthread_mutex_destroy(&ctx->lock);
-        free(ctx);
+        natten_free(ctx);
         return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot create a mutex");
     }
     env = getenv("NATTEN_VERBOSE");
@@ -96,7 +96,7 @@ void natten_context_destroy(natten_context *ctx)
     pthread_mutex_destroy(&ctx->measure_lock);
     natten_free(ctx->tuned);
     natten_free(ctx->report);
-    free(ctx);
+    natten_free(ctx);
 }
 
 natten_status natten_context_set_tuning(natten_context *ctx, natten_tuning mode)

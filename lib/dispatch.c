@@ -11,14 +11,16 @@
 #include <stdio.h>
 #include <string.h>
 
-/* 1 if every output the call writes is empty: nothing to compute. */
+/* 1 if every output the call writes is empty: nothing to compute.  (Looks for
+ * a zero extent rather than multiplying: the other extents of an empty tensor
+ * may multiply past int64.) */
 static int nothing_to_write(const natten_problem *p)
 {
     for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
-        int64_t m = 1;
+        int empty = 0;
         if (!natten_has(p, (natten_arg)a) || !natten_arg_is_output(p->op, (natten_arg)a)) continue;
-        for (int i = 0; i < 6; i++) m *= p->arg[a].shape[i];
-        if (m > 0) return 0;
+        for (int i = 0; i < 6; i++) empty |= p->arg[a].shape[i] == 0;
+        if (!empty) return 0;
     }
     return 1;
 }

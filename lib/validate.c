@@ -171,9 +171,9 @@ static natten_status check_shape(natten_arg a, const DLTensor *x, int n, const d
         if ((st = check_dim(a, 0, x->shape[0], &dm->hq))) return st;
         for (int i = 0; i < n; i++)
             if (x->shape[1 + i] != 2LL * p->kernel_size[i] - 1)
-                return INVALID("%s.shape[%d]=%lld but 2*kernel_size[%d]-1=%d; they must match",
+                return INVALID("%s.shape[%d]=%lld but 2*kernel_size[%d]-1=%lld; they must match",
                                arg_names[a], 1 + i, (long long)x->shape[1 + i], i,
-                               2 * p->kernel_size[i] - 1);
+                               2LL * p->kernel_size[i] - 1);
         return NATTEN_SUCCESS;
     }
     if ((st = check_dim(a, 0, x->shape[0], &dm->b))) return st;
@@ -232,13 +232,19 @@ static natten_status check_params(const natten_params *p, const dims *dm, natten
     return NATTEN_SUCCESS;
 }
 
-/* Element count with overflow detection. */
+/* Element count with overflow detection.  The extents must multiply within
+ * int64 even when one of them is 0 (read as 1 here): backends size buffers
+ * and strides from the other extents, e.g. the token count, and an empty
+ * tensor of 2^40 x 2^40 tokens is no real tensor anyway. */
 static int numel_of(const DLTensor *x, int64_t *numel)
 {
     int64_t m = 1;
-    for (int i = 0; i < x->ndim; i++)
-        if (__builtin_mul_overflow(m, x->shape[i], &m)) return 0;
-    *numel = m;
+    int empty = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (x->shape[i] == 0) empty = 1;
+        else if (__builtin_mul_overflow(m, x->shape[i], &m)) return 0;
+    }
+    *numel = empty ? 0 : m;
     return 1;
 }
 
@@ -333,7 +339,12 @@ static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n, in
     shape_class c = arg_shape[a];
     if (st == NULL) { /* compact row-major */
         int64_t s = 1;
-        for (int i = x->ndim - 1; i >= 0; i--) { cstride[i] = s; s *= x->shape[i] > 0 ? x->shape[i] : 1; }
+        /* An overflow here means the element count overflows too (rejected
+         * below) or the tensor is empty (strides never used): saturate. */
+        for (int i = x->ndim - 1; i >= 0; i--) {
+            cstride[i] = s;
+            if (x->shape[i] > 1 && __builtin_mul_overflow(s, x->shape[i], &s)) s = INT64_MAX;
+        }
         st = cstride;
     }
     for (int i = 0; i < 6; i++) map[i] = -1;
@@ -350,10 +361,11 @@ static void make_view(natten_view *v, natten_arg a, const DLTensor *x, int n, in
         v->shape[i] = map[i] < 0 ? 1 : x->shape[map[i]];
         v->stride[i] = map[i] < 0 ? 0 : st[map[i]];
     }
+    /* no arithmetic on a NULL pointer: an empty tensor may come without memory */
     if (shapes_only && x->data == NULL)
         v->data = (char *)(SHAPES_ONLY_BASE + (uintptr_t)x->byte_offset);
     else
-        v->data = (char *)x->data + x->byte_offset;
+        v->data = x->data ? (char *)x->data + x->byte_offset : NULL;
 }
 
 static natten_status validate(natten_problem *prob, natten_op op, const natten_params *p,
@@ -384,7 +396,7 @@ static natten_status validate(natten_problem *prob, natten_op op, const natten_p
 
     /* dtypes and devices */
     for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
-        natten_dtype d;
+        natten_dtype d = NATTEN_F32; /* set by dtype_of; gcc -O1 cannot tell */
         if (t[a] == NULL) continue;
         if ((st = dtype_of(t[a], arg_names[a], &d))) return st;
         if (a == NATTEN_ARG_LSE) {
@@ -466,7 +478,9 @@ static natten_status validate(natten_problem *prob, natten_op op, const natten_p
         prob->dilation[i] = on ? p->dilation[i] : 1;
         prob->stride[i] = on ? p->stride[i] : 1;
         prob->causal[i] = on ? p->is_causal[i] : 0;
-        prob->tokens *= prob->extent[i];
+        /* can overflow only for empty tensors (non-empty ones are counted below) */
+        if (__builtin_mul_overflow(prob->tokens, prob->extent[i], &prob->tokens))
+            return INVALID("the token count (product of the spatial extents) overflows 64 bits");
     }
     prob->scale = p->has_scale ? p->scale : 1.0 / sqrt((double)(prob->dim > 0 ? prob->dim : 1));
 
@@ -475,6 +489,9 @@ static natten_status validate(natten_problem *prob, natten_op op, const natten_p
         size_t es;
         if (t[a] == NULL) continue;
         es = a == NATTEN_ARG_LSE ? 4 : natten_dtype_size(dt);
+        if (t[a]->byte_offset > (uint64_t)PTRDIFF_MAX)
+            return INVALID("%s.byte_offset=%llu does not fit a pointer offset", arg_names[a],
+                           (unsigned long long)t[a]->byte_offset);
         make_view(&prob->arg[a], (natten_arg)a, t[a], n, shapes_only);
         if (!numel_of(t[a], &numel[a]) || !span_of(&prob->arg[a], es, numel[a], &lo[a], &hi[a]))
             return INVALID("%s: its element count or byte extent overflows 64 bits", arg_names[a]);

@@ -1,7 +1,8 @@
 # Check suites (see tests/README in docs/testing.md).  `make check` runs them.
 if HAVE_CHECK
 check_PROGRAMS = tests/check_window tests/check_reference tests/check_equivalence tests/check_errors \
-	tests/check_grad tests/check_symbols tests/check_selection tests/check_tuner docs/examples/hello
+	tests/check_grad tests/check_symbols tests/check_selection tests/check_tuner docs/examples/hello \
+	tests/check_limits tests/check_faults tests/check_threads
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/info-cli.sh tests/tune-cli.sh
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h tests/cases.c tests/cases.h
@@ -16,6 +17,15 @@ tests_check_reference_LDADD = $(TEST_LIBS)
 tests_check_equivalence_SOURCES = tests/check_equivalence.c
 tests_check_equivalence_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_equivalence_LDADD = $(TEST_LIBS)
+tests_check_limits_SOURCES = tests/check_limits.c
+tests_check_limits_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_limits_LDADD = $(TEST_LIBS)
+tests_check_faults_SOURCES = tests/check_faults.c
+tests_check_faults_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_faults_LDADD = $(TEST_LIBS)
+tests_check_threads_SOURCES = tests/check_threads.c
+tests_check_threads_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_threads_LDADD = $(TEST_LIBS)
 tests_check_selection_SOURCES = tests/check_selection.c
 tests_check_selection_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_selection_LDADD = $(TEST_LIBS)
@@ -79,3 +89,17 @@ check-local:
 endif
 EXTRA_DIST += tests/bench-cli.sh
 EXTRA_DIST += tests/info-cli.sh tests/tune-cli.sh
+
+# make check-valgrind: the Check suites under valgrind memcheck, without Check's
+# fork (CK_FORK=no) so that valgrind follows every test; any memcheck error or
+# definite/indirect leak fails the suite.  Slow: not run by CI; see
+# docs/reliability.md.  Pick suites with TESTS='tests/check_limits ...'.
+VALGRIND = valgrind
+VALGRIND_FLAGS = --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--error-exitcode=1 -q
+check-valgrind:
+	CK_FORK=no CK_TIMEOUT_MULTIPLIER=100 $(MAKE) $(AM_MAKEFLAGS) check \
+	    LOG_COMPILER='$(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS)' \
+	    TEST_SUITE_LOG=test-suite-valgrind.log
+.PHONY: check-valgrind
+EXTRA_DIST += tests/gpu-sanitize.sh

@@ -59,6 +59,7 @@ static inline void KFN(axpy)(REAL *restrict y, REAL w, const REAL *restrict x, i
  * 1e-7 (float, degree 7) or 1e-15 (double, degree 12).  Inputs are clamped
  * into the normal range: callers only pass x <= ~0 (logit minus its max or
  * its logsumexp), where anything below the clamp is a negligible weight.
+ * A NaN (the clamp lets it through) comes out as NaN.
  */
 static inline REAL KFN(vexp)(REAL x)
 {
@@ -85,7 +86,7 @@ static inline REAL KFN(vexp)(REAL x)
     y = y * r + 0.5;
     y = y * r + 1.0;
     y = y * r + 1.0;
-    e = (int64_t)n + 1023;
+    e = (int64_t)(n == n ? n : 0.0) + 1023; /* NaN in: no UB converting it; y is NaN, so is the result */
     bits = (uint64_t)e << 52;
     {
         double s;
@@ -110,7 +111,7 @@ static inline REAL KFN(vexp)(REAL x)
     y = y * r + 0.5f;
     y = y * r + 1.0f;
     y = y * r + 1.0f;
-    e = (int32_t)n + 127;
+    e = (int32_t)(n == n ? n : 0.0f) + 127; /* NaN in: no UB converting it; y is NaN, so is the result */
     bits = (uint32_t)e << 23;
     {
         float s;

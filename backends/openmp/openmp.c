@@ -144,6 +144,7 @@ typedef struct omp_call {
     float *conv[NATTEN_ARG_COUNT];   /* float copies of half tensors */
     void *tables;
     void *wbuf;
+    void *kscr;                      /* key_pass scratch, taken before any output is written */
 } omp_call;
 
 static void call_free(omp_call *c)
@@ -151,6 +152,7 @@ static void call_free(omp_call *c)
     for (int a = 0; a < NATTEN_ARG_COUNT; a++) natten_free(c->conv[a]);
     natten_free(c->tables);
     natten_free(c->wbuf);
+    natten_free(c->kscr);
     for (int i = 0; i < 2; i++) natten_free(c->P.pack[i].data);
 }
 
@@ -385,16 +387,30 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     return NATTEN_SUCCESS;
 }
 
-/* Key-side gradient: OUT[key] = factor * sum over its inverse neighbourhood of W * S. */
-static natten_status key_pass(omp_plan *P, const natten_view *W, const natten_view *S, int64_t C,
+/* Per-thread key_pass scratch for head dims up to C. */
+static size_t key_scratch_bytes(const natten_problem *p, int64_t C)
+{
+    return ((size_t)C * real_size(p) + 63) & ~(size_t)63;
+}
+
+/* Take the key_pass scratch (head dims up to C) up front: the query pass
+ * writes outputs, and running out of memory after it would leave them
+ * half-written (a failed call writes nothing). */
+static natten_status key_scratch(omp_call *c, int64_t C)
+{
+    c->kscr = natten_malloc(key_scratch_bytes(&c->P.p, C) * (size_t)c->P.nthreads);
+    return c->kscr ? NATTEN_SUCCESS : oom();
+}
+
+/* Key-side gradient: OUT[key] = factor * sum over its inverse neighbourhood of W * S.
+ * scr: key_scratch() for at least C. */
+static natten_status key_pass(omp_plan *P, char *scr, const natten_view *W, const natten_view *S, int64_t C,
                               natten_view *OUT, double factor)
 {
     const natten_problem *p = &P->p;
     int nt = P->nthreads;
-    size_t sb = ((size_t)C * real_size(p) + 63) & ~(size_t)63;
+    size_t sb = key_scratch_bytes(p, C);
     int64_t rows = p->batch * OUT->shape[NV_H] * p->extent[0] * p->extent[1];
-    char *scr = natten_malloc(sb * (size_t)nt);
-    if (!scr) return oom();
 #pragma omp parallel num_threads(nt)
     {
         char *s = scr + sb * (size_t)omp_get_thread_num();
@@ -409,7 +425,6 @@ static natten_status key_pass(omp_plan *P, const natten_view *W, const natten_vi
                 key_row_f32(P, W, S, C, OUT, (float)factor, b, hk, y0, y1, (float *)(void *)s);
         }
     }
-    natten_free(scr);
     return NATTEN_SUCCESS;
 }
 
@@ -474,10 +489,11 @@ static natten_status qk_backward(const natten_problem *p, const natten_exec *x)
         dr = natten_malloc((size_t)P->n_rpb * sizeof(double));
         if (!dr) st = oom();
     }
+    if (st == NATTEN_SUCCESS) st = key_scratch(&c, p->dim);
     if (st == NATTEN_SUCCESS) st = pack(P, 1, NATTEN_ARG_K);
     if (st == NATTEN_SUCCESS) st = query_pass(P, Q_QK_BWD, dr);
     if (st == NATTEN_SUCCESS)
-        st = key_pass(P, &P->p.arg[NATTEN_ARG_D_ATTN], &P->p.arg[NATTEN_ARG_Q], p->dim,
+        st = key_pass(P, c.kscr, &P->p.arg[NATTEN_ARG_D_ATTN], &P->p.arg[NATTEN_ARG_Q], p->dim,
                       &P->p.arg[NATTEN_ARG_D_K], 1.0);
     if (st == NATTEN_SUCCESS && dr) store_drpb(P, dr);
     natten_free(dr);
@@ -489,10 +505,11 @@ static natten_status av_backward(const natten_problem *p, const natten_exec *x)
     omp_call c;
     natten_status st = call_init(&c, p, x);
     omp_plan *P = &c.P;
+    if (st == NATTEN_SUCCESS) st = key_scratch(&c, p->dim_v);
     if (st == NATTEN_SUCCESS) st = pack(P, 0, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(P, Q_AV_BWD, NULL);
     if (st == NATTEN_SUCCESS)
-        st = key_pass(P, &P->p.arg[NATTEN_ARG_ATTN], &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v,
+        st = key_pass(P, c.kscr, &P->p.arg[NATTEN_ARG_ATTN], &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v,
                       &P->p.arg[NATTEN_ARG_D_V], 1.0);
     return finish(&c, st);
 }
@@ -523,13 +540,14 @@ static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
         dr = natten_malloc((size_t)P->n_rpb * sizeof(double));
         if (!dr) st = oom();
     }
+    if (st == NATTEN_SUCCESS) st = key_scratch(&c, p->dim > p->dim_v ? p->dim : p->dim_v);
     if (st == NATTEN_SUCCESS) st = pack(P, 0, NATTEN_ARG_K);
     if (st == NATTEN_SUCCESS) st = pack(P, 1, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(P, Q_FNA_BWD, dr);
     if (st == NATTEN_SUCCESS)
-        st = key_pass(P, &P->ws, &P->p.arg[NATTEN_ARG_Q], p->dim, &P->p.arg[NATTEN_ARG_D_K], p->scale);
+        st = key_pass(P, c.kscr, &P->ws, &P->p.arg[NATTEN_ARG_Q], p->dim, &P->p.arg[NATTEN_ARG_D_K], p->scale);
     if (st == NATTEN_SUCCESS)
-        st = key_pass(P, &P->wp, &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v, &P->p.arg[NATTEN_ARG_D_V], 1.0);
+        st = key_pass(P, c.kscr, &P->wp, &P->p.arg[NATTEN_ARG_D_OUT], p->dim_v, &P->p.arg[NATTEN_ARG_D_V], 1.0);
     if (st == NATTEN_SUCCESS && dr) store_drpb(P, dr);
     natten_free(dr);
     return finish(&c, st);
