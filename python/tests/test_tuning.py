@@ -24,14 +24,16 @@ def test_measure_and_wisdom(tmp_path):
     natten.set_tuning("measure")
     try:
         got = natten.na1d_qk(q, q, 3)
-        np.testing.assert_array_equal(got, want)
+        # measurement may pick another backend than the heuristic did: the same
+        # function, but not the same summation order (spec 8.13)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
         sig, rows = natten.tuning_report()
         assert sig and rows and rows[0][0] == natten.last_backend() and rows[0][2] == 0
         path = tmp_path / "wisdom.txt"
         natten.save_wisdom(path)
         assert path.read_text().strip()
         natten.load_wisdom(path)
-        np.testing.assert_array_equal(natten.na1d_qk(q, q, 3), want)
+        np.testing.assert_allclose(natten.na1d_qk(q, q, 3), want, rtol=1e-12, atol=1e-12)
         bad = tmp_path / "bad.txt"
         bad.write_text("not wisdom\n")
         with pytest.raises(ValueError):
