@@ -50,6 +50,22 @@ static natten_status tuning_from_env(natten_context *ctx, const char *env)
                         "NATTEN_TUNING='%s' but it must be 'heuristic' or 'measure'", env);
 }
 
+/* The prune factor of measured selection: a candidate whose first run takes
+ * longer than this times the best median so far is not timed further. */
+#define DEFAULT_PRUNE 3.0
+
+static natten_status prune_from_env(natten_context *ctx, const char *env)
+{
+    char *end;
+    double f = strtod(env, &end);
+    if (strcmp(env, "off") == 0) f = 0, end = (char *)env + 3;
+    if (end == env || *end != '\0' || !(f == 0 || (f >= 1 && f <= 1e6)))
+        return natten_error(NATTEN_ERROR_INVALID_ARGUMENT,
+                            "NATTEN_TUNING_PRUNE='%s' but it must be a factor >= 1, or 0/off (never prune)", env);
+    ctx->prune = f;
+    return NATTEN_SUCCESS;
+}
+
 natten_status natten_context_create(natten_context **out)
 {
     natten_context *ctx;
@@ -59,6 +75,7 @@ natten_status natten_context_create(natten_context **out)
     *out = NULL;
     ctx = natten_calloc(1, sizeof *ctx);
     if (ctx == NULL) return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot allocate a context");
+    ctx->forced_config = -1;
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
         natten_free(ctx);
         return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot create a mutex");
@@ -75,6 +92,9 @@ natten_status natten_context_create(natten_context **out)
     if (env != NULL && env[0] != '\0') st = natten_context_set_backend(ctx, env);
     env = getenv("NATTEN_TUNING");
     if (st == NATTEN_SUCCESS && env != NULL && env[0] != '\0') st = tuning_from_env(ctx, env);
+    ctx->prune = DEFAULT_PRUNE;
+    env = getenv("NATTEN_TUNING_PRUNE");
+    if (st == NATTEN_SUCCESS && env != NULL && env[0] != '\0') st = prune_from_env(ctx, env);
     if (st != NATTEN_SUCCESS) {
         natten_context_destroy(ctx);
         return st;
@@ -113,19 +133,47 @@ natten_status natten_context_set_backend(natten_context *ctx, const char *name)
 {
     const natten_backend *b;
     const char *why;
+    char bname[64];
+    const char *slash;
+    int config = -1;
     if (ctx == NULL) return natten_error(NATTEN_ERROR_INVALID_ARGUMENT, "ctx is NULL");
     if (name == NULL || strcmp(name, "auto") == 0) {
         ctx->forced = NULL;
+        ctx->forced_config = -1;
         return NATTEN_SUCCESS;
     }
-    b = natten_backend_find(name);
+    /* "backend/configuration": that configuration only (by name, or by index) */
+    slash = strchr(name, '/');
+    snprintf(bname, sizeof bname, "%.*s", slash ? (int)(slash - name) : (int)strlen(name), name);
+    b = natten_backend_find(bname);
     if (b == NULL)
         return natten_error(NATTEN_ERROR_BACKEND_UNAVAILABLE,
-                            "no backend named '%s' in this build (%s)", name, natten_version_string());
+                            "no backend named '%s' in this build (%s)", bname, natten_version_string());
+    if (slash) {
+        const char *c = slash + 1;
+        for (int k = 0; k < natten_config_count(b) && config < 0; k++)
+            if (strcmp(c, natten_config_name(b, k)) == 0) config = k;
+        if (config < 0 && c[0] >= '0' && c[0] <= '9' && strspn(c, "0123456789") == strlen(c) &&
+            strlen(c) < 6 && atoi(c) < natten_config_count(b))
+            config = atoi(c);
+        if (config < 0) {
+            char list[512];
+            size_t used = 0;
+            list[0] = '\0';
+            for (int k = 0; k < natten_config_count(b) && used < sizeof list; k++) {
+                int w = snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", natten_config_name(b, k));
+                if (w < 0) break;
+                used += (size_t)w;
+            }
+            return natten_error(NATTEN_ERROR_BACKEND_UNAVAILABLE,
+                                "backend '%s' has no configuration '%s' (it has: %s)", bname, c, list);
+        }
+    }
     if (!natten_backend_usable(b, &why))
         return natten_error(NATTEN_ERROR_BACKEND_UNAVAILABLE, "backend '%s' is not usable here: %s",
-                            name, why);
+                            bname, why);
     ctx->forced = b;
+    ctx->forced_config = config;
     return NATTEN_SUCCESS;
 }
 

@@ -15,11 +15,13 @@ typedef struct natten_tuned {
 
 struct natten_context {
     const natten_backend *forced;   /* NULL = automatic selection */
+    int forced_config;              /* with forced: its configuration, -1 = choose */
     int num_threads;
     void *stream;
     int verbose;                    /* NATTEN_VERBOSE: print picks and refusals */
     _Atomic(const natten_backend *) last;
     _Atomic int tuning;             /* natten_tuning */
+    double prune;                   /* NATTEN_TUNING_PRUNE: prune factor, 0 = never */
 
     /* Measured selection (select.c).  lock guards tuned[] and the report and
      * is held only briefly; measure_lock serialises measurements so that two

@@ -109,7 +109,10 @@ typedef struct natten_backend {
     /* For measured selection: scratch memory on the backend's device and a
      * timer.  CPU backends leave all three NULL (host memory, monotonic clock).
      * time_op runs fn once to warm up, then reps times, and gives the median
-     * in milliseconds (GPU backends: events on x->stream). */
+     * in milliseconds (GPU backends: events on x->stream); reps 0 means one
+     * timed run without the warm-up (the tuner's first look at a candidate,
+     * which may prune it; an older time_op that warms up anyway is correct,
+     * only slower). */
     void *(*scratch_alloc)(size_t bytes, const natten_exec *x);
     void (*scratch_free)(void *ptr, const natten_exec *x);
     natten_status (*time_op)(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
@@ -173,17 +176,23 @@ typedef struct natten_candidate {
     int config;
     natten_status status;     /* in: SUCCESS to time it, else already refused; out: result */
     double ms;                /* out: median, -1 if not timed */
-    char why[160];            /* refusal / failure text */
+    int runs;                 /* out: timed runs behind ms */
+    int pruned;               /* out: 1 if stopped after one run as hopeless (status SUCCESS) */
+    char why[160];            /* refusal / failure / pruning text */
 } natten_candidate;
 
-/* Time each candidate whose status is SUCCESS on p: outputs go to scratch
- * buffers of the same layout (the candidate's scratch_alloc, else host
- * memory), inputs are p's.  One warm-up, then the median of reps runs (the
- * backend's time_op, else a monotonic clock).  Sorts c[] fastest first, the
- * failed and refused after, and gives the number timed in *n_ok.  Never
- * writes p's outputs. */
+/* Time each candidate whose status is SUCCESS on p, in order: outputs go to
+ * scratch buffers of the same layout (the candidate's scratch_alloc, else
+ * host memory), inputs are p's.  A first run, then the median of reps runs
+ * (the backend's time_op, else a monotonic clock).  Pruning (prune > 0): a
+ * candidate whose first warm run (or, when over a second, its cold first run)
+ * takes longer than prune times the best median so far is not timed further:
+ * pruned = 1, ms = that run.  Sorts c[] fastest first (pruned ones by their
+ * single time; never first), the failed and refused after, and gives the
+ * number timed (pruned included) in *n_ok.  Never writes p's outputs. */
 NATTEN_INTERNAL natten_status natten_measure(const natten_problem *p, const natten_exec *x,
-                                             natten_candidate *c, int n, int reps, int *n_ok);
+                                             natten_candidate *c, int n, int reps, double prune,
+                                             int *n_ok);
 
 /* wisdom.c: the parser is a pure function over a buffer (fuzzed). */
 #define NATTEN_WISDOM_MAX_DEVICES 16

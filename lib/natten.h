@@ -75,7 +75,10 @@ typedef struct natten_context natten_context;
 
 NATTEN_API natten_status natten_context_create(natten_context **ctx);
 NATTEN_API void natten_context_destroy(natten_context *ctx); /* NULL is a no-op */
-/* Force a backend by name; NULL or "auto" restores automatic selection. */
+/* Force a backend by name; NULL or "auto" restores automatic selection.
+ * "name/config" forces one of its configurations too (by the configuration's
+ * name as natten_context_tuning_report gives it, or by index): the tuner is
+ * then bypassed.  An unknown configuration is NATTEN_ERROR_BACKEND_UNAVAILABLE. */
 NATTEN_API natten_status natten_context_set_backend(natten_context *ctx, const char *name);
 /* CUDA/HIP stream (cudaStream_t) for GPU backends; NULL = legacy default stream. */
 NATTEN_API natten_status natten_context_set_stream(natten_context *ctx, void *stream);
@@ -123,7 +126,9 @@ typedef enum natten_arg {
  *   configuration that accepts it (on scratch outputs; inputs are read) and
  *   keep the fastest for that signature.  Also NATTEN_TUNING=measure.
  * In both modes a signature already in the context's cache (measured earlier,
- * or imported as wisdom) runs its remembered winner. */
+ * or imported as wisdom) runs its remembered winner.  While measuring, a
+ * candidate whose first run takes longer than NATTEN_TUNING_PRUNE (default 3)
+ * times the best median so far is pruned: timed once, not further. */
 typedef enum natten_tuning {
     NATTEN_TUNING_HEURISTIC = 0,
     NATTEN_TUNING_MEASURE = 1
@@ -150,7 +155,10 @@ typedef struct natten_tuning_result {
     int config_index;
     natten_status status;      /* SUCCESS if timed; else why it was not (refused, failed) */
     double time_ms;            /* median time; < 0 when status != SUCCESS */
-    char reason[160];          /* refusal or failure message; "" on success */
+    char reason[160];          /* refusal or failure message; "" on success; "pruned: ..." */
+    int runs;                  /* timed runs behind time_ms (0 when not timed) */
+    int pruned;                /* 1: timed once and found hopeless (status SUCCESS, time_ms that
+                                  run's time), not timed further; see NATTEN_TUNING_PRUNE */
 } natten_tuning_result;
 
 /* The candidates of the last problem this context measured, fastest first

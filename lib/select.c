@@ -127,6 +127,8 @@ static natten_status keep_report(natten_context *ctx, const char *sig, const nat
         r[i].config_index = c[i].config;
         r[i].status = c[i].status;
         r[i].time_ms = c[i].status == NATTEN_SUCCESS ? c[i].ms : -1;
+        r[i].runs = c[i].status == NATTEN_SUCCESS ? c[i].runs : 0;
+        r[i].pruned = c[i].status == NATTEN_SUCCESS && c[i].pruned;
         snprintf(r[i].reason, sizeof r[i].reason, "%s", c[i].why);
     }
     pthread_mutex_lock(&ctx->lock);
@@ -156,9 +158,12 @@ static int measure(natten_context *ctx, const natten_problem *p, const char *sig
         pthread_mutex_unlock(&ctx->measure_lock);
         return 1;
     }
-    if ((c = list_candidates(p, only, &n)) != NULL && natten_measure(p, &x, c, n, REPS, &ok) == NATTEN_SUCCESS) {
+    if ((c = list_candidates(p, only, &n)) != NULL && natten_measure(p, &x, c, n, REPS, ctx->prune, &ok) == NATTEN_SUCCESS) {
         for (int i = 0; i < n && ctx->verbose; i++) {
-            if (c[i].status == NATTEN_SUCCESS)
+            if (c[i].status == NATTEN_SUCCESS && c[i].pruned)
+                fprintf(stderr, "natten: %s: measured %s/%s: %.4f ms (%s)\n", natten_op_name(p->op),
+                        c[i].backend->name, natten_config_name(c[i].backend, c[i].config), c[i].ms, c[i].why);
+            else if (c[i].status == NATTEN_SUCCESS)
                 fprintf(stderr, "natten: %s: measured %s/%s: %.4f ms\n", natten_op_name(p->op),
                         c[i].backend->name, natten_config_name(c[i].backend, c[i].config), c[i].ms);
             else
@@ -237,7 +242,9 @@ static pick_origin decide(natten_context *ctx, const natten_problem *p, int may_
     if (ctx->forced) {
         *b = ctx->forced;
         if (!natten_applicable(ctx->forced, p, why, len)) return BY_NONE;
-        if (natten_config_count(ctx->forced) > 1) { /* measure its configurations alone */
+        if (ctx->forced_config >= 0) {
+            *config = ctx->forced_config;
+        } else if (natten_config_count(ctx->forced) > 1) { /* measure its configurations alone */
             size_t n = strlen(sig);
             snprintf(sig + n, sizeof sig - n, "/only=%s", ctx->forced->name);
             if (natten_tuned_find(ctx, sig, &t) && t.backend == ctx->forced) *config = t.config;

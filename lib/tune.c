@@ -120,7 +120,8 @@ static natten_status scratch_problem(const natten_problem *p, const natten_backe
 /* ---- timing ------------------------------------------------------------- */
 
 #define MAX_REPS 15
-/* A candidate whose warm-up run takes longer than this is timed once more. */
+/* A candidate whose first run takes longer than this is timed once more only
+ * (and may be pruned after that first run, see natten_measure). */
 #define SLOW_MS 1000.0
 
 static double now_ms(void)
@@ -136,26 +137,73 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The host timer: one warm-up, then the median of reps runs. */
-static natten_status time_host(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
-                               double *median_ms)
+static double median(double *t, int n)
 {
-    double t[MAX_REPS], t0 = now_ms(), warm;
-    natten_status st = fn(p, x);
-    if (st) return st;
-    warm = now_ms() - t0;
-    if (warm > SLOW_MS) reps = 1;
-    for (int r = 0; r < reps; r++) {
-        t0 = now_ms();
-        if ((st = fn(p, x))) return st;
-        t[r] = now_ms() - t0;
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* One run of fn, its time in *ms: the backend's timer without a warm-up
+ * (time_op with reps 0), else the host clock. */
+static natten_status one_run(const natten_backend *b, natten_op_fn fn, const natten_problem *p,
+                             const natten_exec *x, double *ms)
+{
+    double t0;
+    natten_status st;
+    if (b->time_op) return b->time_op(fn, p, x, 0, ms);
+    t0 = now_ms();
+    st = fn(p, x);
+    *ms = now_ms() - t0;
+    return st;
+}
+
+/* Is a time of ms hopeless against the best median so far? */
+static int hopeless(double ms, double best, double prune)
+{
+    return prune > 0 && best > 0 && ms > prune * best;
+}
+
+/* Time one candidate on p (outputs already redirected to scratch):
+ *   1. a first (cold) run; if it took over SLOW_MS and is hopeless, stop:
+ *      pruned after one run;
+ *   2. a first warm run; if it is hopeless, stop: pruned; if the cold run
+ *      took over SLOW_MS, it is the time (timed once);
+ *   3. else the median of reps runs (the backend's timer: its own warm-up,
+ *      then reps runs; the host clock: the first warm run and reps - 1 more). */
+static natten_status time_one(natten_candidate *c, natten_op_fn fn, const natten_problem *p, const natten_exec *x,
+                              int reps, double best, double prune)
+{
+    const natten_backend *b = c->backend;
+    double t[MAX_REPS], cold;
+    natten_status st;
+    if ((st = one_run(b, fn, p, x, &cold))) return st;
+    c->runs = 1;
+    c->ms = cold;
+    if (cold > SLOW_MS && hopeless(cold, best, prune)) {
+        c->pruned = 1;
+        return NATTEN_SUCCESS;
     }
-    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
-    *median_ms = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    if ((st = one_run(b, fn, p, x, &t[0]))) return st;
+    c->ms = t[0];
+    if (hopeless(t[0], best, prune)) {
+        c->pruned = 1;
+        return NATTEN_SUCCESS;
+    }
+    if (cold > SLOW_MS) return NATTEN_SUCCESS;
+    if (b->time_op) {
+        if ((st = b->time_op(fn, p, x, reps, &c->ms))) return st;
+        c->runs = reps;
+        return NATTEN_SUCCESS;
+    }
+    for (int r = 1; r < reps; r++)
+        if ((st = one_run(b, fn, p, x, &t[r]))) return st;
+    c->ms = median(t, reps);
+    c->runs = reps;
     return NATTEN_SUCCESS;
 }
 
-static void time_candidate(const natten_problem *p, const natten_exec *base, natten_candidate *c, int reps)
+static void time_candidate(const natten_problem *p, const natten_exec *base, natten_candidate *c, int reps,
+                           double best, double prune)
 {
     natten_problem q;
     natten_exec x = *base;
@@ -163,15 +211,18 @@ static void time_candidate(const natten_problem *p, const natten_exec *base, nat
     natten_op_fn fn = c->backend->op[p->op];
     x.config = c->config;
     c->ms = -1;
+    c->runs = c->pruned = 0;
     natten_clear_error();
     if ((c->status = scratch_problem(p, c->backend, &x, &q, &s)) == NATTEN_SUCCESS) {
-        c->status = c->backend->time_op ? c->backend->time_op(fn, &q, &x, reps, &c->ms)
-                                        : time_host(fn, &q, &x, reps, &c->ms);
+        c->status = time_one(c, fn, &q, &x, reps, best, prune);
         scratch_release(&s);
     }
     if (c->status != NATTEN_SUCCESS) {
         snprintf(c->why, sizeof c->why, "%s: %s", natten_status_string(c->status), natten_last_error());
         c->ms = -1;
+        c->runs = c->pruned = 0;
+    } else if (c->pruned) {
+        snprintf(c->why, sizeof c->why, "pruned: 1 run, %.1fx the best so far (%.4g ms)", c->ms / best, best);
     } else {
         c->why[0] = '\0';
     }
@@ -188,16 +239,19 @@ static int cmp_candidate(const void *a, const void *b)
 }
 
 natten_status natten_measure(const natten_problem *p, const natten_exec *x, natten_candidate *c, int n,
-                             int reps, int *n_ok)
+                             int reps, double prune, int *n_ok)
 {
     int ok = 0;
+    double best = -1;
     natten_candidate *sorted;
     if (reps < 1) reps = 1;
     if (reps > MAX_REPS) reps = MAX_REPS;
     for (int i = 0; i < n; i++) {
-        if (c[i].status != NATTEN_SUCCESS) { c[i].ms = -1; continue; }
-        time_candidate(p, x, &c[i], reps);
-        ok += c[i].status == NATTEN_SUCCESS;
+        if (c[i].status != NATTEN_SUCCESS) { c[i].ms = -1; c[i].runs = c[i].pruned = 0; continue; }
+        time_candidate(p, x, &c[i], reps, best, prune);
+        if (c[i].status != NATTEN_SUCCESS) continue;
+        ok++;
+        if (!c[i].pruned && (best < 0 || c[i].ms < best)) best = c[i].ms;
     }
     /* A stable sort: qsort is not, so sort (index-tagged) copies by insertion. */
     sorted = natten_malloc((size_t)n * sizeof *sorted);

@@ -155,7 +155,43 @@ START_TEST(forced_unknown_name)
     setenv("NATTEN_BACKEND", "no-such-backend", 1);
     ck_assert_int_eq(natten_context_create(&ctx), NATTEN_ERROR_BACKEND_UNAVAILABLE);
     ck_assert_ptr_null(ctx);
+    setenv("NATTEN_BACKEND", "naive/no-such-config", 1);
+    ck_assert_int_eq(natten_context_create(&ctx), NATTEN_ERROR_BACKEND_UNAVAILABLE);
+    ck_assert_ptr_null(ctx);
     unsetenv("NATTEN_BACKEND");
+}
+END_TEST
+
+/* "backend/configuration" forces one configuration (by name or index) and
+ * bypasses the tuner; an unknown one is refused and names those there are. */
+START_TEST(forced_configuration)
+{
+    natten_context *ctx = new_ctx();
+    const DLTensor *t[NATTEN_ARG_COUNT];
+    uint64_t rng = seed;
+    char text[4096];
+    const char *pick;
+    tc_io io;
+    ck_assert_int_eq(natten_context_set_backend(ctx, "naive/nope"), NATTEN_ERROR_BACKEND_UNAVAILABLE);
+    ck_assert_msg(strstr(natten_last_error(), "no configuration 'nope'") != NULL &&
+                  strstr(natten_last_error(), "default") != NULL, "%s", natten_last_error());
+    ck_assert_int_eq(natten_context_set_backend(ctx, "naive/1"), NATTEN_ERROR_BACKEND_UNAVAILABLE);
+    ck_assert_int_eq(natten_context_set_backend(ctx, "nope/default"), NATTEN_ERROR_BACKEND_UNAVAILABLE);
+    ck_assert_int_eq(natten_context_set_backend(ctx, "naive/0"), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_context_set_backend(ctx, "naive/default"), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE), NATTEN_SUCCESS);
+    ck_assert(tc_setup(&io, &tc_cases[0].r, OP_FNA, tt_dtype("float32"), TT_COMPACT, kDLCPU, &rng));
+    tensors_of(&io, t);
+    ck_assert_int_eq(natten_explain(ctx, NATTEN_OP_FNA_FORWARD, &io.params, t, &pick, text, sizeof text),
+                     NATTEN_SUCCESS);
+    ck_assert_msg(strstr(text, "pick      naive/default: forced") != NULL, "%s", text);
+    ck_assert_int_eq(tc_run(ctx, &io), NATTEN_SUCCESS);
+    ck_assert_str_eq(natten_context_last_backend(ctx), "naive");
+    /* nothing was measured */
+    ck_assert_int_eq(natten_context_tuning_report(ctx, NULL, 0, NULL, NULL, 0), NATTEN_ERROR_INVALID_ARGUMENT);
+    ck_assert_int_eq(natten_context_set_backend(ctx, "auto"), NATTEN_SUCCESS);
+    tc_teardown(&io);
+    natten_context_destroy(ctx);
 }
 END_TEST
 
@@ -215,6 +251,19 @@ START_TEST(tuning_mode_settings)
     ck_assert_int_eq(natten_context_create(&ctx), NATTEN_SUCCESS);
     natten_context_destroy(ctx);
     unsetenv("NATTEN_TUNING");
+    for (int i = 0; i < 4; i++) { /* a prune factor is >= 1, or 0/off */
+        static const char *const bad[] = {"0.5", "fast", "3x", "-2"};
+        setenv("NATTEN_TUNING_PRUNE", bad[i], 1);
+        ck_assert_int_eq(natten_context_create(&ctx), NATTEN_ERROR_INVALID_ARGUMENT);
+        ck_assert_msg(strstr(natten_last_error(), "NATTEN_TUNING_PRUNE") != NULL, "%s", natten_last_error());
+    }
+    for (int i = 0; i < 4; i++) {
+        static const char *const good[] = {"0", "off", "1", "2.5"};
+        setenv("NATTEN_TUNING_PRUNE", good[i], 1);
+        ck_assert_int_eq(natten_context_create(&ctx), NATTEN_SUCCESS);
+        natten_context_destroy(ctx);
+    }
+    unsetenv("NATTEN_TUNING_PRUNE");
 }
 END_TEST
 
@@ -241,7 +290,7 @@ START_TEST(measured_equals_naive)
                 ck_assert_int_eq(natten_context_tuning_report(ctx, r, 32, &count, sig, sizeof sig), NATTEN_SUCCESS);
                 ck_assert_int_ge(count, 1);
                 ck_assert_int_eq(r[0].status, NATTEN_SUCCESS);
-                ck_assert(r[0].time_ms >= 0);
+                ck_assert(r[0].time_ms >= 0 && r[0].runs >= 1 && !r[0].pruned);
                 ck_assert_str_eq(r[0].backend, natten_context_last_backend(ctx));
                 for (int i = 1; i < count && i < 32; i++) {
                     if (r[i].status == NATTEN_SUCCESS) ck_assert(r[i].time_ms >= r[i - 1].time_ms);
@@ -552,6 +601,7 @@ int main(void)
     tcase_add_loop_test(tc, pick_accepts, 0, OP_COUNT);
     tcase_add_test(tc, explain_without_data);
     tcase_add_test(tc, forced_unknown_name);
+    tcase_add_test(tc, forced_configuration);
     tcase_add_loop_test(tc, forced_refusal_is_an_error, 0, n);
     tcase_add_test(tc, tuning_mode_settings);
     tcase_add_loop_test(tc, measured_equals_naive, 0, OP_COUNT);

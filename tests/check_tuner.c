@@ -7,7 +7,9 @@
  * Fakes sleep for a time that depends on backend and configuration, so that
  * the order of the timings is known (gaps of 20+ ms, wide enough for a loaded
  * machine's scheduling noise); one fails, one is refused up front, one
- * brings its own scratch allocator and timer (as GPU backends do).
+ * brings its own scratch allocator and timer (as GPU backends do).  Pruning
+ * is tested with scripted timers (no clock involved): each call of a
+ * scripted backend's time_op reports the next time of its script.
  */
 #include "natten-impl.h"
 
@@ -186,7 +188,7 @@ START_TEST(fastest_wins_on_scratch)
     snprintf(c[5].why, sizeof c[5].why, "refuses: a fake reason");
     make_problem(&p, 5, NULL);
     poison_caller();
-    ck_assert_int_eq(natten_measure(&p, &x, c, 6, 3, &ok), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_measure(&p, &x, c, 6, 3, 0, &ok), NATTEN_SUCCESS);
     ck_assert_int_eq(ok, 4);
     /* fastest first: fast/small, fast/medium, fast/big, slow; then broken, refused in order */
     ck_assert_ptr_eq(c[0].backend, &fake_fast);
@@ -231,13 +233,151 @@ START_TEST(backend_timer_and_layout)
     c[1].backend = &fake_timed;
     make_problem(&p, 3, heads_first);
     poison_caller();
-    ck_assert_int_eq(natten_measure(&p, &x, c, 2, 5, &ok), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_measure(&p, &x, c, 2, 5, 0, &ok), NATTEN_SUCCESS);
     ck_assert_int_eq(ok, 2);
     ck_assert_ptr_eq(c[0].backend, &fake_timed); /* its timer said 0.25 ms */
     ck_assert(c[0].ms == 0.25);
-    ck_assert_int_eq(timer_calls, 1);
+    /* a first run (reps 0: no warm-up), a first warm run, then the median of reps */
+    ck_assert_int_eq(timer_calls, 3);
     ck_assert(caller_untouched());
     ck_assert_int_eq(allocs, frees);
+}
+END_TEST
+
+/* ---- pruning: scripted timers ----------------------------------------- */
+
+/* Per backend a script of times, one per time_op call (reps 0 or 1: the
+ * time of one run; reps > 1: the median); the calls are recorded. */
+typedef struct script {
+    double t[4];
+    int calls, reps[8];
+} script;
+static script scripts[5];
+
+static natten_status scripted_timer(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
+                                    double *median_ms)
+{
+    natten_status st = fn(p, x); /* the op does run (on scratch) */
+    script *s = &scripts[x->config];
+    s->reps[s->calls < 8 ? s->calls : 7] = reps;
+    *median_ms = s->t[s->calls < 4 ? s->calls : 3];
+    s->calls++;
+    return st;
+}
+
+static natten_status quick_op(const natten_problem *p, const natten_exec *x)
+{
+    (void)x;
+    scribble(p);
+    return NATTEN_SUCCESS;
+}
+
+/* One backend, five configurations, each scripted (the config picks the script). */
+static const char *const scripted_configs[] = {"a", "b", "c", "d", "e"};
+static const natten_backend fake_scripted = {
+    .name = "scripted", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = quick_op},
+    .n_configs = 5, .config_names = scripted_configs, .time_op = scripted_timer,
+};
+
+static void run_scripted(double prune, natten_candidate *c, int *ok)
+{
+    natten_problem p;
+    natten_exec x = {0, NULL, 0};
+    memset(c, 0, 5 * sizeof *c);
+    for (int k = 0; k < 5; k++) {
+        c[k].backend = &fake_scripted;
+        c[k].config = k;
+    }
+    make_problem(&p, 3, NULL);
+    poison_caller();
+    ck_assert_int_eq(natten_measure(&p, &x, c, 5, 5, prune, ok), NATTEN_SUCCESS);
+    ck_assert(caller_untouched());
+}
+
+static void set_scripts(void)
+{
+    /* {cold run, first warm run, median of reps} in ms */
+    static const double t[5][3] = {
+        {12.0, 10.0, 10.0},    /* a: first, sets the best (10) */
+        {40.0, 35.0, 34.0},    /* b: warm 35 > 3 x 10: pruned after its warm run */
+        {5000.0, 4000.0, 1},   /* c: cold 5 s > 1 s and > 3 x 10: pruned after one run */
+        {9.0, 8.0, 7.5},       /* d: the winner */
+        {25.0, 20.0, 20.0},    /* e: warm 20 < 3 x 7.5: timed in full */
+    };
+    memset(scripts, 0, sizeof scripts);
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 3; i++) scripts[k].t[i] = t[k][i];
+}
+
+START_TEST(pruning_is_deterministic)
+{
+    natten_candidate c[5];
+    int ok = 0;
+    set_scripts();
+    run_scripted(3.0, c, &ok);
+    ck_assert_int_eq(ok, 5);
+    /* calls per candidate: a, d and e: cold (reps 0), warm (reps 0), median (reps 5);
+     * b: cold, warm; c: cold only */
+    ck_assert_int_eq(scripts[0].calls, 3);
+    ck_assert_int_eq(scripts[1].calls, 2);
+    ck_assert_int_eq(scripts[2].calls, 1);
+    ck_assert_int_eq(scripts[3].calls, 3);
+    ck_assert_int_eq(scripts[4].calls, 3);
+    ck_assert_int_eq(scripts[0].reps[0], 0);
+    ck_assert_int_eq(scripts[0].reps[1], 0);
+    ck_assert_int_eq(scripts[0].reps[2], 5);
+    /* fastest first: d 7.5, a 10, e 20, b 35 (pruned on its warm run), c 5000 (pruned on its
+     * cold run: over a second and hopeless) */
+    ck_assert_int_eq(c[0].config, 3);
+    ck_assert(c[0].ms == 7.5 && c[0].runs == 5 && !c[0].pruned && c[0].why[0] == '\0');
+    ck_assert_int_eq(c[1].config, 0);
+    ck_assert(c[1].ms == 10.0 && c[1].runs == 5 && !c[1].pruned);
+    ck_assert_int_eq(c[2].config, 4);
+    ck_assert(c[2].ms == 20.0 && c[2].runs == 5 && !c[2].pruned);
+    ck_assert_int_eq(c[3].config, 1);
+    ck_assert(c[3].ms == 35.0 && c[3].runs == 1 && c[3].pruned);
+    ck_assert_int_eq(c[3].status, NATTEN_SUCCESS);
+    ck_assert_msg(strstr(c[3].why, "pruned: 1 run, 3.5x the best so far") != NULL, "%s", c[3].why);
+    ck_assert_int_eq(c[4].config, 2);
+    ck_assert(c[4].ms == 5000.0 && c[4].runs == 1 && c[4].pruned);
+    ck_assert_msg(strstr(c[4].why, "pruned") != NULL, "%s", c[4].why);
+}
+END_TEST
+
+START_TEST(pruning_off_times_everything)
+{
+    natten_candidate c[5];
+    int ok = 0;
+    set_scripts();
+    scripts[2].t[1] = 3000.0; /* c: slow cold run, so its warm run is its time */
+    run_scripted(0, c, &ok);
+    ck_assert_int_eq(ok, 5);
+    for (int k = 0; k < 5; k++) ck_assert(!c[k].pruned);
+    ck_assert_int_eq(scripts[1].calls, 3); /* b timed in full */
+    ck_assert_int_eq(scripts[2].calls, 2); /* c: cold over a second: timed once more only */
+    ck_assert_int_eq(c[0].config, 3);
+    ck_assert_int_eq(c[4].config, 2);
+    ck_assert(c[4].ms == 3000.0 && c[4].runs == 1);
+}
+END_TEST
+
+/* The first candidate has no best to compare with and is never pruned, so a
+ * winner always exists; a pruned candidate never comes first. */
+START_TEST(first_is_never_pruned)
+{
+    natten_candidate c[5];
+    int ok = 0;
+    set_scripts();
+    scripts[0].t[0] = 9000.0; /* a: a slow first run, and still first in line */
+    scripts[0].t[1] = 9000.0;
+    run_scripted(1.0, c, &ok); /* the harshest factor */
+    ck_assert_int_eq(ok, 5);
+    ck_assert(!c[0].pruned);
+    for (int i = 1; i < 5; i++) ck_assert(c[i].ms >= c[0].ms);
+    ck_assert_int_eq(scripts[0].calls, 2); /* a: cold over a second: timed once more only */
+    ck_assert(c[4].config == 0 && !c[4].pruned && c[4].ms == 9000.0 && c[4].runs == 1);
+    /* e: warm 20 > 1 x 7.5 (d's): pruned, and sorted by that single time */
+    ck_assert(c[1].config == 4 && c[1].pruned && c[1].ms == 20.0);
 }
 END_TEST
 
@@ -277,6 +417,9 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, fastest_wins_on_scratch);
     tcase_add_test(tc, backend_timer_and_layout);
+    tcase_add_test(tc, pruning_is_deterministic);
+    tcase_add_test(tc, pruning_off_times_everything);
+    tcase_add_test(tc, first_is_never_pruned);
     tcase_add_test(tc, signatures);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

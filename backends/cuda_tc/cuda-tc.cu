@@ -258,7 +258,8 @@ static int cmp_float(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Warm up once, then time reps runs with events on the exec's stream; median. */
+/* Warm up once, then time reps runs with events on the exec's stream; median.
+ * reps 0: one timed run, no warm-up (the tuner's first look, natten-impl.h). */
 static natten_status tc_time_op(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
                                 double *median_ms)
 {
@@ -267,7 +268,7 @@ static natten_status tc_time_op(natten_op_fn fn, const natten_problem *p, const 
     float *ms;
     natten_status st;
     cudaError_t e;
-    int prev = 0, dev = p->device.device_id;
+    int prev = 0, dev = p->device.device_id, warm = reps > 0;
     if (reps < 1) reps = 1;
     if ((e = cudaGetDevice(&prev)) != cudaSuccess) return tc_error(e, "cudaGetDevice");
     if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return tc_error(e, "cudaSetDevice");
@@ -279,7 +280,7 @@ static natten_status tc_time_op(natten_op_fn fn, const natten_problem *p, const 
         st = tc_error(e, "cudaEventCreate");
         goto out;
     }
-    if ((st = fn(p, x))) goto out;
+    if (warm && (st = fn(p, x))) goto out;
     for (int i = 0; i < reps; i++) {
         if ((e = cudaEventRecord(e0, s)) != cudaSuccess) {
             st = tc_error(e, "cudaEventRecord");
