@@ -52,6 +52,9 @@ static struct {
     int backends_set, device_set;
     const char *csv_out, *json_out;
     const char *tune;         /* --tune FILE: build wisdom instead of benchmarking */
+    int tune_check;           /* --tune-check: tune, then time every candidate on its own */
+    int check_all;            /* --check-all: also time candidates > 10x the tuner's best */
+    double max_call;          /* --max-call S: a first call over S seconds is the only run */
 } opt;
 
 static void usage(FILE *f)
@@ -88,6 +91,9 @@ static void usage(FILE *f)
 "      --warmup N         untimed runs first (default 1 CPU, 5 GPU)\n"
 "      --repeat N         timed runs (default: >= 5 CPU / 20 GPU, up to ~1 s)\n"
 "      --seed N           random inputs (default 42)\n"
+"      --max-call S       a result whose first call takes over S seconds is timed by\n"
+"                         that call alone (default: no limit; a first call over 1 s\n"
+"                         already replaces the other warm-up runs)\n"
 "\n"
 "checking:\n"
 "      --no-verify        skip the comparison with naive\n"
@@ -105,6 +111,12 @@ static void usage(FILE *f)
 "                         and backward with --backward) on --device (default cpu),\n"
 "                         print what it measured and save the winners as wisdom in\n"
 "                         FILE (merged with FILE's if it is valid for this build)\n"
+"      --tune-check       check measured selection: per problem (op; backward with\n"
+"                         --backward) tune in a fresh context, then time the pick and\n"
+"                         every candidate (backend/config) on its own with the\n"
+"                         timing above; print pick/fastest with PASS (<= 1.05) or\n"
+"                         FAIL; exit 1 on any FAIL.  Candidates the tuner timed at\n"
+"                         over 10x its best are not timed again unless --check-all\n"
 "      --list             list the backends and exit\n"
 "      --dry-run          print the problems (with --json: as JSON, for bench/peers.py) and exit\n"
 "  -h, --help             this text;  --version  the library version\n"
@@ -284,6 +296,12 @@ static void parse_args(int argc, char **argv)
             opt.peak = 1;
         } else if (IS("", "--tune")) {
             if ((opt.tune = VALUE()) == NULL) die_usage("--tune needs a file name");
+        } else if (IS("", "--tune-check")) {
+            opt.tune_check = 1;
+        } else if (IS("", "--max-call")) {
+            opt.max_call = parse_double(a, VALUE());
+        } else if (IS("", "--check-all")) {
+            opt.check_all = 1;
         } else if (IS("", "--dry-run")) {
             opt.dry_run = 1;
         } else if (IS("", "--no-verify")) {
@@ -531,6 +549,7 @@ typedef struct result {
     double bw_frac;                  /* GPU: GB/s over the device-to-device copy rate */
     char status[600];
     int failed;
+    int one_call;                    /* --max-call: timed by its first call alone */
 } result;
 
 static result *results;
@@ -876,7 +895,7 @@ static int time_calls(call *c, const target *t, result *r, int is_gpu)
     int warm = opt.warmup >= 0 ? opt.warmup : is_gpu ? 5 : 1;
     int min_runs = opt.repeat > 0 ? opt.repeat : is_gpu ? 20 : 5;
     int max_runs = opt.repeat > 0 ? opt.repeat : is_gpu ? 1000 : 200;
-    double budget = opt.repeat > 0 ? 0 : 1.0, total = 0;
+    double budget = opt.repeat > 0 ? 0 : 1.0, total = 0, first;
     int n = 0;
     long long rss0 = -1, used0 = -1;
 
@@ -887,6 +906,7 @@ static int time_calls(call *c, const target *t, result *r, int is_gpu)
     } else if (bench_rss_reset()) {
         rss0 = bench_rss_kib("VmRSS:");
     }
+    first = bench_now();
     if (!call_once(c)) return 0;
     if (is_gpu) {
         long long used1;
@@ -896,6 +916,15 @@ static int time_calls(call *c, const target *t, result *r, int is_gpu)
     } else if (rss0 >= 0) {
         long long hwm = bench_rss_kib("VmHWM:");
         if (hwm >= 0) r->scratch = hwm > rss0 ? (hwm - rss0) * 1024 : 0;
+    }
+    first = bench_now() - first;
+    if (opt.repeat <= 0 && first > 1.0) warm = 1; /* a slow first call is warm-up enough */
+    if (opt.max_call > 0 && first > opt.max_call) {
+        /* --max-call: that first call is the only run (its time includes first-call costs) */
+        times[n++] = first;
+        r->one_call = 1;
+        warm = 0;
+        max_runs = 0;
     }
     for (int i = 1; i < warm; i++)
         if (!call_once(c)) return 0;
@@ -1076,6 +1105,9 @@ static void time_one(call *c, const target *t, reference *R, job *dj, job *tj, r
         r->peak_frac = r->flops / r->median * 1e-9 / pk;
     }
     if (is_gpu && gpu_bw > 0) r->bw_frac = r->bytes / r->median / gpu_bw;
+    if (!r->status[0] && r->one_call)
+        set_status(r, 0, "%s (1 call: the first took over --max-call %g s)", opt.verify ? "ok" : "ok, not verified",
+                   opt.max_call);
     if (!r->status[0]) set_status(r, 0, opt.verify ? "ok" : "ok (not verified)");
 }
 
@@ -1543,8 +1575,10 @@ static int tune(void)
                     printf("%s %s %s:\n", desc, op_names[o], dir_names[d]);
                     for (int i = 0; i < n && i < 64; i++) {
                         if (res[i].status == NATTEN_SUCCESS)
-                            printf("  %s%-10s %-16s %12.4f ms\n", i ? "  " : "* ", res[i].backend, res[i].config,
-                                   res[i].time_ms);
+                            printf("  %s%-10s %-16s %12.4f ms  %s%d run%s%s%s\n", i ? "  " : "* ", res[i].backend,
+                                   res[i].config, res[i].time_ms, res[i].runs > 1 ? "median of " : "", res[i].runs,
+                                   res[i].runs == 1 ? "" : "s", res[i].pruned ? ", " : "",
+                                   res[i].pruned ? res[i].reason : "");
                         else
                             printf("    %-10s %-16s %s\n", res[i].backend, res[i].config, res[i].reason);
                     }
@@ -1564,6 +1598,221 @@ static int tune(void)
     }
     natten_context_destroy(ctx);
     return failed;
+}
+
+/* ------------------------------------------------------------- tune check */
+
+#define CHECK_TOL 1.05   /* issue 4: the pick within 5 % of the fastest candidate */
+#define CHECK_SKIP 10.0  /* without --check-all: not timed again if the tuner saw > 10x its best */
+
+typedef struct check_row {
+    char backend[64], config[64];
+    double tuner_ms;        /* the tuner's time (median, or the single run of a pruned one) */
+    int tuner_runs, pruned;
+    double ms;              /* this check's own median; < 0: not timed */
+    int runs;
+    char note[200];
+} check_row;
+
+static FILE *check_csv;
+
+static void check_csv_row(const bench_problem *p, const char *op, const char *dir, const check_row *c,
+                          int chosen, int fastest, double ratio, const char *verdict)
+{
+    char desc[256];
+    if (check_csv == NULL) return;
+    bench_problem_describe(p, desc, sizeof desc);
+    dst = check_csv;
+    csv_field(p->label, 0);
+    csv_field(desc, 0);
+    csv_field(op, 0);
+    csv_field(dir, 0);
+    csv_field(c ? c->backend : "", 0);
+    csv_field(c ? c->config : "", 0);
+    fprintf(check_csv, "%.6g,%d,%d,", c ? c->tuner_ms : -1, c ? c->tuner_runs : 0, c ? c->pruned : 0);
+    fprintf(check_csv, "%.6g,%d,%d,%d,%.6g,", c ? c->ms : -1, c ? c->runs : 0, chosen, fastest, ratio);
+    csv_field(verdict, 0);
+    csv_field(c ? c->note : "", 1);
+}
+
+/* Time backend/config on job j on its own: a context forced to it, the bench's timing. */
+static void check_time(check_row *c, const bench_problem *p, bench_op op, bench_dir dir, job *j, bench_device where)
+{
+    char name[160];
+    call k;
+    result r;
+    target t;
+    memset(&k, 0, sizeof k);
+    memset(&r, 0, sizeof r);
+    memset(&t, 0, sizeof t);
+    t.dev = where;
+    snprintf(name, sizeof name, "%s/%s", c->backend, c->config);
+    k.op = op;
+    k.dir = dir;
+    k.want = c->backend;
+    k.j = j;
+    make_params(p, &k.np);
+    c->ms = -1;
+    if (natten_context_create(&k.ctx) != NATTEN_SUCCESS || natten_context_set_backend(k.ctx, name) != NATTEN_SUCCESS ||
+        (p->threads > 0 && natten_context_set_num_threads(k.ctx, p->threads) != NATTEN_SUCCESS) ||
+        (where.type == kDLCUDA && natten_context_set_stream(k.ctx, gpu_stream(where.id)) != NATTEN_SUCCESS)) {
+        snprintf(c->note, sizeof c->note, "context: %.180s", natten_last_error());
+    } else if (!time_calls(&k, &t, &r, where.type != kDLCPU)) {
+        snprintf(c->note, sizeof c->note, "%.180s", k.st ? k.err : "ran on another backend");
+    } else {
+        c->ms = r.median * 1e3;
+        c->runs = r.runs;
+        if (r.one_call) snprintf(c->note, sizeof c->note, "1 call (over --max-call)");
+    }
+    natten_context_destroy(k.ctx);
+}
+
+/* --tune-check: for each problem, op and direction, let a fresh context in
+ * measure mode pick, then time the pick and every candidate on its own and
+ * compare: PASS when the pick's time is within 5 % of the fastest's. */
+static int tune_check(void)
+{
+    bench_device where = {kDLCPU, 0};
+    char why[256];
+    int pass = 0, fail = 0, other = 0;
+    if (strncmp(opt.device, "cuda", 4) == 0) {
+        where.type = kDLCUDA;
+        if (opt.device[4] == ':') where.id = atoi(opt.device + 5);
+        if (!gpu_load(why, sizeof why)) {
+            fprintf(stderr, "natten-bench: --tune-check on %s: %s\n", opt.device, why);
+            return 1;
+        }
+    }
+    if (opt.csv_out && (check_csv = fopen(opt.csv_out, "w")) == NULL) {
+        perror(opt.csv_out);
+        return 1;
+    }
+    if (opt.format == OUT_CSV) check_csv = stdout;
+    if (check_csv)
+        fprintf(check_csv, "label,problem,op,dir,backend,config,tuner_ms,tuner_runs,pruned,check_ms,check_runs,"
+                           "chosen,fastest,ratio,verdict,note\n");
+    if (opt.format != OUT_CSV)
+        printf("natten-bench --tune-check: %s | %s | pick within %.0f %% of the fastest candidate, each timed on "
+               "its own (median)\n", natten_version_string(), where.type == kDLCPU ? "cpu" : opt.device,
+               (CHECK_TOL - 1) * 100);
+    for (int pi = 0; pi < nproblems; pi++) {
+        const bench_problem *p = &problems[pi];
+        char desc[256];
+        bench_problem_describe(p, desc, sizeof desc);
+        for (int o = 0; o < OP_COUNT; o++) {
+            double pick_ms[2] = {-1, -1}, best_ms[2] = {-1, -1};
+            if (!(p->ops & (1u << o))) continue;
+            for (int d = 0; d < (p->backward ? 2 : 1); d++) {
+                bench_dir dir = d ? DIR_BWD : DIR_FWD;
+                natten_tuning_result res[64];
+                check_row rows[64];
+                natten_context *ctx = NULL;
+                natten_params np;
+                natten_status st;
+                job j;
+                int n = 0, nrows = 0, fastest = -1;
+                double ratio = -1;
+                const char *verdict;
+                make_params(p, &np);
+                if (!job_alloc(&j, p, (bench_op)o, dir, p->dtype, where)) {
+                    printf("%s %s %s: cannot allocate the tensors\n", desc, op_names[o], dir_names[dir]);
+                    other++;
+                    continue;
+                }
+                job_fill_inputs(&j, p, opt.seed);
+                for (int r = 0; r < T_COUNT; r++)
+                    if (j.t[r]) bt_upload(j.t[r]);
+                if (natten_context_create(&ctx) != NATTEN_SUCCESS ||
+                    natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE) != NATTEN_SUCCESS ||
+                    (p->threads > 0 && natten_context_set_num_threads(ctx, p->threads) != NATTEN_SUCCESS) ||
+                    (where.type == kDLCUDA &&
+                     natten_context_set_stream(ctx, gpu_stream(where.id)) != NATTEN_SUCCESS) ||
+                    (st = run_dir(ctx, &np, &j, (bench_op)o, d)) != NATTEN_SUCCESS ||
+                    natten_context_tuning_report(ctx, res, 64, &n, NULL, 0) != NATTEN_SUCCESS) {
+                    printf("%s %s %s: tuning failed: %s\n", desc, op_names[o], dir_names[dir], natten_last_error());
+                    natten_context_destroy(ctx);
+                    job_free(&j);
+                    other++;
+                    continue;
+                }
+                natten_context_destroy(ctx);
+                for (int i = 0; i < n && i < 64; i++) {
+                    check_row *c = &rows[nrows];
+                    if (res[i].status != NATTEN_SUCCESS) continue;
+                    memset(c, 0, sizeof *c);
+                    snprintf(c->backend, sizeof c->backend, "%s", res[i].backend);
+                    snprintf(c->config, sizeof c->config, "%s", res[i].config);
+                    c->tuner_ms = res[i].time_ms;
+                    c->tuner_runs = res[i].runs;
+                    c->pruned = res[i].pruned;
+                    c->ms = -1;
+                    nrows++;
+                    if (!opt.check_all && i > 0 && res[i].time_ms > CHECK_SKIP * res[0].time_ms) {
+                        snprintf(c->note, sizeof c->note, "not timed again: the tuner saw %.0fx its best "
+                                 "(--check-all times it)", res[i].time_ms / res[0].time_ms);
+                        continue;
+                    }
+                    check_time(c, p, (bench_op)o, dir, &j, where);
+                    if (c->ms >= 0 && (fastest < 0 || c->ms < rows[fastest].ms)) fastest = nrows - 1;
+                }
+                job_free(&j);
+                /* rows[0] is the tuner's pick (its report is fastest first) */
+                if (nrows == 0 || rows[0].ms < 0 || fastest < 0) {
+                    verdict = "NO TIME";
+                    other++;
+                } else {
+                    ratio = rows[0].ms / rows[fastest].ms;
+                    verdict = ratio <= CHECK_TOL ? "PASS" : "FAIL";
+                    if (ratio <= CHECK_TOL) pass++;
+                    else fail++;
+                    pick_ms[d] = rows[0].ms;
+                    best_ms[d] = rows[fastest].ms;
+                }
+                if (opt.format != OUT_CSV) {
+                    printf("\n== %s%s%s %s %s\n", p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc,
+                           op_names[o], dir_names[dir]);
+                    printf("   %-12s %-20s %12s %-28s %12s %6s  %s\n", "backend", "config", "tuner ms", "(tuner)",
+                           "own ms", "runs", "");
+                    for (int i = 0; i < nrows; i++) {
+                        const check_row *c = &rows[i];
+                        char tun[64], own[32];
+                        snprintf(tun, sizeof tun, "%s%d run%s", c->pruned ? "pruned, " : "", c->tuner_runs,
+                                 c->tuner_runs == 1 ? "" : "s");
+                        if (c->ms >= 0) snprintf(own, sizeof own, "%.4f", c->ms);
+                        else snprintf(own, sizeof own, "-");
+                        printf(" %s %-12s %-20s %12.4f %-28s %12s %6d  %s%s\n",
+                               i == 0 ? "*" : i == fastest ? "F" : " ", c->backend, c->config, c->tuner_ms, tun, own,
+                               c->runs, i == fastest ? "fastest " : "", c->note);
+                    }
+                    if (ratio > 0)
+                        printf("   pick %s/%s %.4f ms, fastest %s/%s %.4f ms: ratio %.3f %s\n", rows[0].backend,
+                               rows[0].config, rows[0].ms, rows[fastest].backend, rows[fastest].config,
+                               rows[fastest].ms, ratio, verdict);
+                    else
+                        printf("   %s: the pick could not be timed on its own\n", verdict);
+                }
+                for (int i = 0; i < nrows; i++)
+                    check_csv_row(p, op_names[o], dir_names[dir], &rows[i], i == 0, i == fastest, ratio, verdict);
+            }
+            /* forward + backward of the fused op: the two picks against the two fastest */
+            if (o == OP_FNA && p->backward && pick_ms[0] > 0 && pick_ms[1] > 0) {
+                double ratio = (pick_ms[0] + pick_ms[1]) / (best_ms[0] + best_ms[1]);
+                const char *verdict = ratio <= CHECK_TOL ? "PASS" : "FAIL";
+                if (opt.format != OUT_CSV)
+                    printf("\n== %s%s%s fna fwd+bwd\n   picks %.4f + %.4f ms, fastest %.4f + %.4f ms: ratio %.3f %s\n",
+                           p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc, pick_ms[0], pick_ms[1],
+                           best_ms[0], best_ms[1], ratio, verdict);
+                if (ratio <= CHECK_TOL) pass++;
+                else fail++;
+                check_csv_row(p, "fna", "fwd+bwd", NULL, 0, 0, ratio, verdict);
+            }
+        }
+    }
+    if (opt.format != OUT_CSV)
+        printf("\nnatten-bench --tune-check: %d PASS, %d FAIL, %d not checked (errors)\n", pass, fail, other);
+    if (check_csv && check_csv != stdout) fclose(check_csv);
+    dst = stdout;
+    return fail || other ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -1601,7 +1850,10 @@ int main(int argc, char **argv)
         print_problems();
         return 0;
     }
+    if (opt.tune && opt.tune_check) die_usage("--tune and --tune-check do not go together");
+    if (opt.check_all && !opt.tune_check) die_usage("--check-all needs --tune-check");
     if (opt.tune) return tune();
+    if (opt.tune_check) return tune_check();
     pick_targets();
     bench_cpu_model(cpu_model, sizeof cpu_model);
     for (int i = 0; i < ntargets; i++)

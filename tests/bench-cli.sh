@@ -42,6 +42,9 @@ bad "needs --suite" --quick
 bad "no backend" --backend nope
 bad "not cpu, cuda" --device tpu
 bad "outside" --causal 2
+bad "not a number" --max-call soon
+bad "do not go together" --tune w.txt --tune-check
+bad "needs --tune-check" --check-all
 
 # 2. help goes to stdout with status 0
 if "$bench" --help >"$tmp/out" 2>&1 && grep -q -- "--suite" "$tmp/out"; then pass "--help"; else fail "--help"; fi
@@ -129,7 +132,15 @@ for kind in wrong:WRONG fallback:FALLBACK; do
     fi
 done
 
-# 9. the CUDA runtime is loaded with dlopen: a stand-in runtime (host memory, a
+# 9. --max-call: a result whose first call is over the limit is timed by that call alone
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna --backend naive --max-call 0.000001 >"$tmp/mc" 2>"$tmp/err" &&
+   grep -E "^naive +fna +fwd .* ok \(1 call: the first took over --max-call" "$tmp/mc" >/dev/null; then
+    pass "--max-call"
+else
+    fail "--max-call"; cat "$tmp/mc" "$tmp/err"
+fi
+
+# 10. the CUDA runtime is loaded with dlopen: a stand-in runtime (host memory, a
 #    clock for events) shows the loading, device naming, copies and event timing
 cat >"$tmp/fakecudart.c" <<'EOF'
 #include <stdlib.h>

@@ -29,4 +29,25 @@ if ./natten-bench --tune "$w" $problem >"$tmp/out" 2>&1 && grep -q "will be repl
    grep -q "^end 2 " "$w"; then
     echo "PASS: a damaged wisdom file is replaced"
 else fail "a damaged wisdom file is replaced"; fi
+# --tune-check: tunes, times each candidate on its own, PASS/FAIL per problem
+# (the pick's own time within 5 % of the fastest candidate's), a CSV that
+# names the pick; on this build's CPU backends.
+if ./natten-bench --tune-check $problem --repeat 3 --csv-out "$tmp/check.csv" >"$tmp/out" 2>&1; rc=$?; [ $rc -le 1 ] &&
+   grep -q "^natten-bench --tune-check: [0-9]* PASS, [0-9]* FAIL, 0 not checked" "$tmp/out" &&
+   [ "$(grep -c ' ratio [0-9.]* \(PASS\|FAIL\)$' "$tmp/out")" -eq 3 ] &&
+   head -1 "$tmp/check.csv" | grep -q "^label,problem,op,dir,backend,config,tuner_ms" &&
+   [ "$(grep -c ',1,[01],[0-9.e+-]*,\(PASS\|FAIL\),' "$tmp/check.csv")" -eq 2 ]; then
+    echo "PASS: --tune-check reports pick/fastest per direction and fwd+bwd (exit $rc)"
+else fail "--tune-check reports pick/fastest per direction and fwd+bwd"; fi
+# pruning (tested deterministically in check_tuner): off prunes nothing; a bad factor is refused
+NATTEN_TUNING_PRUNE=off ./natten-bench --tune "$tmp/w2" -i 24 24 -w 5 -n 2 -d 16 --op fna >"$tmp/out" 2>&1
+if grep -q "2-D 24x24" "$tmp/out" && ! grep -q "pruned" "$tmp/out"; then
+    echo "PASS: NATTEN_TUNING_PRUNE=off prunes nothing"
+else fail "NATTEN_TUNING_PRUNE=off prunes nothing"; fi
+if NATTEN_TUNING_PRUNE=soon ./natten-bench --tune "$tmp/w3" $problem >"$tmp/out" 2>&1; then
+    fail "a bad NATTEN_TUNING_PRUNE is refused"
+else
+    grep -q "NATTEN_TUNING_PRUNE" "$tmp/out" && echo "PASS: a bad NATTEN_TUNING_PRUNE is refused" ||
+        fail "a bad NATTEN_TUNING_PRUNE is refused"
+fi
 [ $fails -eq 0 ]
