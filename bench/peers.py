@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""peers.py - the problems natten-bench times, run through what a PyTorch user
-would pick instead, printed in natten-bench's table (or CSV) format:
+"""peers.py - the problems natten-bench times, run through libnatten (natten-bench
+itself, as a subprocess) and through what a PyTorch user would pick instead,
+printed together in natten-bench's table (or CSV) format:
+
+  libnatten rows    natten-bench --csv on the same problem (every backend of
+                    the build on --device; --natten-args passes more flags,
+                    --no-natten leaves them out)
 
   torch-sdpa        scaled_dot_product_attention over all tokens (dense; not NA
                     unless the window covers the whole extent)
@@ -13,6 +18,7 @@ would pick instead, printed in natten-bench's table (or CSV) format:
 
     bench/peers.py -i 56 56 -w 7 -n 4 -d 32 --dtype float16 --backward
     bench/peers.py --suite gpu                # problems from natten-bench --dry-run
+    bench/peers.py --suite gpu --natten-args "--max-call 2 --backend cuda-tc"
     bench/peers.py --suite anchors --csv > peers.csv; bench/plot peers.csv
 
 The mask is the spec's (shared/spec/NEIGHBORHOOD_ATTENTION.md §1.2-1.4):
@@ -26,6 +32,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,7 +43,7 @@ COLUMNS = [
     "heads_kv", "dim", "dim_value", "dtype", "rpb", "threads", "backend", "ran_on", "device", "op",
     "dir", "runs", "median_ms", "min_ms", "max_ms", "flops", "gflops", "bytes", "gbps",
     "mem_bytes", "scratch_bytes", "max_err", "norm_err", "tol", "verified_on", "speedup_vs_naive",
-    "peak_fraction", "status",
+    "peak_fraction", "bw_fraction", "status",
 ]
 TOL = {"float64": 1e-10, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 METHODS = ["torch-sdpa", "torch-flex", "torch-flex-tiled", "torch-gather"]
@@ -60,7 +67,11 @@ def parse_args():
     ap.add_argument("--backward", action="store_true", help="also time backward and forward+backward")
     ap.add_argument("--suite", help="natten-bench suite (cpu, gpu, anchors)")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--natten-bench", default=None, help="path of natten-bench (for --suite)")
+    ap.add_argument("--natten-bench", default=None,
+                    help="path of natten-bench (default: the build tree above this script, ./natten-bench, PATH)")
+    ap.add_argument("--no-natten", action="store_true", help="leave out libnatten's rows (natten-bench)")
+    ap.add_argument("--natten-args", default="",
+                    help="more natten-bench flags for its rows, e.g. \"--backend cuda-tc --max-call 2\"")
     ap.add_argument("--method", default="all", help="comma list of %s, or all" % ", ".join(METHODS))
     ap.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     ap.add_argument("--warmup", type=int, default=None)
@@ -86,9 +97,20 @@ def axes(v, rank, name):
     return list(v)
 
 
+def find_bench(a):
+    """natten-bench: --natten-bench, else the build tree this script sits in, ./, PATH."""
+    if a.natten_bench:
+        return a.natten_bench
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for c in (os.path.join(here, "natten-bench"), os.path.join(os.getcwd(), "natten-bench")):
+        if os.access(c, os.X_OK):
+            return c
+    return shutil.which("natten-bench")
+
+
 def problems_from_args(a):
     if a.suite:
-        exe = a.natten_bench or shutil.which("natten-bench") or os.path.join(os.getcwd(), "natten-bench")
+        exe = find_bench(a) or "natten-bench"
         cmd = [exe, "--suite", a.suite, "--dry-run", "--json"] + (["--quick"] if a.quick else [])
         if a.dtype:
             cmd += ["--dtype", a.dtype]
@@ -347,6 +369,61 @@ class Runner:
         return None, None, None, "unknown method"
 
 
+# ------------------------------------------------------ libnatten's own rows
+
+def natten_rows(p, device, args):
+    """natten-bench --csv on problem p: (rows as dicts, None) or ([], why)."""
+    exe = find_bench(args)
+    if exe is None:
+        return [], "no natten-bench found (--natten-bench PATH, or --no-natten)"
+    j = lambda v: [str(x) for x in v]
+    cmd = [exe, "-i"] + j(p["extent"]) + ["-w"] + j(p["window"]) + ["--dilation"] + j(p["dilation"]) + \
+        ["--stride"] + j(p["stride"]) + ["--causal"] + j(p["causal"]) + \
+        ["-b", str(p["batch"]), "-n", str(p["heads"]), "--heads-kv", str(p["heads_kv"]), "-d", str(p["dim"]),
+         "--dim-value", str(p["dim_value"]), "--dtype", p["dtype"], "--op", "fna", "--csv",
+         "--device", "cpu" if device.type == "cpu" else "cuda:%d" % (device.index or 0)]
+    if p["backward"]:
+        cmd.append("--backward")
+    if p.get("threads"):
+        cmd += ["--threads", str(p["threads"])]
+    if args.warmup is not None:
+        cmd += ["--warmup", str(args.warmup)]
+    if args.repeat is not None:
+        cmd += ["--repeat", str(args.repeat)]
+    if args.no_verify:
+        cmd.append("--no-verify")
+    cmd += shlex.split(args.natten_args)
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        return [], "cannot run %s: %s" % (exe, e)
+    if run.returncode not in (0, 1):
+        return [], "natten-bench exited %d: %s" % (run.returncode, (run.stderr.strip().splitlines() or [""])[-1][:300])
+    rows = []
+    for r in csv.DictReader(run.stdout.splitlines()):
+        r["label"] = p["label"]
+        for k in ("median_ms", "min_ms", "max_ms"):
+            try:
+                r["_" + k[:3]] = float(r[k]) * 1e-3 if r.get(k) not in (None, "", "-1") else None
+            except ValueError:
+                r["_" + k[:3]] = None
+        try:
+            r["_bytes"] = float(r["bytes"])
+            r["flops"] = float(r["flops"])
+        except (KeyError, ValueError):
+            r["_bytes"], r["flops"] = 0.0, 0.0
+        try:
+            r["_mem"] = float(r["mem_bytes"]) if r.get("mem_bytes") not in (None, "", "-1") else None
+            r["_err"] = float(r["max_err"]) if r.get("max_err") not in (None, "", "-1") else None
+        except ValueError:
+            r["_mem"] = r["_err"] = None
+        r["_natten"] = True
+        rows.append(r)
+    if not rows:
+        return [], "natten-bench gave no rows: %s" % (run.stderr.strip()[:300] or "?")
+    return rows, None
+
+
 # ----------------------------------------------------------------- timing
 
 class Clock:
@@ -460,10 +537,14 @@ def main():
             for dt, r in matmul_peak(torch, device):
                 print("dense %s matmul: %.1f TFLOP/s" % (dt, r * 1e-12))
         print("times: median/min/max (CUDA events / perf_counter); FLOP/s: NA FLOPs (4 B H N prod(K) D "
-              "forward) for every method, dense SDPA included")
+              "forward) for every method, dense SDPA included; x natten: median over the fastest "
+              "libnatten backend's (same direction)")
     failed = False
     for p in probs:
-        rows = run_problem(torch, p, device, methods, args)
+        lib, why = ([], None) if args.no_natten else natten_rows(p, device, args)
+        if why and args.natten_bench:
+            sys.exit("peers.py: %s" % why)
+        rows = lib + run_problem(torch, p, device, methods, args)
         if side:
             for r in rows:
                 side.writerow([r.get(c, "") for c in COLUMNS])
@@ -473,17 +554,26 @@ def main():
                 out.writerow([r.get(c, "") for c in COLUMNS])
         else:
             print("\n== %s%s" % (p["label"] + ": " if p["label"] else "", describe(p)))
+            if why:
+                print("   (no libnatten rows: %s)" % why)
             print("%-18s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s  %s" % (
                 "backend", "op", "dir", "median", "min", "max", "FLOP/s", "GB/s", "memory", "max err",
-                "vs naive", "status"))
-            for r in rows:
-                med = r.get("_med")
-                print("%-18s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s  %s" % (
-                    r["backend"], r["op"], r["dir"], fmt_time(med), fmt_time(r.get("_min")),
-                    fmt_time(r.get("_max")), fmt_rate(r["flops"] / med if med else None, "FLOP/s"),
-                    fmt_rate(r["_bytes"] / med if med else None, "B/s"), fmt_bytes(r.get("_mem")),
-                    "%.2e" % r["_err"] if r.get("_err") is not None else "-", "-", r["status"]))
-        failed |= any(r["status"].startswith(("WRONG", "error")) for r in rows)
+                "x natten", "status"))
+            for d in ("fwd", "bwd", "fwd+bwd"):
+                sel = [r for r in rows if r["dir"] == d]
+                best = [r["_med"] for r in sel if r.get("_natten") and r.get("_med")
+                        and str(r["status"]).startswith("ok")]
+                best = min(best) if best else None
+                for r in sel:
+                    med = r.get("_med")
+                    name = r["backend"] + ("@" + r["device"] if r.get("_natten") and r["device"] != "cpu" else "")
+                    print("%-18s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s  %s" % (
+                        name, r["op"], r["dir"], fmt_time(med), fmt_time(r.get("_min")),
+                        fmt_time(r.get("_max")), fmt_rate(r["flops"] / med if med else None, "FLOP/s"),
+                        fmt_rate(r["_bytes"] / med if med else None, "B/s"), fmt_bytes(r.get("_mem")),
+                        "%.2e" % r["_err"] if r.get("_err") is not None else "-",
+                        "%.2fx" % (med / best) if med and best else "-", r["status"]))
+        failed |= any(str(r["status"]).startswith(("WRONG", "error", "FALLBACK")) for r in rows)
         sys.stdout.flush()
     return 1 if failed else 0
 
