@@ -12,6 +12,9 @@
 #                      else $CUDA_HOME/bin or /usr/local/cuda/bin)
 #   TOOLS              tools to run (default: "memcheck racecheck initcheck synccheck")
 #   NATTEN_TEST_SEED   fixed at 1 unless set, so that a finding can be replayed
+#   SANITIZE_BUDGET    total seconds for all runs (default: no limit); each run
+#                      gets what is left (timeout), and runs past it are reported
+#                      "not run (budget)" and counted as failed
 # Logs: BUILD_DIR/gpu-sanitize/<tool>-<test>.log.  Exit status 0 iff no run failed.
 set -uo pipefail
 build=${1:?usage: $0 BUILD_DIR [TEST...]}
@@ -47,15 +50,29 @@ declare -A extra=(
 export CK_FORK=no NATTEN_TEST_SEED=${NATTEN_TEST_SEED:-1}
 mkdir -p "$build/gpu-sanitize"
 runs=0 clean=0 skipped=0 failed=0
+budget=${SANITIZE_BUDGET:-0}
+start=$(date +%s)
 for tool in "${tools[@]}"; do
     for t in "${tests[@]}"; do
         log=$build/gpu-sanitize/$tool-$(basename "$t").log
         runs=$((runs + 1))
+        limit=()
+        if [ "$budget" -gt 0 ]; then
+            left=$((budget - ($(date +%s) - start)))
+            if [ "$left" -le 0 ]; then
+                failed=$((failed + 1))
+                echo "gpu-sanitize: $tool $t: not run (SANITIZE_BUDGET=$budget s spent)"
+                continue
+            fi
+            limit=(timeout -k 5 "$left")
+        fi
         # shellcheck disable=SC2086
-        "$build/libtool" --mode=execute "$cs" --tool "$tool" ${extra[$tool]} --error-exitcode 86 \
+        "${limit[@]}" "$build/libtool" --mode=execute "$cs" --tool "$tool" ${extra[$tool]} --error-exitcode 86 \
             "$build/$t" >"$log" 2>&1
         rc=$?
         case $rc in
+        124|137) failed=$((failed + 1))
+           echo "gpu-sanitize: $tool $t: STOPPED at the SANITIZE_BUDGET limit (exit $rc), see $log" ;;
         0) clean=$((clean + 1)); echo "gpu-sanitize: $tool $t: clean" ;;
         77) skipped=$((skipped + 1)); echo "gpu-sanitize: $tool $t: skipped (nothing to run here)" ;;
         *) failed=$((failed + 1))

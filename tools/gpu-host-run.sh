@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# gpu-host-run.sh - the whole GPU-host run in one command: build, test, sanitize,
+# benchmark, compare with PyTorch, check measured selection, test the Python
+# bindings; every step under its own time limit, each continuing on failure,
+# all logs and CSVs packed into at most 5 files under $OUT.
+#
+# From the source root on the GPU host, after the missing packages are unpacked
+# (for f in .gpu/*.deb; do dpkg -x $f /; done):
+#
+#   OUT=/some/dir tools/gpu-host-run.sh
+#
+# Steps (name: what; its time limit in seconds, environment variable = default):
+#   build:  ./bootstrap && ./configure --with-cuda-arch=$CUDA_ARCH && make -j$JOBS   T_BUILD=300
+#   check:  make -j$JOBS check; prints each test's result and the summary            T_CHECK=240
+#   san:    tests/gpu-sanitize.sh . $SAN_TESTS with TOOLS=$SAN_TOOLS                  T_SAN=180
+#           (SANITIZE_BUDGET = the step's limit; SAN_TESTS="tests/check_cuda
+#           tests/check_cuda_tc", SAN_TOOLS="memcheck racecheck initcheck synccheck";
+#           SAN_CASE sets CK_RUN_CASE to sanitize one test case only)
+#   bench:  natten-bench --suite gpu $BENCH_ARGS --csv-out bench-gpu.csv              T_BENCH=240
+#           (BENCH_ARGS="--max-call 2": a call over 2 s is timed once)
+#   peers:  bench/peers.py --suite gpu (libnatten rows + PyTorch)                     T_PEERS=240
+#           --natten-args "$PEERS_NATTEN_ARGS" (default "--max-call 2 --no-verify"),
+#           and $PEERS_ARGS (e.g. "--method torch-sdpa,torch-flex --repeat 10")
+#   tune:   natten-bench --suite gpu --device cuda --tune-check $TUNE_ARGS            T_TUNE=240
+#   python: python/run-tests.sh --build-dir .                                         T_PY=180
+# Also: TOTAL_BUDGET (seconds, default 0 = none) caps the sum: a step gets at
+# most what is left of it (less 15 s to pack); a step with < 5 s left is
+# skipped.  SKIP="san py" skips steps by name; QUICK=1 uses the --quick suites
+# (a fast rehearsal); CUDA_ARCH=90, JOBS=16.
+#
+# $OUT gets: summary.txt (each step's status and time, and the key lines of
+# its log), gpu-run.tar.gz (every log and CSV), and bench-gpu.csv,
+# peers-gpu.csv, tune-check.csv (for bench/plot and docs/benchmarks.md).
+# Exit status: 0 when every step that ran passed.
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-run-out}
+mkdir -p "$OUT" || exit 2
+logs=$(mktemp -d "${TMPDIR:-/tmp}/gpu-run.XXXXXX") || exit 2
+summary=$logs/summary.txt
+: "${T_BUILD:=300}" "${T_CHECK:=240}" "${T_SAN:=180}" "${T_BENCH:=240}" "${T_PEERS:=240}"
+: "${T_TUNE:=240}" "${T_PY:=180}" "${TOTAL_BUDGET:=0}" "${SKIP:=}" "${QUICK:=0}"
+: "${CUDA_ARCH:=90}" "${JOBS:=16}"
+: "${SAN_TESTS:=tests/check_cuda tests/check_cuda_tc}" "${SAN_TOOLS:=memcheck racecheck initcheck synccheck}"
+: "${BENCH_ARGS:=--max-call 2}" "${PEERS_NATTEN_ARGS:=--max-call 2 --no-verify}" "${TUNE_ARGS:=}"
+: "${PEERS_ARGS:=}"
+quick=
+[ "$QUICK" = 1 ] && quick=--quick
+# the step functions below run in a child bash (under timeout): they see these
+export quick logs CUDA_ARCH JOBS SAN_TESTS SAN_TOOLS PEERS_NATTEN_ARGS PEERS_ARGS
+start=$(date +%s)
+failed=0
+
+say() { echo "$*" | tee -a "$summary"; }
+
+# step NAME LIMIT COMMAND...: runs COMMAND under timeout, its output in NAME.log
+step() {
+    local name=$1 limit=$2 rc t0 t1
+    shift 2
+    case " $SKIP " in *" $name "*) say "== $name: skipped (SKIP)"; return 0 ;; esac
+    if [ "$TOTAL_BUDGET" -gt 0 ]; then
+        local left=$((TOTAL_BUDGET - ($(date +%s) - start) - 15))
+        [ "$left" -lt "$limit" ] && limit=$left
+        if [ "$limit" -lt 5 ]; then say "== $name: not run (TOTAL_BUDGET=$TOTAL_BUDGET s spent)"; failed=1; return 0; fi
+    fi
+    t0=$(date +%s)
+    timeout -k 10 "$limit" bash -c '"$@"' step "$@" >"$logs/$name.log" 2>&1
+    rc=$?
+    t1=$(date +%s)
+    case $rc in
+    0) say "== $name: ok ($((t1 - t0)) s of $limit)" ;;
+    124|137) say "== $name: STOPPED at its limit of $limit s (exit $rc)"; failed=1 ;;
+    *) say "== $name: FAILED, exit $rc ($((t1 - t0)) s of $limit)"; failed=1 ;;
+    esac
+    return $rc
+}
+
+# The key lines of a log into the summary.
+keep() { # keep NAME EXTENDED-REGEX [MAX]
+    [ -f "$logs/$1.log" ] || return 0
+    grep -E "$2" "$logs/$1.log" | head -"${3:-40}" | sed 's/^/   /' | tee -a "$summary"
+}
+
+say "gpu-host-run: $(date -u '+%Y-%m-%d %H:%M UTC') | $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes') | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1) | $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*')"
+say "   limits: build $T_BUILD, check $T_CHECK, san $T_SAN, bench $T_BENCH, peers $T_PEERS, tune $T_TUNE, py $T_PY; total ${TOTAL_BUDGET:-0}; skip '$SKIP'; quick $QUICK"
+
+build() { ./bootstrap && ./configure --with-cuda-arch="$CUDA_ARCH" && make -j"$JOBS"; }
+export -f build
+step build "$T_BUILD" build
+keep build '(error|warning):' 20
+keep build '^libnatten|backends:' 5
+[ -x ./natten-bench ] && ./natten-bench --list 2>&1 | sed 's/^/   /' | tee -a "$summary"
+
+step check "$T_CHECK" make -j"$JOBS" check
+keep check '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP): |^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' 80
+for f in tests/*.log; do
+    case $f in tests/test-suite.log) continue ;; esac
+    grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "--- $f"; tail -30 "$f"; } >>"$logs/check-failures.log"
+done
+cp tests/test-suite.log "$logs/check-test-suite.log" 2>/dev/null
+
+san() {
+    # shellcheck disable=SC2086
+    make -j"$JOBS" $SAN_TESTS || return 1 # the check step may have been skipped
+    [ -n "${SAN_CASE:-}" ] && export CK_RUN_CASE=$SAN_CASE
+    # shellcheck disable=SC2086
+    SANITIZE_BUDGET=$1 TOOLS=$SAN_TOOLS tests/gpu-sanitize.sh . $SAN_TESTS
+}
+export -f san
+limit=$T_SAN
+step san "$limit" san "$((limit - 10))"
+keep san '^gpu-sanitize: ' 40
+[ -d gpu-sanitize ] && cp -r gpu-sanitize "$logs/"
+
+# shellcheck disable=SC2086
+step bench "$T_BENCH" ./natten-bench --suite gpu $quick $BENCH_ARGS --csv-out "$logs/bench-gpu.csv"
+keep bench '^== |^backend|^cuda|^natten-bench: |FAIL|WRONG' 80
+
+peers() {
+    # shellcheck disable=SC2086
+    python3 bench/peers.py --suite gpu $quick --natten-bench ./natten-bench --natten-args "$PEERS_NATTEN_ARGS" \
+        --peak --csv-out "$logs/peers-gpu.csv" $PEERS_ARGS
+}
+export -f peers
+step peers "$T_PEERS" peers
+keep peers '^== |^backend|^cuda|^torch|^dense|^peers.py|\(no libnatten|Error' 100
+
+# shellcheck disable=SC2086
+step tune "$T_TUNE" ./natten-bench --suite gpu $quick --device cuda --tune-check $TUNE_ARGS --csv-out "$logs/tune-check.csv"
+keep tune '^== | pick |picks |^natten-bench' 60
+
+step py "$T_PY" python/run-tests.sh --build-dir .
+keep py 'passed|failed|error|skipped|run-tests.sh:' 20
+
+say "gpu-host-run: done in $(($(date +%s) - start)) s; $([ $failed = 0 ] && echo 'every step that ran passed' || echo 'SOME STEPS FAILED')"
+cp "$summary" "$OUT/summary.txt"
+for c in bench-gpu.csv peers-gpu.csv tune-check.csv; do [ -f "$logs/$c" ] && cp "$logs/$c" "$OUT/"; done
+tar -C "$logs" -czf "$OUT/gpu-run.tar.gz" . 2>/dev/null
+rm -rf "$logs"
+exit $failed
