@@ -2,7 +2,7 @@
 # gpu-host-run.sh - the whole GPU-host run in one command: build, test, sanitize,
 # benchmark, compare with PyTorch, check measured selection, test the Python
 # bindings; every step under its own time limit, each continuing on failure,
-# all logs and CSVs packed into at most 5 files under $OUT.
+# all logs and CSVs packed into at most 6 files under $OUT.
 #
 # From the source root on the GPU host, after the missing packages are unpacked
 # (for f in .gpu/*.deb; do dpkg -x $f /; done):
@@ -18,10 +18,14 @@
 #           SAN_CASE sets CK_RUN_CASE to sanitize one test case only)
 #   bench:  natten-bench --suite gpu $BENCH_ARGS --csv-out bench-gpu.csv              T_BENCH=240
 #           (BENCH_ARGS="--max-call 2": a call over 2 s is timed once)
-#   peers:  bench/peers.py --suite gpu (libnatten rows + PyTorch)                     T_PEERS=240
-#           --natten-args "$PEERS_NATTEN_ARGS" (default "--max-call 2 --no-verify"),
+#   peers:  bench/peers.py --suite gpu (libnatten rows + PyTorch)                     T_PEERS=300
+#           --natten-args "$PEERS_NATTEN_ARGS" (default "--backend cuda-tc
+#           --no-verify": the bench step already times and verifies every backend),
 #           and $PEERS_ARGS (e.g. "--method torch-sdpa,torch-flex --repeat 10")
+#   anchors: bench/peers.py --suite anchors --dtype float16 (libnatten's GPU        T_ANCHORS=180
+#           backends and PyTorch on the 7^2..224^2 sweep, fna; the charts' CSV)
 #   tune:   natten-bench --suite gpu --device cuda --tune-check $TUNE_ARGS            T_TUNE=240
+#           (TUNE_ARGS="--max-call 2")
 #   python: python/run-tests.sh --build-dir .                                         T_PY=180
 # Also: TOTAL_BUDGET (seconds, default 0 = none) caps the sum: a step gets at
 # most what is left of it (less 15 s to pack); a step with < 5 s left is
@@ -30,18 +34,30 @@
 #
 # $OUT gets: summary.txt (each step's status and time, and the key lines of
 # its log), gpu-run.tar.gz (every log and CSV), and bench-gpu.csv,
-# peers-gpu.csv, tune-check.csv (for bench/plot and docs/benchmarks.md).
+# peers-gpu.csv, anchors-gpu.csv, tune-check.csv (for bench/plot and
+# docs/benchmarks.md; the GPU host has no matplotlib: plot them elsewhere,
+#   bench/plot anchors-gpu.csv -o docs --stem gpu-anchors --baseline torch-flex
+#   bench/plot bench-gpu.csv peers-gpu.csv -o docs --stem gpu-suite --baseline torch-flex).
+#
+# Measured on the H200 host (2026-11-29): build 51 s; sanitizers ~2 s a run
+# on one test case; the --quick suites take seconds, but the full suite gpu
+# does not: cuda-tiled needs ~4 s per 2-D 256^2 forward call (~12 s 3-D,
+# backward 2-3x), and FlexAttention compiles ~10-20 s per variant and
+# direction.  For a ~7-minute run: SKIP="anchors" T_BUILD=90 T_CHECK=120
+# T_SAN=45 SAN_CASE=... T_BENCH=90 BENCH_ARGS="--backend cuda-tc" T_PEERS=60
+# T_TUNE=90 T_PY=60 TOTAL_BUDGET=420 (cuda-tiled's own numbers then come from
+# the tune step's pruned first looks).
 # Exit status: 0 when every step that ran passed.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-run-out}
 mkdir -p "$OUT" || exit 2
 logs=$(mktemp -d "${TMPDIR:-/tmp}/gpu-run.XXXXXX") || exit 2
 summary=$logs/summary.txt
-: "${T_BUILD:=300}" "${T_CHECK:=240}" "${T_SAN:=180}" "${T_BENCH:=240}" "${T_PEERS:=240}"
-: "${T_TUNE:=240}" "${T_PY:=180}" "${TOTAL_BUDGET:=0}" "${SKIP:=}" "${QUICK:=0}"
+: "${T_BUILD:=300}" "${T_CHECK:=240}" "${T_SAN:=180}" "${T_BENCH:=240}" "${T_PEERS:=300}"
+: "${T_ANCHORS:=180}" "${T_TUNE:=240}" "${T_PY:=180}" "${TOTAL_BUDGET:=0}" "${SKIP:=}" "${QUICK:=0}"
 : "${CUDA_ARCH:=90}" "${JOBS:=16}"
 : "${SAN_TESTS:=tests/check_cuda tests/check_cuda_tc}" "${SAN_TOOLS:=memcheck racecheck initcheck synccheck}"
-: "${BENCH_ARGS:=--max-call 2}" "${PEERS_NATTEN_ARGS:=--max-call 2 --no-verify}" "${TUNE_ARGS:=}"
+: "${BENCH_ARGS:=--max-call 2}" "${PEERS_NATTEN_ARGS:=--backend cuda-tc --no-verify}" "${TUNE_ARGS:=--max-call 2}"
 : "${PEERS_ARGS:=}"
 quick=
 [ "$QUICK" = 1 ] && quick=--quick
@@ -80,8 +96,13 @@ keep() { # keep NAME EXTENDED-REGEX [MAX]
     grep -E "$2" "$logs/$1.log" | head -"${3:-40}" | sed 's/^/   /' | tee -a "$summary"
 }
 
-say "gpu-host-run: $(date -u '+%Y-%m-%d %H:%M UTC') | $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes') | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1) | $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*')"
-say "   limits: build $T_BUILD, check $T_CHECK, san $T_SAN, bench $T_BENCH, peers $T_PEERS, tune $T_TUNE, py $T_PY; total ${TOTAL_BUDGET:-0}; skip '$SKIP'; quick $QUICK"
+if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$PWD" ]; then
+    rev="commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo '+changes')"
+else
+    rev="not a git checkout"
+fi
+say "gpu-host-run: $(date -u '+%Y-%m-%d %H:%M UTC') | $rev | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1) | $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*')"
+say "   limits: build $T_BUILD, check $T_CHECK, san $T_SAN, bench $T_BENCH, peers $T_PEERS, anchors $T_ANCHORS, tune $T_TUNE, py $T_PY; total ${TOTAL_BUDGET:-0}; skip '$SKIP'; quick $QUICK"
 
 build() { ./bootstrap && ./configure --with-cuda-arch="$CUDA_ARCH" && make -j"$JOBS"; }
 export -f build
@@ -124,6 +145,15 @@ export -f peers
 step peers "$T_PEERS" peers
 keep peers '^== |^backend|^cuda|^torch|^dense|^peers.py|\(no libnatten|Error' 100
 
+anchors() {
+    # shellcheck disable=SC2086
+    python3 bench/peers.py --suite anchors $quick --dtype float16 --natten-bench ./natten-bench \
+        --natten-args "--no-verify" --csv-out "$logs/anchors-gpu.csv" $PEERS_ARGS
+}
+export -f anchors
+step anchors "$T_ANCHORS" anchors
+keep anchors '^== |^cuda|^torch|^peers.py|\(no libnatten|Error' 60
+
 # shellcheck disable=SC2086
 step tune "$T_TUNE" ./natten-bench --suite gpu $quick --device cuda --tune-check $TUNE_ARGS --csv-out "$logs/tune-check.csv"
 keep tune '^== | pick |picks |^natten-bench' 60
@@ -133,7 +163,7 @@ keep py 'passed|failed|error|skipped|run-tests.sh:' 20
 
 say "gpu-host-run: done in $(($(date +%s) - start)) s; $([ $failed = 0 ] && echo 'every step that ran passed' || echo 'SOME STEPS FAILED')"
 cp "$summary" "$OUT/summary.txt"
-for c in bench-gpu.csv peers-gpu.csv tune-check.csv; do [ -f "$logs/$c" ] && cp "$logs/$c" "$OUT/"; done
+for c in bench-gpu.csv peers-gpu.csv anchors-gpu.csv tune-check.csv; do [ -f "$logs/$c" ] && cp "$logs/$c" "$OUT/"; done
 tar -C "$logs" -czf "$OUT/gpu-run.tar.gz" . 2>/dev/null
 rm -rf "$logs"
 exit $failed
