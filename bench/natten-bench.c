@@ -27,6 +27,7 @@
 #define MAX_PROBLEMS 64
 #define MAX_BACKENDS 32
 #define MAX_RUNS 100000
+#define MAX_CANDIDATES 256  /* backend x configuration pairs a tuning report may list */
 
 static const char *op_names[OP_COUNT] = {"qk", "av", "fna"};
 static const char *dir_names[DIR_COUNT] = {"fwd", "bwd", "fwd+bwd"};
@@ -1546,7 +1547,7 @@ static int tune(void)
         for (int o = 0; o < OP_COUNT; o++) {
             if (!(p->ops & (1u << o))) continue;
             for (int d = 0; d < (p->backward ? 2 : 1); d++) {
-                natten_tuning_result res[64];
+                natten_tuning_result res[MAX_CANDIDATES];
                 natten_params np;
                 natten_status st;
                 job j;
@@ -1567,13 +1568,13 @@ static int tune(void)
                     printf("%s %s %s: %s: %s\n", desc, op_names[o], dir_names[d], natten_status_string(st),
                            natten_last_error());
                     failed = 1;
-                } else if (natten_context_tuning_report(ctx, res, 64, &n, sig, sizeof sig) != NATTEN_SUCCESS ||
+                } else if (natten_context_tuning_report(ctx, res, MAX_CANDIDATES, &n, sig, sizeof sig) != NATTEN_SUCCESS ||
                            strcmp(sig, prev) == 0) {
                     printf("%s %s %s: %s (remembered)\n", desc, op_names[o], dir_names[d],
                            natten_context_last_backend(ctx));
                 } else {
                     printf("%s %s %s:\n", desc, op_names[o], dir_names[d]);
-                    for (int i = 0; i < n && i < 64; i++) {
+                    for (int i = 0; i < n && i < MAX_CANDIDATES; i++) {
                         if (res[i].status == NATTEN_SUCCESS)
                             printf("  %s%-10s %-16s %12.4f ms  %s%d run%s%s%s\n", i ? "  " : "* ", res[i].backend,
                                    res[i].config, res[i].time_ms, res[i].runs > 1 ? "median of " : "", res[i].runs,
@@ -1704,8 +1705,8 @@ static int tune_check(void)
             if (!(p->ops & (1u << o))) continue;
             for (int d = 0; d < (p->backward ? 2 : 1); d++) {
                 bench_dir dir = d ? DIR_BWD : DIR_FWD;
-                natten_tuning_result res[64];
-                check_row rows[64];
+                natten_tuning_result res[MAX_CANDIDATES];
+                check_row rows[MAX_CANDIDATES];
                 natten_context *ctx = NULL;
                 natten_params np;
                 natten_status st;
@@ -1728,7 +1729,7 @@ static int tune_check(void)
                     (where.type == kDLCUDA &&
                      natten_context_set_stream(ctx, gpu_stream(where.id)) != NATTEN_SUCCESS) ||
                     (st = run_dir(ctx, &np, &j, (bench_op)o, d)) != NATTEN_SUCCESS ||
-                    natten_context_tuning_report(ctx, res, 64, &n, NULL, 0) != NATTEN_SUCCESS) {
+                    natten_context_tuning_report(ctx, res, MAX_CANDIDATES, &n, NULL, 0) != NATTEN_SUCCESS) {
                     printf("%s %s %s: tuning failed: %s\n", desc, op_names[o], dir_names[dir], natten_last_error());
                     natten_context_destroy(ctx);
                     job_free(&j);
@@ -1736,7 +1737,10 @@ static int tune_check(void)
                     continue;
                 }
                 natten_context_destroy(ctx);
-                for (int i = 0; i < n && i < 64; i++) {
+                if (n > MAX_CANDIDATES)
+                    printf("%s %s %s: %d candidates, checking the first %d\n", desc, op_names[o], dir_names[dir], n,
+                           MAX_CANDIDATES);
+                for (int i = 0; i < n && i < MAX_CANDIDATES; i++) {
                     check_row *c = &rows[nrows];
                     if (res[i].status != NATTEN_SUCCESS) continue;
                     memset(c, 0, sizeof *c);
