@@ -1575,13 +1575,16 @@ static int tune(void)
                 } else {
                     printf("%s %s %s:\n", desc, op_names[o], dir_names[d]);
                     for (int i = 0; i < n && i < MAX_CANDIDATES; i++) {
-                        if (res[i].status == NATTEN_SUCCESS)
-                            printf("  %s%-10s %-16s %12.4f ms  %s%d run%s%s%s\n", i ? "  " : "* ", res[i].backend,
-                                   res[i].config, res[i].time_ms, res[i].runs > 1 ? "median of " : "", res[i].runs,
-                                   res[i].runs == 1 ? "" : "s", res[i].pruned ? ", " : "",
-                                   res[i].pruned ? res[i].reason : "");
-                        else
+                        char how[200];
+                        if (res[i].status != NATTEN_SUCCESS) {
                             printf("    %-10s %-16s %s\n", res[i].backend, res[i].config, res[i].reason);
+                            continue;
+                        }
+                        if (res[i].pruned) snprintf(how, sizeof how, "%s", res[i].reason);
+                        else if (res[i].runs == 1) snprintf(how, sizeof how, "1 run");
+                        else snprintf(how, sizeof how, "median of %d runs", res[i].runs);
+                        printf("  %s%-10s %-16s %12.4f ms  %s\n", i ? "  " : "* ", res[i].backend, res[i].config,
+                               res[i].time_ms, how);
                     }
                     snprintf(prev, sizeof prev, "%s", sig);
                     measured++;
