@@ -5,7 +5,8 @@
 # harness (built by hand with nvcc, see NOTES.md), not part of the build.
 tc_headers = backends/cuda_tc/cuda-tc.h backends/cuda_tc/tc_kernels.cuh
 EXTRA_DIST += $(tc_headers) backends/cuda_tc/NOTES.md backends/cuda_tc/standalone/harness.cu \
-	backends/cuda_tc/standalone/gpu-run.sh
+	backends/cuda_tc/standalone/gpu-run.sh backends/cuda_tc/standalone/gpu-run2.sh \
+	backends/cuda_tc/standalone/gpu-run3.sh
 if HAVE_CUDA_TC
 libnatten_la_SOURCES += backends/cuda_tc/cuda-tc.cu backends/cuda_tc/tc-f16.cu backends/cuda_tc/tc-bf16.cu
 backends/cuda_tc/cuda-tc.lo backends/cuda_tc/tc-f16.lo backends/cuda_tc/tc-bf16.lo: \
