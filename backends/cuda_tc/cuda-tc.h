@@ -13,5 +13,9 @@
  * supports(). */
 cudaError_t tc_run_f16(const tc::Params &p, cudaStream_t st, int D, int backward, int variant);
 cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t st, int D, int backward, int variant);
+/* The forward alone, per head dim (tc-fwd32.cu ...), fp16 or (bf16 != 0) bf16. */
+cudaError_t tc_forward_d32(const tc::Params &p, cudaStream_t st, int bf16, int variant);
+cudaError_t tc_forward_d64(const tc::Params &p, cudaStream_t st, int bf16, int variant);
+cudaError_t tc_forward_d128(const tc::Params &p, cudaStream_t st, int bf16, int variant);
 
 #endif

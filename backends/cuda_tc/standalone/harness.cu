@@ -4,7 +4,9 @@
  *   nvcc -O3 -std=c++17 -arch=sm_90 -I backends/cuda_tc -I lib \
  *        backends/cuda_tc/standalone/harness.cu -o tc-harness
  *   ./tc-harness check        # edge cases vs a double-precision CPU reference
- *   ./tc-harness bench [reps] [mask weight]   # the issue's target problems (fp16)
+ *   ./tc-harness bench [reps] [w2] [cfgs] [probs] [fb]   # the issue's target problems (fp16):
+ *       configurations cfgs (digits, default all) on problems probs (digits), bit-mask ones
+ *       also with box-search mask weight w2; fb: backward and fwd+bwd of the default too
  *   ./tc-harness checkv N     # edge cases, configuration N alone (sanitizers)
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
@@ -454,15 +456,19 @@ static void plan_of(const Case &c, int v, int own[3], int it[3])
     for (int i = 0; i < 3; i++) own[i] = p.own[i], it[i] = p.it[i];
 }
 
-/* Forward of every configuration (bit-mask ones also with the box search's
- * mask weight w2 where that changes the box), then the backward alone (the
- * default dQ configuration) and fwd+bwd of the default. */
-static int bench(int reps, double w2)
+/* Forward of the configurations in cfgs (a list of digits, "" = all; bit-mask
+ * ones with the default box-search mask weight and again with w2 where that
+ * changes the box) on the problems in probs (digits of benches[]), then the
+ * backward alone and fwd+bwd of the library default when fb. */
+static int bench(int reps, double w2, const char *cfgs, const char *probs, int fb)
 {
     int fails = 0;
+    const double w0 = tc::fwd_mask_weight();
+    auto picked = [](const char *list, int i) { return !*list || strchr(list, '0' + i) != nullptr; };
     printf("%-36s %-18s %-14s %10s %9s %8s\n", "problem (fp16)", "config", "own/iter box", "fwd ms", "TFLOP/s",
            "target");
     for (const Bench &bm : benches) {
+        if (!picked(probs, (int)(&bm - benches))) continue;
         Setup S;
         setup(S, bm.c, 1234);
         const Case &c = S.c;
@@ -471,8 +477,9 @@ static int bench(int reps, double w2)
         double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
         for (int pass = 0; pass < 2; pass++)
             for (g_variant = 0; g_variant < tc::N_CFG; g_variant++) {
+                if (!picked(cfgs, g_variant)) continue;
                 int own[3], it[3], it0[3];
-                tc::fwd_mask_weight() = 0.0;
+                tc::fwd_mask_weight() = w0;
                 plan_of(c, g_variant, own, it0);
                 if (pass == 1) {
                     tc::fwd_mask_weight() = w2;
@@ -485,25 +492,31 @@ static int bench(int reps, double w2)
                 snprintf(box, sizeof box, "%dx%dx%d/%dx%dx%d", own[0], own[1], own[2], it[0], it[1], it[2]);
                 double f = median_ms(c, S.p, 0, reps);
                 printf("v%d %-33s %-18s %-14s %10.4f %9.1f %8.3f  w %.2f\n", g_variant, bm.name,
-                       tc::cfg_names[g_variant], box, f, flop / f * 1e-9, bm.target_fwd, tc::fwd_mask_weight());
+                       tc::cfg_names[g_variant], box, f, flop / f * 1e-9, bm.target_fwd,
+                       tc::cfg_bits[g_variant] ? tc::fwd_mask_weight() : 0.0);
                 fflush(stdout);
             }
-        tc::fwd_mask_weight() = 0.0;
+        tc::fwd_mask_weight() = w0;
         g_variant = -1;
-        double b = median_ms(c, S.p, 2, reps);
-        double fb = median_ms(c, S.p, 1, reps);
-        printf("default %-28s bwd alone %.4f ms; fwd+bwd %.4f ms (%.1f TFLOP/s, target %.3f)\n", bm.name, b, fb,
-               3.5 * flop / fb * 1e-9, bm.target_fb);
-        fflush(stdout);
+        if (fb) {
+            double b = median_ms(c, S.p, 2, reps);
+            double f = median_ms(c, S.p, 0, reps);
+            double fbm = median_ms(c, S.p, 1, reps);
+            printf("default %-28s fwd %.4f ms; bwd alone %.4f ms; fwd+bwd %.4f ms (%.1f TFLOP/s, target %.3f)\n",
+                   bm.name, f, b, fbm, 3.5 * flop / fbm * 1e-9, bm.target_fb);
+            fflush(stdout);
+        }
         teardown(S);
         /* spot check of the same problem's forward: sampled rows */
         Case cc = bm.c;
         cc.bwd = 0;
         cc.name = bm.name;
-        for (g_variant = 0; g_variant < tc::N_CFG; g_variant++) fails += check_case(cc, 99);
+        for (g_variant = 0; g_variant < tc::N_CFG; g_variant++)
+            if (picked(cfgs, g_variant)) fails += check_case(cc, 99);
         tc::fwd_mask_weight() = w2;
-        for (g_variant = 3; g_variant < tc::N_CFG; g_variant++) fails += check_case(cc, 98);
-        tc::fwd_mask_weight() = 0.0;
+        for (g_variant = 3; g_variant < tc::N_CFG; g_variant++)
+            if (picked(cfgs, g_variant)) fails += check_case(cc, 98);
+        tc::fwd_mask_weight() = w0;
         g_variant = -1;
     }
     return fails;
@@ -587,6 +600,8 @@ int main(int argc, char **argv)
         g_variant = -1;
         printf("check: %d failed of %d (%d kernel configurations)\n", fails, (v1 - v0) * n, v1 - v0);
     }
-    if (!strcmp(mode, "bench") || !strcmp(mode, "all")) fails += bench(reps, argc > 3 ? atof(argv[3]) : 0.5);
+    if (!strcmp(mode, "bench") || !strcmp(mode, "all"))
+        fails += bench(reps, argc > 3 ? atof(argv[3]) : 1.0, argc > 4 ? argv[4] : "", argc > 5 ? argv[5] : "",
+                       argc > 6 ? atoi(argv[6]) : 1);
     return fails ? 1 : 0;
 }
