@@ -293,8 +293,10 @@ template <typename T, int D, int LDS, int ROWS, int NTH>
 __device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, const Tensor &t, const Work &w,
                                           const RowSlot &rs, int prod, const int org[3], int *coords)
 {
-    constexpr int TPR = NTH / ROWS, CH = D / 8, CPT = CH / TPR;
-    static_assert(CPT >= 1, "too many threads per row");
+    /* TPR threads per row; with more threads than 16-byte chunks, the
+     * threads past the chunks copy nothing */
+    constexpr int TPR = NTH / ROWS, CH = D / 8, CPT = CH / TPR > 0 ? CH / TPR : 1;
+    static_assert(TPR >= 1, "fewer threads than rows");
     int u[3];
     bool valid = rs.r < prod;
 #pragma unroll
@@ -307,7 +309,7 @@ __device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, 
 #pragma unroll
     for (int j = 0; j < CPT; j++) {
         int ch = rs.sub * CPT + j;
-        cp_async16(dst + ch * 8, src + ch * 8, valid);
+        if (TPR <= CH || ch < CH) cp_async16(dst + ch * 8, src + ch * 8, valid);
     }
     if (coords != nullptr && rs.sub == 0) {
         coords[rs.r * 3 + 0] = u[0];
@@ -347,7 +349,7 @@ __device__ __forceinline__ float shfl_sum4(float x)
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-constexpr int BR = 64; /* rows per owned box */
+constexpr int BR = 64; /* rows of the smallest owned box (bounds the grid size) */
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -387,7 +389,7 @@ template <typename T> __device__ __forceinline__ void acc_to_a(uint32_t a[4], co
  * instead of per-element coordinate compares.  The table is fwd_cfg below.
  */
 template <int W> constexpr int fwd_minb() { return W == 8 ? 1 : W == 4 ? 2 : 4; }
-template <int W> constexpr int dq_minb() { return W == 4 ? 2 : 3; }
+template <int W> constexpr int dq_minb() { return W == 8 ? 1 : W == 4 ? 2 : 3; }
 
 /* ---- forward ------------------------------------------------------------ */
 
@@ -727,19 +729,20 @@ template <typename T, int D> __global__ void fna_delta_kernel(const Params p, in
 
 /* ---- backward: dQ, query-parallel --------------------------------------- */
 
-template <int D, int BN> constexpr size_t dq_smem(size_t esz)
+template <int D, int BRQ, int BN> constexpr size_t dq_smem(size_t esz)
 {
-    return (size_t)(2 * BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
+    return (size_t)(2 * BRQ + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
 }
 
-template <typename T, int D, int W, int BN>
+/* W warps of MT m16 tiles: W * 16 * MT owned queries. */
+template <typename T, int D, int W, int MT, int BN>
 __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Params p)
 {
-    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
+    constexpr int NTH = W * 32, BRQ = W * 16 * MT, LDS = D + 8, KD = D / 16, NN = BN / 8;
     extern __shared__ __align__(16) char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
-    T *sG = sQ + BR * LDS; /* dO */
-    T *sK = sG + BR * LDS;
+    T *sG = sQ + BRQ * LDS; /* dO */
+    T *sK = sG + BRQ * LDS;
     T *sV = sK + 2 * BN * LDS;
     int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -777,7 +780,7 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
             dlt[mt][rr] = rvalid[mt][rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[mt][rr])] : 0.f;
         }
 
-    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    const RowSlot qs = row_slot<BRQ, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
     auto load_kv = [&](int t, int stage) {
         int org[3];
         tile_origin(t, ntk, lo, p.it, org);
@@ -785,8 +788,8 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
         load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
     };
 
-    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
-    load_rows<T, D, LDS, BR, NTH>(p, sG, gb, p.dout, w, qs, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BRQ, NTH>(p, sQ, qb, p.q, w, qs, BRQ, w.o, nullptr);
+    load_rows<T, D, LDS, BRQ, NTH>(p, sG, gb, p.dout, w, qs, BRQ, w.o, nullptr);
     load_kv(0, 0);
     cp_commit();
 
@@ -904,19 +907,20 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
 /* Query rows per iterated box in the dK/dV kernel (register budget). */
 template <int D> __host__ __device__ constexpr int dkv_bq() { return D >= 128 ? 32 : 64; }
 
-template <int D> constexpr size_t dkv_smem(size_t esz)
+template <int D, int W> constexpr size_t dkv_smem(size_t esz)
 {
-    return (size_t)(2 * BR + 4 * dkv_bq<D>()) * (D + 8) * esz + 2 * dkv_bq<D>() * (2 + 6) * sizeof(int);
+    return (size_t)(2 * W * 16 + 4 * dkv_bq<D>()) * (D + 8) * esz + 2 * dkv_bq<D>() * (2 + 6) * sizeof(int);
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
+/* W warps of 16 keys each: W * 16 owned keys. */
+template <typename T, int D, int W>
+__global__ void __launch_bounds__(W * 32, W == 8 ? 1 : 2) fna_dkv_kernel(const Params p)
 {
-    constexpr int NTH = 128, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
+    constexpr int NTH = W * 32, BRK = W * 16, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
     extern __shared__ __align__(16) char smem[];
     T *sK = reinterpret_cast<T *>(smem);
-    T *sV = sK + BR * LDS;
-    T *sQ = sV + BR * LDS;   /* 2 stages */
+    T *sV = sK + BRK * LDS;
+    T *sQ = sV + BRK * LDS;   /* 2 stages */
     T *sG = sQ + 2 * BQ * LDS; /* dO, 2 stages */
     float *sL = reinterpret_cast<float *>(sG + 2 * BQ * LDS); /* lse, 2 stages */
     float *sD = sL + 2 * BQ;                                   /* delta, 2 stages */
@@ -951,7 +955,7 @@ __global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
     bool rvalid[1][2];
     lane_rows<1>(p, w, warp, lane, u, rvalid);
 
-    const RowSlot ks = row_slot<BR, NTH>(p.own), qs = row_slot<BQ, NTH>(p.it);
+    const RowSlot ks = row_slot<BRK, NTH>(p.own), qs = row_slot<BQ, NTH>(p.it);
     int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
     if (tid < BQ) box_coords(tid, p.it, qc);
     auto load_q = [&](int t, int stage) {
@@ -1000,8 +1004,8 @@ __global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
         return full;
     };
 
-    load_rows<T, D, LDS, BR, NTH>(p, sK, kb, p.k, w, ks, BR, w.o, nullptr);
-    load_rows<T, D, LDS, BR, NTH>(p, sV, vb, p.v, w, ks, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BRK, NTH>(p, sK, kb, p.k, w, ks, BRK, w.o, nullptr);
+    load_rows<T, D, LDS, BRK, NTH>(p, sV, vb, p.v, w, ks, BRK, w.o, nullptr);
     if (ntiles > 0) load_q(0, 0);
     cp_commit();
 
@@ -1245,14 +1249,26 @@ cudaError_t forward_v(Params p, cudaStream_t st)
                   fwd_smem<D, W * 16 * MT, BN, NS, BITS, fwd_wsmem<MT>()>(sizeof(T)), st, p);
 }
 
-template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
+template <typename T, int D, int W, int MT, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
-    choose_box(BR, ext, p.own);
+    choose_box(W * 16 * MT, ext, p.own);
     plan_iter(p, BN, ext);
     static unsigned long long done;
-    return launch(fna_dq_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, dq_smem<D, BN>(sizeof(T)), st, p);
+    return launch(fna_dq_kernel<T, D, W, MT, BN>, &done, plan_grid(p, p.H), W * 32,
+                  dq_smem<D, W * 16 * MT, BN>(sizeof(T)), st, p);
+}
+
+template <typename T, int D, int W> cudaError_t dkv_v(const Params &p, cudaStream_t st)
+{
+    int ext[3];
+    Params k = p;
+    group_ext(k, ext);
+    choose_box(W * 16, ext, k.own);
+    plan_iter(k, dkv_bq<D>(), ext);
+    static unsigned long long done;
+    return launch(fna_dkv_kernel<T, D, W>, &done, plan_grid(k, k.Hkv), W * 32, dkv_smem<D, W>(sizeof(T)), st, k);
 }
 
 /*
@@ -1285,6 +1301,9 @@ inline constexpr bool cfg_bits[N_CFG] = {false, false, false, true, true, true, 
  * the D 128 problems; D 64 follows them unmeasured; D 32 keeps v2's pick). */
 template <int D> constexpr int fwd_default() { return D == 32 ? 1 : 5; }
 template <int D> constexpr int dq_default() { return 2; }
+/* The default backward: 128-row dQ and dK/dV blocks (8 warps) for D 64 and
+ * 128, 64-row ones (v2) for D 32. */
+template <int D> constexpr bool bwd_default_wide() { return D >= 64; }
 
 template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cudaStream_t st)
 {
@@ -1302,9 +1321,10 @@ template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cud
 
 template <typename T, int D, int V> cudaError_t dq_cfg(const Params &p, cudaStream_t st)
 {
-    if constexpr (V == 1) return dq_v<T, D, 2, 32>(p, st);
-    else if constexpr (V == 2) return dq_v<T, D, 4, 32>(p, st);
-    else return dq_v<T, D, 4, 64>(p, st);
+    if constexpr (V == 1) return dq_v<T, D, 2, 2, 32>(p, st);
+    else if constexpr (V == 2) return dq_v<T, D, 4, 1, 32>(p, st);
+    else if constexpr (V == 3) return dq_v<T, D, 8, 1, 32>(p, st);
+    else return dq_v<T, D, 4, 1, 64>(p, st);
 }
 
 /* variant: -1 (or out of range) the default, else 0..N_CFG-1. */
@@ -1328,23 +1348,21 @@ template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t s
 /* p.delta must hold B*H*L0*L1*L2 floats. */
 template <typename T, int D> cudaError_t backward(const Params &p, cudaStream_t st, int variant = -1)
 {
-    int ext[3];
-    group_ext(p, ext);
     int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
     fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
-    if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
+    /* configurations with 128-row forward boxes run 128-row dQ and dK/dV
+     * blocks too (8 warps x 16 rows); the others 64-row ones */
+    const bool wide = variant >= 0 && variant < N_CFG ? cfg_rows[variant] == 128 : bwd_default_wide<D>();
+    if (wide) e = dq_cfg<T, D, 3>(p, st);
+    else if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
     else if (variant == 1) e = dq_cfg<T, D, 1>(p, st);
     else if (variant == 2) e = dq_cfg<T, D, 2>(p, st);
     else e = dq_cfg<T, D, dq_default<D>()>(p, st);
     if (e != cudaSuccess) return e;
-    Params k = p;
-    choose_box(BR, ext, k.own);
-    plan_iter(k, dkv_bq<D>(), ext);
-    static unsigned long long done_dkv;
-    return launch(fna_dkv_kernel<T, D>, &done_dkv, plan_grid(k, k.Hkv), 128, dkv_smem<D>(sizeof(T)), st, k);
+    return wide ? dkv_v<T, D, 8>(p, st) : dkv_v<T, D, 4>(p, st);
 }
 
 } /* namespace tc */
