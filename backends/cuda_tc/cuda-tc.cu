@@ -211,9 +211,8 @@ static void params_of(const natten_problem *p, tc::Params &q)
 static const char *const config_names[1 + tc::N_CFG] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
-    tc::cfg_names[9],
 };
-static_assert(tc::N_CFG == 10, "config_names lists every kernel configuration");
+static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
 static int variant_of(const natten_exec *x)
 {

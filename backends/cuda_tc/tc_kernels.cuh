@@ -293,10 +293,8 @@ template <typename T, int D, int LDS, int ROWS, int NTH>
 __device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, const Tensor &t, const Work &w,
                                           const RowSlot &rs, int prod, const int org[3], int *coords)
 {
-    /* TPR threads per row; with more threads than 16-byte chunks, the
-     * threads past the chunks copy nothing */
-    constexpr int TPR = NTH / ROWS, CH = D / 8, CPT = CH / TPR > 0 ? CH / TPR : 1;
-    static_assert(TPR >= 1, "fewer threads than rows");
+    constexpr int TPR = NTH / ROWS, CH = D / 8, CPT = CH / TPR;
+    static_assert(CPT >= 1, "too many threads per row");
     int u[3];
     bool valid = rs.r < prod;
 #pragma unroll
@@ -309,7 +307,7 @@ __device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, 
 #pragma unroll
     for (int j = 0; j < CPT; j++) {
         int ch = rs.sub * CPT + j;
-        if (TPR <= CH || ch < CH) cp_async16(dst + ch * 8, src + ch * 8, valid);
+        cp_async16(dst + ch * 8, src + ch * 8, valid);
     }
     if (coords != nullptr && rs.sub == 0) {
         coords[rs.r * 3 + 0] = u[0];
@@ -388,8 +386,8 @@ template <typename T> __device__ __forceinline__ void acc_to_a(uint32_t a[4], co
  * cp.async stages, BITS: the window mask from per-row bit masks (below)
  * instead of per-element coordinate compares.  The table is fwd_cfg below.
  */
-template <int W> constexpr int fwd_minb() { return W == 8 ? 1 : W == 4 ? 2 : 4; }
-template <int W> constexpr int dq_minb() { return W == 8 ? 1 : W == 4 ? 2 : 3; }
+template <int W> constexpr int fwd_minb() { return W == 4 ? 2 : 4; }
+template <int W> constexpr int dq_minb() { return W == 4 ? 2 : 3; }
 
 /* ---- forward ------------------------------------------------------------ */
 
@@ -729,20 +727,19 @@ template <typename T, int D> __global__ void fna_delta_kernel(const Params p, in
 
 /* ---- backward: dQ, query-parallel --------------------------------------- */
 
-template <int D, int BRQ, int BN> constexpr size_t dq_smem(size_t esz)
+template <int D, int BN> constexpr size_t dq_smem(size_t esz)
 {
-    return (size_t)(2 * BRQ + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
+    return (size_t)(2 * BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
 }
 
-/* W warps of MT m16 tiles: W * 16 * MT owned queries. */
-template <typename T, int D, int W, int MT, int BN>
+template <typename T, int D, int W, int BN>
 __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Params p)
 {
-    constexpr int NTH = W * 32, BRQ = W * 16 * MT, LDS = D + 8, KD = D / 16, NN = BN / 8;
+    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
     extern __shared__ __align__(16) char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
-    T *sG = sQ + BRQ * LDS; /* dO */
-    T *sK = sG + BRQ * LDS;
+    T *sG = sQ + BR * LDS; /* dO */
+    T *sK = sG + BR * LDS;
     T *sV = sK + 2 * BN * LDS;
     int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -780,7 +777,7 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
             dlt[mt][rr] = rvalid[mt][rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[mt][rr])] : 0.f;
         }
 
-    const RowSlot qs = row_slot<BRQ, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
     auto load_kv = [&](int t, int stage) {
         int org[3];
         tile_origin(t, ntk, lo, p.it, org);
@@ -788,8 +785,8 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
         load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
     };
 
-    load_rows<T, D, LDS, BRQ, NTH>(p, sQ, qb, p.q, w, qs, BRQ, w.o, nullptr);
-    load_rows<T, D, LDS, BRQ, NTH>(p, sG, gb, p.dout, w, qs, BRQ, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sG, gb, p.dout, w, qs, BR, w.o, nullptr);
     load_kv(0, 0);
     cp_commit();
 
@@ -907,20 +904,19 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
 /* Query rows per iterated box in the dK/dV kernel (register budget). */
 template <int D> __host__ __device__ constexpr int dkv_bq() { return D >= 128 ? 32 : 64; }
 
-template <int D, int W> constexpr size_t dkv_smem(size_t esz)
+template <int D> constexpr size_t dkv_smem(size_t esz)
 {
-    return (size_t)(2 * W * 16 + 4 * dkv_bq<D>()) * (D + 8) * esz + 2 * dkv_bq<D>() * (2 + 6) * sizeof(int);
+    return (size_t)(2 * BR + 4 * dkv_bq<D>()) * (D + 8) * esz + 2 * dkv_bq<D>() * (2 + 6) * sizeof(int);
 }
 
-/* W warps of 16 keys each: W * 16 owned keys. */
-template <typename T, int D, int W>
-__global__ void __launch_bounds__(W * 32, W == 8 ? 1 : 2) fna_dkv_kernel(const Params p)
+template <typename T, int D>
+__global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
 {
-    constexpr int NTH = W * 32, BRK = W * 16, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
+    constexpr int NTH = 128, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
     extern __shared__ __align__(16) char smem[];
     T *sK = reinterpret_cast<T *>(smem);
-    T *sV = sK + BRK * LDS;
-    T *sQ = sV + BRK * LDS;   /* 2 stages */
+    T *sV = sK + BR * LDS;
+    T *sQ = sV + BR * LDS;   /* 2 stages */
     T *sG = sQ + 2 * BQ * LDS; /* dO, 2 stages */
     float *sL = reinterpret_cast<float *>(sG + 2 * BQ * LDS); /* lse, 2 stages */
     float *sD = sL + 2 * BQ;                                   /* delta, 2 stages */
@@ -955,7 +951,7 @@ __global__ void __launch_bounds__(W * 32, W == 8 ? 1 : 2) fna_dkv_kernel(const P
     bool rvalid[1][2];
     lane_rows<1>(p, w, warp, lane, u, rvalid);
 
-    const RowSlot ks = row_slot<BRK, NTH>(p.own), qs = row_slot<BQ, NTH>(p.it);
+    const RowSlot ks = row_slot<BR, NTH>(p.own), qs = row_slot<BQ, NTH>(p.it);
     int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
     if (tid < BQ) box_coords(tid, p.it, qc);
     auto load_q = [&](int t, int stage) {
@@ -1004,8 +1000,8 @@ __global__ void __launch_bounds__(W * 32, W == 8 ? 1 : 2) fna_dkv_kernel(const P
         return full;
     };
 
-    load_rows<T, D, LDS, BRK, NTH>(p, sK, kb, p.k, w, ks, BRK, w.o, nullptr);
-    load_rows<T, D, LDS, BRK, NTH>(p, sV, vb, p.v, w, ks, BRK, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sK, kb, p.k, w, ks, BR, w.o, nullptr);
+    load_rows<T, D, LDS, BR, NTH>(p, sV, vb, p.v, w, ks, BR, w.o, nullptr);
     if (ntiles > 0) load_q(0, 0);
     cp_commit();
 
@@ -1249,26 +1245,14 @@ cudaError_t forward_v(Params p, cudaStream_t st)
                   fwd_smem<D, W * 16 * MT, BN, NS, BITS, fwd_wsmem<MT>()>(sizeof(T)), st, p);
 }
 
-template <typename T, int D, int W, int MT, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
+template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
-    choose_box(W * 16 * MT, ext, p.own);
+    choose_box(BR, ext, p.own);
     plan_iter(p, BN, ext);
     static unsigned long long done;
-    return launch(fna_dq_kernel<T, D, W, MT, BN>, &done, plan_grid(p, p.H), W * 32,
-                  dq_smem<D, W * 16 * MT, BN>(sizeof(T)), st, p);
-}
-
-template <typename T, int D, int W> cudaError_t dkv_v(const Params &p, cudaStream_t st)
-{
-    int ext[3];
-    Params k = p;
-    group_ext(k, ext);
-    choose_box(W * 16, ext, k.own);
-    plan_iter(k, dkv_bq<D>(), ext);
-    static unsigned long long done;
-    return launch(fna_dkv_kernel<T, D, W>, &done, plan_grid(k, k.Hkv), W * 32, dkv_smem<D, W>(sizeof(T)), st, k);
+    return launch(fna_dq_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, dq_smem<D, BN>(sizeof(T)), st, p);
 }
 
 /*
@@ -1278,7 +1262,7 @@ template <typename T, int D, int W> cudaError_t dkv_v(const Params &p, cudaStrea
  * The backward's dQ kernel has configurations 0-2 only (64-row boxes, the
  * coordinate mask); configurations 3 and up use dq_default.
  */
-constexpr int N_CFG = 10;
+constexpr int N_CFG = 9;
 inline constexpr const char *cfg_names[N_CFG] = {
     "w4x16-n64",      /* 0: 64 queries, Q in registers; v1 */
     "w2x32-n32",      /* 1: 64 queries, two m-tiles per warp */
@@ -1289,21 +1273,19 @@ inline constexpr const char *cfg_names[N_CFG] = {
     "w4x32-n32-s3-bits", /* 6: 5 with three cp.async stages */
     "w4x32-n64-bits", /* 7: 128 queries, 64-key tiles */
     "w2x32-n32-bits", /* 8: 1 with bit-mask windows */
-    "w8x16-n64-bits", /* 9: 128 queries, 8 warps, Q in registers */
 };
 /* Owned query rows, keys per tile and mask kind of each (for reports). */
-inline constexpr int cfg_rows[N_CFG] = {64, 64, 64, 64, 64, 128, 128, 128, 64, 128};
-inline constexpr int cfg_bn[N_CFG] = {64, 32, 32, 64, 32, 32, 32, 64, 32, 64};
-inline constexpr bool cfg_bits[N_CFG] = {false, false, false, true, true, true, true, true, true, true};
+inline constexpr int cfg_rows[N_CFG] = {64, 64, 64, 64, 64, 128, 128, 128, 64};
+inline constexpr int cfg_bn[N_CFG] = {64, 32, 32, 64, 32, 32, 32, 64, 32};
+inline constexpr bool cfg_bits[N_CFG] = {false, false, false, true, true, true, true, true, true};
 
 /* The configuration the library runs by default, per head dim (measured on
  * the H200, NOTES.md v3: 128-row query boxes with 32-key tiles are fastest on
- * the D 128 problems; D 64 follows them unmeasured; D 32 keeps v2's pick). */
+ * the D 128 problems; D 64 follows them unmeasured; D 32 keeps v2's pick,
+ * again the fastest in v3).  The backward keeps v2's 64-row dQ and dK/dV
+ * blocks: 128-row blocks of 8 warps were measured slower (NOTES.md v3). */
 template <int D> constexpr int fwd_default() { return D == 32 ? 1 : 5; }
 template <int D> constexpr int dq_default() { return 2; }
-/* The default backward: 128-row dQ and dK/dV blocks (8 warps) for D 64 and
- * 128, 64-row ones (v2) for D 32. */
-template <int D> constexpr bool bwd_default_wide() { return D >= 64; }
 
 template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cudaStream_t st)
 {
@@ -1315,16 +1297,14 @@ template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cud
     else if constexpr (V == 5) return forward_v<T, D, 4, 2, 32, 2, true>(p, st);
     else if constexpr (V == 6) return forward_v<T, D, 4, 2, 32, 3, true>(p, st);
     else if constexpr (V == 7) return forward_v<T, D, 4, 2, 64, 2, true>(p, st);
-    else if constexpr (V == 8) return forward_v<T, D, 2, 2, 32, 2, true>(p, st);
-    else return forward_v<T, D, 8, 1, 64, 2, true>(p, st);
+    else return forward_v<T, D, 2, 2, 32, 2, true>(p, st);
 }
 
 template <typename T, int D, int V> cudaError_t dq_cfg(const Params &p, cudaStream_t st)
 {
-    if constexpr (V == 1) return dq_v<T, D, 2, 2, 32>(p, st);
-    else if constexpr (V == 2) return dq_v<T, D, 4, 1, 32>(p, st);
-    else if constexpr (V == 3) return dq_v<T, D, 8, 1, 32>(p, st);
-    else return dq_v<T, D, 4, 1, 64>(p, st);
+    if constexpr (V == 1) return dq_v<T, D, 2, 32>(p, st);
+    else if constexpr (V == 2) return dq_v<T, D, 4, 32>(p, st);
+    else return dq_v<T, D, 4, 64>(p, st);
 }
 
 /* variant: -1 (or out of range) the default, else 0..N_CFG-1. */
@@ -1340,7 +1320,6 @@ template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t s
     case 6: return forward_cfg<T, D, 6>(p, st);
     case 7: return forward_cfg<T, D, 7>(p, st);
     case 8: return forward_cfg<T, D, 8>(p, st);
-    case 9: return forward_cfg<T, D, 9>(p, st);
     default: return forward_cfg<T, D, fwd_default<D>()>(p, st);
     }
 }
@@ -1348,21 +1327,23 @@ template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t s
 /* p.delta must hold B*H*L0*L1*L2 floats. */
 template <typename T, int D> cudaError_t backward(const Params &p, cudaStream_t st, int variant = -1)
 {
+    int ext[3];
+    group_ext(p, ext);
     int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
     fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
-    /* configurations with 128-row forward boxes run 128-row dQ and dK/dV
-     * blocks too (8 warps x 16 rows); the others 64-row ones */
-    const bool wide = variant >= 0 && variant < N_CFG ? cfg_rows[variant] == 128 : bwd_default_wide<D>();
-    if (wide) e = dq_cfg<T, D, 3>(p, st);
-    else if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
+    if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
     else if (variant == 1) e = dq_cfg<T, D, 1>(p, st);
     else if (variant == 2) e = dq_cfg<T, D, 2>(p, st);
     else e = dq_cfg<T, D, dq_default<D>()>(p, st);
     if (e != cudaSuccess) return e;
-    return wide ? dkv_v<T, D, 8>(p, st) : dkv_v<T, D, 4>(p, st);
+    Params k = p;
+    choose_box(BR, ext, k.own);
+    plan_iter(k, dkv_bq<D>(), ext);
+    static unsigned long long done_dkv;
+    return launch(fna_dkv_kernel<T, D>, &done_dkv, plan_grid(k, k.Hkv), 128, dkv_smem<D>(sizeof(T)), st, k);
 }
 
 } /* namespace tc */

@@ -504,7 +504,8 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
             double fbm = median_ms(c, S.p, 1, reps);
             printf("default %-28s fwd %.4f ms; bwd alone %.4f ms; fwd+bwd %.4f ms (%.1f TFLOP/s, target %.3f)\n",
                    bm.name, f, b, fbm, 3.5 * flop / fbm * 1e-9, bm.target_fb);
-            /* the backward with 64-row blocks (configuration 2) and 128-row ones (5) */
+            /* the backward of configurations 2 and 5 (run 4 of v3: 64-row and
+             * 128-row dQ and dK/dV blocks; since then both 64-row) */
             for (int v : {2, 5}) {
                 g_variant = v;
                 printf("bwd v%d %-29s bwd alone %.4f ms\n", v, bm.name, median_ms(c, S.p, 2, reps));
