@@ -113,6 +113,53 @@ START_TEST(edge_cases)
 }
 END_TEST
 
+/* Every kernel configuration (1..N_CONFIGS; 0 is the default the edge cases
+ * ran) on every edge case, forward and backward, one dtype per case in turn,
+ * chosen through NATTEN_CUDA_TC_CONFIG (the backend reads it when the
+ * context asks for the default). */
+#define N_CONFIGS 9
+
+START_TEST(each_config)
+{
+    natten_context *ctx = forced();
+    char val[16];
+    snprintf(val, sizeof val, "%d", _i);
+    ck_assert_int_eq(setenv("NATTEN_CUDA_TC_CONFIG", val, 1), 0);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t t = (c + (size_t)_i) % 2;
+        tt_layout layout = c % 2 ? TT_HEADS_FIRST : TT_COMPACT;
+        compare(&cases[c], OP_FNA, tols[t].dtype, tols[t].limit, layout, ctx);
+        compare(&cases[c], OP_FNA_BW, tols[t].dtype, tols[t].limit, layout, ctx);
+    }
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_CONFIG"), 0);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
+/* Measured selection times every configuration of the forced backend. */
+START_TEST(tuner_times_configs)
+{
+    natten_context *ctx = forced();
+    natten_tuning_result res[N_CONFIGS + 2];
+    int count = 0;
+    uint64_t rng = seed;
+    tc_io io;
+    ck_assert_int_eq(natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE), NATTEN_SUCCESS);
+    ck_assert(tc_setup(&io, &cases[11], OP_FNA, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
+    ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
+    ck_assert_int_eq(natten_context_tuning_report(ctx, res, N_CONFIGS + 2, &count, NULL, 0), NATTEN_SUCCESS);
+    ck_assert_int_eq(count, 1 + N_CONFIGS);
+    for (int i = 0; i < count; i++) {
+        ck_assert_str_eq(res[i].backend, BACKEND);
+        ck_assert_msg(res[i].status == NATTEN_SUCCESS && res[i].time_ms > 0, "config %s: %s", res[i].config,
+                      res[i].reason);
+        printf("tuned: %s %.4f ms\n", res[i].config, res[i].time_ms);
+    }
+    tc_teardown(&io);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
 /* Each refusal is UNSUPPORTED with a reason naming the cause. */
 static void refused(ref_problem r, tc_op op, const char *dtype, const char *word)
 {
@@ -211,6 +258,8 @@ int main(void)
     tc = tcase_create("cuda-tc");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, edge_cases, 0, (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_loop_test(tc, each_config, 1, 1 + N_CONFIGS);
+    tcase_add_test(tc, tuner_times_configs);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, falls_back);
     tcase_add_test(tc, deterministic);

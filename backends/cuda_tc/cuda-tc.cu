@@ -202,6 +202,28 @@ static void params_of(const natten_problem *p, tc::Params &q)
     q.scale = (float)p->scale;
 }
 
+/*
+ * Configurations: 0 is the per-head-dim default, 1..tc::N_CFG the kernel
+ * configurations of tc_kernels.cuh (the tuner times them all).  When the
+ * exec asks for the default, NATTEN_CUDA_TC_CONFIG=<n> (1..N_CFG) picks one
+ * instead: for tests that run each configuration through the public API.
+ */
+static const char *const config_names[1 + tc::N_CFG] = {
+    "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
+    tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
+};
+static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
+
+static int variant_of(const natten_exec *x)
+{
+    int c = x->config;
+    if (c == 0) {
+        const char *env = getenv("NATTEN_CUDA_TC_CONFIG");
+        if (env != NULL && *env != '\0') c = atoi(env);
+    }
+    return c >= 1 && c <= tc::N_CFG ? c - 1 : -1;
+}
+
 static natten_status run(const natten_problem *p, const natten_exec *x)
 {
     cudaStream_t s = (cudaStream_t)x->stream;
@@ -216,7 +238,8 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
         if ((e = cudaMallocAsync((void **)&q.delta, bytes, s)) != cudaSuccess)
             return tc_error(e, "cudaMallocAsync of the backward's row scratch");
     }
-    e = p->dtype == NATTEN_F16 ? tc_run_f16(q, s, (int)p->dim, backward) : tc_run_bf16(q, s, (int)p->dim, backward);
+    e = p->dtype == NATTEN_F16 ? tc_run_f16(q, s, (int)p->dim, backward, variant_of(x))
+                               : tc_run_bf16(q, s, (int)p->dim, backward, variant_of(x));
     if (e != cudaSuccess) st = tc_error(e, backward ? "fused backward launch" : "fused forward launch");
     if (q.delta) (void)cudaFreeAsync(q.delta, s);
     return st;
@@ -321,8 +344,8 @@ const natten_backend natten_backend_cuda_tc = {
     tc_probe,
     tc_supports,
     {NULL, NULL, NULL, NULL, run_on_device, run_on_device},
-    0,
-    NULL,
+    1 + tc::N_CFG,
+    config_names,
     tc_scratch_alloc,
     tc_scratch_free,
     tc_time_op,

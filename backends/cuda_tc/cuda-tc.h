@@ -8,8 +8,14 @@
 #include "tc_kernels.cuh"
 
 /* Run the fused forward (backward = 0) or backward (1) for head dim D
- * (32, 64 or 128) on stream st.  Parameters were checked by supports(). */
-cudaError_t tc_run_f16(const tc::Params &p, cudaStream_t st, int D, int backward);
-cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t st, int D, int backward);
+ * (32, 64 or 128) on stream st with kernel configuration variant (-1: the
+ * default; 0..tc::N_CFG-1: tc::cfg_names).  Parameters were checked by
+ * supports(). */
+cudaError_t tc_run_f16(const tc::Params &p, cudaStream_t st, int D, int backward, int variant);
+cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t st, int D, int backward, int variant);
+/* The forward alone, per head dim (tc-fwd32.cu ...), fp16 or (bf16 != 0) bf16. */
+cudaError_t tc_forward_d32(const tc::Params &p, cudaStream_t st, int bf16, int variant);
+cudaError_t tc_forward_d64(const tc::Params &p, cudaStream_t st, int bf16, int variant);
+cudaError_t tc_forward_d128(const tc::Params &p, cudaStream_t st, int bf16, int variant);
 
 #endif

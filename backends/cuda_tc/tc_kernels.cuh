@@ -52,6 +52,9 @@ struct Params {
      * number of owned boxes per axis over the largest dilation group. */
     int own[3], it[3], nown[3];
     int itprod; /* it[0]*it[1]*it[2] <= rows of an iterated tile; the rest is padding */
+    /* For bit masks over an iterated box (window_bits): sum of 1 << (c1 * it[2])
+     * over c1 < it[1], and of 1 << (c0 * it[1] * it[2]) over c0 < it[0]. */
+    uint64_t rep[2];
 };
 
 /* ---- PTX wrappers ------------------------------------------------------ */
@@ -344,7 +347,7 @@ __device__ __forceinline__ float shfl_sum4(float x)
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-constexpr int BR = 64; /* rows per owned box */
+constexpr int BR = 64; /* rows of the smallest owned box (bounds the grid size) */
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -378,30 +381,70 @@ template <typename T> __device__ __forceinline__ void acc_to_a(uint32_t a[4], co
 }
 
 /*
- * Kernel configurations of the query-parallel kernels: W warps of MT = 4/W
- * m16 tiles each (64 owned queries), BN keys per iterated tile.
- *   0: W 4, BN 64 (Q in registers)   1: W 2, BN 32   2: W 4, BN 32
+ * Kernel configurations of the query-parallel kernels: W warps of MT m16
+ * tiles each (W * 16 * MT owned queries), BN keys per iterated tile, NS
+ * cp.async stages, BITS: the window mask from per-row bit masks (below)
+ * instead of per-element coordinate compares.  The table is fwd_cfg below.
  */
 template <int W> constexpr int fwd_minb() { return W == 4 ? 2 : 4; }
 template <int W> constexpr int dq_minb() { return W == 4 ? 2 : 3; }
 
 /* ---- forward ------------------------------------------------------------ */
 
-template <int D, int BN> constexpr size_t fwd_smem(size_t esz)
+/* Rows' windows live in shared memory (8 ints per row: a[3], -, b[3], -)
+ * rather than registers when a warp owns two m-tiles (register budget). */
+template <int MT> __host__ __device__ constexpr bool fwd_wsmem() { return MT > 1; }
+
+template <int D, int BRQ, int BN, int NS, bool BITS, bool WSMEM> constexpr size_t fwd_smem(size_t esz)
 {
-    return (size_t)(BR + 4 * BN) * (D + 8) * esz + 2 * BN * 3 * sizeof(int);
+    return (size_t)(BRQ + 2 * NS * BN) * (D + 8) * esz + (BITS ? 0 : NS * BN * 3 * sizeof(int)) +
+           (WSMEM ? BRQ * 8 * sizeof(int) : 0);
 }
 
-template <typename T, int D, int W, int BN>
+/* Bits [a, b) of a 64-bit word, 0 <= a, b <= 64 (empty when b <= a). */
+__host__ __device__ __forceinline__ uint64_t bit_range(int a, int b)
+{
+    uint64_t hi = b >= 64 ? ~0ull : (1ull << b) - 1, lo = a >= 64 ? ~0ull : (1ull << a) - 1;
+    return hi & ~lo;
+}
+
+/*
+ * The keys of an iterated box (origin org, shape p.it, row c0*k1*k2 + c1*k2 +
+ * c2) inside the window [a, b) of one query, as a bit mask over the box's
+ * rows: per axis the window cuts an interval [lo, hi) of box coordinates; the
+ * axis-2 interval is replicated over the k1 values of c1 by one multiply
+ * (p.rep[0] = sum of 1 << (c1 * k2)), cut to the axis-1 interval, replicated
+ * over c0 (p.rep[1] = sum of 1 << (c0 * k1 * k2)) and cut to the axis-0
+ * interval.  The pieces never overlap (each is narrower than its stride), so
+ * the products carry nothing.  Padding rows (>= itprod) are never set, and
+ * the windows lie inside the group, so keys past its extent are never set.
+ */
+__host__ __device__ __forceinline__ uint64_t window_bits(const Params &p, const int org[3], const int a[3],
+                                                         const int b[3])
+{
+    int lo[3], hi[3];
+    for (int i = 0; i < 3; i++) {
+        lo[i] = min(max(a[i] - org[i], 0), p.it[i]);
+        hi[i] = min(max(b[i] - org[i], 0), p.it[i]);
+    }
+    const int k2 = p.it[2], k12 = p.it[1] * p.it[2];
+    uint64_t m = bit_range(lo[2], hi[2]);
+    m = (m * p.rep[0]) & bit_range(lo[1] * k2, hi[1] * k2);
+    return (m * p.rep[1]) & bit_range(lo[0] * k12, hi[0] * k12);
+}
+
+template <typename T, int D, int W, int MT, int BN, int NS, bool BITS>
 __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Params p)
 {
-    constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
-    constexpr bool QREG = MT == 1;
+    constexpr int NTH = W * 32, BRQ = W * 16 * MT, LDS = D + 8, KD = D / 16, NN = BN / 8;
+    constexpr bool QREG = MT == 1, WSMEM = fwd_wsmem<MT>();
+    static_assert(BN <= 64, "bit masks are 64 bits wide");
     extern __shared__ __align__(16) char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
-    T *sK = sQ + BR * LDS;
-    T *sV = sK + 2 * BN * LDS;
-    int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
+    T *sK = sQ + BRQ * LDS;
+    T *sV = sK + NS * BN * LDS;
+    int *sKc = reinterpret_cast<int *>(sV + NS * BN * LDS); /* !BITS only */
+    int *sWin = sKc + (BITS ? 0 : NS * BN * 3);             /* WSMEM only */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
     Work w;
@@ -419,31 +462,63 @@ __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Pa
     const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
     const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
 
-    /* this lane's rows and their windows (rows past the group: clamped) */
-    int u[MT][2][3], wa[MT][2][3], wb[MT][2][3];
-    bool rvalid[MT][2];
-    lane_rows<MT>(p, w, warp, lane, u, rvalid);
+    /* this lane's rows' windows (rows past the group: clamped), in registers
+     * or (WSMEM) in shared memory, row r at sWin[8r] */
+    int wa[WSMEM ? 1 : MT][2][3], wb[WSMEM ? 1 : MT][2][3];
+    if (WSMEM) {
+        for (int r = tid; r < BRQ; r += NTH) {
+            int c[3], uc[3], a[3], b[3];
+            box_coords(r, p.own, c);
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            int uc[3];
-#pragma unroll
-            for (int i = 0; i < 3; i++) uc[i] = min(u[mt][rr][i], w.n[i] - 1);
-            window_of(p, w.n, uc, wa[mt][rr], wb[mt][rr]);
+            for (int i = 0; i < 3; i++) uc[i] = min(w.o[i] + c[i], w.n[i] - 1);
+            window_of(p, w.n, uc, a, b);
+            *reinterpret_cast<int4 *>(sWin + 8 * r) = make_int4(a[0], a[1], a[2], 0);
+            *reinterpret_cast<int4 *>(sWin + 8 * r + 4) = make_int4(b[0], b[1], b[2], 0);
         }
+    } else {
+        int u[MT][2][3];
+        bool rvalid[MT][2];
+        lane_rows<MT>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+        for (int mt = 0; mt < (WSMEM ? 1 : MT); mt++)
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                int uc[3];
+#pragma unroll
+                for (int i = 0; i < 3; i++) uc[i] = min(u[mt][rr][i], w.n[i] - 1);
+                window_of(p, w.n, uc, wa[mt][rr], wb[mt][rr]);
+            }
+    }
+    /* the window of row rr of m-tile mt of this lane */
+    auto row_window = [&](int mt, int rr, int a[3], int b[3]) {
+        if (WSMEM) {
+            const int r = warp * 16 * MT + mt * 16 + rr * 8 + (lane >> 2);
+            const int4 x = *reinterpret_cast<const int4 *>(sWin + 8 * r);
+            const int4 y = *reinterpret_cast<const int4 *>(sWin + 8 * r + 4);
+            a[0] = x.x, a[1] = x.y, a[2] = x.z, b[0] = y.x, b[1] = y.y, b[2] = y.z;
+        } else {
+#pragma unroll
+            for (int i = 0; i < 3; i++) a[i] = wa[WSMEM ? 0 : mt][rr][i], b[i] = wb[WSMEM ? 0 : mt][rr][i];
+        }
+    };
 
-    const RowSlot qs = row_slot<BR, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    const RowSlot qs = row_slot<BRQ, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
     auto load_kv = [&](int t, int stage) {
         int org[3];
         tile_origin(t, ntk, lo, p.it, org);
-        load_rows<T, D, LDS, BN, NTH>(p, sK + stage * BN * LDS, kb, p.k, w, ks, p.itprod, org, sKc + stage * BN * 3);
+        load_rows<T, D, LDS, BN, NTH>(p, sK + stage * BN * LDS, kb, p.k, w, ks, p.itprod, org,
+                                      BITS ? nullptr : sKc + stage * BN * 3);
         load_rows<T, D, LDS, BN, NTH>(p, sV + stage * BN * LDS, vb, p.v, w, ks, p.itprod, org, nullptr);
     };
 
-    load_rows<T, D, LDS, BR, NTH>(p, sQ, qb, p.q, w, qs, BR, w.o, nullptr);
-    load_kv(0, 0);
-    cp_commit();
+    /* NS-stage pipeline: one commit group per tile (empty past the end), Q
+     * in the first; tile t is in stage t % NS. */
+    load_rows<T, D, LDS, BRQ, NTH>(p, sQ, qb, p.q, w, qs, BRQ, w.o, nullptr);
+#pragma unroll
+    for (int s0 = 0; s0 < NS - 1; s0++) {
+        if (s0 < ntiles) load_kv(s0, s0);
+        cp_commit();
+    }
 
     uint32_t qf[QREG ? KD : 1][4];
     float acc[MT][D / 8][4];
@@ -459,14 +534,10 @@ __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Pa
     const int r0 = warp * 16 * MT;
 
     for (int t = 0; t < ntiles; t++) {
-        const int stage = t & 1;
-        if (t + 1 < ntiles) {
-            load_kv(t + 1, stage ^ 1);
-            cp_commit();
-            cp_wait<1>();
-        } else {
-            cp_wait<0>();
-        }
+        const int stage = t % NS;
+        if (t + NS - 1 < ntiles) load_kv(t + NS - 1, (t + NS - 1) % NS);
+        cp_commit();
+        cp_wait<NS - 1>();
         __syncthreads();
         if (QREG && t == 0) {
 #pragma unroll
@@ -508,7 +579,22 @@ __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Pa
         bool full = true;
 #pragma unroll
         for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
-        if (!full) {
+        if (!full && BITS) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    /* this lane's columns are j * 8 + 2 * (lane & 3) + e */
+                    int a[3], b[3];
+                    row_window(mt, rr, a, b);
+                    const uint64_t bits = window_bits(p, org, a, b) >> (2 * (lane & 3));
+#pragma unroll
+                    for (int j = 0; j < NN; j++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (!((bits >> (j * 8 + e)) & 1u)) s[mt][j][rr * 2 + e] = -INFINITY;
+                }
+        } else if (!full) {
             const int *kc = sKc + stage * BN * 3;
 #pragma unroll
             for (int j = 0; j < NN; j++)
@@ -519,8 +605,11 @@ __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Pa
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                        for (int rr = 0; rr < 2; rr++)
-                            if (!inside(c, wa[mt][rr], wb[mt][rr])) s[mt][j][rr * 2 + e] = -INFINITY;
+                        for (int rr = 0; rr < 2; rr++) {
+                            int a[3], b[3];
+                            row_window(mt, rr, a, b);
+                            if (!inside(c, a, b)) s[mt][j][rr * 2 + e] = -INFINITY;
+                        }
                 }
         } else if (p.itprod < BN) { /* full tile of a box smaller than BN: only padding */
 #pragma unroll
@@ -578,6 +667,9 @@ __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Pa
     }
     cp_wait<0>();
 
+    int u[MT][2][3];
+    bool rvalid[MT][2];
+    lane_rows<MT>(p, w, warp, lane, u, rvalid);
     T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
     float *lb = p.lse.data ? reinterpret_cast<float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4]
                            : nullptr;
@@ -1034,20 +1126,35 @@ static inline void choose_box(int prod, const int ext[3], int box[3])
 
 static inline int cdiv(int a, int b) { return (a + b - 1) / b; }
 
-/* The iterated box (at most maxprod rows, any shape) that covers a union box
- * of extents U in the fewest tiles; ties: more rows used. */
-static inline void best_box(int maxprod, const int U[3], int box[3])
+/* Tiles of width k along an axis of union length U that lie wholly inside
+ * [ia, ib) (union-relative): the tiles that need no mask on that axis. */
+static inline int full_tiles(int U, int ia, int ib, int k)
 {
-    int64_t best = -1;
+    int first = cdiv(ia, k), last = ib / k; /* tiles [first, last) */
+    (void)U;
+    return last > first ? last - first : 0;
+}
+
+/* The iterated box (at most maxprod rows, any shape) that covers a union box
+ * of extents U in the least cost: tiles + weight * masked tiles, where a tile
+ * is masked unless it lies inside the windows' intersection [ia, ib) on every
+ * axis (union-relative); ties: more rows used.  weight 0: fewest tiles. */
+static inline void best_box(int maxprod, const int U[3], const int ia[3], const int ib[3], double weight,
+                            int box[3])
+{
+    double best = -1;
     int bprod = 0;
     for (int k0 = 1; k0 <= maxprod && k0 <= U[0]; k0++)
         for (int k1 = 1; k0 * k1 <= maxprod && k1 <= U[1]; k1++) {
             int k2 = maxprod / (k0 * k1);
             if (k2 > U[2]) k2 = U[2];
             int64_t tiles = (int64_t)cdiv(U[0], k0) * cdiv(U[1], k1) * cdiv(U[2], k2);
+            int64_t full = (int64_t)full_tiles(U[0], ia[0], ib[0], k0) * full_tiles(U[1], ia[1], ib[1], k1) *
+                           full_tiles(U[2], ia[2], ib[2], k2);
+            double cost = (double)tiles + weight * (double)(tiles - full);
             int prod = k0 * k1 * k2;
-            if (best < 0 || tiles < best || (tiles == best && prod > bprod)) {
-                best = tiles;
+            if (best < 0 || cost < best || (cost == best && prod > bprod)) {
+                best = cost;
                 bprod = prod;
                 box[0] = k0;
                 box[1] = k1;
@@ -1056,21 +1163,36 @@ static inline void best_box(int maxprod, const int U[3], int box[3])
         }
 }
 
-/* Typical extent of the union of the windows of `own` consecutive rows. */
-static inline void union_ext(const Params &p, const int ext[3], const int own[3], int U[3])
+/* Typical extent of the union of the windows of `own` consecutive rows, and
+ * where their intersection lies in it (union-relative [ia, ib)). */
+static inline void union_ext(const Params &p, const int ext[3], const int own[3], int U[3], int ia[3], int ib[3])
 {
     for (int i = 0; i < 3; i++) {
         U[i] = p.K[i] + own[i] - 1 + p.st[i] - 1;
         if (U[i] > ext[i]) U[i] = ext[i];
+        int K = p.K[i] < U[i] ? p.K[i] : U[i];
+        ia[i] = U[i] - K;
+        ib[i] = K;
     }
 }
 
-static inline void plan_iter(Params &p, int maxprod, const int ext[3])
+/* The cost of a masked tile relative to a full one, for the box search of
+ * the forward kernels (bit-mask configurations); the harness sets it. */
+inline double &fwd_mask_weight()
 {
-    int U[3];
-    union_ext(p, ext, p.own, U);
-    best_box(maxprod, U, p.it);
+    static double w = 0.5; /* NOTES.md v3: 0.5 beat 0 on both big problems */
+    return w;
+}
+
+static inline void plan_iter(Params &p, int maxprod, const int ext[3], double weight = 0.0)
+{
+    int U[3], ia[3], ib[3];
+    union_ext(p, ext, p.own, U, ia, ib);
+    best_box(maxprod, U, ia, ib, weight, p.it);
     p.itprod = p.it[0] * p.it[1] * p.it[2];
+    p.rep[0] = p.rep[1] = 0;
+    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
+    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
 }
 
 /* Owned boxes per axis over the largest dilation group; the grid size. */
@@ -1111,14 +1233,16 @@ static cudaError_t launch(K kernel, unsigned long long *done, int64_t grid, int 
     return cudaGetLastError();
 }
 
-template <typename T, int D, int W, int BN> cudaError_t forward_v(Params p, cudaStream_t st)
+template <typename T, int D, int W, int MT, int BN, int NS, bool BITS>
+cudaError_t forward_v(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
-    choose_box(BR, ext, p.own);
-    plan_iter(p, BN, ext);
+    choose_box(W * 16 * MT, ext, p.own);
+    plan_iter(p, BN, ext, BITS ? fwd_mask_weight() : 0.0);
     static unsigned long long done;
-    return launch(fna_fwd_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, fwd_smem<D, BN>(sizeof(T)), st, p);
+    return launch(fna_fwd_kernel<T, D, W, MT, BN, NS, BITS>, &done, plan_grid(p, p.H), W * 32,
+                  fwd_smem<D, W * 16 * MT, BN, NS, BITS, fwd_wsmem<MT>()>(sizeof(T)), st, p);
 }
 
 template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStream_t st)
@@ -1131,18 +1255,49 @@ template <typename T, int D, int W, int BN> cudaError_t dq_v(Params p, cudaStrea
     return launch(fna_dq_kernel<T, D, W, BN>, &done, plan_grid(p, p.H), W * 32, dq_smem<D, BN>(sizeof(T)), st, p);
 }
 
-/* The configuration the library builds, per head dim (measured on the H200,
- * NOTES.md v2: D 32 forward fastest with 2 warps x 32 rows, D 128 with
- * 32-key tiles; dQ within 2 % across configurations).  The harness builds
- * all of them (TC_ALL_VARIANTS) and picks one with `variant`. */
-template <int D> constexpr int fwd_default() { return D == 32 ? 1 : 2; }
+/*
+ * Kernel configurations (the backend's tunable configurations 1..N_CFG are
+ * these, 0 is the per-head-dim default below).  Forward: warps x rows per
+ * warp (owned query box), keys per iterated tile, cp.async stages, mask.
+ * The backward's dQ kernel has configurations 0-2 only (64-row boxes, the
+ * coordinate mask); configurations 3 and up use dq_default.
+ */
+constexpr int N_CFG = 9;
+inline constexpr const char *cfg_names[N_CFG] = {
+    "w4x16-n64",      /* 0: 64 queries, Q in registers; v1 */
+    "w2x32-n32",      /* 1: 64 queries, two m-tiles per warp */
+    "w4x16-n32",      /* 2 */
+    "w4x16-n64-bits", /* 3: 0 with bit-mask windows */
+    "w4x16-n32-bits", /* 4: 2 with bit-mask windows */
+    "w4x32-n32-bits", /* 5: 128 queries, Q re-read from shared memory */
+    "w4x32-n32-s3-bits", /* 6: 5 with three cp.async stages */
+    "w4x32-n64-bits", /* 7: 128 queries, 64-key tiles */
+    "w2x32-n32-bits", /* 8: 1 with bit-mask windows */
+};
+/* Owned query rows, keys per tile and mask kind of each (for reports). */
+inline constexpr int cfg_rows[N_CFG] = {64, 64, 64, 64, 64, 128, 128, 128, 64};
+inline constexpr int cfg_bn[N_CFG] = {64, 32, 32, 64, 32, 32, 32, 64, 32};
+inline constexpr bool cfg_bits[N_CFG] = {false, false, false, true, true, true, true, true, true};
+
+/* The configuration the library runs by default, per head dim (measured on
+ * the H200, NOTES.md v3: 128-row query boxes with 32-key tiles are fastest on
+ * the D 128 problems; D 64 follows them unmeasured; D 32 keeps v2's pick,
+ * again the fastest in v3).  The backward keeps v2's 64-row dQ and dK/dV
+ * blocks: 128-row blocks of 8 warps were measured slower (NOTES.md v3). */
+template <int D> constexpr int fwd_default() { return D == 32 ? 1 : 5; }
 template <int D> constexpr int dq_default() { return 2; }
 
 template <typename T, int D, int V> cudaError_t forward_cfg(const Params &p, cudaStream_t st)
 {
-    if constexpr (V == 1) return forward_v<T, D, 2, 32>(p, st);
-    else if constexpr (V == 2) return forward_v<T, D, 4, 32>(p, st);
-    else return forward_v<T, D, 4, 64>(p, st);
+    if constexpr (V == 0) return forward_v<T, D, 4, 1, 64, 2, false>(p, st);
+    else if constexpr (V == 1) return forward_v<T, D, 2, 2, 32, 2, false>(p, st);
+    else if constexpr (V == 2) return forward_v<T, D, 4, 1, 32, 2, false>(p, st);
+    else if constexpr (V == 3) return forward_v<T, D, 4, 1, 64, 2, true>(p, st);
+    else if constexpr (V == 4) return forward_v<T, D, 4, 1, 32, 2, true>(p, st);
+    else if constexpr (V == 5) return forward_v<T, D, 4, 2, 32, 2, true>(p, st);
+    else if constexpr (V == 6) return forward_v<T, D, 4, 2, 32, 3, true>(p, st);
+    else if constexpr (V == 7) return forward_v<T, D, 4, 2, 64, 2, true>(p, st);
+    else return forward_v<T, D, 2, 2, 32, 2, true>(p, st);
 }
 
 template <typename T, int D, int V> cudaError_t dq_cfg(const Params &p, cudaStream_t st)
@@ -1152,15 +1307,21 @@ template <typename T, int D, int V> cudaError_t dq_cfg(const Params &p, cudaStre
     else return dq_v<T, D, 4, 64>(p, st);
 }
 
+/* variant: -1 (or out of range) the default, else 0..N_CFG-1. */
 template <typename T, int D> cudaError_t forward(const Params &p, cudaStream_t st, int variant = -1)
 {
-#ifdef TC_ALL_VARIANTS
-    if (variant == 0) return forward_cfg<T, D, 0>(p, st);
-    if (variant == 1) return forward_cfg<T, D, 1>(p, st);
-    if (variant == 2) return forward_cfg<T, D, 2>(p, st);
-#endif
-    (void)variant;
-    return forward_cfg<T, D, fwd_default<D>()>(p, st);
+    switch (variant) {
+    case 0: return forward_cfg<T, D, 0>(p, st);
+    case 1: return forward_cfg<T, D, 1>(p, st);
+    case 2: return forward_cfg<T, D, 2>(p, st);
+    case 3: return forward_cfg<T, D, 3>(p, st);
+    case 4: return forward_cfg<T, D, 4>(p, st);
+    case 5: return forward_cfg<T, D, 5>(p, st);
+    case 6: return forward_cfg<T, D, 6>(p, st);
+    case 7: return forward_cfg<T, D, 7>(p, st);
+    case 8: return forward_cfg<T, D, 8>(p, st);
+    default: return forward_cfg<T, D, fwd_default<D>()>(p, st);
+    }
 }
 
 /* p.delta must hold B*H*L0*L1*L2 floats. */
@@ -1173,14 +1334,10 @@ template <typename T, int D> cudaError_t backward(const Params &p, cudaStream_t 
     fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
-#ifdef TC_ALL_VARIANTS
     if (variant == 0) e = dq_cfg<T, D, 0>(p, st);
     else if (variant == 1) e = dq_cfg<T, D, 1>(p, st);
     else if (variant == 2) e = dq_cfg<T, D, 2>(p, st);
-    else
-#endif
-        e = dq_cfg<T, D, dq_default<D>()>(p, st);
-    (void)variant;
+    else e = dq_cfg<T, D, dq_default<D>()>(p, st);
     if (e != cudaSuccess) return e;
     Params k = p;
     choose_box(BR, ext, k.own);

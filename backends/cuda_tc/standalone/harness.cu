@@ -4,11 +4,13 @@
  *   nvcc -O3 -std=c++17 -arch=sm_90 -I backends/cuda_tc -I lib \
  *        backends/cuda_tc/standalone/harness.cu -o tc-harness
  *   ./tc-harness check        # edge cases vs a double-precision CPU reference
- *   ./tc-harness bench        # the issue's target problems (fp16)
+ *   ./tc-harness bench [reps] [w2] [cfgs] [probs] [fb]   # the issue's target problems (fp16):
+ *       configurations cfgs (digits, default all) on problems probs (digits), bit-mask ones
+ *       also with box-search mask weight w2; fb: backward and fwd+bwd of the default too
+ *   ./tc-harness checkv N     # edge cases, configuration N alone (sanitizers)
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
-#define TC_ALL_VARIANTS 1
 #include "tc_kernels.cuh"
 
 #include <algorithm>
@@ -435,24 +437,80 @@ static double median_ms(const Case &c, const tc::Params &p, int what, int reps)
     return t[t.size() / 2];
 }
 
-static int bench(int reps)
+/* The boxes configuration v plans for case c (as forward_v does). */
+static void plan_of(const Case &c, int v, int own[3], int it[3])
+{
+    tc::Params p;
+    int ext[3];
+    memset(&p, 0, sizeof p);
+    for (int i = 0; i < 3; i++) {
+        p.L[i] = i < c.rank ? c.L[i] : 1;
+        p.K[i] = i < c.rank ? c.K[i] : 1;
+        p.dil[i] = i < c.rank ? c.d[i] : 1;
+        p.st[i] = i < c.rank ? c.s[i] : 1;
+        p.causal[i] = i < c.rank ? c.c[i] : 0;
+    }
+    tc::group_ext(p, ext);
+    tc::choose_box(tc::cfg_rows[v], ext, p.own);
+    tc::plan_iter(p, tc::cfg_bn[v], ext, tc::cfg_bits[v] ? tc::fwd_mask_weight() : 0.0);
+    for (int i = 0; i < 3; i++) own[i] = p.own[i], it[i] = p.it[i];
+}
+
+/* Forward of the configurations in cfgs (a list of digits, "" = all; bit-mask
+ * ones with the default box-search mask weight and again with w2 where that
+ * changes the box) on the problems in probs (digits of benches[]), then the
+ * backward alone and fwd+bwd of the library default when fb. */
+static int bench(int reps, double w2, const char *cfgs, const char *probs, int fb)
 {
     int fails = 0;
-    printf("%-34s %10s %9s %8s %10s %9s %8s\n", "problem (fp16)", "fwd ms", "TFLOP/s", "target", "fwd+bwd", "TFLOP/s",
+    const double w0 = tc::fwd_mask_weight();
+    auto picked = [](const char *list, int i) { return !*list || strchr(list, '0' + i) != nullptr; };
+    printf("%-36s %-18s %-14s %10s %9s %8s\n", "problem (fp16)", "config", "own/iter box", "fwd ms", "TFLOP/s",
            "target");
     for (const Bench &bm : benches) {
+        if (!picked(probs, (int)(&bm - benches))) continue;
         Setup S;
         setup(S, bm.c, 1234);
         const Case &c = S.c;
         double win = 1;
         for (int i = 0; i < 3; i++) win *= c.K[i];
         double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
-        for (g_variant = 0; g_variant < 3; g_variant++) {
-            double f = median_ms(c, S.p, 0, reps);
-            double fb = median_ms(c, S.p, 1, reps);
+        for (int pass = 0; pass < 2; pass++)
+            for (g_variant = 0; g_variant < tc::N_CFG; g_variant++) {
+                if (!picked(cfgs, g_variant)) continue;
+                int own[3], it[3], it0[3];
+                tc::fwd_mask_weight() = w0;
+                plan_of(c, g_variant, own, it0);
+                if (pass == 1) {
+                    tc::fwd_mask_weight() = w2;
+                    plan_of(c, g_variant, own, it);
+                    if (!tc::cfg_bits[g_variant] || !memcmp(it, it0, sizeof it)) continue;
+                } else {
+                    memcpy(it, it0, sizeof it);
+                }
+                char box[64];
+                snprintf(box, sizeof box, "%dx%dx%d/%dx%dx%d", own[0], own[1], own[2], it[0], it[1], it[2]);
+                double f = median_ms(c, S.p, 0, reps);
+                printf("v%d %-33s %-18s %-14s %10.4f %9.1f %8.3f  w %.2f\n", g_variant, bm.name,
+                       tc::cfg_names[g_variant], box, f, flop / f * 1e-9, bm.target_fwd,
+                       tc::cfg_bits[g_variant] ? tc::fwd_mask_weight() : 0.0);
+                fflush(stdout);
+            }
+        tc::fwd_mask_weight() = w0;
+        g_variant = -1;
+        if (fb) {
             double b = median_ms(c, S.p, 2, reps);
-            printf("v%d %-31s %10.4f %9.1f %8.3f %10.4f %9.1f %8.3f   bwd alone %.4f ms\n", g_variant, bm.name, f,
-                   flop / f * 1e-9, bm.target_fwd, fb, 3.5 * flop / fb * 1e-9, bm.target_fb, b);
+            double f = median_ms(c, S.p, 0, reps);
+            double fbm = median_ms(c, S.p, 1, reps);
+            printf("default %-28s fwd %.4f ms; bwd alone %.4f ms; fwd+bwd %.4f ms (%.1f TFLOP/s, target %.3f)\n",
+                   bm.name, f, b, fbm, 3.5 * flop / fbm * 1e-9, bm.target_fb);
+            /* the backward of configurations 2 and 5 (run 4 of v3: 64-row and
+             * 128-row dQ and dK/dV blocks; since then both 64-row) */
+            for (int v : {2, 5}) {
+                g_variant = v;
+                printf("bwd v%d %-29s bwd alone %.4f ms\n", v, bm.name, median_ms(c, S.p, 2, reps));
+            }
+            g_variant = -1;
             fflush(stdout);
         }
         teardown(S);
@@ -460,7 +518,12 @@ static int bench(int reps)
         Case cc = bm.c;
         cc.bwd = 0;
         cc.name = bm.name;
-        for (g_variant = 0; g_variant < 3; g_variant++) fails += check_case(cc, 99);
+        for (g_variant = 0; g_variant < tc::N_CFG; g_variant++)
+            if (picked(cfgs, g_variant)) fails += check_case(cc, 99);
+        tc::fwd_mask_weight() = w2;
+        for (g_variant = 3; g_variant < tc::N_CFG; g_variant++)
+            if (picked(cfgs, g_variant)) fails += check_case(cc, 98);
+        tc::fwd_mask_weight() = w0;
         g_variant = -1;
     }
     return fails;
@@ -487,7 +550,42 @@ static int selftest(void)
                         }
                     }
     printf("selftest: %ld window cases, %ld mismatches\n", n_checked, bad);
-    return bad != 0;
+    /* window_bits against a direct test of every row of random boxes */
+    long nb = 0, badb = 0;
+    uint32_t r = 12345;
+    auto rnd = [&](int n) {
+        r = r * 1664525u + 1013904223u;
+        return (int)((r >> 8) % (uint32_t)n);
+    };
+    for (int it = 0; it < 200000; it++) {
+        tc::Params p;
+        memset(&p, 0, sizeof p);
+        int ext[3] = {1 + rnd(40), 1 + rnd(40), 1 + rnd(40)}, bn = rnd(2) ? 64 : 32;
+        for (int i = 0; i < 3; i++) p.K[i] = 1 + rnd(ext[i]), p.st[i] = 1, p.dil[i] = 1, p.L[i] = ext[i];
+        tc::choose_box(rnd(2) ? 64 : 128, ext, p.own);
+        tc::plan_iter(p, bn, ext, rnd(3) * 0.5);
+        int org[3], a[3], b[3];
+        for (int i = 0; i < 3; i++) {
+            org[i] = rnd(ext[i]);
+            a[i] = rnd(ext[i] + 1);
+            b[i] = a[i] + rnd(ext[i] + 1 - a[i]);
+            if (rnd(8) == 0) a[i] = org[i] - rnd(5), b[i] = org[i] + p.it[i] + rnd(5); /* covers the box */
+        }
+        uint64_t m = tc::window_bits(p, org, a, b);
+        for (int row = 0; row < 64; row++) {
+            int c[3] = {row / (p.it[1] * p.it[2]), (row / p.it[2]) % p.it[1], row % p.it[2]};
+            bool want = row < p.itprod;
+            for (int i = 0; i < 3; i++) want = want && org[i] + c[i] >= a[i] && org[i] + c[i] < b[i];
+            nb++;
+            if (want != (bool)((m >> row) & 1)) {
+                if (badb++ < 5)
+                    printf("window_bits mismatch: it %dx%dx%d row %d org %d,%d,%d\n", p.it[0], p.it[1], p.it[2], row,
+                           org[0], org[1], org[2]);
+            }
+        }
+    }
+    printf("selftest: %ld window-bit cases, %ld mismatches\n", nb, badb);
+    return bad != 0 || badb != 0;
 }
 
 int main(int argc, char **argv)
@@ -500,14 +598,17 @@ int main(int argc, char **argv)
     printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
     int fails = 0;
     if (!strcmp(mode, "probe")) return 0;
-    if (!strcmp(mode, "check") || !strcmp(mode, "all") || !strcmp(mode, "check1")) {
+    if (!strcmp(mode, "check") || !strcmp(mode, "all") || !strcmp(mode, "checkv")) {
         int n = (int)(sizeof checks / sizeof checks[0]);
-        int one = !strcmp(mode, "check1"); /* configuration 1 alone (for the sanitizers) */
-        for (g_variant = one ? 1 : 0; g_variant < (one ? 2 : 3); g_variant++)
+        int v0 = 0, v1 = tc::N_CFG; /* checkv N: configuration N alone (for the sanitizers) */
+        if (!strcmp(mode, "checkv")) v0 = reps, v1 = reps + 1;
+        for (g_variant = v0; g_variant < v1; g_variant++)
             for (const Case &c : checks) fails += check_case(c, 42 + (uint32_t)(&c - checks) + 100 * g_variant);
         g_variant = -1;
-        printf("check: %d failed of %d (3 kernel configurations)\n", fails, 3 * n);
+        printf("check: %d failed of %d (%d kernel configurations)\n", fails, (v1 - v0) * n, v1 - v0);
     }
-    if (!strcmp(mode, "bench") || !strcmp(mode, "all")) fails += bench(reps);
+    if (!strcmp(mode, "bench") || !strcmp(mode, "all"))
+        fails += bench(reps, argc > 3 ? atof(argv[3]) : 1.0, argc > 4 ? argv[4] : "", argc > 5 ? argv[5] : "",
+                       argc > 6 ? atoi(argv[6]) : 1);
     return fails ? 1 : 0;
 }
