@@ -28,6 +28,7 @@
 
 #define F2_MAXD 32    /* head dim the fast kernels keep in registers */
 #define F2_THREADS 256
+#define F2_PAIR_THREADS 128 /* the unfused kernels: three blocks of 128 per SM (registers) */
 
 struct f2axis {
     int L, K, d, s, c; /* extent, window, dilation, stride, causal */
@@ -162,34 +163,55 @@ __device__ __forceinline__ bool f2_get_tile(const f2geo &G, f2tile &t)
 }
 
 /* Stage the box's rows of v (D elements each, zeros up to F2_MAXD) at float
- * offset off of each position. */
-template <typename T>
+ * offset off of each position.  Each thread issues F2_BATCH loads before it
+ * stores any: a staging loop that waits for every load in turn is latency
+ * bound (the first version of these kernels spent most of their time so). */
+template <typename T, int F2_BATCH>
 __device__ __forceinline__ void f2_stage(const f2geo &G, const f2tile &t, float *box, const T *base,
                                          const f2view &v, int D, int off, bool vec)
 {
     const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], np = nr * nc;
-    const int d0 = G.ax[0].d, d1 = G.ax[1].d;
+    const int d0 = G.ax[0].d, d1 = G.ax[1].d, nt = (int)blockDim.x;
     if (vec) {
-        const int VE = 16 / sizeof(T), NCH = F2_MAXD / VE;
-        for (int i = (int)threadIdx.x; i < np * NCH; i += (int)blockDim.x) {
-            int pos = i / NCH, k = i - pos * NCH, pr = pos / nc, pc = pos - pr * nc;
-            float *dst = box + pr * G.rstr + pc * G.ps + off + k * VE;
-            float f[16 / sizeof(T)];
-            if (k * VE < D) {
-                const T *src = base + ((pr + t.ba[0]) * d0 + t.g[0]) * v.sr + ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc;
-                f2cvt<T>(((const uint4 *)src)[k], f);
-            } else {
+        const int VE = 16 / sizeof(T), NCH = F2_MAXD / VE, total = np * NCH;
+        for (int i0 = (int)threadIdx.x; i0 < total; i0 += F2_BATCH * nt) {
+            uint4 raw[F2_BATCH];
+            int dst[F2_BATCH];
 #pragma unroll
-                for (int e = 0; e < VE; e++) f[e] = 0.f;
+            for (int u = 0; u < F2_BATCH; u++) {
+                int i = i0 + u * nt, pos = i / NCH, k = i - pos * NCH, pr = pos / nc, pc = pos - pr * nc;
+                dst[u] = i < total ? pr * G.rstr + pc * G.ps + off + k * VE : -1;
+                raw[u] = make_uint4(0, 0, 0, 0);
+                if (i < total && k * VE < D)
+                    raw[u] = ((const uint4 *)(base + ((pr + t.ba[0]) * d0 + t.g[0]) * v.sr +
+                                              ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc))[k];
             }
 #pragma unroll
-            for (int e = 0; e < VE; e += 4) *(float4 *)(dst + e) = make_float4(f[e], f[e + 1], f[e + 2], f[e + 3]);
+            for (int u = 0; u < F2_BATCH; u++) {
+                float f[16 / sizeof(T)];
+                if (dst[u] < 0) continue;
+                f2cvt<T>(raw[u], f);
+#pragma unroll
+                for (int e = 0; e < VE; e += 4)
+                    *(float4 *)(box + dst[u] + e) = make_float4(f[e], f[e + 1], f[e + 2], f[e + 3]);
+            }
         }
     } else {
-        for (int i = (int)threadIdx.x; i < np * F2_MAXD; i += (int)blockDim.x) {
-            int pos = i / F2_MAXD, e = i - pos * F2_MAXD, pr = pos / nc, pc = pos - pr * nc;
-            const T *src = base + ((pr + t.ba[0]) * d0 + t.g[0]) * v.sr + ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc;
-            box[pr * G.rstr + pc * G.ps + off + e] = e < D ? to_acc(src[e]) : 0.f;
+        const int total = np * F2_MAXD;
+        for (int i0 = (int)threadIdx.x; i0 < total; i0 += F2_BATCH * nt) {
+            float x[F2_BATCH];
+            int dst[F2_BATCH];
+#pragma unroll
+            for (int u = 0; u < F2_BATCH; u++) {
+                int i = i0 + u * nt, pos = i / F2_MAXD, e = i - pos * F2_MAXD, pr = pos / nc, pc = pos - pr * nc;
+                dst[u] = i < total ? pr * G.rstr + pc * G.ps + off + e : -1;
+                x[u] = 0.f;
+                if (i < total && e < D)
+                    x[u] = to_acc(base[((pr + t.ba[0]) * d0 + t.g[0]) * v.sr + ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc + e]);
+            }
+#pragma unroll
+            for (int u = 0; u < F2_BATCH; u++)
+                if (dst[u] >= 0) box[dst[u]] = x[u];
         }
     }
 }
@@ -267,29 +289,76 @@ __device__ __forceinline__ void f2_qtable(const f2geo &G, const f2tile &t, const
 
 /* Slot movers: window row t of every query of the tile, between the attention
  * tensor and stage[q * K1 + tj] (stage holds T).  Lanes of a warp take
- * consecutive slots of one query (P lanes per query, P a power of two). */
-template <typename T, bool TO_GLOBAL>
-__device__ __forceinline__ void f2_move(const f2geo &G, T *wbase, T *stage, const int *qoff, const int2 *qwin,
-                                        int t, T mval)
+ * consecutive slots of one query (P >= K1 lanes per query, a power of two), so
+ * that a warp reads or writes runs of K1 consecutive elements.  Each thread
+ * has at most F2_MV elements per window row (the plan sees to it), all of
+ * them unrolled: loads are issued together, and AV issues the next row's
+ * loads (f2_fetch) before its compute and stores them (f2_put) after. */
+#define F2_MV 16
+struct f2lanes {
+    int q0, qs, tj; /* first query, query step, slot of this lane */
+};
+
+__device__ __forceinline__ f2lanes f2_lanes(const f2geo &G)
 {
     const int K1 = G.ax[1].K;
     int P = 1;
-    while (P < K1 && P < 32) P *= 2;
+    while (P < K1) P *= 2;
     const int qpw = 32 / P, lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x >> 5;
-    const int nw = ((int)blockDim.x + 31) >> 5, tj0 = lane % P;
-    for (int q = warp * qpw + lane / P; q < G.nq; q += nw * qpw) {
-        int off = qoff[q];
-        if (off < 0) continue;
-        int2 wn = qwin[q];
-        T *g = wbase + off + t * K1;
-        for (int tj = tj0; tj < K1; tj += P) {
-            bool ok = t < wn.x && tj < wn.y;
-            if (TO_GLOBAL) {
-                g[tj] = ok ? stage[q * K1 + tj] : mval;
-            } else if (ok) {
-                stage[q * K1 + tj] = g[tj];
-            }
+    f2lanes m;
+    m.q0 = warp * qpw + lane / P;
+    m.qs = (((int)blockDim.x + 31) >> 5) * qpw;
+    m.tj = lane % P;
+    return m;
+}
+
+template <typename T>
+__device__ __forceinline__ void f2_flush(const f2geo &G, const f2lanes &m, T *wbase, const T *stage,
+                                         const int *qoff, const int2 *qwin, int t, T mval)
+{
+    const int K1 = G.ax[1].K;
+    if (m.tj >= K1) return;
+    T v[F2_MV];
+    int off[F2_MV];
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++) {
+        int q = m.q0 + u * m.qs;
+        off[u] = q < G.nq ? qoff[q] : -1;
+        if (off[u] >= 0) {
+            int2 wn = qwin[q];
+            v[u] = t < wn.x && m.tj < wn.y ? stage[q * K1 + m.tj] : mval;
         }
+    }
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++)
+        if (off[u] >= 0) wbase[off[u] + t * K1 + m.tj] = v[u];
+}
+
+template <typename T>
+__device__ __forceinline__ void f2_fetch(const f2geo &G, const f2lanes &m, const T *wbase, const int *qoff,
+                                         const int2 *qwin, int t, T (&v)[F2_MV])
+{
+    const int K1 = G.ax[1].K;
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++) {
+        int q = m.q0 + u * m.qs, off = q < G.nq && m.tj < K1 ? qoff[q] : -1;
+        v[u] = T();
+        if (off >= 0) {
+            int2 wn = qwin[q];
+            if (t < wn.x && m.tj < wn.y) v[u] = wbase[off + t * K1 + m.tj];
+        }
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void f2_put(const f2geo &G, const f2lanes &m, T *stage, const T (&v)[F2_MV])
+{
+    const int K1 = G.ax[1].K;
+    if (m.tj >= K1) return;
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++) {
+        int q = m.q0 + u * m.qs;
+        if (q < G.nq) stage[q * K1 + m.tj] = v[u]; /* slots outside the window: never read */
     }
 }
 
@@ -309,7 +378,7 @@ __device__ __forceinline__ void f2_pair_smem(const f2geo &G, unsigned char *sm, 
 
 /* attn[q, slot] = q . k[slot] (+ rpb); slots outside a causal window = mval */
 template <typename T>
-__global__ void __launch_bounds__(F2_THREADS) qk2_kernel(f2geo G, f2view Q, f2view Kt, f2view R, f2view O,
+__global__ void __launch_bounds__(F2_PAIR_THREADS, 3) qk2_kernel(f2geo G, f2view Q, f2view Kt, f2view R, f2view O,
                                                           int D, int rpb, float mval, int vec)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
@@ -323,7 +392,7 @@ __global__ void __launch_bounds__(F2_THREADS) qk2_kernel(f2geo G, f2view Q, f2vi
     const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, K1 = G.ax[1].K;
     f2pair P;
     f2_get_pair(G, t, P);
-    f2_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, 0, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, h), Kt, D, 0, vec != 0);
     f2_qtable(G, t, O, qoff, qwin);
     float q[2][F2_MAXD];
     const T *qb = f2at<T>(Q, b, h);
@@ -339,6 +408,7 @@ __global__ void __launch_bounds__(F2_THREADS) qk2_kernel(f2geo G, f2view Q, f2vi
     }
     const T *rb = rpb ? f2at<T>(R, 0, h) : (const T *)0;
     T *ob = f2at<T>(O, b, h);
+    const f2lanes ml = f2_lanes(G);
     __syncthreads();
     for (int tr = 0; tr < G.ax[0].K; tr++) {
         T *st = stage + (tr & 1) * G.nq * K1;
@@ -365,13 +435,13 @@ __global__ void __launch_bounds__(F2_THREADS) qk2_kernel(f2geo G, f2view Q, f2vi
         __syncthreads();
         T mv;
         put(&mv, mval);
-        f2_move<T, true>(G, ob, st, qoff, qwin, tr, mv);
+        f2_flush<T>(G, ml, ob, st, qoff, qwin, tr, mv);
     }
 }
 
 /* out[q] = sum over slots of attn[q, slot] * v[slot] */
 template <typename T>
-__global__ void __launch_bounds__(F2_THREADS) av2_kernel(f2geo G, f2view Wt, f2view V, f2view O, int D, int vec)
+__global__ void __launch_bounds__(F2_PAIR_THREADS, 3) av2_kernel(f2geo G, f2view Wt, f2view V, f2view O, int D, int vec)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
@@ -384,7 +454,7 @@ __global__ void __launch_bounds__(F2_THREADS) av2_kernel(f2geo G, f2view Wt, f2v
     const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, K1 = G.ax[1].K;
     f2pair P;
     f2_get_pair(G, t, P);
-    f2_stage<T>(G, t, box, f2at<T>(V, b, h), V, D, 0, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, h), V, D, 0, vec != 0);
     f2_qtable(G, t, Wt, qoff, qwin);
     float acc[2][F2_MAXD];
 #pragma unroll
@@ -392,11 +462,15 @@ __global__ void __launch_bounds__(F2_THREADS) av2_kernel(f2geo G, f2view Wt, f2v
 #pragma unroll
         for (int k = 0; k < F2_MAXD; k++) acc[r][k] = 0.f;
     T *wb = f2at<T>(Wt, b, h);
+    const f2lanes ml = f2_lanes(G);
+    T pre[F2_MV];
     __syncthreads(); /* qoff, qwin */
-    f2_move<T, false>(G, wb, stage, qoff, qwin, 0, T());
+    f2_fetch<T>(G, ml, wb, qoff, qwin, 0, pre);
+    f2_put<T>(G, ml, stage, pre);
     __syncthreads();
     for (int tr = 0; tr < G.ax[0].K; tr++) {
         const T *st = stage + (tr & 1) * G.nq * K1;
+        if (tr + 1 < G.ax[0].K) f2_fetch<T>(G, ml, wb, qoff, qwin, tr + 1, pre); /* in flight during the compute */
         int kr = P.ra + tr;
         if (P.rowon && kr < P.rb) {
             const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
@@ -417,8 +491,7 @@ __global__ void __launch_bounds__(F2_THREADS) av2_kernel(f2geo G, f2view Wt, f2v
                 }
             }
         }
-        if (tr + 1 < G.ax[0].K)
-            f2_move<T, false>(G, wb, stage + ((tr + 1) & 1) * G.nq * K1, qoff, qwin, tr + 1, T());
+        if (tr + 1 < G.ax[0].K) f2_put<T>(G, ml, stage + ((tr + 1) & 1) * G.nq * K1, pre);
         __syncthreads();
     }
     T *obase = f2at<T>(O, b, h);
@@ -446,8 +519,8 @@ __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2v
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
     const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const float L2E = 1.4426950408889634f;
-    f2_stage<T>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
-    f2_stage<T>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
     float q[F2_MAXD], o[F2_MAXD], m = -INFINITY, l = 0.f;
     int ra = 0, rb = 0, ca = 0, cb = 0, qo = 0;
     if (on) {
@@ -543,8 +616,8 @@ __global__ void __launch_bounds__(F2_THREADS) dq2_kernel(f2geo G, f2view Q, f2vi
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j, K1 = G.ax[1].K;
     const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const float L2E = 1.4426950408889634f;
-    f2_stage<T>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
-    f2_stage<T>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
     float q[F2_MAXD], g[F2_MAXD], acc[F2_MAXD], lse2 = 0.f, dl = 0.f;
     int ra = 0, rb = 0, ca = 0, cb = 0, x0 = 0, x1 = 0;
     float *dsq = 0;
@@ -662,16 +735,23 @@ __global__ void __launch_bounds__(F2_THREADS) dkv2_kernel(f2geo G, f2view Q, f2v
     for (int h = hk * G.group; h < (hk + 1) * G.group; h++) {
         const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
         if (h > hk * G.group) __syncthreads(); /* the previous head's box is consumed */
-        f2_stage<T>(G, t, box, f2at<T>(Q, b, h), Q, D, 0, vec != 0);
-        f2_stage<T>(G, t, box, f2at<T>(dO, b, h), dO, Dv, F2_MAXD, vec != 0);
+        f2_stage<T, 4>(G, t, box, f2at<T>(Q, b, h), Q, D, 0, vec != 0);
+        f2_stage<T, 4>(G, t, box, f2at<T>(dO, b, h), dO, Dv, F2_MAXD, vec != 0);
         const float *lb = f2at<float>(L, b, h);
         const float *db = delta + ((i64)b * Hq + h) * G.ax[0].L * G.ax[1].L;
-        for (int idx = (int)threadIdx.x; idx < nr * nc; idx += (int)blockDim.x) {
-            int pr = idx / nc, pc = idx - pr * nc;
-            int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
-            float *dst = box + pr * G.rstr + pc * G.ps + 2 * F2_MAXD;
-            dst[0] = lb[y0 * L.sr + y1 * L.sc] * L2E;
-            dst[1] = db[(i64)y0 * G.ax[1].L + y1];
+        for (int i0 = (int)threadIdx.x; i0 < nr * nc; i0 += 4 * (int)blockDim.x) {
+            float2 x[4];
+            int dst[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int idx = i0 + u * (int)blockDim.x, pr = idx / nc, pc = idx - pr * nc;
+                int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
+                dst[u] = idx < nr * nc ? pr * G.rstr + pc * G.ps + 2 * F2_MAXD : -1;
+                if (dst[u] >= 0) x[u] = make_float2(lb[y0 * L.sr + y1 * L.sc] * L2E, db[(i64)y0 * G.ax[1].L + y1]);
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (dst[u] >= 0) *(float2 *)(box + dst[u]) = x[u];
         }
         __syncthreads();
         for (int qr = ra; qr < rb; qr++) {

@@ -906,6 +906,35 @@ struct f2plan {
  */
 enum { F2_PAIRS, F2_FUSED, F2_INVERSE };
 
+/*
+ * The most query positions whose windows hold
+ * one of T consecutive keys (the union of their inverse windows), over every
+ * tile of extent T of every dilation group: the staged box of the dK/dV
+ * kernel.  Exact (natten_inverse_window_g per tile) when the axis has at most
+ * 4096 tiles, else a bound: non-causal windows start at a(u) with
+ * u - (K + s - 2) <= a(u) <= u + max(0, (s - K) / 2), so the keys
+ * [v0, v0 + T) are seen by queries in (v0 - K - max(0, (s - K) / 2),
+ * v0 + T - 1 + K + s - 2]; causal ones by at most T + K - 1.
+ */
+static inline i64 f2_inv_span(const f2axis &x, int T, i64 *memo)
+{
+    i64 best = 0, work = 0, nmax = (x.L + x.d - 1) / x.d;
+    if (memo[T]) return memo[T];
+    for (int g = 0; g < x.d && g < x.L && work <= 4096; g++) {
+        i64 n = natten_group_len(x.L, x.d, g);
+        for (i64 u0 = 0; u0 < n && ++work <= 4096; u0 += T) {
+            i64 u1 = (u0 + T < n ? u0 + T : n) - 1, qa, qb, e0, e1;
+            natten_inverse_window_g(n, x.K, x.s, x.c, u0, &qa, &e0);
+            natten_inverse_window_g(n, x.K, x.s, x.c, u1, &e1, &qb);
+            if (qb - qa > best) best = qb - qa;
+        }
+    }
+    if (work > 4096)
+        best = x.c ? T + (i64)x.K - 1 : T + 2 * (i64)x.K + x.s - 3 + (x.s > x.K ? (x.s - x.K) / 2 : 0);
+    if (best > nmax) best = nmax;
+    return memo[T] = best > 0 ? best : 1;
+}
+
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, size_t budget, f2plan &P)
 {
     const bool pairs = kind == F2_PAIRS;
@@ -926,17 +955,22 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
         x.c = p->causal[ax[a]];
         nmax[a] = (x.L + x.d - 1) / x.d;
     }
+    /* lanes per query of the slot movers: the window's columns, a power of two */
+    int lanes_q = 1;
+    while (lanes_q < P.g.ax[1].K) lanes_q *= 2;
+    if (pairs && P.g.ax[1].K > 32) return false;
+    i64 inv0[65] = {0}, inv1[65] = {0}; /* inverse spans by tile extent, filled on demand */
     double best = -1;
     for (int T0 = 1; T0 <= 64 && (T0 == 1 || T0 / 2 < nmax[0]); T0 *= 2) {
         for (int w = 1; w <= (pairs ? 16 : 64); w++) {
             int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : T0 * T1, nq = T0 * T1;
-            if (thr > F2_THREADS || (T1 > nmax[1] && w > 1 && (pairs ? 4 * (w - 1) : w - 1) >= nmax[1])) continue;
-            /* windows of T consecutive positions span at most T + K + s - 2;
-             * inverse windows at most T + 3K/2 + s (clamped windows at the ends
-             * pile up): T + 2K + 2s is taken */
-            i64 spr = kind == F2_INVERSE ? T0 + 2 * (i64)P.g.ax[0].K + 2 * P.g.ax[0].s
+            if (thr > (pairs ? F2_PAIR_THREADS : F2_THREADS) || (T1 > nmax[1] && w > 1 && (pairs ? 4 * (w - 1) : w - 1) >= nmax[1])) continue;
+            /* windows of T consecutive positions span at most T + K + s - 2
+             * (window starts grow by at most one per position plus s - 1 at a
+             * stride boundary); inverse windows: measured per tile extent */
+            i64 spr = kind == F2_INVERSE ? f2_inv_span(P.g.ax[0], T0, inv0)
                                          : T0 + P.g.ax[0].K + P.g.ax[0].s - 2;
-            i64 spc = kind == F2_INVERSE ? T1 + 2 * (i64)P.g.ax[1].K + 2 * P.g.ax[1].s
+            i64 spc = kind == F2_INVERSE ? f2_inv_span(P.g.ax[1], T1, inv1)
                                          : T1 + P.g.ax[1].K + P.g.ax[1].s - 2;
             if (spr > nmax[0]) spr = nmax[0];
             if (spc > nmax[1]) spc = nmax[1];
@@ -945,6 +979,8 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
             size_t smem = (size_t)(spr * rstr) * sizeof(float) +
                           (pairs ? (size_t)nq * (sizeof(int2) + sizeof(int) + 2 * (size_t)P.g.ax[1].K * esz) : 0);
             if (smem > budget) continue;
+            /* the slot movers: at most F2_MV queries per lane (f2_lanes) */
+            if (pairs && nq > F2_MV * ((thr + 31) / 32) * (32 / lanes_q)) continue;
             i64 nt0 = (nmax[0] + T0 - 1) / T0, nt1 = (nmax[1] + T1 - 1) / T1;
             double tiles = (double)P.g.ax[0].d * nt0 * P.g.ax[1].d * nt1;
             double cost = tiles * ((thr + 31) / 32 * 32 * (pairs ? 2 : 1) + 0.1 * (double)(spr * spc));
