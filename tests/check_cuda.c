@@ -250,7 +250,8 @@ END_TEST
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
-    static const char *const env[][2] = {{"NATTEN_CUDA_TILED_CONFIG", "1"},
+    static const char *const env[][2] = {{"NATTEN_CUDA_TILED_CONFIG", "0"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "1"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "2"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
