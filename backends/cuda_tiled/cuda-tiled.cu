@@ -236,7 +236,7 @@ static int ct_device_name(int device_id, char *buf, size_t len)
 extern "C" const natten_backend CT_BACKEND;
 
 #if CT_HOST_PASS
-static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "small-tiles", "large-tiles"};
+static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k"};
 #endif
 
 #if CT_HOST_PASS

@@ -58,8 +58,8 @@ natten_status ct_error(cudaError_t e, const char *what);
 void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
 natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 
-/* The backend's configurations (the fast kernels' shared-memory budget per
- * tile: default 72 KiB, small-tiles 48 KiB, large-tiles 110 KiB). */
+/* The backend's configurations: the fast kernels' tile plans (default,
+ * big-tiles, big-tiles-110k; f2_config in kernels.cuh). */
 #define CT_N_CONFIGS 3
 
 /* One entry point per op, per dtype. */

@@ -935,8 +935,16 @@ static inline i64 f2_inv_span(const f2axis &x, int T, i64 *memo)
     return memo[T] = best > 0 ? best : 1;
 }
 
-static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, size_t budget, f2plan &P)
+/* A configuration of the fast kernels: shared memory a tile may use, and a
+ * cost per block (in thread-slots) that makes the plan prefer bigger blocks. */
+struct f2cfg {
+    size_t budget;
+    double per_block;
+};
+
+static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
 {
+    const size_t budget = cfg.budget;
     const bool pairs = kind == F2_PAIRS;
     int ar, ac, ax[2];
     i64 nmax[2];
@@ -983,7 +991,7 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
             if (pairs && nq > F2_MV * ((thr + 31) / 32) * (32 / lanes_q)) continue;
             i64 nt0 = (nmax[0] + T0 - 1) / T0, nt1 = (nmax[1] + T1 - 1) / T1;
             double tiles = (double)P.g.ax[0].d * nt0 * P.g.ax[1].d * nt1;
-            double cost = tiles * ((thr + 31) / 32 * 32 * (pairs ? 2 : 1) + 0.1 * (double)(spr * spc));
+            double cost = tiles * ((thr + 31) / 32 * 32 * (pairs ? 2 : 1) + 0.1 * (double)(spr * spc) + cfg.per_block);
             if (best >= 0 && cost >= best) continue;
             best = cost;
             P.g.ax[0].T = T0;
@@ -1018,16 +1026,28 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
     return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFuncSetAttribute");
 }
 
-/* Tile budgets of the backend's configurations (config 0: the default). */
-static inline size_t f2_budget(const natten_problem *p, const natten_exec *x)
+/*
+ * The backend's configurations (config 0: the default).  The default plan
+ * minimises launched thread-slots and staged positions; on the 56x56 K 7
+ * problems it picks 8x8-query tiles (one warp per block for the unfused
+ * kernels, two for the fused ones: docs/benchmarks.md).  big-tiles adds a
+ * cost of 1024 thread-slots per block, so that the plan takes the largest
+ * tile the budget allows (fewer staged positions per query, more warps per
+ * SM); big-tiles-110k also raises the budget from 72 to 110 KiB.
+ * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
+ */
+static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
 {
     const ct_device *d = ct_device_at(p->device.device_id);
     size_t optin = d && d->smem_optin > d->smem_block ? d->smem_optin : d ? d->smem_block : 48 * 1024;
     int cfg = x ? x->config : 0;
     const char *env = getenv("NATTEN_CUDA_TILED_CONFIG");
+    f2cfg c;
     if (env && *env) cfg = atoi(env);
-    size_t want = cfg == 1 ? 48 * 1024 : cfg == 2 ? 110 * 1024 : 72 * 1024;
-    return want < optin ? want : optin;
+    c.budget = cfg == 2 ? 110 * 1024 : 72 * 1024;
+    if (c.budget > optin) c.budget = optin;
+    c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
+    return c;
 }
 
 template <typename T>
@@ -1056,7 +1076,7 @@ struct ops {
         if constexpr (sizeof(A) == 4) {
             f2plan F;
             if (f2_usable(p, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) && f2_fits(p, O, p->window) &&
-                (!rpb || f2_fits(p, R, 1)) && f2_plan(p, F2_PAIRS, sizeof(T), p->heads, f2_budget(p, x), F)) {
+                (!rpb || f2_fits(p, R, 1)) && f2_plan(p, F2_PAIRS, sizeof(T), p->heads, f2_config(p, x), F)) {
                 int vec = f2_vec(p, X, sizeof(T), D) && f2_vec(p, Y, sizeof(T), D);
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)qk2_kernel<T>, F.smem))) return st;
@@ -1084,7 +1104,7 @@ struct ops {
         if constexpr (sizeof(A) == 4) {
             f2plan F;
             if (f2_usable(p, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) && f2_fits(p, O, Dv) &&
-                f2_plan(p, F2_PAIRS, sizeof(T), p->heads, f2_budget(p, x), F)) {
+                f2_plan(p, F2_PAIRS, sizeof(T), p->heads, f2_config(p, x), F)) {
                 int vec = f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)av2_kernel<T>, F.smem))) return st;
@@ -1170,7 +1190,7 @@ struct ops {
             if (f2_usable(p, D > Dv ? D : Dv) && f2_fits(p, NATTEN_ARG_Q, D) && f2_fits(p, NATTEN_ARG_K, D) &&
                 f2_fits(p, NATTEN_ARG_V, Dv) && f2_fits(p, NATTEN_ARG_OUT, Dv) &&
                 (!lse || f2_fits(p, NATTEN_ARG_LSE, 1)) && (!rpb || f2_fits(p, NATTEN_ARG_RPB, 1)) &&
-                f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_budget(p, x), F)) {
+                f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), F)) {
                 int vec = f2_vec(p, NATTEN_ARG_Q, sizeof(T), D) && f2_vec(p, NATTEN_ARG_K, sizeof(T), D) &&
                           f2_vec(p, NATTEN_ARG_V, sizeof(T), Dv) && f2_vec(p, NATTEN_ARG_OUT, sizeof(T), Dv);
                 if (F.empty) return NATTEN_SUCCESS;
@@ -1254,8 +1274,8 @@ struct ops {
                 if (a != NATTEN_ARG_RPB && a != NATTEN_ARG_LSE && a != NATTEN_ARG_ATTN && a != NATTEN_ARG_D_ATTN &&
                     a != NATTEN_ARG_D_RPB && natten_has(p, (natten_arg)a))
                     ok = f2_fits(p, (natten_arg)a, p->arg[a].shape[NV_C]);
-            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_budget(p, x), Fq) &&
-                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_budget(p, x), Fk)) {
+            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq) &&
+                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk)) {
                 static const natten_arg io[] = {NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_OUT,
                                                 NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V};
                 int vec = 1;
