@@ -16,6 +16,10 @@
  * centre's rows in registers (up to 32 each, so head dims up to 32*G <= 1024)
  * and dot products are summed across the G lanes with shuffles.  Every sum has
  * a fixed order: results are deterministic.
+ *
+ * Rank 1 and 2 with head dims up to 32 in fp32/fp16/bf16 go to the fast
+ * kernels of fast2d.cuh instead (the op functions at the end of this file
+ * choose); these generic kernels serve everything else.
  */
 #ifndef NATTEN_CUDA_TILED_KERNELS_CUH
 #define NATTEN_CUDA_TILED_KERNELS_CUH
