@@ -82,8 +82,8 @@ static const ref_problem bigger[] = {
     {2, 1, 2, 2, 100, 100, {12, 13, 1}, {4, 5, 1}, {1, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     /* a wide 1-D window: the partner box is staged in several chunks */
     {1, 2, 2, 2, 64, 64, {300, 1, 1}, {201, 1, 1}, {1, 1, 1}, {3, 1, 1}, {0, 0, 0}, 0, 0},
-    /* the register-blocked unfused kernels (head dim <= 32, rank >= 2): causal,
-     * dilation, L mod d != 0, several tiles; then with RPB */
+    /* the fast 2-D kernels (head dim <= 32, rank <= 2): causal, dilation,
+     * L mod d != 0, several tiles; then with RPB */
     {2, 2, 3, 3, 32, 32, {30, 33, 1}, {7, 5, 1}, {1, 2, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0},
     {2, 1, 2, 2, 16, 16, {17, 19, 1}, {5, 7, 1}, {3, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     /* 3-D with everything */
@@ -112,7 +112,7 @@ START_TEST(other_stream)
      * stream: synchronise first by running on that stream and then syncing. */
     for (int op = 0; op < 2 * OP_COUNT; op++) {
         uint64_t rng = seed + (uint64_t)op, rng2 = rng;
-        const ref_problem *r = &bigger[op < OP_COUNT ? 0 : 3]; /* generic, then register-blocked */
+        const ref_problem *r = &bigger[op < OP_COUNT ? 0 : 3]; /* generic, then the fast 2-D kernels */
         tc_io ref, io;
         natten_context *ref_ctx;
         ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
@@ -243,6 +243,30 @@ START_TEST(empty_and_refused)
 }
 END_TEST
 
+/* The fast 2-D kernels under each configuration's tile budget (other tile
+ * shapes, so other partial tiles), and with the fast kernels switched off for
+ * the same problems (the generic kernels on a 2-D problem with a short head
+ * dim). */
+START_TEST(configs_and_generic)
+{
+    natten_context *ctx = forced();
+    static const char *const env[][2] = {{"NATTEN_CUDA_TILED_CONFIG", "0"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "1"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "2"},
+                                         {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
+    for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
+        ck_assert_int_eq(setenv(env[e][0], env[e][1], 1), 0);
+        for (size_t c = 3; c <= 4; c++)
+            for (int op = 0; op < OP_COUNT; op++) {
+                compare(&bigger[c], (tc_op)op, "float32", 1e-4, ctx);
+                compare(&bigger[c], (tc_op)op, "float16", 1e-2, ctx);
+            }
+        ck_assert_int_eq(unsetenv(env[e][0]), 0);
+    }
+    natten_context_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     natten_backend_info info;
@@ -272,7 +296,8 @@ int main(void)
             const char *name;
             const TTest *fn;
         } tests[] = {{"bigger", bigger_shapes}, {"stream", other_stream}, {"oom", out_of_memory},
-                     {"device", device_index}, {"empty", empty_and_refused}};
+                     {"device", device_index}, {"empty", empty_and_refused},
+                     {"configs", configs_and_generic}};
         for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
             tc = tcase_create(tests[i].name);
             tcase_add_test(tc, tests[i].fn);

@@ -66,6 +66,14 @@ static int ct_probe(char *why, size_t len)
         d->cc = pr.major * 10 + pr.minor;
         d->sms = pr.multiProcessorCount;
         d->smem_block = pr.sharedMemPerBlock;
+        {
+            int optin = 0;
+            if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, i) != cudaSuccess) {
+                (void)cudaGetLastError();
+                optin = 0;
+            }
+            d->smem_optin = optin > 0 ? (size_t)optin : 0;
+        }
         snprintf(d->name, sizeof d->name, "%s", pr.name);
         if ((e = cudaSetDevice(i)) == cudaSuccess) e = cudaFuncGetAttributes(&fa, (const void *)ct_probe_kernel);
         if (e != cudaSuccess) {
@@ -229,6 +237,10 @@ static int ct_device_name(int device_id, char *buf, size_t len)
 extern "C" const natten_backend CT_BACKEND;
 
 #if CT_HOST_PASS
+static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k"};
+#endif
+
+#if CT_HOST_PASS
 const natten_backend CT_BACKEND = {
     CT_NAME,
     CT_API ", shared-memory tiles: every op, any window/dilation/stride/causal, fp32/fp64/fp16/bf16",
@@ -236,8 +248,8 @@ const natten_backend CT_BACKEND = {
     ct_probe,
     ct_supports,
     {run_on_device, run_on_device, run_on_device, run_on_device, run_on_device, run_on_device},
-    0,
-    NULL,
+    CT_N_CONFIGS,
+    ct_config_names,
     ct_scratch_alloc,
     ct_scratch_free,
     ct_time_op,

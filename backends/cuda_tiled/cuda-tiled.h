@@ -35,6 +35,7 @@ typedef struct ct_device {
     int cc;                  /* compute capability, 10*major + minor */
     int sms;
     size_t smem_block;       /* default dynamic shared memory per block */
+    size_t smem_optin;       /* most a kernel may opt in to (0: none beyond the default) */
     char name[256];
     char why[160];           /* when !usable */
 } ct_device;
@@ -56,6 +57,10 @@ natten_status ct_error(cudaError_t e, const char *what);
  * with the status in *st. */
 void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
 natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
+
+/* The backend's configurations: the fast kernels' tile plans (default,
+ * big-tiles, big-tiles-110k; f2_config in kernels.cuh). */
+#define CT_N_CONFIGS 3
 
 /* One entry point per op, per dtype. */
 typedef struct ct_ops {

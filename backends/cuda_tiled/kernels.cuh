@@ -16,6 +16,10 @@
  * centre's rows in registers (up to 32 each, so head dims up to 32*G <= 1024)
  * and dot products are summed across the G lanes with shuffles.  Every sum has
  * a fixed order: results are deterministic.
+ *
+ * Rank 1 and 2 with head dims up to 32 in fp32/fp16/bf16 go to the fast
+ * kernels of fast2d.cuh instead (the op functions at the end of this file
+ * choose); these generic kernels serve everything else.
  */
 #ifndef NATTEN_CUDA_TILED_KERNELS_CUH
 #define NATTEN_CUDA_TILED_KERNELS_CUH
@@ -32,8 +36,6 @@ typedef int64_t i64;
 
 /* registers per lane for one row */
 #define NR 32
-/* queries per thread in the register-blocked unfused kernels */
-#define CT_RB 4
 
 template <typename T> struct acc_of { typedef float type; };
 template <> struct acc_of<double> { typedef double type; };
@@ -376,177 +378,6 @@ __global__ void __launch_bounds__(CT_THREADS) nn_kernel(geo G, dview Wt, dview Y
 #pragma unroll
             for (int j = 0; j < NR; j++)
                 if (j < body.njl) put(op + c.lane + j * G.G, body.acc[j]);
-        }
-    }
-}
-
-/* ---- unfused fast paths: one lane per centre, R queries stacked on axis 0 -------------
- * Head dims up to 32, float accumulation.  A thread holds R consecutive queries of
- * one column (group positions u .. u+R-1 on axis 0); their windows overlap, so
- * each partner row is read from shared memory once for all R of them (the
- * generic kernels read it once per query).  Slots and masks are per query. */
-
-template <int RB>
-struct rq {
-    bool on[RB];
-    i64 u[RB], a[RB], b[RB]; /* group position and window on axis 0 */
-};
-
-template <int RB>
-__device__ __forceinline__ void get_rq(const geo &G, const tile &t, const centre &c, rq<RB> &q)
-{
-#pragma unroll
-    for (int r = 0; r < RB; r++) {
-        q.u[r] = c.u[0] + r;
-        q.on[r] = c.on && q.u[r] <= t.ul[0];
-        natten_window_g(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, q.on[r] ? q.u[r] : c.u[0], &q.a[r], &q.b[r]);
-    }
-}
-
-template <typename T, typename A, int RB>
-struct pnr_body {
-    static const bool need_ws = false;
-    const geo &G;
-    const tile &t;
-    const centre &c;
-    rq<RB> q;
-    dview Y, R;
-    bool rpb;
-    int D, width;
-    i64 h;
-    T *orow[RB];
-    A xr[RB][NR];
-    __device__ pnr_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
-    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
-    {
-        return to_acc(at<T>(Y, bb, x, hh)[k]);
-    }
-    /* every query's dot with the row (j outer: the row is read once and no copy
-     * of it is kept), stored only where the key is in that query's window */
-    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
-    {
-        A sr[RB];
-        int inner = (int)((p[1] - c.lo[1]) * G.ax[2].K + (p[2] - c.lo[2])), KK = G.ax[1].K * G.ax[2].K;
-#pragma unroll
-        for (int r = 0; r < RB; r++) sr[r] = 0;
-#pragma unroll
-        for (int j = 0; j < NR; j++)
-            if (j < D) {
-                A k = row[j];
-#pragma unroll
-                for (int r = 0; r < RB; r++) sr[r] += xr[r][j] * k;
-            }
-#pragma unroll
-        for (int r = 0; r < RB; r++) {
-            if (!q.on[r] || p[0] < q.a[r] || p[0] >= q.b[r]) continue;
-            A s = sr[r];
-            if (rpb) {
-                i64 e[3];
-                e[0] = p[0] - q.u[r] + G.ax[0].K - 1;
-                e[1] = p[1] - c.u[1] + G.ax[1].K - 1;
-                e[2] = p[2] - c.u[2] + G.ax[2].K - 1;
-                s += to_acc(*rpb_at<T>(R, h, e));
-            }
-            put(orow[r] + (int)(p[0] - q.a[r]) * KK + inner, s);
-        }
-    }
-};
-
-template <typename T, typename A, int RB>
-__global__ void __launch_bounds__(CT_THREADS) pnr_kernel(geo G, dview X, dview Y, dview R, dview O,
-                                                         int rpb, int D, A mval, int any_causal)
-{
-    CT_KERNEL_PROLOGUE(false)
-    pnr_body<T, A, RB> body(G, t, c);
-    get_rq<RB>(G, t, c, body.q);
-    body.Y = Y; body.R = R; body.rpb = rpb != 0; body.D = D; body.width = D;
-    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
-        i64 b = bh / G.H, h = bh % G.H;
-        body.h = h;
-#pragma unroll
-        for (int r = 0; r < RB; r++) {
-            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
-            if (!body.q.on[r]) x[0] = c.x[0];
-            const T *xp = at<T>(X, b, x, h);
-            body.orow[r] = at<T>(O, b, x, h);
-#pragma unroll
-            for (int j = 0; j < NR; j++) body.xr[r][j] = body.q.on[r] && j < D ? to_acc(xp[j]) : (A)0;
-            if (any_causal && body.q.on[r]) {
-                i64 s = 0;
-                for (int t0 = 0; t0 < G.ax[0].K; t0++)
-                    for (int t1 = 0; t1 < G.ax[1].K; t1++)
-                        for (int t2 = 0; t2 < G.ax[2].K; t2++, s++)
-                            if (body.q.a[r] + t0 >= body.q.b[r] || c.lo[1] + t1 >= c.hi[1] ||
-                                c.lo[2] + t2 >= c.hi[2])
-                                put(body.orow[r] + s, mval);
-            }
-        }
-        drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
-    }
-}
-
-template <typename T, typename A, int RB>
-struct nnr_body {
-    static const bool need_ws = false;
-    const geo &G;
-    const tile &t;
-    const centre &c;
-    rq<RB> q;
-    dview Y;
-    int D, width;
-    const T *wrow[RB];
-    A acc[RB][NR];
-    __device__ nnr_body(const geo &G_, const tile &t_, const centre &c_) : G(G_), t(t_), c(c_) {}
-    __device__ __forceinline__ A stage(i64 bb, i64 hh, const i64 x[3], int k)
-    {
-        return to_acc(at<T>(Y, bb, x, hh)[k]);
-    }
-    /* weights of the row for each query (0 outside its window), then one pass
-     * over the row */
-    __device__ __forceinline__ void visit(const A *row, const i64 p[3], const i64 *)
-    {
-        A w[RB];
-        int inner = (int)((p[1] - c.lo[1]) * G.ax[2].K + (p[2] - c.lo[2])), KK = G.ax[1].K * G.ax[2].K;
-#pragma unroll
-        for (int r = 0; r < RB; r++)
-            w[r] = q.on[r] && p[0] >= q.a[r] && p[0] < q.b[r] ? to_acc(wrow[r][(int)(p[0] - q.a[r]) * KK + inner])
-                                                             : (A)0;
-#pragma unroll
-        for (int j = 0; j < NR; j++)
-            if (j < D) {
-                A v = row[j];
-#pragma unroll
-                for (int r = 0; r < RB; r++) acc[r][j] += w[r] * v;
-            }
-    }
-};
-
-template <typename T, typename A, int RB>
-__global__ void __launch_bounds__(CT_THREADS) nnr_kernel(geo G, dview Wt, dview Y, dview O, int D)
-{
-    CT_KERNEL_PROLOGUE(false)
-    nnr_body<T, A, RB> body(G, t, c);
-    get_rq<RB>(G, t, c, body.q);
-    body.Y = Y; body.D = D; body.width = D;
-    for (i64 bh = blockIdx.y; bh < G.BH; bh += gridDim.y) {
-        i64 b = bh / G.H, h = bh % G.H;
-#pragma unroll
-        for (int r = 0; r < RB; r++) {
-            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
-            if (!body.q.on[r]) x[0] = c.x[0];
-            body.wrow[r] = at<T>(Wt, b, x, h);
-#pragma unroll
-            for (int j = 0; j < NR; j++) body.acc[r][j] = 0;
-        }
-        drive<false, A>(G, t, c, body, b, h, sm, (i64 *)0);
-#pragma unroll
-        for (int r = 0; r < RB; r++) {
-            if (!body.q.on[r]) continue;
-            i64 x[3] = {body.q.u[r] * G.ax[0].d + t.g[0], c.x[1], c.x[2]};
-            T *op = at<T>(O, b, x, h);
-#pragma unroll
-            for (int j = 0; j < NR; j++)
-                if (j < D) put(op + j, body.acc[r][j]);
         }
     }
 }
@@ -908,6 +739,8 @@ __global__ void __launch_bounds__(256) rpb_reduce_kernel(geo G, dview Gr, dview 
     }
 }
 
+#include "fast2d.cuh"
+
 /* ==== host side: tile planning and launches =========================================== */
 
 static inline dview mkview(const natten_problem *p, natten_arg a)
@@ -1015,6 +848,212 @@ static inline natten_status launched(const char *what)
     return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, what);
 }
 
+
+/* ---- fast 2-D kernels: eligibility and tile planning -------------------------------- */
+
+/* Problem axes the fast kernels call rows and columns: (0, 1) in 2-D; in 1-D
+ * the columns are axis 0 and the rows the unit axis 1. */
+static inline void f2_axes(const natten_problem *p, int &ar, int &ac)
+{
+    ar = p->rank == 2 ? 0 : 1;
+    ac = p->rank == 2 ? 1 : 0;
+}
+
+/* Positions within one (batch, head) of role a, plus inner elements, in int. */
+static inline bool f2_fits(const natten_problem *p, natten_arg a, i64 inner)
+{
+    const natten_view &v = p->arg[a];
+    i64 span = inner;
+    for (int i = 1; i <= 3; i++) span += llabs(v.stride[i]) * (v.shape[i] > 0 ? v.shape[i] - 1 : 0);
+    return span < 0x7fffffffLL;
+}
+
+static inline f2view f2mk(const natten_problem *p, natten_arg a)
+{
+    f2view v;
+    int ar, ac;
+    f2_axes(p, ar, ac);
+    v.p = p->arg[a].data;
+    v.sb = p->arg[a].stride[0];
+    v.sh = p->arg[a].stride[4];
+    v.sr = (int)p->arg[a].stride[ar + 1];
+    v.sc = (int)p->arg[a].stride[ac + 1];
+    return v;
+}
+
+/* 16-byte loads and stores of rows of role a: aligned base, strides and length. */
+static inline bool f2_vec(const natten_problem *p, natten_arg a, size_t esz, int D)
+{
+    const natten_view &v = p->arg[a];
+    i64 ve = (i64)(16 / esz);
+    if ((uintptr_t)v.data % 16 != 0 || D % ve != 0) return false;
+    for (int i = 0; i < 5; i++)
+        if (v.stride[i] % ve != 0) return false;
+    return true;
+}
+
+struct f2plan {
+    f2geo g;
+    dim3 grid, block;
+    size_t smem;
+    bool empty;
+};
+
+/*
+ * Tile shape for the fast kernels under a shared-memory budget: the shape
+ * that minimises the threads launched (tiles x threads per tile, in whole
+ * warps), then the staged positions.  Kinds: F2_PAIRS, the unfused kernels
+ * (two lanes per four queries of a row, ps 32, two window-row stages of
+ * esz-byte slots per query); F2_FUSED, a thread per query with two staged
+ * rows per partner (forward, dQ); F2_INVERSE, the same per key, the box being
+ * the union of inverse windows (dK, dV).
+ */
+enum { F2_PAIRS, F2_FUSED, F2_INVERSE };
+
+/*
+ * The most query positions whose windows hold
+ * one of T consecutive keys (the union of their inverse windows), over every
+ * tile of extent T of every dilation group: the staged box of the dK/dV
+ * kernel.  Exact (natten_inverse_window_g per tile) when the axis has at most
+ * 4096 tiles, else a bound: non-causal windows start at a(u) with
+ * u - (K + s - 2) <= a(u) <= u + max(0, (s - K) / 2), so the keys
+ * [v0, v0 + T) are seen by queries in (v0 - K - max(0, (s - K) / 2),
+ * v0 + T - 1 + K + s - 2]; causal ones by at most T + K - 1.
+ */
+static inline i64 f2_inv_span(const f2axis &x, int T, i64 *memo)
+{
+    i64 best = 0, work = 0, nmax = (x.L + x.d - 1) / x.d;
+    if (memo[T]) return memo[T];
+    for (int g = 0; g < x.d && g < x.L && work <= 4096; g++) {
+        i64 n = natten_group_len(x.L, x.d, g);
+        for (i64 u0 = 0; u0 < n && ++work <= 4096; u0 += T) {
+            i64 u1 = (u0 + T < n ? u0 + T : n) - 1, qa, qb, e0, e1;
+            natten_inverse_window_g(n, x.K, x.s, x.c, u0, &qa, &e0);
+            natten_inverse_window_g(n, x.K, x.s, x.c, u1, &e1, &qb);
+            if (qb - qa > best) best = qb - qa;
+        }
+    }
+    if (work > 4096)
+        best = x.c ? T + (i64)x.K - 1 : T + 2 * (i64)x.K + x.s - 3 + (x.s > x.K ? (x.s - x.K) / 2 : 0);
+    if (best > nmax) best = nmax;
+    return memo[T] = best > 0 ? best : 1;
+}
+
+/* A configuration of the fast kernels: shared memory a tile may use, and a
+ * cost per block (in thread-slots) that makes the plan prefer bigger blocks. */
+struct f2cfg {
+    size_t budget;
+    double per_block;
+};
+
+static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
+{
+    const size_t budget = cfg.budget;
+    const bool pairs = kind == F2_PAIRS;
+    int ar, ac, ax[2];
+    i64 nmax[2];
+    f2_axes(p, ar, ac);
+    ax[0] = ar;
+    ax[1] = ac;
+    memset(&P.g, 0, sizeof P.g);
+    P.smem = 0;
+    P.empty = true;
+    for (int a = 0; a < 2; a++) {
+        f2axis &x = P.g.ax[a];
+        x.L = (int)p->extent[ax[a]];
+        x.K = p->kernel[ax[a]];
+        x.d = p->dilation[ax[a]];
+        x.s = p->stride[ax[a]];
+        x.c = p->causal[ax[a]];
+        nmax[a] = (x.L + x.d - 1) / x.d;
+    }
+    /* lanes per query of the slot movers: the window's columns, a power of two */
+    int lanes_q = 1;
+    while (lanes_q < P.g.ax[1].K) lanes_q *= 2;
+    if (pairs && P.g.ax[1].K > 32) return false;
+    i64 inv0[65] = {0}, inv1[65] = {0}; /* inverse spans by tile extent, filled on demand */
+    double best = -1;
+    for (int T0 = 1; T0 <= 64 && (T0 == 1 || T0 / 2 < nmax[0]); T0 *= 2) {
+        for (int w = 1; w <= (pairs ? 16 : 64); w++) {
+            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : T0 * T1, nq = T0 * T1;
+            if (thr > (pairs ? F2_PAIR_THREADS : F2_THREADS) || (T1 > nmax[1] && w > 1 && (pairs ? 4 * (w - 1) : w - 1) >= nmax[1])) continue;
+            /* windows of T consecutive positions span at most T + K + s - 2
+             * (window starts grow by at most one per position plus s - 1 at a
+             * stride boundary); inverse windows: measured per tile extent */
+            i64 spr = kind == F2_INVERSE ? f2_inv_span(P.g.ax[0], T0, inv0)
+                                         : T0 + P.g.ax[0].K + P.g.ax[0].s - 2;
+            i64 spc = kind == F2_INVERSE ? f2_inv_span(P.g.ax[1], T1, inv1)
+                                         : T1 + P.g.ax[1].K + P.g.ax[1].s - 2;
+            if (spr > nmax[0]) spr = nmax[0];
+            if (spc > nmax[1]) spc = nmax[1];
+            int ps = pairs ? F2_MAXD : 2 * F2_MAXD + 4;
+            i64 rstr = spc * ps + (pairs ? 8 : 0);
+            size_t smem = (size_t)(spr * rstr) * sizeof(float) +
+                          (pairs ? (size_t)nq * (sizeof(int2) + sizeof(int) + 2 * (size_t)P.g.ax[1].K * esz) : 0);
+            if (smem > budget) continue;
+            /* the slot movers: at most F2_MV queries per lane (f2_lanes) */
+            if (pairs && nq > F2_MV * ((thr + 31) / 32) * (32 / lanes_q)) continue;
+            i64 nt0 = (nmax[0] + T0 - 1) / T0, nt1 = (nmax[1] + T1 - 1) / T1;
+            double tiles = (double)P.g.ax[0].d * nt0 * P.g.ax[1].d * nt1;
+            double cost = tiles * ((thr + 31) / 32 * 32 * (pairs ? 2 : 1) + 0.1 * (double)(spr * spc) + cfg.per_block);
+            if (best >= 0 && cost >= best) continue;
+            best = cost;
+            P.g.ax[0].T = T0;
+            P.g.ax[1].T = T1;
+            P.g.ax[0].nt = (int)nt0;
+            P.g.ax[1].nt = (int)nt1;
+            P.g.ps = ps;
+            P.g.rstr = (int)rstr;
+            P.g.spr = (int)spr;
+            P.g.spc = (int)spc;
+            P.g.nq = nq;
+            P.smem = smem;
+            P.block = dim3((unsigned)((thr + 31) / 32 * 32), 1, 1);
+        }
+    }
+    if (best < 0) return false;
+    i64 tiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, bh = p->batch * heads;
+    if (bh > 0x7fffffffLL || tiles > 65535LL * 65535LL) return false;
+    P.g.H = (int)heads;
+    P.g.group = (int)(p->heads / (p->heads_kv > 0 ? p->heads_kv : 1));
+    P.empty = bh == 0 || tiles == 0;
+    unsigned ty = (unsigned)(tiles < 65535 ? tiles : 65535);
+    P.grid = dim3((unsigned)(bh > 0 ? bh : 1), ty > 0 ? ty : 1, (unsigned)((tiles + ty - 1) / (ty > 0 ? ty : 1)));
+    return true;
+}
+
+/* Dynamic shared memory beyond the default needs the kernel's opt-in. */
+static inline natten_status f2_smem_attr(const void *fn, size_t smem)
+{
+    cudaError_t e = smem > 48 * 1024 ? cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)
+                                     : cudaSuccess;
+    return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFuncSetAttribute");
+}
+
+/*
+ * The backend's configurations (config 0: the default).  The default plan
+ * minimises launched thread-slots and staged positions; on the 56x56 K 7
+ * problems it picks 8x8-query tiles (one warp per block for the unfused
+ * kernels, two for the fused ones: docs/benchmarks.md).  big-tiles adds a
+ * cost of 1024 thread-slots per block, so that the plan takes the largest
+ * tile the budget allows (fewer staged positions per query, more warps per
+ * SM); big-tiles-110k also raises the budget from 72 to 110 KiB.
+ * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
+ */
+static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
+{
+    const ct_device *d = ct_device_at(p->device.device_id);
+    size_t optin = d && d->smem_optin > d->smem_block ? d->smem_optin : d ? d->smem_block : 48 * 1024;
+    int cfg = x ? x->config : 0;
+    const char *env = getenv("NATTEN_CUDA_TILED_CONFIG");
+    f2cfg c;
+    if (env && *env) cfg = atoi(env);
+    c.budget = cfg == 2 ? 110 * 1024 : 72 * 1024;
+    if (c.budget > optin) c.budget = optin;
+    c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
+    return c;
+}
+
 template <typename T>
 struct ops {
     typedef typename acc_of<T>::type A;
@@ -1022,28 +1061,32 @@ struct ops {
     static cudaStream_t stream(const natten_exec *x) { return (cudaStream_t)x->stream; }
     static int dim_of(const natten_problem *p, natten_arg a) { return (int)p->arg[a].shape[NV_C]; }
 
-    /* The register-blocked unfused kernels: short rows, two or more axes (a
-     * second axis for the lanes), and the fast path not switched off. */
-    static bool fast(const natten_problem *p, int dim)
+    /* The fast 2-D kernels: float accumulation, rank 1 or 2, head dim <= 32,
+     * positions of one (batch, head) addressable in int, not switched off. */
+    static bool f2_usable(const natten_problem *p, int dim)
     {
         const char *off = getenv("NATTEN_CUDA_TILED_NO_FAST");
-        return dim <= NR && p->rank >= 2 && p->extent[0] / p->dilation[0] >= 2 && p->window < ((i64)1 << 30) &&
-               !(off && *off && *off != '0');
+        return sizeof(A) == 4 && p->rank <= 2 && dim <= F2_MAXD && !(off && *off && *off != '0');
     }
 
     /* O[q, slot] = X[q] . Y[key of slot] (+ rpb); masked slots = mval */
-    static natten_status pn(const natten_problem *p, cudaStream_t s, natten_arg X, natten_arg Y,
+    static natten_status pn(const natten_problem *p, const natten_exec *x, natten_arg X, natten_arg Y,
                             natten_arg R, natten_arg O, A mval, const char *what)
     {
+        cudaStream_t s = stream(x);
         plan P;
         int D = dim_of(p, X), rpb = R != NATTEN_ARG_COUNT && natten_has(p, R);
         natten_status st;
         if constexpr (sizeof(A) == 4) {
-            if (fast(p, D)) {
-                if ((st = make_plan(p, D, false, D, sizeof(A), p->heads, P, CT_RB)) || P.empty) return st;
-                pnr_kernel<T, A, CT_RB><<<P.grid, P.block, P.smem, s>>>(
-                    P.g, mkview(p, X), mkview(p, Y), rpb ? mkview(p, R) : noview(), mkview(p, O), rpb, D, mval,
-                    p->causal[0] | p->causal[1] | p->causal[2]);
+            f2plan F;
+            if (f2_usable(p, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) && f2_fits(p, O, p->window) &&
+                (!rpb || f2_fits(p, R, 1)) && f2_plan(p, F2_PAIRS, sizeof(T), p->heads, f2_config(p, x), F)) {
+                int vec = f2_vec(p, X, sizeof(T), D) && f2_vec(p, Y, sizeof(T), D);
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)qk2_kernel<T>, F.smem))) return st;
+                qk2_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, X), f2mk(p, Y),
+                                                              rpb ? f2mk(p, R) : f2mk(p, X), f2mk(p, O), D, rpb,
+                                                              (float)mval, vec);
                 return launched(what);
             }
         }
@@ -1055,17 +1098,21 @@ struct ops {
     }
 
     /* O[q] = sum over slots of Wt[q, slot] * Y[key of slot] */
-    static natten_status nn(const natten_problem *p, cudaStream_t s, natten_arg Wt, natten_arg Y,
+    static natten_status nn(const natten_problem *p, const natten_exec *x, natten_arg Wt, natten_arg Y,
                             natten_arg O, const char *what)
     {
+        cudaStream_t s = stream(x);
         plan P;
         int Dv = dim_of(p, Y);
         natten_status st;
         if constexpr (sizeof(A) == 4) {
-            if (fast(p, Dv)) {
-                if ((st = make_plan(p, Dv, false, Dv, sizeof(A), p->heads, P, CT_RB)) || P.empty) return st;
-                nnr_kernel<T, A, CT_RB><<<P.grid, P.block, P.smem, s>>>(P.g, mkview(p, Wt), mkview(p, Y),
-                                                                        mkview(p, O), Dv);
+            f2plan F;
+            if (f2_usable(p, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) && f2_fits(p, O, Dv) &&
+                f2_plan(p, F2_PAIRS, sizeof(T), p->heads, f2_config(p, x), F)) {
+                int vec = f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)av2_kernel<T>, F.smem))) return st;
+                av2_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv, vec);
                 return launched(what);
             }
         }
@@ -1106,14 +1153,14 @@ struct ops {
 
     static natten_status qk_forward(const natten_problem *p, const natten_exec *x)
     {
-        return pn(p, stream(x), NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_RPB, NATTEN_ARG_ATTN, -INFINITY,
+        return pn(p, x, NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_RPB, NATTEN_ARG_ATTN, -INFINITY,
                   "qk_forward");
     }
 
     static natten_status qk_backward(const natten_problem *p, const natten_exec *x)
     {
         natten_status st;
-        if ((st = nn(p, stream(x), NATTEN_ARG_D_ATTN, NATTEN_ARG_K, NATTEN_ARG_D_Q, "qk_backward (dq)")))
+        if ((st = nn(p, x, NATTEN_ARG_D_ATTN, NATTEN_ARG_K, NATTEN_ARG_D_Q, "qk_backward (dq)")))
             return st;
         if ((st = in(p, stream(x), NATTEN_ARG_D_ATTN, NATTEN_ARG_Q, NATTEN_ARG_D_K, "qk_backward (dk)")))
             return st;
@@ -1124,13 +1171,13 @@ struct ops {
 
     static natten_status av_forward(const natten_problem *p, const natten_exec *x)
     {
-        return nn(p, stream(x), NATTEN_ARG_ATTN, NATTEN_ARG_V, NATTEN_ARG_OUT, "av_forward");
+        return nn(p, x, NATTEN_ARG_ATTN, NATTEN_ARG_V, NATTEN_ARG_OUT, "av_forward");
     }
 
     static natten_status av_backward(const natten_problem *p, const natten_exec *x)
     {
         natten_status st;
-        if ((st = pn(p, stream(x), NATTEN_ARG_D_OUT, NATTEN_ARG_V, NATTEN_ARG_COUNT, NATTEN_ARG_D_ATTN, 0,
+        if ((st = pn(p, x, NATTEN_ARG_D_OUT, NATTEN_ARG_V, NATTEN_ARG_COUNT, NATTEN_ARG_D_ATTN, 0,
                      "av_backward (d_attn)")))
             return st;
         return in(p, stream(x), NATTEN_ARG_ATTN, NATTEN_ARG_D_OUT, NATTEN_ARG_D_V, "av_backward (dv)");
@@ -1141,14 +1188,77 @@ struct ops {
         plan P;
         int D = (int)p->dim, Dv = (int)p->dim_v, rpb = natten_has(p, NATTEN_ARG_RPB);
         int lse = natten_has(p, NATTEN_ARG_LSE);
-        natten_status st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, P);
-        if (st || P.empty) return st;
+        natten_status st;
+        if constexpr (sizeof(A) == 4) {
+            f2plan F;
+            if (f2_usable(p, D > Dv ? D : Dv) && f2_fits(p, NATTEN_ARG_Q, D) && f2_fits(p, NATTEN_ARG_K, D) &&
+                f2_fits(p, NATTEN_ARG_V, Dv) && f2_fits(p, NATTEN_ARG_OUT, Dv) &&
+                (!lse || f2_fits(p, NATTEN_ARG_LSE, 1)) && (!rpb || f2_fits(p, NATTEN_ARG_RPB, 1)) &&
+                f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), F)) {
+                int vec = f2_vec(p, NATTEN_ARG_Q, sizeof(T), D) && f2_vec(p, NATTEN_ARG_K, sizeof(T), D) &&
+                          f2_vec(p, NATTEN_ARG_V, sizeof(T), Dv) && f2_vec(p, NATTEN_ARG_OUT, sizeof(T), Dv);
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)fna2_kernel<T>, F.smem))) return st;
+                fna2_kernel<T><<<F.grid, F.block, F.smem, stream(x)>>>(
+                    F.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V),
+                    rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_OUT),
+                    lse ? f2mk(p, NATTEN_ARG_LSE) : f2mk(p, NATTEN_ARG_Q), D, Dv, rpb, lse, (float)p->scale, vec);
+                return launched("fna_forward");
+            }
+        }
+        if ((st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, P)) || P.empty) return st;
         fwd_kernel<T, A><<<P.grid, P.block, P.smem, stream(x)>>>(
             P.g, mkview(p, NATTEN_ARG_Q), mkview(p, NATTEN_ARG_K), mkview(p, NATTEN_ARG_V),
             rpb ? mkview(p, NATTEN_ARG_RPB) : noview(), mkview(p, NATTEN_ARG_OUT),
             lse ? mkview(p, NATTEN_ARG_LSE) : noview(), rpb, lse, D, Dv, (int)(p->heads / p->heads_kv),
             (A)p->scale);
         return launched("fna_forward");
+    }
+
+    /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2. */
+    static natten_status f2_backward(const natten_problem *p, const natten_exec *x, const f2plan &Fq,
+                                     const f2plan &Fk, int vec, int want_drpb)
+    {
+        cudaStream_t s = stream(x);
+        int D = (int)p->dim, Dv = (int)p->dim_v, rpb = natten_has(p, NATTEN_ARG_RPB);
+        i64 n = p->batch * p->tokens * p->heads;
+        natten_status st;
+        float *delta, *ds = 0;
+        if (Fq.empty) return NATTEN_SUCCESS;
+        if ((st = f2_smem_attr((const void *)dq2_kernel<T>, Fq.smem)) ||
+            (st = f2_smem_attr((const void *)dkv2_kernel<T>, Fk.smem)))
+            return st;
+        if ((delta = (float *)ct_scratch((size_t)n * sizeof(float), s, &st)) == 0) return st;
+        if (want_drpb && (ds = (float *)ct_scratch((size_t)(n * p->window) * sizeof(float), s, &st)) == 0) {
+            (void)ct_scratch_release(delta, s); /* already failing: keep the first error */
+            return st;
+        }
+        f2view R = rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q);
+        dq2_kernel<T><<<Fq.grid, Fq.block, Fq.smem, s>>>(
+            Fq.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R, f2mk(p, NATTEN_ARG_OUT),
+            f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), delta, ds, D, Dv, rpb,
+            (float)p->scale, vec);
+        st = launched("fna_backward (dq)");
+        if (!st && !Fk.empty) {
+            dkv2_kernel<T><<<Fk.grid, Fk.block, Fk.smem, s>>>(
+                Fk.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R,
+                f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_K),
+                f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec);
+            st = launched("fna_backward (dk, dv)");
+        }
+        if (!st && want_drpb) {
+            /* dS scratch as a compact [B, X0, X1, X2, H, W] view */
+            dview g;
+            g.p = (char *)ds;
+            g.s[4] = p->window;
+            g.s[3] = p->heads * g.s[4];
+            g.s[2] = p->extent[2] * g.s[3];
+            g.s[1] = p->extent[1] * g.s[2];
+            g.s[0] = p->extent[0] * g.s[1];
+            st = rpb_reduce<float>(p, s, g, "fna_backward (d_rpb)");
+        }
+        natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
+        return st ? st : s1 ? s1 : s2;
     }
 
     static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
@@ -1160,6 +1270,23 @@ struct ops {
         i64 n = p->batch * p->tokens * p->heads;
         natten_status st;
         A *delta, *ds = 0;
+        if constexpr (sizeof(A) == 4) {
+            f2plan Fq, Fk;
+            bool ok = f2_usable(p, D > Dv ? D : Dv) && (!rpb || f2_fits(p, NATTEN_ARG_RPB, 1)) &&
+                      f2_fits(p, NATTEN_ARG_LSE, 1);
+            for (int a = NATTEN_ARG_Q; ok && a <= NATTEN_ARG_D_V; a++)
+                if (a != NATTEN_ARG_RPB && a != NATTEN_ARG_LSE && a != NATTEN_ARG_ATTN && a != NATTEN_ARG_D_ATTN &&
+                    a != NATTEN_ARG_D_RPB && natten_has(p, (natten_arg)a))
+                    ok = f2_fits(p, (natten_arg)a, p->arg[a].shape[NV_C]);
+            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq) &&
+                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk)) {
+                static const natten_arg io[] = {NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_OUT,
+                                                NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V};
+                int vec = 1;
+                for (int a = 0; a < 8; a++) vec &= f2_vec(p, io[a], sizeof(T), (int)p->arg[io[a]].shape[NV_C]);
+                return f2_backward(p, x, Fq, Fk, vec, want_drpb);
+            }
+        }
         if ((st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, Pq))) return st;
         if ((st = make_plan(p, D > Dv ? D : Dv, true, D + Dv + 2, sizeof(A), p->heads_kv, Pk))) return st;
         Pk.smem -= (size_t)(Pk.g.ax[0].C + Pk.g.ax[1].C + Pk.g.ax[2].C) * sizeof(i64); /* no window table */

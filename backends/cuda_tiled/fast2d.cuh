@@ -1,0 +1,786 @@
+/*
+ * fast2d.cuh - cuda-tiled's fast kernels for rank 1 and 2, head dims up to 32,
+ * float accumulation (fp32, fp16, bf16); included by kernels.cuh inside
+ * namespace ct.  The generic kernels there serve everything else.
+ *
+ * Why the generic kernels are slow: every partner visit recomputes 64-bit
+ * slot and address arithmetic, each dot product ends in a shuffle reduction,
+ * and the attention matrix (QK's output, AV's input: the dominant traffic) is
+ * written or read two bytes at a time by threads that are H*K^n elements
+ * apart, so that every element costs its own memory transaction.
+ *
+ * Here, with 32-bit index math done once per tile and per query:
+ *  - a block owns a box of queries (T0 rows x T1 columns of one dilation
+ *    group) of one batch and head; the union of their windows is staged once
+ *    in shared memory as float, with 16-byte loads where the layout allows;
+ *  - unfused ops (pairs kernels): a pair of lanes serves four consecutive
+ *    queries of a row, each lane two of them (columns +lane, +lane+2) with
+ *    their head-dim rows in registers; both lanes walk the same key columns,
+ *    so that a staged key row is read once (a broadcast) for four queries;
+ *    each dot product is one thread's work, no shuffles;
+ *  - the attention matrix moves one window row (slot t on axis 0) at a time
+ *    through a small shared buffer, in which lanes that are consecutive in the
+ *    warp touch consecutive slots of one query: coalesced global accesses;
+ *  - the fused forward: one thread per query, q and o in registers, online
+ *    softmax in base 2, keys and values from the staged box.
+ * Every sum is in a fixed order: results are deterministic.
+ */
+
+#define F2_MAXD 32    /* head dim the fast kernels keep in registers */
+#define F2_THREADS 256
+#define F2_PAIR_THREADS 128 /* the unfused kernels: three blocks of 128 per SM (registers) */
+
+struct f2axis {
+    int L, K, d, s, c; /* extent, window, dilation, stride, causal */
+    int T, nt;         /* tile extent (group positions), tiles per dilation group */
+};
+
+struct f2geo {
+    f2axis ax[2]; /* 0: rows (axis 0 of a 2-D problem, a unit axis in 1-D); 1: columns */
+    int H;        /* heads walked by blockIdx.x with the batch */
+    int group;    /* query heads per kv head (fused) */
+    int ps, rstr; /* staged floats per position, per box row */
+    int spr, spc; /* staged box bounds (rows, columns) */
+    int nq;       /* queries per tile */
+};
+
+/* A tensor as the fast kernels see it: element strides; b and h in 64 bits,
+ * the position within one (b, h) in 32 (the host checks that it fits). */
+struct f2view {
+    char *p;
+    i64 sb, sh;
+    int sr, sc;
+};
+
+template <typename T>
+__device__ __forceinline__ T *f2at(const f2view &v, int b, int h)
+{
+    return (T *)v.p + (i64)b * v.sb + (i64)h * v.sh;
+}
+
+/* natten_window_g in 32 bits */
+__device__ __forceinline__ void f2win(int n, int K, int s, int causal, int u, int &a, int &b)
+{
+    if (causal) {
+        int lead = (u / s) * s + s - 1;
+        if (lead > n - 1) lead = n - 1;
+        a = lead - K + 1 < 0 ? 0 : lead - K + 1;
+        b = u + 1;
+    } else {
+        int lead = (u / s) * s + s / 2, st;
+        if (lead > n - 1) lead = n - 1;
+        st = lead - K / 2;
+        if (st > n - K) st = n - K;
+        if (st < 0) st = 0;
+        a = st;
+        b = st + K;
+    }
+}
+
+/* 16 bytes of T as floats */
+template <typename T>
+__device__ __forceinline__ void f2cvt(const uint4 &raw, float *out)
+{
+    T e[16 / sizeof(T)];
+    memcpy(e, &raw, 16);
+#pragma unroll
+    for (int i = 0; i < (int)(16 / sizeof(T)); i++) out[i] = to_acc(e[i]);
+}
+
+/* Load a row of D <= F2_MAXD elements as F2_MAXD floats (zeros past D). */
+template <typename T>
+__device__ __forceinline__ void f2load(const T *p, float *r, int D, bool vec)
+{
+    const int VE = 16 / sizeof(T);
+    if (vec) {
+#pragma unroll
+        for (int k = 0; k < F2_MAXD / VE; k++) {
+            if (k * VE < D) {
+                f2cvt<T>(((const uint4 *)p)[k], r + k * VE);
+            } else {
+#pragma unroll
+                for (int i = 0; i < VE; i++) r[k * VE + i] = 0.f;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < F2_MAXD; k++) r[k] = k < D ? to_acc(p[k]) : 0.f;
+    }
+}
+
+/* Store the first D of F2_MAXD floats as T. */
+template <typename T>
+__device__ __forceinline__ void f2store(T *p, const float *r, int D, bool vec)
+{
+    const int VE = 16 / sizeof(T);
+    if (vec) {
+#pragma unroll
+        for (int k = 0; k < F2_MAXD / VE; k++)
+            if (k * VE < D) {
+                T e[VE];
+                uint4 raw;
+#pragma unroll
+                for (int i = 0; i < VE; i++) put(&e[i], r[k * VE + i]);
+                memcpy(&raw, e, 16);
+                ((uint4 *)p)[k] = raw;
+            }
+    } else {
+#pragma unroll
+        for (int k = 0; k < F2_MAXD; k++)
+            if (k < D) put(p + k, r[k]);
+    }
+}
+
+/* The tile of this block (block-uniform); false if it lies past its group. */
+struct f2tile {
+    int g[2], n[2], u0[2], u1[2]; /* group, group length, first and last position */
+    int ba[2], bb[2];             /* staged box [ba, bb) per axis */
+};
+
+__device__ __forceinline__ bool f2_get_tile(const f2geo &G, f2tile &t)
+{
+    int r = (int)(blockIdx.y + blockIdx.z * gridDim.y);
+    int t1 = r % G.ax[1].nt;
+    r /= G.ax[1].nt;
+    t.g[1] = r % G.ax[1].d;
+    r /= G.ax[1].d;
+    int t0 = r % G.ax[0].nt;
+    t.g[0] = r / G.ax[0].nt;
+    if (t.g[0] >= G.ax[0].d) return false;
+    int tt[2] = {t0, t1};
+    for (int a = 0; a < 2; a++) {
+        const f2axis &x = G.ax[a];
+        int q0, q1;
+        t.n[a] = (x.L - t.g[a] + x.d - 1) / x.d;
+        t.u0[a] = tt[a] * x.T;
+        if (t.u0[a] >= t.n[a]) return false;
+        t.u1[a] = min(t.u0[a] + x.T, t.n[a]) - 1;
+        f2win(t.n[a], x.K, x.s, x.c, t.u0[a], t.ba[a], q1);
+        f2win(t.n[a], x.K, x.s, x.c, t.u1[a], q0, t.bb[a]);
+        t.bb[a] = min(t.bb[a], t.ba[a] + (a ? G.spc : G.spr)); /* the host's bound (never exceeded) */
+    }
+    return true;
+}
+
+/* Stage the box's rows of v (D elements each, zeros up to F2_MAXD) at float
+ * offset off of each position.  Each thread issues F2_BATCH loads before it
+ * stores any: a staging loop that waits for every load in turn is latency
+ * bound (the first version of these kernels spent most of their time so). */
+template <typename T, int F2_BATCH>
+__device__ __forceinline__ void f2_stage(const f2geo &G, const f2tile &t, float *box, const T *base,
+                                         const f2view &v, int D, int off, bool vec)
+{
+    const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], np = nr * nc;
+    const int d0 = G.ax[0].d, d1 = G.ax[1].d, nt = (int)blockDim.x;
+    if (vec) {
+        const int VE = 16 / sizeof(T), NCH = F2_MAXD / VE, total = np * NCH;
+        for (int i0 = (int)threadIdx.x; i0 < total; i0 += F2_BATCH * nt) {
+            uint4 raw[F2_BATCH];
+            int dst[F2_BATCH];
+#pragma unroll
+            for (int u = 0; u < F2_BATCH; u++) {
+                int i = i0 + u * nt, pos = i / NCH, k = i - pos * NCH, pr = pos / nc, pc = pos - pr * nc;
+                dst[u] = i < total ? pr * G.rstr + pc * G.ps + off + k * VE : -1;
+                raw[u] = make_uint4(0, 0, 0, 0);
+                if (i < total && k * VE < D)
+                    raw[u] = ((const uint4 *)(base + ((pr + t.ba[0]) * d0 + t.g[0]) * v.sr +
+                                              ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc))[k];
+            }
+#pragma unroll
+            for (int u = 0; u < F2_BATCH; u++) {
+                float f[16 / sizeof(T)];
+                if (dst[u] < 0) continue;
+                f2cvt<T>(raw[u], f);
+#pragma unroll
+                for (int e = 0; e < VE; e += 4)
+                    *(float4 *)(box + dst[u] + e) = make_float4(f[e], f[e + 1], f[e + 2], f[e + 3]);
+            }
+        }
+    } else {
+        const int total = np * F2_MAXD;
+        for (int i0 = (int)threadIdx.x; i0 < total; i0 += F2_BATCH * nt) {
+            float x[F2_BATCH];
+            int dst[F2_BATCH];
+#pragma unroll
+            for (int u = 0; u < F2_BATCH; u++) {
+                int i = i0 + u * nt, pos = i / F2_MAXD, e = i - pos * F2_MAXD, pr = pos / nc, pc = pos - pr * nc;
+                dst[u] = i < total ? pr * G.rstr + pc * G.ps + off + e : -1;
+                x[u] = 0.f;
+                if (i < total && e < D)
+                    x[u] = to_acc(base[((pr + t.ba[0]) * d0 + t.g[0]) * v.sr + ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc + e]);
+            }
+#pragma unroll
+            for (int u = 0; u < F2_BATCH; u++)
+                if (dst[u] >= 0) box[dst[u]] = x[u];
+        }
+    }
+}
+
+/* dot of a register row with a staged row, four chains */
+__device__ __forceinline__ float f2dot(const float *q, const float *k)
+{
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma unroll
+    for (int i = 0; i < F2_MAXD; i += 4) {
+        float4 x = *(const float4 *)(k + i);
+        s0 = fmaf(q[i], x.x, s0);
+        s1 = fmaf(q[i + 1], x.y, s1);
+        s2 = fmaf(q[i + 2], x.z, s2);
+        s3 = fmaf(q[i + 3], x.w, s3);
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* ---- pairs kernels: per-lane setup shared by QK and AV ----------------------------- */
+
+struct f2pair {
+    bool rowon, on[2];
+    int u0, ra, rb;      /* query row, its window rows */
+    int col[2], a[2], b[2];
+    int ua, ub;          /* the pair's union of key columns */
+    int ql[2];           /* local query indices (row-major in the tile) */
+};
+
+__device__ __forceinline__ void f2_get_pair(const f2geo &G, const f2tile &t, f2pair &P)
+{
+    const int T0 = G.ax[0].T, T1 = G.ax[1].T, ng = T1 / 4;
+    int g = (int)threadIdx.x >> 1, lane = (int)threadIdx.x & 1, gi = g % T0, gj = g / T0;
+    const f2axis &X = G.ax[1];
+    P.u0 = t.u0[0] + gi;
+    P.rowon = gj < ng && P.u0 <= t.u1[0];
+    f2win(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, P.rowon ? P.u0 : t.u0[0], P.ra, P.rb);
+    int first = t.u0[1] + 4 * gj, last = min(first + 3, t.u1[1]);
+    P.ua = P.ub = 0;
+    if (P.rowon && first <= t.u1[1]) {
+        int q0, q1;
+        f2win(t.n[1], X.K, X.s, X.c, first, P.ua, q1);
+        f2win(t.n[1], X.K, X.s, X.c, last, q0, P.ub);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        P.col[r] = first + lane + 2 * r;
+        P.on[r] = P.rowon && P.col[r] <= t.u1[1];
+        P.ql[r] = gi * T1 + 4 * gj + lane + 2 * r;
+        if (P.on[r]) {
+            f2win(t.n[1], X.K, X.s, X.c, P.col[r], P.a[r], P.b[r]);
+        } else {
+            P.a[r] = P.b[r] = 0;
+        }
+    }
+}
+
+/* Per-query table for the slot movers: element offset of the query's row in
+ * the attention tensor (-1: no query) and its window's row and column counts. */
+__device__ __forceinline__ void f2_qtable(const f2geo &G, const f2tile &t, const f2view &W, int *qoff, int2 *qwin)
+{
+    const int T1 = G.ax[1].T;
+    for (int q = (int)threadIdx.x; q < G.nq; q += (int)blockDim.x) {
+        int i = q / T1, j = q - i * T1, u0 = t.u0[0] + i, u1 = t.u0[1] + j, a0, b0, a1, b1;
+        if (u0 > t.u1[0] || u1 > t.u1[1]) {
+            qoff[q] = -1;
+            continue;
+        }
+        f2win(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, a0, b0);
+        f2win(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, a1, b1);
+        qoff[q] = (u0 * G.ax[0].d + t.g[0]) * W.sr + (u1 * G.ax[1].d + t.g[1]) * W.sc;
+        qwin[q] = make_int2(b0 - a0, b1 - a1);
+    }
+}
+
+/* Slot movers: window row t of every query of the tile, between the attention
+ * tensor and stage[q * K1 + tj] (stage holds T).  Lanes of a warp take
+ * consecutive slots of one query (P >= K1 lanes per query, a power of two), so
+ * that a warp reads or writes runs of K1 consecutive elements.  Each thread
+ * has at most F2_MV elements per window row (the plan sees to it), all of
+ * them unrolled: loads are issued together, and AV issues the next row's
+ * loads (f2_fetch) before its compute and stores them (f2_put) after. */
+#define F2_MV 16
+struct f2lanes {
+    int q0, qs, tj; /* first query, query step, slot of this lane */
+};
+
+__device__ __forceinline__ f2lanes f2_lanes(const f2geo &G)
+{
+    const int K1 = G.ax[1].K;
+    int P = 1;
+    while (P < K1) P *= 2;
+    const int qpw = 32 / P, lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x >> 5;
+    f2lanes m;
+    m.q0 = warp * qpw + lane / P;
+    m.qs = (((int)blockDim.x + 31) >> 5) * qpw;
+    m.tj = lane % P;
+    return m;
+}
+
+template <typename T>
+__device__ __forceinline__ void f2_flush(const f2geo &G, const f2lanes &m, T *wbase, const T *stage,
+                                         const int *qoff, const int2 *qwin, int t, T mval)
+{
+    const int K1 = G.ax[1].K;
+    if (m.tj >= K1) return;
+    T v[F2_MV];
+    int off[F2_MV];
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++) {
+        int q = m.q0 + u * m.qs;
+        off[u] = q < G.nq ? qoff[q] : -1;
+        if (off[u] >= 0) {
+            int2 wn = qwin[q];
+            v[u] = t < wn.x && m.tj < wn.y ? stage[q * K1 + m.tj] : mval;
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++)
+        if (off[u] >= 0) wbase[off[u] + t * K1 + m.tj] = v[u];
+}
+
+template <typename T>
+__device__ __forceinline__ void f2_fetch(const f2geo &G, const f2lanes &m, const T *wbase, const int *qoff,
+                                         const int2 *qwin, int t, T (&v)[F2_MV])
+{
+    const int K1 = G.ax[1].K;
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++) {
+        int q = m.q0 + u * m.qs, off = q < G.nq && m.tj < K1 ? qoff[q] : -1;
+        v[u] = T();
+        if (off >= 0) {
+            int2 wn = qwin[q];
+            if (t < wn.x && m.tj < wn.y) v[u] = wbase[off + t * K1 + m.tj];
+        }
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void f2_put(const f2geo &G, const f2lanes &m, T *stage, const T (&v)[F2_MV])
+{
+    const int K1 = G.ax[1].K;
+    if (m.tj >= K1) return;
+#pragma unroll
+    for (int u = 0; u < F2_MV; u++) {
+        int q = m.q0 + u * m.qs;
+        if (q < G.nq) stage[q * K1 + m.tj] = v[u]; /* slots outside the window: never read */
+    }
+}
+
+/* Shared memory of the pairs kernels: box, two stages of nq * K1 T, qoff, qwin. */
+template <typename T>
+__device__ __forceinline__ void f2_pair_smem(const f2geo &G, unsigned char *sm, float *&box, T *&stage,
+                                             int *&qoff, int2 *&qwin)
+{
+    size_t o = (size_t)G.spr * G.rstr * sizeof(float);
+    box = (float *)sm;
+    qwin = (int2 *)(sm + o);
+    o += (size_t)G.nq * sizeof(int2);
+    qoff = (int *)(sm + o);
+    o += (size_t)G.nq * sizeof(int);
+    stage = (T *)(sm + o);
+}
+
+/* attn[q, slot] = q . k[slot] (+ rpb); slots outside a causal window = mval */
+template <typename T>
+__global__ void __launch_bounds__(F2_PAIR_THREADS, 3) qk2_kernel(f2geo G, f2view Q, f2view Kt, f2view R, f2view O,
+                                                          int D, int rpb, float mval, int vec)
+{
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    f2tile t;
+    if (!f2_get_tile(G, t)) return;
+    float *box;
+    T *stage;
+    int *qoff;
+    int2 *qwin;
+    f2_pair_smem<T>(G, ct_smem, box, stage, qoff, qwin);
+    const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, K1 = G.ax[1].K;
+    f2pair P;
+    f2_get_pair(G, t, P);
+    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, h), Kt, D, 0, vec != 0);
+    f2_qtable(G, t, O, qoff, qwin);
+    float q[2][F2_MAXD];
+    const T *qb = f2at<T>(Q, b, h);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (P.on[r]) {
+            f2load<T>(qb + (P.u0 * G.ax[0].d + t.g[0]) * Q.sr + (P.col[r] * G.ax[1].d + t.g[1]) * Q.sc, q[r], D,
+                      vec != 0);
+        } else {
+#pragma unroll
+            for (int k = 0; k < F2_MAXD; k++) q[r][k] = 0.f;
+        }
+    }
+    const T *rb = rpb ? f2at<T>(R, 0, h) : (const T *)0;
+    T *ob = f2at<T>(O, b, h);
+    const f2lanes ml = f2_lanes(G);
+    __syncthreads();
+    for (int tr = 0; tr < G.ax[0].K; tr++) {
+        T *st = stage + (tr & 1) * G.nq * K1;
+        int kr = P.ra + tr;
+        if (P.rowon && kr < P.rb) {
+            const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+            int er = kr - P.u0 + G.ax[0].K - 1;
+            for (int c = P.ua; c < P.ub; c++) {
+                bool w0 = c >= P.a[0] && c < P.b[0], w1 = c >= P.a[1] && c < P.b[1];
+                if (!(w0 || w1)) continue;
+                float k[F2_MAXD]; /* the key row once in registers, for both queries */
+#pragma unroll
+                for (int e = 0; e < F2_MAXD; e += 4) *(float4 *)(k + e) = *(const float4 *)(row + c * G.ps + e);
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    if (r == 0 ? w0 : w1) {
+                        float s = f2dot(q[r], k);
+                        if (rpb) s += to_acc(rb[er * R.sr + (c - P.col[r] + K1 - 1) * R.sc]);
+                        put(&st[P.ql[r] * K1 + c - P.a[r]], s);
+                    }
+                }
+            }
+        }
+        __syncthreads();
+        T mv;
+        put(&mv, mval);
+        f2_flush<T>(G, ml, ob, st, qoff, qwin, tr, mv);
+    }
+}
+
+/* out[q] = sum over slots of attn[q, slot] * v[slot] */
+template <typename T>
+__global__ void __launch_bounds__(F2_PAIR_THREADS, 3) av2_kernel(f2geo G, f2view Wt, f2view V, f2view O, int D, int vec)
+{
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    f2tile t;
+    if (!f2_get_tile(G, t)) return;
+    float *box;
+    T *stage;
+    int *qoff;
+    int2 *qwin;
+    f2_pair_smem<T>(G, ct_smem, box, stage, qoff, qwin);
+    const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, K1 = G.ax[1].K;
+    f2pair P;
+    f2_get_pair(G, t, P);
+    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, h), V, D, 0, vec != 0);
+    f2_qtable(G, t, Wt, qoff, qwin);
+    float acc[2][F2_MAXD];
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int k = 0; k < F2_MAXD; k++) acc[r][k] = 0.f;
+    T *wb = f2at<T>(Wt, b, h);
+    const f2lanes ml = f2_lanes(G);
+    T pre[F2_MV];
+    __syncthreads(); /* qoff, qwin */
+    f2_fetch<T>(G, ml, wb, qoff, qwin, 0, pre);
+    f2_put<T>(G, ml, stage, pre);
+    __syncthreads();
+    for (int tr = 0; tr < G.ax[0].K; tr++) {
+        const T *st = stage + (tr & 1) * G.nq * K1;
+        if (tr + 1 < G.ax[0].K) f2_fetch<T>(G, ml, wb, qoff, qwin, tr + 1, pre); /* in flight during the compute */
+        int kr = P.ra + tr;
+        if (P.rowon && kr < P.rb) {
+            const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+            for (int c = P.ua; c < P.ub; c++) {
+                const float *vp = row + c * G.ps;
+                bool w0 = c >= P.a[0] && c < P.b[0], w1 = c >= P.a[1] && c < P.b[1];
+                if (!(w0 || w1)) continue;
+                float v[F2_MAXD]; /* the value row once in registers, for both queries */
+#pragma unroll
+                for (int e = 0; e < F2_MAXD; e += 4) *(float4 *)(v + e) = *(const float4 *)(vp + e);
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    if (r == 0 ? w0 : w1) {
+                        float x = to_acc(st[P.ql[r] * K1 + c - P.a[r]]);
+#pragma unroll
+                        for (int e = 0; e < F2_MAXD; e++) acc[r][e] = fmaf(x, v[e], acc[r][e]);
+                    }
+                }
+            }
+        }
+        if (tr + 1 < G.ax[0].K) f2_put<T>(G, ml, stage + ((tr + 1) & 1) * G.nq * K1, pre);
+        __syncthreads();
+    }
+    T *obase = f2at<T>(O, b, h);
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+        if (P.on[r])
+            f2store<T>(obase + (P.u0 * G.ax[0].d + t.g[0]) * O.sr + (P.col[r] * G.ax[1].d + t.g[1]) * O.sc, acc[r], D,
+                       vec != 0);
+}
+
+/* ---- fused forward: one thread per query --------------------------------------- */
+
+/* Staged position: k at [0, 32), v at [32, 64). */
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                           f2view O, f2view L, int D, int Dv, int rpb, int lse,
+                                                           float scale, int vec)
+{
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    f2tile t;
+    if (!f2_get_tile(G, t)) return;
+    float *box = (float *)ct_smem;
+    const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
+    const int T1 = G.ax[1].T, i = (int)threadIdx.x / T1, j = (int)threadIdx.x - i * T1;
+    const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
+    const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
+    const float L2E = 1.4426950408889634f;
+    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
+    float q[F2_MAXD], o[F2_MAXD], m = -INFINITY, l = 0.f;
+    int ra = 0, rb = 0, ca = 0, cb = 0, qo = 0;
+    if (on) {
+        f2win(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, ra, rb);
+        f2win(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
+        qo = (u0 * G.ax[0].d + t.g[0]) * Q.sr + (u1 * G.ax[1].d + t.g[1]) * Q.sc;
+        f2load<T>(f2at<T>(Q, b, h) + qo, q, D, vec != 0);
+    } else {
+#pragma unroll
+        for (int k = 0; k < F2_MAXD; k++) q[k] = 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < F2_MAXD; k++) {
+        q[k] *= scale * L2E;
+        o[k] = 0.f;
+    }
+    const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
+    __syncthreads();
+    for (int kr = ra; kr < rb; kr++) {
+        const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+        const T *rr = rpb ? rp + (kr - u0 + G.ax[0].K - 1) * R.sr + (G.ax[1].K - 1 - u1) * R.sc : (const T *)0;
+        for (int c = ca; c < cb; c++) {
+            const float *kp = row + c * G.ps;
+            float s = f2dot(q, kp);
+            if (rpb) s = fmaf(to_acc(rr[c * R.sc]), L2E, s);
+            if (s > m) { /* new maximum: rescale what was summed so far */
+                float al = exp2f(m - s);
+                l *= al;
+#pragma unroll
+                for (int k = 0; k < F2_MAXD; k++) o[k] *= al;
+                m = s;
+            }
+            float p = exp2f(s - m);
+            l += p;
+#pragma unroll
+            for (int k = 0; k < F2_MAXD; k += 4) {
+                float4 v = *(const float4 *)(kp + F2_MAXD + k);
+                o[k] = fmaf(p, v.x, o[k]);
+                o[k + 1] = fmaf(p, v.y, o[k + 1]);
+                o[k + 2] = fmaf(p, v.z, o[k + 2]);
+                o[k + 3] = fmaf(p, v.w, o[k + 3]);
+            }
+        }
+    }
+    if (!on) return;
+    float inv = 1.f / l;
+#pragma unroll
+    for (int k = 0; k < F2_MAXD; k++) o[k] *= inv;
+    f2store<T>(f2at<T>(O, b, h) + (u0 * G.ax[0].d + t.g[0]) * O.sr + (u1 * G.ax[1].d + t.g[1]) * O.sc, o, Dv,
+               vec != 0);
+    if (lse)
+        *(f2at<float>(L, b, h) + (u0 * G.ax[0].d + t.g[0]) * L.sr + (u1 * G.ax[1].d + t.g[1]) * L.sc) =
+            m * 0.6931471805599453f + logf(l);
+}
+
+/* ---- fused backward: dQ per query, dK and dV per key ---------------------------- */
+
+/* Inverse window (natten_inverse_window_g) in 32 bits: the queries [qa, qb)
+ * of a group of n whose windows hold position v. */
+__device__ __forceinline__ void f2inv(int n, int K, int s, int causal, int v, int &qa, int &qb)
+{
+    int lo = 0, hi = n, a, b;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        f2win(n, K, s, causal, mid, a, b);
+        if (b > v) hi = mid; else lo = mid + 1;
+    }
+    qa = lo;
+    hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        f2win(n, K, s, causal, mid, a, b);
+        if (a > v) hi = mid; else lo = mid + 1;
+    }
+    qb = lo;
+}
+
+/* dQ = scale * sum dS k, with P = exp(s - lse), dS = P (dO.v - delta), and
+ * delta = dO.O stored per query for the key side ([b, h, row, col] floats),
+ * dS per slot for d_rpb when ds is not NULL ([b, token, h, slot]).  Staged
+ * position as in the forward: k at [0, 32), v at [32, 64). */
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                          f2view O, f2view L, f2view dO, f2view dQ, float *delta,
+                                                          float *ds, int D, int Dv, int rpb, float scale, int vec)
+{
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    f2tile t;
+    if (!f2_get_tile(G, t)) return;
+    float *box = (float *)ct_smem;
+    const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
+    const int T1 = G.ax[1].T, i = (int)threadIdx.x / T1, j = (int)threadIdx.x - i * T1;
+    const int u0 = t.u0[0] + i, u1 = t.u0[1] + j, K1 = G.ax[1].K;
+    const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
+    const float L2E = 1.4426950408889634f;
+    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
+    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
+    float q[F2_MAXD], g[F2_MAXD], acc[F2_MAXD], lse2 = 0.f, dl = 0.f;
+    int ra = 0, rb = 0, ca = 0, cb = 0, x0 = 0, x1 = 0;
+    float *dsq = 0;
+    if (on) {
+        f2win(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, ra, rb);
+        f2win(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
+        x0 = u0 * G.ax[0].d + t.g[0];
+        x1 = u1 * G.ax[1].d + t.g[1];
+        f2load<T>(f2at<T>(Q, b, h) + x0 * Q.sr + x1 * Q.sc, q, D, vec != 0);
+        f2load<T>(f2at<T>(O, b, h) + x0 * O.sr + x1 * O.sc, acc, Dv, vec != 0);
+        f2load<T>(f2at<T>(dO, b, h) + x0 * dO.sr + x1 * dO.sc, g, Dv, vec != 0);
+#pragma unroll
+        for (int k = 0; k < F2_MAXD; k++) dl = fmaf(g[k], acc[k], dl);
+        lse2 = *(f2at<float>(L, b, h) + x0 * L.sr + x1 * L.sc) * L2E;
+        delta[((i64)b * G.H + h) * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1] = dl;
+        if (ds) dsq = ds + (((i64)b * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1) * G.H + h) * (i64)(G.ax[0].K * K1);
+    } else {
+#pragma unroll
+        for (int k = 0; k < F2_MAXD; k++) q[k] = g[k] = 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < F2_MAXD; k++) {
+        q[k] *= scale * L2E;
+        acc[k] = 0.f;
+    }
+    const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
+    __syncthreads();
+    for (int kr = ra; kr < rb; kr++) {
+        const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+        const int er = kr - u0 + G.ax[0].K - 1;
+        for (int c = ca; c < cb; c++) {
+            const float *kp = row + c * G.ps;
+            float s = f2dot(q, kp), dp = f2dot(g, kp + F2_MAXD);
+            if (rpb) s = fmaf(to_acc(rp[er * R.sr + (c - u1 + K1 - 1) * R.sc]), L2E, s);
+            float dS = exp2f(s - lse2) * (dp - dl);
+#pragma unroll
+            for (int k = 0; k < F2_MAXD; k += 4) {
+                float4 x = *(const float4 *)(kp + k);
+                acc[k] = fmaf(dS, x.x, acc[k]);
+                acc[k + 1] = fmaf(dS, x.y, acc[k + 1]);
+                acc[k + 2] = fmaf(dS, x.z, acc[k + 2]);
+                acc[k + 3] = fmaf(dS, x.w, acc[k + 3]);
+            }
+            if (dsq) dsq[(kr - ra) * K1 + c - ca] = dS;
+        }
+    }
+    if (!on) return;
+#pragma unroll
+    for (int k = 0; k < F2_MAXD; k++) acc[k] *= scale;
+    f2store<T>(f2at<T>(dQ, b, h) + x0 * dQ.sr + x1 * dQ.sc, acc, D, vec != 0);
+}
+
+/* dK = scale * sum dS q, dV = sum P dO over the queries whose windows hold the
+ * key (the inverse neighbourhood), for each query head of the kv head's group
+ * in turn.  Staged query position: q [0, 32), dO [32, 64), lse * log2 e (64),
+ * delta (65). */
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                           f2view L, f2view dO, f2view dK, f2view dV,
+                                                           const float *delta, int D, int Dv, int rpb, int Hq,
+                                                           float scale, int vec)
+{
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    f2tile t;
+    float *box = (float *)ct_smem;
+    const int b = (int)blockIdx.x / G.H, hk = (int)blockIdx.x - b * G.H;
+    const int T1 = G.ax[1].T, i = (int)threadIdx.x / T1, j = (int)threadIdx.x - i * T1;
+    const float L2E = 1.4426950408889634f;
+    /* the tile of keys, and the union of its keys' inverse windows */
+    {
+        int r = (int)(blockIdx.y + blockIdx.z * gridDim.y);
+        int t1 = r % G.ax[1].nt;
+        r /= G.ax[1].nt;
+        t.g[1] = r % G.ax[1].d;
+        r /= G.ax[1].d;
+        int t0 = r % G.ax[0].nt, tt[2];
+        t.g[0] = r / G.ax[0].nt;
+        if (t.g[0] >= G.ax[0].d) return;
+        tt[0] = t0;
+        tt[1] = t1;
+        for (int a = 0; a < 2; a++) {
+            const f2axis &x = G.ax[a];
+            int q0, q1;
+            t.n[a] = (x.L - t.g[a] + x.d - 1) / x.d;
+            t.u0[a] = tt[a] * x.T;
+            if (t.u0[a] >= t.n[a]) return;
+            t.u1[a] = min(t.u0[a] + x.T, t.n[a]) - 1;
+            f2inv(t.n[a], x.K, x.s, x.c, t.u0[a], t.ba[a], q1);
+            f2inv(t.n[a], x.K, x.s, x.c, t.u1[a], q0, t.bb[a]);
+            /* the host's bound on the box (never exceeded; a wrong result, not
+             * a write past the box, if it ever were) */
+            t.bb[a] = min(t.bb[a], t.ba[a] + (a ? G.spc : G.spr));
+        }
+    }
+    const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
+    const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
+    const int x0 = u0 * G.ax[0].d + t.g[0], x1 = u1 * G.ax[1].d + t.g[1];
+    float k[F2_MAXD], v[F2_MAXD], dk[F2_MAXD], dv[F2_MAXD];
+    int ra = 0, rb = 0, ca = 0, cb = 0;
+    if (on) {
+        f2inv(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, ra, rb);
+        f2inv(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
+        f2load<T>(f2at<T>(Kt, b, hk) + x0 * Kt.sr + x1 * Kt.sc, k, D, vec != 0);
+        f2load<T>(f2at<T>(V, b, hk) + x0 * V.sr + x1 * V.sc, v, Dv, vec != 0);
+    } else {
+#pragma unroll
+        for (int e = 0; e < F2_MAXD; e++) k[e] = v[e] = 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < F2_MAXD; e++) {
+        k[e] *= scale * L2E;
+        dk[e] = dv[e] = 0.f;
+    }
+    const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1];
+    for (int h = hk * G.group; h < (hk + 1) * G.group; h++) {
+        const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
+        if (h > hk * G.group) __syncthreads(); /* the previous head's box is consumed */
+        f2_stage<T, 4>(G, t, box, f2at<T>(Q, b, h), Q, D, 0, vec != 0);
+        f2_stage<T, 4>(G, t, box, f2at<T>(dO, b, h), dO, Dv, F2_MAXD, vec != 0);
+        const float *lb = f2at<float>(L, b, h);
+        const float *db = delta + ((i64)b * Hq + h) * G.ax[0].L * G.ax[1].L;
+        for (int i0 = (int)threadIdx.x; i0 < nr * nc; i0 += 4 * (int)blockDim.x) {
+            float2 x[4];
+            int dst[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int idx = i0 + u * (int)blockDim.x, pr = idx / nc, pc = idx - pr * nc;
+                int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
+                dst[u] = idx < nr * nc ? pr * G.rstr + pc * G.ps + 2 * F2_MAXD : -1;
+                if (dst[u] >= 0) x[u] = make_float2(lb[y0 * L.sr + y1 * L.sc] * L2E, db[(i64)y0 * G.ax[1].L + y1]);
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (dst[u] >= 0) *(float2 *)(box + dst[u]) = x[u];
+        }
+        __syncthreads();
+        for (int qr = ra; qr < rb; qr++) {
+            const float *row = box + (qr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+            const int er = u0 - qr + G.ax[0].K - 1;
+            for (int qc = ca; qc < cb; qc++) {
+                const float *qp = row + qc * G.ps;
+                float s = f2dot(k, qp), dp = f2dot(v, qp + F2_MAXD);
+                float2 ld = *(const float2 *)(qp + 2 * F2_MAXD);
+                if (rpb) s = fmaf(to_acc(rp[er * R.sr + (u1 - qc + G.ax[1].K - 1) * R.sc]), L2E, s);
+                float P = exp2f(s - ld.x), dS = P * (dp - ld.y);
+#pragma unroll
+                for (int e = 0; e < F2_MAXD; e += 4) {
+                    float4 x = *(const float4 *)(qp + e), y = *(const float4 *)(qp + F2_MAXD + e);
+                    dk[e] = fmaf(dS, x.x, dk[e]);
+                    dk[e + 1] = fmaf(dS, x.y, dk[e + 1]);
+                    dk[e + 2] = fmaf(dS, x.z, dk[e + 2]);
+                    dk[e + 3] = fmaf(dS, x.w, dk[e + 3]);
+                    dv[e] = fmaf(P, y.x, dv[e]);
+                    dv[e + 1] = fmaf(P, y.y, dv[e + 1]);
+                    dv[e + 2] = fmaf(P, y.z, dv[e + 2]);
+                    dv[e + 3] = fmaf(P, y.w, dv[e + 3]);
+                }
+            }
+        }
+    }
+    if (!on) return;
+#pragma unroll
+    for (int e = 0; e < F2_MAXD; e++) dk[e] *= scale;
+    f2store<T>(f2at<T>(dK, b, hk) + x0 * dK.sr + x1 * dK.sc, dk, D, vec != 0);
+    f2store<T>(f2at<T>(dV, b, hk) + x0 * dV.sr + x1 * dV.sc, dv, Dv, vec != 0);
+}
