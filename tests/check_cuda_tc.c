@@ -255,11 +255,18 @@ int main(void)
     seed = tt_seed();
     printf("check_cuda_tc: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     s = suite_create("cuda-tc");
-    tc = tcase_create("cuda-tc");
+    /* three cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
+    tc = tcase_create("edges");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, edge_cases, 0, (int)(sizeof cases / sizeof cases[0]));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("configs");
+    tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, each_config, 1, 1 + N_CONFIGS);
     tcase_add_test(tc, tuner_times_configs);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("api");
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, falls_back);
     tcase_add_test(tc, deterministic);
