@@ -704,6 +704,56 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
  * neighbourhood is one box of queries per key (spec 1.8), walked in a fixed
  * order: no atomics, the same sums every run.
  */
+/*
+ * Channels [c0, c0 + NV * SW) of one key's sum (see key_row), accumulated in
+ * NV vector registers: an accumulator in memory makes every query wait for
+ * the previous one's store.
+ */
+static inline __attribute__((always_inline)) void KFN(key_chunk)(const omp_plan *P, const natten_view *W,
+                                                                 const natten_view *S, REAL *out, REAL factor,
+                                                                 int64_t b, int64_t hk, const int64_t *g,
+                                                                 const int64_t *v, const int64_t *qa,
+                                                                 const int64_t *qb, int64_t c0, const int NV)
+{
+    const natten_problem *p = &P->p;
+    int64_t group = p->heads / p->heads_kv;
+    KFN(vec) a[2];
+    for (int i = 0; i < NV; i++) a[i] = (KFN(vec)){0};
+    for (int64_t h = hk * group; h < (hk + 1) * group; h++)
+        for (int64_t u0 = qa[0]; u0 < qb[0]; u0++) {
+            int64_t x0 = u0 * p->dilation[0] + g[0];
+            int64_t t0 = v[0] - P->wa[0][x0];
+            for (int64_t u1 = qa[1]; u1 < qb[1]; u1++) {
+                int64_t x1 = u1 * p->dilation[1] + g[1];
+                int64_t t01 = (t0 * p->kernel[1] + v[1] - P->wa[1][x1]) * p->kernel[2];
+                const REAL *wr = (const REAL *)W->data + natten_off(W, b, x0, x1, 0, h, t01);
+                const REAL *sr = (const REAL *)S->data + natten_off(S, b, x0, x1, 0, h, c0);
+                for (int64_t u2 = qa[2]; u2 < qb[2]; u2++) {
+                    int64_t x2 = u2 * p->dilation[2] + g[2];
+                    REAL w = wr[x2 * W->stride[3] + v[2] - P->wa[2][x2]];
+                    for (int i = 0; i < NV; i++) {
+                        KFN(vec) x;
+                        memcpy(&x, sr + x2 * S->stride[3] + i * SW, sizeof x);
+                        a[i] += w * x;
+                    }
+                }
+            }
+        }
+    for (int i = 0; i < NV; i++) {
+        KFN(vec) y = factor * a[i];
+        memcpy(out + c0 + i * SW, &y, sizeof y);
+    }
+}
+
+/* ---- key-side kernel: one row of keys (b, hk, y0, y1), every y2 --------
+ *
+ * out[key] = factor * sum over the queries whose window holds key (and over
+ * the query heads that read this key head) of w[query][slot] * src[query],
+ * where w is an attention-shaped view and src a token view.  The inverse
+ * neighbourhood is one box of queries per key (spec 1.8), walked in a fixed
+ * order: no atomics, the same sums every run.  Head dims in chunks of 2 and
+ * 1 vectors in registers, the rest (fewer than SW channels) through scr.
+ */
 NATTEN_OMP_CLONES
 static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_view *S, int64_t C,
                          natten_view *OUT, REAL factor, int64_t b, int64_t hk, int64_t y0, int64_t y1,
@@ -722,11 +772,15 @@ static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_v
     }
     for (int64_t y2 = 0; y2 < p->extent[2]; y2++) {
         REAL *out = (REAL *)OUT->data + natten_off(OUT, b, y0, y1, y2, hk, 0);
+        int64_t c0 = 0;
         g[2] = y2 % p->dilation[2];
         v[2] = y2 / p->dilation[2];
         qa[2] = P->ia[2][y2];
         qb[2] = P->ib[2][y2];
-        for (int64_t c = 0; c < C; c++) acc[c] = 0;
+        for (; c0 + 2 * SW <= C; c0 += 2 * SW) KFN(key_chunk)(P, W, S, out, factor, b, hk, g, v, qa, qb, c0, 2);
+        for (; c0 + SW <= C; c0 += SW) KFN(key_chunk)(P, W, S, out, factor, b, hk, g, v, qa, qb, c0, 1);
+        if (c0 == C) continue;
+        for (int64_t c = c0; c < C; c++) acc[c] = 0;
         for (int64_t h = hk * group; h < (hk + 1) * group; h++)
             for (int64_t u0 = qa[0]; u0 < qb[0]; u0++) {
                 int64_t x0 = u0 * p->dilation[0] + g[0];
@@ -739,12 +793,12 @@ static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_v
                     for (int64_t u2 = qa[2]; u2 < qb[2]; u2++) {
                         int64_t x2 = u2 * p->dilation[2] + g[2];
                         REAL w = wr[x2 * W->stride[3] + v[2] - P->wa[2][x2]];
-                        KFN(axpy)(acc, w, sr + x2 * S->stride[3], C);
+                        KFN(axpy)(acc + c0, w, sr + x2 * S->stride[3] + c0, C - c0);
                     }
                 }
             }
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) out[c] = factor * acc[c];
+        for (int64_t c = c0; c < C; c++) out[c] = factor * acc[c];
     }
 }
 
