@@ -181,25 +181,28 @@ static inline void KFN(tr)(const REAL *const *src, REAL *const *dst)
 
 /*
  * dst[c][col0 + j] = src_j[c] for the n tokens src_j = src + j * ts (c < C):
- * one packed row segment.  Full SW x SW blocks by transposes, the rest scalar.
+ * one packed row segment.  Blocks of SW tokens x SW channels by transposes;
+ * the last, partial block of tokens too, with zeros for the missing tokens,
+ * which writes zeros to the SW - 1 columns after the segment: callers pack
+ * a row's segments in column order (a later segment overwrites them) and
+ * leave at least SW columns after the last one.  Channels past the last
+ * full block go one by one.
  */
 NATTEN_OMP_CLONES
 static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REAL *dst, int64_t ncol)
 {
-    int64_t j = 0;
-    for (; j + SW <= n; j += SW) {
+    static const REAL zero[SW];
+    for (int64_t j = 0; j < n; j += SW) {
         const REAL *sp[SW];
         REAL *dp[SW];
-        int64_t c = 0;
+        int64_t c = 0, m = n - j < SW ? n - j : SW;
         for (; c + SW <= C; c += SW) {
-            for (int l = 0; l < SW; l++) sp[l] = src + (j + l) * ts + c, dp[l] = dst + (c + l) * ncol + j;
+            for (int l = 0; l < SW; l++) sp[l] = l < m ? src + (j + l) * ts + c : zero, dp[l] = dst + (c + l) * ncol + j;
             KFN(tr)(sp, dp);
         }
         for (; c < C; c++)
-            for (int l = 0; l < SW; l++) dst[c * ncol + j + l] = src[(j + l) * ts + c];
+            for (int l = 0; l < m; l++) dst[c * ncol + j + l] = src[(j + l) * ts + c];
     }
-    for (; j < n; j++)
-        for (int64_t c = 0; c < C; c++) dst[c * ncol + j] = src[j * ts + c];
 }
 
 #define VIEW(P, a) (&(P)->p.arg[a])
