@@ -834,34 +834,6 @@ typedef struct {
     REAL *qt[3], *z[3], *o[3], *m[3], *s[3];
 } KFN(fblk);
 
-/*
- * exp(x) for x <= 0 (logits minus their maximum): as vexp, with a degree-5
- * polynomial fitted (weighted least squares to minimax) to e^r on
- * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer.
- */
-static inline REAL KFN(vexpn)(REAL x)
-{
-    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
-    float t, n, r, y, s;
-    int32_t e;
-    uint32_t bits;
-    x = x < -87.0f ? -87.0f : x;
-    t = x * 1.44269504f;
-    n = (t + shifter) - shifter;
-    r = x - n * 0.693145752f;
-    r = r - n * 1.42860677e-06f;
-    y = 0.0083125252f;
-    y = y * r + 0.041890115f;
-    y = y * r + 0.16667114f;
-    y = y * r + 0.49999231f;
-    y = y * r + 1.0f;
-    y = y * r + 1.0f;
-    e = (int32_t)(n == n ? n : 0.0f) + 127; /* NaN in: no UB converting it; y is NaN, so is the result */
-    bits = (uint32_t)e << 23;
-    memcpy(&s, &bits, sizeof s);
-    return y * s;
-}
-
 #define FL SW
 #define FTAG w
 #include "fast.h"
