@@ -181,25 +181,28 @@ static inline void KFN(tr)(const REAL *const *src, REAL *const *dst)
 
 /*
  * dst[c][col0 + j] = src_j[c] for the n tokens src_j = src + j * ts (c < C):
- * one packed row segment.  Full SW x SW blocks by transposes, the rest scalar.
+ * one packed row segment.  Blocks of SW tokens x SW channels by transposes;
+ * the last, partial block of tokens too, with zeros for the missing tokens,
+ * which writes zeros to the SW - 1 columns after the segment: callers pack
+ * a row's segments in column order (a later segment overwrites them) and
+ * leave at least SW columns after the last one.  Channels past the last
+ * full block go one by one.
  */
 NATTEN_OMP_CLONES
 static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REAL *dst, int64_t ncol)
 {
-    int64_t j = 0;
-    for (; j + SW <= n; j += SW) {
+    static const REAL zero[SW];
+    for (int64_t j = 0; j < n; j += SW) {
         const REAL *sp[SW];
         REAL *dp[SW];
-        int64_t c = 0;
+        int64_t c = 0, m = n - j < SW ? n - j : SW;
         for (; c + SW <= C; c += SW) {
-            for (int l = 0; l < SW; l++) sp[l] = src + (j + l) * ts + c, dp[l] = dst + (c + l) * ncol + j;
+            for (int l = 0; l < SW; l++) sp[l] = l < m ? src + (j + l) * ts + c : zero, dp[l] = dst + (c + l) * ncol + j;
             KFN(tr)(sp, dp);
         }
         for (; c < C; c++)
-            for (int l = 0; l < SW; l++) dst[c * ncol + j + l] = src[(j + l) * ts + c];
+            for (int l = 0; l < m; l++) dst[c * ncol + j + l] = src[(j + l) * ts + c];
     }
-    for (; j < n; j++)
-        for (int64_t c = 0; c < C; c++) dst[c * ncol + j] = src[j * ts + c];
 }
 
 #define VIEW(P, a) (&(P)->p.arg[a])
@@ -544,6 +547,55 @@ static inline int64_t KFN(strip_scratch)(const natten_problem *p)
 }
 
 /*
+ * The fused forward of one strip of row (b, h, x0, x1): logits of the whole
+ * window, softmax per lane, weighted sum of the packed values, out and lse.
+ * scr: strip_scratch().
+ */
+NATTEN_OMP_CLONES
+static void KFN(fna_strip)(const omp_plan *P, const KFN(strip) *S, int64_t b, int64_t h, int64_t x0, int64_t x1,
+                           REAL *scr)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
+    int64_t hk = h / (p->heads / p->heads_kv), W = p->window;
+    int64_t C = p->dim > p->dim_v ? p->dim : p->dim_v;
+    const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
+    const REAL scale = (REAL)p->scale;
+    const omp_pack *pa = &P->pack[0], *pb = &P->pack[1];
+    const REAL *ab = (const REAL *)pa->data + (b * pa->heads + hk) * pa->head;
+    const REAL *bb = (const REAL *)pb->data + (b * pb->heads + hk) * pb->head;
+    REAL *qt = scr, *o = qt + C * SW, *z = o + C * SW, *zp = z + W * SW, *zs = zp + W * SW;
+    REAL *lane = zs + W * SW, *lane2 = lane + SW, *trash = lane2 + SW;
+    const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
+    (void)zs;
+    KFN(load_t)(S, q, Q->stride[3], p->dim, scale, qt);
+    KFN(qk_phase)(P, S, qt, pa, ab, rpb, z);
+    for (int l = 0; l < SW; l++) lane[l] = -INFINITY, lane2[l] = 0;
+    for (int64_t t = 0; t < W; t++)
+#pragma omp simd
+        for (int l = 0; l < SW; l++) lane[l] = z[t * SW + l] > lane[l] ? z[t * SW + l] : lane[l];
+    for (int64_t t = 0; t < W; t++)
+#pragma omp simd
+        for (int l = 0; l < SW; l++) {
+            REAL v = z[t * SW + l];
+            REAL e = v == -INFINITY ? 0 : KFN(vexp)(v - lane[l]);
+            z[t * SW + l] = e;
+            lane2[l] += e;
+        }
+    KFN(av_phase)(P, S, z, pb, bb, o);
+#pragma omp simd
+    for (int l = 0; l < SW; l++) zp[l] = 1 / lane2[l];
+    for (int64_t c = 0; c < p->dim_v; c++)
+#pragma omp simd
+        for (int l = 0; l < SW; l++) o[c * SW + l] *= zp[l];
+    KFN(store_t)(S, o, p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, 0, h, 0), O->stride[3], trash);
+    for (int64_t l = 0; l < S->w; l++) {
+        if (L->data)
+            ((float *)L->data)[natten_off(L, b, x0, x1, S->x2[l], h, 0)] = (float)(lane[l] + log(lane2[l]));
+    }
+}
+
+/*
  * One row (b, h, x0, x1) of query strips for op k.  Packed operands: ka (keys
  * for logits, or values for d_attn) and kv (values for the weighted sum, or
  * keys for d_q).
@@ -603,37 +655,7 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
                              trash);
                 break;
             }
-            case Q_FNA_FWD: {
-                const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
-                KFN(load_t)(&S, q, Q->stride[3], p->dim, scale, qt);
-                KFN(qk_phase)(P, &S, qt, pa, ab, rpb, z);
-                for (int l = 0; l < SW; l++) lane[l] = -INFINITY, lane2[l] = 0;
-                for (int64_t t = 0; t < W; t++)
-#pragma omp simd
-                    for (int l = 0; l < SW; l++) lane[l] = z[t * SW + l] > lane[l] ? z[t * SW + l] : lane[l];
-                for (int64_t t = 0; t < W; t++)
-#pragma omp simd
-                    for (int l = 0; l < SW; l++) {
-                        REAL v = z[t * SW + l];
-                        REAL e = v == -INFINITY ? 0 : KFN(vexp)(v - lane[l]);
-                        z[t * SW + l] = e;
-                        lane2[l] += e;
-                    }
-                KFN(av_phase)(P, &S, z, pb, bb, o);
-#pragma omp simd
-                for (int l = 0; l < SW; l++) zp[l] = 1 / lane2[l];
-                for (int64_t c = 0; c < p->dim_v; c++)
-#pragma omp simd
-                    for (int l = 0; l < SW; l++) o[c * SW + l] *= zp[l];
-                KFN(store_t)(&S, o, p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, x1, 0, h, 0), O->stride[3],
-                             trash);
-                for (int64_t l = 0; l < S.w; l++) {
-                    if (L->data)
-                        ((float *)L->data)[natten_off(L, b, x0, x1, S.x2[l], h, 0)] =
-                            (float)(lane[l] + log(lane2[l]));
-                }
-                break;
-            }
+            case Q_FNA_FWD: KFN(fna_strip)(P, &S, b, h, x0, x1, scr); break;
             default: { /* Q_FNA_BWD: pack a = keys, pack b = values */
                 const REAL *q = DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, 0, h, 0);
                 const REAL *d = DATA(P, NATTEN_ARG_D_OUT) + natten_off(DO, b, x0, x1, 0, h, 0);
@@ -685,6 +707,56 @@ static void KFN(strip_row)(const omp_plan *P, int k, int64_t b, int64_t h, int64
  * neighbourhood is one box of queries per key (spec 1.8), walked in a fixed
  * order: no atomics, the same sums every run.
  */
+/*
+ * Channels [c0, c0 + NV * SW) of one key's sum (see key_row), accumulated in
+ * NV vector registers: an accumulator in memory makes every query wait for
+ * the previous one's store.
+ */
+static inline __attribute__((always_inline)) void KFN(key_chunk)(const omp_plan *P, const natten_view *W,
+                                                                 const natten_view *S, REAL *out, REAL factor,
+                                                                 int64_t b, int64_t hk, const int64_t *g,
+                                                                 const int64_t *v, const int64_t *qa,
+                                                                 const int64_t *qb, int64_t c0, const int NV)
+{
+    const natten_problem *p = &P->p;
+    int64_t group = p->heads / p->heads_kv;
+    KFN(vec) a[2];
+    for (int i = 0; i < NV; i++) a[i] = (KFN(vec)){0};
+    for (int64_t h = hk * group; h < (hk + 1) * group; h++)
+        for (int64_t u0 = qa[0]; u0 < qb[0]; u0++) {
+            int64_t x0 = u0 * p->dilation[0] + g[0];
+            int64_t t0 = v[0] - P->wa[0][x0];
+            for (int64_t u1 = qa[1]; u1 < qb[1]; u1++) {
+                int64_t x1 = u1 * p->dilation[1] + g[1];
+                int64_t t01 = (t0 * p->kernel[1] + v[1] - P->wa[1][x1]) * p->kernel[2];
+                const REAL *wr = (const REAL *)W->data + natten_off(W, b, x0, x1, 0, h, t01);
+                const REAL *sr = (const REAL *)S->data + natten_off(S, b, x0, x1, 0, h, c0);
+                for (int64_t u2 = qa[2]; u2 < qb[2]; u2++) {
+                    int64_t x2 = u2 * p->dilation[2] + g[2];
+                    REAL w = wr[x2 * W->stride[3] + v[2] - P->wa[2][x2]];
+                    for (int i = 0; i < NV; i++) {
+                        KFN(vec) x;
+                        memcpy(&x, sr + x2 * S->stride[3] + i * SW, sizeof x);
+                        a[i] += w * x;
+                    }
+                }
+            }
+        }
+    for (int i = 0; i < NV; i++) {
+        KFN(vec) y = factor * a[i];
+        memcpy(out + c0 + i * SW, &y, sizeof y);
+    }
+}
+
+/* ---- key-side kernel: one row of keys (b, hk, y0, y1), every y2 --------
+ *
+ * out[key] = factor * sum over the queries whose window holds key (and over
+ * the query heads that read this key head) of w[query][slot] * src[query],
+ * where w is an attention-shaped view and src a token view.  The inverse
+ * neighbourhood is one box of queries per key (spec 1.8), walked in a fixed
+ * order: no atomics, the same sums every run.  Head dims in chunks of 2 and
+ * 1 vectors in registers, the rest (fewer than SW channels) through scr.
+ */
 NATTEN_OMP_CLONES
 static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_view *S, int64_t C,
                          natten_view *OUT, REAL factor, int64_t b, int64_t hk, int64_t y0, int64_t y1,
@@ -703,11 +775,15 @@ static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_v
     }
     for (int64_t y2 = 0; y2 < p->extent[2]; y2++) {
         REAL *out = (REAL *)OUT->data + natten_off(OUT, b, y0, y1, y2, hk, 0);
+        int64_t c0 = 0;
         g[2] = y2 % p->dilation[2];
         v[2] = y2 / p->dilation[2];
         qa[2] = P->ia[2][y2];
         qb[2] = P->ib[2][y2];
-        for (int64_t c = 0; c < C; c++) acc[c] = 0;
+        for (; c0 + 2 * SW <= C; c0 += 2 * SW) KFN(key_chunk)(P, W, S, out, factor, b, hk, g, v, qa, qb, c0, 2);
+        for (; c0 + SW <= C; c0 += SW) KFN(key_chunk)(P, W, S, out, factor, b, hk, g, v, qa, qb, c0, 1);
+        if (c0 == C) continue;
+        for (int64_t c = c0; c < C; c++) acc[c] = 0;
         for (int64_t h = hk * group; h < (hk + 1) * group; h++)
             for (int64_t u0 = qa[0]; u0 < qb[0]; u0++) {
                 int64_t x0 = u0 * p->dilation[0] + g[0];
@@ -720,14 +796,166 @@ static void KFN(key_row)(const omp_plan *P, const natten_view *W, const natten_v
                     for (int64_t u2 = qa[2]; u2 < qb[2]; u2++) {
                         int64_t x2 = u2 * p->dilation[2] + g[2];
                         REAL w = wr[x2 * W->stride[3] + v[2] - P->wa[2][x2]];
-                        KFN(axpy)(acc, w, sr + x2 * S->stride[3], C);
+                        KFN(axpy)(acc + c0, w, sr + x2 * S->stride[3] + c0, C - c0);
                     }
                 }
             }
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) out[c] = factor * acc[c];
+        for (int64_t c = c0; c < C; c++) out[c] = factor * acc[c];
     }
 }
+
+#if NATTEN_OMP_FAST && !REAL_IS_DOUBLE
+/* ---- fused forward, register-blocked rows (fast.h) ------------------------ */
+
+/*
+ * A thread's packed key and value rows ([C][ncol], as omp_pack's rows):
+ * m0 * m1 slots, direct-mapped by the key row's group positions on axes 0
+ * and 1, each tagged with the row it holds.  A block's key rows are at most
+ * m0 consecutive positions on axis 0 and m1 on axis 1, so they never evict
+ * one another, and consecutive blocks of a thread find most of their rows
+ * packed already.
+ */
+typedef struct {
+    REAL *k, *v;                     /* slot i: k + i * kslot, v + i * vslot */
+    int64_t kslot, vslot;
+    int64_t *tag;                    /* 1 + the row's id, 0: empty */
+    int64_t m0, m1;
+} KFN(fcache);
+
+/* A block of up to 3 query rows of one axis-1 dilation group: see fast.h. */
+typedef struct {
+    int nr;                          /* rows */
+    int64_t x1[3], u1[3];            /* per row: axis-1 index and group position */
+    int64_t a1[3], n1[3];            /* per row: window start (group coordinates) and keys on axis 1 */
+    int64_t jlo, jhi;                /* union of the rows' windows on axis 1 */
+    int64_t m1;                      /* row stride of kp / vp */
+    const REAL **kp, **vp;           /* packed key / value row of (t0, j): [t0 * m1 + j - jlo] */
+    REAL *qt[3], *z[3], *o[3], *m[3], *s[3];
+} KFN(fblk);
+
+#define FL SW
+#define FTAG w
+#include "fast.h"
+#undef FL
+#undef FTAG
+#define FL (SW / 2)
+#define FTAG h
+#include "fast.h"
+#undef FL
+#undef FTAG
+#define FL (SW / 4)
+#define FTAG q
+#include "fast.h"
+#undef FL
+#undef FTAG
+
+/* Per-thread scratch of fna_rows without the row cache, in REAL units (64-byte multiples). */
+static inline int64_t KFN(fast_scratch)(const natten_problem *p)
+{
+    return (3 * (p->dim + p->window + p->dim_v + 2) + 1) * SW;
+}
+
+/* Pack key row (b, hk, y0, y1) of view a (C channels) into dst ([C][ncol], padding untouched). */
+static void KFN(pack_row)(const omp_plan *P, const natten_view *v, int64_t b, int64_t hk, int64_t y0, int64_t y1,
+                          REAL *dst, int64_t ncol)
+{
+    const natten_problem *p = &P->p;
+    for (int64_t g = 0; g < p->dilation[2]; g++)
+        KFN(pack_seg)((const REAL *)(void *)v->data + natten_off(v, b, y0, y1, g, hk, 0), p->dilation[2] * v->stride[3],
+                      natten_group_len(p->extent[2], p->dilation[2], g), v->shape[NV_C], dst + P->goff[g], ncol);
+}
+
+/*
+ * The fused forward of rows x1 = (u1 + r) * d1 + g1, r < nr, of (b, h, x0),
+ * every strip of the last axis (all mode 0 or 2: fna_fast_ok()) as blocks
+ * (fast.h).  scr: fast_scratch(), 64-byte aligned; rc: the thread's row
+ * cache; ptrs: 2 * m0 * m1 pointers.
+ */
+static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t g1,
+                                                 int64_t u1, int nr, REAL *scr, KFN(fcache) *rc, const REAL **ptrs)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
+    int64_t hk = h / (p->heads / p->heads_kv), D = p->dim, Dv = p->dim_v, W = p->window, ncol = P->pack[0].ncol;
+    const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
+    const REAL scale = (REAL)p->scale;
+    REAL *f = scr, *trash;
+    KFN(fblk) B;
+    KFN(strip) S;
+    int64_t a0 = P->wa[0][x0], n0 = P->wb[0][x0] - a0, g0 = x0 % p->dilation[0];
+    B.nr = nr;
+    for (int r = 0; r < 3; r++) {
+        B.qt[r] = f; f += D * SW;
+        B.z[r] = f; f += W * SW;
+        B.o[r] = f; f += Dv * SW;
+        B.m[r] = f; f += SW;
+        B.s[r] = f; f += SW;
+    }
+    trash = f;
+    for (int r = 0; r < nr; r++) {
+        int64_t x1 = (u1 + r) * p->dilation[1] + g1;
+        B.x1[r] = x1;
+        B.u1[r] = u1 + r;
+        B.a1[r] = P->wa[1][x1];
+        B.n1[r] = P->wb[1][x1] - B.a1[r];
+        if (r == 0 || B.a1[r] < B.jlo) B.jlo = B.a1[r];
+        if (r == 0 || B.a1[r] + B.n1[r] > B.jhi) B.jhi = B.a1[r] + B.n1[r];
+    }
+    /* the next block's queries: their loads miss the cache otherwise */
+    for (int r = 0; r < nr; r++) {
+        int64_t u = u1 + nr + r, x1;
+        if (u * p->dilation[1] + g1 >= p->extent[1]) break;
+        x1 = u * p->dilation[1] + g1;
+        for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
+            const char *a = (const char *)(DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, x2, h, 0));
+            for (int64_t c = 0; c < (int64_t)(D * sizeof(REAL)); c += 64) __builtin_prefetch(a + c);
+        }
+    }
+    /* the block's key rows, packed once per thread while they stay in its cache */
+    B.m1 = rc->m1;
+    B.kp = ptrs;
+    B.vp = ptrs + rc->m0 * rc->m1;
+    for (int64_t t0 = 0; t0 < n0; t0++) {
+        int64_t y0 = (a0 + t0) * p->dilation[0] + g0;
+        for (int64_t j = B.jlo; j < B.jhi; j++) {
+            int64_t y1 = j * p->dilation[1] + g1, id = ((b * p->heads_kv + hk) * p->extent[0] + y0) * p->extent[1] + y1;
+            int64_t slot = ((a0 + t0) % rc->m0) * rc->m1 + j % rc->m1;
+            REAL *kd = rc->k + slot * rc->kslot, *vd = rc->v + slot * rc->vslot;
+            if (rc->tag[slot] != id + 1) {
+                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_K), b, hk, y0, y1, kd, ncol);
+                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd, ncol);
+                rc->tag[slot] = id + 1;
+            }
+            B.kp[t0 * B.m1 + j - B.jlo] = kd;
+            B.vp[t0 * B.m1 + j - B.jlo] = vd;
+        }
+    }
+    for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
+        for (int64_t u = 0, w; u < ng; u += w) {
+            int mode;
+            w = KFN(strip_len)(P, g2, u, ng, &mode);
+            KFN(strip_init)(P, &S, x0, B.x1[0], g2, u, w, mode);
+            for (int r = 0; r < nr; r++)
+                KFN(load_t)(&S, DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, B.x1[r], 0, h, 0), Q->stride[3], D, scale,
+                            B.qt[r]);
+            if (w <= SW / 4) block_f32_q(P, &B, &S, rpb);
+            else if (w <= SW / 2) block_f32_h(P, &B, &S, rpb);
+            else block_f32_w(P, &B, &S, rpb);
+            for (int r = 0; r < nr; r++) {
+                REAL *o = B.o[r], *sr = B.s[r];
+                KFN(store_t)(&S, o, Dv, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B.x1[r], 0, h, 0), O->stride[3],
+                             trash);
+                if (L->data)
+                    for (int64_t l = 0; l < S.w; l++)
+                        ((float *)L->data)[natten_off(L, b, x0, B.x1[r], S.x2[l], h, 0)] =
+                            (float)(B.m[r][l] + log(sr[l]));
+            }
+        }
+    }
+}
+#endif
 
 #undef VL_
 #undef SW

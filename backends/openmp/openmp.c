@@ -24,6 +24,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
@@ -33,6 +34,21 @@
 #endif
 #ifndef NATTEN_OMP_CLONES
 #  define NATTEN_OMP_CLONES
+#endif
+
+/*
+ * The fused forward's register-blocked path (fast.h) is written for
+ * AVX-512 with GCC/clang vector extensions; it is compiled for x86-64 only
+ * and taken when the CPU has AVX-512 (fast_cpu()).  NATTEN_OMP_REG keeps a
+ * loaded vector in a register: without it GCC folds the load into every
+ * FMA that uses it, which repeats the (unaligned) load per use.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#  define NATTEN_OMP_FAST 1
+#  define NATTEN_OMP_FAST_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#  define NATTEN_OMP_REG(x) __asm__("" : "+v"(x))
+#else
+#  define NATTEN_OMP_FAST 0
 #endif
 
 /*
@@ -469,10 +485,120 @@ static natten_status av_forward(const natten_problem *p, const natten_exec *x)
     return finish(&c, st);
 }
 
+#if NATTEN_OMP_FAST
+static int fast_cpu(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/*
+ * 1 if every strip of the last axis loads its keys as one vector or one
+ * broadcast (modes 0 and 2), which the blocks of fast.h need; strides that
+ * need gathers (mode 1) take the strips of query_pass.
+ */
+static int fna_fast_ok(const omp_plan *P)
+{
+    const natten_problem *p = &P->p;
+    for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
+        for (int64_t u = 0, w; u < ng; u += w) {
+            int mode;
+            w = strip_len_f32(P, g2, u, ng, &mode);
+            if (mode == 1) return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Fused forward, float: blocks of up to R query rows (one axis-1 dilation
+ * group, consecutive members) handed out with a static schedule, in row
+ * order within each (batch, head, x0), so that a thread's consecutive blocks
+ * share most of their key rows: each thread packs the key and value rows it
+ * needs into its own small cache (fcache) instead of a packed copy of the
+ * whole tensors.
+ */
+static natten_status fna_fwd_blocks(omp_plan *P, int R)
+{
+    const natten_problem *p = &P->p;
+    int nt = P->nthreads;
+    int64_t nb1 = 0, total, *tab, m0 = p->kernel[0], m1 = 1, ncol, kslot, vslot;
+    size_t fb, cb, tb, sb;
+    char *scr;
+    for (int64_t g = 0; g < p->dilation[1]; g++) nb1 += (natten_group_len(p->extent[1], p->dilation[1], g) + R - 1) / R;
+    tab = natten_malloc((size_t)nb1 * 3 * sizeof(int64_t));
+    if (!tab) return oom();
+    nb1 = 0;
+    for (int64_t g = 0; g < p->dilation[1]; g++) {
+        int64_t n = natten_group_len(p->extent[1], p->dilation[1], g);
+        for (int64_t u = 0; u < n; u += R, nb1++) {
+            int64_t nr = n - u < R ? n - u : R, x = u * p->dilation[1] + g, y = (u + nr - 1) * p->dilation[1] + g;
+            tab[3 * nb1] = g;
+            tab[3 * nb1 + 1] = u;
+            tab[3 * nb1 + 2] = nr;
+            /* key rows of the block: from the first row's window start to the last row's end */
+            if (P->wb[1][y] - P->wa[1][x] > m1) m1 = P->wb[1][y] - P->wa[1][x];
+        }
+    }
+    /* packed rows as omp_pack's: strip loads reach SW - 1 lanes and K2 - 1 slots past the extent */
+    ncol = p->extent[2] + 16 + p->kernel[2];
+    kslot = (p->dim * ncol + 15) & ~(int64_t)15;
+    vslot = (p->dim_v * ncol + 15) & ~(int64_t)15;
+    for (int i = 0; i < 2; i++) {
+        P->pack[i].C = i ? p->dim_v : p->dim;
+        P->pack[i].ncol = ncol;
+        P->pack[i].row = P->pack[i].C * ncol;
+    }
+    fb = (size_t)fast_scratch_f32(p) * sizeof(float);
+    cb = (size_t)(m0 * m1 * (kslot + vslot)) * sizeof(float);
+    tb = (size_t)(m0 * m1) * (sizeof(int64_t) + 2 * sizeof(float *));
+    sb = (fb + cb + tb + 63) & ~(size_t)63;
+    scr = natten_malloc(sb * (size_t)nt + 64);
+    if (!scr) {
+        natten_free(tab);
+        return oom();
+    }
+    total = p->batch * p->heads * p->extent[0] * nb1;
+#pragma omp parallel num_threads(nt)
+    {
+        char *s = (char *)(((uintptr_t)scr + 63) & ~(uintptr_t)63) + sb * (size_t)omp_get_thread_num();
+        fcache_f32 rc;
+        memset(s, 0, sb); /* zero padding of the packed rows, empty tags */
+        rc.k = (float *)(void *)(s + fb);
+        rc.v = rc.k + m0 * m1 * kslot;
+        rc.kslot = kslot;
+        rc.vslot = vslot;
+        rc.tag = (int64_t *)(void *)(s + fb + cb);
+        rc.m0 = m0;
+        rc.m1 = m1;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < total; i++) {
+            int64_t e = i % nb1, t = i / nb1;
+            int64_t x0 = t % p->extent[0], h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
+            fna_rows_f32(P, b, h, x0, tab[3 * e], tab[3 * e + 1], (int)tab[3 * e + 2], (float *)(void *)s, &rc,
+                         (const float **)(void *)(rc.tag + m0 * m1));
+        }
+    }
+    natten_free(tab);
+    natten_free(scr);
+    return NATTEN_SUCCESS;
+}
+#endif
+
 static natten_status fna_forward(const natten_problem *p, const natten_exec *x)
 {
     omp_call c;
     natten_status st = call_init(&c, p, x);
+#if NATTEN_OMP_FAST
+    /* configurations (openmp_configs): 0 blocks of 3 rows, 1 of 2 rows, 2 the strips only */
+    if (st == NATTEN_SUCCESS && (!x || x->config != 2) && !is_double(p) && fast_cpu() && fna_fast_ok(&c.P)) {
+        st = fna_fwd_blocks(&c.P, x && x->config == 1 ? 2 : 3);
+        return finish(&c, st);
+    }
+#endif
     if (st == NATTEN_SUCCESS) st = pack(&c.P, 0, NATTEN_ARG_K);
     if (st == NATTEN_SUCCESS) st = pack(&c.P, 1, NATTEN_ARG_V);
     if (st == NATTEN_SUCCESS) st = query_pass(&c.P, Q_FNA_FWD, NULL);
@@ -562,6 +688,15 @@ static int openmp_supports(const natten_problem *p, char *why, size_t len)
     return natten_inner_contiguous(p, why, len);
 }
 
+/*
+ * Tunable variants for measured selection (issue 4).  They differ only in
+ * the fused forward of float problems on AVX-512 CPUs: row blocks of 3 (the
+ * default) or 2 query rows sharing key loads, or the strips of query_pass
+ * alone (no blocks).  Every other op and problem runs the same code under
+ * each, so the tuner measures them as equals there.
+ */
+static const char *const openmp_configs[] = {"rows3", "rows2", "strips"};
+
 const natten_backend natten_backend_openmp = {
     .name = "openmp",
     .description = "multithreaded CPU (OpenMP): queries in vector lanes, packed K/V, deterministic backward",
@@ -576,4 +711,6 @@ const natten_backend natten_backend_openmp = {
         [NATTEN_OP_FNA_FORWARD] = fna_forward,
         [NATTEN_OP_FNA_BACKWARD] = fna_backward,
     },
+    .n_configs = 3,
+    .config_names = openmp_configs,
 };

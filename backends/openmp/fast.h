@@ -1,0 +1,309 @@
+/*
+ * fast.h - the fused forward's register-blocked kernels (float only),
+ * included by kernels.h twice: FL = SW lanes (one 512-bit vector) and
+ * FL = SW / 2 (one 256-bit vector, for strips of at most SW / 2 queries,
+ * typically the borders of an axis where the window stops moving).  FTAG
+ * names the instance.  Every function here is compiled for AVX-512
+ * (NATTEN_OMP_FAST_TARGET) and only called after a runtime check.
+ *
+ * A block is up to three query rows (consecutive members of one dilation
+ * group on axis 1, same batch, head and x0) times one strip of the last
+ * axis.  Windows are separable, so the rows share the strip's lane tables
+ * and differ only in which key rows they read: a key row is loaded once
+ * and multiplied into the logits (or weighted sums) of every row of the
+ * block whose window holds it.  That halves the loads per FMA against a
+ * single row, and the unaligned key/value loads (lane l reads column
+ * col0 + l + t2) are what bounds these loops on this CPU.
+ *
+ * Scratch layout is the generic strips' ([channel or slot][SW]); the half
+ * width kernels use the low FL lanes of each SW row.
+ */
+
+#define FFN__(n, s, t) n##_##s##_##t
+#define FFN_(n, s, t) FFN__(n, s, t)
+#define FFN(n) FFN_(n, SFX, FTAG)
+
+typedef REAL FFN(v) __attribute__((vector_size(FL * sizeof(REAL))));
+typedef REAL FFN(vu) __attribute__((vector_size(FL * sizeof(REAL)), aligned(sizeof(REAL))));
+
+typedef int32_t FFN(vi) __attribute__((vector_size(FL * sizeof(REAL))));
+
+/*
+ * exp(x) for x <= 0 (logits minus their maximum) lane by lane: as vexp
+ * (x = n ln2 + r, 2^n from the exponent bits), with a degree-5 polynomial
+ * fitted (weighted least squares iterated to minimax) to e^r on
+ * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer than vexp's.  2^n is
+ * built from the rounding sum's bits, so no float to integer conversion is
+ * needed; a NaN lane stays NaN.
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(exp)(FFN(v) x)
+{
+    const FFN(v) shifter = 12582912.0f - (FFN(v)){0}; /* 1.5 * 2^23 */
+    FFN(vi) lo = x < -87.0f;
+    FFN(v) t, n, r, y;
+    x = (FFN(v))((lo & (FFN(vi))(-87.0f - (FFN(v)){0})) | (~lo & (FFN(vi))x));
+    t = x * 1.44269504f + shifter; /* 1.5 * 2^23 + round(x / ln2) */
+    n = t - shifter;
+    r = x - n * 0.693145752f;
+    r = r - n * 1.42860677e-06f;
+    y = 0.0083125252f * r + 0.041890115f;
+    y = y * r + 0.16667114f;
+    y = y * r + 0.49999231f;
+    y = y * r + 1.0f;
+    y = y * r + 1.0f;
+    return y * (FFN(v))(((FFN(vi))t - (FFN(vi))shifter + 127) << 23);
+}
+
+/* one key / value vector: lane l at k[l] (BC = 0) or k[0] in every lane (BC = 1) */
+#define FLOAD(k, BC) ((BC) ? *(k) - (FFN(v)){0} : *(const FFN(vu) *)(k)) /* x - 0 is x, also for -0 */
+
+/*
+ * Logits of NR block rows sharing one key row, slots t2 < NT:
+ * z_r[t * SW + l] = sum_c q_r[c * SW + l] * key(c, t).  kr: the packed key
+ * row at the strip's first column and the chunk's first slot.
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t ncol, int64_t C, REAL *z0,
+        REAL *z1, REAL *z2, const int NR, const int NT, const int BC)
+{
+    FFN(v) a0[8], a1[8], a2[8];
+    for (int t = 0; t < NT; t++) a0[t] = a1[t] = a2[t] = (FFN(v)){0};
+    for (int64_t c = 0; c < C; c++) {
+        const REAL *k = kr + c * ncol;
+        FFN(v) u0 = *(const FFN(v) *)(q0 + c * SW);
+        FFN(v) u1 = NR > 1 ? *(const FFN(v) *)(q1 + c * SW) : u0;
+        FFN(v) u2 = NR > 2 ? *(const FFN(v) *)(q2 + c * SW) : u0;
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            FFN(v) kv = FLOAD(k + t, BC);
+            NATTEN_OMP_REG(kv);
+            a0[t] += u0 * kv;
+            if (NR > 1) a1[t] += u1 * kv;
+            if (NR > 2) a2[t] += u2 * kv;
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+        *(FFN(v) *)(z0 + t * SW) = a0[t];
+        if (NR > 1) *(FFN(v) *)(z1 + t * SW) = a1[t];
+        if (NR > 2) *(FFN(v) *)(z2 + t * SW) = a2[t];
+    }
+}
+
+/* All K2 slots of one key row for NR rows, in chunks of at most 8 slots. */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+FFN(qk_row)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C, REAL *const *z, int64_t K2, const int NR,
+            const int BC)
+{
+    int64_t nch = (K2 + 7) / 8, t = 0;
+    for (int64_t ch = 0; ch < nch; ch++) {
+        int nt = (int)((K2 - t) / (nch - ch)); /* even chunks: 7 -> 7, 9 -> 4 + 5 */
+        const REAL *k = kr + t;
+        REAL *z0 = z[0] + t * SW, *z1 = z[NR > 1 ? 1 : 0] + t * SW, *z2 = z[NR > 2 ? 2 : 0] + t * SW;
+        const REAL *q0 = q[0], *q1 = q[NR > 1 ? 1 : 0], *q2 = q[NR > 2 ? 2 : 0];
+        switch (nt) {
+        case 8: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 8, BC); break;
+        case 7: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 7, BC); break;
+        case 6: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 6, BC); break;
+        case 5: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 5, BC); break;
+        case 4: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 4, BC); break;
+        case 3: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 3, BC); break;
+        case 2: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 2, BC); break;
+        default: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 1, BC); break;
+        }
+        t += nt;
+    }
+}
+
+static NATTEN_OMP_FAST_TARGET void FFN(qk_nr)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C,
+                                              REAL *const *z, int64_t K2, int nr, int bc)
+{
+    if (bc) {
+        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 1);
+        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 1);
+        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 1);
+    } else {
+        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 0);
+        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 0);
+        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 0);
+    }
+}
+
+/*
+ * Weighted sums of one value row for the block rows RLO .. RLO + NR - 1,
+ * CC channels: a[r][c] += sum_t2 w_r[t2 * SW + l] * value(c, t2).  pw[r]:
+ * row r's weights of this key row; vr: the packed value row at the chunk's
+ * first channel and the strip's first column.
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+FFN(av_step)(FFN(v) (*a)[8], const REAL *const *pw, const REAL *vr, int64_t ncol, int64_t K2, const int RLO,
+             const int NR, const int CC, const int BC)
+{
+    const REAL *w0 = pw[RLO], *w1 = pw[NR > 1 ? RLO + 1 : RLO], *w2 = pw[NR > 2 ? RLO + 2 : RLO];
+    for (int64_t t2 = 0; t2 < K2; t2++) {
+        FFN(v) p0 = *(const FFN(v) *)(w0 + t2 * SW);
+        FFN(v) p1 = NR > 1 ? *(const FFN(v) *)(w1 + t2 * SW) : p0;
+        FFN(v) p2 = NR > 2 ? *(const FFN(v) *)(w2 + t2 * SW) : p0;
+#pragma GCC unroll 8
+        for (int c = 0; c < CC; c++) {
+            FFN(v) vv = FLOAD(vr + c * ncol + t2, BC);
+            NATTEN_OMP_REG(vv);
+            a[RLO][c] += p0 * vv;
+            if (NR > 1) a[RLO + 1][c] += p1 * vv;
+            if (NR > 2) a[RLO + 2][c] += p2 * vv;
+        }
+    }
+}
+
+/* o_r[(c0 + c) * SW + l] = weighted sum over the block's windows, c < CC. */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_t c0, const int CC, const int BC)
+{
+    const natten_problem *p = &P->p;
+    const omp_pack *pk = &P->pack[1];
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol;
+    FFN(v) a[3][8];
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < CC; c++) a[r][c] = (FFN(v)){0};
+    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
+        for (int64_t j = B->jlo; j < B->jhi; j++) {
+            const REAL *vr = B->vp[t0 * B->m1 + j - B->jlo] + c0 * ncol + S->col0;
+            const REAL *pw[3];
+            int r = 0;
+            for (int i = 0; i < 3; i++)
+                pw[i] = i < B->nr && j >= B->a1[i] && j < B->a1[i] + B->n1[i]
+                            ? B->z[i] + ((t0 * K1 + j - B->a1[i]) * K2) * SW
+                            : B->z[0];
+            /* runs of consecutive rows whose windows hold key row j */
+            while (r < B->nr) {
+                int r1;
+                if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
+                for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
+                switch (r * 4 + (r1 - r)) {
+                case 1: FFN(av_step)(a, pw, vr, ncol, K2, 0, 1, CC, BC); break;
+                case 2: FFN(av_step)(a, pw, vr, ncol, K2, 0, 2, CC, BC); break;
+                case 3: FFN(av_step)(a, pw, vr, ncol, K2, 0, 3, CC, BC); break;
+                case 5: FFN(av_step)(a, pw, vr, ncol, K2, 1, 1, CC, BC); break;
+                case 6: FFN(av_step)(a, pw, vr, ncol, K2, 1, 2, CC, BC); break;
+                default: FFN(av_step)(a, pw, vr, ncol, K2, 2, 1, CC, BC); break;
+                }
+                r = r1;
+            }
+        }
+    }
+    for (int r = 0; r < B->nr; r++) {
+        FFN(v) inv = 1 / *(const FFN(v) *)B->s[r];
+        for (int c = 0; c < CC; c++) *(FFN(v) *)(B->o[r] + (c0 + c) * SW) = a[r][c] * inv;
+    }
+}
+
+static NATTEN_OMP_FAST_TARGET void FFN(av_all)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S,
+                                               int bc)
+{
+    int64_t c = 0, C = P->pack[1].C;
+    for (; c + 8 <= C; c += 8) {
+        if (bc) FFN(av_chunk)(P, B, S, c, 8, 1);
+        else FFN(av_chunk)(P, B, S, c, 8, 0);
+    }
+    for (; c + 4 <= C; c += 4) {
+        if (bc) FFN(av_chunk)(P, B, S, c, 4, 1);
+        else FFN(av_chunk)(P, B, S, c, 4, 0);
+    }
+    for (; c < C; c++) {
+        if (bc) FFN(av_chunk)(P, B, S, c, 1, 1);
+        else FFN(av_chunk)(P, B, S, c, 1, 0);
+    }
+}
+
+/*
+ * One block: logits, softmax and weighted sums for the rows of B on strip S
+ * (mode 0 or 2): o_r (normalised) and m_r, s_r (max, sum of exponentials)
+ * per lane.  Slots outside a row's window on axes 0 and 1 are never read
+ * (softmax and weighted sums skip them), so they are not filled.
+ */
+static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S,
+                                              const REAL *rpb)
+{
+    const natten_problem *p = &P->p;
+    const omp_pack *pk = &P->pack[0];
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol;
+    int bc = S->mode == 2;
+    /* logits of the rows' valid key rows; the rest of each window is -inf */
+    for (int r = 0; r < B->nr; r++)
+        for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
+            for (int64_t t1 = 0; t1 < K1; t1++) {
+                REAL *zr = B->z[r] + (t0 * K1 + t1) * K2 * SW;
+                if (t0 < S->n[0] && t1 < B->n1[r]) continue;
+                for (int64_t i = 0; i < K2 * SW; i++) zr[i] = -INFINITY;
+            }
+    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
+        for (int64_t j = B->jlo; j < B->jhi; j++) {
+            const REAL *kr = B->kp[t0 * B->m1 + j - B->jlo] + S->col0;
+            int r = 0;
+            while (r < B->nr) {
+                const REAL *q[3];
+                REAL *z[3];
+                int r1;
+                if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
+                for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
+                for (int i = 0; i < r1 - r; i++) {
+                    q[i] = B->qt[r + i];
+                    z[i] = B->z[r + i] + (t0 * K1 + j - B->a1[r + i]) * K2 * SW;
+                }
+                FFN(qk_nr)(q, kr, ncol, pk->C, z, K2, r1 - r, bc);
+                r = r1;
+            }
+        }
+    }
+    for (int r = 0; r < B->nr; r++) {
+        REAL *restrict z = B->z[r], *restrict m = B->m[r], *restrict s = B->s[r];
+        /* partial windows on axis 2 (causal), and the bias */
+        if (!S->full || rpb)
+            for (int64_t t0 = 0; t0 < S->n[0]; t0++)
+                for (int64_t t1 = 0; t1 < B->n1[r]; t1++) {
+                    const REAL *rr = rpb ? rpb + natten_rpb_index(p->kernel[0], S->u[0], S->a[0] + t0) * P->rs[0] +
+                                               natten_rpb_index(K1, B->u1[r], B->a1[r] + t1) * P->rs[1]
+                                         : NULL;
+                    REAL *zr = z + (t0 * K1 + t1) * K2 * SW;
+                    for (int64_t t2 = 0; t2 < K2; t2++)
+#pragma omp simd
+                        for (int l = 0; l < FL; l++) {
+                            REAL v = zr[t2 * SW + l];
+                            if (rr) v += rr[(S->eb[l] + t2) * P->rs[2]];
+                            zr[t2 * SW + l] = t2 < S->len[l] ? v : -INFINITY;
+                        }
+                }
+        FFN(v) mx, sum = (FFN(v)){0}, mq[4];
+        for (int i = 0; i < 4; i++) mq[i] = -INFINITY - (FFN(v)){0};
+        /* four independent running maxima: a compare-and-select chain per slot is slow */
+        for (int64_t t0 = 0; t0 < S->n[0]; t0++)
+            for (int64_t t = t0 * K1 * K2; t < (t0 * K1 + B->n1[r]) * K2; t += 4)
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++)
+                    if (t + i < (t0 * K1 + B->n1[r]) * K2) {
+                        FFN(v) v = *(const FFN(v) *)(z + (t + i) * SW);
+                        FFN(vi) gt = v > mq[i];
+                        mq[i] = (FFN(v))((gt & (FFN(vi))v) | (~gt & (FFN(vi))mq[i]));
+                    }
+        for (int i = 1; i < 4; i++) {
+            FFN(vi) gt = mq[i] > mq[0];
+            mq[0] = (FFN(v))((gt & (FFN(vi))mq[i]) | (~gt & (FFN(vi))mq[0]));
+        }
+        mx = mq[0];
+        for (int64_t t0 = 0; t0 < S->n[0]; t0++)
+            for (int64_t t = t0 * K1 * K2; t < (t0 * K1 + B->n1[r]) * K2; t++) {
+                FFN(v) v = *(const FFN(v) *)(z + t * SW);
+                FFN(v) e = (FFN(v))((FFN(vi))FFN(exp)(v - mx) & (v != -INFINITY));
+                *(FFN(v) *)(z + t * SW) = e;
+                sum += e;
+            }
+        *(FFN(v) *)m = mx;
+        *(FFN(v) *)s = sum;
+        for (int l = FL; l < SW; l++) m[l] = 0, s[l] = 1;
+    }
+    FFN(av_all)(P, B, S, bc);
+}
+
+#undef FLOAD
+#undef FFN
+#undef FFN_
+#undef FFN__
