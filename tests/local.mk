@@ -57,6 +57,8 @@ EXTRA_DIST += tests/exports.sh
 AM_TESTS_ENVIRONMENT = srcdir=$(srcdir); export srcdir;
 # natten-bench's command line, output formats and tiny suites (bench/).
 TESTS += tests/bench-cli.sh
+# the GPU-host scripts' logic (gpu-sanitize.sh, gpu-profile.sh) with stand-in tools
+TESTS += tests/gpu-tools.sh
 if HAVE_HIP
 # ROCm test memory (tt_hip_mem) and the hip-tiled suite (exits 77 without an AMD GPU).
 tests_libtestutil_la_SOURCES += tests/testutil-hip.c
@@ -102,4 +104,4 @@ check-valgrind:
 	    LOG_COMPILER='$(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS)' \
 	    TEST_SUITE_LOG=test-suite-valgrind.log
 .PHONY: check-valgrind
-EXTRA_DIST += tests/gpu-sanitize.sh
+EXTRA_DIST += tests/gpu-sanitize.sh tests/gpu-tools.sh tools/gpu-profile.sh
