@@ -236,6 +236,11 @@ static int64_t reduced_problem(const natten_problem *p, natten_problem *r)
  * its full first run is cheap enough, and it sees the real problem (a small
  * probe can underfill a GPU, which makes the linear prediction too high). */
 #define PROBE_MIN_MS SLOW_MS
+/* Nor is there a probe while the best time is under this: a candidate would
+ * have to be over 1000x slower than the best to reach a second, and on such
+ * small problems the probe's two calls cost more in call overhead (thread
+ * start-up, kernel launches) than they could save. */
+#define PROBE_MIN_BEST_MS 1.0
 
 /* Before the first full-size run of a candidate (once some candidate has a
  * best time): time it on the 1/n-size problem (a cold run, then a warm run,
@@ -255,7 +260,7 @@ static int probe_prunes(const natten_problem *p, const natten_exec *x, natten_ca
     double cold, warm, predicted;
     int64_t n;
     natten_status st;
-    if (!(prune > 0 && best > 0) || (n = reduced_problem(p, &r)) == 0) return 0;
+    if (!(prune > 0 && best >= PROBE_MIN_BEST_MS) || (n = reduced_problem(p, &r)) == 0) return 0;
     if (b->supports != NULL && !b->supports(&r, why, sizeof why)) return 0;
     if (scratch_problem(&r, b, x, &q, &s) != NATTEN_SUCCESS) {
         natten_clear_error();

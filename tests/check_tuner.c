@@ -453,6 +453,14 @@ START_TEST(probe_spares_cheap_and_close_candidates)
     run_scripted(0, c, &ok);
     for (int k = 0; k < 5; k++) ck_assert_int_eq(scripts[k].probe_calls, 0);
     ck_assert_int_eq(scripts[2].calls, 2);
+    /* a best under 1 ms: no probe either (c then costs its one full run) */
+    set_scripts();
+    scripts[0].t[0] = scripts[0].t[1] = scripts[0].t[2] = 0.9;
+    scripts[2].probe[0] = scripts[2].probe[1] = 2600.0;
+    run_scripted(3.0, c, &ok);
+    for (int k = 0; k < 5; k++) ck_assert_int_eq(scripts[k].probe_calls, 0);
+    ck_assert_int_eq(scripts[2].calls, 1);
+    ck_assert_msg(strstr(c[4].why, "pruned: 1 run") != NULL, "%s", c[4].why);
 }
 END_TEST
 
@@ -475,11 +483,12 @@ static natten_status fails_on_cut_op(const natten_problem *p, const natten_exec 
     return NATTEN_SUCCESS;
 }
 
-/* first in line: sets a best of ~0.2 ms (its probe is never run) */
+/* first in line: sets a best of ~3 ms (over the 1 ms below which nothing is probed) */
 static natten_status tiny_op(const natten_problem *p, const natten_exec *x)
 {
     (void)x;
     scribble(p);
+    sleep_ms(3);
     return NATTEN_SUCCESS;
 }
 
