@@ -50,7 +50,8 @@
 # T_PEERS=50 T_TUNE=70 TOTAL_BUDGET=480 SKIP=anchors SAN_JOBS=12
 # CK_TIMEOUT_MULTIPLIER=4 (measured 2026-11-29: build 55 s, python 83 s, a
 # sanitizer run on one Check case seconds to about two minutes); any of them
-# can be set.
+# can be set.  The side-by-side steps run with OMP_WAIT_POLICY=passive
+# (unless set): OpenMP threads spinning at barriers starve the other steps.
 #
 # $OUT gets: summary.txt (each step's status and time, and the key lines of
 # its log), gpu-run.tar.gz (every log and CSV), and bench-gpu.csv,
@@ -181,7 +182,9 @@ if [ "$PARALLEL" = 1 ]; then
     say "== check, san, py side by side (PARALLEL=1)"
     main_summary=$summary
     for part in check san py; do
-        ( summary=$logs/summary-$part.txt; : >"$summary"; "do_$part" ) >/dev/null 2>&1 &
+        # OpenMP threads wait passively here: spinning ones starve the others
+        ( summary=$logs/summary-$part.txt; : >"$summary"; export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+          "do_$part" ) >/dev/null 2>&1 &
     done
     wait
     summary=$main_summary
