@@ -75,14 +75,15 @@ start=$(date +%s)
 
 # the runs: "tool test case" (case "-": the whole test)
 runs=()
+declare -A seen=() # a run named twice runs once (its log and status are per run)
 for tool in "${tools[@]}"; do
     for t in "${tests[@]}"; do
         b=$(basename "$t")
-        if [ -n "${cases[$b]:-}" ]; then
-            for c in ${cases[$b]//,/ }; do runs+=("$tool $t $c"); done
-        else
-            runs+=("$tool $t -")
-        fi
+        for c in $([ -n "${cases[$b]:-}" ] && echo "${cases[$b]//,/ }" || echo -); do
+            [ -n "${seen[$tool $t $c]:-}" ] && continue
+            seen[$tool $t $c]=1
+            runs+=("$tool $t $c")
+        done
     done
 done
 

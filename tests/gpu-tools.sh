@@ -8,6 +8,8 @@ src=$(cd "${srcdir:-.}" && pwd)
 tmp=${TMPDIR:-/tmp}/gpu-tools-test.$$
 mkdir -p "$tmp/b/tests" || exit 99
 trap 'rm -rf "$tmp"' EXIT
+# the scripts' settings come from this test only
+unset TOOLS SAN_CASES NO_API_ERRORS SAN_JOBS SANITIZE_BUDGET PROFILES NCU_EXTRA NCU_SECTIONS T_ONE OUT
 fails=0
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
@@ -19,7 +21,7 @@ printf '#!/bin/sh\nshift\nexec "$@"\n' >"$b/libtool"
 cat >"$b/tests/check_cuda" <<'T'
 #!/bin/sh
 echo "ran ${CK_RUN_CASE:-all}"
-[ "${CK_RUN_CASE:-}" = configs ] && sleep 1
+[ "${CK_RUN_CASE:-}" = configs ] && sleep 3
 exit 0
 T
 cp "$b/tests/check_cuda" "$b/tests/check_cuda_tc"
@@ -35,7 +37,8 @@ T
 chmod +x "$b/libtool" "$b/tests/check_cuda" "$b/tests/check_cuda_tc" "$tmp/cs"
 export COMPUTE_SANITIZER="$tmp/cs" CALLS="$tmp/calls.log"
 
-# 1. one run per (tool, test, case), in parallel; memcheck on oom without API errors
+# 1. one run per (tool, test, case), in parallel (the four `configs` runs take 3 s
+#    each: 12 s one after another); memcheck on oom without API errors
 t0=$(date +%s)
 SAN_JOBS=8 bash "$src/tests/gpu-sanitize.sh" "$b" tests/check_cuda tests/check_cuda_tc >"$tmp/san.out" 2>&1
 rc=$?
@@ -49,7 +52,7 @@ if [ $rc -ne 0 ] && [ "$runs" -eq 24 ] && [ "$oom_noapi" -eq 1 ] && [ "$noapi" -
    grep -q "racecheck tests/check_cuda_tc (case edges): FAILED (exit 86)" "$tmp/san.out" &&
    grep -q "memcheck tests/check_cuda (case oom) \[--report-api-errors no\]: clean" "$tmp/san.out" &&
    grep -q "24 runs, 8 at a time.*: 23 clean, 0 skipped, 1 failed" "$tmp/san.out" &&
-   [ -f "$b/gpu-sanitize/memcheck-check_cuda-oom.log" ] && [ $((t1 - t0)) -lt 4 ]; then
+   [ -f "$b/gpu-sanitize/memcheck-check_cuda-oom.log" ] && [ $((t1 - t0)) -lt 10 ]; then
     pass "gpu-sanitize: a run per (tool, test, case), side by side, oom without API errors"
 else
     fail "gpu-sanitize (exit $rc, $runs runs, $((t1 - t0)) s)"; cat "$tmp/san.out" "$tmp/calls.log"
@@ -64,10 +67,11 @@ else
     fail "gpu-sanitize: SAN_CASES="; cat "$tmp/san2.out" "$tmp/calls.log"
 fi
 rm -f "$tmp/calls.log"
-SAN_CASES="check_cuda:configs,configs,configs" SANITIZE_BUDGET=1 TOOLS=memcheck \
+SAN_CASES="check_cuda:configs,stream,device" SANITIZE_BUDGET=1 TOOLS=memcheck \
     bash "$src/tests/gpu-sanitize.sh" "$b" tests/check_cuda >"$tmp/san3.out" 2>&1
 rc=$?
-if [ $rc -ne 0 ] && grep -q "not run (SANITIZE_BUDGET=1 s spent)" "$tmp/san3.out"; then
+if [ $rc -ne 0 ] && grep -q "memcheck tests/check_cuda (case configs): STOPPED at the SANITIZE_BUDGET limit" "$tmp/san3.out" &&
+   grep -q "memcheck tests/check_cuda (case device): not run (SANITIZE_BUDGET=1 s spent)" "$tmp/san3.out"; then
     pass "gpu-sanitize: SANITIZE_BUDGET"
 else
     fail "gpu-sanitize: SANITIZE_BUDGET (exit $rc)"; cat "$tmp/san3.out"
