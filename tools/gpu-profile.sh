@@ -24,7 +24,7 @@
 #   tiled-fna-f32:  cuda-tiled fna fp32, 2-D 56x56 K 7, B 16 H 2 D 32 (forward);
 #                   fna2_kernel or fwd_kernel
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
-#                   the forward kernel (a name with "fwd")
+#                   its forward kernel, fna_fwd_kernel
 #
 # NOT RUN by the session that wrote it (no GPU time was left): written to be
 # simple and robust rather than clever, so check the first reports by eye.  A
@@ -57,7 +57,7 @@ declare -A args=(
 declare -A kernel=(
     [tiled-qk-f16]="regex:qk2_kernel|pn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
-    [tc-fna-f16-256]="regex:fwd"
+    [tc-fna-f16-256]="regex:fna_fwd_kernel"
 )
 sections=()
 for s in $NCU_SECTIONS; do sections+=(--section "$s"); done
