@@ -46,7 +46,7 @@ static struct {
     int threads;
     out_format format;
     int peak, verify;
-    double verify_limit, naive_limit;
+    double verify_limit, verify_flops, naive_limit;
     unsigned long long seed;
     int dtype_set;
     int dry_run;
@@ -100,6 +100,8 @@ static void usage(FILE *f)
 "      --no-verify        skip the comparison with naive\n"
 "      --verify-limit S   verify on a smaller same-shaped problem when the float64\n"
 "                         reference would take longer than S seconds (default 5)\n"
+"      --verify-flops F   ... or would do more than F FLOPs (default 1e9: a few\n"
+"                         seconds of naive float64 on any CPU; 0: no cap)\n"
 "      --naive-limit S    do not time naive when one call would take longer (default 10)\n"
 "\n"
 "output:\n"
@@ -212,6 +214,7 @@ static void parse_args(int argc, char **argv)
     opt.warmup = opt.repeat = -1;
     opt.verify = 1;
     opt.verify_limit = 5;
+    opt.verify_flops = 1e9;
     opt.naive_limit = 10;
     opt.seed = 42;
     for (int i = 1; i < argc; i++) {
@@ -309,6 +312,8 @@ static void parse_args(int argc, char **argv)
             opt.verify = 0;
         } else if (IS("", "--verify-limit")) {
             opt.verify_limit = parse_double(a, VALUE());
+        } else if (IS("", "--verify-flops")) {
+            opt.verify_flops = parse_double(a, VALUE());
         } else if (IS("", "--naive-limit")) {
             opt.naive_limit = parse_double(a, VALUE());
         } else {
@@ -759,7 +764,17 @@ static double naive_seconds(const bench_problem *p, bench_op op, bench_dir dir)
     return f / (naive_rate(op, dir) * 1e9) * (p->dtype->size == 2 ? 2 : 1);
 }
 
-/* A smaller problem of the same shape whose reference fits the time limit:
+/* FLOPs of the float64 naive reference of (p, op, dir): the op itself, and
+ * for the fused backward also the forward that makes out and lse. */
+static double reference_flops(const bench_problem *p, bench_op op, bench_dir dir)
+{
+    return bench_flops(p, op, dir) + (op == OP_FNA && dir == DIR_BWD ? bench_flops(p, op, DIR_FWD) : 0);
+}
+
+/* A smaller problem of the same shape whose reference fits the time limit
+ * (estimated from naive's rate on a small problem, which a big problem's
+ * cache misses can make far too hopeful) and the FLOP budget (--verify-flops,
+ * the bound that holds whatever the cache does):
  * batch, then heads (keeping the GQA ratio), then extents (down to 2*K*d, so
  * both borders and an interior remain), then windows (keeping parity).
  * Returns 1 if it had to shrink. */
@@ -775,7 +790,8 @@ static int shrink_for_verify(const bench_problem *p, bench_op op, bench_dir dir,
     *v = *p;
     /* the reference is the naive op itself (+ a forward for the fused backward's out/lse) */
     while (naive_seconds(v, op, dir) + (op == OP_FNA && dir == DIR_BWD ? naive_seconds(v, op, DIR_FWD) : 0) >
-           opt.verify_limit) {
+               opt.verify_limit ||
+           (opt.verify_flops > 0 && reference_flops(v, op, dir) > opt.verify_flops)) {
         int best = -1;
         double ratio = 1;
         shrunk = 1;
@@ -1173,62 +1189,59 @@ static void fmt_bytes(long long b, char *buf, size_t len)
     else snprintf(buf, len, "%.1f KiB", (double)b / 1024);
 }
 
-static void print_table_problem(int pi)
+/* The table: each problem's head, then each result's row as soon as it is
+ * known (a run cut short by a timeout still shows what it finished). */
+static void print_table_head(int pi)
 {
     const bench_problem *p = &problems[pi];
-    char desc[256], buf[12][64];
+    char desc[256];
     bench_problem_describe(p, desc, sizeof desc);
     printf("\n== %s%s%s\n", p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc);
     if (!opt.verify) printf("   not verified (--no-verify)\n");
-    /* each distinct smaller problem that stood in for this one, with its ops */
-    for (int i = 0; i < nresults; i++) {
-        const result *r = &results[i];
-        int seen = 0;
-        if (r->problem != pi || !r->verified_on[0] || strcmp(r->verified_on, "full problem") == 0)
-            continue;
-        for (int j = 0; j < i; j++)
-            if (results[j].problem == pi && strcmp(results[j].verified_on, r->verified_on) == 0) seen = 1;
-        if (seen) continue;
-        printf("   verified on a smaller problem of the same shape (naive would take too long):\n"
-               "   %s, for", r->verified_on);
-        for (int j = i; j < nresults; j++)
-            if (results[j].problem == pi && strcmp(results[j].verified_on, r->verified_on) == 0 &&
-                (j == i || results[j].op != results[j - 1].op || results[j].dir != results[j - 1].dir))
-                printf(" %s %s;", op_names[results[j].op], dir_names[results[j].dir]);
-        printf("\n");
-    }
     printf("%-14s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s%s  %s\n", "backend", "op", "dir",
            "median", "min", "max", "FLOP/s", "GB/s", "memory", "max err", "vs naive",
            opt.peak ? "  %peak" : "", "status");
-    for (int i = 0; i < nresults; i++) {
-        const result *r = &results[i];
-        char name[80];
-        if (r->problem != pi) continue;
-        fmt_time(r->median, buf[0], sizeof buf[0]);
-        fmt_time(r->median < 0 ? -1 : r->min, buf[1], sizeof buf[1]);
-        fmt_time(r->median < 0 ? -1 : r->max, buf[2], sizeof buf[2]);
-        fmt_rate(r->median > 0 ? r->flops / r->median : -1, "FLOP/s", buf[3], sizeof buf[3]);
-        fmt_rate(r->median > 0 ? r->bytes / r->median : -1, "B/s", buf[4], sizeof buf[4]);
-        fmt_bytes(r->median > 0 ? r->mem : -1, buf[5], sizeof buf[5]);
-        if (r->max_err < 0) snprintf(buf[6], sizeof buf[6], "-");
-        else snprintf(buf[6], sizeof buf[6], "%.2e", r->max_err);
-        if (r->speedup < 0) snprintf(buf[7], sizeof buf[7], "-");
-        else snprintf(buf[7], sizeof buf[7], "%.1fx", r->speedup);
-        if (r->peak_frac >= 0) snprintf(buf[8], sizeof buf[8], "%.1f%%", 100 * r->peak_frac);
-        else if (r->bw_frac >= 0) snprintf(buf[8], sizeof buf[8], "%.0f%%bw", 100 * r->bw_frac);
-        else snprintf(buf[8], sizeof buf[8], "-");
-        snprintf(name, sizeof name, "%.50s%s%.20s", r->backend, strcmp(r->device, "cpu") ? "@" : "",
-                 strcmp(r->device, "cpu") ? r->device : "");
-        printf("%-14s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s", name, op_names[r->op],
-               dir_names[r->dir], buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]);
-        if (opt.peak) printf(" %7s", buf[8]);
-        printf("  %s\n", r->status);
-    }
+    fflush(stdout);
+}
+
+/* The smaller problem that stands in for a problem's (op, dir) in verification. */
+static void print_table_verified_on(const bench_problem *v, bench_op op, bench_dir dir)
+{
+    char desc[256];
+    bench_problem_describe(v, desc, sizeof desc);
+    printf("   %s %s verified on a smaller problem of the same shape (the float64 naive reference is capped at "
+           "%g s estimated and %.3g FLOP): %s\n", op_names[op], dir_names[dir], opt.verify_limit, opt.verify_flops,
+           desc);
+    fflush(stdout);
+}
+
+static void print_table_row(const result *r)
+{
+    char buf[12][64], name[80];
+    fmt_time(r->median, buf[0], sizeof buf[0]);
+    fmt_time(r->median < 0 ? -1 : r->min, buf[1], sizeof buf[1]);
+    fmt_time(r->median < 0 ? -1 : r->max, buf[2], sizeof buf[2]);
+    fmt_rate(r->median > 0 ? r->flops / r->median : -1, "FLOP/s", buf[3], sizeof buf[3]);
+    fmt_rate(r->median > 0 ? r->bytes / r->median : -1, "B/s", buf[4], sizeof buf[4]);
+    fmt_bytes(r->median > 0 ? r->mem : -1, buf[5], sizeof buf[5]);
+    if (r->max_err < 0) snprintf(buf[6], sizeof buf[6], "-");
+    else snprintf(buf[6], sizeof buf[6], "%.2e", r->max_err);
+    if (r->speedup < 0) snprintf(buf[7], sizeof buf[7], "-");
+    else snprintf(buf[7], sizeof buf[7], "%.1fx", r->speedup);
+    if (r->peak_frac >= 0) snprintf(buf[8], sizeof buf[8], "%.1f%%", 100 * r->peak_frac);
+    else if (r->bw_frac >= 0) snprintf(buf[8], sizeof buf[8], "%.0f%%bw", 100 * r->bw_frac);
+    else snprintf(buf[8], sizeof buf[8], "-");
+    snprintf(name, sizeof name, "%.50s%s%.20s", r->backend, strcmp(r->device, "cpu") ? "@" : "",
+             strcmp(r->device, "cpu") ? r->device : "");
+    printf("%-14s %-4s %-7s %11s %11s %11s %12s %11s %10s %9s %8s", name, op_names[r->op],
+           dir_names[r->dir], buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]);
+    if (opt.peak) printf(" %7s", buf[8]);
+    printf("  %s\n", r->status);
     fflush(stdout);
 }
 
 /* Machine-readable output goes to dst: stdout, or a --csv-out/--json-out file. */
-static FILE *dst;
+static FILE *dst, *csv_file;
 
 static void fputc_dst(int c) { fputc(c, dst); }
 
@@ -1346,16 +1359,18 @@ static void result_fields(const result *r, char f[NCOLS][640])
 #undef NUM
 }
 
-static void print_csv_rows(int pi, int header)
+static void print_csv_header(void)
+{
+    for (int c = 0; c < NCOLS; c++) csv_field(csv_columns[c], c == NCOLS - 1);
+    fflush(dst);
+}
+
+/* One result's CSV row to dst, flushed: written as soon as it is known. */
+static void print_csv_row(const result *r)
 {
     static char f[NCOLS][640];
-    if (header)
-        for (int c = 0; c < NCOLS; c++) csv_field(csv_columns[c], c == NCOLS - 1);
-    for (int i = 0; i < nresults; i++) {
-        if (results[i].problem != pi) continue;
-        result_fields(&results[i], f);
-        for (int c = 0; c < NCOLS; c++) csv_field(f[c], c == NCOLS - 1);
-    }
+    result_fields(r, f);
+    for (int c = 0; c < NCOLS; c++) csv_field(f[c], c == NCOLS - 1);
     fflush(dst);
 }
 
@@ -1743,6 +1758,13 @@ static int tune_check(void)
                 if (n > MAX_CANDIDATES)
                     printf("%s %s %s: %d candidates, checking the first %d\n", desc, op_names[o], dir_names[dir], n,
                            MAX_CANDIDATES);
+                /* each row as soon as it is timed (the fastest is named at the end) */
+                if (opt.format != OUT_CSV) {
+                    printf("\n== %s%s%s %s %s\n", p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc,
+                           op_names[o], dir_names[dir]);
+                    printf("   %-12s %-20s %12s %-28s %12s %6s  %s\n", "backend", "config", "tuner ms", "(tuner)",
+                           "own ms", "runs", "");
+                }
                 for (int i = 0; i < n && i < MAX_CANDIDATES; i++) {
                     check_row *c = &rows[nrows];
                     if (res[i].status != NATTEN_SUCCESS) continue;
@@ -1757,10 +1779,19 @@ static int tune_check(void)
                     if (!opt.check_all && i > 0 && res[i].time_ms > CHECK_SKIP * res[0].time_ms) {
                         snprintf(c->note, sizeof c->note, "not timed again: the tuner saw %.0fx its best "
                                  "(--check-all times it)", res[i].time_ms / res[0].time_ms);
-                        continue;
+                    } else {
+                        check_time(c, p, (bench_op)o, dir, &j, where);
+                        if (c->ms >= 0 && (fastest < 0 || c->ms < rows[fastest].ms)) fastest = nrows - 1;
                     }
-                    check_time(c, p, (bench_op)o, dir, &j, where);
-                    if (c->ms >= 0 && (fastest < 0 || c->ms < rows[fastest].ms)) fastest = nrows - 1;
+                    if (opt.format != OUT_CSV) {
+                        char tun[64], own[32];
+                        snprintf(tun, sizeof tun, "%s%d run%s", c->pruned ? "pruned, " : "", c->tuner_runs,
+                                 c->tuner_runs == 1 ? "" : "s");
+                        if (c->ms >= 0) snprintf(own, sizeof own, "%.4f", c->ms);
+                        else snprintf(own, sizeof own, "-");
+                        printf(" %s %-12s %-20s %12.4f %-28s %12s %6d  %s\n", nrows == 1 ? "*" : " ", c->backend,
+                               c->config, c->tuner_ms, tun, own, c->runs, c->note);
+                    }
                 }
                 job_free(&j);
                 /* rows[0] is the tuner's pick (its report is fastest first) */
@@ -1776,21 +1807,6 @@ static int tune_check(void)
                     best_ms[d] = rows[fastest].ms;
                 }
                 if (opt.format != OUT_CSV) {
-                    printf("\n== %s%s%s %s %s\n", p->label[0] ? p->label : "", p->label[0] ? ": " : "", desc,
-                           op_names[o], dir_names[dir]);
-                    printf("   %-12s %-20s %12s %-28s %12s %6s  %s\n", "backend", "config", "tuner ms", "(tuner)",
-                           "own ms", "runs", "");
-                    for (int i = 0; i < nrows; i++) {
-                        const check_row *c = &rows[i];
-                        char tun[64], own[32];
-                        snprintf(tun, sizeof tun, "%s%d run%s", c->pruned ? "pruned, " : "", c->tuner_runs,
-                                 c->tuner_runs == 1 ? "" : "s");
-                        if (c->ms >= 0) snprintf(own, sizeof own, "%.4f", c->ms);
-                        else snprintf(own, sizeof own, "-");
-                        printf(" %s %-12s %-20s %12.4f %-28s %12s %6d  %s%s\n",
-                               i == 0 ? "*" : i == fastest ? "F" : " ", c->backend, c->config, c->tuner_ms, tun, own,
-                               c->runs, i == fastest ? "fastest " : "", c->note);
-                    }
                     if (ratio > 0)
                         printf("   pick %s/%s %.4f ms, fastest %s/%s %.4f ms: ratio %.3f %s\n", rows[0].backend,
                                rows[0].config, rows[0].ms, rows[fastest].backend, rows[fastest].config,
@@ -1798,8 +1814,10 @@ static int tune_check(void)
                     else
                         printf("   %s: the pick could not be timed on its own\n", verdict);
                 }
+                /* the CSV rows carry the group's verdict: written when it is known, flushed */
                 for (int i = 0; i < nrows; i++)
                     check_csv_row(p, op_names[o], dir_names[dir], &rows[i], i == 0, i == fastest, ratio, verdict);
+                if (check_csv) fflush(check_csv);
             }
             /* forward + backward of the fused op: the two picks against the two fastest */
             if (o == OP_FNA && p->backward && pick_ms[0] > 0 && pick_ms[1] > 0) {
@@ -1812,6 +1830,7 @@ static int tune_check(void)
                 if (ratio <= CHECK_TOL) pass++;
                 else fail++;
                 check_csv_row(p, "fna", "fwd+bwd", NULL, 0, 0, ratio, verdict);
+                if (check_csv) fflush(check_csv);
             }
         }
     }
@@ -1836,6 +1855,9 @@ int main(int argc, char **argv)
         if (n < 0) break;
         used += (size_t)n;
     }
+    /* every line as soon as it is printed, also into a file or a pipe: a run
+     * cut by a timeout keeps what it finished */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     parse_args(argc, argv);
     if (opt.suite && strcmp(opt.suite, "--list") == 0) {
         list_backends();
@@ -1907,52 +1929,73 @@ int main(int argc, char **argv)
                 total += (problems[pi].backward ? 3 : 1) * ntargets;
     progress_total = total;
 
+    /* Rows go out as soon as they are known (table, CSV on stdout and in
+     * --csv-out, each flushed), so that a run cut by a timeout keeps what it
+     * finished; JSON is one document and is written at the end. */
+    if (opt.csv_out && (csv_file = fopen(opt.csv_out, "w")) == NULL) {
+        perror(opt.csv_out);
+        return 1;
+    }
+    if (csv_file) {
+        dst = csv_file;
+        print_csv_header();
+    }
+    if (opt.format == OUT_CSV) {
+        dst = stdout;
+        print_csv_header();
+    }
     for (int pi = 0; pi < nproblems; pi++) {
         const bench_problem *p = &problems[pi];
+        if (opt.format == OUT_TABLE) print_table_head(pi);
         for (int o = 0; o < OP_COUNT; o++) {
             if (!(p->ops & (1u << o))) continue;
             for (int d = 0; d < (p->backward ? DIR_COUNT : 1); d++) {
                 reference R;
-                int first = nresults;
+                int first = nresults, shown = nresults;
                 char what[128];
                 snprintf(what, sizeof what, "%.47s %s %s: reference", p->label[0] ? p->label : "problem",
                          op_names[o], dir_names[d]);
                 progress(what);
                 if (opt.verify) reference_build(&R, p, (bench_op)o, (bench_dir)d);
                 else memset(&R, 0, sizeof R);
+                if (opt.verify && R.shrunk && opt.format == OUT_TABLE) {
+                    progress_clear();
+                    print_table_verified_on(&R.vp, (bench_op)o, (bench_dir)d);
+                }
                 for (int t = 0; t < ntargets; t++) {
                     snprintf(what, sizeof what, "%.47s %s %s: %.40s", p->label[0] ? p->label : "problem",
                              op_names[o], dir_names[d], targets[t].name[0] ? targets[t].name : "auto");
                     progress(what);
                     bench_one(pi, (bench_op)o, (bench_dir)d, &targets[t], &R);
                     progress_done++;
+                    /* speedup vs naive (same problem, op, direction): rows wait for naive's time */
+                    if (naive_index >= 0 && t < naive_index) continue;
+                    if (naive_index >= 0) {
+                        double naive = results[first + naive_index].median;
+                        for (int i = shown; i < nresults; i++)
+                            if (naive > 0 && results[i].median > 0) results[i].speedup = naive / results[i].median;
+                    }
+                    progress_clear();
+                    for (; shown < nresults; shown++) {
+                        if (opt.format == OUT_TABLE) print_table_row(&results[shown]);
+                        if (opt.format == OUT_CSV) {
+                            dst = stdout;
+                            print_csv_row(&results[shown]);
+                        }
+                        if (csv_file) {
+                            dst = csv_file;
+                            print_csv_row(&results[shown]);
+                        }
+                    }
                 }
                 reference_free(&R);
-                /* speedup vs naive (same problem, op, direction) */
-                if (naive_index >= 0) {
-                    double naive = results[first + naive_index].median;
-                    for (int i = first; i < nresults; i++)
-                        if (naive > 0 && results[i].median > 0) results[i].speedup = naive / results[i].median;
-                }
             }
         }
         progress_clear();
-        if (opt.format == OUT_TABLE) print_table_problem(pi);
-        else if (opt.format == OUT_CSV) {
-            dst = stdout;
-            print_csv_rows(pi, pi == 0);
-        }
     }
     dst = stdout;
     if (opt.format == OUT_JSON) print_json(date, gpu_name);
-    if (opt.csv_out) {
-        if ((dst = fopen(opt.csv_out, "w")) == NULL) {
-            perror(opt.csv_out);
-            return 1;
-        }
-        for (int pi = 0; pi < nproblems; pi++) print_csv_rows(pi, pi == 0);
-        fclose(dst);
-    }
+    if (csv_file) fclose(csv_file);
     if (opt.json_out) {
         if ((dst = fopen(opt.json_out, "w")) == NULL) {
             perror(opt.json_out);

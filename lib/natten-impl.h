@@ -177,7 +177,8 @@ typedef struct natten_candidate {
     natten_status status;     /* in: SUCCESS to time it, else already refused; out: result */
     double ms;                /* out: median, -1 if not timed */
     int runs;                 /* out: timed runs behind ms */
-    int pruned;               /* out: 1 if stopped after one run as hopeless (status SUCCESS) */
+    int pruned;               /* out: 1 if stopped after one run, or after its pre-probe
+                                 (runs 0, ms the prediction), as hopeless (status SUCCESS) */
     char why[160];            /* refusal / failure / pruning text */
 } natten_candidate;
 
@@ -187,7 +188,12 @@ typedef struct natten_candidate {
  * (the backend's time_op, else a monotonic clock).  Pruning (prune > 0): a
  * candidate whose first warm run (or, when over a second, its cold first run)
  * takes longer than prune times the best median so far is not timed further:
- * pruned = 1, ms = that run.  Sorts c[] fastest first (pruned ones by their
+ * pruned = 1, ms = that run.  Before that first run, once some candidate has
+ * a time, a candidate is timed on a cut problem (batch 1, one KV-head group:
+ * 1/(batch*heads_kv) of the work) and pruned without a full run (runs 0,
+ * ms = the linear prediction) when the prediction is over a second and
+ * hopeless; a cut problem it refuses or fails on leaves the full run to
+ * decide.  Sorts c[] fastest first (pruned ones by their
  * single time; never first), the failed and refused after, and gives the
  * number timed (pruned included) in *n_ok.  Never writes p's outputs. */
 NATTEN_INTERNAL natten_status natten_measure(const natten_problem *p, const natten_exec *x,

@@ -128,7 +128,9 @@ typedef enum natten_arg {
  * In both modes a signature already in the context's cache (measured earlier,
  * or imported as wisdom) runs its remembered winner.  While measuring, a
  * candidate whose first run takes longer than NATTEN_TUNING_PRUNE (default 3)
- * times the best median so far is pruned: timed once, not further. */
+ * times the best median so far is pruned: timed once, not further; one whose
+ * time predicted from a cut-down problem (batch 1, one KV-head group) is over
+ * a second and that hopeless is pruned without a full-size run. */
 typedef enum natten_tuning {
     NATTEN_TUNING_HEURISTIC = 0,
     NATTEN_TUNING_MEASURE = 1
@@ -156,9 +158,11 @@ typedef struct natten_tuning_result {
     natten_status status;      /* SUCCESS if timed; else why it was not (refused, failed) */
     double time_ms;            /* median time; < 0 when status != SUCCESS */
     char reason[160];          /* refusal or failure message; "" on success; "pruned: ..." */
-    int runs;                  /* timed runs behind time_ms (0 when not timed) */
-    int pruned;                /* 1: timed once and found hopeless (status SUCCESS, time_ms that
-                                  run's time), not timed further; see NATTEN_TUNING_PRUNE */
+    int runs;                  /* timed runs behind time_ms (0 when not timed, or pruned on its
+                                  pre-probe) */
+    int pruned;                /* 1: found hopeless (status SUCCESS) after one run (time_ms that
+                                  run's time, runs 1) or on a cut-down pre-probe (time_ms the
+                                  prediction, runs 0), not timed further; see NATTEN_TUNING_PRUNE */
 } natten_tuning_result;
 
 /* The candidates of the last problem this context measured, fastest first

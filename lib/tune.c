@@ -202,6 +202,85 @@ static natten_status time_one(natten_candidate *c, natten_op_fn fn, const natten
     return NATTEN_SUCCESS;
 }
 
+/* ---- the pre-probe ------------------------------------------------------ */
+
+/* Every op does the same work for each (batch, KV-head group) pair: its
+ * query heads attend to that group's keys and values only, and nothing
+ * couples two batch entries or two groups but d_rpb, a sum over them.  So
+ * the problem cut to batch 1 and one group (heads/heads_kv query heads, one
+ * KV head; unfused ops have heads == heads_kv: one head) is a 1/n-size
+ * problem, n = batch * heads_kv, with the same rank, extents, window, head
+ * dims, dtype and strides.  The views keep their strides and base pointers,
+ * so the cut reads the first batch entry and group of the caller's inputs.
+ * Gives n, or 0 when there is nothing to cut (n = 1). */
+static int64_t reduced_problem(const natten_problem *p, natten_problem *r)
+{
+    int64_t n = p->batch * p->heads_kv, group;
+    if (n < 2 || p->heads_kv < 1 || p->heads % p->heads_kv != 0) return 0;
+    group = p->heads / p->heads_kv;
+    *r = *p;
+    r->batch = 1;
+    r->heads = group;
+    r->heads_kv = 1;
+    for (int a = 0; a < NATTEN_ARG_COUNT; a++) {
+        natten_view *v = &r->arg[a];
+        int kv = a == NATTEN_ARG_K || a == NATTEN_ARG_V || a == NATTEN_ARG_D_K || a == NATTEN_ARG_D_V;
+        if (v->data == NULL) continue;
+        if (a != NATTEN_ARG_RPB && a != NATTEN_ARG_D_RPB) v->shape[NV_B] = 1;
+        v->shape[NV_H] = kv ? 1 : group;
+    }
+    return n;
+}
+
+/* A candidate predicted to take less than this is not pruned on its probe:
+ * its full first run is cheap enough, and it sees the real problem (a small
+ * probe can underfill a GPU, which makes the linear prediction too high). */
+#define PROBE_MIN_MS SLOW_MS
+/* Nor is there a probe while the best time is under this: a candidate would
+ * have to be over 1000x slower than the best to reach a second, and on such
+ * small problems the probe's two calls cost more in call overhead (thread
+ * start-up, kernel launches) than they could save. */
+#define PROBE_MIN_BEST_MS 1.0
+
+/* Before the first full-size run of a candidate (once some candidate has a
+ * best time): time it on the 1/n-size problem (a cold run, then a warm run,
+ * which is the time: the cold one may pay for loading code), and predict
+ * n x that.  Returns 1 and sets c (pruned, ms = the prediction, runs 0) when
+ * the prediction is hopeless; 0 when the full problem must be timed: the
+ * prediction is not hopeless, or there is nothing to cut, or the candidate
+ * refuses the cut problem or fails on it (so the cut never changes what a
+ * candidate supports: the full call decides). */
+static int probe_prunes(const natten_problem *p, const natten_exec *x, natten_candidate *c, double best,
+                        double prune)
+{
+    const natten_backend *b = c->backend;
+    natten_problem r, q;
+    scratch s;
+    char why[256];
+    double cold, warm, predicted;
+    int64_t n;
+    natten_status st;
+    if (!(prune > 0 && best >= PROBE_MIN_BEST_MS) || (n = reduced_problem(p, &r)) == 0) return 0;
+    if (b->supports != NULL && !b->supports(&r, why, sizeof why)) return 0;
+    if (scratch_problem(&r, b, x, &q, &s) != NATTEN_SUCCESS) {
+        natten_clear_error();
+        return 0;
+    }
+    st = one_run(b, b->op[p->op], &q, x, &cold);
+    if (st == NATTEN_SUCCESS) st = one_run(b, b->op[p->op], &q, x, &warm);
+    scratch_release(&s);
+    natten_clear_error();
+    if (st != NATTEN_SUCCESS) return 0;
+    predicted = warm * (double)n;
+    if (predicted < PROBE_MIN_MS || !hopeless(predicted, best, prune)) return 0;
+    c->ms = predicted;
+    c->runs = 0;
+    c->pruned = 1;
+    snprintf(c->why, sizeof c->why, "pruned: predicted %.4g ms from a 1/%lld-size probe (%.4g ms), %.1fx the best so far (%.4g ms)",
+             predicted, (long long)n, warm, predicted / best, best);
+    return 1;
+}
+
 static void time_candidate(const natten_problem *p, const natten_exec *base, natten_candidate *c, int reps,
                            double best, double prune)
 {
@@ -213,6 +292,10 @@ static void time_candidate(const natten_problem *p, const natten_exec *base, nat
     c->ms = -1;
     c->runs = c->pruned = 0;
     natten_clear_error();
+    if (probe_prunes(p, &x, c, best, prune)) {
+        c->status = NATTEN_SUCCESS;
+        return;
+    }
     if ((c->status = scratch_problem(p, c->backend, &x, &q, &s)) == NATTEN_SUCCESS) {
         c->status = time_one(c, fn, &q, &x, reps, best, prune);
         scratch_release(&s);

@@ -176,5 +176,38 @@ else
     echo "SKIP: no C compiler for the stand-in CUDA runtime"
 fi
 
+# 11. the reference has a FLOP budget (--verify-flops) whatever the time estimate says,
+#     and the table says so
+if "$bench" -i 64 -w 33 -n 2 -d 16 --op fna --verify-flops 1e5 --verify-limit 1000 --naive-limit 0 $fast \
+        >"$tmp/vf" 2>"$tmp/err" && grep -q "verified on a smaller problem .*capped at .*1e+05 FLOP" "$tmp/vf"; then
+    pass "--verify-flops shrinks the reference"
+else
+    fail "--verify-flops shrinks the reference"; cat "$tmp/vf" "$tmp/err"
+fi
+
+# 12. rows go out as they are known: while the backward is still being timed, the
+#     forward's row is already in --csv-out and in stdout (a file here), so a run
+#     cut by a timeout keeps what it finished
+"$bench" -i 32 32 -w 7 -d 16 --op fna --backward --backend naive --repeat 40 --warmup 0 --naive-limit 0 \
+    --csv-out "$tmp/stream.csv" >"$tmp/stream" 2>"$tmp/err" &
+pid=$!
+n=0
+while kill -0 $pid 2>/dev/null && [ "$(grep -c ',fwd,' "$tmp/stream.csv" 2>/dev/null)" != 1 ] && [ $n -lt 1200 ]; do
+    sleep 0.05; n=$((n + 1))
+done
+if kill -0 $pid 2>/dev/null; then
+    alive=1
+    grep -q '^naive .* fwd ' "$tmp/stream" && table=1 || table=0
+    kill $pid
+else
+    alive=0
+fi
+wait $pid 2>/dev/null
+if [ $alive = 1 ] && [ $table = 1 ] && [ "$(head -1 "$tmp/stream.csv" | cut -d, -f1)" = label ]; then
+    pass "rows are written as soon as they are known"
+else
+    fail "rows are written as soon as they are known (running: $alive)"; cat "$tmp/stream" "$tmp/stream.csv" "$tmp/err"
+fi
+
 echo "bench-cli: $fails failed"
 [ $fails -eq 0 ]

@@ -68,7 +68,7 @@ static void scribble(const natten_problem *p)
     if (p->arg[NATTEN_ARG_OUT].data == (char *)out_buf || p->arg[NATTEN_ARG_LSE].data == (char *)lse_buf)
         wrote_caller_output = 1;
     for (int64_t x = 0; x < L; x++)
-        for (int64_t h = 0; h < H; h++) {
+        for (int64_t h = 0; h < p->heads; h++) { /* the tuner's cut problem has fewer */
             for (int64_t c = 0; c < D; c++)
                 ((float *)p->arg[NATTEN_ARG_OUT].data)[natten_off(&p->arg[NATTEN_ARG_OUT], 0, x, 0, 0, h, c)] = 1;
             ((float *)p->arg[NATTEN_ARG_LSE].data)[natten_off(&p->arg[NATTEN_ARG_LSE], 0, x, 0, 0, h, 0)] = 1;
@@ -251,6 +251,11 @@ END_TEST
 typedef struct script {
     double t[4];
     int calls, reps[8];
+    /* the pre-probe on the cut problem (heads 2 -> 1: 1/2 size): its cold and
+     * warm run's times, and what it saw */
+    double probe[2];
+    int probe_calls, probe_batch, probe_heads, probe_heads_kv;
+    int64_t probe_q_heads, probe_out_heads;
 } script;
 static script scripts[5];
 
@@ -259,6 +264,17 @@ static natten_status scripted_timer(natten_op_fn fn, const natten_problem *p, co
 {
     natten_status st = fn(p, x); /* the op does run (on scratch) */
     script *s = &scripts[x->config];
+    if (p->heads == 1) { /* the cut problem (the full one has H = 2 heads) */
+        ck_assert_int_eq(reps, 0);
+        *median_ms = s->probe[s->probe_calls < 2 ? s->probe_calls : 1];
+        s->probe_calls++;
+        s->probe_batch = (int)p->batch;
+        s->probe_heads = (int)p->heads;
+        s->probe_heads_kv = (int)p->heads_kv;
+        s->probe_q_heads = p->arg[NATTEN_ARG_Q].shape[NV_H];
+        s->probe_out_heads = p->arg[NATTEN_ARG_OUT].shape[NV_H];
+        return st;
+    }
     s->reps[s->calls < 8 ? s->calls : 7] = reps;
     *median_ms = s->t[s->calls < 4 ? s->calls : 3];
     s->calls++;
@@ -381,6 +397,138 @@ START_TEST(first_is_never_pruned)
 }
 END_TEST
 
+/* The pre-probe: c's probe says 2600 ms warm (after a 9000 ms cold run that
+ * paid for loading code), so 5200 ms predicted for the full problem (twice
+ * the work), > 1 s and > 3 x 10: pruned with no full-size run at all. */
+START_TEST(probe_prunes_before_the_first_full_run)
+{
+    natten_candidate c[5];
+    int ok = 0;
+    set_scripts();
+    scripts[2].probe[0] = 9000.0;
+    scripts[2].probe[1] = 2600.0;
+    for (int k = 0; k < 5; k++)
+        if (k != 2) scripts[k].probe[0] = scripts[k].probe[1] = 1.0; /* predicted 2 ms: not hopeless */
+    run_scripted(3.0, c, &ok);
+    ck_assert_int_eq(ok, 5);
+    ck_assert_int_eq(scripts[2].calls, 0);       /* never run at full size */
+    ck_assert_int_eq(scripts[2].probe_calls, 2); /* cold + warm on the cut problem */
+    ck_assert_int_eq(scripts[0].probe_calls, 0); /* a: first, no best yet: no probe */
+    for (int k = 1; k < 5; k++) ck_assert_int_eq(scripts[k].probe_calls, 2);
+    /* the cut: batch 1, one head of q and out (this problem has no GQA) */
+    ck_assert_int_eq(scripts[2].probe_batch, 1);
+    ck_assert_int_eq(scripts[2].probe_heads, 1);
+    ck_assert_int_eq(scripts[2].probe_heads_kv, 1);
+    ck_assert_int_eq(scripts[2].probe_q_heads, 1);
+    ck_assert_int_eq(scripts[2].probe_out_heads, 1);
+    /* the others are timed as without a probe (b pruned on its warm run) */
+    ck_assert_int_eq(scripts[1].calls, 2);
+    ck_assert_int_eq(scripts[3].calls, 3);
+    ck_assert_int_eq(c[0].config, 3);
+    ck_assert_int_eq(c[4].config, 2);
+    ck_assert(c[4].pruned && c[4].runs == 0 && c[4].ms == 5200.0 && c[4].status == NATTEN_SUCCESS);
+    ck_assert_msg(strstr(c[4].why, "pruned: predicted 5200 ms from a 1/2-size probe") != NULL, "%s", c[4].why);
+}
+END_TEST
+
+/* A prediction under a second is never pruned on the probe (the full first
+ * run is cheap, and a small probe may underfill a GPU); nor is one within
+ * f x best; with pruning off there is no probe at all. */
+START_TEST(probe_spares_cheap_and_close_candidates)
+{
+    natten_candidate c[5];
+    int ok = 0;
+    set_scripts();
+    scripts[1].probe[0] = scripts[1].probe[1] = 400.0; /* b: 800 ms predicted: hopeless but cheap */
+    scripts[4].probe[0] = scripts[4].probe[1] = 11.0;  /* e: 22 ms < 3 x 7.5 */
+    run_scripted(3.0, c, &ok);
+    ck_assert_int_eq(ok, 5);
+    ck_assert_int_eq(scripts[1].probe_calls, 2);
+    ck_assert_int_eq(scripts[1].calls, 2); /* its full runs decide: pruned on its warm run */
+    ck_assert_int_eq(scripts[4].calls, 3);
+    ck_assert_int_eq(c[3].config, 1);
+    ck_assert(c[3].pruned && c[3].runs == 1 && c[3].ms == 35.0);
+    set_scripts();
+    scripts[2].probe[0] = scripts[2].probe[1] = 2600.0;
+    run_scripted(0, c, &ok);
+    for (int k = 0; k < 5; k++) ck_assert_int_eq(scripts[k].probe_calls, 0);
+    ck_assert_int_eq(scripts[2].calls, 2);
+    /* a best under 1 ms: no probe either (c then costs its one full run) */
+    set_scripts();
+    scripts[0].t[0] = scripts[0].t[1] = scripts[0].t[2] = 0.9;
+    scripts[2].probe[0] = scripts[2].probe[1] = 2600.0;
+    run_scripted(3.0, c, &ok);
+    for (int k = 0; k < 5; k++) ck_assert_int_eq(scripts[k].probe_calls, 0);
+    ck_assert_int_eq(scripts[2].calls, 1);
+    ck_assert_msg(strstr(c[4].why, "pruned: 1 run") != NULL, "%s", c[4].why);
+}
+END_TEST
+
+/* The cut never changes what a candidate supports: a backend that refuses
+ * the cut problem, or fails on it, is timed on the full problem as usual. */
+static int refuses_one_head(const natten_problem *p, char *why, size_t len)
+{
+    if (p->heads < 2) { snprintf(why, len, "wants 2 heads"); return 0; }
+    return 1;
+}
+
+static int cut_calls, full_calls;
+static natten_status fails_on_cut_op(const natten_problem *p, const natten_exec *x)
+{
+    (void)x;
+    if (p->heads < 2) { cut_calls++; return natten_error(NATTEN_ERROR_DEVICE, "no cut for me"); }
+    full_calls++;
+    scribble(p);
+    sleep_ms(1);
+    return NATTEN_SUCCESS;
+}
+
+/* first in line: sets a best of ~3 ms (over the 1 ms below which nothing is probed) */
+static natten_status tiny_op(const natten_problem *p, const natten_exec *x)
+{
+    (void)x;
+    scribble(p);
+    sleep_ms(3);
+    return NATTEN_SUCCESS;
+}
+
+static const natten_backend fake_tiny = {
+    .name = "tiny", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = tiny_op},
+};
+static const natten_backend fake_picky = {
+    .name = "picky", .device_type = kDLCPU, .supports = refuses_one_head,
+    .op = {[NATTEN_OP_FNA_FORWARD] = fails_on_cut_op},
+};
+static const natten_backend fake_flaky = {
+    .name = "flaky", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = fails_on_cut_op},
+};
+
+START_TEST(probe_refused_or_failed_falls_back)
+{
+    natten_problem p;
+    natten_exec x = {0, NULL, 0};
+    natten_candidate c[3];
+    int ok = 0;
+    memset(c, 0, sizeof c);
+    c[0].backend = &fake_tiny;
+    c[1].backend = &fake_picky;
+    c[2].backend = &fake_flaky;
+    make_problem(&p, 3, NULL);
+    poison_caller();
+    cut_calls = full_calls = 0;
+    ck_assert_int_eq(natten_measure(&p, &x, c, 3, 3, 1e6, &ok), NATTEN_SUCCESS);
+    ck_assert_int_eq(ok, 3);
+    ck_assert_int_eq(cut_calls, 1);        /* flaky only: picky refused the cut, never ran it */
+    ck_assert_int_eq(full_calls, 2 * 4);   /* both timed in full: a warm-up and 3 runs */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(c[i].status, NATTEN_SUCCESS);
+        ck_assert(!c[i].pruned && c[i].runs == 3);
+        ck_assert_msg(c[i].why[0] == '\0', "%s", c[i].why);
+    }
+    ck_assert(caller_untouched());
+}
+END_TEST
+
 START_TEST(signatures)
 {
     static const int64_t heads_first[4] = {L * H * D, D, L * D, 1};
@@ -420,6 +568,9 @@ int main(void)
     tcase_add_test(tc, pruning_is_deterministic);
     tcase_add_test(tc, pruning_off_times_everything);
     tcase_add_test(tc, first_is_never_pruned);
+    tcase_add_test(tc, probe_prunes_before_the_first_full_run);
+    tcase_add_test(tc, probe_spares_cheap_and_close_candidates);
+    tcase_add_test(tc, probe_refused_or_failed_falls_back);
     tcase_add_test(tc, signatures);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

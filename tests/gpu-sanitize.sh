@@ -7,15 +7,29 @@
 # TEST defaults to every tests/check_* program built in BUILD_DIR (a build
 # configured with the CUDA backend); a program with nothing to run on the GPU
 # exits 77 and counts as skipped.  Check runs without fork (CK_FORK=no) so the
-# sanitizer sees every test in one process.  Environment:
+# sanitizer sees every test of a run in one process.  Each (tool, test, case)
+# is one run, a process of its own: a test listed in SAN_CASES runs once per
+# case named there (CK_RUN_CASE), any other test once as a whole.  Environment:
 #   COMPUTE_SANITIZER  the sanitizer binary (default: compute-sanitizer on PATH,
 #                      else $CUDA_HOME/bin or /usr/local/cuda/bin)
 #   TOOLS              tools to run (default: "memcheck racecheck initcheck synccheck")
+#   SAN_CASES          per test, the Check cases to run, each its own run:
+#                      "TEST:CASE,CASE TEST:CASE" (default: check_cuda's cases
+#                      but its long `bigger` one, and check_cuda_tc's `edges`:
+#                      "check_cuda:stream,oom,device,empty,configs check_cuda_tc:edges");
+#                      "" runs every test whole
+#   NO_API_ERRORS      TEST:CASE pairs whose memcheck run reports no CUDA API
+#                      errors (--report-api-errors no; accesses and leaks are
+#                      still checked): cases that fail an API call on purpose
+#                      (default "check_cuda:oom", a deliberate out-of-memory)
+#   SAN_JOBS           runs at a time (default 1: one after another)
 #   NATTEN_TEST_SEED   fixed at 1 unless set, so that a finding can be replayed
-#   SANITIZE_BUDGET    total seconds for all runs (default: no limit); each run
-#                      gets what is left (timeout), and runs past it are reported
-#                      "not run (budget)" and counted as failed
-# Logs: BUILD_DIR/gpu-sanitize/<tool>-<test>.log.  Exit status 0 iff no run failed.
+#   SANITIZE_BUDGET    seconds for all runs (default: no limit); each run gets
+#                      what is left when it starts (timeout), and a run that
+#                      would start past it is reported "not run (budget)";
+#                      both count as failed
+# Logs: BUILD_DIR/gpu-sanitize/<tool>-<test>[-<case>].log.  Exit status 0 iff
+# no run failed.
 set -uo pipefail
 build=${1:?usage: $0 BUILD_DIR [TEST...]}
 shift
@@ -47,39 +61,91 @@ declare -A extra=(
     [initcheck]="--track-unused-memory"
     [synccheck]=""
 )
+declare -A cases=()
+for spec in ${SAN_CASES-check_cuda:stream,oom,device,empty,configs check_cuda_tc:edges}; do
+    cases[${spec%%:*}]=${spec#*:}
+done
+no_api=" ${NO_API_ERRORS-check_cuda:oom} "
 export CK_FORK=no NATTEN_TEST_SEED=${NATTEN_TEST_SEED:-1}
-mkdir -p "$build/gpu-sanitize"
-runs=0 clean=0 skipped=0 failed=0
+dir=$build/gpu-sanitize
+mkdir -p "$dir"
 budget=${SANITIZE_BUDGET:-0}
+jobs=${SAN_JOBS:-1}
 start=$(date +%s)
+
+# the runs: "tool test case" (case "-": the whole test)
+runs=()
+declare -A seen=() # a run named twice runs once (its log and status are per run)
 for tool in "${tools[@]}"; do
     for t in "${tests[@]}"; do
-        log=$build/gpu-sanitize/$tool-$(basename "$t").log
-        runs=$((runs + 1))
-        limit=()
-        if [ "$budget" -gt 0 ]; then
-            left=$((budget - ($(date +%s) - start)))
-            if [ "$left" -le 0 ]; then
-                failed=$((failed + 1))
-                echo "gpu-sanitize: $tool $t: not run (SANITIZE_BUDGET=$budget s spent)"
-                continue
-            fi
-            limit=(timeout -k 5 "$left")
-        fi
-        # shellcheck disable=SC2086
-        "${limit[@]}" "$build/libtool" --mode=execute "$cs" --tool "$tool" ${extra[$tool]} --error-exitcode 86 \
-            "$build/$t" >"$log" 2>&1
-        rc=$?
-        case $rc in
-        124|137) failed=$((failed + 1))
-           echo "gpu-sanitize: $tool $t: STOPPED at the SANITIZE_BUDGET limit (exit $rc), see $log" ;;
-        0) clean=$((clean + 1)); echo "gpu-sanitize: $tool $t: clean" ;;
-        77) skipped=$((skipped + 1)); echo "gpu-sanitize: $tool $t: skipped (nothing to run here)" ;;
-        *) failed=$((failed + 1))
-           echo "gpu-sanitize: $tool $t: FAILED (exit $rc), see $log"
-           grep -E '^========= (Invalid|Race|Uninitialized|Barrier|Program hit|ERROR SUMMARY)|Checks:' "$log" | head -20 ;;
-        esac
+        b=$(basename "$t")
+        for c in $([ -n "${cases[$b]:-}" ] && echo "${cases[$b]//,/ }" || echo -); do
+            [ -n "${seen[$tool $t $c]:-}" ] && continue
+            seen[$tool $t $c]=1
+            runs+=("$tool $t $c")
+        done
     done
 done
-echo "gpu-sanitize: $runs runs ($("$cs" --version 2>/dev/null | tail -1)): $clean clean, $skipped skipped, $failed failed"
+
+# one_run TOOL TEST CASE LIMIT: its log, and its exit status in LOG.rc
+one_run() {
+    local tool=$1 t=$2 c=$3 left=$4 log opts rc
+    local -a limit=() env=()
+    log=$dir/$tool-$(basename "$t")$([ "$c" = - ] || echo "-$c").log
+    opts=${extra[$tool]}
+    [ "$c" = - ] || env=(CK_RUN_CASE="$c")
+    if [ "$tool" = memcheck ] && [ "$c" != - ] && [[ $no_api == *" $(basename "$t"):$c "* ]]; then
+        opts="$opts --report-api-errors no"
+    fi
+    [ "$left" -gt 0 ] && limit=(timeout -k 5 "$left")
+    # shellcheck disable=SC2086
+    env "${env[@]}" "${limit[@]}" "$build/libtool" --mode=execute "$cs" --tool "$tool" $opts --error-exitcode 86 \
+        "$build/$t" >"$log" 2>&1
+    rc=$?
+    echo "$rc" >"$log.rc"
+}
+
+running=0
+for r in "${runs[@]}"; do
+    read -r tool t c <<<"$r"
+    left=0
+    if [ "$budget" -gt 0 ]; then
+        left=$((budget - ($(date +%s) - start)))
+        if [ "$left" -le 0 ]; then
+            log=$dir/$tool-$(basename "$t")$([ "$c" = - ] || echo "-$c").log
+            echo 999 >"$log.rc" # not run
+            continue
+        fi
+    fi
+    if [ "$jobs" -le 1 ]; then
+        one_run "$tool" "$t" "$c" "$left"
+    else
+        [ "$running" -ge "$jobs" ] && { wait -n; running=$((running - 1)); }
+        one_run "$tool" "$t" "$c" "$left" &
+        running=$((running + 1))
+    fi
+done
+wait
+
+n=0 clean=0 skipped=0 failed=0
+for r in "${runs[@]}"; do
+    read -r tool t c <<<"$r"
+    log=$dir/$tool-$(basename "$t")$([ "$c" = - ] || echo "-$c").log
+    what="$tool $t$([ "$c" = - ] || echo " (case $c)")"
+    [[ $tool == memcheck && $c != - && $no_api == *" $(basename "$t"):$c "* ]] && what="$what [--report-api-errors no]"
+    rc=$(cat "$log.rc" 2>/dev/null || echo 998)
+    rm -f "$log.rc"
+    n=$((n + 1))
+    case $rc in
+    999) failed=$((failed + 1)); echo "gpu-sanitize: $what: not run (SANITIZE_BUDGET=$budget s spent)" ;;
+    124|137) failed=$((failed + 1))
+       echo "gpu-sanitize: $what: STOPPED at the SANITIZE_BUDGET limit (exit $rc), see $log" ;;
+    0) clean=$((clean + 1)); echo "gpu-sanitize: $what: clean" ;;
+    77) skipped=$((skipped + 1)); echo "gpu-sanitize: $what: skipped (nothing to run here)" ;;
+    *) failed=$((failed + 1))
+       echo "gpu-sanitize: $what: FAILED (exit $rc), see $log"
+       grep -E '^========= (Invalid|Race|Uninitialized|Barrier|Program hit|ERROR SUMMARY)|Checks:' "$log" | head -20 ;;
+    esac
+done
+echo "gpu-sanitize: $n runs, $jobs at a time, $(($(date +%s) - start)) s ($("$cs" --version 2>/dev/null | tail -1)): $clean clean, $skipped skipped, $failed failed"
 [ "$failed" -eq 0 ]

@@ -39,6 +39,27 @@ if ./natten-bench --tune-check $problem --repeat 3 --csv-out "$tmp/check.csv" >"
    [ "$(grep -c ',1,[01],[0-9.e+-]*,\(PASS\|FAIL\),' "$tmp/check.csv")" -eq 2 ]; then
     echo "PASS: --tune-check reports pick/fastest per direction and fwd+bwd (exit $rc)"
 else fail "--tune-check reports pick/fastest per direction and fwd+bwd"; fi
+# rows as soon as they are known: while the backward is still being checked, the
+# forward's rows are in the CSV (flushed with their verdict) and its candidates'
+# rows in stdout (a file here), so a run cut by a timeout keeps what it finished
+./natten-bench --tune-check -i 32 32 -w 7 -n 2 -d 16 --op fna --backward --repeat 100 --warmup 0 \
+    --csv-out "$tmp/stream.csv" >"$tmp/stream" 2>&1 &
+pid=$!
+n=0
+while kill -0 $pid 2>/dev/null && ! grep -q ',fna,fwd,.*,\(PASS\|FAIL\),' "$tmp/stream.csv" 2>/dev/null && [ $n -lt 1200 ]; do
+    sleep 0.05; n=$((n + 1))
+done
+if kill -0 $pid 2>/dev/null; then
+    alive=1
+    grep -q '^ \* ' "$tmp/stream" && grep -q ' fwd: ratio\|pick .* ratio' "$tmp/stream" && table=1 || table=0
+    kill $pid
+else
+    alive=0 table=0
+fi
+wait $pid 2>/dev/null
+if [ $alive = 1 ] && [ $table = 1 ] && ! grep -q ',fna,bwd,' "$tmp/stream.csv"; then
+    echo "PASS: --tune-check writes rows as soon as they are known"
+else fail "--tune-check writes rows as soon as they are known (running: $alive)"; cat "$tmp/stream" "$tmp/stream.csv"; fi
 # pruning (tested deterministically in check_tuner): off prunes nothing; a bad factor is refused
 NATTEN_TUNING_PRUNE=off ./natten-bench --tune "$tmp/w2" -i 24 24 -w 5 -n 2 -d 16 --op fna >"$tmp/out" 2>&1
 if grep -q "2-D 24x24" "$tmp/out" && ! grep -q "pruned" "$tmp/out"; then
