@@ -38,6 +38,9 @@ static const tc_case cases[] = {
     {"2d 24x24 K3 stride(2,3)", {2, 1, 2, 2, 16, 16, {24, 24, 1}, {3, 3, 1}, {1, 1, 1}, {2, 3, 1}, {0, 0, 0}, 0, 0}},
     {"2d 12x40 GQA Dv!=D", {2, 2, 4, 2, 20, 36, {12, 40, 1}, {3, 5, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0.25, 0}},
     {"2d 9x30 even K(4,6) causal(1,0)", {2, 1, 2, 1, 48, 16, {9, 30, 1}, {4, 6, 1}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0}},
+    /* 3-D, mixed per-axis parameters */
+    {"3d 6x9x21 mixed", {3, 1, 2, 2, 16, 16, {6, 9, 21}, {3, 5, 7}, {2, 1, 3}, {1, 2, 1}, {1, 0, 0}, 0, 0}},
+    {"3d 5x6x17 causal all rpb", {3, 1, 2, 2, 8, 8, {5, 6, 17}, {3, 3, 5}, {1, 2, 1}, {1, 1, 1}, {1, 1, 1}, 0, 1}},
     /* the fused forward's row blocks (3 rows of one axis-1 dilation group sharing key rows):
      * K = L on the block axis (every row reads every key row), dilation there with group
      * lengths not a multiple of 3, causal both axes, strips of 4 / 8 / 16 lanes, K2 > 8 */
@@ -45,9 +48,6 @@ static const tc_case cases[] = {
     {"2d 31x40 K(5,7) d(3,1) GQA Dv=24", {2, 1, 4, 2, 16, 24, {31, 40, 1}, {5, 7, 1}, {3, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
     {"2d 14x70 K(3,11) causal rpb", {2, 1, 1, 1, 16, 16, {14, 70, 1}, {3, 11, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 0}, 0, 1}},
     {"2d 10x19 K(4,19) stride(2,1)", {2, 2, 1, 1, 8, 8, {10, 19, 1}, {4, 19, 1}, {1, 1, 1}, {2, 1, 1}, {0, 0, 0}, 0, 0}},
-    /* 3-D, mixed per-axis parameters */
-    {"3d 6x9x21 mixed", {3, 1, 2, 2, 16, 16, {6, 9, 21}, {3, 5, 7}, {2, 1, 3}, {1, 2, 1}, {1, 0, 0}, 0, 0}},
-    {"3d 5x6x17 causal all rpb", {3, 1, 2, 2, 8, 8, {5, 6, 17}, {3, 3, 5}, {1, 2, 1}, {1, 1, 1}, {1, 1, 1}, 0, 1}},
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 
@@ -131,9 +131,9 @@ END_TEST
 /* Bit-identical outputs for the same inputs and thread count (no atomics). */
 START_TEST(reproducible)
 {
-    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14]};
-    const tc_case *c = picks[_i % 3];
-    int threads = 1 + _i / 3;
+    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14], &cases[16]};
+    const tc_case *c = picks[_i % 4];
+    int threads = 1 + _i / 4;
     for (int op = 0; op < OP_COUNT; op++) {
         uint64_t rng = seed + (uint64_t)op;
         natten_context *ctx = context("openmp", threads);
@@ -195,7 +195,7 @@ int main(void)
     printf("check_openmp: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, tiling_edges, 0, ncases);
-    tcase_add_loop_test(tc, reproducible, 0, 6);
+    tcase_add_loop_test(tc, reproducible, 0, 8);
     tcase_add_test(tc, refuses_strided_head_dim);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
