@@ -48,6 +48,14 @@ static const tc_case cases[] = {
     {"2d 31x40 K(5,7) d(3,1) GQA Dv=24", {2, 1, 4, 2, 16, 24, {31, 40, 1}, {5, 7, 1}, {3, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
     {"2d 14x70 K(3,11) causal rpb", {2, 1, 1, 1, 16, 16, {14, 70, 1}, {3, 11, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 0}, 0, 1}},
     {"2d 10x19 K(4,19) stride(2,1)", {2, 2, 1, 1, 8, 8, {10, 19, 1}, {4, 19, 1}, {1, 1, 1}, {2, 1, 1}, {0, 0, 0}, 0, 0}},
+    /* the fused forward pairs a group's two border strips (broadcast, at most 8 lanes each) in
+     * one vector, half each: halves of 2 / 4 / 8 lanes, borders of unequal widths (even K),
+     * nothing between the borders, per-group borders under dilation, rpb */
+    {"2d 9x8 K(3,7) borders only", {2, 1, 2, 2, 16, 16, {9, 8, 1}, {3, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    {"2d 11x26 K(5,6) rpb", {2, 1, 2, 2, 16, 16, {11, 26, 1}, {5, 6, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    {"2d 7x45 K(3,15) d(1,2)", {2, 1, 1, 1, 32, 32, {7, 45, 1}, {3, 15, 1}, {1, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
+    {"2d 8x33 K(3,9) GQA Dv=40", {2, 1, 4, 2, 16, 40, {8, 33, 1}, {3, 9, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    {"2d 6x17 K(5,3) causal(1,0)", {2, 2, 1, 1, 32, 32, {6, 17, 1}, {5, 3, 1}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0}},
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 
@@ -131,9 +139,9 @@ END_TEST
 /* Bit-identical outputs for the same inputs and thread count (no atomics). */
 START_TEST(reproducible)
 {
-    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14], &cases[16]};
-    const tc_case *c = picks[_i % 4];
-    int threads = 1 + _i / 4;
+    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14], &cases[16], &cases[20]};
+    const tc_case *c = picks[_i % 5];
+    int threads = 1 + _i / 5;
     for (int op = 0; op < OP_COUNT; op++) {
         uint64_t rng = seed + (uint64_t)op;
         natten_context *ctx = context("openmp", threads);
@@ -195,7 +203,7 @@ int main(void)
     printf("check_openmp: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, tiling_edges, 0, ncases);
-    tcase_add_loop_test(tc, reproducible, 0, 8);
+    tcase_add_loop_test(tc, reproducible, 0, 10);
     tcase_add_test(tc, refuses_strided_head_dim);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -54,8 +54,22 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(e
     return y * (FFN(v))(((FFN(vi))t - (FFN(vi))shifter + 127) << 23);
 }
 
-/* one key / value vector: lane l at k[l] (BC = 0) or k[0] in every lane (BC = 1) */
-#define FLOAD(k, BC) ((BC) ? *(k) - (FFN(v)){0} : *(const FFN(vu) *)(k)) /* x - 0 is x, also for -0 */
+/* k[0] in the low half of the lanes, k[d] in the high half (x - 0 is x, also for -0) */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(dual)(const REAL *k, int64_t d)
+{
+    static const int32_t lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    FFN(vi) idx, lo;
+    memcpy(&idx, lanes, sizeof idx);
+    lo = idx < FL / 2;
+    return (FFN(v))((lo & (FFN(vi))(k[0] - (FFN(v)){0})) | (~lo & (FFN(vi))(k[d] - (FFN(v)){0})));
+}
+
+/*
+ * one key / value vector: lane l at k[l] (BC = 0), k[0] in every lane
+ * (BC = 1), or k[0] in the low half and k[d] in the high half (BC = 2)
+ */
+#define FLOAD(k, BC) \
+    ((BC) == 2 ? FFN(dual)(k, d) : (BC) ? *(k) - (FFN(v)){0} : *(const FFN(vu) *)(k)) /* x - 0 is x, also for -0 */
 
 /*
  * Logits of NR block rows sharing one key row, slots t2 < NT:
@@ -64,7 +78,7 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(e
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
 FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t ncol, int64_t C, REAL *z0,
-        REAL *z1, REAL *z2, const int NR, const int NT, const int BC)
+        REAL *z1, REAL *z2, const int NR, const int NT, const int BC, int64_t d)
 {
     FFN(v) a0[8], a1[8], a2[8];
     for (int t = 0; t < NT; t++) a0[t] = a1[t] = a2[t] = (FFN(v)){0};
@@ -92,7 +106,7 @@ FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t 
 /* All K2 slots of one key row for NR rows, in chunks of at most 8 slots. */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
 FFN(qk_row)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C, REAL *const *z, int64_t K2, const int NR,
-            const int BC)
+            const int BC, int64_t d)
 {
     int64_t nch = (K2 + 7) / 8, t = 0;
     for (int64_t ch = 0; ch < nch; ch++) {
@@ -101,30 +115,34 @@ FFN(qk_row)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C, REAL 
         REAL *z0 = z[0] + t * SW, *z1 = z[NR > 1 ? 1 : 0] + t * SW, *z2 = z[NR > 2 ? 2 : 0] + t * SW;
         const REAL *q0 = q[0], *q1 = q[NR > 1 ? 1 : 0], *q2 = q[NR > 2 ? 2 : 0];
         switch (nt) {
-        case 8: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 8, BC); break;
-        case 7: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 7, BC); break;
-        case 6: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 6, BC); break;
-        case 5: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 5, BC); break;
-        case 4: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 4, BC); break;
-        case 3: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 3, BC); break;
-        case 2: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 2, BC); break;
-        default: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 1, BC); break;
+        case 8: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 8, BC, d); break;
+        case 7: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 7, BC, d); break;
+        case 6: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 6, BC, d); break;
+        case 5: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 5, BC, d); break;
+        case 4: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 4, BC, d); break;
+        case 3: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 3, BC, d); break;
+        case 2: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 2, BC, d); break;
+        default: FFN(qk)(q0, q1, q2, k, ncol, C, z0, z1, z2, NR, 1, BC, d); break;
         }
         t += nt;
     }
 }
 
 static NATTEN_OMP_FAST_TARGET void FFN(qk_nr)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C,
-                                              REAL *const *z, int64_t K2, int nr, int bc)
+                                              REAL *const *z, int64_t K2, int nr, int bc, int64_t d)
 {
-    if (bc) {
-        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 1);
-        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 1);
-        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 1);
+    if (bc == 2) {
+        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 2, d);
+        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 2, d);
+        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 2, d);
+    } else if (bc) {
+        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 1, 0);
+        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 1, 0);
+        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 1, 0);
     } else {
-        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 0);
-        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 0);
-        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 0);
+        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 0, 0);
+        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 0, 0);
+        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 0, 0);
     }
 }
 
@@ -136,7 +154,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(qk_nr)(const REAL *const *q, const REAL *
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
 FFN(av_step)(FFN(v) (*a)[8], const REAL *const *pw, const REAL *vr, int64_t ncol, int64_t K2, const int RLO,
-             const int NR, const int CC, const int BC)
+             const int NR, const int CC, const int BC, int64_t d)
 {
     const REAL *w0 = pw[RLO], *w1 = pw[NR > 1 ? RLO + 1 : RLO], *w2 = pw[NR > 2 ? RLO + 2 : RLO];
     for (int64_t t2 = 0; t2 < K2; t2++) {
@@ -160,7 +178,7 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
 {
     const natten_problem *p = &P->p;
     const omp_pack *pk = &P->pack[1];
-    int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol;
+    int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
     FFN(v) a[3][8];
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < CC; c++) a[r][c] = (FFN(v)){0};
@@ -179,12 +197,12 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
                 if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
                 for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
                 switch (r * 4 + (r1 - r)) {
-                case 1: FFN(av_step)(a, pw, vr, ncol, K2, 0, 1, CC, BC); break;
-                case 2: FFN(av_step)(a, pw, vr, ncol, K2, 0, 2, CC, BC); break;
-                case 3: FFN(av_step)(a, pw, vr, ncol, K2, 0, 3, CC, BC); break;
-                case 5: FFN(av_step)(a, pw, vr, ncol, K2, 1, 1, CC, BC); break;
-                case 6: FFN(av_step)(a, pw, vr, ncol, K2, 1, 2, CC, BC); break;
-                default: FFN(av_step)(a, pw, vr, ncol, K2, 2, 1, CC, BC); break;
+                case 1: FFN(av_step)(a, pw, vr, ncol, K2, 0, 1, CC, BC, d); break;
+                case 2: FFN(av_step)(a, pw, vr, ncol, K2, 0, 2, CC, BC, d); break;
+                case 3: FFN(av_step)(a, pw, vr, ncol, K2, 0, 3, CC, BC, d); break;
+                case 5: FFN(av_step)(a, pw, vr, ncol, K2, 1, 1, CC, BC, d); break;
+                case 6: FFN(av_step)(a, pw, vr, ncol, K2, 1, 2, CC, BC, d); break;
+                default: FFN(av_step)(a, pw, vr, ncol, K2, 2, 1, CC, BC, d); break;
                 }
                 r = r1;
             }
@@ -201,22 +219,25 @@ static NATTEN_OMP_FAST_TARGET void FFN(av_all)(const omp_plan *P, const KFN(fblk
 {
     int64_t c = 0, C = P->pack[1].C;
     for (; c + 8 <= C; c += 8) {
-        if (bc) FFN(av_chunk)(P, B, S, c, 8, 1);
+        if (bc == 2) FFN(av_chunk)(P, B, S, c, 8, 2);
+        else if (bc) FFN(av_chunk)(P, B, S, c, 8, 1);
         else FFN(av_chunk)(P, B, S, c, 8, 0);
     }
     for (; c + 4 <= C; c += 4) {
-        if (bc) FFN(av_chunk)(P, B, S, c, 4, 1);
+        if (bc == 2) FFN(av_chunk)(P, B, S, c, 4, 2);
+        else if (bc) FFN(av_chunk)(P, B, S, c, 4, 1);
         else FFN(av_chunk)(P, B, S, c, 4, 0);
     }
     for (; c < C; c++) {
-        if (bc) FFN(av_chunk)(P, B, S, c, 1, 1);
+        if (bc == 2) FFN(av_chunk)(P, B, S, c, 1, 2);
+        else if (bc) FFN(av_chunk)(P, B, S, c, 1, 1);
         else FFN(av_chunk)(P, B, S, c, 1, 0);
     }
 }
 
 /*
  * One block: logits, softmax and weighted sums for the rows of B on strip S
- * (mode 0 or 2): o_r (normalised) and m_r, s_r (max, sum of exponentials)
+ * (mode 0, 2 or 3): o_r (normalised) and m_r, s_r (max, sum of exponentials)
  * per lane.  Slots outside a row's window on axes 0 and 1 are never read
  * (softmax and weighted sums skip them), so they are not filled.
  */
@@ -226,7 +247,8 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
     const natten_problem *p = &P->p;
     const omp_pack *pk = &P->pack[0];
     int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol;
-    int bc = S->mode == 2;
+    int bc = S->mode == 3 ? 2 : S->mode == 2;
+    int64_t d = S->col1 - S->col0;
     /* logits of the rows' valid key rows; the rest of each window is -inf */
     for (int r = 0; r < B->nr; r++)
         for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
@@ -249,7 +271,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                     q[i] = B->qt[r + i];
                     z[i] = B->z[r + i] + (t0 * K1 + j - B->a1[r + i]) * K2 * SW;
                 }
-                FFN(qk_nr)(q, kr, ncol, pk->C, z, K2, r1 - r, bc);
+                FFN(qk_nr)(q, kr, ncol, pk->C, z, K2, r1 - r, bc, d);
                 r = r1;
             }
         }

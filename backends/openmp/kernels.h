@@ -225,11 +225,14 @@ static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REA
 typedef struct {
     int64_t w;                 /* live lanes */
     int64_t col0;              /* packed column of lane 0's first key on axis 2 */
-    int mode;                  /* lane l's first key: 0 col0 + l, 2 col0 (all alike), 1 col0 + lidx[l] */
+    int64_t col1;              /* mode 3: packed column of the second half's first key */
+    int mode;                  /* lane l's first key: 0 col0 + l, 2 col0 (all alike), 1 col0 + lidx[l],
+                                  3 (fused forward, fast.h): col0 in the low half of the kernel's
+                                  vector, col1 in the high half (two border strips paired) */
     int full;                  /* every live lane has K2 keys on axis 2 */
     int lidx[SW], len[SW];     /* per lane: first key column - col0, keys on axis 2 */
     int eb[SW];                /* per lane: rpb index on axis 2 of its first key */
-    int64_t x2[SW];            /* per live lane: its index on axis 2 */
+    int64_t x2[SW];            /* per lane l < w: its index on axis 2, -1: dead lane (mode 3) */
     int64_t a[2], n[2], g[2], u[2]; /* axes 0, 1 (shared): window start, keys, group, position */
 } KFN(strip);
 
@@ -283,7 +286,7 @@ static inline void KFN(strip_init)(const omp_plan *P, KFN(strip) *S, int64_t x0,
             if (S->len[l] != p->kernel[2]) S->full = 0;
         }
     }
-    S->col0 = P->goff[g2] + a00;
+    S->col0 = S->col1 = P->goff[g2] + a00;
 }
 
 /* z_r[j][l] = sum_c qt[c][l] * k_r[c][li + j], NR (<= 3) window rows x NT slots. */
@@ -461,6 +464,12 @@ static void KFN(av_phase)(const omp_plan *P, const KFN(strip) *S, const REAL *w,
     }
 }
 
+/* 1 if lane l holds a query (lane 0 always does). */
+static inline int KFN(live)(const KFN(strip) *S, int l)
+{
+    return l < S->w && S->x2[l] >= 0;
+}
+
 /* qt[c][l] = factor * src[token of lane l][c] (dead lanes: copies of lane 0). */
 static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
                                REAL *restrict qt)
@@ -470,13 +479,13 @@ static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tst
     int64_t c = 0;
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
-            sp[l] = src + S->x2[l < S->w ? l : 0] * tstride + c;
+            sp[l] = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
             dp[l] = qt + (c + l) * SW;
         }
         KFN(tr)(sp, dp);
     }
     for (; c < C; c++)
-        for (int l = 0; l < SW; l++) qt[c * SW + l] = src[S->x2[l < S->w ? l : 0] * tstride + c];
+        for (int l = 0; l < SW; l++) qt[c * SW + l] = src[S->x2[KFN(live)(S, l) ? l : 0] * tstride + c];
     if (factor != 1)
 #pragma omp simd
         for (int64_t i = 0; i < C * SW; i++) qt[i] *= factor;
@@ -492,12 +501,13 @@ static inline void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, R
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
             sp[l] = o + (c + l) * SW;
-            dp[l] = l < S->w ? base + S->x2[l] * tstride + c : trash;
+            dp[l] = KFN(live)(S, l) ? base + S->x2[l] * tstride + c : trash;
         }
         KFN(tr)(sp, dp);
     }
     for (; c < C; c++)
-        for (int l = 0; l < S->w; l++) base[S->x2[l] * tstride + c] = o[c * SW + l];
+        for (int l = 0; l < S->w; l++)
+            if (KFN(live)(S, l)) base[S->x2[l] * tstride + c] = o[c * SW + l];
 }
 
 /* 1 if slot (t0, t1, t2) of lane l is a neighbour. */
@@ -866,6 +876,29 @@ static void KFN(pack_row)(const omp_plan *P, const natten_view *v, int64_t b, in
                       natten_group_len(p->extent[2], p->dilation[2], g), v->shape[NV_C], dst + P->goff[g], ncol);
 }
 
+/* One strip S of block B (fl: the kernel's lanes): queries in, outputs and lse out. */
+static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_t b,
+                                                int64_t h, int64_t x0, const REAL *rpb, REAL *trash, int64_t fl)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
+    for (int r = 0; r < B->nr; r++)
+        KFN(load_t)(S, DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, B->x1[r], 0, h, 0), Q->stride[3], p->dim,
+                    (REAL)p->scale, B->qt[r]);
+    if (fl <= SW / 4) block_f32_q(P, B, S, rpb);
+    else if (fl <= SW / 2) block_f32_h(P, B, S, rpb);
+    else block_f32_w(P, B, S, rpb);
+    for (int r = 0; r < B->nr; r++) {
+        KFN(store_t)(S, B->o[r], p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], 0, h, 0),
+                     O->stride[3], trash);
+        if (L->data)
+            for (int l = 0; l < S->w; l++)
+                if (KFN(live)(S, l))
+                    ((float *)L->data)[natten_off(L, b, x0, B->x1[r], S->x2[l], h, 0)] =
+                        (float)(B->m[r][l] + log(B->s[r][l]));
+    }
+}
+
 /*
  * The fused forward of rows x1 = (u1 + r) * d1 + g1, r < nr, of (b, h, x0),
  * every strip of the last axis (all mode 0 or 2: fna_fast_ok()) as blocks
@@ -876,10 +909,9 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
                                                  int64_t u1, int nr, REAL *scr, KFN(fcache) *rc, const REAL **ptrs)
 {
     const natten_problem *p = &P->p;
-    const natten_view *Q = VIEW(P, NATTEN_ARG_Q), *O = VIEW(P, NATTEN_ARG_OUT), *L = VIEW(P, NATTEN_ARG_LSE);
+    const natten_view *Q = VIEW(P, NATTEN_ARG_Q);
     int64_t hk = h / (p->heads / p->heads_kv), D = p->dim, Dv = p->dim_v, W = p->window, ncol = P->pack[0].ncol;
     const REAL *rpb = natten_has(p, NATTEN_ARG_RPB) ? DATA(P, NATTEN_ARG_RPB) + h * P->rh : NULL;
-    const REAL scale = (REAL)p->scale;
     REAL *f = scr, *trash;
     KFN(fblk) B;
     KFN(strip) S;
@@ -932,26 +964,45 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
         }
     }
     for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
-        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2);
-        for (int64_t u = 0, w; u < ng; u += w) {
-            int mode;
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2), ub = 0, ue = ng, w, wl = 0, ul = 0;
+        int mode, model = 0;
+        /*
+         * The group's first and last strips, broadcast (the borders, where
+         * the window stops moving) and narrow, share one vector: half a
+         * vector each (mode 3), half the FMAs of two narrow strips.
+         */
+        w = KFN(strip_len)(P, g2, 0, ng, &mode);
+        if (mode == 2 && w < ng && w <= SW / 2) {
+            for (int64_t u = w, wu; u < ng; u += wu) {
+                ul = u;
+                wu = wl = KFN(strip_len)(P, g2, u, ng, &model);
+            }
+            if (model == 2 && wl <= SW / 2) {
+                KFN(strip) S1;
+                int64_t hw = w > wl ? w : wl, fl = hw <= SW / 8 ? SW / 4 : hw <= SW / 4 ? SW / 2 : SW;
+                KFN(strip_init)(P, &S, x0, B.x1[0], g2, 0, w, 2);
+                KFN(strip_init)(P, &S1, x0, B.x1[0], g2, ul, wl, 2);
+                for (int l = SW - 1; l >= 0; l--) {
+                    const KFN(strip) *T = l < fl / 2 ? &S : &S1;
+                    int lt = l < fl / 2 ? l : l - (int)fl / 2;
+                    int lc = lt < SW ? lt : 0;
+                    S.len[l] = T->len[lc];
+                    S.eb[l] = T->eb[lc];
+                    S.x2[l] = l < fl && lt < T->w ? T->x2[lt] : -1;
+                }
+                S.w = fl;
+                S.mode = 3;
+                S.full = S.full && S1.full;
+                S.col1 = S1.col0;
+                KFN(fna_one)(P, &B, &S, b, h, x0, rpb, trash, fl);
+                ub = w;
+                ue = ul;
+            }
+        }
+        for (int64_t u = ub; u < ue; u += w) {
             w = KFN(strip_len)(P, g2, u, ng, &mode);
             KFN(strip_init)(P, &S, x0, B.x1[0], g2, u, w, mode);
-            for (int r = 0; r < nr; r++)
-                KFN(load_t)(&S, DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, B.x1[r], 0, h, 0), Q->stride[3], D, scale,
-                            B.qt[r]);
-            if (w <= SW / 4) block_f32_q(P, &B, &S, rpb);
-            else if (w <= SW / 2) block_f32_h(P, &B, &S, rpb);
-            else block_f32_w(P, &B, &S, rpb);
-            for (int r = 0; r < nr; r++) {
-                REAL *o = B.o[r], *sr = B.s[r];
-                KFN(store_t)(&S, o, Dv, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B.x1[r], 0, h, 0), O->stride[3],
-                             trash);
-                if (L->data)
-                    for (int64_t l = 0; l < S.w; l++)
-                        ((float *)L->data)[natten_off(L, b, x0, B.x1[r], S.x2[l], h, 0)] =
-                            (float)(B.m[r][l] + log(sr[l]));
-            }
+            KFN(fna_one)(P, &B, &S, b, h, x0, rpb, trash, w);
         }
     }
 }
