@@ -59,6 +59,10 @@ static const tc_case cases[] = {
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 
+/* the backend's configurations: rows3 (the default), rows2, strips (backends/openmp/openmp.c);
+ * each_config checks that there is no further one, so that a new one gets tested */
+#define OPENMP_CONFIGS 3
+
 /* Same data as check_equivalence's table: max |x - naive| / max(1, max |naive|). */
 static const struct tol {
     const char *dtype;
@@ -83,12 +87,13 @@ static natten_context *context(const char *backend, int threads)
     return ctx;
 }
 
-static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_layout layout, int threads)
+static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_layout layout, int threads,
+                         const char *backend)
 {
     uint64_t rng = seed ^ ((uint64_t)(c - cases) << 40) ^ ((uint64_t)op << 24) ^ ((uint64_t)layout << 8) ^
                    (uint64_t)threads;
     uint64_t rng2 = rng;
-    natten_context *ctx = context("openmp", threads), *ref_ctx = context("naive", 0);
+    natten_context *ctx = context(backend, threads), *ref_ctx = context("naive", 0);
     DLDataType dt = tt_dtype(tl->dtype);
     tc_io ref, io;
     natten_status st;
@@ -99,7 +104,7 @@ static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_la
     st = tc_run(ref_ctx, &ref);
     ck_assert_msg(st == NATTEN_SUCCESS, "naive failed: %s", natten_last_error());
     st = tc_run(ctx, &io);
-    ck_assert_msg(st == NATTEN_SUCCESS, "openmp %s %s (%d threads, layout %d) on %s [%s]: %s", tc_op_names[op],
+    ck_assert_msg(st == NATTEN_SUCCESS, "%s %s %s (%d threads, layout %d) on %s [%s]: %s", backend, tc_op_names[op],
                   tl->dtype, threads, (int)layout, c->name, desc, natten_last_error());
     ck_assert_str_eq(natten_context_last_backend(ctx), "openmp");
     for (int x = 0; x < R_COUNT; x++) {
@@ -109,9 +114,9 @@ static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_la
         want = tt_to_double(ref.t[x]);
         e = tt_compare(io.t[x], want);
         ck_assert_msg(e.bad == 0 && e.norm <= tl->limit,
-                      "openmp %s %s (%d threads, layout %d) on %s [%s]: %s differs from naive: max abs %.3g, "
+                      "%s %s %s (%d threads, layout %d) on %s [%s]: %s differs from naive: max abs %.3g, "
                       "normalised %.3g (limit %.1g), %lld NaN/inf mismatches (first at %lld); seed %llu",
-                      tc_op_names[op], tl->dtype, threads, (int)layout, c->name, desc, tc_role_names[x],
+                      backend, tc_op_names[op], tl->dtype, threads, (int)layout, c->name, desc, tc_role_names[x],
                       e.max_abs, e.norm, tl->limit, (long long)e.bad, (long long)e.first_bad,
                       (unsigned long long)seed);
         free(want);
@@ -131,8 +136,31 @@ START_TEST(tiling_edges)
         for (size_t t = 0; t < sizeof tolerances / sizeof tolerances[0]; t++, n++) {
             tt_layout layout = (tt_layout)(n % 3); /* compact, heads-first, padded */
             int threads = thread_counts[(n / 3) % 3];
-            compare_case(c, (tc_op)op, &tolerances[t], layout, threads);
+            compare_case(c, (tc_op)op, &tolerances[t], layout, threads, "openmp");
         }
+}
+END_TEST
+
+/* _i: configuration _i of the backend, forced as "openmp/<index>" (the tuner's candidates;
+ * the default runs in tiling_edges): the fused ops of every case in float32 and float16. */
+START_TEST(each_config)
+{
+    char name[32];
+    natten_context *probe;
+    snprintf(name, sizeof name, "openmp/%d", _i);
+    ck_assert_int_eq(natten_context_create(&probe), NATTEN_SUCCESS);
+    ck_assert_msg(natten_context_set_backend(probe, name) == NATTEN_SUCCESS, "%s: %s", name, natten_last_error());
+    if (_i == OPENMP_CONFIGS - 1) {
+        snprintf(name, sizeof name, "openmp/%d", _i + 1);
+        ck_assert_msg(natten_context_set_backend(probe, name) == NATTEN_ERROR_BACKEND_UNAVAILABLE,
+                      "openmp has more than %d configurations: test the new one", OPENMP_CONFIGS);
+        snprintf(name, sizeof name, "openmp/%d", _i);
+    }
+    natten_context_destroy(probe);
+    for (int c = 0; c < ncases; c++)
+        for (int op = OP_FNA; op <= OP_FNA_BW; op++)
+            for (size_t t = 1; t <= 2; t++) /* float32, float16 */
+                compare_case(&cases[c], (tc_op)op, &tolerances[t], TT_COMPACT, 2, name);
 }
 END_TEST
 
@@ -204,6 +232,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, tiling_edges, 0, ncases);
     tcase_add_loop_test(tc, reproducible, 0, 10);
+    tcase_add_loop_test(tc, each_config, 0, OPENMP_CONFIGS);
     tcase_add_test(tc, refuses_strided_head_dim);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
