@@ -25,7 +25,7 @@
 #   bench:  natten-bench --suite gpu $BENCH_ARGS --csv-out bench-gpu.csv              T_BENCH=240
 #           (BENCH_ARGS="--max-call 2": a call over 2 s is timed once)
 #   peers:  bench/peers.py --suite gpu (libnatten rows + PyTorch)                     T_PEERS=300
-#           --natten-args "$PEERS_NATTEN_ARGS" (default "--backend cuda-tc
+#           --natten-args="$PEERS_NATTEN_ARGS" (default "--backend cuda-tc
 #           --no-verify": the bench step already times and verifies every backend),
 #           and $PEERS_ARGS (e.g. "--method torch-sdpa,torch-flex --repeat 10")
 #   anchors: bench/peers.py --suite anchors --dtype float16 (libnatten's GPU        T_ANCHORS=180
@@ -204,7 +204,7 @@ keep bench '^== |^backend|^cuda|^natten-bench: |FAIL|WRONG' 80
 
 peers() {
     # shellcheck disable=SC2086
-    python3 bench/peers.py --suite gpu $quick --natten-bench ./natten-bench --natten-args "$PEERS_NATTEN_ARGS" \
+    python3 bench/peers.py --suite gpu $quick --natten-bench ./natten-bench --natten-args="$PEERS_NATTEN_ARGS" \
         --peak --csv-out "$logs/peers-gpu.csv" $PEERS_ARGS
 }
 export -f peers
@@ -214,7 +214,7 @@ keep peers '^== |^backend|^cuda|^torch|^dense|^peers.py|\(no libnatten|Error' 10
 anchors() {
     # shellcheck disable=SC2086
     python3 bench/peers.py --suite anchors $quick --dtype float16 --natten-bench ./natten-bench \
-        --natten-args "--no-verify" --csv-out "$logs/anchors-gpu.csv" $PEERS_ARGS
+        --natten-args=--no-verify --csv-out "$logs/anchors-gpu.csv" $PEERS_ARGS
 }
 export -f anchors
 step anchors "$T_ANCHORS" anchors
