@@ -203,3 +203,16 @@ void tc_reference(const tc_io *io, double *ref[R_COUNT])
     }
     for (int x = 0; x < R_COUNT; x++) free(in[x]);
 }
+
+int tc_compare_runs(const tc_io *io, const tc_io *ref, double limit, tt_err *e)
+{
+    for (int x = 0; x < R_COUNT; x++) {
+        double *want;
+        if (!io->t[x] || !(io->outputs & B(x))) continue;
+        want = tt_to_double(ref->t[x]);
+        *e = tt_compare(io->t[x], want);
+        free(want);
+        if (!(e->bad == 0 && e->norm <= limit)) return x; /* a NaN norm fails too */
+    }
+    return -1;
+}

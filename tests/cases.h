@@ -40,6 +40,11 @@ void tc_teardown(tc_io *io);
 natten_status tc_call(natten_context *ctx, tc_op op, const natten_params *p, DLTensor *const T[R_COUNT]);
 /* Poison the outputs, run the op, download the outputs. */
 natten_status tc_run(natten_context *ctx, tc_io *io);
+/* Compare each output of io (the roles in io->outputs) with the same role of
+ * ref, a run of the same op on the same inputs (any backend, layout or device;
+ * both already downloaded).  Returns the first role with NaN/inf mismatches or
+ * a normalised error above limit, its comparison in *e; -1 when all match. */
+int tc_compare_runs(const tc_io *io, const tc_io *ref, double limit, tt_err *e);
 /* Dense reference of each output role (double arrays, logical order; caller frees). */
 void tc_reference(const tc_io *io, double *ref[R_COUNT]);
 void tc_params(const ref_problem *r, natten_params *p);

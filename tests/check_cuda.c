@@ -39,6 +39,8 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     uint64_t rng = seed ^ (uint64_t)op * 7919u, rng2 = rng;
     tc_io ref, io;
     natten_status st;
+    tt_err e;
+    int x;
     char desc[256];
     tc_describe(r, desc, sizeof desc);
     ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
@@ -49,18 +51,10 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     st = tc_run(ctx, &io);
     ck_assert_msg(st == NATTEN_SUCCESS, "%s %s %s on %s: %s", BACKEND, tc_op_names[op], dtype, desc,
                   natten_last_error());
-    for (int x = 0; x < R_COUNT; x++) {
-        double *want;
-        tt_err e;
-        if (!(io.outputs & (1u << x))) continue;
-        want = tt_to_double(ref.t[x]);
-        e = tt_compare(io.t[x], want);
-        ck_assert_msg(e.bad == 0 && e.norm <= limit,
-                      "%s %s %s on %s: %s differs from naive: normalised %.3g (limit %.1g), %lld bad; seed %llu",
-                      BACKEND, tc_op_names[op], dtype, desc, tc_role_names[x], e.norm, limit, (long long)e.bad,
-                      (unsigned long long)seed);
-        free(want);
-    }
+    x = tc_compare_runs(&io, &ref, limit, &e);
+    ck_assert_msg(x < 0, "%s %s %s on %s: %s differs from naive: normalised %.3g (limit %.1g), %lld bad; seed %llu",
+                  BACKEND, tc_op_names[op], dtype, desc, tc_role_names[x], e.norm, limit, (long long)e.bad,
+                  (unsigned long long)seed);
     tc_teardown(&ref);
     tc_teardown(&io);
     natten_context_destroy(ref_ctx);
@@ -114,6 +108,8 @@ START_TEST(other_stream)
         uint64_t rng = seed + (uint64_t)op, rng2 = rng;
         const ref_problem *r = &bigger[op < OP_COUNT ? 0 : 3]; /* generic, then the fast 2-D kernels */
         tc_io ref, io;
+        tt_err e;
+        int x;
         natten_context *ref_ctx;
         ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
         ck_assert_int_eq(natten_context_set_backend(ref_ctx, "naive"), NATTEN_SUCCESS);
@@ -122,17 +118,11 @@ START_TEST(other_stream)
         ck_assert_int_eq(tc_run(ref_ctx, &ref), NATTEN_SUCCESS);
         ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
         ck_assert_int_eq(cudaStreamSynchronize(s), cudaSuccess);
-        for (int x = 0; x < R_COUNT; x++) {
-            double *want;
-            tt_err e;
-            if (!(io.outputs & (1u << x))) continue;
-            ck_assert(tt_download(io.t[x]));
-            want = tt_to_double(ref.t[x]);
-            e = tt_compare(io.t[x], want);
-            ck_assert_msg(e.bad == 0 && e.norm <= 1e-4, "stream: %s %s normalised %.3g, %lld bad",
-                          tc_op_names[op % OP_COUNT], tc_role_names[x], e.norm, (long long)e.bad);
-            free(want);
-        }
+        for (int y = 0; y < R_COUNT; y++)
+            if (io.outputs & (1u << y)) ck_assert(tt_download(io.t[y]));
+        x = tc_compare_runs(&io, &ref, 1e-4, &e);
+        ck_assert_msg(x < 0, "stream: %s %s normalised %.3g, %lld bad", tc_op_names[op % OP_COUNT], tc_role_names[x],
+                      e.norm, (long long)e.bad);
         tc_teardown(&ref);
         tc_teardown(&io);
         natten_context_destroy(ref_ctx);

@@ -64,6 +64,8 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     uint64_t rng = seed ^ ((uint64_t)op * 7919u + (uint64_t)(r - cases) * 104729u), rng2 = rng;
     tc_io ref, io;
     natten_status st;
+    tt_err e;
+    int x;
     char desc[256];
     tc_describe(r, desc, sizeof desc);
     ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
@@ -75,18 +77,10 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     ck_assert_msg(st == NATTEN_SUCCESS, "%s %s %s on %s: %s", BACKEND, tc_op_names[op], dtype, desc,
                   natten_last_error());
     ck_assert_str_eq(natten_context_last_backend(ctx), BACKEND);
-    for (int x = 0; x < R_COUNT; x++) {
-        double *want;
-        tt_err e;
-        if (!(io.outputs & (1u << x))) continue;
-        want = tt_to_double(ref.t[x]);
-        e = tt_compare(io.t[x], want);
-        ck_assert_msg(e.bad == 0 && e.norm <= limit,
-                      "%s %s %s on %s: %s differs from naive: normalised %.3g (limit %.1g), %lld bad; seed %llu",
-                      BACKEND, tc_op_names[op], dtype, desc, tc_role_names[x], e.norm, limit, (long long)e.bad,
-                      (unsigned long long)seed);
-        free(want);
-    }
+    x = tc_compare_runs(&io, &ref, limit, &e);
+    ck_assert_msg(x < 0, "%s %s %s on %s: %s differs from naive: normalised %.3g (limit %.1g), %lld bad; seed %llu",
+                  BACKEND, tc_op_names[op], dtype, desc, tc_role_names[x], e.norm, limit, (long long)e.bad,
+                  (unsigned long long)seed);
     tc_teardown(&ref);
     tc_teardown(&io);
     natten_context_destroy(ref_ctx);

@@ -39,6 +39,8 @@ static void compare_one(natten_context *ctx, natten_context *ref_ctx, const natt
     DLDataType dt = tt_dtype(tl->dtype);
     tc_io ref, io;
     natten_status st;
+    tt_err e;
+    int x;
     char desc[256];
     int is_naive = strcmp(info->name, "naive") == 0;
     uint64_t rng2 = rng;
@@ -59,19 +61,12 @@ static void compare_one(natten_context *ctx, natten_context *ref_ctx, const natt
     }
     ck_assert_msg(st == NATTEN_SUCCESS, "%s %s %s on %s: %s (%s)", info->name, tc_op_names[op], tl->dtype,
                   desc, natten_status_string(st), natten_last_error());
-    for (int x = 0; x < R_COUNT; x++) {
-        double *want;
-        tt_err e;
-        if (!(io.outputs & (1u << x))) continue;
-        want = tt_to_double(ref.t[x]);
-        e = tt_compare(io.t[x], want);
-        ck_assert_msg(e.bad == 0 && e.norm <= limit,
-                      "%s %s %s layout %d on %s: %s differs from naive: max abs %.3g, normalised %.3g "
-                      "(limit %.1g), %lld NaN/inf mismatches (first at %lld); seed %llu",
-                      info->name, tc_op_names[op], tl->dtype, (int)layout, desc, tc_role_names[x], e.max_abs,
-                      e.norm, limit, (long long)e.bad, (long long)e.first_bad, (unsigned long long)seed);
-        free(want);
-    }
+    x = tc_compare_runs(&io, &ref, limit, &e);
+    ck_assert_msg(x < 0,
+                  "%s %s %s layout %d on %s: %s differs from naive: max abs %.3g, normalised %.3g "
+                  "(limit %.1g), %lld NaN/inf mismatches (first at %lld); seed %llu",
+                  info->name, tc_op_names[op], tl->dtype, (int)layout, desc, tc_role_names[x], e.max_abs,
+                  e.norm, limit, (long long)e.bad, (long long)e.first_bad, (unsigned long long)seed);
     n->compared++;
     tc_teardown(&ref);
     tc_teardown(&io);

@@ -87,17 +87,12 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     st = tc_run(ctx, &io);
     ck_assert_msg(st == NATTEN_SUCCESS || st == NATTEN_ERROR_UNSUPPORTED, "%s %s %s on %s: %s", BACKEND,
                   tc_op_names[op], dtype, desc, natten_last_error());
-    for (int x = 0; st == NATTEN_SUCCESS && x < R_COUNT; x++) {
-        double *want;
+    if (st == NATTEN_SUCCESS) {
         tt_err e;
-        if (!(io.outputs & (1u << x))) continue;
-        want = tt_to_double(ref.t[x]);
-        e = tt_compare(io.t[x], want);
-        ck_assert_msg(e.bad == 0 && e.norm <= limit,
-                      "%s %s %s on %s: %s differs from naive: normalised %.3g (limit %.1g), %lld bad; seed %llu",
-                      BACKEND, tc_op_names[op], dtype, desc, tc_role_names[x], e.norm, limit, (long long)e.bad,
-                      (unsigned long long)seed);
-        free(want);
+        int x = tc_compare_runs(&io, &ref, limit, &e);
+        ck_assert_msg(x < 0, "%s %s %s on %s: %s differs from naive: normalised %.3g (limit %.1g), %lld bad; "
+                      "seed %llu", BACKEND, tc_op_names[op], dtype, desc, tc_role_names[x], e.norm, limit,
+                      (long long)e.bad, (unsigned long long)seed);
     }
     tc_teardown(&ref);
     tc_teardown(&io);

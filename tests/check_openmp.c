@@ -97,6 +97,8 @@ static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_la
     DLDataType dt = tt_dtype(tl->dtype);
     tc_io ref, io;
     natten_status st;
+    tt_err e;
+    int x;
     char desc[256];
     tc_describe(&c->r, desc, sizeof desc);
     ck_assert(tc_setup(&ref, &c->r, op, dt, TT_COMPACT, kDLCPU, &rng));
@@ -107,20 +109,12 @@ static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_la
     ck_assert_msg(st == NATTEN_SUCCESS, "%s %s %s (%d threads, layout %d) on %s [%s]: %s", backend, tc_op_names[op],
                   tl->dtype, threads, (int)layout, c->name, desc, natten_last_error());
     ck_assert_str_eq(natten_context_last_backend(ctx), "openmp");
-    for (int x = 0; x < R_COUNT; x++) {
-        double *want;
-        tt_err e;
-        if (!(io.outputs & (1u << x))) continue;
-        want = tt_to_double(ref.t[x]);
-        e = tt_compare(io.t[x], want);
-        ck_assert_msg(e.bad == 0 && e.norm <= tl->limit,
-                      "%s %s %s (%d threads, layout %d) on %s [%s]: %s differs from naive: max abs %.3g, "
-                      "normalised %.3g (limit %.1g), %lld NaN/inf mismatches (first at %lld); seed %llu",
-                      backend, tc_op_names[op], tl->dtype, threads, (int)layout, c->name, desc, tc_role_names[x],
-                      e.max_abs, e.norm, tl->limit, (long long)e.bad, (long long)e.first_bad,
-                      (unsigned long long)seed);
-        free(want);
-    }
+    x = tc_compare_runs(&io, &ref, tl->limit, &e);
+    ck_assert_msg(x < 0,
+                  "%s %s %s (%d threads, layout %d) on %s [%s]: %s differs from naive: max abs %.3g, "
+                  "normalised %.3g (limit %.1g), %lld NaN/inf mismatches (first at %lld); seed %llu",
+                  backend, tc_op_names[op], tl->dtype, threads, (int)layout, c->name, desc, tc_role_names[x],
+                  e.max_abs, e.norm, tl->limit, (long long)e.bad, (long long)e.first_bad, (unsigned long long)seed);
     tc_teardown(&ref);
     tc_teardown(&io);
     natten_context_destroy(ctx);
