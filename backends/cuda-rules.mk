@@ -13,6 +13,9 @@
 # add NVCCFLAGS on the make command line.
 
 SUFFIXES = .cu
+# The host-side helpers every CUDA backend's host file includes (error
+# statuses, device switching, the tuner's scratch and timer).
+EXTRA_DIST += backends/cuda-common.cuh
 NVCC_CPPFLAGS = -DHAVE_CONFIG_H -I$(top_builddir) -I$(top_srcdir)/lib
 # Per-object overrides: a folder may set e.g. `backends/x/foo.lo: NVCC_ARCH_FLAGS = $(CUDA_TC_GENCODE)`.
 NVCC_ARCH_FLAGS = $(CUDA_GENCODE)

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CC_NAME "cuda-tc"
+#include "../cuda-common.cuh"
+
 #define TC_MAX_DEVICES 64
 
 /* Written once by tc_probe (the registry serialises and caches probes);
@@ -27,13 +30,6 @@ static int n_devices;
 __global__ void tc_probe_kernel(int *x)
 {
     if (x) *x = 0;
-}
-
-static natten_status tc_error(cudaError_t e, const char *what)
-{
-    natten_status st = e == cudaErrorMemoryAllocation ? NATTEN_ERROR_OUT_OF_MEMORY : NATTEN_ERROR_DEVICE;
-    (void)cudaGetLastError(); /* clear a non-sticky error so the context stays usable */
-    return natten_error(st, "cuda-tc: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 static int tc_probe(char *why, size_t len)
@@ -236,103 +232,19 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     if (backward) {
         size_t bytes = (size_t)p->batch * (size_t)p->heads * (size_t)p->tokens * sizeof(float);
         if ((e = cudaMallocAsync((void **)&q.delta, bytes, s)) != cudaSuccess)
-            return tc_error(e, "cudaMallocAsync of the backward's row scratch");
+            return cc_error(e, "cudaMallocAsync of the backward's row scratch");
     }
     e = p->dtype == NATTEN_F16 ? tc_run_f16(q, s, (int)p->dim, backward, variant_of(x))
                                : tc_run_bf16(q, s, (int)p->dim, backward, variant_of(x));
-    if (e != cudaSuccess) st = tc_error(e, backward ? "fused backward launch" : "fused forward launch");
+    if (e != cudaSuccess) st = cc_error(e, backward ? "fused backward launch" : "fused forward launch");
     if (q.delta) (void)cudaFreeAsync(q.delta, s);
     return st;
 }
 
 /* Run on the tensors' device, then give the caller's thread its device back. */
-static natten_status run_on_device(const natten_problem *p, const natten_exec *x)
+static natten_status on_device(const natten_problem *p, const natten_exec *x)
 {
-    int prev = 0, dev = p->device.device_id;
-    natten_status st;
-    cudaError_t e;
-    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return tc_error(e, "cudaGetDevice");
-    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return tc_error(e, "cudaSetDevice");
-    st = run(p, x);
-    if (prev != dev) (void)cudaSetDevice(prev);
-    return st;
-}
-
-static void *tc_scratch_alloc(size_t bytes, const natten_exec *x)
-{
-    void *ptr = NULL;
-    (void)x;
-    if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return NULL;
-    }
-    return ptr;
-}
-
-static void tc_scratch_free(void *ptr, const natten_exec *x)
-{
-    (void)x;
-    if (ptr) (void)cudaFree(ptr);
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Warm up once, then time reps runs with events on the exec's stream; median.
- * reps 0: one timed run, no warm-up (the tuner's first look, natten-impl.h). */
-static natten_status tc_time_op(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
-                                double *median_ms)
-{
-    cudaStream_t s = (cudaStream_t)x->stream;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    float *ms;
-    natten_status st;
-    cudaError_t e;
-    int prev = 0, dev = p->device.device_id, warm = reps > 0;
-    if (reps < 1) reps = 1;
-    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return tc_error(e, "cudaGetDevice");
-    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return tc_error(e, "cudaSetDevice");
-    if ((ms = (float *)natten_malloc(sizeof(float) * (size_t)reps)) == NULL) {
-        if (prev != dev) (void)cudaSetDevice(prev);
-        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cuda-tc: timer buffer");
-    }
-    if ((e = cudaEventCreate(&e0)) != cudaSuccess || (e = cudaEventCreate(&e1)) != cudaSuccess) {
-        st = tc_error(e, "cudaEventCreate");
-        goto out;
-    }
-    if (warm && (st = fn(p, x))) goto out;
-    for (int i = 0; i < reps; i++) {
-        if ((e = cudaEventRecord(e0, s)) != cudaSuccess) {
-            st = tc_error(e, "cudaEventRecord");
-            goto out;
-        }
-        if ((st = fn(p, x))) goto out;
-        if ((e = cudaEventRecord(e1, s)) != cudaSuccess || (e = cudaEventSynchronize(e1)) != cudaSuccess ||
-            (e = cudaEventElapsedTime(&ms[i], e0, e1)) != cudaSuccess) {
-            st = tc_error(e, "timing events");
-            goto out;
-        }
-    }
-    qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
-    *median_ms = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
-out:
-    if (e0) (void)cudaEventDestroy(e0);
-    if (e1) (void)cudaEventDestroy(e1);
-    natten_free(ms);
-    if (prev != dev) (void)cudaSetDevice(prev);
-    return st;
-}
-
-/* For wisdom files: "NVIDIA H200" etc. */
-static int tc_device_name(int device_id, char *buf, size_t len)
-{
-    cudaDeviceProp pr;
-    if (cudaGetDeviceProperties(&pr, device_id) != cudaSuccess) return 0;
-    snprintf(buf, len, "%s", pr.name);
-    return 1;
+    return cc_on_device(run, p, x);
 }
 
 extern "C" const natten_backend natten_backend_cuda_tc;
@@ -343,11 +255,11 @@ const natten_backend natten_backend_cuda_tc = {
     kDLCUDA,
     tc_probe,
     tc_supports,
-    {NULL, NULL, NULL, NULL, run_on_device, run_on_device},
+    {NULL, NULL, NULL, NULL, on_device, on_device},
     1 + tc::N_CFG,
     config_names,
-    tc_scratch_alloc,
-    tc_scratch_free,
-    tc_time_op,
-    tc_device_name,
+    cc_scratch_alloc,
+    cc_scratch_free,
+    cc_time_op,
+    cc_device_name,
 };

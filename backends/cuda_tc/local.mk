@@ -16,6 +16,6 @@ tc_objects = backends/cuda_tc/cuda-tc.lo backends/cuda_tc/tc-f16.lo backends/cud
 libnatten_la_SOURCES += $(tc_sources)
 $(tc_objects): NVCC_ARCH_FLAGS = $(CUDA_TC_GENCODE)
 $(tc_objects): \
-	$(srcdir)/backends/cuda_tc/cuda-tc.h $(srcdir)/backends/cuda_tc/tc_kernels.cuh \
+	$(srcdir)/backends/cuda_tc/cuda-tc.h $(srcdir)/backends/cuda_tc/tc_kernels.cuh $(srcdir)/backends/cuda-common.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
 endif

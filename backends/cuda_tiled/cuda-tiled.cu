@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CC_NAME CT_NAME
+#include "../cuda-common.cuh"
+
 #define CT_MAX_DEVICES 64
 
 /* Written once by ct_probe under the registry's lock; read-only afterwards. */
@@ -29,9 +32,7 @@ const ct_device *ct_device_at(int id)
 
 natten_status ct_error(cudaError_t e, const char *what)
 {
-    natten_status st = e == cudaErrorMemoryAllocation ? NATTEN_ERROR_OUT_OF_MEMORY : NATTEN_ERROR_DEVICE;
-    (void)cudaGetLastError(); /* clear a non-sticky error so the context stays usable */
-    return natten_error(st, CT_NAME ": %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    return cc_error(e, what);
 }
 
 static int ct_probe(char *why, size_t len)
@@ -132,14 +133,7 @@ static const ct_ops *ops_for(natten_dtype t)
 /* Run op on the tensors' device, then give the caller's thread its device back. */
 static natten_status run_on_device(const natten_problem *p, const natten_exec *x)
 {
-    int prev = 0, dev = p->device.device_id;
-    natten_status st;
-    cudaError_t e;
-    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return ct_error(e, "cudaGetDevice");
-    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return ct_error(e, "cudaSetDevice");
-    st = ops_for(p->dtype)->op[p->op](p, x);
-    if (prev != dev) (void)cudaSetDevice(prev);
-    return st;
+    return cc_on_device(ops_for(p->dtype)->op[p->op], p, x);
 }
 
 void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st)
@@ -160,80 +154,6 @@ natten_status ct_scratch_release(void *ptr, cudaStream_t s)
     return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFreeAsync of scratch memory");
 }
 
-static void *ct_scratch_alloc(size_t bytes, const natten_exec *x)
-{
-    void *ptr = NULL;
-    (void)x;
-    if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return NULL;
-    }
-    return ptr;
-}
-
-static void ct_scratch_free(void *ptr, const natten_exec *x)
-{
-    (void)x;
-    if (ptr) (void)cudaFree(ptr);
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Warm up once, then time reps runs with events on the exec's stream; median.
- * reps 0: one timed run, no warm-up (the tuner's first look, natten-impl.h). */
-static natten_status ct_time_op(natten_op_fn fn, const natten_problem *p, const natten_exec *x, int reps,
-                                double *median_ms)
-{
-    cudaStream_t s = (cudaStream_t)x->stream;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    float *ms;
-    natten_status st;
-    cudaError_t e;
-    int prev = 0, dev = p->device.device_id, warm = reps > 0;
-    if (reps < 1) reps = 1;
-    if ((e = cudaGetDevice(&prev)) != cudaSuccess) return ct_error(e, "cudaGetDevice");
-    if (prev != dev && (e = cudaSetDevice(dev)) != cudaSuccess) return ct_error(e, "cudaSetDevice");
-    if ((ms = (float *)natten_malloc(sizeof(float) * (size_t)reps)) == NULL) {
-        if (prev != dev) (void)cudaSetDevice(prev);
-        return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, CT_NAME ": timer buffer");
-    }
-    if ((e = cudaEventCreate(&e0)) != cudaSuccess || (e = cudaEventCreate(&e1)) != cudaSuccess) {
-        st = ct_error(e, "cudaEventCreate");
-        goto out;
-    }
-    if (warm && (st = fn(p, x))) goto out;
-    for (int i = 0; i < reps; i++) {
-        if ((e = cudaEventRecord(e0, s)) != cudaSuccess) { st = ct_error(e, "cudaEventRecord"); goto out; }
-        if ((st = fn(p, x))) goto out;
-        if ((e = cudaEventRecord(e1, s)) != cudaSuccess || (e = cudaEventSynchronize(e1)) != cudaSuccess ||
-            (e = cudaEventElapsedTime(&ms[i], e0, e1)) != cudaSuccess) {
-            st = ct_error(e, "timing events");
-            goto out;
-        }
-    }
-    qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
-    *median_ms = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
-out:
-    if (e0) (void)cudaEventDestroy(e0);
-    if (e1) (void)cudaEventDestroy(e1);
-    natten_free(ms);
-    if (prev != dev) (void)cudaSetDevice(prev);
-    return st;
-}
-
-/* For wisdom files: "NVIDIA H200" etc. */
-static int ct_device_name(int device_id, char *buf, size_t len)
-{
-    cudaDeviceProp pr;
-    if (cudaGetDeviceProperties(&pr, device_id) != cudaSuccess) return 0;
-    snprintf(buf, len, "%s", pr.name);
-    return 1;
-}
-
 extern "C" const natten_backend CT_BACKEND;
 
 #if CT_HOST_PASS
@@ -250,9 +170,9 @@ const natten_backend CT_BACKEND = {
     {run_on_device, run_on_device, run_on_device, run_on_device, run_on_device, run_on_device},
     CT_N_CONFIGS,
     ct_config_names,
-    ct_scratch_alloc,
-    ct_scratch_free,
-    ct_time_op,
-    ct_device_name,
+    cc_scratch_alloc,
+    cc_scratch_free,
+    cc_time_op,
+    cc_device_name,
 };
 #endif

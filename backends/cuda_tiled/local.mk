@@ -10,7 +10,7 @@ libnatten_la_SOURCES += backends/cuda_tiled/cuda-tiled.cu \
 backends/cuda_tiled/cuda-tiled.lo backends/cuda_tiled/tiled-f32.lo backends/cuda_tiled/tiled-f64.lo \
 backends/cuda_tiled/tiled-f16.lo backends/cuda_tiled/tiled-bf16.lo: \
 	$(srcdir)/backends/cuda_tiled/cuda-tiled.h $(srcdir)/backends/cuda_tiled/kernels.cuh \
-	$(srcdir)/backends/cuda_tiled/fast2d.cuh \
+	$(srcdir)/backends/cuda_tiled/fast2d.cuh $(srcdir)/backends/cuda-common.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
 endif
 

@@ -16,7 +16,7 @@ if HAVE_HIP
 libnatten_la_SOURCES += $(hip_sources)
 libnatten_la_LIBADD += $(HIP_LIBS)
 hip_deps = $(srcdir)/backends/hip/vendor-hip.h $(srcdir)/backends/hip/hip-tiled.h \
-	$(srcdir)/backends/cuda_tiled/cuda-tiled.h \
+	$(srcdir)/backends/cuda_tiled/cuda-tiled.h $(srcdir)/backends/cuda-common.cuh \
 	$(srcdir)/backends/cuda_tiled/kernels.cuh $(srcdir)/backends/cuda_tiled/fast2d.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
 backends/hip/cuda-tiled.lo: $(srcdir)/backends/cuda_tiled/cuda-tiled.cu $(hip_deps)
