@@ -76,6 +76,11 @@ for r in body:
     assert d["causal"] == "1x0" and d["window"] == "5x5"
 EOF
         then pass "--csv well formed"; else fail "--csv well formed"; cat "$tmp/csv"; fi
+        # bench/csv-table: the docs' markdown table, a row per result with the causal axis named
+        if python3 "${srcdir:-.}/bench/csv-table" "$tmp/csv" >"$tmp/md" 2>"$tmp/err" &&
+           [ "$(grep -c '^| 2-D 12x12, window 5x5, causal 1x0, B 1, H 2, D 8, float32 | [a-z-]* | fna |' "$tmp/md")" = \
+             "$(($(wc -l <"$tmp/csv") - 1))" ] && head -1 "$tmp/md" | grep -q '^| problem | backend |'
+        then pass "bench/csv-table"; else fail "bench/csv-table"; cat "$tmp/md" "$tmp/err"; fi
     else
         n=$(awk -F, 'NR==1{n=NF} NR>1 && NF!=n{bad=1} END{print bad+0}' "$tmp/csv")
         if [ "$n" = 0 ]; then pass "--csv field counts (no python3)"; else fail "--csv field counts"; fi
