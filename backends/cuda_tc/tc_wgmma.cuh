@@ -79,9 +79,20 @@ namespace wg {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
 
 
+#define TC_WGMMA_SS_N32(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]) \
+        : "l"(da), "l"(db), "r"(acc))
+
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 /* cp.async (generic proxy) writes -> wgmma (async proxy) reads */
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 /* Pins a register's uses and definitions to this point of the instruction
@@ -93,10 +104,17 @@ template <int N> __device__ __forceinline__ void pin(float (&x)[N])
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(x[i])::"memory");
 }
 
-template <typename T> __device__ __forceinline__ void mma_ss_n64(float (&d)[32], uint64_t da, uint64_t db, int acc)
+/* S (64 x N) from shared A and B, N = 64 or 32 keys */
+template <typename T, int N> __device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc)
 {
-    if constexpr (std::is_same<T, __half>::value) TC_WGMMA_SS_N64("f16");
-    else TC_WGMMA_SS_N64("bf16");
+    if constexpr (N == 64) {
+        if constexpr (std::is_same<T, __half>::value) TC_WGMMA_SS_N64("f16");
+        else TC_WGMMA_SS_N64("bf16");
+    } else {
+        static_assert(N == 32, "S tiles of 32 or 64 keys");
+        if constexpr (std::is_same<T, __half>::value) TC_WGMMA_SS_N32("f16");
+        else TC_WGMMA_SS_N32("bf16");
+    }
 }
 
 template <typename T> __device__ __forceinline__ void mma_rs_n128(float (&d)[64], const uint32_t a[4], uint64_t db)
@@ -121,8 +139,9 @@ __device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo, uint32_t 
            ((uint64_t)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
 }
 
-constexpr int D = 128, BN = 64, BRQ = 128, NTH = 256;
-constexpr int QBYTES = BRQ * D * 2, KVBYTES = BN * D * 2; /* one tile (two 64-column halves) */
+constexpr int D = 128, BRQ = 128, NTH = 256;
+constexpr int QBYTES = BRQ * D * 2; /* one tile (two 64-column halves) */
+template <int BN> __host__ __device__ constexpr int kv_bytes() { return BN * D * 2; }
 
 /* Byte offset of 16-byte chunk ch (0..15) of row r in a swizzled tile of R rows. */
 template <int R> __device__ __forceinline__ uint32_t sw_off(int r, int ch)
@@ -137,16 +156,21 @@ template <int R> __device__ __forceinline__ uint32_t sw_off(int r, int ch)
  *  VMODE 2: two m64n64k16 per k-step, one per half (LBO = SBO = 1 KB: only
  *           the 8-key group offset matters).
  *  MINB: blocks per SM asked of the register allocator (1: 255 registers;
- *        2: 128, row windows in shared memory). */
-template <int MINB> constexpr size_t smem_bytes()
+ *        2: 128, row windows in shared memory);
+ *  BN: keys per iterated tile (64 or 32);
+ *  OVL: O += P V of tile t left in flight until S of tile t + 1 is issued
+ *       (two barriers per tile; the next tile's loads start after it). */
+template <int MINB, int BN> constexpr size_t smem_bytes()
 {
-    return 1024 + QBYTES + 2 * 2 * KVBYTES + (MINB > 1 ? BRQ * 8 * sizeof(int) : 0);
+    return 1024 + QBYTES + 2 * 2 * kv_bytes<BN>() + (MINB > 1 ? BRQ * 8 * sizeof(int) : 0);
 }
 
-template <typename T, int VMODE, int MINB> __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
+template <typename T, int VMODE, int MINB, int BN, bool OVL>
+__global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
     constexpr bool WSMEM = MINB > 1;
+    constexpr int KVBYTES = kv_bytes<BN>();
     extern __shared__ __align__(1024) char smem_raw[];
     char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     char *sQ = sm, *sK = sQ + QBYTES, *sV = sK + 2 * KVBYTES;
@@ -235,22 +259,26 @@ template <typename T, int VMODE, int MINB> __global__ void __launch_bounds__(NTH
     if (ntiles > 0) load_kv(0, 0);
     cp_commit();
 
-    float o[64], s[32];
+    float o[64], s[BN / 2];
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
     for (int j = 0; j < 64; j++) o[j] = 0.f;
 #pragma unroll
-    for (int j = 0; j < 32; j++) s[j] = 0.f;
+    for (int j = 0; j < BN / 2; j++) s[j] = 0.f;
     const float sl2 = p.scale * LOG2E;
 
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
-        if (t + 1 < ntiles) {
-            load_kv(t + 1, stage ^ 1);
-            cp_commit();
-            cp_wait<1>();
+        if (!OVL) {
+            if (t + 1 < ntiles) {
+                load_kv(t + 1, stage ^ 1);
+                cp_commit();
+                cp_wait<1>();
+            } else {
+                cp_wait<0>();
+            }
         } else {
-            cp_wait<0>();
+            cp_wait<0>(); /* tile t, loaded during the previous iteration */
         }
         fence_async_smem();
         __syncthreads();
@@ -263,11 +291,20 @@ template <typename T, int VMODE, int MINB> __global__ void __launch_bounds__(NTH
             const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
             const uint64_t db =
                 sdesc(aK + stage * KVBYTES + (kk >> 2) * (KVBYTES / 2) + (kk & 3) * 32, 16, 1024);
-            mma_ss_n64<T>(s, da, db, kk > 0);
+            mma_ss<T, BN>(s, da, db, kk > 0);
         }
         wg_commit();
-        wg_wait0();
+        if (OVL) {
+            /* O += P V of tile t - 1 is done (in this warpgroup; the barrier:
+             * in all), so its stage takes tile t + 1 */
+            wg_wait<1>();
+            __syncthreads();
+            if (t + 1 < ntiles) load_kv(t + 1, stage ^ 1);
+            cp_commit();
+        }
+        wg_wait<0>();
         pin(s);
+        if (OVL) pin(o);
 
         int org[3];
         tile_origin(t, ntk, lo, p.it, org);
@@ -339,10 +376,14 @@ template <typename T, int VMODE, int MINB> __global__ void __launch_bounds__(NTH
             }
         }
         wg_commit();
-        wg_wait0();
-        pin(o);
-        __syncthreads();
+        if (!OVL) {
+            wg_wait<0>();
+            pin(o);
+            __syncthreads();
+        }
     }
+    wg_wait<0>();
+    pin(o);
     cp_wait<0>();
 
     int u[1][2][3];
@@ -372,14 +413,15 @@ template <typename T, int VMODE, int MINB> __global__ void __launch_bounds__(NTH
 
 /* Host side: the boxes of configuration 7 (128 query rows, 64-key tiles, the
  * weighted box search). */
-template <typename T, int VMODE, int MINB> cudaError_t forward_v(Params p, cudaStream_t st)
+template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward_v(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
     choose_box(BRQ, ext, p.own);
     plan_iter(p, BN, ext, fwd_mask_weight());
     static unsigned long long done;
-    return launch(fwd_kernel<T, VMODE, MINB>, &done, plan_grid(p, p.H), NTH, smem_bytes<MINB>(), st, p);
+    return launch(fwd_kernel<T, VMODE, MINB, BN, OVL>, &done, plan_grid(p, p.H), NTH, smem_bytes<MINB, BN>(), st,
+                  p);
 }
 
 } /* namespace wg */

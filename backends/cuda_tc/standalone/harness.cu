@@ -132,24 +132,30 @@ static int g_variant = -1; /* kernel configuration of fwd and dQ (tc_kernels.cuh
 /* The Hopper forward's variants (tc_wgmma.cuh, D 128 only; the harness must
  * be built with -arch=sm_90a for them): configurations N_CFG.. here, named by
  * the letters a.. in bench's configuration list. */
-constexpr int N_WG = 5, N_ALL = tc::N_CFG + N_WG;
-static const char *const wg_names[N_WG] = {"wg2x64-n64-v0", "wg2x64-n64-v1", "wg2x64-n64-v2", "wg2x64-n64-v0-b2",
-                                           "wg2x64-n64-v2-b2"};
+constexpr int N_WG = 9, N_ALL = tc::N_CFG + N_WG;
+static const char *const wg_names[N_WG] = {"wg2x64-n64-v0",      "wg2x64-n64-v1",      "wg2x64-n64-v2",
+                                           "wg2x64-n64-v0-b2",   "wg2x64-n64-v2-b2",   "wg2x64-n32-v0-b2",
+                                           "wg2x64-n64-v0-b2-o", "wg2x64-n64-v0-b1-o", "wg2x64-n32-v0-b2-o"};
+static const int wg_bn[N_WG] = {64, 64, 64, 64, 64, 32, 64, 64, 32};
 static bool is_wg(int v) { return v >= tc::N_CFG; }
 static const char *cfg_name(int v) { return is_wg(v) ? wg_names[v - tc::N_CFG] : tc::cfg_names[v]; }
 static int cfg_rows(int v) { return is_wg(v) ? 128 : tc::cfg_rows[v]; }
-static int cfg_bn(int v) { return is_wg(v) ? 64 : tc::cfg_bn[v]; }
+static int cfg_bn(int v) { return is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v]; }
 static bool cfg_bits(int v) { return is_wg(v) ? true : tc::cfg_bits[v]; }
 static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
 
 template <typename T> static cudaError_t run_wg(tc::Params p, int k)
 {
     switch (k) {
-    case 0: return tc::wg::forward_v<T, 0, 1>(p, 0);
-    case 1: return tc::wg::forward_v<T, 1, 1>(p, 0);
-    case 2: return tc::wg::forward_v<T, 2, 1>(p, 0);
-    case 3: return tc::wg::forward_v<T, 0, 2>(p, 0);
-    default: return tc::wg::forward_v<T, 2, 2>(p, 0);
+    case 0: return tc::wg::forward_v<T, 0, 1, 64, false>(p, 0);
+    case 1: return tc::wg::forward_v<T, 1, 1, 64, false>(p, 0);
+    case 2: return tc::wg::forward_v<T, 2, 1, 64, false>(p, 0);
+    case 3: return tc::wg::forward_v<T, 0, 2, 64, false>(p, 0);
+    case 4: return tc::wg::forward_v<T, 2, 2, 64, false>(p, 0);
+    case 5: return tc::wg::forward_v<T, 0, 2, 32, false>(p, 0);
+    case 6: return tc::wg::forward_v<T, 0, 2, 64, true>(p, 0);
+    case 7: return tc::wg::forward_v<T, 0, 1, 64, true>(p, 0);
+    default: return tc::wg::forward_v<T, 0, 2, 32, true>(p, 0);
     }
 }
 
