@@ -105,7 +105,8 @@ template <int N> __device__ __forceinline__ void pin(float (&x)[N])
 }
 
 /* S (64 x N) from shared A and B, N = 64 or 32 keys */
-template <typename T, int N> __device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc)
+template <typename T, int N>
+__device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc)
 {
     if constexpr (N == 64) {
         if constexpr (std::is_same<T, __half>::value) TC_WGMMA_SS_N64("f16");
