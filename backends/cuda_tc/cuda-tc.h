@@ -17,5 +17,10 @@ cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t st, int D, int backwar
 cudaError_t tc_forward_d32(const tc::Params &p, cudaStream_t st, int bf16, int variant);
 cudaError_t tc_forward_d64(const tc::Params &p, cudaStream_t st, int bf16, int variant);
 cudaError_t tc_forward_d128(const tc::Params &p, cudaStream_t st, int bf16, int variant);
+/* The Hopper forward, head dim 128 (tc-fwd128-sm90a.cu, built only with
+ * HAVE_CUDA_TC_SM90A; sm_90a code only), and whether its kernels load on the
+ * current device (cudaSuccess). */
+cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16);
+cudaError_t tc_probe_sm90a(void);
 
 #endif

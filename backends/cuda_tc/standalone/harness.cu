@@ -12,6 +12,7 @@
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
 #include "tc_kernels.cuh"
+#include "tc_wgmma.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -128,8 +129,42 @@ static void down(Buf &b)
 
 static int g_variant = -1; /* kernel configuration of fwd and dQ (tc_kernels.cuh) */
 
+/* The Hopper forward's variants (tc_wgmma.cuh, D 128 only; the harness must
+ * be built with -arch=sm_90a for them): configurations N_CFG.. here, named by
+ * the letters a.. in bench's configuration list. */
+constexpr int N_WG = 9, N_ALL = tc::N_CFG + N_WG;
+static const char *const wg_names[N_WG] = {"wg2x64-n64-v0",      "wg2x64-n64-v1",      "wg2x64-n64-v2",
+                                           "wg2x64-n64-v0-b2",   "wg2x64-n64-v2-b2",   "wg2x64-n32-v0-b2",
+                                           "wg2x64-n64-v0-b2-o", "wg2x64-n64-v0-b1-o", "wg2x64-n32-v0-b2-o"};
+static const int wg_bn[N_WG] = {64, 64, 64, 64, 64, 32, 64, 64, 32};
+static bool is_wg(int v) { return v >= tc::N_CFG; }
+static const char *cfg_name(int v) { return is_wg(v) ? wg_names[v - tc::N_CFG] : tc::cfg_names[v]; }
+static int cfg_rows(int v) { return is_wg(v) ? 128 : tc::cfg_rows[v]; }
+static int cfg_bn(int v) { return is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v]; }
+static bool cfg_bits(int v) { return is_wg(v) ? true : tc::cfg_bits[v]; }
+static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
+
+template <typename T> static cudaError_t run_wg(tc::Params p, int k)
+{
+    switch (k) {
+    case 0: return tc::wg::forward_v<T, 0, 1, 64, false>(p, 0);
+    case 1: return tc::wg::forward_v<T, 1, 1, 64, false>(p, 0);
+    case 2: return tc::wg::forward_v<T, 2, 1, 64, false>(p, 0);
+    case 3: return tc::wg::forward_v<T, 0, 2, 64, false>(p, 0);
+    case 4: return tc::wg::forward_v<T, 2, 2, 64, false>(p, 0);
+    case 5: return tc::wg::forward_v<T, 0, 2, 32, false>(p, 0);
+    case 6: return tc::wg::forward_v<T, 0, 2, 64, true>(p, 0);
+    case 7: return tc::wg::forward_v<T, 0, 1, 64, true>(p, 0);
+    default: return tc::wg::forward_v<T, 0, 2, 32, true>(p, 0);
+    }
+}
+
 static cudaError_t run_fwd(const Case &c, tc::Params p)
 {
+    if (is_wg(g_variant)) {
+        if (c.D != 128) return cudaErrorInvalidValue;
+        return c.bf16 ? run_wg<__nv_bfloat16>(p, g_variant - tc::N_CFG) : run_wg<__half>(p, g_variant - tc::N_CFG);
+    }
     if (c.bf16) {
         if (c.D == 32) return tc::forward<__nv_bfloat16, 32>(p, 0, g_variant);
         if (c.D == 64) return tc::forward<__nv_bfloat16, 64>(p, 0, g_variant);
@@ -451,8 +486,8 @@ static void plan_of(const Case &c, int v, int own[3], int it[3])
         p.causal[i] = i < c.rank ? c.c[i] : 0;
     }
     tc::group_ext(p, ext);
-    tc::choose_box(tc::cfg_rows[v], ext, p.own);
-    tc::plan_iter(p, tc::cfg_bn[v], ext, tc::cfg_bits[v] ? tc::fwd_mask_weight() : 0.0);
+    tc::choose_box(cfg_rows(v), ext, p.own);
+    tc::plan_iter(p, cfg_bn(v), ext, cfg_bits(v) ? tc::fwd_mask_weight() : 0.0);
     for (int i = 0; i < 3; i++) own[i] = p.own[i], it[i] = p.it[i];
 }
 
@@ -464,7 +499,7 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
 {
     int fails = 0;
     const double w0 = tc::fwd_mask_weight();
-    auto picked = [](const char *list, int i) { return !*list || strchr(list, '0' + i) != nullptr; };
+    auto picked = [](const char *list, int i) { return !*list || strchr(list, cfg_char(i)) != nullptr; };
     printf("%-36s %-18s %-14s %10s %9s %8s\n", "problem (fp16)", "config", "own/iter box", "fwd ms", "TFLOP/s",
            "target");
     for (const Bench &bm : benches) {
@@ -476,15 +511,16 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
         for (int i = 0; i < 3; i++) win *= c.K[i];
         double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
         for (int pass = 0; pass < 2; pass++)
-            for (g_variant = 0; g_variant < tc::N_CFG; g_variant++) {
+            for (g_variant = 0; g_variant < N_ALL; g_variant++) {
                 if (!picked(cfgs, g_variant)) continue;
+                if (is_wg(g_variant) && c.D != 128) continue;
                 int own[3], it[3], it0[3];
                 tc::fwd_mask_weight() = w0;
                 plan_of(c, g_variant, own, it0);
                 if (pass == 1) {
                     tc::fwd_mask_weight() = w2;
                     plan_of(c, g_variant, own, it);
-                    if (!tc::cfg_bits[g_variant] || !memcmp(it, it0, sizeof it)) continue;
+                    if (!cfg_bits(g_variant) || !memcmp(it, it0, sizeof it)) continue;
                 } else {
                     memcpy(it, it0, sizeof it);
                 }
@@ -492,8 +528,8 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
                 snprintf(box, sizeof box, "%dx%dx%d/%dx%dx%d", own[0], own[1], own[2], it[0], it[1], it[2]);
                 double f = median_ms(c, S.p, 0, reps);
                 printf("v%d %-33s %-18s %-14s %10.4f %9.1f %8.3f  w %.2f\n", g_variant, bm.name,
-                       tc::cfg_names[g_variant], box, f, flop / f * 1e-9, bm.target_fwd,
-                       tc::cfg_bits[g_variant] ? tc::fwd_mask_weight() : 0.0);
+                       cfg_name(g_variant), box, f, flop / f * 1e-9, bm.target_fwd,
+                       cfg_bits(g_variant) ? tc::fwd_mask_weight() : 0.0);
                 fflush(stdout);
             }
         tc::fwd_mask_weight() = w0;
@@ -518,11 +554,11 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
         Case cc = bm.c;
         cc.bwd = 0;
         cc.name = bm.name;
-        for (g_variant = 0; g_variant < tc::N_CFG; g_variant++)
-            if (picked(cfgs, g_variant)) fails += check_case(cc, 99);
+        for (g_variant = 0; g_variant < N_ALL; g_variant++)
+            if (picked(cfgs, g_variant) && (!is_wg(g_variant) || cc.D == 128)) fails += check_case(cc, 99);
         tc::fwd_mask_weight() = w2;
-        for (g_variant = 3; g_variant < tc::N_CFG; g_variant++)
-            if (picked(cfgs, g_variant)) fails += check_case(cc, 98);
+        for (g_variant = 3; g_variant < N_ALL; g_variant++)
+            if (picked(cfgs, g_variant) && (!is_wg(g_variant) || cc.D == 128)) fails += check_case(cc, 98);
         tc::fwd_mask_weight() = w0;
         g_variant = -1;
     }
@@ -600,10 +636,15 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "probe")) return 0;
     if (!strcmp(mode, "check") || !strcmp(mode, "all") || !strcmp(mode, "checkv")) {
         int n = (int)(sizeof checks / sizeof checks[0]);
-        int v0 = 0, v1 = tc::N_CFG; /* checkv N: configuration N alone (for the sanitizers) */
+        int v0 = 0, v1 = N_ALL; /* checkv N: configuration N alone (for the sanitizers) */
         if (!strcmp(mode, "checkv")) v0 = reps, v1 = reps + 1;
         for (g_variant = v0; g_variant < v1; g_variant++)
-            for (const Case &c : checks) fails += check_case(c, 42 + (uint32_t)(&c - checks) + 100 * g_variant);
+            for (const Case &c : checks) {
+                /* the Hopper variants: every case, at head dim 128 */
+                Case c128 = c;
+                if (is_wg(g_variant)) c128.D = 128;
+                fails += check_case(c128, 42 + (uint32_t)(&c - checks) + 100 * g_variant);
+            }
         g_variant = -1;
         printf("check: %d failed of %d (%d kernel configurations)\n", fails, (v1 - v0) * n, v1 - v0);
     }

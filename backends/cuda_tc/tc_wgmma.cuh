@@ -1,0 +1,431 @@
+/*
+ * tc_wgmma.cuh - the Hopper forward of cuda-tc (head dim 128, fp16/bf16):
+ * warpgroup MMA (wgmma.mma_async, sm_90a only).  Shared by the library's
+ * tc-fwd128-sm90a.cu (compiled for sm_90a alone) and the standalone harness.
+ *
+ * Same blocks as configuration 7 of tc_kernels.cuh (a 128-row query box,
+ * 64-key iterated tiles, bit-mask windows, the weighted box search), but:
+ *  - 2 warpgroups of 128 threads, each owning 64 query rows (warp w of the
+ *    block: rows 16w..16w+15, as the mma.sync kernels with 8 warps);
+ *  - S = Q K^T by wgmma m64n64k16, A (Q) and B (K) both from shared memory,
+ *    K-major (rows of D contiguous), 128-byte swizzle;
+ *  - O += P V by wgmma m64n128k16 (or two m64n64k16), A = P from registers
+ *    (the accumulator fragment of S is the A fragment of P, as with mma.sync),
+ *    B = the V tile in shared memory, [keys][D] = MN-major (trans-b);
+ *  - rows gathered by address with cp.async (16 B) straight into the
+ *    swizzled layout: a tile of R rows is two 64-column halves, each R rows of
+ *    128 bytes, the 16-byte chunk c of row r at chunk c ^ (r & 7);
+ *  - two stages; fence.proxy.async between the cp.async writes and the
+ *    wgmma reads; wgmma.fence / commit_group / wait_group 0 around each product.
+ * Device code exists only when compiled for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL);
+ * elsewhere the kernel traps, and the host side never launches it there.
+ */
+#ifndef NATTEN_TC_WGMMA_CUH
+#define NATTEN_TC_WGMMA_CUH
+
+#include "tc_kernels.cuh"
+
+#include <type_traits>
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TC_WGMMA_DEVICE 1
+#else
+#define TC_WGMMA_DEVICE 0
+#endif
+
+namespace tc {
+namespace wg {
+
+#define TC_WGMMA_SS_N64(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23," \
+        "%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), \
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), \
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), \
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+        : "l"(da), "l"(db), "r"(acc))
+
+#define TC_WGMMA_RS_N128(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23," \
+        "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45," \
+        "%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66," \
+        "%67}, %68, p, 1, 1, 1;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), \
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), \
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), \
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), \
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), \
+          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), \
+          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), \
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
+
+#define TC_WGMMA_RS_N64(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23," \
+        "%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), \
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), \
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), \
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
+
+
+#define TC_WGMMA_SS_N32(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]) \
+        : "l"(da), "l"(db), "r"(acc))
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* cp.async (generic proxy) writes -> wgmma (async proxy) reads */
+__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+/* Pins a register's uses and definitions to this point of the instruction
+ * stream: accumulators are read only after wgmma.wait_group, written only
+ * before wgmma.fence. */
+template <int N> __device__ __forceinline__ void pin(float (&x)[N])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(x[i])::"memory");
+}
+
+/* S (64 x N) from shared A and B, N = 64 or 32 keys */
+template <typename T, int N>
+__device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc)
+{
+    if constexpr (N == 64) {
+        if constexpr (std::is_same<T, __half>::value) TC_WGMMA_SS_N64("f16");
+        else TC_WGMMA_SS_N64("bf16");
+    } else {
+        static_assert(N == 32, "S tiles of 32 or 64 keys");
+        if constexpr (std::is_same<T, __half>::value) TC_WGMMA_SS_N32("f16");
+        else TC_WGMMA_SS_N32("bf16");
+    }
+}
+
+template <typename T> __device__ __forceinline__ void mma_rs_n128(float (&d)[64], const uint32_t a[4], uint64_t db)
+{
+    const int acc = 1;
+    if constexpr (std::is_same<T, __half>::value) TC_WGMMA_RS_N128("f16");
+    else TC_WGMMA_RS_N128("bf16");
+}
+
+template <typename T> __device__ __forceinline__ void mma_rs_n64(float *d, const uint32_t a[4], uint64_t db)
+{
+    const int acc = 1;
+    if constexpr (std::is_same<T, __half>::value) TC_WGMMA_RS_N64("f16");
+    else TC_WGMMA_RS_N64("bf16");
+}
+
+/* Shared-memory matrix descriptor: start address, leading and stride byte
+ * offsets (16-byte units, 14 bits each), 128-byte swizzle (mode 1, bits 62-63). */
+__device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo, uint32_t sbo)
+{
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) |
+           ((uint64_t)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+constexpr int D = 128, BRQ = 128, NTH = 256;
+constexpr int QBYTES = BRQ * D * 2; /* one tile (two 64-column halves) */
+template <int BN> __host__ __device__ constexpr int kv_bytes() { return BN * D * 2; }
+
+/* Byte offset of 16-byte chunk ch (0..15) of row r in a swizzled tile of R rows. */
+template <int R> __device__ __forceinline__ uint32_t sw_off(int r, int ch)
+{
+    return (uint32_t)((ch >> 3) * R * 128 + r * 128 + (((ch & 7) ^ (r & 7)) << 4));
+}
+
+/* Variants (the harness builds them all; the library one):
+ *  VMODE 0: O += P V as m64n128k16, V descriptor LBO = the offset of the two
+ *           64-column halves (8 KB), SBO = of 8-key groups (1 KB);
+ *  VMODE 1: the same with LBO and SBO swapped;
+ *  VMODE 2: two m64n64k16 per k-step, one per half (LBO = SBO = 1 KB: only
+ *           the 8-key group offset matters).
+ *  MINB: blocks per SM asked of the register allocator (1: 255 registers;
+ *        2: 128, row windows in shared memory);
+ *  BN: keys per iterated tile (64 or 32);
+ *  OVL: O += P V of tile t left in flight until S of tile t + 1 is issued
+ *       (two barriers per tile; the next tile's loads start after it). */
+template <int MINB, int BN> constexpr size_t smem_bytes()
+{
+    return 1024 + QBYTES + 2 * 2 * kv_bytes<BN>() + (MINB > 1 ? BRQ * 8 * sizeof(int) : 0);
+}
+
+template <typename T, int VMODE, int MINB, int BN, bool OVL>
+__global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
+{
+#if TC_WGMMA_DEVICE
+    constexpr bool WSMEM = MINB > 1;
+    constexpr int KVBYTES = kv_bytes<BN>();
+    extern __shared__ __align__(1024) char smem_raw[];
+    char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    char *sQ = sm, *sK = sQ + QBYTES, *sV = sK + 2 * KVBYTES;
+    int *sWin = reinterpret_cast<int *>(sV + 2 * KVBYTES);
+    const uint32_t aQ = smem_u32(sQ), aK = smem_u32(sK), aV = smem_u32(sV);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+
+    Work w;
+    decode_work(p, p.H, w);
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (w.o[i] >= w.n[i]) return;
+    int lo[3], hi[3], ia[3], ib[3], ntk[3];
+    query_box_windows(p, w, lo, hi, ia, ib);
+#pragma unroll
+    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+    const int ntiles = ntk[0] * ntk[1] * ntk[2];
+    const int hk = w.h / (p.H / p.Hkv);
+    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
+    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
+    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+
+    /* this lane's two rows (warp * 16 + lane / 4 + 8 rr) and their windows */
+    int wa[WSMEM ? 1 : 2][3], wb[WSMEM ? 1 : 2][3];
+    if (WSMEM) {
+        for (int r = tid; r < BRQ; r += NTH) {
+            int c[3], uc[3], a[3], b[3];
+            box_coords(r, p.own, c);
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(w.o[i] + c[i], w.n[i] - 1);
+            window_of(p, w.n, uc, a, b);
+            *reinterpret_cast<int4 *>(sWin + 8 * r) = make_int4(a[0], a[1], a[2], 0);
+            *reinterpret_cast<int4 *>(sWin + 8 * r + 4) = make_int4(b[0], b[1], b[2], 0);
+        }
+    } else {
+        int u[1][2][3];
+        bool rvalid[1][2];
+        lane_rows<1>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+        for (int rr = 0; rr < (WSMEM ? 1 : 2); rr++) {
+            int uc[3];
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(u[0][rr][i], w.n[i] - 1);
+            window_of(p, w.n, uc, wa[rr], wb[rr]);
+        }
+    }
+    auto row_window = [&](int rr, int a[3], int b[3]) {
+        if (WSMEM) {
+            const int r = warp * 16 + rr * 8 + (lane >> 2);
+            const int4 x = *reinterpret_cast<const int4 *>(sWin + 8 * r);
+            const int4 y = *reinterpret_cast<const int4 *>(sWin + 8 * r + 4);
+            a[0] = x.x, a[1] = x.y, a[2] = x.z, b[0] = y.x, b[1] = y.y, b[2] = y.z;
+        } else {
+#pragma unroll
+            for (int i = 0; i < 3; i++) a[i] = wa[WSMEM ? 0 : rr][i], b[i] = wb[WSMEM ? 0 : rr][i];
+        }
+    };
+
+    /* gather R rows (origin org, the first prod real) into a swizzled tile */
+    auto gather = [&](char *dst, const T *base, const Tensor &t, const RowSlot &rs, int R, int prod,
+                      const int org[3]) {
+        const int tpr = NTH / R, cpt = 16 / tpr;
+        int u[3];
+        bool valid = rs.r < prod;
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = org[i] + rs.c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        const T *src = valid ? base + token_off(p, t, w.g, u) : base;
+        for (int j = 0; j < cpt; j++) {
+            const int ch = rs.sub * cpt + j;
+            const uint32_t off = R == BRQ ? sw_off<BRQ>(rs.r, ch) : sw_off<BN>(rs.r, ch);
+            cp_async16(dst + off, src + ch * 8, valid);
+        }
+    };
+    const RowSlot qs = row_slot<BRQ, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
+    auto load_kv = [&](int t, int stage) {
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        gather(sK + stage * KVBYTES, kb, p.k, ks, BN, p.itprod, org);
+        gather(sV + stage * KVBYTES, vb, p.v, ks, BN, p.itprod, org);
+    };
+
+    gather(sQ, qb, p.q, qs, BRQ, BRQ, w.o);
+    if (ntiles > 0) load_kv(0, 0);
+    cp_commit();
+
+    float o[64], s[BN / 2];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < 64; j++) o[j] = 0.f;
+#pragma unroll
+    for (int j = 0; j < BN / 2; j++) s[j] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+
+    for (int t = 0; t < ntiles; t++) {
+        const int stage = t & 1;
+        if (!OVL) {
+            if (t + 1 < ntiles) {
+                load_kv(t + 1, stage ^ 1);
+                cp_commit();
+                cp_wait<1>();
+            } else {
+                cp_wait<0>();
+            }
+        } else {
+            cp_wait<0>(); /* tile t, loaded during the previous iteration */
+        }
+        fence_async_smem();
+        __syncthreads();
+
+        /* S = Q K^T: 8 k-steps of 16; k-step kk is in half kk / 4 at byte 32 (kk % 4) */
+        pin(s);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
+            const uint64_t db =
+                sdesc(aK + stage * KVBYTES + (kk >> 2) * (KVBYTES / 2) + (kk & 3) * 32, 16, 1024);
+            mma_ss<T, BN>(s, da, db, kk > 0);
+        }
+        wg_commit();
+        if (OVL) {
+            /* O += P V of tile t - 1 is done (in this warpgroup; the barrier:
+             * in all), so its stage takes tile t + 1 */
+            wg_wait<1>();
+            __syncthreads();
+            if (t + 1 < ntiles) load_kv(t + 1, stage ^ 1);
+            cp_commit();
+        }
+        wg_wait<0>();
+        pin(s);
+        if (OVL) pin(o);
+
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+        /* this lane: s[4j + 2rr + e] is row warp*16 + lane/4 + 8rr, key 8j + 2(lane & 3) + e */
+        if (!full) {
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                int a[3], b[3];
+                row_window(rr, a, b);
+                const uint64_t bits = window_bits(p, org, a, b) >> (2 * (lane & 3));
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                        if (!((bits >> (j * 8 + e)) & 1u)) s[4 * j + rr * 2 + e] = -INFINITY;
+            }
+        } else if (p.itprod < BN) {
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (j * 8 + 2 * (lane & 3) + e >= p.itprod) s[4 * j + e] = s[4 * j + 2 + e] = -INFINITY;
+        }
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]));
+            mx = shfl_max4(mx) * sl2;
+            const float mnew = fmaxf(m[rr], mx);
+            const float muse = mnew == -INFINITY ? 0.f : mnew;
+            const float alpha = exp2f(m[rr] - muse);
+            m[rr] = mnew;
+            l[rr] *= alpha;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                o[4 * j + rr * 2] *= alpha;
+                o[4 * j + rr * 2 + 1] *= alpha;
+            }
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float pv = exp2f(fmaf(s[4 * j + rr * 2 + e], sl2, -muse));
+                    s[4 * j + rr * 2 + e] = pv;
+                    l[rr] += pv;
+                }
+        }
+        uint32_t pa[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+
+        /* O += P V: k-step kk = keys 16kk.., at byte 2048 kk of each half */
+        pin(o);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            const uint32_t vaddr = aV + stage * KVBYTES + kk * 16 * 128;
+            if (VMODE == 0) {
+                mma_rs_n128<T>(o, pa[kk], sdesc(vaddr, KVBYTES / 2, 1024));
+            } else if (VMODE == 1) {
+                mma_rs_n128<T>(o, pa[kk], sdesc(vaddr, 1024, KVBYTES / 2));
+            } else {
+                mma_rs_n64<T>(o, pa[kk], sdesc(vaddr, 1024, 1024));
+                mma_rs_n64<T>(o + 32, pa[kk], sdesc(vaddr + KVBYTES / 2, 1024, 1024));
+            }
+        }
+        wg_commit();
+        if (!OVL) {
+            wg_wait<0>();
+            pin(o);
+            __syncthreads();
+        }
+    }
+    wg_wait<0>();
+    pin(o);
+    cp_wait<0>();
+
+    int u[1][2][3];
+    bool rvalid[1][2];
+    lane_rows<1>(p, w, warp, lane, u, rvalid);
+    T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
+    float *lb = p.lse.data ? reinterpret_cast<float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4] : nullptr;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const float lsum = shfl_sum4(l[rr]);
+        if (!rvalid[0][rr]) continue;
+        const float inv = 1.f / lsum;
+        T *orow = ob + token_off(p, p.o, w.g, u[0][rr]);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(orow + col) =
+                Mma<T>::pack(o[4 * j + rr * 2] * inv, o[4 * j + rr * 2 + 1] * inv);
+        }
+        if (lb != nullptr && (lane & 3) == 0) lb[token_off(p, p.lse, w.g, u[0][rr])] = (m[rr] + log2f(lsum)) * LN2;
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
+/* Host side: the boxes of configuration 7 (128 query rows, 64-key tiles, the
+ * weighted box search). */
+template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward_v(Params p, cudaStream_t st)
+{
+    int ext[3];
+    group_ext(p, ext);
+    choose_box(BRQ, ext, p.own);
+    plan_iter(p, BN, ext, fwd_mask_weight());
+    static unsigned long long done;
+    return launch(fwd_kernel<T, VMODE, MINB, BN, OVL>, &done, plan_grid(p, p.H), NTH, smem_bytes<MINB, BN>(), st,
+                  p);
+}
+
+} /* namespace wg */
+} /* namespace tc */
+
+#endif /* NATTEN_TC_WGMMA_CUH */
