@@ -85,6 +85,12 @@ static int ct_probe(char *why, size_t len)
             continue;
         }
         d->usable = 1;
+#if defined(__HIP__)
+        d->mma = 0;
+#else
+        /* the PTX the running image came from: sm_80+ code, not a JIT of older PTX */
+        d->mma = d->cc >= 80 && fa.ptxVersion >= 80;
+#endif
         usable++;
     }
     (void)cudaSetDevice(prev);
@@ -237,7 +243,8 @@ static int ct_device_name(int device_id, char *buf, size_t len)
 extern "C" const natten_backend CT_BACKEND;
 
 #if CT_HOST_PASS
-static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k"};
+static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k",
+                                                            "no-tensor-cores"};
 #endif
 
 #if CT_HOST_PASS
