@@ -508,7 +508,7 @@ __global__ void __launch_bounds__(F2_PAIR_THREADS, 3) av2_kernel(f2geo G, f2view
 template <typename T>
 __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
                                                            f2view O, f2view L, int D, int Dv, int rpb, int lse,
-                                                           float scale, int vec, int pair)
+                                                           float scale, int vec)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
@@ -542,36 +542,7 @@ __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2v
     for (int kr = ra; kr < rb; kr++) {
         const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
         const T *rr = rpb ? rp + (kr - u0 + G.ax[0].K - 1) * R.sr + (G.ax[1].K - 1 - u1) * R.sc : (const T *)0;
-        int c = ca;
-        /* pair: two keys per step, their dot products independent, one
-         * maximum update and one pass over o for both */
-        for (; pair && c + 1 < cb; c += 2) {
-            const float *kp = row + c * G.ps, *kq = kp + G.ps;
-            float s0 = f2dot(q, kp), s1 = f2dot(q, kq);
-            if (rpb) {
-                s0 = fmaf(to_acc(rr[c * R.sc]), L2E, s0);
-                s1 = fmaf(to_acc(rr[(c + 1) * R.sc]), L2E, s1);
-            }
-            float mn = fmaxf(m, fmaxf(s0, s1));
-            if (mn > m) {
-                float al = exp2f(m - mn);
-                l *= al;
-#pragma unroll
-                for (int k = 0; k < F2_MAXD; k++) o[k] *= al;
-                m = mn;
-            }
-            float p0 = exp2f(s0 - m), p1 = exp2f(s1 - m);
-            l += p0 + p1;
-#pragma unroll
-            for (int k = 0; k < F2_MAXD; k += 4) {
-                float4 v = *(const float4 *)(kp + F2_MAXD + k), w = *(const float4 *)(kq + F2_MAXD + k);
-                o[k] = fmaf(p1, w.x, fmaf(p0, v.x, o[k]));
-                o[k + 1] = fmaf(p1, w.y, fmaf(p0, v.y, o[k + 1]));
-                o[k + 2] = fmaf(p1, w.z, fmaf(p0, v.z, o[k + 2]));
-                o[k + 3] = fmaf(p1, w.w, fmaf(p0, v.w, o[k + 3]));
-            }
-        }
-        for (; c < cb; c++) {
+        for (int c = ca; c < cb; c++) {
             const float *kp = row + c * G.ps;
             float s = f2dot(q, kp);
             if (rpb) s = fmaf(to_acc(rr[c * R.sc]), L2E, s);

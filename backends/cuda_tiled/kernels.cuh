@@ -947,7 +947,6 @@ struct f2cfg {
     size_t budget;
     double per_block;
     bool mma;
-    int pair; /* the fused forward takes two keys a step (fna2_kernel) */
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1109,8 +1108,8 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * SM); big-tiles-110k also raises the budget from 72 to 110 KiB.
  * no-tensor-cores is the default plan as it was before the tensor-core
  * kernels: the unfused fp16/bf16 ops on the pairs kernels of fast2d.cuh
- * instead of those of mma2d.cuh (which every other configuration uses where
- * the device and image allow), and the fused forward one key a step.
+ * instead of those of mma2d.cuh, which every other configuration uses where
+ * the device and image allow (3.3x faster on the 56x56 QK: docs/benchmarks.md).
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1125,7 +1124,6 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     if (c.budget > optin) c.budget = optin;
     c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
     c.mma = cfg != 3;
-    c.pair = cfg != 3;
     return c;
 }
 
@@ -1315,8 +1313,7 @@ struct ops {
                 fna2_kernel<T><<<F.grid, F.block, F.smem, stream(x)>>>(
                     F.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V),
                     rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_OUT),
-                    lse ? f2mk(p, NATTEN_ARG_LSE) : f2mk(p, NATTEN_ARG_Q), D, Dv, rpb, lse, (float)p->scale, vec,
-                    f2_config(p, x).pair);
+                    lse ? f2mk(p, NATTEN_ARG_LSE) : f2mk(p, NATTEN_ARG_Q), D, Dv, rpb, lse, (float)p->scale, vec);
                 return launched("fna_forward");
             }
         }
