@@ -243,6 +243,7 @@ START_TEST(configs_and_generic)
     static const char *const env[][2] = {{"NATTEN_CUDA_TILED_CONFIG", "0"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "1"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "2"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "3"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
         ck_assert_int_eq(setenv(env[e][0], env[e][1], 1), 0);

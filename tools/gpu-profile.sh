@@ -20,7 +20,8 @@
 #   NCU_EXTRA  more ncu options (e.g. "--set full", "--print-details all")
 # Profiles (name: natten-bench arguments; kernel filter):
 #   tiled-qk-f16:   cuda-tiled qk fp16, 2-D 56x56 K 7, B 64 H 4 D 32 (forward);
-#                   the fast 2-D kernel qk2_kernel or the generic pn_kernel
+#                   the tensor-core qkm_kernel (sm_80+), the fast 2-D kernel
+#                   qk2_kernel or the generic pn_kernel
 #   tiled-fna-f32:  cuda-tiled fna fp32, 2-D 56x56 K 7, B 16 H 2 D 32 (forward);
 #                   fna2_kernel or fwd_kernel
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
@@ -55,7 +56,7 @@ declare -A args=(
     [tc-fna-f16-256]="--backend cuda-tc --op fna --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
 )
 declare -A kernel=(
-    [tiled-qk-f16]="regex:qk2_kernel|pn_kernel"
+    [tiled-qk-f16]="regex:qkm_kernel|qk2_kernel|pn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
     [tc-fna-f16-256]="regex:fna_fwd_kernel"
 )

@@ -86,6 +86,12 @@ static int ct_probe(char *why, size_t len)
             continue;
         }
         d->usable = 1;
+#if defined(__HIP__)
+        d->mma = 0;
+#else
+        /* the PTX the running image came from: sm_80+ code, not a JIT of older PTX */
+        d->mma = d->cc >= 80 && fa.ptxVersion >= 80;
+#endif
         usable++;
     }
     (void)cudaSetDevice(prev);
@@ -157,7 +163,8 @@ natten_status ct_scratch_release(void *ptr, cudaStream_t s)
 extern "C" const natten_backend CT_BACKEND;
 
 #if CT_HOST_PASS
-static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k"};
+static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k",
+                                                            "no-tensor-cores"};
 #endif
 
 #if CT_HOST_PASS

@@ -32,6 +32,7 @@
 /* What the probe learnt about one device (filled once, read-only afterwards). */
 typedef struct ct_device {
     int usable;              /* has a kernel image for it */
+    int mma;                 /* sm_80+ with an image built for sm_80+: the tensor-core kernels */
     int cc;                  /* compute capability, 10*major + minor */
     int sms;
     size_t smem_block;       /* default dynamic shared memory per block */
@@ -59,8 +60,9 @@ void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
 natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 
 /* The backend's configurations: the fast kernels' tile plans (default,
- * big-tiles, big-tiles-110k; f2_config in kernels.cuh). */
-#define CT_N_CONFIGS 3
+ * big-tiles, big-tiles-110k) and the default plan without the tensor-core
+ * kernels (no-tensor-cores); f2_config in kernels.cuh. */
+#define CT_N_CONFIGS 4
 
 /* One entry point per op, per dtype. */
 typedef struct ct_ops {

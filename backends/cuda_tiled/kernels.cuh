@@ -740,6 +740,7 @@ __global__ void __launch_bounds__(256) rpb_reduce_kernel(geo G, dview Gr, dview 
 }
 
 #include "fast2d.cuh"
+#include "mma2d.cuh"
 
 /* ==== host side: tile planning and launches =========================================== */
 
@@ -939,11 +940,13 @@ static inline i64 f2_inv_span(const f2axis &x, int T, i64 *memo)
     return memo[T] = best > 0 ? best : 1;
 }
 
-/* A configuration of the fast kernels: shared memory a tile may use, and a
- * cost per block (in thread-slots) that makes the plan prefer bigger blocks. */
+/* A configuration of the fast kernels: shared memory a tile may use, a cost
+ * per block (in thread-slots) that makes the plan prefer bigger blocks, and
+ * whether the unfused ops may use the tensor-core kernels (mma2d.cuh). */
 struct f2cfg {
     size_t budget;
     double per_block;
+    bool mma;
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1022,6 +1025,71 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
     return true;
 }
 
+#if !defined(__HIP__)
+/*
+ * Tile of the tensor-core kernels (mma2d.cuh): eight warps when the problem
+ * has the rows and columns for them, T0 rows (a power of two) x wc segments
+ * of 16 columns; halved (rows first) until the box, the zero position and the
+ * warps' output buffers fit the budget.
+ */
+static inline bool fm_plan(const natten_problem *p, size_t esz, i64 heads, size_t budget, f2plan &P)
+{
+    int ar, ac, ax[2];
+    i64 nmax[2];
+    f2_axes(p, ar, ac);
+    ax[0] = ar;
+    ax[1] = ac;
+    memset(&P.g, 0, sizeof P.g);
+    P.smem = 0;
+    P.empty = true;
+    for (int a = 0; a < 2; a++) {
+        f2axis &x = P.g.ax[a];
+        x.L = (int)p->extent[ax[a]];
+        x.K = p->kernel[ax[a]];
+        x.d = p->dilation[ax[a]];
+        x.s = p->stride[ax[a]];
+        x.c = p->causal[ax[a]];
+        nmax[a] = (x.L + x.d - 1) / x.d;
+    }
+    const i64 W = (i64)P.g.ax[0].K * P.g.ax[1].K;
+    int T0 = 1, wc;
+    while (T0 < 8 && T0 < nmax[0]) T0 *= 2;
+    wc = 8 / T0;
+    while (wc > 1 && 16 * (wc / 2) >= nmax[1]) wc /= 2;
+    for (;;) {
+        i64 spr = T0 + P.g.ax[0].K + P.g.ax[0].s - 2, spc = 16 * wc + P.g.ax[1].K + P.g.ax[1].s - 2;
+        if (spr > nmax[0]) spr = nmax[0];
+        if (spc > nmax[1]) spc = nmax[1];
+        size_t smem = (size_t)(spr * spc + 1) * FM_ROW * esz + (size_t)(T0 * wc * 16) * (size_t)W * esz;
+        if (smem <= budget) {
+            P.g.spr = (int)spr;
+            P.g.spc = (int)spc;
+            P.smem = smem;
+            break;
+        }
+        if (T0 > 1) T0 /= 2;
+        else if (wc > 1) wc /= 2;
+        else return false;
+    }
+    P.g.ax[0].T = T0;
+    P.g.ax[1].T = 16 * wc;
+    P.g.ax[0].nt = (int)((nmax[0] + T0 - 1) / T0);
+    P.g.ax[1].nt = (int)((nmax[1] + 16 * wc - 1) / (16 * wc));
+    P.g.ps = FM_ROW;
+    P.g.rstr = P.g.spc * FM_ROW;
+    P.g.nq = T0 * wc * 16;
+    P.block = dim3((unsigned)(T0 * wc * 32), 1, 1);
+    i64 tiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, bh = p->batch * heads;
+    if (bh > 0x7fffffffLL || tiles > 65535LL * 65535LL) return false;
+    P.g.H = (int)heads;
+    P.g.group = 1;
+    P.empty = bh == 0 || tiles == 0;
+    unsigned ty = (unsigned)(tiles < 65535 ? tiles : 65535);
+    P.grid = dim3((unsigned)(bh > 0 ? bh : 1), ty > 0 ? ty : 1, (unsigned)((tiles + ty - 1) / (ty > 0 ? ty : 1)));
+    return true;
+}
+#endif
+
 /* Dynamic shared memory beyond the default needs the kernel's opt-in. */
 static inline natten_status f2_smem_attr(const void *fn, size_t smem)
 {
@@ -1038,6 +1106,10 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * cost of 1024 thread-slots per block, so that the plan takes the largest
  * tile the budget allows (fewer staged positions per query, more warps per
  * SM); big-tiles-110k also raises the budget from 72 to 110 KiB.
+ * no-tensor-cores is the default plan as it was before the tensor-core
+ * kernels: the unfused fp16/bf16 ops on the pairs kernels of fast2d.cuh
+ * instead of those of mma2d.cuh, which every other configuration uses where
+ * the device and image allow (3.3x faster on the 56x56 QK: docs/benchmarks.md).
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1051,6 +1123,7 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     c.budget = cfg == 2 ? 110 * 1024 : 72 * 1024;
     if (c.budget > optin) c.budget = optin;
     c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
+    c.mma = cfg != 3;
     return c;
 }
 
@@ -1069,6 +1142,15 @@ struct ops {
         return sizeof(A) == 4 && p->rank <= 2 && dim <= F2_MAXD && !(off && *off && *off != '0');
     }
 
+    /* The tensor-core kernels (mma2d.cuh): fp16/bf16, a device and image of
+     * sm_80+, head dim 16 or 32, not switched off by the configuration. */
+    static bool fm_usable(const natten_problem *p, const natten_exec *x, int dim)
+    {
+        const ct_device *d = ct_device_at(p->device.device_id);
+        return sizeof(T) == 2 && d && d->mma && (dim == 16 || dim == 32) && f2_usable(p, dim) &&
+               f2_config(p, x).mma;
+    }
+
     /* O[q, slot] = X[q] . Y[key of slot] (+ rpb); masked slots = mval */
     static natten_status pn(const natten_problem *p, const natten_exec *x, natten_arg X, natten_arg Y,
                             natten_arg R, natten_arg O, A mval, const char *what)
@@ -1077,6 +1159,22 @@ struct ops {
         plan P;
         int D = dim_of(p, X), rpb = R != NATTEN_ARG_COUNT && natten_has(p, R);
         natten_status st;
+#if !defined(__HIP__)
+        if constexpr (sizeof(T) == 2) {
+            f2plan F;
+            if (fm_usable(p, x, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) && f2_fits(p, O, p->window) &&
+                (!rpb || f2_fits(p, R, 1)) && f2_vec(p, X, sizeof(T), D) && f2_vec(p, Y, sizeof(T), D) &&
+                fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)qkm_kernel<T>, F.smem))) return st;
+                qkm_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, X), f2mk(p, Y),
+                                                              rpb ? f2mk(p, R) : f2mk(p, X), f2mk(p, O), D, rpb,
+                                                              (float)mval,
+                                                              p->causal[0] | p->causal[1] | p->causal[2]);
+                return launched(what);
+            }
+        }
+#endif
         if constexpr (sizeof(A) == 4) {
             f2plan F;
             if (f2_usable(p, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) && f2_fits(p, O, p->window) &&
@@ -1105,6 +1203,19 @@ struct ops {
         plan P;
         int Dv = dim_of(p, Y);
         natten_status st;
+#if !defined(__HIP__)
+        if constexpr (sizeof(T) == 2) {
+            f2plan F;
+            if (fm_usable(p, x, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) && f2_fits(p, O, Dv) &&
+                f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv) &&
+                fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)avm_kernel<T>, F.smem))) return st;
+                avm_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);
+                return launched(what);
+            }
+        }
+#endif
         if constexpr (sizeof(A) == 4) {
             f2plan F;
             if (f2_usable(p, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) && f2_fits(p, O, Dv) &&

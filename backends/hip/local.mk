@@ -18,6 +18,7 @@ libnatten_la_LIBADD += $(HIP_LIBS)
 hip_deps = $(srcdir)/backends/hip/vendor-hip.h $(srcdir)/backends/hip/hip-tiled.h \
 	$(srcdir)/backends/cuda_tiled/cuda-tiled.h $(srcdir)/backends/cuda-common.cuh \
 	$(srcdir)/backends/cuda_tiled/kernels.cuh $(srcdir)/backends/cuda_tiled/fast2d.cuh \
+	$(srcdir)/backends/cuda_tiled/mma2d.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
 backends/hip/cuda-tiled.lo: $(srcdir)/backends/cuda_tiled/cuda-tiled.cu $(hip_deps)
 backends/hip/tiled-f32.lo: $(srcdir)/backends/cuda_tiled/tiled-f32.cu $(hip_deps)
