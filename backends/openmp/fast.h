@@ -54,6 +54,24 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(e
     return y * (FFN(v))(((FFN(vi))t - (FFN(vi))shifter + 127) << 23);
 }
 
+/*
+ * log(x) lane by lane for the softmax sums (x >= 1, finite): x = m 2^e with
+ * m in [sqrt(1/2), sqrt(2)), from the exponent bits; log(m) = 2 atanh(s),
+ * s = (m - 1) / (m + 1), |s| <= 0.172, odd series to s^9 (truncation
+ * 7e-10 relative); e ln2 in two parts.  A NaN lane stays NaN (x - x).
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(log)(FFN(v) x)
+{
+    FFN(vi) i = (FFN(vi))x, e = (i - 0x3f3504f3) >> 23; /* 0x3f3504f3: sqrt(1/2) */
+    FFN(v) m = (FFN(v))(i - (e << 23)), ef = __builtin_convertvector(e, FFN(v));
+    FFN(v) s = (m - 1.0f) / (m + 1.0f), s2 = s * s, y;
+    y = s2 * (1.0f / 9) + 1.0f / 7;
+    y = y * s2 + 1.0f / 5;
+    y = y * s2 + 1.0f / 3;
+    y = y * s2 + 1.0f;
+    return ef * 0.693145752f + (2 * s * y + ef * 1.42860677e-06f) + (x - x);
+}
+
 /* k[0] in the low half of the lanes, k[d] in the high half (x - 0 is x, also for -0) */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(dual)(const REAL *k, int64_t d)
 {
@@ -318,7 +336,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                 *(FFN(v) *)(z + t * SW) = e;
                 sum += e;
             }
-        *(FFN(v) *)m = mx;
+        *(FFN(v) *)m = mx + FFN(log)(sum); /* lse */
         *(FFN(v) *)s = sum;
         for (int l = FL; l < SW; l++) m[l] = 0, s[l] = 1;
     }

@@ -841,7 +841,7 @@ typedef struct {
     int64_t jlo, jhi;                /* union of the rows' windows on axis 1 */
     int64_t m1;                      /* row stride of kp / vp */
     const REAL **kp, **vp;           /* packed key / value row of (t0, j): [t0 * m1 + j - jlo] */
-    REAL *qt[3], *z[3], *o[3], *m[3], *s[3];
+    REAL *qt[3], *z[3], *o[3], *m[3], *s[3]; /* m: lse per lane (block() writes it) */
 } KFN(fblk);
 
 #define FL SW
@@ -891,11 +891,11 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
     for (int r = 0; r < B->nr; r++) {
         KFN(store_t)(S, B->o[r], p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], 0, h, 0),
                      O->stride[3], trash);
-        if (L->data)
+        if (L->data) {
+            float *lr = (float *)L->data + natten_off(L, b, x0, B->x1[r], 0, h, 0);
             for (int l = 0; l < S->w; l++)
-                if (KFN(live)(S, l))
-                    ((float *)L->data)[natten_off(L, b, x0, B->x1[r], S->x2[l], h, 0)] =
-                        (float)(B->m[r][l] + log(B->s[r][l]));
+                if (KFN(live)(S, l)) lr[S->x2[l] * L->stride[3]] = (float)B->m[r][l];
+        }
     }
 }
 
