@@ -196,34 +196,20 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
 {
     const natten_problem *p = &P->p;
     const omp_pack *pk = &P->pack[1];
-    int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
+    int64_t K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
     FFN(v) a[3][8];
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < CC; c++) a[r][c] = (FFN(v)){0};
-    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
-        for (int64_t j = B->jlo; j < B->jhi; j++) {
-            const REAL *vr = B->vp[t0 * B->m1 + j - B->jlo] + c0 * ncol + S->col0;
-            const REAL *pw[3];
-            int r = 0;
-            for (int i = 0; i < 3; i++)
-                pw[i] = i < B->nr && j >= B->a1[i] && j < B->a1[i] + B->n1[i]
-                            ? B->z[i] + ((t0 * K1 + j - B->a1[i]) * K2) * SW
-                            : B->z[0];
-            /* runs of consecutive rows whose windows hold key row j */
-            while (r < B->nr) {
-                int r1;
-                if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
-                for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
-                switch (r * 4 + (r1 - r)) {
-                case 1: FFN(av_step)(a, pw, vr, ncol, K2, 0, 1, CC, BC, d); break;
-                case 2: FFN(av_step)(a, pw, vr, ncol, K2, 0, 2, CC, BC, d); break;
-                case 3: FFN(av_step)(a, pw, vr, ncol, K2, 0, 3, CC, BC, d); break;
-                case 5: FFN(av_step)(a, pw, vr, ncol, K2, 1, 1, CC, BC, d); break;
-                case 6: FFN(av_step)(a, pw, vr, ncol, K2, 1, 2, CC, BC, d); break;
-                default: FFN(av_step)(a, pw, vr, ncol, K2, 2, 1, CC, BC, d); break;
-                }
-                r = r1;
-            }
+    for (int64_t n = 0; n < B->nrun; n++) {
+        const KFN(frun) *R = &B->run[n];
+        const REAL *vr = R->v + c0 * ncol + S->col0;
+        switch (R->kind) {
+        case 1: FFN(av_step)(a, R->w, vr, ncol, K2, 0, 1, CC, BC, d); break;
+        case 2: FFN(av_step)(a, R->w, vr, ncol, K2, 0, 2, CC, BC, d); break;
+        case 3: FFN(av_step)(a, R->w, vr, ncol, K2, 0, 3, CC, BC, d); break;
+        case 5: FFN(av_step)(a, R->w, vr, ncol, K2, 1, 1, CC, BC, d); break;
+        case 6: FFN(av_step)(a, R->w, vr, ncol, K2, 1, 2, CC, BC, d); break;
+        default: FFN(av_step)(a, R->w, vr, ncol, K2, 2, 1, CC, BC, d); break;
         }
     }
     for (int r = 0; r < B->nr; r++) {
