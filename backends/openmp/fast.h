@@ -204,12 +204,12 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
         const KFN(frun) *R = &B->run[n];
         const REAL *vr = R->v + c0 * ncol + S->col0;
         switch (R->kind) {
-        case 1: FFN(av_step)(a, R->w, vr, ncol, K2, 0, 1, CC, BC, d); break;
-        case 2: FFN(av_step)(a, R->w, vr, ncol, K2, 0, 2, CC, BC, d); break;
-        case 3: FFN(av_step)(a, R->w, vr, ncol, K2, 0, 3, CC, BC, d); break;
-        case 5: FFN(av_step)(a, R->w, vr, ncol, K2, 1, 1, CC, BC, d); break;
-        case 6: FFN(av_step)(a, R->w, vr, ncol, K2, 1, 2, CC, BC, d); break;
-        default: FFN(av_step)(a, R->w, vr, ncol, K2, 2, 1, CC, BC, d); break;
+        case 1: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 1, CC, BC, d); break;
+        case 2: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 2, CC, BC, d); break;
+        case 3: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 3, CC, BC, d); break;
+        case 5: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 1, 1, CC, BC, d); break;
+        case 6: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 1, 2, CC, BC, d); break;
+        default: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 2, 1, CC, BC, d); break;
         }
     }
     for (int r = 0; r < B->nr; r++) {
@@ -261,24 +261,10 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                 if (t0 < S->n[0] && t1 < B->n1[r]) continue;
                 for (int64_t i = 0; i < K2 * SW; i++) zr[i] = -INFINITY;
             }
-    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
-        for (int64_t j = B->jlo; j < B->jhi; j++) {
-            const REAL *kr = B->kp[t0 * B->m1 + j - B->jlo] + S->col0;
-            int r = 0;
-            while (r < B->nr) {
-                const REAL *q[3];
-                REAL *z[3];
-                int r1;
-                if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
-                for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
-                for (int i = 0; i < r1 - r; i++) {
-                    q[i] = B->qt[r + i];
-                    z[i] = B->z[r + i] + (t0 * K1 + j - B->a1[r + i]) * K2 * SW;
-                }
-                FFN(qk_nr)(q, kr, ncol, pk->C, z, K2, r1 - r, bc, d);
-                r = r1;
-            }
-        }
+    for (int64_t n = 0; n < B->nrun; n++) {
+        const KFN(frun) *R = &B->run[n];
+        int r = R->kind >> 2;
+        FFN(qk_nr)((const REAL *const *)&B->qt[r], R->k + S->col0, ncol, pk->C, &R->w[r], K2, R->kind & 3, bc, d);
     }
     for (int r = 0; r < B->nr; r++) {
         REAL *restrict z = B->z[r], *restrict m = B->m[r], *restrict s = B->s[r];

@@ -834,14 +834,15 @@ typedef struct {
 } KFN(fcache);
 
 /*
- * One run of the weighted sums: rows RLO .. RLO + N - 1 of a block (kind
- * RLO * 4 + N) whose windows hold the value row v, w[r]: row r's weights
- * of that key row.  Built once per block (fna_rows), read per strip and
- * channel chunk.
+ * One run of a block's rows RLO .. RLO + N - 1 (kind RLO * 4 + N) whose
+ * windows hold one key row: k, v its packed key and value rows, w[r] row
+ * r's logits (then weights) of that key row.  Built once per block
+ * (fna_rows), read by the logits per strip and by the weighted sums per
+ * strip and channel chunk.
  */
 typedef struct {
-    const REAL *v;
-    const REAL *w[3];
+    const REAL *k, *v;
+    REAL *w[3];
     int kind;
 } KFN(frun);
 
@@ -989,6 +990,7 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
                 KFN(frun) *R = &runs[B.nrun];
                 if (!(j >= B.a1[r] && j < B.a1[r] + B.n1[r])) { r++; continue; }
                 for (r1 = r + 1; r1 < nr && j >= B.a1[r1] && j < B.a1[r1] + B.n1[r1]; r1++) {}
+                R->k = B.kp[t0 * B.m1 + j - B.jlo];
                 R->v = B.vp[t0 * B.m1 + j - B.jlo];
                 for (int i = 0; i < 3; i++)
                     R->w[i] = i >= r && i < r1 ? B.z[i] + ((t0 * p->kernel[1] + j - B.a1[i]) * p->kernel[2]) * SW : B.z[0];
