@@ -56,6 +56,9 @@ static const tc_case cases[] = {
     {"2d 7x45 K(3,15) d(1,2)", {2, 1, 1, 1, 32, 32, {7, 45, 1}, {3, 15, 1}, {1, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
     {"2d 8x33 K(3,9) GQA Dv=40", {2, 1, 4, 2, 16, 40, {8, 33, 1}, {3, 9, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
     {"2d 6x17 K(5,3) causal(1,0)", {2, 2, 1, 1, 32, 32, {6, 17, 1}, {5, 3, 1}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0}},
+    /* the fused forward's lse (a vector log of the sum, max subtracted): windows of over a
+     * thousand keys at a small scale, so sums reach the hundreds; long runs lists (K1 = 33) */
+    {"2d 34x48 K33 scale 0.01", {2, 1, 1, 1, 16, 16, {34, 48, 1}, {33, 33, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0.01, 0}},
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 

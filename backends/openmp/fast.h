@@ -54,6 +54,24 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(e
     return y * (FFN(v))(((FFN(vi))t - (FFN(vi))shifter + 127) << 23);
 }
 
+/*
+ * log(x) lane by lane for the softmax sums (x >= 1, finite): x = m 2^e with
+ * m in [sqrt(1/2), sqrt(2)), from the exponent bits; log(m) = 2 atanh(s),
+ * s = (m - 1) / (m + 1), |s| <= 0.172, odd series to s^9 (truncation
+ * 7e-10 relative); e ln2 in two parts.  A NaN lane stays NaN (x - x).
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(log)(FFN(v) x)
+{
+    FFN(vi) i = (FFN(vi))x, e = (i - 0x3f3504f3) >> 23; /* 0x3f3504f3: sqrt(1/2) */
+    FFN(v) m = (FFN(v))(i - (e << 23)), ef = __builtin_convertvector(e, FFN(v));
+    FFN(v) s = (m - 1.0f) / (m + 1.0f), s2 = s * s, y;
+    y = s2 * (1.0f / 9) + 1.0f / 7;
+    y = y * s2 + 1.0f / 5;
+    y = y * s2 + 1.0f / 3;
+    y = y * s2 + 1.0f;
+    return ef * 0.693145752f + (2 * s * y + ef * 1.42860677e-06f) + (x - x);
+}
+
 /* k[0] in the low half of the lanes, k[d] in the high half (x - 0 is x, also for -0) */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(dual)(const REAL *k, int64_t d)
 {
@@ -178,34 +196,20 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
 {
     const natten_problem *p = &P->p;
     const omp_pack *pk = &P->pack[1];
-    int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
+    int64_t K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
     FFN(v) a[3][8];
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < CC; c++) a[r][c] = (FFN(v)){0};
-    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
-        for (int64_t j = B->jlo; j < B->jhi; j++) {
-            const REAL *vr = B->vp[t0 * B->m1 + j - B->jlo] + c0 * ncol + S->col0;
-            const REAL *pw[3];
-            int r = 0;
-            for (int i = 0; i < 3; i++)
-                pw[i] = i < B->nr && j >= B->a1[i] && j < B->a1[i] + B->n1[i]
-                            ? B->z[i] + ((t0 * K1 + j - B->a1[i]) * K2) * SW
-                            : B->z[0];
-            /* runs of consecutive rows whose windows hold key row j */
-            while (r < B->nr) {
-                int r1;
-                if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
-                for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
-                switch (r * 4 + (r1 - r)) {
-                case 1: FFN(av_step)(a, pw, vr, ncol, K2, 0, 1, CC, BC, d); break;
-                case 2: FFN(av_step)(a, pw, vr, ncol, K2, 0, 2, CC, BC, d); break;
-                case 3: FFN(av_step)(a, pw, vr, ncol, K2, 0, 3, CC, BC, d); break;
-                case 5: FFN(av_step)(a, pw, vr, ncol, K2, 1, 1, CC, BC, d); break;
-                case 6: FFN(av_step)(a, pw, vr, ncol, K2, 1, 2, CC, BC, d); break;
-                default: FFN(av_step)(a, pw, vr, ncol, K2, 2, 1, CC, BC, d); break;
-                }
-                r = r1;
-            }
+    for (int64_t n = 0; n < B->nrun; n++) {
+        const KFN(frun) *R = &B->run[n];
+        const REAL *vr = R->v + c0 * ncol + S->col0;
+        switch (R->kind) {
+        case 1: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 1, CC, BC, d); break;
+        case 2: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 2, CC, BC, d); break;
+        case 3: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 3, CC, BC, d); break;
+        case 5: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 1, 1, CC, BC, d); break;
+        case 6: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 1, 2, CC, BC, d); break;
+        default: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 2, 1, CC, BC, d); break;
         }
     }
     for (int r = 0; r < B->nr; r++) {
@@ -257,24 +261,10 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                 if (t0 < S->n[0] && t1 < B->n1[r]) continue;
                 for (int64_t i = 0; i < K2 * SW; i++) zr[i] = -INFINITY;
             }
-    for (int64_t t0 = 0; t0 < S->n[0]; t0++) {
-        for (int64_t j = B->jlo; j < B->jhi; j++) {
-            const REAL *kr = B->kp[t0 * B->m1 + j - B->jlo] + S->col0;
-            int r = 0;
-            while (r < B->nr) {
-                const REAL *q[3];
-                REAL *z[3];
-                int r1;
-                if (!(j >= B->a1[r] && j < B->a1[r] + B->n1[r])) { r++; continue; }
-                for (r1 = r + 1; r1 < B->nr && j >= B->a1[r1] && j < B->a1[r1] + B->n1[r1]; r1++) {}
-                for (int i = 0; i < r1 - r; i++) {
-                    q[i] = B->qt[r + i];
-                    z[i] = B->z[r + i] + (t0 * K1 + j - B->a1[r + i]) * K2 * SW;
-                }
-                FFN(qk_nr)(q, kr, ncol, pk->C, z, K2, r1 - r, bc, d);
-                r = r1;
-            }
-        }
+    for (int64_t n = 0; n < B->nrun; n++) {
+        const KFN(frun) *R = &B->run[n];
+        int r = R->kind >> 2;
+        FFN(qk_nr)((const REAL *const *)&B->qt[r], R->k + S->col0, ncol, pk->C, &R->w[r], K2, R->kind & 3, bc, d);
     }
     for (int r = 0; r < B->nr; r++) {
         REAL *restrict z = B->z[r], *restrict m = B->m[r], *restrict s = B->s[r];
@@ -318,7 +308,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                 *(FFN(v) *)(z + t * SW) = e;
                 sum += e;
             }
-        *(FFN(v) *)m = mx;
+        *(FFN(v) *)m = mx + FFN(log)(sum); /* lse */
         *(FFN(v) *)s = sum;
         for (int l = FL; l < SW; l++) m[l] = 0, s[l] = 1;
     }

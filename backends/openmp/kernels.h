@@ -833,6 +833,19 @@ typedef struct {
     int64_t m0, m1;
 } KFN(fcache);
 
+/*
+ * One run of a block's rows RLO .. RLO + N - 1 (kind RLO * 4 + N) whose
+ * windows hold one key row: k, v its packed key and value rows, w[r] row
+ * r's logits (then weights) of that key row.  Built once per block
+ * (fna_rows), read by the logits per strip and by the weighted sums per
+ * strip and channel chunk.
+ */
+typedef struct {
+    const REAL *k, *v;
+    REAL *w[3];
+    int kind;
+} KFN(frun);
+
 /* A block of up to 3 query rows of one axis-1 dilation group: see fast.h. */
 typedef struct {
     int nr;                          /* rows */
@@ -841,7 +854,9 @@ typedef struct {
     int64_t jlo, jhi;                /* union of the rows' windows on axis 1 */
     int64_t m1;                      /* row stride of kp / vp */
     const REAL **kp, **vp;           /* packed key / value row of (t0, j): [t0 * m1 + j - jlo] */
-    REAL *qt[3], *z[3], *o[3], *m[3], *s[3];
+    REAL *qt[3], *z[3], *o[3], *m[3], *s[3]; /* m: lse per lane (block() writes it) */
+    const KFN(frun) *run;            /* the weighted sums' runs, in (t0, j) order */
+    int64_t nrun;
 } KFN(fblk);
 
 #define FL SW
@@ -891,11 +906,11 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
     for (int r = 0; r < B->nr; r++) {
         KFN(store_t)(S, B->o[r], p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], 0, h, 0),
                      O->stride[3], trash);
-        if (L->data)
+        if (L->data) {
+            float *lr = (float *)L->data + natten_off(L, b, x0, B->x1[r], 0, h, 0);
             for (int l = 0; l < S->w; l++)
-                if (KFN(live)(S, l))
-                    ((float *)L->data)[natten_off(L, b, x0, B->x1[r], S->x2[l], h, 0)] =
-                        (float)(B->m[r][l] + log(B->s[r][l]));
+                if (KFN(live)(S, l)) lr[S->x2[l] * L->stride[3]] = (float)B->m[r][l];
+        }
     }
 }
 
@@ -906,7 +921,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
  * cache; ptrs: 2 * m0 * m1 pointers.
  */
 static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t g1,
-                                                 int64_t u1, int nr, REAL *scr, KFN(fcache) *rc, const REAL **ptrs)
+                                                 int64_t u1, int nr, REAL *scr, KFN(fcache) *rc, const REAL **ptrs,
+                                                 KFN(frun) *runs)
 {
     const natten_problem *p = &P->p;
     const natten_view *Q = VIEW(P, NATTEN_ARG_Q);
@@ -963,6 +979,26 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
             B.vp[t0 * B.m1 + j - B.jlo] = vd;
         }
     }
+    /* runs of consecutive rows whose windows hold key row (t0, j): at most 2 per key row */
+    B.run = runs;
+    B.nrun = 0;
+    for (int64_t t0 = 0; t0 < n0; t0++)
+        for (int64_t j = B.jlo; j < B.jhi; j++) {
+            int r = 0;
+            while (r < nr) {
+                int r1;
+                KFN(frun) *R = &runs[B.nrun];
+                if (!(j >= B.a1[r] && j < B.a1[r] + B.n1[r])) { r++; continue; }
+                for (r1 = r + 1; r1 < nr && j >= B.a1[r1] && j < B.a1[r1] + B.n1[r1]; r1++) {}
+                R->k = B.kp[t0 * B.m1 + j - B.jlo];
+                R->v = B.vp[t0 * B.m1 + j - B.jlo];
+                for (int i = 0; i < 3; i++)
+                    R->w[i] = i >= r && i < r1 ? B.z[i] + ((t0 * p->kernel[1] + j - B.a1[i]) * p->kernel[2]) * SW : B.z[0];
+                R->kind = r * 4 + (r1 - r);
+                B.nrun++;
+                r = r1;
+            }
+        }
     for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
         int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2), ub = 0, ue = ng, w, wl = 0, ul = 0;
         int mode, model = 0;

@@ -554,7 +554,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
     }
     fb = (size_t)fast_scratch_f32(p) * sizeof(float);
     cb = (size_t)(m0 * m1 * (kslot + vslot)) * sizeof(float);
-    tb = (size_t)(m0 * m1) * (sizeof(int64_t) + 2 * sizeof(float *));
+    tb = (size_t)(m0 * m1) * (sizeof(int64_t) + 2 * sizeof(float *) + 2 * sizeof(frun_f32));
     sb = (fb + cb + tb + 63) & ~(size_t)63;
     scr = natten_malloc(sb * (size_t)nt + 64);
     if (!scr) {
@@ -579,7 +579,8 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
             int64_t e = i % nb1, t = i / nb1;
             int64_t x0 = t % p->extent[0], h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
             fna_rows_f32(P, b, h, x0, tab[3 * e], tab[3 * e + 1], (int)tab[3 * e + 2], (float *)(void *)s, &rc,
-                         (const float **)(void *)(rc.tag + m0 * m1));
+                         (const float **)(void *)(rc.tag + m0 * m1),
+                         (frun_f32 *)(void *)((const float **)(void *)(rc.tag + m0 * m1) + 2 * m0 * m1));
         }
     }
     natten_free(tab);
