@@ -98,7 +98,7 @@ template <int KWG, int BQ> constexpr size_t dkv_smem_bytes()
            2 * KWG * BQ * sizeof(uint64_t);
 }
 
-template <typename T, int KWG, int BQ, int MINB>
+template <typename T, int KWG, int BQ, int MINB, bool OVL>
 __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -217,6 +217,7 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
             const uint32_t qa = stage * QT + (kk >> 2) * (QT / 2) + (kk & 3) * 32;
             mma_ss<T, BQ>(s, sdesc(aK + ka, 16, 1024), sdesc(aQ + qa, 16, 1024), kk > 0);
         }
+        if (OVL) wg_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             const uint32_t ka = (kk >> 2) * (KT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
@@ -224,9 +225,14 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
             mma_ss<T, BQ>(dp, sdesc(aV + ka, 16, 1024), sdesc(aG + qa, 16, 1024), kk > 0);
         }
         wg_commit();
-        wg_wait<0>();
+        /* OVL: P^T while dP^T is computed, dS^T while dV is */
+        if (OVL) {
+            wg_wait<1>();
+        } else {
+            wg_wait<0>();
+            pin(dp);
+        }
         pin(s);
-        pin(dp);
 
         /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
         const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
@@ -236,33 +242,54 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int col = 8 * j + 2 * (lane & 3) + e;
-                const float l2 = L[col] * LOG2E, dl = Dl[col];
+                const float l2 = L[col] * LOG2E;
                 const uint64_t m = M[col] >> krow;
 #pragma unroll
                 for (int rr = 0; rr < 2; rr++) {
                     const int i = 4 * j + 2 * rr + e;
-                    const float pv = ((m >> (8 * rr)) & 1u) ? exp2f(fmaf(s[i], sl2, -l2)) : 0.f;
-                    s[i] = pv;
-                    dp[i] = pv * (dp[i] - dl);
+                    s[i] = ((m >> (8 * rr)) & 1u) ? exp2f(fmaf(s[i], sl2, -l2)) : 0.f;
                 }
             }
         uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 #pragma unroll
-        for (int kk = 0; kk < BQ / 16; kk++) {
-            acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
-            acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
-        }
+        for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+        /* dS^T = P^T (dP^T - delta), as the A operand of dK += dS^T Q */
+        auto make_ds = [&]() {
+#pragma unroll
+            for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float dl = Dl[8 * j + 2 * (lane & 3) + e];
+#pragma unroll
+                    for (int rr = 0; rr < 2; rr++) {
+                        const int i = 4 * j + 2 * rr + e;
+                        dp[i] = s[i] * (dp[i] - dl);
+                    }
+                }
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+        };
+        if (!OVL) make_ds();
 
         /* dV += P^T dO, dK += dS^T Q: k-step kk = queries 16kk.., at byte
-         * 2048 kk of each half; LBO = the offset of the halves */
+         * 2048 kk of each half; LBO = the offset of the halves (B MN-major,
+         * as V in the forward) */
         pin(dv);
         pin(dk);
         wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < BQ / 16; kk++) {
+        for (int kk = 0; kk < BQ / 16; kk++)
             mma_rs_n128<T>(dv, pa[kk], sdesc(aG + stage * QT + kk * 2048, QT / 2, 1024));
-            mma_rs_n128<T>(dk, da[kk], sdesc(aQ + stage * QT + kk * 2048, QT / 2, 1024));
+        if (OVL) {
+            wg_commit();
+            wg_wait<1>(); /* dP^T done, dV in flight */
+            pin(dp);
+            make_ds();
+            wg_fence(); /* da written since the last fence */
         }
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++)
+            mma_rs_n128<T>(dk, da[kk], sdesc(aQ + stage * QT + kk * 2048, QT / 2, 1024));
         wg_commit();
         wg_wait<0>();
         pin(dv);
@@ -308,7 +335,7 @@ template <int QWG, int BN> constexpr size_t dq_smem_bytes()
     return 1024 + 2 * tile_bytes<QWG * 64>() + 2 * 2 * tile_bytes<BN>() + QWG * 64 * 8 * sizeof(int);
 }
 
-template <typename T, int QWG, int BN, int MINB>
+template <typename T, int QWG, int BN, int MINB, bool OVL>
 __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -400,6 +427,7 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
             const uint32_t ka = stage * KT + (kk >> 2) * (KT / 2) + (kk & 3) * 32;
             mma_ss<T, BN>(s, sdesc(aQ + qa, 16, 1024), sdesc(aK + ka, 16, 1024), kk > 0);
         }
+        if (OVL) wg_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             const uint32_t qa = (kk >> 2) * (QT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
@@ -407,9 +435,14 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
             mma_ss<T, BN>(dp, sdesc(aG + qa, 16, 1024), sdesc(aV + ka, 16, 1024), kk > 0);
         }
         wg_commit();
-        wg_wait<0>();
+        /* OVL: P while dP is computed */
+        if (OVL) {
+            wg_wait<1>();
+        } else {
+            wg_wait<0>();
+            pin(dp);
+        }
         pin(s);
-        pin(dp);
 
         /* s[4j + 2rr + e]: row warp*16 + lane/4 + 8rr, key 8j + 2(lane & 3) + e;
          * the keys in the row's window as bits (tiles inside every owned
@@ -437,10 +470,23 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const int i = 4 * j + 2 * rr + e;
-                    const float pv = ((bits >> (8 * j + e)) & 1u) ? exp2f(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
-                    s[i] = pv * (dp[i] - dlt[rr]); /* dS */
+                    s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2f(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
                 }
         }
+        if (OVL) {
+            pin(s); /* the exponentials before the wait, not sunk past it */
+            wg_wait<0>();
+            pin(dp);
+        }
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int i = 4 * j + 2 * rr + e;
+                    s[i] *= dp[i] - dlt[rr]; /* dS */
+                }
         uint32_t da[BN / 16][4];
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(da[kk], &s[8 * kk], &s[8 * kk + 4]);
@@ -482,9 +528,11 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
  * The backward: delta, dQ (owned boxes of 64 QWG queries, BN-key tiles, the
  * forward's weighted box search: it skips the mask on full tiles), dK/dV
  * (owned boxes of 64 KWG keys, BQ-query tiles, the fewest tiles: the mask is
- * applied on every tile).  p.delta must hold B*H*L0*L1*L2 floats.
+ * applied on every tile).  OVL: in both kernels the exponentials of P are
+ * computed while dP's products run (two commit groups), and in dK/dV, dS
+ * while dV += P^T dO runs.  p.delta must hold B*H*L0*L1*L2 floats.
  */
-template <typename T, int KWG, int BQ, int KMINB, int QWG, int BN, int QMINB>
+template <typename T, int KWG, int BQ, int KMINB, int QWG, int BN, int QMINB, bool OVL>
 cudaError_t backward_v(const Params &p, cudaStream_t st)
 {
     int ext[3];
@@ -498,13 +546,13 @@ cudaError_t backward_v(const Params &p, cudaStream_t st)
     choose_box(QWG * 64, ext, q.own);
     plan_iter(q, BN, ext, fwd_mask_weight());
     static unsigned long long done_dq, done_dkv;
-    e = launch(dq_kernel<T, QWG, BN, QMINB>, &done_dq, plan_grid(q, q.H), QWG * 128, dq_smem_bytes<QWG, BN>(), st,
+    e = launch(dq_kernel<T, QWG, BN, QMINB, OVL>, &done_dq, plan_grid(q, q.H), QWG * 128, dq_smem_bytes<QWG, BN>(), st,
                q);
     if (e != cudaSuccess) return e;
     Params k = p;
     choose_box(KWG * 64, ext, k.own);
     plan_iter(k, BQ, ext);
-    return launch(dkv_kernel<T, KWG, BQ, KMINB>, &done_dkv, plan_grid(k, k.Hkv), KWG * 128,
+    return launch(dkv_kernel<T, KWG, BQ, KMINB, OVL>, &done_dkv, plan_grid(k, k.Hkv), KWG * 128,
                   dkv_smem_bytes<KWG, BQ>(), st, k);
 }
 

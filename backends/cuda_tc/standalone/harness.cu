@@ -9,8 +9,8 @@
  *       also with box-search mask weight w2; fb: backward and fwd+bwd of the default too
  *   ./tc-harness checkv N     # edge cases, configuration N alone (sanitizers)
  * Configurations: 0..8 the mma.sync forward and dQ kernels (tc_kernels.cuh),
- * 9..17 (letters a..i) the Hopper forward (tc_wgmma.cuh), 18..21 (letters
- * j..m) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward.
+ * 9..17 (letters a..i) the Hopper forward (tc_wgmma.cuh), 18..23 (letters
+ * j..o) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward.
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
@@ -148,10 +148,11 @@ static bool is_wg(int v) { return v >= tc::N_CFG && v < N_ALL; }
 /* The Hopper backward's variants (tc_wgmma_bwd.cuh, D 128 only): harness
  * configurations N_ALL.. (letters j..); the forward before them is the
  * library's default (tc::forward).  Names: dK/dV kernel k<warpgroups>q<query
- * tile>, dQ kernel q<warpgroups>n<key tile>, -b<blocks per SM asked>. */
-constexpr int N_WGB = 4, N_TOT = N_ALL + N_WGB;
-static const char *const wgb_names[N_WGB] = {"wgb-k1q64b2-q1n64b2", "wgb-k2q64b1-q1n64b2", "wgb-k1q64b2-q2n64b1",
-                                             "wgb-k1q32b2-q2n32b2"};
+ * tile>, dQ kernel q<warpgroups>n<key tile>, -b<blocks per SM asked>; -o:
+ * the exponentials overlap the products (OVL). */
+constexpr int N_WGB = 6, N_TOT = N_ALL + N_WGB;
+static const char *const wgb_names[N_WGB] = {"wgb-k1q64b2-q1n64b2",   "wgb-k2q64b1-q1n64b2",  "wgb-k1q64b2-q2n64b1",
+                                             "wgb-k1q32b2-q2n32b2",   "wgb-k1q64b2-q1n64b2-o", "wgb-k2q64b1-q1n64b2-o"};
 static bool is_wgb(int v) { return v >= N_ALL; }
 static const char *cfg_name(int v)
 {
@@ -172,10 +173,12 @@ static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
 template <typename T> static cudaError_t run_wgb(const tc::Params &p, int k)
 {
     switch (k) {
-    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2>(p, 0);
-    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2>(p, 0);
-    case 2: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1>(p, 0);
-    default: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2>(p, 0);
+    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, false>(p, 0);
+    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, 0);
+    case 2: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1, false>(p, 0);
+    case 3: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, 0);
+    case 4: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, true>(p, 0);
+    default: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, true>(p, 0);
     }
 }
 
@@ -704,6 +707,100 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
     return fails;
 }
 
+/*
+ * The Hopper dK/dV kernel's iteration replayed on the host (the kernel's
+ * planning, blocks, query tiles and per-warpgroup window masks, dilation 1):
+ * every (query, key) pair with the key in the query's window must get its
+ * mask bit in exactly one (block, query tile), and no other pair any.
+ * Returns the number of wrong pairs; *pairs counts the pairs checked.
+ */
+static long dkv_cover(int kwg, int bq, const tc::Params &p0, long *pairs)
+{
+    tc::Params p = p0;
+    int ext[3], nown[3];
+    tc::group_ext(p, ext);
+    tc::choose_box(kwg * 64, ext, p.own);
+    tc::plan_iter(p, bq, ext);
+    auto coords = [](int r, const int box[3], int c[3]) {
+        c[2] = r % box[2];
+        c[1] = (r / box[2]) % box[1];
+        c[0] = r / (box[1] * box[2]);
+    };
+    const int *n = ext;
+    const int N = n[0] * n[1] * n[2];
+    std::vector<int> cnt((size_t)N * N, 0);
+    long bad = 0;
+    for (int i = 0; i < 3; i++) nown[i] = (n[i] + p.own[i] - 1) / p.own[i];
+    for (int t = 0; t < nown[0] * nown[1] * nown[2]; t++) {
+        const int tt[3] = {t / (nown[1] * nown[2]), (t / nown[2]) % nown[1], t % nown[2]};
+        int o[3], lo[3], hi[3], ntq[3];
+        for (int i = 0; i < 3; i++) {
+            int a0, b0, a1, b1;
+            o[i] = tt[i] * p.own[i];
+            const int klast = std::min(o[i] + p.own[i], n[i]) - 1;
+            tc::inv_win32(n[i], p.K[i], p.st[i], p.causal[i], o[i], a0, b0);
+            tc::inv_win32(n[i], p.K[i], p.st[i], p.causal[i], klast, a1, b1);
+            lo[i] = a0;
+            hi[i] = b1;
+            ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+        }
+        for (int tq = 0; tq < ntq[0] * ntq[1] * ntq[2]; tq++) {
+            int org[3], jq[3] = {tq / (ntq[1] * ntq[2]), (tq / ntq[2]) % ntq[1], tq % ntq[2]};
+            for (int i = 0; i < 3; i++) org[i] = lo[i] + jq[i] * p.it[i];
+            for (int r = 0; r < bq; r++) {
+                int qc[3], uq[3], a[3], b[3];
+                coords(r, p.it, qc);
+                bool valid = r < p.itprod;
+                for (int i = 0; i < 3; i++) {
+                    uq[i] = org[i] + qc[i];
+                    valid = valid && uq[i] < n[i];
+                }
+                if (!valid) continue;
+                for (int i = 0; i < 3; i++) tc::win32(n[i], p.K[i], p.st[i], p.causal[i], uq[i], a[i], b[i]);
+                for (int g = 0; g < kwg; g++) {
+                    tc::Params kp;
+                    int off[3], korg[3];
+                    tc::wg::split_box(p.own, kwg, g, kp.it, off);
+                    kp.rep[0] = kp.rep[1] = 0;
+                    for (int c = 0; c < kp.it[1]; c++) kp.rep[0] |= 1ull << (c * kp.it[2]);
+                    for (int c = 0; c < kp.it[0]; c++) kp.rep[1] |= 1ull << (c * kp.it[1] * kp.it[2]);
+                    for (int i = 0; i < 3; i++) korg[i] = o[i] + off[i];
+                    const uint64_t bits = tc::window_bits(kp, korg, a, b);
+                    for (int kr = 0; kr < 64; kr++) {
+                        if (!((bits >> kr) & 1)) continue;
+                        int kc[3], uk[3];
+                        coords(kr, kp.it, kc);
+                        bool kv = true;
+                        for (int i = 0; i < 3; i++) {
+                            uk[i] = korg[i] + kc[i];
+                            kv = kv && uk[i] < n[i];
+                        }
+                        if (!kv) {
+                            bad++; /* a bit for a key past the extent */
+                            continue;
+                        }
+                        const int qi = (uq[0] * n[1] + uq[1]) * n[2] + uq[2];
+                        const int ki = (uk[0] * n[1] + uk[1]) * n[2] + uk[2];
+                        cnt[(size_t)qi * N + ki]++;
+                    }
+                }
+            }
+        }
+    }
+    for (int qi = 0; qi < N; qi++) {
+        int uq[3] = {qi / (n[1] * n[2]), (qi / n[2]) % n[1], qi % n[2]}, a[3], b[3];
+        for (int i = 0; i < 3; i++) tc::win32(n[i], p.K[i], p.st[i], p.causal[i], uq[i], a[i], b[i]);
+        for (int ki = 0; ki < N; ki++) {
+            int uk[3] = {ki / (n[1] * n[2]), (ki / n[2]) % n[1], ki % n[2]};
+            bool in = true;
+            for (int i = 0; i < 3; i++) in = in && uk[i] >= a[i] && uk[i] < b[i];
+            (*pairs)++;
+            bad += cnt[(size_t)qi * N + ki] != (in ? 1 : 0);
+        }
+    }
+    return bad;
+}
+
 /* The kernels' 32-bit window functions against lib/natten-window.h. */
 static int selftest(void)
 {
@@ -783,7 +880,33 @@ static int selftest(void)
         }
     }
     printf("selftest: %ld sub-box cases, %ld mismatches\n", ns, bads);
-    return bad != 0 || badb != 0 || bads != 0;
+    /* the Hopper dK/dV kernel's coverage of every (query, key) pair */
+    long np = 0, badc = 0;
+    int nprob = 0;
+    for (int it = 0; it < 300; it++) {
+        tc::Params p;
+        memset(&p, 0, sizeof p);
+        const int rank = 1 + rnd(3);
+        for (int i = 0; i < 3; i++) {
+            p.L[i] = i < rank ? 1 + rnd(rank == 1 ? 400 : rank == 2 ? 30 : 11) : 1;
+            p.K[i] = 1 + rnd(p.L[i]);
+            p.st[i] = 1 + rnd(p.K[i]);
+            p.causal[i] = rnd(3) == 0;
+            p.dil[i] = 1;
+        }
+        for (int kwg = 1; kwg <= 2; kwg++)
+            for (int bq = 32; bq <= 64; bq *= 2) {
+                const long b0 = badc;
+                badc += dkv_cover(kwg, bq, p, &np);
+                nprob++;
+                if (badc != b0 && badc - b0 < 100000)
+                    printf("dkv coverage: L %d,%d,%d K %d,%d,%d s %d,%d,%d c %d,%d,%d kwg %d bq %d: %ld wrong pairs\n",
+                           p.L[0], p.L[1], p.L[2], p.K[0], p.K[1], p.K[2], p.st[0], p.st[1], p.st[2], p.causal[0],
+                           p.causal[1], p.causal[2], kwg, bq, badc - b0);
+            }
+    }
+    printf("selftest: dK/dV coverage, %d plans, %ld pairs, %ld wrong\n", nprob, np, badc);
+    return bad != 0 || badb != 0 || bads != 0 || badc != 0;
 }
 
 int main(int argc, char **argv)
