@@ -151,8 +151,8 @@ static bool is_wg(int v) { return v >= tc::N_CFG && v < N_ALL; }
  * tile>, dQ kernel q<warpgroups>n<key tile>, -b<blocks per SM asked>; -o:
  * the exponentials overlap the products (OVL). */
 constexpr int N_WGB = 6, N_TOT = N_ALL + N_WGB;
-static const char *const wgb_names[N_WGB] = {"wgb-k1q64b2-q1n64b2",   "wgb-k2q64b1-q1n64b2",  "wgb-k1q64b2-q2n64b1",
-                                             "wgb-k1q32b2-q2n32b2",   "wgb-k1q64b2-q1n64b2-o", "wgb-k2q64b1-q1n64b2-o"};
+static const char *const wgb_names[N_WGB] = {"wgb-k1q64b2-q1n64b2-o", "wgb-k2q64b1-q1n64b2-o", "wgb-k1q64b2-q1n64b2",
+                                             "wgb-k2q64b1-q1n64b2",   "wgb-k1q64b2-q2n64b1",   "wgb-k1q32b2-q2n32b2"};
 static bool is_wgb(int v) { return v >= N_ALL; }
 static const char *cfg_name(int v)
 {
@@ -173,12 +173,12 @@ static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
 template <typename T> static cudaError_t run_wgb(const tc::Params &p, int k)
 {
     switch (k) {
-    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, false>(p, 0);
-    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, 0);
-    case 2: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1, false>(p, 0);
-    case 3: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, 0);
-    case 4: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, true>(p, 0);
-    default: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, true>(p, 0);
+    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, true>(p, 0);
+    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, true>(p, 0);
+    case 2: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, false>(p, 0);
+    case 3: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, 0);
+    case 4: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1, false>(p, 0);
+    default: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, 0);
     }
 }
 
