@@ -531,24 +531,32 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
  * applied on every tile).  OVL: in both kernels the exponentials of P are
  * computed while dP's products run (two commit groups), and in dK/dV, dS
  * while dV += P^T dO runs.  p.delta must hold B*H*L0*L1*L2 floats.
+ * parts (timing of the pieces in the harness): bit 0 delta, bit 1 dQ, bit 2
+ * dK/dV; the pieces left out must have run before on the same inputs.
  */
 template <typename T, int KWG, int BQ, int KMINB, int QWG, int BN, int QMINB, bool OVL>
-cudaError_t backward_v(const Params &p, cudaStream_t st)
+cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
 {
     int ext[3];
     group_ext(p, ext);
     const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
-    fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
-    Params q = p;
-    choose_box(QWG * 64, ext, q.own);
-    plan_iter(q, BN, ext, fwd_mask_weight());
+    cudaError_t e = cudaSuccess;
+    if (parts & 1) {
+        fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+    }
     static unsigned long long done_dq, done_dkv;
-    e = launch(dq_kernel<T, QWG, BN, QMINB, OVL>, &done_dq, plan_grid(q, q.H), QWG * 128, dq_smem_bytes<QWG, BN>(), st,
-               q);
-    if (e != cudaSuccess) return e;
+    if (parts & 2) {
+        Params q = p;
+        choose_box(QWG * 64, ext, q.own);
+        plan_iter(q, BN, ext, fwd_mask_weight());
+        e = launch(dq_kernel<T, QWG, BN, QMINB, OVL>, &done_dq, plan_grid(q, q.H), QWG * 128,
+                   dq_smem_bytes<QWG, BN>(), st, q);
+        if (e != cudaSuccess) return e;
+    }
+    if (!(parts & 4)) return cudaSuccess;
     Params k = p;
     choose_box(KWG * 64, ext, k.own);
     plan_iter(k, BQ, ext);

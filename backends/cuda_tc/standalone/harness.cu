@@ -170,15 +170,17 @@ static int cfg_bn(int v) { return is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v
 static bool cfg_bits(int v) { return is_wg(v) ? true : tc::cfg_bits[v]; }
 static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
 
+static int g_parts = 7; /* the Hopper backward's pieces run (bench: timing of dQ, dK/dV alone) */
+
 template <typename T> static cudaError_t run_wgb(const tc::Params &p, int k)
 {
     switch (k) {
-    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, true>(p, 0);
-    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, true>(p, 0);
-    case 2: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, false>(p, 0);
-    case 3: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, 0);
-    case 4: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1, false>(p, 0);
-    default: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, 0);
+    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, true>(p, 0, g_parts);
+    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, true>(p, 0, g_parts);
+    case 2: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, false>(p, 0, g_parts);
+    case 3: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, 0, g_parts);
+    case 4: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1, false>(p, 0, g_parts);
+    default: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, 0, g_parts);
     }
 }
 
@@ -684,6 +686,17 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
                        bm.target_fb, d[0].err, d[1].err, d[2].err, nd, ok ? "ok" : "FAIL");
                 fflush(stdout);
                 fails += !ok;
+                if (k == 0 || k == 2) { /* where the time goes: the pieces alone (10 runs) */
+                    double tp[3];
+                    for (int i = 0; i < 3; i++) {
+                        g_parts = 1 << i;
+                        tp[i] = median_ms(c, S.p, 2, 10);
+                    }
+                    g_parts = 7;
+                    printf("bwd v%d %-20s %-28s delta %.4f ms, dQ %.4f ms, dK/dV %.4f ms\n", g_cfg, cfg_name(g_cfg),
+                           bm.name, tp[0], tp[1], tp[2]);
+                    fflush(stdout);
+                }
             }
             select_cfg(-1);
             for (int i = 0; i < 3; i++) {
