@@ -12,11 +12,11 @@
 # backward's on the same inputs and checked bit-identical on a second run.
 # Logs under $OUT.
 OUT=${OUT:-/tmp}
+PATH=$PATH:/usr/local/cuda/bin
 cd "$(dirname "$0")"
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 if [ ! -x ./tc-harness ]; then
-    PATH=$PATH:/usr/local/cuda/bin
     timeout 150 nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -I .. -I ../../../lib harness.cu \
         -o tc-harness > $OUT/build.log 2>&1
     el "harness build rc=$?" >> $OUT/build.log
