@@ -80,12 +80,14 @@ __device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params
  */
 __host__ __device__ __forceinline__ void split_box(const int own[3], int halves, int g, int sub[3], int off[3])
 {
+    /* written out, no run-time index: the arrays stay in registers */
     const int h = halves == 2 ? (own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2) : -1;
-#pragma unroll
-    for (int i = 0; i < 3; i++) { /* no run-time index: the arrays stay in registers */
-        sub[i] = i == h ? own[i] / 2 : own[i];
-        off[i] = i == h ? g * sub[i] : 0;
-    }
+    sub[0] = h == 0 ? own[0] / 2 : own[0];
+    sub[1] = h == 1 ? own[1] / 2 : own[1];
+    sub[2] = h == 2 ? own[2] / 2 : own[2];
+    off[0] = h == 0 ? g * sub[0] : 0;
+    off[1] = h == 1 ? g * sub[1] : 0;
+    off[2] = h == 2 ? g * sub[2] : 0;
 }
 
 /* ---- dK, dV: key-parallel ------------------------------------------------ */
