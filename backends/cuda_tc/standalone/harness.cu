@@ -8,11 +8,15 @@
  *       configurations cfgs (digits, default all) on problems probs (digits), bit-mask ones
  *       also with box-search mask weight w2; fb: backward and fwd+bwd of the default too
  *   ./tc-harness checkv N     # edge cases, configuration N alone (sanitizers)
+ * Configurations: 0..8 the mma.sync forward and dQ kernels (tc_kernels.cuh),
+ * 9..17 (letters a..i) the Hopper forward (tc_wgmma.cuh), 18..23 (letters
+ * j..o) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward.
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
 #include "tc_kernels.cuh"
 #include "tc_wgmma.cuh"
+#include "tc_wgmma_bwd.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -128,6 +132,8 @@ static void down(Buf &b)
 }
 
 static int g_variant = -1; /* kernel configuration of fwd and dQ (tc_kernels.cuh) */
+static int g_bwd = -1;     /* the Hopper backward's variant (-1: tc::backward) */
+static int g_cfg = -1;     /* the harness configuration being run (reports) */
 
 /* The Hopper forward's variants (tc_wgmma.cuh, D 128 only; the harness must
  * be built with -arch=sm_90a for them): configurations N_CFG.. here, named by
@@ -137,12 +143,46 @@ static const char *const wg_names[N_WG] = {"wg2x64-n64-v0",      "wg2x64-n64-v1"
                                            "wg2x64-n64-v0-b2",   "wg2x64-n64-v2-b2",   "wg2x64-n32-v0-b2",
                                            "wg2x64-n64-v0-b2-o", "wg2x64-n64-v0-b1-o", "wg2x64-n32-v0-b2-o"};
 static const int wg_bn[N_WG] = {64, 64, 64, 64, 64, 32, 64, 64, 32};
-static bool is_wg(int v) { return v >= tc::N_CFG; }
-static const char *cfg_name(int v) { return is_wg(v) ? wg_names[v - tc::N_CFG] : tc::cfg_names[v]; }
+static bool is_wg(int v) { return v >= tc::N_CFG && v < N_ALL; }
+
+/* The Hopper backward's variants (tc_wgmma_bwd.cuh, D 128 only): harness
+ * configurations N_ALL.. (letters j..); the forward before them is the
+ * library's default (tc::forward).  Names: dK/dV kernel k<warpgroups>q<query
+ * tile>, dQ kernel q<warpgroups>n<key tile>, -b<blocks per SM asked>; -o:
+ * the exponentials overlap the products (OVL). */
+constexpr int N_WGB = 6, N_TOT = N_ALL + N_WGB;
+static const char *const wgb_names[N_WGB] = {"wgb-k1q64b2-q1n64b2-o", "wgb-k2q64b1-q1n64b2-o", "wgb-k1q64b2-q1n64b2",
+                                             "wgb-k2q64b1-q1n64b2",   "wgb-k1q64b2-q2n64b1",   "wgb-k1q32b2-q2n32b2"};
+static bool is_wgb(int v) { return v >= N_ALL; }
+static const char *cfg_name(int v)
+{
+    return is_wgb(v) ? wgb_names[v - N_ALL] : is_wg(v) ? wg_names[v - tc::N_CFG] : tc::cfg_names[v];
+}
+/* Harness configuration v: the forward (g_variant) and backward (g_bwd) it runs. */
+static void select_cfg(int v)
+{
+    g_cfg = v;
+    g_variant = v >= 0 && v < N_ALL ? v : -1;
+    g_bwd = v >= N_ALL ? v - N_ALL : -1;
+}
 static int cfg_rows(int v) { return is_wg(v) ? 128 : tc::cfg_rows[v]; }
 static int cfg_bn(int v) { return is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v]; }
 static bool cfg_bits(int v) { return is_wg(v) ? true : tc::cfg_bits[v]; }
 static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
+
+static int g_parts = 7; /* the Hopper backward's pieces run (bench: timing of dQ, dK/dV alone) */
+
+template <typename T> static cudaError_t run_wgb(const tc::Params &p, int k)
+{
+    switch (k) {
+    case 0: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, true>(p, 0, g_parts);
+    case 1: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, true>(p, 0, g_parts);
+    case 2: return tc::wg::backward_v<T, 1, 64, 2, 1, 64, 2, false>(p, 0, g_parts);
+    case 3: return tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, 0, g_parts);
+    case 4: return tc::wg::backward_v<T, 1, 64, 2, 2, 64, 1, false>(p, 0, g_parts);
+    default: return tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, 0, g_parts);
+    }
+}
 
 template <typename T> static cudaError_t run_wg(tc::Params p, int k)
 {
@@ -177,6 +217,10 @@ static cudaError_t run_fwd(const Case &c, tc::Params p)
 
 static cudaError_t run_bwd(const Case &c, tc::Params p)
 {
+    if (g_bwd >= 0) {
+        if (c.D != 128) return cudaErrorInvalidValue;
+        return c.bf16 ? run_wgb<__nv_bfloat16>(p, g_bwd) : run_wgb<__half>(p, g_bwd);
+    }
     if (c.bf16) {
         if (c.D == 32) return tc::backward<__nv_bfloat16, 32>(p, 0, g_variant);
         if (c.D == 64) return tc::backward<__nv_bfloat16, 64>(p, 0, g_variant);
@@ -404,7 +448,7 @@ static int check_case(const Case &c0, uint32_t seed)
     }
     bool ok = eo.norm() <= tol && el.norm() <= tol &&
               (!c.bwd || (edq.norm() <= tol && edk.norm() <= tol && edv.norm() <= tol));
-    printf("%s v%d %-34s out %.2e lse %.2e", ok ? "ok  " : "FAIL", g_variant, c.name, eo.norm(), el.norm());
+    printf("%s v%d %-34s out %.2e lse %.2e", ok ? "ok  " : "FAIL", g_cfg, c.name, eo.norm(), el.norm());
     if (c.bwd) printf(" dq %.2e dk %.2e dv %.2e", edq.norm(), edk.norm(), edv.norm());
     printf("\n");
     teardown(S);
@@ -491,10 +535,53 @@ static void plan_of(const Case &c, int v, int own[3], int it[3])
     for (int i = 0; i < 3; i++) own[i] = p.own[i], it[i] = p.it[i];
 }
 
-/* Forward of the configurations in cfgs (a list of digits, "" = all; bit-mask
- * ones with the default box-search mask weight and again with w2 where that
- * changes the box) on the problems in probs (digits of benches[]), then the
- * backward alone and fwd+bwd of the library default when fb. */
+/* Element-wise comparison of two fp16/bf16 arrays on the GPU: out[0] the
+ * largest |a - b| and out[1] the largest |b| as float bits (a NaN in a beats
+ * every number), out[2] the number of elements whose bits differ. */
+__global__ void diff_kernel(const uint16_t *a, const uint16_t *b, int64_t n, int bf16, unsigned *out)
+{
+    unsigned md = 0, mr = 0, nd = 0;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const float x = bf16 ? __uint_as_float((unsigned)a[i] << 16) : __half2float(__ushort_as_half(a[i]));
+        const float y = bf16 ? __uint_as_float((unsigned)b[i] << 16) : __half2float(__ushort_as_half(b[i]));
+        md = max(md, __float_as_uint(fabsf(x - y)));
+        mr = max(mr, __float_as_uint(fabsf(y)));
+        nd += a[i] != b[i];
+    }
+    atomicMax(&out[0], md);
+    atomicMax(&out[1], mr);
+    atomicAdd(&out[2], nd);
+}
+
+struct Diff {
+    double err; /* max |a - b| / max |b| (NaN if a holds one) */
+    unsigned long long ndiff;
+};
+
+static Diff diff(const uint16_t *a, const uint16_t *b, int64_t n, int bf16)
+{
+    unsigned *d, h[3];
+    CK(cudaMalloc(&d, sizeof h));
+    CK(cudaMemset(d, 0, sizeof h));
+    diff_kernel<<<1024, 256>>>(a, b, n, bf16, d);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost));
+    CK(cudaFree(d));
+    float md, mr;
+    memcpy(&md, &h[0], 4);
+    memcpy(&mr, &h[1], 4);
+    return {mr > 0 ? (double)md / mr : (double)md, h[2]};
+}
+
+/* Forward of the configurations in cfgs (a list of digits and letters, "" =
+ * all; bit-mask ones with the default box-search mask weight and again with
+ * w2 where that changes the box) on the problems in probs (digits of
+ * benches[]); then, when fb: the default forward and backward alone (fb 1:
+ * also fwd+bwd timed as one, and the backward of configurations 2 and 5), and
+ * each picked Hopper backward (letters j..): backward alone, the sum with
+ * the Hopper forward d, its outputs against the default backward's on the
+ * same inputs (max |diff| / max |ref| per gradient) and bit-identical on a
+ * second run. */
 static int bench(int reps, double w2, const char *cfgs, const char *probs, int fb)
 {
     int fails = 0;
@@ -511,58 +598,220 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
         for (int i = 0; i < 3; i++) win *= c.K[i];
         double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
         for (int pass = 0; pass < 2; pass++)
-            for (g_variant = 0; g_variant < N_ALL; g_variant++) {
-                if (!picked(cfgs, g_variant)) continue;
-                if (is_wg(g_variant) && c.D != 128) continue;
+            for (int v = 0; v < N_ALL; v++) {
+                if (!picked(cfgs, v)) continue;
+                if (is_wg(v) && c.D != 128) continue;
+                select_cfg(v);
                 int own[3], it[3], it0[3];
                 tc::fwd_mask_weight() = w0;
-                plan_of(c, g_variant, own, it0);
+                plan_of(c, v, own, it0);
                 if (pass == 1) {
                     tc::fwd_mask_weight() = w2;
-                    plan_of(c, g_variant, own, it);
-                    if (!cfg_bits(g_variant) || !memcmp(it, it0, sizeof it)) continue;
+                    plan_of(c, v, own, it);
+                    if (!cfg_bits(v) || !memcmp(it, it0, sizeof it)) continue;
                 } else {
                     memcpy(it, it0, sizeof it);
                 }
                 char box[64];
                 snprintf(box, sizeof box, "%dx%dx%d/%dx%dx%d", own[0], own[1], own[2], it[0], it[1], it[2]);
                 double f = median_ms(c, S.p, 0, reps);
-                printf("v%d %-33s %-18s %-14s %10.4f %9.1f %8.3f  w %.2f\n", g_variant, bm.name,
-                       cfg_name(g_variant), box, f, flop / f * 1e-9, bm.target_fwd,
-                       cfg_bits(g_variant) ? tc::fwd_mask_weight() : 0.0);
+                printf("v%d %-33s %-18s %-14s %10.4f %9.1f %8.3f  w %.2f\n", v, bm.name, cfg_name(v), box, f,
+                       flop / f * 1e-9, bm.target_fwd, cfg_bits(v) ? tc::fwd_mask_weight() : 0.0);
                 fflush(stdout);
             }
         tc::fwd_mask_weight() = w0;
-        g_variant = -1;
+        select_cfg(-1);
+        bool any_wgb = false;
+        for (int k = 0; k < N_WGB; k++) any_wgb = any_wgb || picked(cfgs, N_ALL + k);
+        any_wgb = any_wgb && c.D == 128;
+        double fh = 0;
+        if (fb && any_wgb) {
+            select_cfg(tc::N_CFG + 3); /* the Hopper forward the library ships (d) */
+            fh = median_ms(c, S.p, 0, reps);
+            printf("fwd %s %-26s fwd %.4f ms (%.1f TFLOP/s)\n", cfg_name(g_cfg), bm.name, fh, flop / fh * 1e-9);
+            select_cfg(-1);
+        }
         if (fb) {
+            double f = median_ms(c, S.p, 0, reps); /* also: O and lse of the default forward for what follows */
             double b = median_ms(c, S.p, 2, reps);
-            double f = median_ms(c, S.p, 0, reps);
-            double fbm = median_ms(c, S.p, 1, reps);
-            printf("default %-28s fwd %.4f ms; bwd alone %.4f ms; fwd+bwd %.4f ms (%.1f TFLOP/s, target %.3f)\n",
-                   bm.name, f, b, fbm, 3.5 * flop / fbm * 1e-9, bm.target_fb);
-            /* the backward of configurations 2 and 5 (run 4 of v3: 64-row and
-             * 128-row dQ and dK/dV blocks; since then both 64-row) */
-            for (int v : {2, 5}) {
-                g_variant = v;
-                printf("bwd v%d %-29s bwd alone %.4f ms\n", v, bm.name, median_ms(c, S.p, 2, reps));
+            if (fb == 1) {
+                double fbm = median_ms(c, S.p, 1, reps);
+                printf("default %-28s fwd %.4f ms; bwd alone %.4f ms; fwd+bwd %.4f ms (%.1f TFLOP/s, target %.3f)\n",
+                       bm.name, f, b, fbm, 3.5 * flop / fbm * 1e-9, bm.target_fb);
+                /* the backward of configurations 2 and 5 (run 4 of v3: 64-row and
+                 * 128-row dQ and dK/dV blocks; since then both 64-row) */
+                for (int v : {2, 5}) {
+                    select_cfg(v);
+                    printf("bwd v%d %-29s bwd alone %.4f ms\n", v, bm.name, median_ms(c, S.p, 2, reps));
+                }
+                select_cfg(-1);
+            } else {
+                printf("default %-28s fwd %.4f ms; bwd alone %.4f ms (%.1f TFLOP/s); sum %.4f ms (target %.3f)\n",
+                       bm.name, f, b, 2.5 * flop / b * 1e-9, f + b, bm.target_fb);
             }
-            g_variant = -1;
             fflush(stdout);
+        }
+        if (fb && any_wgb) {
+            /* the default backward's gradients (on the default forward's O, lse) */
+            Buf *g3[3] = {&S.dq, &S.dk, &S.dv};
+            uint16_t *ref[3], *again[3];
+            CK(run_bwd(c, S.p));
+            CK(cudaDeviceSynchronize());
+            for (int i = 0; i < 3; i++) {
+                CK(cudaMalloc(&ref[i], g3[i]->n * 2));
+                CK(cudaMalloc(&again[i], g3[i]->n * 2));
+                CK(cudaMemcpy(ref[i], g3[i]->dev, g3[i]->n * 2, cudaMemcpyDeviceToDevice));
+            }
+            const double tol = c.bf16 ? 5e-2 : 1e-2;
+            for (int k = 0; k < N_WGB; k++) {
+                if (!picked(cfgs, N_ALL + k)) continue;
+                select_cfg(N_ALL + k);
+                for (int i = 0; i < 3; i++) CK(cudaMemset(g3[i]->dev, 0xff, g3[i]->n * 2));
+                const double tb = median_ms(c, S.p, 2, reps);
+                CK(cudaDeviceSynchronize());
+                Diff d[3];
+                for (int i = 0; i < 3; i++) {
+                    d[i] = diff(g3[i]->dev, ref[i], g3[i]->n, c.bf16);
+                    CK(cudaMemcpy(again[i], g3[i]->dev, g3[i]->n * 2, cudaMemcpyDeviceToDevice));
+                    CK(cudaMemset(g3[i]->dev, 0xff, g3[i]->n * 2));
+                }
+                CK(run_bwd(c, S.p));
+                CK(cudaDeviceSynchronize());
+                unsigned long long nd = 0;
+                for (int i = 0; i < 3; i++) nd += diff(g3[i]->dev, again[i], g3[i]->n, c.bf16).ndiff;
+                const bool ok = d[0].err <= tol && d[1].err <= tol && d[2].err <= tol && nd == 0;
+                printf("bwd v%d %-20s %-28s bwd alone %.4f ms (%.1f TFLOP/s); + fwd %s %.4f ms (target %.3f); "
+                       "vs default dq %.2e dk %.2e dv %.2e; rerun %llu bits differ %s\n",
+                       g_cfg, cfg_name(g_cfg), bm.name, tb, 2.5 * flop / tb * 1e-9, cfg_name(tc::N_CFG + 3), fh + tb,
+                       bm.target_fb, d[0].err, d[1].err, d[2].err, nd, ok ? "ok" : "FAIL");
+                fflush(stdout);
+                fails += !ok;
+                if (k == 0 || k == 2) { /* where the time goes: the pieces alone (10 runs) */
+                    double tp[3];
+                    for (int i = 0; i < 3; i++) {
+                        g_parts = 1 << i;
+                        tp[i] = median_ms(c, S.p, 2, 10);
+                    }
+                    g_parts = 7;
+                    printf("bwd v%d %-20s %-28s delta %.4f ms, dQ %.4f ms, dK/dV %.4f ms\n", g_cfg, cfg_name(g_cfg),
+                           bm.name, tp[0], tp[1], tp[2]);
+                    fflush(stdout);
+                }
+            }
+            select_cfg(-1);
+            for (int i = 0; i < 3; i++) {
+                CK(cudaFree(ref[i]));
+                CK(cudaFree(again[i]));
+            }
         }
         teardown(S);
         /* spot check of the same problem's forward: sampled rows */
         Case cc = bm.c;
         cc.bwd = 0;
         cc.name = bm.name;
-        for (g_variant = 0; g_variant < N_ALL; g_variant++)
-            if (picked(cfgs, g_variant) && (!is_wg(g_variant) || cc.D == 128)) fails += check_case(cc, 99);
+        for (int v = 0; v < N_ALL; v++)
+            if (picked(cfgs, v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 99);
         tc::fwd_mask_weight() = w2;
-        for (g_variant = 3; g_variant < N_ALL; g_variant++)
-            if (picked(cfgs, g_variant) && (!is_wg(g_variant) || cc.D == 128)) fails += check_case(cc, 98);
+        for (int v = 3; v < N_ALL; v++)
+            if (picked(cfgs, v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 98);
         tc::fwd_mask_weight() = w0;
-        g_variant = -1;
+        select_cfg(-1);
     }
     return fails;
+}
+
+/*
+ * The Hopper dK/dV kernel's iteration replayed on the host (the kernel's
+ * planning, blocks, query tiles and per-warpgroup window masks, dilation 1):
+ * every (query, key) pair with the key in the query's window must get its
+ * mask bit in exactly one (block, query tile), and no other pair any.
+ * Returns the number of wrong pairs; *pairs counts the pairs checked.
+ */
+static long dkv_cover(int kwg, int bq, const tc::Params &p0, long *pairs)
+{
+    tc::Params p = p0;
+    int ext[3], nown[3];
+    tc::group_ext(p, ext);
+    tc::choose_box(kwg * 64, ext, p.own);
+    tc::plan_iter(p, bq, ext);
+    auto coords = [](int r, const int box[3], int c[3]) {
+        c[2] = r % box[2];
+        c[1] = (r / box[2]) % box[1];
+        c[0] = r / (box[1] * box[2]);
+    };
+    const int *n = ext;
+    const int N = n[0] * n[1] * n[2];
+    std::vector<int> cnt((size_t)N * N, 0);
+    long bad = 0;
+    for (int i = 0; i < 3; i++) nown[i] = (n[i] + p.own[i] - 1) / p.own[i];
+    for (int t = 0; t < nown[0] * nown[1] * nown[2]; t++) {
+        const int tt[3] = {t / (nown[1] * nown[2]), (t / nown[2]) % nown[1], t % nown[2]};
+        int o[3], lo[3], hi[3], ntq[3];
+        for (int i = 0; i < 3; i++) {
+            int a0, b0, a1, b1;
+            o[i] = tt[i] * p.own[i];
+            const int klast = std::min(o[i] + p.own[i], n[i]) - 1;
+            tc::inv_win32(n[i], p.K[i], p.st[i], p.causal[i], o[i], a0, b0);
+            tc::inv_win32(n[i], p.K[i], p.st[i], p.causal[i], klast, a1, b1);
+            lo[i] = a0;
+            hi[i] = b1;
+            ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+        }
+        for (int tq = 0; tq < ntq[0] * ntq[1] * ntq[2]; tq++) {
+            int org[3], jq[3] = {tq / (ntq[1] * ntq[2]), (tq / ntq[2]) % ntq[1], tq % ntq[2]};
+            for (int i = 0; i < 3; i++) org[i] = lo[i] + jq[i] * p.it[i];
+            for (int r = 0; r < bq; r++) {
+                int qc[3], uq[3], a[3], b[3];
+                coords(r, p.it, qc);
+                bool valid = r < p.itprod;
+                for (int i = 0; i < 3; i++) {
+                    uq[i] = org[i] + qc[i];
+                    valid = valid && uq[i] < n[i];
+                }
+                if (!valid) continue;
+                for (int i = 0; i < 3; i++) tc::win32(n[i], p.K[i], p.st[i], p.causal[i], uq[i], a[i], b[i]);
+                for (int g = 0; g < kwg; g++) {
+                    tc::Params kp;
+                    int off[3], korg[3];
+                    tc::wg::split_box(p.own, kwg, g, kp.it, off);
+                    kp.rep[0] = kp.rep[1] = 0;
+                    for (int c = 0; c < kp.it[1]; c++) kp.rep[0] |= 1ull << (c * kp.it[2]);
+                    for (int c = 0; c < kp.it[0]; c++) kp.rep[1] |= 1ull << (c * kp.it[1] * kp.it[2]);
+                    for (int i = 0; i < 3; i++) korg[i] = o[i] + off[i];
+                    const uint64_t bits = tc::window_bits(kp, korg, a, b);
+                    for (int kr = 0; kr < 64; kr++) {
+                        if (!((bits >> kr) & 1)) continue;
+                        int kc[3], uk[3];
+                        coords(kr, kp.it, kc);
+                        bool kv = true;
+                        for (int i = 0; i < 3; i++) {
+                            uk[i] = korg[i] + kc[i];
+                            kv = kv && uk[i] < n[i];
+                        }
+                        if (!kv) {
+                            bad++; /* a bit for a key past the extent */
+                            continue;
+                        }
+                        const int qi = (uq[0] * n[1] + uq[1]) * n[2] + uq[2];
+                        const int ki = (uk[0] * n[1] + uk[1]) * n[2] + uk[2];
+                        cnt[(size_t)qi * N + ki]++;
+                    }
+                }
+            }
+        }
+    }
+    for (int qi = 0; qi < N; qi++) {
+        int uq[3] = {qi / (n[1] * n[2]), (qi / n[2]) % n[1], qi % n[2]}, a[3], b[3];
+        for (int i = 0; i < 3; i++) tc::win32(n[i], p.K[i], p.st[i], p.causal[i], uq[i], a[i], b[i]);
+        for (int ki = 0; ki < N; ki++) {
+            int uk[3] = {ki / (n[1] * n[2]), (ki / n[2]) % n[1], ki % n[2]};
+            bool in = true;
+            for (int i = 0; i < 3; i++) in = in && uk[i] >= a[i] && uk[i] < b[i];
+            (*pairs)++;
+            bad += cnt[(size_t)qi * N + ki] != (in ? 1 : 0);
+        }
+    }
+    return bad;
 }
 
 /* The kernels' 32-bit window functions against lib/natten-window.h. */
@@ -621,7 +870,56 @@ static int selftest(void)
         }
     }
     printf("selftest: %ld window-bit cases, %ld mismatches\n", nb, badb);
-    return bad != 0 || badb != 0;
+    /* the Hopper dK/dV kernel's warpgroup sub-boxes (split_box): row 64 g + r'
+     * of a 128-row owned box is row r' of warpgroup g's sub-box at its offset */
+    long ns = 0, bads = 0;
+    for (int it = 0; it < 20000; it++) {
+        int ext[3] = {1 + rnd(300), 1 + rnd(300), 1 + rnd(300)}, own[3];
+        if (rnd(4) == 0) ext[rnd(3)] = 1;
+        if (rnd(4) == 0) ext[rnd(3)] = 1;
+        tc::choose_box(128, ext, own);
+        for (int g = 0; g < 2; g++) {
+            int sub[3], o[3];
+            tc::wg::split_box(own, 2, g, sub, o);
+            ns++;
+            bool okb = sub[0] * sub[1] * sub[2] == 64;
+            for (int r = 0; r < 64 && okb; r++) {
+                const int R = 64 * g + r;
+                const int c[3] = {R / (own[1] * own[2]), (R / own[2]) % own[1], R % own[2]};
+                const int cs[3] = {r / (sub[1] * sub[2]), (r / sub[2]) % sub[1], r % sub[2]};
+                for (int i = 0; i < 3; i++) okb = okb && c[i] == o[i] + cs[i];
+            }
+            if (!okb && bads++ < 5) printf("split_box mismatch: own %dx%dx%d g %d\n", own[0], own[1], own[2], g);
+        }
+    }
+    printf("selftest: %ld sub-box cases, %ld mismatches\n", ns, bads);
+    /* the Hopper dK/dV kernel's coverage of every (query, key) pair */
+    long np = 0, badc = 0;
+    int nprob = 0;
+    for (int it = 0; it < 300; it++) {
+        tc::Params p;
+        memset(&p, 0, sizeof p);
+        const int rank = 1 + rnd(3);
+        for (int i = 0; i < 3; i++) {
+            p.L[i] = i < rank ? 1 + rnd(rank == 1 ? 400 : rank == 2 ? 30 : 11) : 1;
+            p.K[i] = 1 + rnd(p.L[i]);
+            p.st[i] = 1 + rnd(p.K[i]);
+            p.causal[i] = rnd(3) == 0;
+            p.dil[i] = 1;
+        }
+        for (int kwg = 1; kwg <= 2; kwg++)
+            for (int bq = 32; bq <= 64; bq *= 2) {
+                const long b0 = badc;
+                badc += dkv_cover(kwg, bq, p, &np);
+                nprob++;
+                if (badc != b0 && badc - b0 < 100000)
+                    printf("dkv coverage: L %d,%d,%d K %d,%d,%d s %d,%d,%d c %d,%d,%d kwg %d bq %d: %ld wrong pairs\n",
+                           p.L[0], p.L[1], p.L[2], p.K[0], p.K[1], p.K[2], p.st[0], p.st[1], p.st[2], p.causal[0],
+                           p.causal[1], p.causal[2], kwg, bq, badc - b0);
+            }
+    }
+    printf("selftest: dK/dV coverage, %d plans, %ld pairs, %ld wrong\n", nprob, np, badc);
+    return bad != 0 || badb != 0 || bads != 0 || badc != 0;
 }
 
 int main(int argc, char **argv)
@@ -636,16 +934,24 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "probe")) return 0;
     if (!strcmp(mode, "check") || !strcmp(mode, "all") || !strcmp(mode, "checkv")) {
         int n = (int)(sizeof checks / sizeof checks[0]);
-        int v0 = 0, v1 = N_ALL; /* checkv N: configuration N alone (for the sanitizers) */
-        if (!strcmp(mode, "checkv")) v0 = reps, v1 = reps + 1;
-        for (g_variant = v0; g_variant < v1; g_variant++)
-            for (const Case &c : checks) {
-                /* the Hopper variants: every case, at head dim 128 */
-                Case c128 = c;
-                if (is_wg(g_variant)) c128.D = 128;
-                fails += check_case(c128, 42 + (uint32_t)(&c - checks) + 100 * g_variant);
+        int v0 = 0, v1 = N_TOT; /* checkv N: configuration N alone (for the sanitizers) */
+        if (!strcmp(mode, "checkv")) {
+            if (reps < 0 || reps >= N_TOT) {
+                fprintf(stderr, "checkv: configurations 0..%d\n", N_TOT - 1);
+                return 2;
             }
-        g_variant = -1;
+            v0 = reps, v1 = reps + 1;
+        }
+        for (int v = v0; v < v1; v++) {
+            select_cfg(v);
+            for (const Case &c : checks) {
+                /* the Hopper variants (forward and backward): every case, at head dim 128 */
+                Case c128 = c;
+                if (is_wg(v) || is_wgb(v)) c128.D = 128;
+                fails += check_case(c128, 42 + (uint32_t)(&c - checks) + 100 * v);
+            }
+        }
+        select_cfg(-1);
         printf("check: %d failed of %d (%d kernel configurations)\n", fails, (v1 - v0) * n, v1 - v0);
     }
     if (!strcmp(mode, "bench") || !strcmp(mode, "all"))

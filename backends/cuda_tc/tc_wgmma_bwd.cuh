@@ -1,0 +1,572 @@
+/*
+ * tc_wgmma_bwd.cuh - a Hopper backward of cuda-tc for head dim 128 (fp16/bf16):
+ * warpgroup MMA (wgmma.mma_async, sm_90a only).  Standalone harness only for
+ * now (NOTES.md v5); the library does not compile it.
+ *
+ * Built from tc_wgmma.cuh's pieces (descriptors, the 128-byte swizzled tile
+ * layout, the wgmma wrappers, fences) and tc_kernels.cuh's geometry; the
+ * structure is that of the mma.sync backward (v2):
+ *  - delta = rowsum(dO * O): tc_kernels.cuh's kernel;
+ *  - a key-parallel kernel (dkv_kernel): a block owns a box of 64 * KWG keys,
+ *    one warpgroup per 64 keys (the owned box halved along its first axis
+ *    longer than 1); it loops over the query tiles (BQ rows) covering the
+ *    inverse neighbourhoods of its keys, for every query head of its KV head:
+ *      S^T  = K Q^T   (wgmma m64nBQk16, both operands in shared memory, K-major)
+ *      dP^T = V dO^T  (same)
+ *      P^T  = exp(S^T - lse) where the key is in the query's window (a 64-bit
+ *             mask per query over the warpgroup's keys), dS^T = P^T (dP^T - delta)
+ *      dV  += P^T dO  (wgmma m64n128k16, A = P^T from registers: the
+ *             accumulator fragment of S^T is the A fragment; B = the dO tile,
+ *             MN-major, as V in the forward)
+ *      dK  += dS^T Q  (same, B = the Q tile)
+ *    dK, dV (64 + 64 floats per thread) stay in registers; written once.
+ *  - a query-parallel kernel (dq_kernel): a block owns 64 * QWG queries (one
+ *    warpgroup per 64), iterates over the key tiles (BN keys) of the union of
+ *    their windows as the forward does:
+ *      S = Q K^T, dP = dO V^T (shared x shared), P = exp(S - lse) masked by the
+ *      forward's window bits, dS = P (dP - delta), dQ += dS K (A = dS from
+ *      registers, B = the K tile, MN-major).
+ *  No atomics: each output row is written by exactly one thread, after a fixed
+ *  order of accumulation: deterministic.
+ * Both kernels: two cp.async stages of the iterated tiles, fence.proxy.async,
+ * one __syncthreads per tile before the MMAs and one after, wgmma.fence /
+ * commit_group / wait_group 0 around each group of products (no overlap of
+ * softmax and MMA inside a warpgroup; two or more warpgroups per SM overlap).
+ */
+#ifndef NATTEN_TC_WGMMA_BWD_CUH
+#define NATTEN_TC_WGMMA_BWD_CUH
+
+#include "tc_wgmma.cuh"
+
+namespace tc {
+namespace wg {
+
+/* Bytes of a swizzled tile of R rows of D = 128 halves. */
+template <int R> __host__ __device__ constexpr int tile_bytes() { return R * D * 2; }
+
+/*
+ * Gather the rows of a box (R rows, origin org, the first prod rows real; rows
+ * outside the group or past prod zero-filled) of tensor t (base at batch and
+ * head) into a swizzled tile of R rows: NTH threads, NTH / R per row, this
+ * thread's slot rs (row_slot<R, NTH>).  The forward's gather, as a function.
+ */
+template <typename T, int R, int NTH>
+__device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params &p, const Tensor &t, const Work &w,
+                                          const RowSlot &rs, int prod, const int org[3])
+{
+    constexpr int TPR = NTH / R, CPT = 16 / TPR;
+    static_assert(TPR >= 1 && CPT >= 1 && TPR * CPT == 16, "threads per row");
+    int u[3];
+    bool valid = rs.r < prod;
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        u[i] = org[i] + rs.c[i];
+        valid = valid && u[i] < w.n[i];
+    }
+    const T *src = valid ? base + token_off(p, t, w.g, u) : base;
+#pragma unroll
+    for (int j = 0; j < CPT; j++) {
+        const int ch = rs.sub * CPT + j;
+        cp_async16(dst + sw_off<R>(rs.r, ch), src + ch * 8, valid);
+    }
+}
+
+/*
+ * Warpgroup g's part of an owned box of 128 rows (KWG = 2): the first 64
+ * rows in box order are the box halved along its first axis longer than 1
+ * (sides are powers of two, row = c0*o1*o2 + c1*o2 + c2), so warpgroup g owns
+ * the sub-box `sub` at offset off (box coordinates) and its row r' is row
+ * 64 g + r' of the box.  halves == 1: the box itself.
+ */
+__host__ __device__ __forceinline__ void split_box(const int own[3], int halves, int g, int sub[3], int off[3])
+{
+    /* written out, no run-time index: the arrays stay in registers */
+    const int h = halves == 2 ? (own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2) : -1;
+    sub[0] = h == 0 ? own[0] / 2 : own[0];
+    sub[1] = h == 1 ? own[1] / 2 : own[1];
+    sub[2] = h == 2 ? own[2] / 2 : own[2];
+    off[0] = h == 0 ? g * sub[0] : 0;
+    off[1] = h == 1 ? g * sub[1] : 0;
+    off[2] = h == 2 ? g * sub[2] : 0;
+}
+
+/* ---- dK, dV: key-parallel ------------------------------------------------ */
+
+/* K and V (one tile each), Q and dO (two stages each), lse and delta (two
+ * stages), the window masks (two stages x KWG x BQ). */
+template <int KWG, int BQ> constexpr size_t dkv_smem_bytes()
+{
+    return 1024 + 2 * tile_bytes<KWG * 64>() + 2 * 2 * tile_bytes<BQ>() + 2 * 2 * BQ * sizeof(float) +
+           2 * KWG * BQ * sizeof(uint64_t);
+}
+
+template <typename T, int KWG, int BQ, int MINB, bool OVL>
+__global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
+{
+#if TC_WGMMA_DEVICE
+    constexpr int NT = KWG * 128, RK = KWG * 64, KT = tile_bytes<RK>(), QT = tile_bytes<BQ>();
+    static_assert(BQ == 32 || BQ == 64, "query tiles of 32 or 64 rows");
+    extern __shared__ __align__(1024) char smem_raw[];
+    char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    char *sK = sm, *sV = sK + KT, *sQ = sV + KT, *sG = sQ + 2 * QT;
+    float *sL = reinterpret_cast<float *>(sG + 2 * QT); /* lse (natural log), [2][BQ] */
+    float *sD = sL + 2 * BQ;                            /* delta, [2][BQ] */
+    uint64_t *sM = reinterpret_cast<uint64_t *>(sD + 2 * BQ); /* [2][KWG][BQ] */
+    const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ = smem_u32(sQ), aG = smem_u32(sG);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+
+    Work w;
+    decode_work(p, p.Hkv, w); /* w.h is the KV head */
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (w.o[i] >= w.n[i]) return;
+    const int hk = w.h, gh = p.H / p.Hkv;
+    /* the queries whose windows meet the owned keys: [lo, hi) per axis
+     * (inverse windows are monotonic too) */
+    int lo[3], hi[3], ntq[3];
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        int a0, b0, a1, b1;
+        const int klast = min(w.o[i] + p.own[i], w.n[i]) - 1;
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], a0, b0);
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], klast, a1, b1);
+        lo[i] = a0;
+        hi[i] = b1;
+        ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+    }
+    const int ntq_all = ntq[0] * ntq[1] * ntq[2];
+    const int ntiles = ntq_all * gh;
+    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
+    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+
+    /* The window masks are window_bits over each warpgroup's sub-box of keys:
+     * a Params whose iterated box is that sub-box (window_bits reads it and
+     * rep only). */
+    Params kp;
+    int koff[3]; /* this warpgroup's sub-box: origin w.o + koff, shape kp.it */
+    split_box(p.own, KWG, wgi, kp.it, koff);
+    kp.rep[0] = kp.rep[1] = 0;
+    for (int c = 0; c < kp.it[1]; c++) kp.rep[0] |= 1ull << (c * kp.it[2]);
+    for (int c = 0; c < kp.it[0]; c++) kp.rep[1] |= 1ull << (c * kp.it[1] * kp.it[2]);
+
+    const RowSlot ks = row_slot<RK, NT>(p.own), qs = row_slot<BQ, NT>(p.it);
+    int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
+    if (tid < BQ) box_coords(tid, p.it, qc);
+    auto load_q = [&](int t, int stage) {
+        int org[3];
+        const int h = hk * gh + t / ntq_all;
+        tile_origin(t % ntq_all, ntq, lo, p.it, org);
+        const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + h * p.q.s[4];
+        const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + h * p.dout.s[4];
+        gather_sw<T, BQ, NT>(sQ + stage * QT, qb, p, p.q, w, qs, p.itprod, org);
+        gather_sw<T, BQ, NT>(sG + stage * QT, gb, p, p.dout, w, qs, p.itprod, org);
+        if (tid < BQ) {
+            int uq[3], a[3] = {0, 0, 0}, b[3] = {0, 0, 0};
+            bool valid = tid < p.itprod;
+#pragma unroll
+            for (int i = 0; i < 3; i++) {
+                uq[i] = org[i] + qc[i];
+                valid = valid && uq[i] < w.n[i];
+            }
+            const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + h * p.lse.s[4];
+            cp_async4(sL + stage * BQ + tid, valid ? lb + token_off(p, p.lse, w.g, uq) : lb, valid);
+            cp_async4(sD + stage * BQ + tid, valid ? p.delta + delta_index(p, w.b, h, w.g, uq) : p.delta, valid);
+            if (valid) window_of(p, w.n, uq, a, b);
+#pragma unroll
+            for (int g = 0; g < KWG; g++) {
+                int sub[3], off[3], korg[3];
+                split_box(p.own, KWG, g, sub, off);
+#pragma unroll
+                for (int i = 0; i < 3; i++) korg[i] = w.o[i] + off[i];
+                sM[(stage * KWG + g) * BQ + tid] = valid ? window_bits(kp, korg, a, b) : 0ull;
+            }
+        }
+    };
+
+    gather_sw<T, RK, NT>(sK, kb, p, p.k, w, ks, RK, w.o);
+    gather_sw<T, RK, NT>(sV, vb, p, p.v, w, ks, RK, w.o);
+    if (ntiles > 0) load_q(0, 0);
+    cp_commit();
+
+    float dk[64], dv[64], s[BQ / 2], dp[BQ / 2];
+#pragma unroll
+    for (int j = 0; j < 64; j++) dk[j] = dv[j] = 0.f;
+#pragma unroll
+    for (int j = 0; j < BQ / 2; j++) s[j] = dp[j] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+    /* this lane's key rows in its warpgroup's sub-box: krow + 8 rr */
+    const int krow = (warp & 3) * 16 + (lane >> 2);
+
+    for (int t = 0; t < ntiles; t++) {
+        const int stage = t & 1;
+        if (t + 1 < ntiles) {
+            load_q(t + 1, stage ^ 1);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        fence_async_smem();
+        __syncthreads();
+
+        /* S^T = K Q^T, dP^T = V dO^T: k-step kk in half kk / 4 at byte 32 (kk % 4) */
+        pin(s);
+        pin(dp);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t ka = (kk >> 2) * (KT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
+            const uint32_t qa = stage * QT + (kk >> 2) * (QT / 2) + (kk & 3) * 32;
+            mma_ss<T, BQ>(s, sdesc(aK + ka, 16, 1024), sdesc(aQ + qa, 16, 1024), kk > 0);
+        }
+        if (OVL) wg_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t ka = (kk >> 2) * (KT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
+            const uint32_t qa = stage * QT + (kk >> 2) * (QT / 2) + (kk & 3) * 32;
+            mma_ss<T, BQ>(dp, sdesc(aV + ka, 16, 1024), sdesc(aG + qa, 16, 1024), kk > 0);
+        }
+        wg_commit();
+        /* OVL: P^T while dP^T is computed, dS^T while dV is */
+        if (OVL) {
+            wg_wait<1>();
+        } else {
+            wg_wait<0>();
+            pin(dp);
+        }
+        pin(s);
+
+        /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
+        const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
+        const uint64_t *M = sM + (stage * KWG + wgi) * BQ;
+#pragma unroll
+        for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int col = 8 * j + 2 * (lane & 3) + e;
+                const float l2 = L[col] * LOG2E;
+                const uint64_t m = M[col] >> krow;
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    const int i = 4 * j + 2 * rr + e;
+                    s[i] = ((m >> (8 * rr)) & 1u) ? exp2f(fmaf(s[i], sl2, -l2)) : 0.f;
+                }
+            }
+        uint32_t pa[BQ / 16][4], da[BQ / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+        /* dS^T = P^T (dP^T - delta), as the A operand of dK += dS^T Q */
+        auto make_ds = [&]() {
+#pragma unroll
+            for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float dl = Dl[8 * j + 2 * (lane & 3) + e];
+#pragma unroll
+                    for (int rr = 0; rr < 2; rr++) {
+                        const int i = 4 * j + 2 * rr + e;
+                        dp[i] = s[i] * (dp[i] - dl);
+                    }
+                }
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+        };
+        if (!OVL) make_ds();
+
+        /* dV += P^T dO, dK += dS^T Q: k-step kk = queries 16kk.., at byte
+         * 2048 kk of each half; LBO = the offset of the halves (B MN-major,
+         * as V in the forward) */
+        pin(dv);
+        pin(dk);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++)
+            mma_rs_n128<T>(dv, pa[kk], sdesc(aG + stage * QT + kk * 2048, QT / 2, 1024));
+        if (OVL) {
+            wg_commit();
+            wg_wait<1>(); /* dP^T done, dV in flight */
+            pin(dp);
+            make_ds();
+            wg_fence(); /* da written since the last fence */
+        }
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++)
+            mma_rs_n128<T>(dk, da[kk], sdesc(aQ + stage * QT + kk * 2048, QT / 2, 1024));
+        wg_commit();
+        wg_wait<0>();
+        pin(dv);
+        pin(dk);
+        __syncthreads();
+    }
+    cp_wait<0>(); /* nothing may stay in flight (no tiles: keys in no window) */
+
+    T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + hk * p.dk.s[4];
+    T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + hk * p.dv.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        int c[3], u[3];
+        box_coords(krow + 8 * rr, kp.it, c);
+        bool valid = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = w.o[i] + koff[i] + c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        if (!valid) continue;
+        T *rk = dkb + token_off(p, p.dk, w.g, u);
+        T *rv = dvb + token_off(p, p.dv, w.g, u);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(rk + col) =
+                Mma<T>::pack(dk[4 * j + 2 * rr] * p.scale, dk[4 * j + 2 * rr + 1] * p.scale);
+            *reinterpret_cast<uint32_t *>(rv + col) = Mma<T>::pack(dv[4 * j + 2 * rr], dv[4 * j + 2 * rr + 1]);
+        }
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
+/* ---- dQ: query-parallel --------------------------------------------------- */
+
+/* Q and dO (one tile each), K and V (two stages each), the rows' windows. */
+template <int QWG, int BN> constexpr size_t dq_smem_bytes()
+{
+    return 1024 + 2 * tile_bytes<QWG * 64>() + 2 * 2 * tile_bytes<BN>() + QWG * 64 * 8 * sizeof(int);
+}
+
+template <typename T, int QWG, int BN, int MINB, bool OVL>
+__global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
+{
+#if TC_WGMMA_DEVICE
+    constexpr int NT = QWG * 128, RQ = QWG * 64, QT = tile_bytes<RQ>(), KT = tile_bytes<BN>();
+    static_assert(BN == 32 || BN == 64, "key tiles of 32 or 64 rows (64-bit masks)");
+    extern __shared__ __align__(1024) char smem_raw[];
+    char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    char *sQ = sm, *sG = sQ + QT, *sK = sG + QT, *sV = sK + 2 * KT;
+    int *sWin = reinterpret_cast<int *>(sV + 2 * KT); /* row r: a[3], -, b[3], - */
+    const uint32_t aQ = smem_u32(sQ), aG = smem_u32(sG), aK = smem_u32(sK), aV = smem_u32(sV);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+
+    Work w;
+    decode_work(p, p.H, w);
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (w.o[i] >= w.n[i]) return;
+    int lo[3], hi[3], ia[3], ib[3], ntk[3];
+    query_box_windows(p, w, lo, hi, ia, ib);
+#pragma unroll
+    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
+    const int ntiles = ntk[0] * ntk[1] * ntk[2];
+    const int hk = w.h / (p.H / p.Hkv);
+    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
+    const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + w.h * p.dout.s[4];
+    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
+    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+    const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4];
+
+    /* the owned rows' windows (rows past the group: clamped) */
+    if (tid < RQ) {
+        int c[3], uc[3], a[3], b[3];
+        box_coords(tid, p.own, c);
+#pragma unroll
+        for (int i = 0; i < 3; i++) uc[i] = min(w.o[i] + c[i], w.n[i] - 1);
+        window_of(p, w.n, uc, a, b);
+        *reinterpret_cast<int4 *>(sWin + 8 * tid) = make_int4(a[0], a[1], a[2], 0);
+        *reinterpret_cast<int4 *>(sWin + 8 * tid + 4) = make_int4(b[0], b[1], b[2], 0);
+    }
+    /* this lane's rows warp * 16 + lane / 4 + 8 rr: lse (base 2) and delta */
+    int u[1][2][3];
+    bool rvalid[1][2];
+    float lse2[2], dlt[2];
+    lane_rows<1>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        lse2[rr] = rvalid[0][rr] ? lb[token_off(p, p.lse, w.g, u[0][rr])] * LOG2E : 0.f;
+        dlt[rr] = rvalid[0][rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[0][rr])] : 0.f;
+    }
+
+    const RowSlot qs = row_slot<RQ, NT>(p.own), ks = row_slot<BN, NT>(p.it);
+    auto load_kv = [&](int t, int stage) {
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        gather_sw<T, BN, NT>(sK + stage * KT, kb, p, p.k, w, ks, p.itprod, org);
+        gather_sw<T, BN, NT>(sV + stage * KT, vb, p, p.v, w, ks, p.itprod, org);
+    };
+    gather_sw<T, RQ, NT>(sQ, qb, p, p.q, w, qs, RQ, w.o);
+    gather_sw<T, RQ, NT>(sG, gb, p, p.dout, w, qs, RQ, w.o);
+    if (ntiles > 0) load_kv(0, 0);
+    cp_commit();
+
+    float dq[64], s[BN / 2], dp[BN / 2];
+#pragma unroll
+    for (int j = 0; j < 64; j++) dq[j] = 0.f;
+#pragma unroll
+    for (int j = 0; j < BN / 2; j++) s[j] = dp[j] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+
+    for (int t = 0; t < ntiles; t++) {
+        const int stage = t & 1;
+        if (t + 1 < ntiles) {
+            load_kv(t + 1, stage ^ 1);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        fence_async_smem();
+        __syncthreads();
+
+        /* S = Q K^T, dP = dO V^T */
+        pin(s);
+        pin(dp);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t qa = (kk >> 2) * (QT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
+            const uint32_t ka = stage * KT + (kk >> 2) * (KT / 2) + (kk & 3) * 32;
+            mma_ss<T, BN>(s, sdesc(aQ + qa, 16, 1024), sdesc(aK + ka, 16, 1024), kk > 0);
+        }
+        if (OVL) wg_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t qa = (kk >> 2) * (QT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
+            const uint32_t ka = stage * KT + (kk >> 2) * (KT / 2) + (kk & 3) * 32;
+            mma_ss<T, BN>(dp, sdesc(aG + qa, 16, 1024), sdesc(aV + ka, 16, 1024), kk > 0);
+        }
+        wg_commit();
+        /* OVL: P while dP is computed */
+        if (OVL) {
+            wg_wait<1>();
+        } else {
+            wg_wait<0>();
+            pin(dp);
+        }
+        pin(s);
+
+        /* s[4j + 2rr + e]: row warp*16 + lane/4 + 8rr, key 8j + 2(lane & 3) + e;
+         * the keys in the row's window as bits (tiles inside every owned
+         * row's window: all real keys) */
+        int org[3];
+        tile_origin(t, ntk, lo, p.it, org);
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            uint64_t bits;
+            if (full) {
+                bits = bit_range(0, p.itprod);
+            } else {
+                const int r = warp * 16 + rr * 8 + (lane >> 2);
+                const int4 x = *reinterpret_cast<const int4 *>(sWin + 8 * r);
+                const int4 y = *reinterpret_cast<const int4 *>(sWin + 8 * r + 4);
+                const int a[3] = {x.x, x.y, x.z}, b[3] = {y.x, y.y, y.z};
+                bits = window_bits(p, org, a, b);
+            }
+            bits >>= 2 * (lane & 3);
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int i = 4 * j + 2 * rr + e;
+                    s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2f(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
+                }
+        }
+        if (OVL) {
+            pin(s); /* the exponentials before the wait, not sunk past it */
+            wg_wait<0>();
+            pin(dp);
+        }
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int i = 4 * j + 2 * rr + e;
+                    s[i] *= dp[i] - dlt[rr]; /* dS */
+                }
+        uint32_t da[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(da[kk], &s[8 * kk], &s[8 * kk + 4]);
+
+        /* dQ += dS K: k-step kk = keys 16kk.., B = the K tile, MN-major */
+        pin(dq);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            mma_rs_n128<T>(dq, da[kk], sdesc(aK + stage * KT + kk * 2048, KT / 2, 1024));
+        wg_commit();
+        wg_wait<0>();
+        pin(dq);
+        __syncthreads();
+    }
+    cp_wait<0>();
+
+    T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (!rvalid[0][rr]) continue;
+        T *row = db + token_off(p, p.dq, w.g, u[0][rr]);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(row + col) =
+                Mma<T>::pack(dq[4 * j + 2 * rr] * p.scale, dq[4 * j + 2 * rr + 1] * p.scale);
+        }
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
+/* ---- host side ------------------------------------------------------------ */
+
+/*
+ * The backward: delta, dQ (owned boxes of 64 QWG queries, BN-key tiles, the
+ * forward's weighted box search: it skips the mask on full tiles), dK/dV
+ * (owned boxes of 64 KWG keys, BQ-query tiles, the fewest tiles: the mask is
+ * applied on every tile).  OVL: in both kernels the exponentials of P are
+ * computed while dP's products run (two commit groups), and in dK/dV, dS
+ * while dV += P^T dO runs.  p.delta must hold B*H*L0*L1*L2 floats.
+ * parts (timing of the pieces in the harness): bit 0 delta, bit 1 dQ, bit 2
+ * dK/dV; the pieces left out must have run before on the same inputs.
+ */
+template <typename T, int KWG, int BQ, int KMINB, int QWG, int BN, int QMINB, bool OVL>
+cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
+{
+    int ext[3];
+    group_ext(p, ext);
+    const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
+    if (rows == 0) return cudaSuccess;
+    cudaError_t e = cudaSuccess;
+    if (parts & 1) {
+        fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+    }
+    static unsigned long long done_dq, done_dkv;
+    if (parts & 2) {
+        Params q = p;
+        choose_box(QWG * 64, ext, q.own);
+        plan_iter(q, BN, ext, fwd_mask_weight());
+        e = launch(dq_kernel<T, QWG, BN, QMINB, OVL>, &done_dq, plan_grid(q, q.H), QWG * 128,
+                   dq_smem_bytes<QWG, BN>(), st, q);
+        if (e != cudaSuccess) return e;
+    }
+    if (!(parts & 4)) return cudaSuccess;
+    Params k = p;
+    choose_box(KWG * 64, ext, k.own);
+    plan_iter(k, BQ, ext);
+    return launch(dkv_kernel<T, KWG, BQ, KMINB, OVL>, &done_dkv, plan_grid(k, k.Hkv), KWG * 128,
+                  dkv_smem_bytes<KWG, BQ>(), st, k);
+}
+
+} /* namespace wg */
+} /* namespace tc */
+
+#endif /* NATTEN_TC_WGMMA_BWD_CUH */
