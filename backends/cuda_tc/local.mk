@@ -3,12 +3,14 @@
 # The backward per dtype, the forward per head dim, so that a parallel make
 # compiles them side by side; the kernel templates are in tc_kernels.cuh.
 # standalone/ holds the device harness (built by hand with nvcc, see
-# NOTES.md), not part of the build.
+# NOTES.md), not part of the build; so is tc_wgmma_bwd.cuh, the Hopper
+# backward the harness checks (NOTES.md v5: not yet run on a GPU).
 tc_headers = backends/cuda_tc/cuda-tc.h backends/cuda_tc/tc_kernels.cuh backends/cuda_tc/tc_wgmma.cuh
 EXTRA_DIST += $(tc_headers) backends/cuda_tc/NOTES.md backends/cuda_tc/standalone/harness.cu \
 	backends/cuda_tc/standalone/gpu-run.sh backends/cuda_tc/standalone/gpu-run2.sh \
 	backends/cuda_tc/standalone/gpu-run3.sh backends/cuda_tc/standalone/gpu-run4.sh \
 	backends/cuda_tc/standalone/gpu-run5.sh backends/cuda_tc/standalone/gpu-run6.sh \
+	backends/cuda_tc/standalone/gpu-run7.sh backends/cuda_tc/tc_wgmma_bwd.cuh \
 	backends/cuda_tc/tc-fwd128-sm90a.cu
 if HAVE_CUDA_TC
 tc_sources = backends/cuda_tc/cuda-tc.cu backends/cuda_tc/tc-f16.cu backends/cuda_tc/tc-bf16.cu \
