@@ -99,6 +99,7 @@ FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t 
         REAL *z1, REAL *z2, const int NR, const int NT, const int BC, int64_t d)
 {
     FFN(v) a0[8], a1[8], a2[8];
+#pragma GCC unroll 8
     for (int t = 0; t < NT; t++) a0[t] = a1[t] = a2[t] = (FFN(v)){0};
     for (int64_t c = 0; c < C; c++) {
         const REAL *k = kr + c * ncol;
@@ -114,6 +115,7 @@ FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t 
             if (NR > 2) a2[t] += u2 * kv;
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < NT; t++) {
         *(FFN(v) *)(z0 + t * SW) = a0[t];
         if (NR > 1) *(FFN(v) *)(z1 + t * SW) = a1[t];
@@ -198,7 +200,9 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
     const omp_pack *pk = &P->pack[1];
     int64_t K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
     FFN(v) a[3][8];
+#pragma GCC unroll 3
     for (int r = 0; r < 3; r++)
+#pragma GCC unroll 8
         for (int c = 0; c < CC; c++) a[r][c] = (FFN(v)){0};
     for (int64_t n = 0; n < B->nrun; n++) {
         const KFN(frun) *R = &B->run[n];
