@@ -861,9 +861,12 @@ typedef struct {
 
 #define FL SW
 #define FTAG w
+#define FWIDE 1
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FWIDE
+#define FWIDE 0
 #define FL (SW / 2)
 #define FTAG h
 #include "fast.h"
@@ -874,6 +877,7 @@ typedef struct {
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FWIDE
 
 /* Per-thread scratch of fna_rows without the row cache, in REAL units (64-byte multiples). */
 static inline int64_t KFN(fast_scratch)(const natten_problem *p)
@@ -971,8 +975,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
             int64_t slot = ((a0 + t0) % rc->m0) * rc->m1 + j % rc->m1;
             REAL *kd = rc->k + slot * rc->kslot, *vd = rc->v + slot * rc->vslot;
             if (rc->tag[slot] != id + 1) {
-                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_K), b, hk, y0, y1, kd, ncol);
-                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd, ncol);
+                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_K), b, hk, y0, y1, kd + P->fsh, ncol);
+                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd + P->fsh, ncol);
                 rc->tag[slot] = id + 1;
             }
             B.kp[t0 * B.m1 + j - B.jlo] = kd;
@@ -1029,7 +1033,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
                 S.w = fl;
                 S.mode = 3;
                 S.full = S.full && S1.full;
-                S.col1 = S1.col0;
+                S.col0 += P->fsh;
+                S.col1 = S1.col0 + P->fsh;
                 KFN(fna_one)(P, &B, &S, b, h, x0, rpb, trash, fl);
                 ub = w;
                 ue = ul;
@@ -1038,6 +1043,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
         for (int64_t u = ub; u < ue; u += w) {
             w = KFN(strip_len)(P, g2, u, ng, &mode);
             KFN(strip_init)(P, &S, x0, B.x1[0], g2, u, w, mode);
+            S.col0 += P->fsh;
+            S.col1 += P->fsh;
             KFN(fna_one)(P, &B, &S, b, h, x0, rpb, trash, w);
         }
     }
