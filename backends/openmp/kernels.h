@@ -125,8 +125,9 @@ static inline REAL KFN(vexp)(REAL x)
 
 /*
  * Transpose of one SW x SW block: dst[c][j] = src[j][c].  GCC/clang vector
- * extensions (any x86-64; AVX-512 turns each step into one permute): a
- * butterfly of log2(SW) stages swapping off-diagonal sub-blocks.  Packing and
+ * extensions (any x86-64; AVX-512 turns each step into one shuffle): for
+ * double a butterfly of log2(SW) stages swapping off-diagonal sub-blocks,
+ * for float the unpack-based form below.  Packing and
  * the strips' loads and stores of tokens go through it, since a scalar
  * transpose costs more than the FMAs it feeds.
  */
@@ -146,32 +147,59 @@ typedef REAL KFN(vec) __attribute__((vector_size(64)));
 #  define TR_HI_2 2, 3, 10, 11, 6, 7, 14, 15
 #  define TR_LO_1 0, 8, 2, 10, 4, 12, 6, 14
 #  define TR_HI_1 1, 9, 3, 11, 5, 13, 7, 15
-#else
-#  define TR_LO_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
-#  define TR_HI_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
-#  define TR_LO_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
-#  define TR_HI_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
-#  define TR_LO_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
-#  define TR_HI_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
-#  define TR_LO_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
-#  define TR_HI_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
 #endif
 
-static inline void KFN(tr)(const REAL *const *src, REAL *const *dst)
+#if REAL_IS_DOUBLE
+static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
 {
     KFN(vec) A[SW];
     _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
-#if !REAL_IS_DOUBLE
-    TR_STEP(8)
-#endif
     TR_STEP(4)
     TR_STEP(2)
     TR_STEP(1)
     _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
 }
+#else
+/*
+ * float: two in-lane stages first (32- and 64-bit interleaves within each
+ * 128-bit lane: vunpck{l,h}ps / vunpck{l,h}pd on AVX-512), then two stages
+ * of 128-bit blocks (vshuff32x4), instead of a butterfly whose last stage
+ * needs a two-source permute per pair.  After the in-lane stages, U[4i + m]
+ * holds in its 128-bit lane k column 4k + m of rows 4i .. 4i + 3.
+ */
+static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
+{
+    KFN(vec) A[SW], U[SW], V[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+        KFN(vec) x_ = A[2 * i], y_ = A[2 * i + 1];
+        U[2 * i] = __builtin_shufflevector(x_, y_, 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29);
+        U[2 * i + 1] = __builtin_shufflevector(x_, y_, 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31);
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+        _Pragma("GCC unroll 2") for (int m = 0; m < 2; m++) {
+            KFN(vec) x_ = U[4 * i + m], y_ = U[4 * i + m + 2];
+            A[4 * i + 2 * m] = __builtin_shufflevector(x_, y_, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+            A[4 * i + 2 * m + 1] =
+                __builtin_shufflevector(x_, y_, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+        }
+    /* V[j], j < 4: lanes (rows 0-3 col j, rows 0-3 col 8 + j, rows 4-7 col j, rows 4-7 col 8 + j); V[j + 4]: cols 4 + j, 12 + j */
+    _Pragma("GCC unroll 2") for (int h = 0; h < 16; h += 8)
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+            KFN(vec) x_ = A[h + j], y_ = A[h + j + 4];
+            V[h + j] = __builtin_shufflevector(x_, y_, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+            V[h + j + 4] = __builtin_shufflevector(x_, y_, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+        }
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+        /* rows 0-7 and 8-15 of columns j (blocks 0 and 2 of each) and j + 8 (blocks 1 and 3) */
+        KFN(vec) x_ = V[j], y_ = V[j + 8];
+        A[j] = __builtin_shufflevector(x_, y_, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+        A[j + 8] = __builtin_shufflevector(x_, y_, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    }
+    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
+}
+#endif
 #undef TR_STEP
-#undef TR_LO_8
-#undef TR_HI_8
 #undef TR_LO_4
 #undef TR_HI_4
 #undef TR_LO_2
@@ -471,7 +499,7 @@ static inline int KFN(live)(const KFN(strip) *S, int l)
 }
 
 /* qt[c][l] = factor * src[token of lane l][c] (dead lanes: copies of lane 0). */
-static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
+static inline __attribute__((always_inline)) void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
                                REAL *restrict qt)
 {
     const REAL *sp[SW];
@@ -492,7 +520,7 @@ static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tst
 }
 
 /* base[token of lane l][c] = o[c][l] for the live lanes (dead lanes go to trash). */
-static inline void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, REAL *base, int64_t tstride,
+static inline __attribute__((always_inline)) void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, REAL *base, int64_t tstride,
                                 REAL *trash)
 {
     const REAL *sp[SW];
