@@ -150,14 +150,11 @@ typedef REAL KFN(vec) __attribute__((vector_size(64)));
 #endif
 
 #if REAL_IS_DOUBLE
-static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
+static inline __attribute__((always_inline)) void KFN(tr_reg)(KFN(vec) *A)
 {
-    KFN(vec) A[SW];
-    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
     TR_STEP(4)
     TR_STEP(2)
     TR_STEP(1)
-    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
 }
 #else
 /*
@@ -167,10 +164,9 @@ static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src
  * needs a two-source permute per pair.  After the in-lane stages, U[4i + m]
  * holds in its 128-bit lane k column 4k + m of rows 4i .. 4i + 3.
  */
-static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
+static inline __attribute__((always_inline)) void KFN(tr_reg)(KFN(vec) *A)
 {
-    KFN(vec) A[SW], U[SW], V[SW];
-    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
+    KFN(vec) U[SW], V[SW];
     _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
         KFN(vec) x_ = A[2 * i], y_ = A[2 * i + 1];
         U[2 * i] = __builtin_shufflevector(x_, y_, 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29);
@@ -196,9 +192,30 @@ static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src
         A[j] = __builtin_shufflevector(x_, y_, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
         A[j + 8] = __builtin_shufflevector(x_, y_, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
     }
-    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
 }
 #endif
+
+/* the SW x SW block by row pointers */
+static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
+{
+    KFN(vec) A[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
+    KFN(tr_reg)(A);
+    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
+}
+
+/*
+ * the same by strides (dst[c * ds + j] = src[j * ss + c]): plain addressing,
+ * where the pointer tables make GCC compute the addresses in vector
+ * registers and extract them one by one on the shuffle pipes
+ */
+static inline __attribute__((always_inline)) void KFN(trs)(const REAL *src, int64_t ss, REAL *dst, int64_t ds)
+{
+    KFN(vec) A[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src + j * ss, sizeof A[j]);
+    KFN(tr_reg)(A);
+    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst + c * ds, &A[c], sizeof A[c]);
+}
 #undef TR_STEP
 #undef TR_LO_4
 #undef TR_HI_4
@@ -224,6 +241,8 @@ static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REA
         const REAL *sp[SW];
         REAL *dp[SW];
         int64_t c = 0, m = n - j < SW ? n - j : SW;
+        if (m == SW)
+            for (; c + SW <= C; c += SW) KFN(trs)(src + j * ts + c, ts, dst + c * ncol + j, ncol);
         for (; c + SW <= C; c += SW) {
             for (int l = 0; l < SW; l++) sp[l] = l < m ? src + (j + l) * ts + c : zero, dp[l] = dst + (c + l) * ncol + j;
             KFN(tr)(sp, dp);
@@ -505,6 +524,9 @@ static inline __attribute__((always_inline)) void KFN(load_t)(const KFN(strip) *
     const REAL *sp[SW];
     REAL *dp[SW];
     int64_t c = 0;
+    if (S->w == SW && S->mode != 3) /* every lane live, tokens a fixed step apart */
+        for (; c + SW <= C; c += SW)
+            KFN(trs)(src + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride, qt + c * SW, SW);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
             sp[l] = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
@@ -526,6 +548,9 @@ static inline __attribute__((always_inline)) void KFN(store_t)(const KFN(strip) 
     const REAL *sp[SW];
     REAL *dp[SW];
     int64_t c = 0;
+    if (S->w == SW && S->mode != 3) /* every lane live, tokens a fixed step apart */
+        for (; c + SW <= C; c += SW)
+            KFN(trs)(o + c * SW, SW, base + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
             sp[l] = o + (c + l) * SW;
