@@ -32,16 +32,16 @@ typedef int32_t FFN(vi) __attribute__((vector_size(FL * sizeof(REAL))));
  * exp(x) for x <= 0 (logits minus their maximum) lane by lane: as vexp
  * (x = n ln2 + r, 2^n from the exponent bits), with a degree-5 polynomial
  * fitted (weighted least squares iterated to minimax) to e^r on
- * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer than vexp's.  2^n is
- * built from the rounding sum's bits, so no float to integer conversion is
- * needed; a NaN lane stays NaN.
+ * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer than vexp's.  The
+ * clamp is one vmaxps and y * 2^n one vscalefps (FMAX, FSCALEF: the
+ * instance's width), so no float to integer conversion is needed; a NaN
+ * lane stays NaN.
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(exp)(FFN(v) x)
 {
     const FFN(v) shifter = 12582912.0f - (FFN(v)){0}; /* 1.5 * 2^23 */
-    FFN(vi) lo = x < -87.0f;
     FFN(v) t, n, r, y;
-    x = (FFN(v))((lo & (FFN(vi))(-87.0f - (FFN(v)){0})) | (~lo & (FFN(vi))x));
+    x = FMAX(-87.0f - (FFN(v)){0}, x); /* vmaxps returns its second operand for a NaN */
     t = x * 1.44269504f + shifter; /* 1.5 * 2^23 + round(x / ln2) */
     n = t - shifter;
     r = x - n * 0.693145752f;
@@ -51,7 +51,7 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(e
     y = y * r + 0.49999231f;
     y = y * r + 1.0f;
     y = y * r + 1.0f;
-    return y * (FFN(v))(((FFN(vi))t - (FFN(vi))shifter + 127) << 23);
+    return FSCALEF(y, n); /* y * 2^n (vscalefps), exact as the multiply by 2^n it replaces */
 }
 
 /*
@@ -384,13 +384,9 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                 for (int i = 0; i < 4; i++)
                     if (t + i < (t0 * K1 + B->n1[r]) * K2) {
                         FFN(v) v = *(const FFN(v) *)(z + (t + i) * SW);
-                        FFN(vi) gt = v > mq[i];
-                        mq[i] = (FFN(v))((gt & (FFN(vi))v) | (~gt & (FFN(vi))mq[i]));
+                        mq[i] = FMAX(v, mq[i]); /* v > mq[i] ? v : mq[i], NaN passed over */
                     }
-        for (int i = 1; i < 4; i++) {
-            FFN(vi) gt = mq[i] > mq[0];
-            mq[0] = (FFN(v))((gt & (FFN(vi))mq[i]) | (~gt & (FFN(vi))mq[0]));
-        }
+        for (int i = 1; i < 4; i++) mq[0] = FMAX(mq[i], mq[0]);
         mx = mq[0];
         for (int64_t t0 = 0; t0 < S->n[0]; t0++)
             for (int64_t t = t0 * K1 * K2; t < (t0 * K1 + B->n1[r]) * K2; t++) {

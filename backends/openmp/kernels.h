@@ -912,25 +912,38 @@ typedef struct {
     int64_t nrun;
 } KFN(fblk);
 
+/* FMAX(a, b): vmaxps (b where either is NaN); FSCALEF(y, n): y * 2^floor(n) (vscalefps) */
 #define FL SW
 #define FTAG w
 #define FWIDE 1
+#define FMAX(a, b) ((FFN(v))_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define FSCALEF(y, n) ((FFN(v))_mm512_scalef_ps((__m512)(y), (__m512)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
 #undef FWIDE
+#undef FMAX
+#undef FSCALEF
 #define FWIDE 0
 #define FL (SW / 2)
 #define FTAG h
+#define FMAX(a, b) ((FFN(v))_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define FSCALEF(y, n) ((FFN(v))_mm256_scalef_ps((__m256)(y), (__m256)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FMAX
+#undef FSCALEF
 #define FL (SW / 4)
 #define FTAG q
+#define FMAX(a, b) ((FFN(v))_mm_max_ps((__m128)(a), (__m128)(b)))
+#define FSCALEF(y, n) ((FFN(v))_mm_scalef_ps((__m128)(y), (__m128)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
 #undef FWIDE
+#undef FMAX
+#undef FSCALEF
 
 /* Per-thread scratch of fna_rows without the row cache, in REAL units (64-byte multiples). */
 static inline int64_t KFN(fast_scratch)(const natten_problem *p)
