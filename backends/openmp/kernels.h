@@ -570,7 +570,7 @@ static inline int KFN(valid)(const KFN(strip) *S, int64_t t0, int64_t t1, int64_
 }
 
 /* w[t][l] = weight row of lane l's query in view WV at slot t, 0 where masked. */
-static inline void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
+static inline __attribute__((always_inline)) void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
                                int64_t x0, int64_t x1, int64_t h, REAL *w)
 {
     const natten_problem *p = &P->p;
