@@ -59,6 +59,13 @@ static const tc_case cases[] = {
     /* the fused forward's lse (a vector log of the sum, max subtracted): windows of over a
      * thousand keys at a small scale, so sums reach the hundreds; long runs lists (K1 = 33) */
     {"2d 34x48 K33 scale 0.01", {2, 1, 1, 1, 16, 16, {34, 48, 1}, {33, 33, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0.01, 0}},
+    /* the fused forward's aligned strips (K2 <= 8, full-width strips at a multiple of 16 packed
+     * columns: two aligned vectors and valignd shifts per channel): the benchmark's row shape;
+     * K2 = 8 (the largest shift), Dv not a multiple of 4 (the channels left go by unaligned loads)
+     * and rpb; causal on the strip axis (a lone border strip first, aligned strips after) */
+    {"2d 20x56 K7 D32", {2, 1, 2, 2, 32, 32, {20, 56, 1}, {7, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
+    {"2d 10x61 K(3,8) Dv=22 rpb", {2, 1, 1, 1, 16, 22, {10, 61, 1}, {3, 8, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    {"2d 12x45 K(3,7) causal(0,1)", {2, 1, 2, 2, 16, 16, {12, 45, 1}, {3, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 1, 0}, 0, 0}},
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 
@@ -164,9 +171,9 @@ END_TEST
 /* Bit-identical outputs for the same inputs and thread count (no atomics). */
 START_TEST(reproducible)
 {
-    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14], &cases[16], &cases[20]};
-    const tc_case *c = picks[_i % 5];
-    int threads = 1 + _i / 5;
+    static const tc_case *const picks[] = {&cases[8], &cases[13], &cases[14], &cases[16], &cases[20], &cases[25]};
+    const tc_case *c = picks[_i % 6];
+    int threads = 1 + _i / 6;
     for (int op = 0; op < OP_COUNT; op++) {
         uint64_t rng = seed + (uint64_t)op;
         natten_context *ctx = context("openmp", threads);
@@ -228,7 +235,7 @@ int main(void)
     printf("check_openmp: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, tiling_edges, 0, ncases);
-    tcase_add_loop_test(tc, reproducible, 0, 10);
+    tcase_add_loop_test(tc, reproducible, 0, 12);
     tcase_add_loop_test(tc, each_config, 0, OPENMP_CONFIGS);
     tcase_add_test(tc, refuses_strided_head_dim);
     suite_add_tcase(s, tc);

@@ -32,16 +32,16 @@ typedef int32_t FFN(vi) __attribute__((vector_size(FL * sizeof(REAL))));
  * exp(x) for x <= 0 (logits minus their maximum) lane by lane: as vexp
  * (x = n ln2 + r, 2^n from the exponent bits), with a degree-5 polynomial
  * fitted (weighted least squares iterated to minimax) to e^r on
- * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer than vexp's.  2^n is
- * built from the rounding sum's bits, so no float to integer conversion is
- * needed; a NaN lane stays NaN.
+ * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer than vexp's.  The
+ * clamp is one vmaxps and y * 2^n one vscalefps (FMAX, FSCALEF: the
+ * instance's width), so no float to integer conversion is needed; a NaN
+ * lane stays NaN.
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(exp)(FFN(v) x)
 {
     const FFN(v) shifter = 12582912.0f - (FFN(v)){0}; /* 1.5 * 2^23 */
-    FFN(vi) lo = x < -87.0f;
     FFN(v) t, n, r, y;
-    x = (FFN(v))((lo & (FFN(vi))(-87.0f - (FFN(v)){0})) | (~lo & (FFN(vi))x));
+    x = FMAX(-87.0f - (FFN(v)){0}, x); /* vmaxps returns its second operand for a NaN */
     t = x * 1.44269504f + shifter; /* 1.5 * 2^23 + round(x / ln2) */
     n = t - shifter;
     r = x - n * 0.693145752f;
@@ -51,7 +51,7 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(e
     y = y * r + 0.49999231f;
     y = y * r + 1.0f;
     y = y * r + 1.0f;
-    return y * (FFN(v))(((FFN(vi))t - (FFN(vi))shifter + 127) << 23);
+    return FSCALEF(y, n); /* y * 2^n (vscalefps), exact as the multiply by 2^n it replaces */
 }
 
 /*
@@ -89,6 +89,39 @@ static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(d
 #define FLOAD(k, BC) \
     ((BC) == 2 ? FFN(dual)(k, d) : (BC) ? *(k) - (FFN(v)){0} : *(const FFN(vu) *)(k)) /* x - 0 is x, also for -0 */
 
+#if FWIDE
+/*
+ * Lanes s .. s + FL - 1 of the concatenation a, b (s < 8, a constant after
+ * unrolling): the vector an unaligned load at column col0 + s returns, from
+ * the two vectors at col0 and col0 + FL (BC = 3, col0 a multiple of FL).
+ * One valignd on the shuffle pipes instead of a load that crosses a cache
+ * line and takes both load slots (an intrinsic: GCC 12 turns the same
+ * __builtin_shufflevector into vpermt2ps with an index vector per shift,
+ * which it spills, and a copy, since vpermt2ps overwrites an operand).
+ */
+#  define FSH_(s) (FFN(v)) _mm512_alignr_epi32((__m512i)b, (__m512i)a, s) /* valignd: (b:a) >> s lanes */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(shift)(FFN(v) a, FFN(v) b, const int s)
+{
+    switch (s) {
+    case 0: return a;
+    case 1: return FSH_(1);
+    case 2: return FSH_(2);
+    case 3: return FSH_(3);
+    case 4: return FSH_(4);
+    case 5: return FSH_(5);
+    case 6: return FSH_(6);
+    default: return FSH_(7);
+    }
+}
+#  undef FSH_
+#else
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(shift)(FFN(v) a, FFN(v) b, const int s)
+{
+    (void)b, (void)s;
+    return a; /* never called: BC = 3 is the full-width instance's */
+}
+#endif
+
 /*
  * Logits of NR block rows sharing one key row, slots t2 < NT:
  * z_r[t * SW + l] = sum_c q_r[c * SW + l] * key(c, t).  kr: the packed key
@@ -99,21 +132,24 @@ FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t 
         REAL *z1, REAL *z2, const int NR, const int NT, const int BC, int64_t d)
 {
     FFN(v) a0[8], a1[8], a2[8];
+#pragma GCC unroll 8
     for (int t = 0; t < NT; t++) a0[t] = a1[t] = a2[t] = (FFN(v)){0};
     for (int64_t c = 0; c < C; c++) {
         const REAL *k = kr + c * ncol;
         FFN(v) u0 = *(const FFN(v) *)(q0 + c * SW);
         FFN(v) u1 = NR > 1 ? *(const FFN(v) *)(q1 + c * SW) : u0;
         FFN(v) u2 = NR > 2 ? *(const FFN(v) *)(q2 + c * SW) : u0;
+        FFN(v) k0 = BC == 3 ? *(const FFN(vu) *)k : u0, k1 = BC == 3 ? *(const FFN(vu) *)(k + FL) : u0;
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
-            FFN(v) kv = FLOAD(k + t, BC);
+            FFN(v) kv = BC == 3 ? FFN(shift)(k0, k1, t) : FLOAD(k + t, BC);
             NATTEN_OMP_REG(kv);
             a0[t] += u0 * kv;
             if (NR > 1) a1[t] += u1 * kv;
             if (NR > 2) a2[t] += u2 * kv;
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < NT; t++) {
         *(FFN(v) *)(z0 + t * SW) = a0[t];
         if (NR > 1) *(FFN(v) *)(z1 + t * SW) = a1[t];
@@ -149,7 +185,11 @@ FFN(qk_row)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C, REAL 
 static NATTEN_OMP_FAST_TARGET void FFN(qk_nr)(const REAL *const *q, const REAL *kr, int64_t ncol, int64_t C,
                                               REAL *const *z, int64_t K2, int nr, int bc, int64_t d)
 {
-    if (bc == 2) {
+    if (bc == 3) { /* K2 <= 8: one chunk */
+        if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 3, 0);
+        else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 3, 0);
+        else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 3, 0);
+    } else if (bc == 2) {
         if (nr == 3) FFN(qk_row)(q, kr, ncol, C, z, K2, 3, 2, d);
         else if (nr == 2) FFN(qk_row)(q, kr, ncol, C, z, K2, 2, 2, d);
         else FFN(qk_row)(q, kr, ncol, C, z, K2, 1, 2, d);
@@ -190,6 +230,38 @@ FFN(av_step)(FFN(v) (*a)[8], const REAL *const *pw, const REAL *vr, int64_t ncol
     }
 }
 
+/*
+ * av_step for BC = 3 (K2 <= 8, CC <= 4): the CC value rows' two aligned
+ * vectors at the strip's column stay in registers and every slot's vector is
+ * a shift of them.  Same products, same order as av_step.
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+FFN(av_step3)(FFN(v) (*a)[8], const REAL *const *pw, const REAL *vr, int64_t ncol, int64_t K2, const int RLO,
+              const int NR, const int CC)
+{
+    const REAL *w0 = pw[RLO], *w1 = pw[NR > 1 ? RLO + 1 : RLO], *w2 = pw[NR > 2 ? RLO + 2 : RLO];
+    FFN(v) v0[4], v1[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < CC; c++) {
+        v0[c] = *(const FFN(vu) *)(vr + c * ncol);
+        v1[c] = *(const FFN(vu) *)(vr + c * ncol + FL);
+    }
+#pragma GCC unroll 8
+    for (int t2 = 0; t2 < 8; t2++) {
+        if (t2 >= K2) break;
+        FFN(v) p0 = *(const FFN(v) *)(w0 + t2 * SW);
+        FFN(v) p1 = NR > 1 ? *(const FFN(v) *)(w1 + t2 * SW) : p0;
+        FFN(v) p2 = NR > 2 ? *(const FFN(v) *)(w2 + t2 * SW) : p0;
+#pragma GCC unroll 4
+        for (int c = 0; c < CC; c++) {
+            FFN(v) vv = FFN(shift)(v0[c], v1[c], t2);
+            a[RLO][c] += p0 * vv;
+            if (NR > 1) a[RLO + 1][c] += p1 * vv;
+            if (NR > 2) a[RLO + 2][c] += p2 * vv;
+        }
+    }
+}
+
 /* o_r[(c0 + c) * SW + l] = weighted sum over the block's windows, c < CC. */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
 FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_t c0, const int CC, const int BC)
@@ -198,11 +270,24 @@ FFN(av_chunk)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S, int64_
     const omp_pack *pk = &P->pack[1];
     int64_t K2 = p->kernel[2], ncol = pk->ncol, d = BC == 2 ? S->col1 - S->col0 : 0;
     FFN(v) a[3][8];
+#pragma GCC unroll 3
     for (int r = 0; r < 3; r++)
+#pragma GCC unroll 8
         for (int c = 0; c < CC; c++) a[r][c] = (FFN(v)){0};
     for (int64_t n = 0; n < B->nrun; n++) {
         const KFN(frun) *R = &B->run[n];
         const REAL *vr = R->v + c0 * ncol + S->col0;
+        if (BC == 3) {
+            switch (R->kind) {
+            case 1: FFN(av_step3)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 1, CC); break;
+            case 2: FFN(av_step3)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 2, CC); break;
+            case 3: FFN(av_step3)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 3, CC); break;
+            case 5: FFN(av_step3)(a, (const REAL *const *)R->w, vr, ncol, K2, 1, 1, CC); break;
+            case 6: FFN(av_step3)(a, (const REAL *const *)R->w, vr, ncol, K2, 1, 2, CC); break;
+            default: FFN(av_step3)(a, (const REAL *const *)R->w, vr, ncol, K2, 2, 1, CC); break;
+            }
+            continue;
+        }
         switch (R->kind) {
         case 1: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 1, CC, BC, d); break;
         case 2: FFN(av_step)(a, (const REAL *const *)R->w, vr, ncol, K2, 0, 2, CC, BC, d); break;
@@ -222,6 +307,10 @@ static NATTEN_OMP_FAST_TARGET void FFN(av_all)(const omp_plan *P, const KFN(fblk
                                                int bc)
 {
     int64_t c = 0, C = P->pack[1].C;
+    if (bc == 3) {
+        for (; c + 4 <= C; c += 4) FFN(av_chunk)(P, B, S, c, 4, 3);
+        bc = 0; /* the channels left: the same values by unaligned loads */
+    }
     for (; c + 8 <= C; c += 8) {
         if (bc == 2) FFN(av_chunk)(P, B, S, c, 8, 2);
         else if (bc) FFN(av_chunk)(P, B, S, c, 8, 1);
@@ -253,6 +342,8 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
     int64_t K1 = p->kernel[1], K2 = p->kernel[2], ncol = pk->ncol;
     int bc = S->mode == 3 ? 2 : S->mode == 2;
     int64_t d = S->col1 - S->col0;
+    /* full-width strips at a column that is a multiple of FL, windows of at most 8 on axis 2: shifts (BC 3) */
+    if (FWIDE && S->mode == 0 && K2 <= 8 && S->col0 % FL == 0 && ncol % FL == 0) bc = 3;
     /* logits of the rows' valid key rows; the rest of each window is -inf */
     for (int r = 0; r < B->nr; r++)
         for (int64_t t0 = 0; t0 < p->kernel[0]; t0++)
@@ -293,13 +384,9 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
                 for (int i = 0; i < 4; i++)
                     if (t + i < (t0 * K1 + B->n1[r]) * K2) {
                         FFN(v) v = *(const FFN(v) *)(z + (t + i) * SW);
-                        FFN(vi) gt = v > mq[i];
-                        mq[i] = (FFN(v))((gt & (FFN(vi))v) | (~gt & (FFN(vi))mq[i]));
+                        mq[i] = FMAX(v, mq[i]); /* v > mq[i] ? v : mq[i], NaN passed over */
                     }
-        for (int i = 1; i < 4; i++) {
-            FFN(vi) gt = mq[i] > mq[0];
-            mq[0] = (FFN(v))((gt & (FFN(vi))mq[i]) | (~gt & (FFN(vi))mq[0]));
-        }
+        for (int i = 1; i < 4; i++) mq[0] = FMAX(mq[i], mq[0]);
         mx = mq[0];
         for (int64_t t0 = 0; t0 < S->n[0]; t0++)
             for (int64_t t = t0 * K1 * K2; t < (t0 * K1 + B->n1[r]) * K2; t++) {

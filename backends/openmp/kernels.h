@@ -125,8 +125,9 @@ static inline REAL KFN(vexp)(REAL x)
 
 /*
  * Transpose of one SW x SW block: dst[c][j] = src[j][c].  GCC/clang vector
- * extensions (any x86-64; AVX-512 turns each step into one permute): a
- * butterfly of log2(SW) stages swapping off-diagonal sub-blocks.  Packing and
+ * extensions (any x86-64; AVX-512 turns each step into one shuffle): for
+ * double a butterfly of log2(SW) stages swapping off-diagonal sub-blocks,
+ * for float the unpack-based form below.  Packing and
  * the strips' loads and stores of tokens go through it, since a scalar
  * transpose costs more than the FMAs it feeds.
  */
@@ -146,32 +147,76 @@ typedef REAL KFN(vec) __attribute__((vector_size(64)));
 #  define TR_HI_2 2, 3, 10, 11, 6, 7, 14, 15
 #  define TR_LO_1 0, 8, 2, 10, 4, 12, 6, 14
 #  define TR_HI_1 1, 9, 3, 11, 5, 13, 7, 15
-#else
-#  define TR_LO_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
-#  define TR_HI_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
-#  define TR_LO_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
-#  define TR_HI_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
-#  define TR_LO_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
-#  define TR_HI_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
-#  define TR_LO_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
-#  define TR_HI_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
 #endif
 
-static inline void KFN(tr)(const REAL *const *src, REAL *const *dst)
+#if REAL_IS_DOUBLE
+static inline __attribute__((always_inline)) void KFN(tr_reg)(KFN(vec) *A)
 {
-    KFN(vec) A[SW];
-    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
-#if !REAL_IS_DOUBLE
-    TR_STEP(8)
-#endif
     TR_STEP(4)
     TR_STEP(2)
     TR_STEP(1)
+}
+#else
+/*
+ * float: two in-lane stages first (32- and 64-bit interleaves within each
+ * 128-bit lane: vunpck{l,h}ps / vunpck{l,h}pd on AVX-512), then two stages
+ * of 128-bit blocks (vshuff32x4), instead of a butterfly whose last stage
+ * needs a two-source permute per pair.  After the in-lane stages, U[4i + m]
+ * holds in its 128-bit lane k column 4k + m of rows 4i .. 4i + 3.
+ */
+static inline __attribute__((always_inline)) void KFN(tr_reg)(KFN(vec) *A)
+{
+    KFN(vec) U[SW], V[SW];
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+        KFN(vec) x_ = A[2 * i], y_ = A[2 * i + 1];
+        U[2 * i] = __builtin_shufflevector(x_, y_, 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29);
+        U[2 * i + 1] = __builtin_shufflevector(x_, y_, 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31);
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+        _Pragma("GCC unroll 2") for (int m = 0; m < 2; m++) {
+            KFN(vec) x_ = U[4 * i + m], y_ = U[4 * i + m + 2];
+            A[4 * i + 2 * m] = __builtin_shufflevector(x_, y_, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+            A[4 * i + 2 * m + 1] =
+                __builtin_shufflevector(x_, y_, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+        }
+    /* V[j], j < 4: lanes (rows 0-3 col j, rows 0-3 col 8 + j, rows 4-7 col j, rows 4-7 col 8 + j); V[j + 4]: cols 4 + j, 12 + j */
+    _Pragma("GCC unroll 2") for (int h = 0; h < 16; h += 8)
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+            KFN(vec) x_ = A[h + j], y_ = A[h + j + 4];
+            V[h + j] = __builtin_shufflevector(x_, y_, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+            V[h + j + 4] = __builtin_shufflevector(x_, y_, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+        }
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+        /* rows 0-7 and 8-15 of columns j (blocks 0 and 2 of each) and j + 8 (blocks 1 and 3) */
+        KFN(vec) x_ = V[j], y_ = V[j + 8];
+        A[j] = __builtin_shufflevector(x_, y_, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+        A[j + 8] = __builtin_shufflevector(x_, y_, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    }
+}
+#endif
+
+/* the SW x SW block by row pointers */
+static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
+{
+    KFN(vec) A[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src[j], sizeof A[j]);
+    KFN(tr_reg)(A);
     _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst[c], &A[c], sizeof A[c]);
 }
+
+/*
+ * the same by strides (dst[c * ds + j] = src[j * ss + c]): plain addressing,
+ * where the pointer tables make GCC compute the addresses in vector
+ * registers and extract them one by one on the shuffle pipes
+ */
+static inline __attribute__((always_inline)) void KFN(trs)(const REAL *src, int64_t ss, REAL *dst, int64_t ds)
+{
+    KFN(vec) A[SW];
+    _Pragma("GCC unroll 16") for (int j = 0; j < SW; j++) memcpy(&A[j], src + j * ss, sizeof A[j]);
+    KFN(tr_reg)(A);
+    _Pragma("GCC unroll 16") for (int c = 0; c < SW; c++) memcpy(dst + c * ds, &A[c], sizeof A[c]);
+}
 #undef TR_STEP
-#undef TR_LO_8
-#undef TR_HI_8
 #undef TR_LO_4
 #undef TR_HI_4
 #undef TR_LO_2
@@ -196,6 +241,8 @@ static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REA
         const REAL *sp[SW];
         REAL *dp[SW];
         int64_t c = 0, m = n - j < SW ? n - j : SW;
+        if (m == SW)
+            for (; c + SW <= C; c += SW) KFN(trs)(src + j * ts + c, ts, dst + c * ncol + j, ncol);
         for (; c + SW <= C; c += SW) {
             for (int l = 0; l < SW; l++) sp[l] = l < m ? src + (j + l) * ts + c : zero, dp[l] = dst + (c + l) * ncol + j;
             KFN(tr)(sp, dp);
@@ -471,12 +518,15 @@ static inline int KFN(live)(const KFN(strip) *S, int l)
 }
 
 /* qt[c][l] = factor * src[token of lane l][c] (dead lanes: copies of lane 0). */
-static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
+static inline __attribute__((always_inline)) void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tstride, int64_t C, REAL factor,
                                REAL *restrict qt)
 {
     const REAL *sp[SW];
     REAL *dp[SW];
     int64_t c = 0;
+    if (S->w == SW && S->mode != 3) /* every lane live, tokens a fixed step apart */
+        for (; c + SW <= C; c += SW)
+            KFN(trs)(src + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride, qt + c * SW, SW);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
             sp[l] = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
@@ -492,12 +542,15 @@ static inline void KFN(load_t)(const KFN(strip) *S, const REAL *src, int64_t tst
 }
 
 /* base[token of lane l][c] = o[c][l] for the live lanes (dead lanes go to trash). */
-static inline void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, REAL *base, int64_t tstride,
+static inline __attribute__((always_inline)) void KFN(store_t)(const KFN(strip) *S, const REAL *o, int64_t C, REAL *base, int64_t tstride,
                                 REAL *trash)
 {
     const REAL *sp[SW];
     REAL *dp[SW];
     int64_t c = 0;
+    if (S->w == SW && S->mode != 3) /* every lane live, tokens a fixed step apart */
+        for (; c + SW <= C; c += SW)
+            KFN(trs)(o + c * SW, SW, base + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
             sp[l] = o + (c + l) * SW;
@@ -517,7 +570,7 @@ static inline int KFN(valid)(const KFN(strip) *S, int64_t t0, int64_t t1, int64_
 }
 
 /* w[t][l] = weight row of lane l's query in view WV at slot t, 0 where masked. */
-static inline void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
+static inline __attribute__((always_inline)) void KFN(load_w)(const omp_plan *P, const KFN(strip) *S, const natten_view *WV, int64_t b,
                                int64_t x0, int64_t x1, int64_t h, REAL *w)
 {
     const natten_problem *p = &P->p;
@@ -859,21 +912,38 @@ typedef struct {
     int64_t nrun;
 } KFN(fblk);
 
+/* FMAX(a, b): vmaxps (b where either is NaN); FSCALEF(y, n): y * 2^floor(n) (vscalefps) */
 #define FL SW
 #define FTAG w
+#define FWIDE 1
+#define FMAX(a, b) ((FFN(v))_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define FSCALEF(y, n) ((FFN(v))_mm512_scalef_ps((__m512)(y), (__m512)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FWIDE
+#undef FMAX
+#undef FSCALEF
+#define FWIDE 0
 #define FL (SW / 2)
 #define FTAG h
+#define FMAX(a, b) ((FFN(v))_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define FSCALEF(y, n) ((FFN(v))_mm256_scalef_ps((__m256)(y), (__m256)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FMAX
+#undef FSCALEF
 #define FL (SW / 4)
 #define FTAG q
+#define FMAX(a, b) ((FFN(v))_mm_max_ps((__m128)(a), (__m128)(b)))
+#define FSCALEF(y, n) ((FFN(v))_mm_scalef_ps((__m128)(y), (__m128)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FWIDE
+#undef FMAX
+#undef FSCALEF
 
 /* Per-thread scratch of fna_rows without the row cache, in REAL units (64-byte multiples). */
 static inline int64_t KFN(fast_scratch)(const natten_problem *p)
@@ -971,8 +1041,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
             int64_t slot = ((a0 + t0) % rc->m0) * rc->m1 + j % rc->m1;
             REAL *kd = rc->k + slot * rc->kslot, *vd = rc->v + slot * rc->vslot;
             if (rc->tag[slot] != id + 1) {
-                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_K), b, hk, y0, y1, kd, ncol);
-                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd, ncol);
+                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_K), b, hk, y0, y1, kd + P->fsh, ncol);
+                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd + P->fsh, ncol);
                 rc->tag[slot] = id + 1;
             }
             B.kp[t0 * B.m1 + j - B.jlo] = kd;
@@ -1029,7 +1099,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
                 S.w = fl;
                 S.mode = 3;
                 S.full = S.full && S1.full;
-                S.col1 = S1.col0;
+                S.col0 += P->fsh;
+                S.col1 = S1.col0 + P->fsh;
                 KFN(fna_one)(P, &B, &S, b, h, x0, rpb, trash, fl);
                 ub = w;
                 ue = ul;
@@ -1038,6 +1109,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
         for (int64_t u = ub; u < ue; u += w) {
             w = KFN(strip_len)(P, g2, u, ng, &mode);
             KFN(strip_init)(P, &S, x0, B.x1[0], g2, u, w, mode);
+            S.col0 += P->fsh;
+            S.col1 += P->fsh;
             KFN(fna_one)(P, &B, &S, b, h, x0, rpb, trash, w);
         }
     }

@@ -44,6 +44,7 @@
  * FMA that uses it, which repeats the (unaligned) load per use.
  */
 #if defined(__x86_64__) && defined(__GNUC__)
+#  include <immintrin.h>
 #  define NATTEN_OMP_FAST 1
 #  define NATTEN_OMP_FAST_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #  define NATTEN_OMP_REG(x) __asm__("" : "+v"(x))
@@ -75,6 +76,7 @@ typedef struct omp_plan {
     natten_view wp, ws;          /* fused backward: P and dS, [B, X.., H, W] compact */
     int64_t *goff;               /* first packed column of each dilation group of axis 2 */
     omp_pack pack[2];            /* operands of the query strips (see strip_row) */
+    int64_t fsh;                 /* fused forward blocks: packed rows start fsh columns in (alignment) */
     int nthreads;
 } omp_plan;
 
@@ -543,8 +545,24 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
             if (P->wb[1][y] - P->wa[1][x] > m1) m1 = P->wb[1][y] - P->wa[1][x];
         }
     }
-    /* packed rows as omp_pack's: strip loads reach SW - 1 lanes and K2 - 1 slots past the extent */
-    ncol = p->extent[2] + 16 + p->kernel[2];
+    /*
+     * packed rows as omp_pack's, fsh columns to the right: the first
+     * full-width strip of group 0 (the strips after it step by 16) starts at
+     * a multiple of 16 columns, so its loads can be two aligned vectors and
+     * shifts (fast.h, BC 3).  Strip loads reach SW - 1 lanes and K2 - 1
+     * slots past the extent, the aligned pairs 2 SW - 1 columns past the
+     * strip's start; ncol a multiple of 16 keeps every channel row aligned.
+     */
+    P->fsh = 0;
+    for (int64_t u = 0, w, ng = natten_group_len(p->extent[2], p->dilation[2], 0); u < ng; u += w) {
+        int mode;
+        w = strip_len_f32(P, 0, u, ng, &mode);
+        if (mode == 0) {
+            P->fsh = (16 - (P->goff[0] + P->wa[2][u * p->dilation[2]]) % 16) % 16;
+            break;
+        }
+    }
+    ncol = (P->fsh + p->extent[2] + 32 + p->kernel[2] + 15) & ~(int64_t)15;
     kslot = (p->dim * ncol + 15) & ~(int64_t)15;
     vslot = (p->dim_v * ncol + 15) & ~(int64_t)15;
     for (int i = 0; i < 2; i++) {
