@@ -311,6 +311,66 @@ static void time_candidate(const natten_problem *p, const natten_exec *base, nat
     }
 }
 
+/* ---- interleaved refinement (host clock) ---------------------------------- */
+
+/* On a shared CPU a candidate's block of runs can fall into a slow episode
+ * (another process, a core's frequency or an SMT sibling) that the next
+ * candidate's block escapes, and configurations within a few percent of each
+ * other then trade places: measured on the 2-core machine of docs/benchmarks.md,
+ * the OpenMP backend's three configurations (identical code for the unfused
+ * ops) were picked 7-22 % slower than the fastest in 2-3 of 9 problems per
+ * run, and a slow episode can make a first pass 1.3-1.8x too slow.  So the
+ * candidates of the best one's backend that came within REFINE_FACTOR of it
+ * are timed again together: reps rounds in which each runs twice in turn
+ * (the first run brings its code and buffers back after the others', the
+ * second is timed), and each keeps the median of its rounds, so that a slow
+ * episode hits them alike.  Backends with their own timer (GPUs, CUDA events on a
+ * device of their own) skip this: their first-pass times are stable, and a
+ * second pass over seconds-long candidates would double the tuning time. */
+#define REFINE_FACTOR 2.0
+
+static void refine(const natten_problem *p, const natten_exec *base, natten_candidate *c, int n, int reps)
+{
+    const natten_backend *b;
+    natten_problem q;
+    natten_exec x = *base;
+    scratch s;
+    double *t;
+    int *who, k = 0, best = -1;
+    for (int i = 0; i < n; i++)
+        if (c[i].status == NATTEN_SUCCESS && !c[i].pruned && c[i].runs > 1 && (best < 0 || c[i].ms < c[best].ms))
+            best = i;
+    if (best < 0 || (b = c[best].backend)->time_op != NULL || b->op[p->op] == NULL) return;
+    who = natten_malloc((size_t)n * sizeof *who);
+    t = natten_malloc((size_t)n * MAX_REPS * sizeof *t);
+    if (who == NULL || t == NULL) goto out; /* the first pass's times stand */
+    for (int i = 0; i < n; i++)
+        if (c[i].backend == b && c[i].status == NATTEN_SUCCESS && !c[i].pruned && c[i].runs > 1 &&
+            c[i].ms <= REFINE_FACTOR * c[best].ms)
+            who[k++] = i;
+    if (k < 2 || scratch_problem(p, b, &x, &q, &s) != NATTEN_SUCCESS) goto out;
+    for (int r = 0; r < reps; r++)
+        for (int j = 0; j < k; j++) {
+            double warm;
+            x.config = c[who[j]].config;
+            /* a run to bring this configuration's code and buffers back, then the timed one */
+            if (one_run(b, b->op[p->op], &q, &x, &warm) != NATTEN_SUCCESS ||
+                one_run(b, b->op[p->op], &q, &x, &t[j * MAX_REPS + r]) != NATTEN_SUCCESS) {
+                scratch_release(&s); /* ran before, fails now: keep the first pass */
+                goto out;
+            }
+        }
+    scratch_release(&s);
+    for (int j = 0; j < k; j++) {
+        c[who[j]].ms = median(&t[j * MAX_REPS], reps);
+        c[who[j]].runs += reps;
+    }
+out:
+    natten_free(who);
+    natten_free(t);
+    natten_clear_error();
+}
+
 /* Timed ones fastest first (ties keep registry order), then the rest in order. */
 static int cmp_candidate(const void *a, const void *b)
 {
@@ -336,6 +396,7 @@ natten_status natten_measure(const natten_problem *p, const natten_exec *x, natt
         ok++;
         if (!c[i].pruned && (best < 0 || c[i].ms < best)) best = c[i].ms;
     }
+    refine(p, x, c, n, reps);
     /* A stable sort: qsort is not, so sort (index-tagged) copies by insertion. */
     sorted = natten_malloc((size_t)n * sizeof *sorted);
     if (sorted == NULL) return natten_error(NATTEN_ERROR_OUT_OF_MEMORY, "cannot sort %d candidates", n);

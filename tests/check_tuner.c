@@ -156,6 +156,25 @@ static const natten_backend fake_timed = {
     .scratch_alloc = fake_alloc, .scratch_free = fake_free, .time_op = fake_timer,
 };
 
+/* A host-clock backend whose configuration 0 runs into a slow episode during
+ * its first-pass block (its first 4 calls: a cold run, a warm one and 2 more
+ * for reps 3) and is the fastest afterwards; configuration 1 is steady;
+ * configuration 2 is far slower (over REFINE_FACTOR x the best). */
+static int episode_calls[3];
+static natten_status episode_op(const natten_problem *p, const natten_exec *x)
+{
+    static const double steady[3] = {6, 10, 50};
+    scribble(p);
+    sleep_ms(x->config == 0 && episode_calls[0] < 4 ? 18 : steady[x->config]);
+    episode_calls[x->config]++;
+    return NATTEN_SUCCESS;
+}
+static const char *const episode_configs[] = {"episodic", "steady", "slow"};
+static const natten_backend fake_episode = {
+    .name = "episode", .device_type = kDLCPU, .supports = yes, .op = {[NATTEN_OP_FNA_FORWARD] = episode_op},
+    .n_configs = 3, .config_names = episode_configs,
+};
+
 /* Also resets the counters (tests may run unforked: CK_FORK=no). */
 static void poison_caller(void)
 {
@@ -217,6 +236,39 @@ START_TEST(fastest_wins_on_scratch)
     /* the backend's own scratch allocator: out + lse, each freed */
     ck_assert_int_eq(allocs, 4);
     ck_assert_int_eq(frees, 4);
+}
+END_TEST
+
+/* The candidates of the best one's host-clock backend that came within 2x of
+ * it are timed again in interleaved rounds (a warm run, then a timed one,
+ * each in turn): a slow episode during one candidate's first-pass block no
+ * longer decides the pick. */
+START_TEST(refinement_interleaves)
+{
+    natten_problem p;
+    natten_exec x = {0, NULL, 0};
+    natten_candidate c[3];
+    int ok;
+    memset(c, 0, sizeof c);
+    memset(episode_calls, 0, sizeof episode_calls);
+    for (int k = 0; k < 3; k++) { c[k].backend = &fake_episode; c[k].config = k; }
+    make_problem(&p, 5, NULL);
+    poison_caller();
+    ck_assert_int_eq(natten_measure(&p, &x, c, 3, 3, 0, &ok), NATTEN_SUCCESS);
+    ck_assert_int_eq(ok, 3);
+    /* first pass: episodic 18 ms (within 2x of steady's 10), then 3 rounds: 6 ms against 10 */
+    ck_assert_msg(c[0].config == 0 && c[1].config == 1 && c[2].config == 2, "order %d %d %d", c[0].config,
+                  c[1].config, c[2].config);
+    ck_assert_msg(c[0].ms > 5 && c[0].ms < 9, "episodic: %g ms", c[0].ms);
+    ck_assert_int_eq(c[0].runs, 3 + 3);
+    ck_assert_int_eq(c[1].runs, 3 + 3);
+    ck_assert_int_eq(c[2].runs, 3); /* 50 ms: not a contender */
+    /* 1 cold + 3 first-pass runs, then 2 runs in each of 3 rounds; the slow one only its first pass */
+    ck_assert_int_eq(episode_calls[0], 4 + 6);
+    ck_assert_int_eq(episode_calls[1], 4 + 6);
+    ck_assert_int_eq(episode_calls[2], 4);
+    ck_assert(!wrote_caller_output);
+    ck_assert(caller_untouched());
 }
 END_TEST
 
@@ -565,6 +617,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, fastest_wins_on_scratch);
     tcase_add_test(tc, backend_timer_and_layout);
+    tcase_add_test(tc, refinement_interleaves);
     tcase_add_test(tc, pruning_is_deterministic);
     tcase_add_test(tc, pruning_off_times_everything);
     tcase_add_test(tc, first_is_never_pruned);
