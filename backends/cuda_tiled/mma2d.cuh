@@ -546,6 +546,17 @@ __device__ __forceinline__ void fl_get_seg(const flgeo &F, const f2tile &t, flse
 #define FL_NI 8  /* at most 8 elements (QK: words) per lane and query: W <= 64 */
 #define FL_KC 16 /* staged columns a warp's windows span at most (fl_plan) */
 
+/* a 16-bit store to a shared address */
+__device__ __forceinline__ void fl_sts16(unsigned a, unsigned short v)
+{
+#if FM_ON
+    asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(a), "h"(v) : "memory");
+#else
+    (void)a;
+    (void)v;
+#endif
+}
+
 template <bool B> struct flb {
     static constexpr bool v = B;
 };
@@ -725,46 +736,48 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, 
     if (S.nrow > 0) {
         const int hh = lane & 7, cl = lane >> 3, last = t.u1[1] - S.c0;
         const bool causal = G.ax[0].c | G.ax[1].c;
-        int off[FL_NI];
+        int off[FL_NI]; /* in bytes */
         {
             int r = 0, c = hh;
             while (c >= K1) c -= K1, r++;
 #pragma unroll
             for (int u = 0; u < FL_NI; u++) {
-                off[u] = hh + 8 * u < W ? r * FL_KC + c : -1;
+                off[u] = hh + 8 * u < W ? (int)sizeof(T) * (r * FL_KC + c) : -1;
                 c += F.dtc;
                 r += F.dtr;
                 if (c >= K1) c -= K1, r++;
             }
         }
         const T *wl = f2at<T>(Wt, b, h) + (S.u0 * d0 + t.g[0]) * Wt.sr + ((S.c0 + cl) * d1 + t.g[1]) * Wt.sc + hh;
-        T *bl = bz + cl * QS - S.ns;
-#pragma unroll 1
+        /* shared addresses: one base, no generic-to-shared conversion per store */
+        const unsigned bl = (unsigned)__cvta_generic_to_shared(bz) + (unsigned)sizeof(T) * (cl * QS - S.ns);
+#pragma unroll
         for (int g = 0; g < 4; g++) {
             const int r = g >> 1, cq = 4 * (g & 1) + cl;
             const int caq = __shfl_sync(0xffffffffu, S.ca, 4 * cq), cnq = __shfl_sync(0xffffffffu, S.cn, 4 * cq);
             if (r >= S.nrow || cq > last) continue;
             const T *src = wl + r * d0 * Wt.sr + (g & 1) * 4 * d1 * Wt.sc;
-            T *dst = bl + (4 * g) * QS + (r ? S.ra1 - S.ra0 : 0) * FL_KC + caq;
-            T x[FL_NI];
+            const unsigned dst = bl + (unsigned)sizeof(T) * ((4 * g) * QS + (r ? S.ra1 - S.ra0 : 0) * FL_KC + caq);
+            unsigned short x[FL_NI];
             if (!causal) {
 #pragma unroll
                 for (int u = 0; u < FL_NI; u++)
-                    if (off[u] >= 0) x[u] = src[8 * u];
+                    if (off[u] >= 0) x[u] = ((const unsigned short *)src)[8 * u];
 #pragma unroll
                 for (int u = 0; u < FL_NI; u++)
-                    if (off[u] >= 0) dst[off[u]] = x[u];
+                    if (off[u] >= 0) fl_sts16(dst + off[u], x[u]);
             } else {
                 const int rn = r ? S.rb1 - S.ra1 : S.rb0 - S.ra0;
                 bool ok[FL_NI];
 #pragma unroll
                 for (int u = 0; u < FL_NI; u++) {
-                    ok[u] = off[u] >= 0 && (off[u] >> 4) < rn && (off[u] & (FL_KC - 1)) < cnq;
-                    if (ok[u]) x[u] = src[8 * u];
+                    const int e = off[u] / (int)sizeof(T);
+                    ok[u] = off[u] >= 0 && e / FL_KC < rn && e % FL_KC < cnq;
+                    if (ok[u]) x[u] = ((const unsigned short *)src)[8 * u];
                 }
 #pragma unroll
                 for (int u = 0; u < FL_NI; u++)
-                    if (ok[u]) dst[off[u]] = x[u];
+                    if (ok[u]) fl_sts16(dst + off[u], x[u]);
             }
         }
     }
