@@ -337,14 +337,16 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avm_kernel(f2geo G, f2view Wt, 
  * row gq is query (u0, c0 + gq), row gq + 8 is (u0 + 1, c0 + gq), so that a
  * lane's two queries share their column window and the two rows share all
  * but a few of their key rows.  Per key row of the union of the two rows'
- * windows, the warp multiplies its 16 queries with the (8 + K - 1 rounded
- * up) staged columns its windows span, and each lane keeps what lies in its
- * queries' windows; whether a row is in a query row's window is uniform in
- * the warp.  Then:
- *  - QK: B fragments with one ldmatrix per 8 keys (keys past the box are
- *    clamped: their products lie in no window); a product goes to the warp's
- *    shared buffer, one query per WP (even, >= W + 1) elements, slot 0 at
- *    the parity of its global address, so that the warp writes each query's
+ * windows, the warp multiplies its 16 queries with the 16 staged columns
+ * from its first query's window start (fl_plan takes only windows whose 8
+ * consecutive columns span at most FL_KC = 16), and each lane keeps what
+ * lies in its queries' windows.  The key rows run in three loops (first row
+ * only, both, second row only), so no loop tests rows.  Then:
+ *  - QK: B fragments with one ldmatrix per 8 keys; keys past the box's
+ *    columns read other rows' keys or 16 spare positions after the box,
+ *    products that lie in no window; a product goes to the warp's shared
+ *    buffer, one query per WP (even, >= W + 1) elements, slot 0 at the
+ *    parity of its global address, so that the warp writes each query's
  *    slots with 4-byte stores (8 lanes per query) and at most two 2-byte ones;
  *    has_rpb is a template parameter (no branch in the scatter);
  *  - AV: the attention rows go first into a zero-filled buffer indexed by
