@@ -431,16 +431,19 @@ __device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
 
 /* Issue the cp.async copies of the box's rows of v (D = 16 or 32 elements)
  * to box[(row * spc + col) * FM_ROW], zeros in elements 16..31 when D is 16
- * (QK's B fragments always cover 32); two divisions per thread, none per
- * copy.  The caller waits (fm_cp_wait). */
+ * (QK's B fragments always cover 32); no integer division.  The caller
+ * waits (fm_cp_wait). */
 template <typename T>
 __device__ __forceinline__ void fl_stage(const f2geo &G, const f2tile &t, T *box, const T *base, const f2view &v,
                                          int D)
 {
     const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], lg = D > 16 ? 2 : 1;
     const int step = (int)blockDim.x >> lg, k = (int)threadIdx.x & ((1 << lg) - 1), pos = (int)threadIdx.x >> lg;
-    int pr = pos / nc, pc = pos - pr * nc;
-    const int dr = step / nc, dc = step - dr * nc;
+    /* pos / nc and step / nc by a reciprocal: exact, as the numerators are
+     * below 2^16 and the reciprocal's relative error (2^-22) stays below 0.5 / nc */
+    const float rnc = __fdividef(1.0f, (float)nc);
+    int pr = (int)(((float)pos + 0.5f) * rnc), pc = pos - pr * nc;
+    const int dr = (int)(((float)step + 0.5f) * rnc), dc = step - dr * nc;
     const int rs = G.ax[0].d * v.sr, cs = G.ax[1].d * v.sc;
     const T *src = base + ((pr + t.ba[0]) * G.ax[0].d + t.g[0]) * v.sr + ((pc + t.ba[1]) * G.ax[1].d + t.g[1]) * v.sc +
                    8 * k;

@@ -51,6 +51,7 @@ dim3 blockDim, gridDim;
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+static inline float __fdividef(float a, float b) { return a / b; }
 static inline float to_acc(__half x) { return (float)x; }
 static inline void put(__half *p, float x) { *p = (__half)x; }
 struct natten_problem {
