@@ -233,10 +233,27 @@ START_TEST(empty_and_refused)
 }
 END_TEST
 
+/* More shapes for the tensor-core kernels (fp16/bf16, head dim 16 or 32,
+ * rank <= 2): a unit rows axis (one query row per warp in tc-lean), strides
+ * (a warp's two query rows further apart in keys; stride = kernel), an odd
+ * row count (a warp with one row at the tile edge), causal on both axes with
+ * dilation, Dv != D, partial tiles, RPB; then windows tc-lean does not take
+ * (9 x 11: 8 columns span more than 16 keys, W > 64), which fall back to the
+ * default's kernels. */
+static const ref_problem tc_shapes[] = {
+    {1, 2, 2, 2, 32, 32, {40, 1, 1}, {9, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    {2, 1, 2, 2, 32, 16, {23, 26, 1}, {5, 3, 1}, {1, 1, 1}, {3, 2, 1}, {0, 0, 0}, 0, 0},
+    {2, 1, 2, 2, 16, 32, {19, 21, 1}, {3, 5, 1}, {2, 1, 1}, {1, 1, 1}, {1, 1, 0}, 0, 0},
+    {2, 2, 1, 1, 32, 32, {14, 18, 1}, {3, 3, 1}, {1, 1, 1}, {3, 3, 1}, {0, 0, 0}, 0, 0},
+    {2, 1, 3, 3, 16, 16, {9, 37, 1}, {7, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 1, 0}, 0, 1},
+    {2, 1, 2, 2, 32, 32, {20, 24, 1}, {9, 11, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+};
+
 /* The fast 2-D kernels under each configuration's tile budget (other tile
  * shapes, so other partial tiles), and with the fast kernels switched off for
  * the same problems (the generic kernels on a 2-D problem with a short head
- * dim). */
+ * dim); the tensor-core configurations (0: default, 4: tc-lean) also on
+ * tc_shapes in fp16 and bf16. */
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
@@ -244,13 +261,21 @@ START_TEST(configs_and_generic)
                                          {"NATTEN_CUDA_TILED_CONFIG", "1"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "2"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "3"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "4"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
+        const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&
+                       (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0);
         ck_assert_int_eq(setenv(env[e][0], env[e][1], 1), 0);
         for (size_t c = 3; c <= 4; c++)
             for (int op = 0; op < OP_COUNT; op++) {
                 compare(&bigger[c], (tc_op)op, "float32", 1e-4, ctx);
                 compare(&bigger[c], (tc_op)op, "float16", 1e-2, ctx);
+            }
+        for (size_t c = 0; tc && c < sizeof tc_shapes / sizeof tc_shapes[0]; c++)
+            for (int op = 0; op < OP_COUNT; op++) {
+                compare(&tc_shapes[c], (tc_op)op, "float16", 1e-2, ctx);
+                if (bf16_ok()) compare(&tc_shapes[c], (tc_op)op, "bfloat16", 5e-2, ctx);
             }
         ck_assert_int_eq(unsetenv(env[e][0]), 0);
     }

@@ -60,9 +60,10 @@ void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
 natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 
 /* The backend's configurations: the fast kernels' tile plans (default,
- * big-tiles, big-tiles-110k) and the default plan without the tensor-core
- * kernels (no-tensor-cores); f2_config in kernels.cuh. */
-#define CT_N_CONFIGS 4
+ * big-tiles, big-tiles-110k), the default plan without the tensor-core
+ * kernels (no-tensor-cores) and with the leaner tensor-core kernels (tc-lean);
+ * f2_config in kernels.cuh. */
+#define CT_N_CONFIGS 5
 
 /* One entry point per op, per dtype. */
 typedef struct ct_ops {

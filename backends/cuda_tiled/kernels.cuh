@@ -947,6 +947,7 @@ struct f2cfg {
     size_t budget;
     double per_block;
     bool mma;
+    bool lean; /* tc-lean: the tensor-core kernels with fewer instructions (mma2d.cuh) */
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1088,6 +1089,114 @@ static inline bool fm_plan(const natten_problem *p, size_t esz, i64 heads, size_
     P.grid = dim3((unsigned)(bh > 0 ? bh : 1), ty > 0 ? ty : 1, (unsigned)((tiles + ty - 1) / (ty > 0 ? ty : 1)));
     return true;
 }
+
+/*
+ * Tile of tc-lean (mma2d.cuh): wr x wc warps, each 2 rows (1 when the rows
+ * axis is a unit) x 8 columns of queries; of the shapes that fit the budget,
+ * the one with the fewest launched warps plus staged positions (a warp costs
+ * about 700 issued instructions, a staged position about one).  av: the
+ * warps' buffers are AV's zero-padded ones.  The kernels take windows whose
+ * 8 consecutive columns span at most FL_KC = 16 staged columns (K1 + s1 <= 10)
+ * and W <= 8 FL_NI = 64; false otherwise (the caller falls back to fm_plan).
+ */
+static inline fldiv fl_div_make(i64 d)
+{
+    fldiv v;
+    int l = 0;
+    while ((1LL << l) < d) l++;
+    v.l = l;
+    v.m = (unsigned)((((unsigned long long)1 << 32) * (((unsigned long long)1 << l) - (unsigned long long)d)) /
+                         (unsigned long long)d +
+                     1);
+    return v;
+}
+
+static inline bool fl_plan(const natten_problem *p, size_t esz, i64 heads, size_t budget, bool av, f2plan &P,
+                           flgeo &F)
+{
+    int ar, ac, ax[2];
+    i64 nmax[2];
+    f2_axes(p, ar, ac);
+    ax[0] = ar;
+    ax[1] = ac;
+    memset(&P.g, 0, sizeof P.g);
+    memset(&F, 0, sizeof F);
+    P.smem = 0;
+    P.empty = true;
+    for (int a = 0; a < 2; a++) {
+        f2axis &x = P.g.ax[a];
+        x.L = (int)p->extent[ax[a]];
+        x.K = p->kernel[ax[a]];
+        x.d = p->dilation[ax[a]];
+        x.s = p->stride[ax[a]];
+        x.c = p->causal[ax[a]];
+        nmax[a] = (x.L + x.d - 1) / x.d;
+    }
+    const f2axis &X0 = P.g.ax[0], &X1 = P.g.ax[1];
+    const i64 W = (i64)X0.K * X1.K;
+    const int rpw = nmax[0] > 1 ? 2 : 1;
+    /* a warp's two rows span at most K0 + s0 key rows (K0 + 1 if causal), its
+     * 8 columns K1 + s1 + 6 staged columns (f2_plan's bound T + K + s - 2 for
+     * T consecutive positions) */
+    i64 KR = rpw > 1 ? X0.K + (X0.s > 1 ? X0.s : 1) : X0.K, span = X1.K + X1.s + 6;
+    if (KR > nmax[0]) KR = nmax[0];
+    if (span > nmax[1]) span = nmax[1];
+    if (span > FL_KC || W > 8 * FL_NI) return false;
+    const i64 KC = FL_KC, QS = KR * KC + 8, WP = (W + 2) / 2 * 2;
+    const i64 wbuf = 16 * (av ? QS : WP);
+    double best = -1;
+    int bwr = 0, bwc = 0;
+    for (int wr = 1; wr <= 8; wr *= 2)
+        for (int wc = 1; wr * wc <= 8; wc *= 2) {
+            if ((wr > 1 && rpw * (wr / 2) >= nmax[0]) || (wc > 1 && 8 * (wc / 2) >= nmax[1])) continue;
+            i64 spr = rpw * wr + X0.K + X0.s - 2, spc = 8 * wc + X1.K + X1.s - 2;
+            if (spr > nmax[0]) spr = nmax[0];
+            if (spc > nmax[1]) spc = nmax[1];
+            size_t smem = (size_t)(spr * spc + (av ? 1 : 16)) * FM_ROW * esz + (size_t)(wr * wc * wbuf) * esz;
+            if (smem > budget) continue;
+            i64 nt0 = (nmax[0] + rpw * wr - 1) / (rpw * wr), nt1 = (nmax[1] + 8 * wc - 1) / (8 * wc);
+            double cost = (double)X0.d * nt0 * X1.d * nt1 * (700.0 * wr * wc + (double)(spr * spc));
+            if (best >= 0 && cost >= best) continue;
+            best = cost;
+            bwr = wr;
+            bwc = wc;
+            P.g.spr = (int)spr;
+            P.g.spc = (int)spc;
+            P.smem = smem;
+        }
+    if (best < 0) return false;
+    P.g.ax[0].T = rpw * bwr;
+    P.g.ax[1].T = 8 * bwc;
+    P.g.ax[0].nt = (int)((nmax[0] + P.g.ax[0].T - 1) / P.g.ax[0].T);
+    P.g.ax[1].nt = (int)((nmax[1] + P.g.ax[1].T - 1) / P.g.ax[1].T);
+    P.g.ps = FM_ROW;
+    P.g.rstr = P.g.spc * FM_ROW;
+    P.g.nq = P.g.ax[0].T * P.g.ax[1].T;
+    P.block = dim3((unsigned)(bwr * bwc * 32), 1, 1);
+    i64 tiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, bh = p->batch * heads;
+    if (bh > 0x7fffffffLL || tiles > 65535LL * 65535LL) return false;
+    P.g.H = (int)heads;
+    P.g.group = 1;
+    P.empty = bh == 0 || tiles == 0;
+    unsigned ty = (unsigned)(tiles < 65535 ? tiles : 65535);
+    P.grid = dim3((unsigned)(bh > 0 ? bh : 1), ty > 0 ? ty : 1, (unsigned)((tiles + ty - 1) / (ty > 0 ? ty : 1)));
+    F.g = P.g;
+    F.H = fl_div_make(heads > 0 ? heads : 1);
+    F.nt0 = fl_div_make(P.g.ax[0].nt);
+    F.nt1 = fl_div_make(P.g.ax[1].nt);
+    F.d0 = fl_div_make(X0.d);
+    F.d1 = fl_div_make(X1.d);
+    F.s0 = fl_div_make(X0.s);
+    F.s1 = fl_div_make(X1.s);
+    F.lwc = bwc == 1 ? 0 : bwc == 2 ? 1 : bwc == 4 ? 2 : 3;
+    F.rpw = rpw;
+    F.WP = (int)WP;
+    F.KR = (int)KR;
+    F.QS = (int)QS;
+    F.dtr = 8 / X1.K;
+    F.dtc = 8 % X1.K;
+    return true;
+}
 #endif
 
 /* Dynamic shared memory beyond the default needs the kernel's opt-in. */
@@ -1110,6 +1219,8 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * kernels: the unfused fp16/bf16 ops on the pairs kernels of fast2d.cuh
  * instead of those of mma2d.cuh, which every other configuration uses where
  * the device and image allow (3.3x faster on the 56x56 QK: docs/benchmarks.md).
+ * tc-lean is the default plan with the unfused fp16/bf16 ops on mma2d.cuh's
+ * qkl/avl kernels (fl_plan) where they fit, else on those of the default.
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1124,6 +1235,7 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     if (c.budget > optin) c.budget = optin;
     c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
     c.mma = cfg != 3;
+    c.lean = cfg == 4;
     return c;
 }
 
@@ -1162,9 +1274,21 @@ struct ops {
 #if !defined(__HIP__)
         if constexpr (sizeof(T) == 2) {
             f2plan F;
-            if (fm_usable(p, x, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) && f2_fits(p, O, p->window) &&
-                (!rpb || f2_fits(p, R, 1)) && f2_vec(p, X, sizeof(T), D) && f2_vec(p, Y, sizeof(T), D) &&
-                fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
+            flgeo L;
+            const bool fits = fm_usable(p, x, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) &&
+                              f2_fits(p, O, p->window) && (!rpb || f2_fits(p, R, 1)) && f2_vec(p, X, sizeof(T), D) &&
+                              f2_vec(p, Y, sizeof(T), D);
+            if (fits && f2_config(p, x).lean && fl_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, false, F, L)) {
+                if (F.empty) return NATTEN_SUCCESS;
+                const void *fn = rpb ? (const void *)qkl_kernel<T, true> : (const void *)qkl_kernel<T, false>;
+                if ((st = f2_smem_attr(fn, F.smem))) return st;
+                const f2view vx = f2mk(p, X), vy = f2mk(p, Y), vr = rpb ? f2mk(p, R) : vx, vo = f2mk(p, O);
+                const int causal = p->causal[0] | p->causal[1] | p->causal[2];
+                if (rpb) qkl_kernel<T, true><<<F.grid, F.block, F.smem, s>>>(L, vx, vy, vr, vo, D, (float)mval, causal);
+                else qkl_kernel<T, false><<<F.grid, F.block, F.smem, s>>>(L, vx, vy, vr, vo, D, (float)mval, causal);
+                return launched(what);
+            }
+            if (fits && fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)qkm_kernel<T>, F.smem))) return st;
                 qkm_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, X), f2mk(p, Y),
@@ -1206,9 +1330,16 @@ struct ops {
 #if !defined(__HIP__)
         if constexpr (sizeof(T) == 2) {
             f2plan F;
-            if (fm_usable(p, x, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) && f2_fits(p, O, Dv) &&
-                f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv) &&
-                fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
+            flgeo L;
+            const bool fits = fm_usable(p, x, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) &&
+                              f2_fits(p, O, Dv) && f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
+            if (fits && f2_config(p, x).lean && fl_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, true, F, L)) {
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)avl_kernel<T>, F.smem))) return st;
+                avl_kernel<T><<<F.grid, F.block, F.smem, s>>>(L, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);
+                return launched(what);
+            }
+            if (fits && fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avm_kernel<T>, F.smem))) return st;
                 avm_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);

@@ -328,4 +328,511 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avm_kernel(f2geo G, f2view Wt, 
 #endif
 }
 
+/*
+ * tc-lean (configuration 4): the same products with fewer instructions per
+ * query (docs/benchmarks.md: the kernels above are issue-bound, about three
+ * times their core loop in set-up, scatter and write-out).
+ *
+ * A warp takes 16 queries as 2 rows x 8 columns (rank 1: 1 x 8): fragment
+ * row gq is query (u0, c0 + gq), row gq + 8 is (u0 + 1, c0 + gq), so that a
+ * lane's two queries share their column window and the two rows share all
+ * but a few of their key rows.  Per key row of the union of the two rows'
+ * windows, the warp multiplies its 16 queries with the 16 staged columns
+ * from its first query's window start (fl_plan takes only windows whose 8
+ * consecutive columns span at most FL_KC = 16), and each lane keeps what
+ * lies in its queries' windows.  The key rows run in three loops (first row
+ * only, both, second row only), so no loop tests rows.  Then:
+ *  - QK: B fragments with one ldmatrix per 8 keys; keys past the box's
+ *    columns read other rows' keys or 16 spare positions after the box,
+ *    products that lie in no window; a product goes to the warp's shared
+ *    buffer, one query per WP (even, >= W + 1) elements, slot 0 at the
+ *    parity of its global address, so that the warp writes each query's
+ *    slots with 4-byte stores (8 lanes per query) and at most two 2-byte ones;
+ *    has_rpb is a template parameter (no branch in the scatter);
+ *  - AV: the attention rows go first into a zero-filled buffer indexed by
+ *    (key row - first key row, staged column - first staged column), QS
+ *    elements a query, so that an A fragment register is one 4-byte shared
+ *    load, with no window test in the loop.
+ * Set-up divides by block-uniform values with multiplications (fldiv,
+ * prepared on the host), and staging steps its indices without divisions.
+ * Sums are fp32 over the same products as above (the tests compare both with
+ * naive).
+ */
+
+/* n / d for 0 <= n < 2^31 and a block-uniform d >= 1:
+ * (umulhi(n, m) + n) >> l with l = ceil(log2 d), m = floor(2^32 (2^l - d) / d) + 1
+ * (round-up reciprocal; the sum stays below 2^32 as n < 2^31). */
+struct fldiv {
+    unsigned m;
+    int l;
+};
+
+__device__ __forceinline__ int fl_quo(const fldiv &v, int n)
+{
+    return (int)((__umulhi((unsigned)n, v.m) + (unsigned)n) >> v.l);
+}
+
+struct flgeo {
+    f2geo g;
+    fldiv H, nt0, nt1, d0, d1, s0, s1;
+    int lwc;      /* log2 of the warps per tile row (column segments of 8) */
+    int rpw;      /* query rows per warp: 2, or 1 when the rows axis is a unit */
+    int WP;       /* QK: buffer elements per query */
+    int KR;       /* AV: key rows a warp's windows span at most */
+    int QS;       /* AV: buffer elements per query (KR * FL_KC + 8: conflict-free A loads) */
+    int dtr, dtc; /* AV: 8 slots as (window rows, columns): 8 / K1, 8 % K1 */
+};
+
+/* f2win with the division by s done by fl_quo */
+__device__ __forceinline__ void fl_win(int n, int K, int s, const fldiv &sd, int causal, int u, int &a, int &b)
+{
+    const int g = fl_quo(sd, u) * s;
+    if (causal) {
+        const int lead = min(g + s - 1, n - 1);
+        a = max(lead - K + 1, 0);
+        b = u + 1;
+    } else {
+        const int lead = min(g + s / 2, n - 1);
+        a = max(min(lead - K / 2, n - K), 0);
+        b = a + K;
+    }
+}
+
+/* f2_get_tile without divisions */
+__device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
+{
+    const f2geo &G = F.g;
+    int r = (int)(blockIdx.y + blockIdx.z * gridDim.y), q;
+    q = fl_quo(F.nt1, r);
+    const int t1 = r - q * G.ax[1].nt;
+    r = q;
+    q = fl_quo(F.d1, r);
+    t.g[1] = r - q * G.ax[1].d;
+    r = q;
+    q = fl_quo(F.nt0, r);
+    const int t0 = r - q * G.ax[0].nt;
+    t.g[0] = q;
+    if (t.g[0] >= G.ax[0].d) return false;
+#pragma unroll
+    for (int a = 0; a < 2; a++) {
+        const f2axis &x = G.ax[a];
+        const fldiv &dd = a ? F.d1 : F.d0, &sd = a ? F.s1 : F.s0;
+        int q0, q1;
+        t.n[a] = fl_quo(dd, x.L - t.g[a] + x.d - 1);
+        t.u0[a] = (a ? t1 : t0) * x.T;
+        if (t.u0[a] >= t.n[a]) return false;
+        t.u1[a] = min(t.u0[a] + x.T, t.n[a]) - 1;
+        fl_win(t.n[a], x.K, x.s, sd, x.c, t.u0[a], t.ba[a], q1);
+        fl_win(t.n[a], x.K, x.s, sd, x.c, t.u1[a], q0, t.bb[a]);
+        t.bb[a] = min(t.bb[a], t.ba[a] + (a ? G.spc : G.spr));
+    }
+    return true;
+}
+
+/* Issue the cp.async copies of the box's rows of v (D = 16 or 32 elements)
+ * to box[(row * spc + col) * FM_ROW], zeros in elements 16..31 when D is 16
+ * (QK's B fragments always cover 32); no integer division.  The caller
+ * waits (fm_cp_wait). */
+template <typename T>
+__device__ __forceinline__ void fl_stage(const f2geo &G, const f2tile &t, T *box, const T *base, const f2view &v,
+                                         int D)
+{
+    const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], lg = D > 16 ? 2 : 1;
+    const int step = (int)blockDim.x >> lg, k = (int)threadIdx.x & ((1 << lg) - 1), pos = (int)threadIdx.x >> lg;
+    /* pos / nc and step / nc by a reciprocal: exact, as the numerators are
+     * below 2^16 and the reciprocal's relative error (2^-22) stays below 0.5 / nc */
+    const float rnc = __fdividef(1.0f, (float)nc);
+    int pr = (int)(((float)pos + 0.5f) * rnc), pc = pos - pr * nc;
+    const int dr = (int)(((float)step + 0.5f) * rnc), dc = step - dr * nc;
+    const int rs = G.ax[0].d * v.sr, cs = G.ax[1].d * v.sc;
+    const T *src = base + ((pr + t.ba[0]) * G.ax[0].d + t.g[0]) * v.sr + ((pc + t.ba[1]) * G.ax[1].d + t.g[1]) * v.sc +
+                   8 * k;
+    T *dst = box + (pr * G.spc + pc) * FM_ROW + 8 * k;
+    const int sstep = dr * rs + dc * cs, swrap = rs - nc * cs;
+    const int dstep = (dr * G.spc + dc) * FM_ROW, dwrap = (G.spc - nc) * FM_ROW;
+    while (pr < nr) {
+        fm_cp16(dst, src);
+        if (lg == 1) *(uint4 *)(dst + 16) = make_uint4(0u, 0u, 0u, 0u);
+        pc += dc;
+        pr += dr;
+        src += sstep;
+        dst += dstep;
+        if (pc >= nc) {
+            pc -= nc;
+            pr++;
+            src += swrap;
+            dst += dwrap;
+        }
+    }
+}
+
+/* Two (or one) 8x8 matrices of 16-bit elements, lanes 8i..8i+7 give the row
+ * addresses of matrix i: the B fragments of 8 keys (rows) x 16 or 32 d. */
+__device__ __forceinline__ void fm_ldsm4(const void *p, unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3)
+{
+#if FM_ON
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(s));
+#else
+    (void)p;
+    r0 = r1 = r2 = r3 = 0;
+#endif
+}
+
+__device__ __forceinline__ void fm_ldsm2(const void *p, unsigned &r0, unsigned &r1)
+{
+#if FM_ON
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(s));
+#else
+    (void)p;
+    r0 = r1 = 0;
+#endif
+}
+
+/* c = a (16x16, row) * b (16x8, col), fp32, from zero */
+template <typename T>
+__device__ __forceinline__ void fm_mma0(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+#if FM_ON
+    const float z = 0.f;
+    if (fm_is_half<T>::v)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%10,%10,%10,%10};\n"
+                     : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(z));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%10,%10,%10,%10};\n"
+                     : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(z));
+#else
+    (void)a;
+    (void)b0;
+    (void)b1;
+    c[0] = c[1] = c[2] = c[3] = 0.f;
+#endif
+}
+
+/* The warp's queries: rows u0 (and u0 + 1 when nrow is 2), columns c0..c0+7;
+ * the lane's column col and its window [ca, ca + cn) in staged columns; the
+ * rows' windows; the staged columns [ns, ns + nx) that the warp's windows
+ * span. */
+struct flseg {
+    int u0, c0, nrow, ra0, rb0, ra1, rb1, col, ca, cn, ns, nx;
+    bool qon;
+};
+
+__device__ __forceinline__ void fl_get_seg(const flgeo &F, const f2tile &t, flseg &S)
+{
+    const f2geo &G = F.g;
+    const int warp = (int)threadIdx.x >> 5, gq = ((int)threadIdx.x & 31) >> 2;
+    const int wr = warp >> F.lwc, wcl = warp - (wr << F.lwc);
+    S.u0 = t.u0[0] + F.rpw * wr;
+    S.c0 = t.u0[1] + 8 * wcl;
+    const bool on = S.u0 <= t.u1[0] && S.c0 <= t.u1[1];
+    S.nrow = on ? min(F.rpw, t.u1[0] - S.u0 + 1) : 0;
+    S.ra0 = S.rb0 = S.ra1 = S.rb1 = 0;
+    if (S.nrow > 0) fl_win(t.n[0], G.ax[0].K, G.ax[0].s, F.s0, G.ax[0].c, S.u0, S.ra0, S.rb0);
+    if (S.nrow > 1) fl_win(t.n[0], G.ax[0].K, G.ax[0].s, F.s0, G.ax[0].c, S.u0 + 1, S.ra1, S.rb1);
+    S.col = S.c0 + gq;
+    S.qon = on && S.col <= t.u1[1];
+    int a = 0, b = 0;
+    if (S.qon) fl_win(t.n[1], G.ax[1].K, G.ax[1].s, F.s1, G.ax[1].c, S.col, a, b);
+    S.ca = a - t.ba[1];
+    S.cn = b - a;
+    const int last = on ? min(7, t.u1[1] - S.c0) : 0;
+    S.ns = __shfl_sync(0xffffffffu, S.ca, 0);
+    S.nx = __shfl_sync(0xffffffffu, S.ca + S.cn, 4 * last) - S.ns;
+}
+
+#define FL_NI 8  /* at most 8 elements (QK: words) per lane and query: W <= 64 */
+#define FL_KC 16 /* staged columns a warp's windows span at most (fl_plan) */
+
+/* a 16-bit store to a shared address */
+__device__ __forceinline__ void fl_sts16(unsigned a, unsigned short v)
+{
+#if FM_ON
+    asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(a), "h"(v) : "memory");
+#else
+    (void)a;
+    (void)v;
+#endif
+}
+
+template <bool B> struct flb {
+    static constexpr bool v = B;
+};
+
+/* Shared memory: box (spr * spc positions, then 16 more that no one writes:
+ * the last row's B fragments may read past its columns), then WP * 16
+ * elements per warp.  The warp's staged columns span at most 16 (fl_plan):
+ * two n-tiles of 8 keys. */
+template <typename T, bool RPB>
+__global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f2view Kt, f2view R, f2view O, int D,
+                                                            float mval, int fill)
+{
+#if FM_ON
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    const f2geo &G = F.g;
+    f2tile t;
+    if (!fl_get_tile(F, t)) return;
+    T *box = (T *)ct_smem;
+    const int b = fl_quo(F.H, (int)blockIdx.x), h = (int)blockIdx.x - b * G.H, K0 = G.ax[0].K, K1 = G.ax[1].K;
+    const int W = K0 * K1, WP = F.WP, warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
+    const int gq = lane >> 2, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
+    T *ob = box + (G.spr * G.spc + 16) * FM_ROW + warp * 16 * WP;
+    fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D);
+    flseg S;
+    fl_get_seg(F, t, S);
+    unsigned qa[2][4];
+    {
+        const T *qp0 = f2at<T>(Q, b, h) + (S.u0 * d0 + t.g[0]) * Q.sr + (S.col * d1 + t.g[1]) * Q.sc + 2 * tq;
+        const T *qp1 = qp0 + d0 * Q.sr;
+        const bool l0 = S.qon, l1 = S.qon && S.nrow > 1;
+#pragma unroll
+        for (int ks = 0; ks < 2; ks++) {
+            const bool k2 = 16 * ks < D;
+            qa[ks][0] = l0 && k2 ? *(const unsigned *)(qp0 + 16 * ks) : 0u;
+            qa[ks][1] = l1 && k2 ? *(const unsigned *)(qp1 + 16 * ks) : 0u;
+            qa[ks][2] = l0 && k2 ? *(const unsigned *)(qp0 + 16 * ks + 8) : 0u;
+            qa[ks][3] = l1 && k2 ? *(const unsigned *)(qp1 + 16 * ks + 8) : 0u;
+        }
+    }
+    if (fill) {
+        T mv[2];
+        put(&mv[0], mval);
+        put(&mv[1], mval);
+        unsigned m2;
+        memcpy(&m2, mv, 4);
+        for (int i = lane; i < 8 * WP; i += 32) ((unsigned *)ob)[i] = m2;
+    }
+    fm_cp_wait();
+    __syncthreads(); /* the box; the last barrier */
+    if (S.nrow == 0) return;
+    T *obase = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr;
+    const int ocol = (S.c0 * d1 + t.g[1]) * O.sc, orow = d0 * O.sr;
+    /* the lane's queries: slot (window row tr, column j) at p[r][tr * K1 + j]
+     * (slot 0 at the parity of its global address) */
+    T *p0, *p1;
+    {
+        const T *g0 = obase + ocol + gq * d1 * O.sc;
+        p0 = ob + gq * WP + (int)(((size_t)g0 >> 1) & 1);
+        p1 = ob + (8 + gq) * WP + (int)(((size_t)(g0 + orow) >> 1) & 1);
+    }
+    /* element (n, e) of the C fragments: staged column ns + 8 n + 2 tq + (e & 1),
+     * window column j + 8 n + (e & 1) of the lane's queries */
+    const int j = S.ns + 2 * tq - S.ca;
+    const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
+    const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
+               w11 = (unsigned)(j + 9) < cn;
+    const T *rp = RPB ? f2at<T>(R, 0, h) + (S.ns + 2 * tq + t.ba[1] - S.col + K1 - 1) * R.sc : (const T *)0;
+    (void)rp;
+    /* B fragments: lane l gives key ns + (l & 7) (+ 8 for the second n-tile), d 8 (l >> 3) */
+    const T *kb = box + (S.ra0 - t.ba[0]) * G.spc * FM_ROW + (S.ns + (lane & 7)) * FM_ROW + 8 * (lane >> 3);
+    const int kstep = G.spc * FM_ROW;
+    p0 += j;
+    p1 += j + (S.ra0 - S.ra1) * K1;
+    /* key rows [ra0, rb1) in three runs: row 0's only, both rows', row 1's
+     * only (a row outside its window is known per run: no test per key row) */
+    auto run = [&](int k0, int k1, auto V0, auto V1) {
+        const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
+        const T *kp = kb + (k0 - S.ra0) * kstep;
+        T *q0 = p0 + (k0 - S.ra0) * K1, *q1 = p1 + (k0 - S.ra0) * K1;
+#pragma unroll 1
+        for (int kr = k0; kr < k1; kr++, kp += kstep, q0 += K1, q1 += K1) {
+            unsigned bb[8];
+            float c[2][4];
+            fm_ldsm4(kp, bb[0], bb[1], bb[2], bb[3]);
+            fm_ldsm4(kp + 8 * FM_ROW, bb[4], bb[5], bb[6], bb[7]);
+            fm_mma0<T>(c[0], qa[0], bb[0], bb[1]);
+            fm_mma0<T>(c[1], qa[0], bb[4], bb[5]);
+            fm_mma<T>(c[0], qa[1], bb[2], bb[3]);
+            fm_mma<T>(c[1], qa[1], bb[6], bb[7]);
+            if (RPB) {
+                const T *r0 = rp + (kr - S.u0 + K0 - 1) * R.sr, *r1 = r0 - R.sr;
+                if (v0 && w00) c[0][0] += to_acc(r0[0]);
+                if (v0 && w01) c[0][1] += to_acc(r0[R.sc]);
+                if (v0 && w10) c[1][0] += to_acc(r0[8 * R.sc]);
+                if (v0 && w11) c[1][1] += to_acc(r0[9 * R.sc]);
+                if (v1 && w00) c[0][2] += to_acc(r1[0]);
+                if (v1 && w01) c[0][3] += to_acc(r1[R.sc]);
+                if (v1 && w10) c[1][2] += to_acc(r1[8 * R.sc]);
+                if (v1 && w11) c[1][3] += to_acc(r1[9 * R.sc]);
+            }
+            if (v0) {
+                if (w00) put(q0, c[0][0]);
+                if (w01) put(q0 + 1, c[0][1]);
+                if (w10) put(q0 + 8, c[1][0]);
+                if (w11) put(q0 + 9, c[1][1]);
+            }
+            if (v1) {
+                if (w00) put(q1, c[0][2]);
+                if (w01) put(q1 + 1, c[0][3]);
+                if (w10) put(q1 + 8, c[1][2]);
+                if (w11) put(q1 + 9, c[1][3]);
+            }
+        }
+    };
+    if (S.nrow > 1) {
+        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
+        run(S.ra1, S.rb0, flb<true>(), flb<true>());
+        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
+    } else {
+        run(S.ra0, S.rb0, flb<true>(), flb<false>());
+    }
+    __syncwarp();
+    /* write-out: 8 lanes per query, 4 queries at a time (group g: row g / 2,
+     * columns 4 (g % 2) + lane / 8); a query's full 4-byte words, then at
+     * most two single slots (slot 0 when its address is odd, the last one or
+     * two) */
+    const int nw = (W - 1) >> 1, hh = lane & 7, cl = lane >> 3; /* nw < 8 FL_NI (fl_plan) */
+    const int last = t.u1[1] - S.c0; /* the segment's last column in the tile */
+    T *gl = obase + ocol + cl * d1 * O.sc;
+    const T *bl = ob + cl * WP;
+#pragma unroll
+    for (int g = 0; g < 4; g++) {
+        const int r = g >> 1, cq = 4 * (g & 1) + cl;
+        if (r >= S.nrow || cq > last) continue;
+        T *gp = gl + r * orow + (g & 1) * 4 * d1 * O.sc;
+        const int p = (int)(((size_t)gp >> 1) & 1);
+        const T *bp = bl + (4 * g) * WP + p;
+        const unsigned *src = (const unsigned *)(bp + p) + hh;
+        unsigned *dst = (unsigned *)(gp + p) + hh;
+#pragma unroll
+        for (int i = 0; i < FL_NI; i++) {
+            if (hh + 8 * i >= nw) break;
+            dst[8 * i] = src[8 * i];
+        }
+        const int s = hh == 6 ? (p ? 0 : 2 * nw) : 2 * nw + 1;
+        if (hh >= 6 && s < W) gp[s] = bp[s];
+    }
+#endif
+}
+
+/* Shared memory: box, the zero position, then QS * 16 elements per warp.
+ * The warp's staged columns span at most 16 (one k-tile) and W <= 64
+ * (fl_plan). */
+template <typename T>
+__global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, f2view V, f2view O, int D)
+{
+#if FM_ON
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    const f2geo &G = F.g;
+    f2tile t;
+    if (!fl_get_tile(F, t)) return;
+    T *box = (T *)ct_smem, *zrow = box + G.spr * G.spc * FM_ROW;
+    const int b = fl_quo(F.H, (int)blockIdx.x), h = (int)blockIdx.x - b * G.H, K1 = G.ax[1].K, W = G.ax[0].K * K1;
+    const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+    const int d0 = G.ax[0].d, d1 = G.ax[1].d, nc = t.bb[1] - t.ba[1], QS = F.QS;
+    T *bz = zrow + FM_ROW + warp * 16 * QS;
+    fl_stage<T>(G, t, box, f2at<T>(V, b, h), V, D);
+    for (int i = (int)threadIdx.x; i < FM_ROW / 2; i += (int)blockDim.x) ((unsigned *)zrow)[i] = 0u;
+    flseg S;
+    fl_get_seg(F, t, S);
+    for (int i = lane; i < 2 * QS; i += 32) ((uint4 *)bz)[i] = make_uint4(0u, 0u, 0u, 0u);
+    __syncwarp();
+    /* the warp's attention rows into bz: 8 lanes per query, 4 queries at a
+     * time (group g: row g / 2, columns 4 (g % 2) + lane / 8); the lane's
+     * slot hh + 8 u goes to off[u] = tr * FL_KC + tc of its query (-1: past
+     * W); with a causal axis, only where tr and tc lie in the query's window */
+    if (S.nrow > 0) {
+        const int hh = lane & 7, cl = lane >> 3, last = t.u1[1] - S.c0;
+        const bool causal = G.ax[0].c | G.ax[1].c;
+        int off[FL_NI]; /* in bytes */
+        {
+            int r = 0, c = hh;
+            while (c >= K1) c -= K1, r++;
+#pragma unroll
+            for (int u = 0; u < FL_NI; u++) {
+                off[u] = hh + 8 * u < W ? (int)sizeof(T) * (r * FL_KC + c) : -1;
+                c += F.dtc;
+                r += F.dtr;
+                if (c >= K1) c -= K1, r++;
+            }
+        }
+        const T *wl = f2at<T>(Wt, b, h) + (S.u0 * d0 + t.g[0]) * Wt.sr + ((S.c0 + cl) * d1 + t.g[1]) * Wt.sc + hh;
+        /* shared addresses: one base, no generic-to-shared conversion per store */
+        const unsigned bl = (unsigned)__cvta_generic_to_shared(bz) + (unsigned)sizeof(T) * (cl * QS - S.ns);
+#pragma unroll
+        for (int g = 0; g < 4; g++) {
+            const int r = g >> 1, cq = 4 * (g & 1) + cl;
+            const int caq = __shfl_sync(0xffffffffu, S.ca, 4 * cq), cnq = __shfl_sync(0xffffffffu, S.cn, 4 * cq);
+            if (r >= S.nrow || cq > last) continue;
+            const T *src = wl + r * d0 * Wt.sr + (g & 1) * 4 * d1 * Wt.sc;
+            const unsigned dst = bl + (unsigned)sizeof(T) * ((4 * g) * QS + (r ? S.ra1 - S.ra0 : 0) * FL_KC + caq);
+            unsigned short x[FL_NI];
+            if (!causal) {
+#pragma unroll
+                for (int u = 0; u < FL_NI; u++)
+                    if (off[u] >= 0) x[u] = ((const unsigned short *)src)[8 * u];
+#pragma unroll
+                for (int u = 0; u < FL_NI; u++)
+                    if (off[u] >= 0) fl_sts16(dst + off[u], x[u]);
+            } else {
+                const int rn = r ? S.rb1 - S.ra1 : S.rb0 - S.ra0;
+                bool ok[FL_NI];
+#pragma unroll
+                for (int u = 0; u < FL_NI; u++) {
+                    const int e = off[u] / (int)sizeof(T);
+                    ok[u] = off[u] >= 0 && e / FL_KC < rn && e % FL_KC < cnq;
+                    if (ok[u]) x[u] = ((const unsigned short *)src)[8 * u];
+                }
+#pragma unroll
+                for (int u = 0; u < FL_NI; u++)
+                    if (ok[u]) fl_sts16(dst + off[u], x[u]);
+            }
+        }
+    }
+    fm_cp_wait();
+    __syncthreads(); /* the box, the zero position and the warps' rows; the last barrier */
+    if (S.nrow == 0) return;
+    float acc[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+    /* A fragment registers: rows gq (query row 0) and gq + 8 (row 1), staged
+     * columns ns + 2 tq (+ 8); B: lane l gives key ns + (l & 15), d 8 (l >> 4) */
+    const T *w0 = bz + gq * QS + 2 * tq, *w1 = w0 + 8 * QS;
+    const int key = S.ns + (lane & 15), rend = S.nrow > 1 ? S.rb1 : S.rb0, kstep = G.spc * FM_ROW;
+    const T *vp = key < nc ? box + (S.ra0 - t.ba[0]) * kstep + key * FM_ROW + (lane >> 4) * 8 : zrow + (lane >> 4) * 8;
+    const int vstep = key < nc ? kstep : 0;
+    for (int kr = S.ra0; kr < rend; kr++, w0 += FL_KC, w1 += FL_KC, vp += vstep) {
+        if (kr >= S.rb0 && (S.nrow < 2 || kr < S.ra1)) continue; /* in neither row's window (uniform) */
+        unsigned a[4], b0, b1, b2, b3;
+        a[0] = *(const unsigned *)w0;
+        a[1] = *(const unsigned *)w1;
+        a[2] = *(const unsigned *)(w0 + 8);
+        a[3] = *(const unsigned *)(w1 + 8);
+        fm_ldsm_t4(vp, b0, b1, b2, b3);
+        fm_mma<T>(acc[0], a, b0, b1);
+        fm_mma<T>(acc[1], a, b2, b3);
+        if (D > 16) {
+            fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
+            fm_mma<T>(acc[2], a, b0, b1);
+            fm_mma<T>(acc[3], a, b2, b3);
+        }
+    }
+    if (!S.qon) return;
+    T *op = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr + (S.col * d1 + t.g[1]) * O.sc + 2 * tq;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (r >= S.nrow) break;
+#pragma unroll
+        for (int n = 0; n < 4; n++) {
+            if (n * 8 < D) {
+                T e[2];
+                put(&e[0], acc[n][2 * r]);
+                put(&e[1], acc[n][2 * r + 1]);
+                *(unsigned *)(op + 8 * n) = fm_pack<T>(e[0], e[1]);
+            }
+        }
+        op += d0 * O.sr;
+    }
+#endif
+}
+
 #endif /* !__HIP__ */
