@@ -29,6 +29,7 @@ Needs torch (FlexAttention: torch >= 2.5); fused forward only (no RPB).
 """
 import argparse
 import csv
+import itertools
 import json
 import math
 import os
@@ -540,19 +541,28 @@ def main():
               "forward) for every method, dense SDPA included; x natten: median over the fastest "
               "libnatten backend's (same direction)")
     failed = False
+    t_start = time.time()
     for p in probs:
         lib, why = ([], None) if args.no_natten else natten_rows(p, device, args)
         if why and args.natten_bench:
             sys.exit("peers.py: %s" % why)
-        rows = lib + run_problem(torch, p, device, methods, args)
-        if side:
-            for r in rows:
-                side.writerow([r.get(c, "") for c in COLUMNS])
-            side_file.flush()
-        if out:
-            for r in rows:
-                out.writerow([r.get(c, "") for c in COLUMNS])
-        else:
+        # each method's rows are written as soon as it finishes, so that a run stopped
+        # part-way (a time limit, a compile that does not end) keeps what it measured
+        rows = []
+        for part in itertools.chain([lib], run_problem(torch, p, device, methods, args)):
+            rows += part
+            if side:
+                for r in part:
+                    side.writerow([r.get(c, "") for c in COLUMNS])
+                side_file.flush()
+            if out:
+                for r in part:
+                    out.writerow([r.get(c, "") for c in COLUMNS])
+                sys.stdout.flush()
+            if part:
+                print("peers.py: %s %s done at %.1f s" % (p["label"] or describe(p), part[0]["backend"]
+                      if part is not lib else "libnatten", time.time() - t_start), file=sys.stderr, flush=True)
+        if not out:
             print("\n== %s%s" % (p["label"] + ": " if p["label"] else "", describe(p)))
             if why:
                 print("   (no libnatten rows: %s)" % why)
@@ -579,6 +589,7 @@ def main():
 
 
 def run_problem(torch, p, device, methods, args):
+    """Yields each method's rows (a list per method) as soon as they are measured."""
     R = Runner(torch, p, device, args)
     cuda = device.type == "cuda"
     clock = Clock(torch, device)
@@ -600,8 +611,8 @@ def run_problem(torch, p, device, methods, args):
         ref = gather_na(torch, c[0], c[1], c[2], idx, ok, R.scale, R.chunk(8, 1 << 28))
     full = all(k == s for k, s in zip(p["window"], p["extent"])) and not any(p["causal"]) \
         and all(d == 1 for d in p["dilation"])
-    rows = []
     for name in methods:
+        rows = []
         try:
             fn, prep, post, why = R.method(name)
         except Exception as e:  # e.g. the block mask does not fit
@@ -623,7 +634,7 @@ def run_problem(torch, p, device, methods, args):
                 row["status"] = "error: %s" % (str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
                 if cuda:
                     torch.cuda.empty_cache()
-    return rows
+        yield rows
 
 
 def measure(torch, R, fn, post, qkv, dout, name, d, row, ref, full, clock, cuda, args):
