@@ -234,12 +234,12 @@ START_TEST(empty_and_refused)
 END_TEST
 
 /* More shapes for the tensor-core kernels (fp16/bf16, head dim 16 or 32,
- * rank <= 2): a unit rows axis (one query row per warp in tc-lean), strides
+ * rank <= 2): a unit rows axis (one query row per warp in the lean kernels), strides
  * (a warp's two query rows further apart in keys; stride = kernel), an odd
  * row count (a warp with one row at the tile edge), causal on both axes with
- * dilation, Dv != D, partial tiles, RPB; then windows tc-lean does not take
+ * dilation, Dv != D, partial tiles, RPB; then windows the lean kernels do not take
  * (9 x 11: 8 columns span more than 16 keys, W > 64), which fall back to the
- * default's kernels. */
+ * wide kernels (qkm/avm). */
 static const ref_problem tc_shapes[] = {
     {1, 2, 2, 2, 32, 32, {40, 1, 1}, {9, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     {2, 1, 2, 2, 32, 16, {23, 26, 1}, {5, 3, 1}, {1, 1, 1}, {3, 2, 1}, {0, 0, 0}, 0, 0},
@@ -252,7 +252,7 @@ static const ref_problem tc_shapes[] = {
 /* The fast 2-D kernels under each configuration's tile budget (other tile
  * shapes, so other partial tiles), and with the fast kernels switched off for
  * the same problems (the generic kernels on a 2-D problem with a short head
- * dim); the tensor-core configurations (0: default, 4: tc-lean) also on
+ * dim); the tensor-core configurations (0: default, lean kernels; 4: tc-wide) also on
  * tc_shapes in fp16 and bf16. */
 START_TEST(configs_and_generic)
 {

@@ -61,8 +61,8 @@ natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 
 /* The backend's configurations: the fast kernels' tile plans (default,
  * big-tiles, big-tiles-110k), the default plan without the tensor-core
- * kernels (no-tensor-cores) and with the leaner tensor-core kernels (tc-lean);
- * f2_config in kernels.cuh. */
+ * kernels (no-tensor-cores) and with the first, wider tensor-core kernels
+ * for the unfused ops (tc-wide); f2_config in kernels.cuh. */
 #define CT_N_CONFIGS 5
 
 /* One entry point per op, per dtype. */

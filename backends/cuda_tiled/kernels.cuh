@@ -947,7 +947,7 @@ struct f2cfg {
     size_t budget;
     double per_block;
     bool mma;
-    bool lean; /* tc-lean: the tensor-core kernels with fewer instructions (mma2d.cuh) */
+    bool lean; /* the unfused ops' tensor-core kernels with fewer instructions (qkl/avl, mma2d.cuh) */
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1091,7 +1091,7 @@ static inline bool fm_plan(const natten_problem *p, size_t esz, i64 heads, size_
 }
 
 /*
- * Tile of tc-lean (mma2d.cuh): wr x wc warps, each 2 rows (1 when the rows
+ * Tile of the lean kernels (mma2d.cuh): wr x wc warps, each 2 rows (1 when the rows
  * axis is a unit) x 8 columns of queries; of the shapes that fit the budget,
  * the one with the fewest launched warps plus staged positions (a warp costs
  * about 700 issued instructions, a staged position about one).  av: the
@@ -1219,8 +1219,10 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * kernels: the unfused fp16/bf16 ops on the pairs kernels of fast2d.cuh
  * instead of those of mma2d.cuh, which every other configuration uses where
  * the device and image allow (3.3x faster on the 56x56 QK: docs/benchmarks.md).
- * tc-lean is the default plan with the unfused fp16/bf16 ops on mma2d.cuh's
- * qkl/avl kernels (fl_plan) where they fit, else on those of the default.
+ * The unfused fp16/bf16 ops go to mma2d.cuh's lean qkl/avl kernels (fl_plan)
+ * where they fit, else to its qkm/avm kernels; tc-wide is the default plan
+ * with qkm/avm only (the first tensor-core kernels: 1.6x slower on the 56x56
+ * QK and 1.4x on AV, docs/benchmarks.md), kept tested and timed.
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1235,7 +1237,7 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     if (c.budget > optin) c.budget = optin;
     c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
     c.mma = cfg != 3;
-    c.lean = cfg == 4;
+    c.lean = cfg != 3 && cfg != 4;
     return c;
 }
 

@@ -329,7 +329,8 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avm_kernel(f2geo G, f2view Wt, 
 }
 
 /*
- * tc-lean (configuration 4): the same products with fewer instructions per
+ * The lean kernels (the default; configuration 4 tc-wide keeps the ones
+ * above): the same products with fewer instructions per
  * query (docs/benchmarks.md: the kernels above are issue-bound, about three
  * times their core loop in set-up, scatter and write-out).
  *
