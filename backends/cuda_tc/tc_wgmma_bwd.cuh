@@ -1,7 +1,9 @@
 /*
  * tc_wgmma_bwd.cuh - a Hopper backward of cuda-tc for head dim 128 (fp16/bf16):
- * warpgroup MMA (wgmma.mma_async, sm_90a only).  Standalone harness only for
- * now (NOTES.md v5); the library does not compile it.
+ * warpgroup MMA (wgmma.mma_async, sm_90a only).  Shared by the library's
+ * tc-bwd128-sm90a.cu (compiled for sm_90a alone; two of the variants, cuda-tc
+ * configurations 11 and 12 and the default on sm_90) and the standalone
+ * harness (all six, NOTES.md v5).
  *
  * Built from tc_wgmma.cuh's pieces (descriptors, the 128-byte swizzled tile
  * layout, the wgmma wrappers, fences) and tc_kernels.cuh's geometry; the
