@@ -372,7 +372,7 @@ int main(void)
     seed = tt_seed();
     printf("check_cuda_tc: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     s = suite_create("cuda-tc");
-    /* three cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
+    /* four cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
     tc = tcase_create("edges");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, edge_cases, 0, (int)(sizeof cases / sizeof cases[0]));
@@ -380,8 +380,12 @@ int main(void)
     tc = tcase_create("configs");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, each_config, 1, 1 + N_CONFIGS);
-    tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
     tcase_add_loop_test(tc, tuner_times_configs, 0, 2);
+    suite_add_tcase(s, tc);
+    /* the Hopper backward's own cases: a case of its own for the sanitizers */
+    tc = tcase_create("hopper");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);
