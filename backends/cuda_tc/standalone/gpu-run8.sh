@@ -3,13 +3,13 @@
 # 12, the default for head dim 128 on sm_90) on the GPU host: build,
 # check_cuda_tc, natten-bench on the three D-128 targets' backward, then
 # memcheck and racecheck over check_cuda_tc's `hopper` case; every step under
-# `timeout`, the whole within about 285 s.  Run from the tree's root with OUT
+# `timeout`, the whole within about 280 s.  Run from the tree's root with OUT
 # set (the device call's output folder); logs: run.log (timeline), build.log,
 # check.log, check_cuda_tc.log, bench.log, san.log.
 start=$(date +%s)
 el() { echo $(($(date +%s) - start)); }
 log() { echo "[$(el) s] $*" >>"$OUT/run.log"; }
-left() { echo $((285 - $(el))); }
+left() { echo $((278 - $(el))); }
 log "start $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 { ./bootstrap && ./configure --with-cuda-arch=90; } >"$OUT/build.log" 2>&1 || { log "configure failed"; exit 1; }
 timeout 170 make -j16 >>"$OUT/build.log" 2>&1
