@@ -288,12 +288,12 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     params_of(p, q);
     const struct tc_device *d = &devices[p->device.device_id];
     int variant = variant_of(x);
-    const int wgb = variant >= TC_WGB_VARIANT ? variant - TC_WGB_VARIANT : -1; /* a Hopper backward chosen */
-    if (wgb >= 0 && !backward) variant = -1; /* the forward runs its default under it */
-    if ((variant == TC_WGMMA_VARIANT || (wgb >= 0 && backward)) && !d->wgmma)
+    int wgb = variant >= TC_WGB_VARIANT ? variant - TC_WGB_VARIANT : -1; /* a Hopper backward chosen */
+    if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
+    if ((variant == TC_WGMMA_VARIANT || wgb >= 0) && !d->wgmma)
         return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tc: configuration %s %s", config_names[1 + variant],
                             d->wg_why);
-    if (wgb >= 0 && backward && p->dim != 128)
+    if (wgb >= 0 && p->dim != 128)
         return natten_error(NATTEN_ERROR_UNSUPPORTED,
                             "cuda-tc: configuration %s is a backward for head dim 128, not head dim %lld",
                             config_names[1 + variant], (long long)p->dim);
@@ -319,7 +319,7 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
             return cc_error(e, "cudaMallocAsync of the backward's row scratch");
     }
 #ifdef HAVE_CUDA_TC_SM90A
-    if (run_wgb >= 0) {
+    if (backward && run_wgb >= 0) {
         e = tc_backward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, run_wgb);
         if (e != cudaSuccess) st = cc_error(e, "fused backward launch (sm_90a)");
     } else

@@ -26,7 +26,7 @@ template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
-    if (which != 0 && which != 1) return cudaErrorInvalidValue;
+    if ((which != 0 && which != 1) || p.delta == nullptr) return cudaErrorInvalidValue;
     return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
 }
 
