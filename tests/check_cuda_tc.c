@@ -4,8 +4,11 @@
  * suite's and on the edge cases of its tiling: extents that are not a multiple
  * of the tile, K = L (dense attention), even K, dilation with L mod d != 0,
  * causal on each axis, stride = K, GQA/MQA, head dims 32/64/128, fp16 and
- * bf16, compact and heads-first layouts; plus refusals (with reasons) and
- * determinism of the backward.
+ * bf16, compact and heads-first layouts; every kernel configuration,
+ * including the Hopper (sm_90a) forward and backward ones, on those and (the
+ * Hopper backward) on more head-dim-128 edge cases; plus refusals (with
+ * reasons), measured selection over the configurations and determinism of
+ * the backward.
  *
  * Exits 77 (skip) when the backend is not built or no GPU of compute
  * capability 8.0 or more is present.  Runs without forking (CUDA cannot be
@@ -55,25 +58,65 @@ static const ref_problem cases[] = {
     {1, 1, 2, 2, 64, 64, {300, 1, 1}, {65, 1, 1}, {2, 1, 1}, {4, 1, 1}, {1, 0, 0}, 0, 0},
 };
 
-/* The Hopper configuration (wgmma, sm_90a) is refused, with one of these
+/* The backward of head dim 128 on the Hopper kernels, where the default
+ * path and configurations 11 and 12 run it: more edge cases of its tiling
+ * (128-key dK/dV boxes split in two, 32-row tiles, 128-query dQ boxes). */
+static const ref_problem wg_cases[] = {
+    /* 1-D: two 128-key boxes per dilation group, stride, causal, GQA */
+    {1, 1, 2, 1, 128, 128, {300, 1, 1}, {65, 1, 1}, {2, 1, 1}, {4, 1, 1}, {1, 0, 0}, 0, 0},
+    /* even K, stride = K on axis 0, extents not a multiple of any box */
+    {2, 1, 2, 2, 128, 128, {33, 29, 1}, {8, 5, 1}, {1, 1, 1}, {8, 1, 1}, {0, 0, 0}, 0, 0},
+    /* K = L: dense attention */
+    {2, 1, 1, 1, 128, 128, {16, 20, 1}, {16, 20, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0},
+    /* dilation with L mod d != 0, causal on the last axis, GQA */
+    {3, 1, 2, 1, 128, 128, {7, 10, 14}, {3, 5, 4}, {2, 1, 3}, {1, 1, 1}, {0, 0, 1}, 0, 0},
+    /* causal on the first two axes, stride */
+    {3, 1, 1, 1, 128, 128, {9, 8, 20}, {3, 3, 7}, {1, 1, 1}, {1, 2, 3}, {1, 1, 0}, 0, 0},
+    /* MQA, two batches, odd dilation remainder, causal on axis 1, a scale */
+    {2, 2, 2, 1, 128, 128, {30, 27, 1}, {11, 7, 1}, {1, 2, 1}, {1, 1, 1}, {0, 1, 0}, 0.05, 0},
+};
+
+/* The Hopper configurations (wgmma, sm_90a) are refused, with one of these
  * reasons, on devices other than compute capability 9.0 and by builds
- * without sm_90a; on an sm_90 device of an sm_90a build it runs. */
+ * without sm_90a; on an sm_90 device of an sm_90a build they run. */
 #define WGMMA_CONFIG 10
 #define WGMMA_NAME "wg2x64-n64-sm90a"
+/* The Hopper backward configurations: the forward runs its default under
+ * them, a backward of head dim other than 128 is refused. */
+#define WGB_FIRST 11
+#define WGB_LAST 12
+static const char *const wgb_names[] = {"wgb-k128q64b1-q64n64b2-sm90a", "wgb-k64q32b2-q128n32b2-sm90a"};
 static int wgmma_refusal(const char *why)
 {
     return (strstr(why, "needs sm_90a, device") != NULL && strstr(why, "is sm_90") == NULL) ||
            strstr(why, "needs sm_90a kernels, which this build lacks") != NULL;
 }
+static int is_wgb(int config) { return config >= WGB_FIRST && config <= WGB_LAST; }
+/* Whether configuration config may refuse op on r with reason why. */
+static int may_refuse(int config, const ref_problem *r, tc_op op, const char *why)
+{
+    if (config == WGMMA_CONFIG) return wgmma_refusal(why);
+    if (is_wgb(config) && op == OP_FNA_BW)
+        return wgmma_refusal(why) ||
+               (r->D != 128 && strstr(why, "is a backward for head dim 128, not head dim") != NULL);
+    return 0;
+}
+/* ... and whether it must (a Hopper backward configuration, another head dim). */
+static int must_refuse(int config, const ref_problem *r, tc_op op)
+{
+    return is_wgb(config) && op == OP_FNA_BW && r->D != 128;
+}
 
-/* Run op on case r with the backend on device tensors (layout) and with naive
- * on host tensors of the same values; compare every output.  may_refuse: the
- * Hopper configuration is chosen, and a refusal with its reason is a pass. */
-static void compare_r(const ref_problem *r, tc_op op, const char *dtype, double limit, tt_layout layout,
-                      natten_context *ctx, int may_refuse)
+/* Run op on case r (id: its number, for the random inputs) with the backend
+ * on device tensors (layout) and with naive on host tensors of the same
+ * values; compare every output.  config: the
+ * configuration chosen (0: none), whose refusals with its reasons are a pass
+ * (may_refuse; must_refuse: only a refusal is). */
+static void compare_r(const ref_problem *r, int id, tc_op op, const char *dtype, double limit, tt_layout layout,
+                      natten_context *ctx, int config)
 {
     natten_context *ref_ctx;
-    uint64_t rng = seed ^ ((uint64_t)op * 7919u + (uint64_t)(r - cases) * 104729u), rng2 = rng;
+    uint64_t rng = seed ^ ((uint64_t)op * 7919u + (uint64_t)id * 104729u), rng2 = rng;
     tc_io ref, io;
     natten_status st;
     tt_err e;
@@ -86,8 +129,11 @@ static void compare_r(const ref_problem *r, tc_op op, const char *dtype, double 
     ck_assert(tc_setup(&io, r, op, tt_dtype(dtype), layout, kDLCUDA, &rng2));
     ck_assert_msg(tc_run(ref_ctx, &ref) == NATTEN_SUCCESS, "naive: %s", natten_last_error());
     st = tc_run(ctx, &io);
-    if (may_refuse && st == NATTEN_ERROR_UNSUPPORTED && wgmma_refusal(natten_last_error())) {
-        printf("refused (configuration %d): %s\n", WGMMA_CONFIG, natten_last_error());
+    ck_assert_msg(!must_refuse(config, r, op) || st == NATTEN_ERROR_UNSUPPORTED,
+                  "configuration %d ran %s on %s (head dim %lld): status %d", config, tc_op_names[op], desc,
+                  (long long)r->D, (int)st);
+    if (config && st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, op, natten_last_error())) {
+        printf("refused (configuration %d, %s %s): %s\n", config, tc_op_names[op], dtype, natten_last_error());
         tc_teardown(&ref);
         tc_teardown(&io);
         natten_context_destroy(ref_ctx);
@@ -108,7 +154,7 @@ static void compare_r(const ref_problem *r, tc_op op, const char *dtype, double 
 static void compare(const ref_problem *r, tc_op op, const char *dtype, double limit, tt_layout layout,
                     natten_context *ctx)
 {
-    compare_r(r, op, dtype, limit, layout, ctx, 0);
+    compare_r(r, (int)(r - cases), op, dtype, limit, layout, ctx, 0);
 }
 
 static natten_context *forced(void)
@@ -136,50 +182,81 @@ END_TEST
  * ran) on every edge case, forward and backward, one dtype per case in turn,
  * chosen through NATTEN_CUDA_TC_CONFIG (the backend reads it when the
  * context asks for the default).  Configuration 10 is the Hopper forward
- * (head dim 128; the rest run their defaults under it), refused elsewhere. */
-#define N_CONFIGS 10
+ * (head dim 128; the rest run their defaults under it), 11 and 12 the Hopper
+ * backward (head dim 128; the forward runs its default under them, a
+ * backward of another head dim is refused); refused on other devices. */
+#define N_CONFIGS 12
+
+static void set_config(int config)
+{
+    char val[16];
+    snprintf(val, sizeof val, "%d", config);
+    ck_assert_int_eq(config ? setenv("NATTEN_CUDA_TC_CONFIG", val, 1) : unsetenv("NATTEN_CUDA_TC_CONFIG"), 0);
+}
 
 START_TEST(each_config)
 {
     natten_context *ctx = forced();
-    char val[16];
-    snprintf(val, sizeof val, "%d", _i);
-    ck_assert_int_eq(setenv("NATTEN_CUDA_TC_CONFIG", val, 1), 0);
+    set_config(_i);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         size_t t = (c + (size_t)_i) % 2;
         tt_layout layout = c % 2 ? TT_HEADS_FIRST : TT_COMPACT;
-        compare_r(&cases[c], OP_FNA, tols[t].dtype, tols[t].limit, layout, ctx, _i == WGMMA_CONFIG);
-        compare_r(&cases[c], OP_FNA_BW, tols[t].dtype, tols[t].limit, layout, ctx, _i == WGMMA_CONFIG);
+        compare_r(&cases[c], (int)c, OP_FNA, tols[t].dtype, tols[t].limit, layout, ctx, _i);
+        compare_r(&cases[c], (int)c, OP_FNA_BW, tols[t].dtype, tols[t].limit, layout, ctx, _i);
     }
-    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_CONFIG"), 0);
+    set_config(0);
     natten_context_destroy(ctx);
 }
 END_TEST
 
-/* Measured selection times every configuration of the forced backend. */
+/* The Hopper backward on its own edge cases (head dim 128): through the
+ * default (_i 0: on an sm_90 device it runs there), then configurations 11
+ * and 12; both dtypes (each case one, in turn), both layouts. */
+START_TEST(hopper_backward)
+{
+    natten_context *ctx = forced();
+    const int config = _i == 0 ? 0 : WGB_FIRST + _i - 1;
+    set_config(config);
+    for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
+        size_t t = (c + (size_t)_i) % 2;
+        tt_layout layout = (c / 2 + (size_t)_i) % 2 ? TT_HEADS_FIRST : TT_COMPACT;
+        compare_r(&wg_cases[c], 100 + (int)c, OP_FNA_BW, tols[t].dtype, tols[t].limit, layout, ctx, config);
+    }
+    set_config(0);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
+/* Measured selection times every configuration of the forced backend, on a
+ * head-dim-128 problem forward (_i 0) and backward (_i 1): only the Hopper
+ * configurations may be refused, with their device/build reasons. */
 START_TEST(tuner_times_configs)
 {
     natten_context *ctx = forced();
     natten_tuning_result res[N_CONFIGS + 2];
-    int count = 0;
+    int count = 0, seen_wgb = 0;
     uint64_t rng = seed;
     tc_io io;
+    const tc_op op = _i ? OP_FNA_BW : OP_FNA;
     ck_assert_int_eq(natten_context_set_tuning(ctx, NATTEN_TUNING_MEASURE), NATTEN_SUCCESS);
-    ck_assert(tc_setup(&io, &cases[11], OP_FNA, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
+    ck_assert(tc_setup(&io, &cases[11], op, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
     ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
     ck_assert_int_eq(natten_context_tuning_report(ctx, res, N_CONFIGS + 2, &count, NULL, 0), NATTEN_SUCCESS);
     ck_assert_int_eq(count, 1 + N_CONFIGS);
     for (int i = 0; i < count; i++) {
+        int wgb = !strcmp(res[i].config, wgb_names[0]) || !strcmp(res[i].config, wgb_names[1]);
         ck_assert_str_eq(res[i].backend, BACKEND);
-        if (!strcmp(res[i].config, WGMMA_NAME) && res[i].status == NATTEN_ERROR_UNSUPPORTED &&
-            wgmma_refusal(res[i].reason)) {
-            printf("tuned: %s refused: %s\n", res[i].config, res[i].reason);
+        seen_wgb += wgb;
+        if ((!strcmp(res[i].config, WGMMA_NAME) || (wgb && op == OP_FNA_BW)) &&
+            res[i].status == NATTEN_ERROR_UNSUPPORTED && wgmma_refusal(res[i].reason)) {
+            printf("tuned %s: %s refused: %s\n", tc_op_names[op], res[i].config, res[i].reason);
             continue;
         }
         ck_assert_msg(res[i].status == NATTEN_SUCCESS && res[i].time_ms > 0, "config %s: %s", res[i].config,
                       res[i].reason);
-        printf("tuned: %s %.4f ms\n", res[i].config, res[i].time_ms);
+        printf("tuned %s: %s %.4f ms\n", tc_op_names[op], res[i].config, res[i].time_ms);
     }
+    ck_assert_int_eq(seen_wgb, 2);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -230,16 +307,29 @@ START_TEST(falls_back)
 }
 END_TEST
 
-/* The backward has no atomics: two runs give identical bits. */
+/* The backward has no atomics: two runs give identical bits.  _i 0: the
+ * default; 1, 2: configurations 11 and 12 (the Hopper backward), which may be
+ * refused on other devices. */
 START_TEST(deterministic)
 {
     natten_context *ctx = forced();
     const ref_problem *r = &cases[8]; /* GQA: dK/dV sum over query heads */
+    const int config = _i == 0 ? 0 : WGB_FIRST + _i - 1;
     uint64_t rng = seed;
     tc_io io;
     void *first[R_COUNT] = {0};
+    natten_status st;
     ck_assert(tc_setup(&io, r, OP_FNA_BW, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
-    ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
+    set_config(config);
+    st = tc_run(ctx, &io);
+    if (config && st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, OP_FNA_BW, natten_last_error())) {
+        printf("refused (configuration %d): %s\n", config, natten_last_error());
+        set_config(0);
+        tc_teardown(&io);
+        natten_context_destroy(ctx);
+        return;
+    }
+    ck_assert_msg(st == NATTEN_SUCCESS, "%s", natten_last_error());
     for (int x = 0; x < R_COUNT; x++) {
         if (!(io.outputs & (1u << x))) continue;
         first[x] = malloc(io.t[x]->bytes);
@@ -249,9 +339,11 @@ START_TEST(deterministic)
     ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
     for (int x = 0; x < R_COUNT; x++) {
         if (!first[x]) continue;
-        ck_assert_msg(tt_buffer_equal(io.t[x], first[x]), "%s differs between two runs", tc_role_names[x]);
+        ck_assert_msg(tt_buffer_equal(io.t[x], first[x]), "%s differs between two runs (configuration %d)",
+                      tc_role_names[x], config);
         free(first[x]);
     }
+    set_config(0);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -280,7 +372,7 @@ int main(void)
     seed = tt_seed();
     printf("check_cuda_tc: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     s = suite_create("cuda-tc");
-    /* three cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
+    /* four cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
     tc = tcase_create("edges");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, edge_cases, 0, (int)(sizeof cases / sizeof cases[0]));
@@ -288,13 +380,18 @@ int main(void)
     tc = tcase_create("configs");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, each_config, 1, 1 + N_CONFIGS);
-    tcase_add_test(tc, tuner_times_configs);
+    tcase_add_loop_test(tc, tuner_times_configs, 0, 2);
+    suite_add_tcase(s, tc);
+    /* the Hopper backward's own cases: a case of its own for the sanitizers */
+    tc = tcase_create("hopper");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, falls_back);
-    tcase_add_test(tc, deterministic);
+    tcase_add_loop_test(tc, deterministic, 0, 1 + WGB_LAST - WGB_FIRST + 1);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

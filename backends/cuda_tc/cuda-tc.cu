@@ -3,7 +3,9 @@
  * forward and backward on tensor cores (sm_80 and up, fp16/bf16, head dims
  * 32/64/128).  The probe, supports() with a reason for every refusal, running
  * on the tensors' device and the context's stream, scratch and the timer.
- * Kernels: tc_kernels.cuh, instantiated per dtype in tc-f16.cu / tc-bf16.cu.
+ * Kernels: tc_kernels.cuh, instantiated per dtype in tc-f16.cu / tc-bf16.cu;
+ * the Hopper (sm_90a) forward and backward for head dim 128: tc_wgmma.cuh and
+ * tc_wgmma_bwd.cuh, in tc-fwd128-sm90a.cu / tc-bwd128-sm90a.cu.
  */
 #include "natten-impl.h"
 #include "cuda-tc.h"
@@ -21,7 +23,7 @@
  * read-only afterwards. */
 static struct tc_device {
     int usable, cc;
-    int wgmma; /* the sm_90a forward (tc-fwd128-sm90a.cu) runs here */
+    int wgmma; /* the sm_90a kernels (tc-fwd128-sm90a.cu, tc-bwd128-sm90a.cu) run here */
     char name[256];
     char why[200];
     char wg_why[200]; /* why not, when !wgmma */
@@ -78,12 +80,13 @@ static int tc_probe(char *why, size_t len)
         }
         d->usable = 1;
         usable++;
-        /* The Hopper forward: sm_90a code runs on compute capability 9.0 alone. */
+        /* The Hopper kernels: sm_90a code runs on compute capability 9.0 alone. */
         if (d->cc != 90) {
             snprintf(d->wg_why, sizeof d->wg_why, "needs sm_90a, device %d (%s) is sm_%d", i, d->name, d->cc);
         } else {
 #ifdef HAVE_CUDA_TC_SM90A
-            if ((e = tc_probe_sm90a()) == cudaSuccess) {
+            if ((e = tc_probe_sm90a()) == cudaSuccess) e = tc_probe_sm90a_bwd();
+            if (e == cudaSuccess) {
                 d->wgmma = 1;
             } else {
                 snprintf(d->wg_why, sizeof d->wg_why, "device %d (%s, sm_90): sm_90a kernels do not load: %s", i,
@@ -219,26 +222,50 @@ static void params_of(const natten_problem *p, tc::Params &q)
 
 /*
  * Configurations: 0 is the per-head-dim default, 1..tc::N_CFG the kernel
- * configurations of tc_kernels.cuh, N_CFG + 1 the Hopper forward (wgmma,
- * tc_wgmma.cuh: head dim 128; other head dims and the backward run their
- * defaults under it; refused with the reason on devices without it).  The
- * tuner times them all.  When the exec asks for the default,
- * NATTEN_CUDA_TC_CONFIG=<n> (1..N_CFG + 1) picks one instead: for tests that
- * run each configuration through the public API.
+ * configurations of tc_kernels.cuh (forward; the backward's dQ kernel has
+ * three of them, see tc::backward), then the Hopper kernels (sm_90a, head
+ * dim 128; refused with the reason on devices without them):
+ *  N_CFG + 1: the Hopper forward (tc_wgmma.cuh); the backward and other
+ *             head dims run their defaults under it;
+ *  N_CFG + 2, N_CFG + 3: the Hopper backward (tc_wgmma_bwd.cuh), variants 0
+ *             and 1 of tc_backward_d128_sm90a; the forward runs its default
+ *             under them; a backward of another head dim is refused.
+ * The tuner times them all.  When the exec asks for the default,
+ * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
+ * tests that run each configuration through the public API.
  */
-#define TC_WGMMA_VARIANT tc::N_CFG /* variant_of() of the Hopper configuration */
+#define TC_WGMMA_VARIANT tc::N_CFG /* variant_of() of the Hopper forward configuration */
+#define TC_WGB_VARIANT (tc::N_CFG + 1) /* ... of the first Hopper backward configuration */
+#define TC_WGB_COUNT 2
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
  * faster than configuration 6 on the 2-D target (NOTES.md v4); 0 takes it out
  * of the defaults (it stays configuration 10). */
 #define TC_WGMMA_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1)
+/* 1: the Hopper backward is the default for head dim 128 on sm_90 devices
+ * (NOTES.md v5: 1.7x to 1.8x faster than the mma.sync backward on the three
+ * D-128 targets, every variant passing the harness's edge cases); 0 takes it
+ * out of the defaults (it stays configurations 11 and 12).  Which variant:
+ * wgb_default(). */
+#define TC_WGMMA_BWD_DEFAULT 1
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
     "wg2x64-n64-sm90a",
+    /* dK/dV: keys per block, query tile, blocks per SM; dQ: queries per block, key tile, blocks per SM */
+    "wgb-k128q64b1-q64n64b2-sm90a", /* harness v21 */
+    "wgb-k64q32b2-q128n32b2-sm90a", /* harness v23 */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
+
+/* The Hopper backward variant run by default (head dim 128, sm_90): measured
+ * on the H200 (fp16, NOTES.md v5), variant 1 (v23) was the fastest on the 2-D
+ * (79.1 against 81.3 ms) and 3-D (279.0 against 340.0 ms) targets, variant 0
+ * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0. */
+#ifdef HAVE_CUDA_TC_SM90A
+static int wgb_default(const natten_problem *p) { return p->rank == 1 ? 0 : 1; }
+#endif
 
 static int variant_of(const natten_exec *x)
 {
@@ -261,10 +288,23 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     params_of(p, q);
     const struct tc_device *d = &devices[p->device.device_id];
     int variant = variant_of(x);
-    if (variant == TC_WGMMA_VARIANT && !d->wgmma)
+    int wgb = variant >= TC_WGB_VARIANT ? variant - TC_WGB_VARIANT : -1; /* a Hopper backward chosen */
+    if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
+    if ((variant == TC_WGMMA_VARIANT || wgb >= 0) && !d->wgmma)
         return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tc: configuration %s %s", config_names[1 + variant],
                             d->wg_why);
+    if (wgb >= 0 && p->dim != 128)
+        return natten_error(NATTEN_ERROR_UNSUPPORTED,
+                            "cuda-tc: configuration %s is a backward for head dim 128, not head dim %lld",
+                            config_names[1 + variant], (long long)p->dim);
 #ifdef HAVE_CUDA_TC_SM90A
+    /* The Hopper backward: when chosen, and by default (the default or the
+     * Hopper forward's configuration) for head dim 128 where it runs, once
+     * TC_WGMMA_BWD_DEFAULT is 1. */
+    int run_wgb = wgb;
+    if (backward && wgb < 0 && TC_WGMMA_BWD_DEFAULT && p->dim == 128 && d->wgmma &&
+        (variant < 0 || variant == TC_WGMMA_VARIANT))
+        run_wgb = wgb_default(p);
     /* Head dim 128 forward: the Hopper kernels where they run, when chosen,
      * and by default once TC_WGMMA_DEFAULT is 1 (see its definition). */
     const int wg_default = TC_WGMMA_DEFAULT && variant < 0;
@@ -278,9 +318,17 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
         if ((e = cudaMallocAsync((void **)&q.delta, bytes, s)) != cudaSuccess)
             return cc_error(e, "cudaMallocAsync of the backward's row scratch");
     }
-    e = p->dtype == NATTEN_F16 ? tc_run_f16(q, s, (int)p->dim, backward, variant)
-                               : tc_run_bf16(q, s, (int)p->dim, backward, variant);
-    if (e != cudaSuccess) st = cc_error(e, backward ? "fused backward launch" : "fused forward launch");
+#ifdef HAVE_CUDA_TC_SM90A
+    if (backward && run_wgb >= 0) {
+        e = tc_backward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, run_wgb);
+        if (e != cudaSuccess) st = cc_error(e, "fused backward launch (sm_90a)");
+    } else
+#endif
+    {
+        e = p->dtype == NATTEN_F16 ? tc_run_f16(q, s, (int)p->dim, backward, variant)
+                                   : tc_run_bf16(q, s, (int)p->dim, backward, variant);
+        if (e != cudaSuccess) st = cc_error(e, backward ? "fused backward launch" : "fused forward launch");
+    }
     if (q.delta) (void)cudaFreeAsync(q.delta, s);
     return st;
 }
@@ -295,8 +343,8 @@ extern "C" const natten_backend natten_backend_cuda_tc;
 
 const natten_backend natten_backend_cuda_tc = {
     "cuda-tc",
-    "CUDA tensor cores (mma.sync, sm_80+; wgmma forward for head dim 128 on sm_90a): fused NA forward/backward, "
-    "fp16/bf16, head dim 32/64/128",
+    "CUDA tensor cores (mma.sync, sm_80+; wgmma forward and backward for head dim 128 on sm_90a): fused NA "
+    "forward/backward, fp16/bf16, head dim 32/64/128",
     kDLCUDA,
     tc_probe,
     tc_supports,

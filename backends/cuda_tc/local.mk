@@ -3,15 +3,16 @@
 # The backward per dtype, the forward per head dim, so that a parallel make
 # compiles them side by side; the kernel templates are in tc_kernels.cuh.
 # standalone/ holds the device harness (built by hand with nvcc, see
-# NOTES.md), not part of the build; so is tc_wgmma_bwd.cuh, the Hopper
-# backward the harness checks (NOTES.md v5: not yet run on a GPU).
-tc_headers = backends/cuda_tc/cuda-tc.h backends/cuda_tc/tc_kernels.cuh backends/cuda_tc/tc_wgmma.cuh
+# NOTES.md), not part of the build.
+tc_headers = backends/cuda_tc/cuda-tc.h backends/cuda_tc/tc_kernels.cuh backends/cuda_tc/tc_wgmma.cuh \
+	backends/cuda_tc/tc_wgmma_bwd.cuh
 EXTRA_DIST += $(tc_headers) backends/cuda_tc/NOTES.md backends/cuda_tc/standalone/harness.cu \
 	backends/cuda_tc/standalone/gpu-run.sh backends/cuda_tc/standalone/gpu-run2.sh \
 	backends/cuda_tc/standalone/gpu-run3.sh backends/cuda_tc/standalone/gpu-run4.sh \
 	backends/cuda_tc/standalone/gpu-run5.sh backends/cuda_tc/standalone/gpu-run6.sh \
-	backends/cuda_tc/standalone/gpu-run7.sh backends/cuda_tc/tc_wgmma_bwd.cuh \
-	backends/cuda_tc/tc-fwd128-sm90a.cu
+	backends/cuda_tc/standalone/gpu-run7.sh backends/cuda_tc/standalone/gpu-run8.sh \
+	backends/cuda_tc/standalone/dispatch-check.cu \
+	backends/cuda_tc/tc-fwd128-sm90a.cu backends/cuda_tc/tc-bwd128-sm90a.cu
 if HAVE_CUDA_TC
 tc_sources = backends/cuda_tc/cuda-tc.cu backends/cuda_tc/tc-f16.cu backends/cuda_tc/tc-bf16.cu \
 	backends/cuda_tc/tc-fwd32.cu backends/cuda_tc/tc-fwd64.cu backends/cuda_tc/tc-fwd128.cu
@@ -22,13 +23,16 @@ $(tc_objects): NVCC_ARCH_FLAGS = $(CUDA_TC_GENCODE)
 $(tc_objects): \
 	$(srcdir)/backends/cuda_tc/cuda-tc.h $(srcdir)/backends/cuda_tc/tc_kernels.cuh $(srcdir)/backends/cuda-common.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
-# The Hopper forward (wgmma): sm_90a only, when configure found 90 among the
-# architectures (HAVE_CUDA_TC_SM90A); one translation unit, two kernels.
+# The Hopper forward and backward (wgmma): sm_90a only, when configure found
+# 90 among the architectures (HAVE_CUDA_TC_SM90A); one translation unit each
+# (the forward: two kernels; the backward: two variants x two dtypes).
 if HAVE_CUDA_TC_SM90A
-libnatten_la_SOURCES += backends/cuda_tc/tc-fwd128-sm90a.cu
-backends/cuda_tc/tc-fwd128-sm90a.lo: NVCC_ARCH_FLAGS = $(CUDA_TC_SM90A_GENCODE)
-backends/cuda_tc/tc-fwd128-sm90a.lo: \
+tc_sm90a_objects = backends/cuda_tc/tc-fwd128-sm90a.lo backends/cuda_tc/tc-bwd128-sm90a.lo
+libnatten_la_SOURCES += backends/cuda_tc/tc-fwd128-sm90a.cu backends/cuda_tc/tc-bwd128-sm90a.cu
+$(tc_sm90a_objects): NVCC_ARCH_FLAGS = $(CUDA_TC_SM90A_GENCODE)
+$(tc_sm90a_objects): \
 	$(srcdir)/backends/cuda_tc/cuda-tc.h $(srcdir)/backends/cuda_tc/tc_kernels.cuh \
 	$(srcdir)/backends/cuda_tc/tc_wgmma.cuh $(srcdir)/lib/natten-window.h
+backends/cuda_tc/tc-bwd128-sm90a.lo: $(srcdir)/backends/cuda_tc/tc_wgmma_bwd.cuh
 endif
 endif

@@ -330,6 +330,76 @@ __device__ __forceinline__ void query_box_windows(const Params &p, const Work &w
     }
 }
 
+/* What a query-parallel block (the forward, dQ) works on: its Work, the union
+ * [lo, hi) and intersection [ia, ib) of its owned rows' windows, the
+ * iterated tiles (of p.it) covering the union, per axis (nt) and in all, and
+ * its KV head. */
+struct QueryBlock {
+    Work w;
+    int lo[3], hi[3], ia[3], ib[3], nt[3];
+    int ntiles, hk;
+};
+
+/* The set-up every query-parallel kernel shares.  False: the block has
+ * nothing to do (its owned box starts past its dilation group's extent: the
+ * grid is sized for the largest group); the kernel returns, the whole block
+ * alike. */
+__device__ __forceinline__ bool query_block(const Params &p, QueryBlock &qb)
+{
+    decode_work(p, p.H, qb.w);
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (qb.w.o[i] >= qb.w.n[i]) return false;
+    query_box_windows(p, qb.w, qb.lo, qb.hi, qb.ia, qb.ib);
+#pragma unroll
+    for (int i = 0; i < 3; i++) qb.nt[i] = (qb.hi[i] - qb.lo[i] + p.it[i] - 1) / p.it[i];
+    qb.ntiles = qb.nt[0] * qb.nt[1] * qb.nt[2];
+    qb.hk = qb.w.h / (p.H / p.Hkv);
+    return true;
+}
+
+/* What a key-parallel block (dK/dV) works on: its Work (w.h is the KV
+ * head), the query heads per KV head (gh), the queries whose windows meet
+ * its owned keys, [lo, hi) per axis (inverse windows are contiguous and
+ * monotonic too), the last owned key per axis (klast), and the iterated query
+ * tiles (of p.it) covering [lo, hi), per axis (nt) and in all (ntq: per query
+ * head). */
+struct KeyBlock {
+    Work w;
+    int gh;
+    int lo[3], hi[3], klast[3], nt[3];
+    int ntq;
+};
+
+/* The set-up every key-parallel kernel shares; false as query_block's. */
+__device__ __forceinline__ bool key_block(const Params &p, KeyBlock &kb)
+{
+    decode_work(p, p.Hkv, kb.w);
+#pragma unroll
+    for (int i = 0; i < 3; i++)
+        if (kb.w.o[i] >= kb.w.n[i]) return false;
+    kb.gh = p.H / p.Hkv;
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        const Work &w = kb.w;
+        int a0, b0, a1, b1;
+        kb.klast[i] = min(w.o[i] + p.own[i], w.n[i]) - 1;
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], a0, b0);
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], kb.klast[i], a1, b1);
+        kb.lo[i] = a0;
+        kb.hi[i] = b1;
+        kb.nt[i] = (kb.hi[i] - kb.lo[i] + p.it[i] - 1) / p.it[i];
+    }
+    kb.ntq = kb.nt[0] * kb.nt[1] * kb.nt[2];
+    return true;
+}
+
+/* Row 0 of batch b, head h of tensor t (an input). */
+template <typename T> __device__ __forceinline__ const T *head_base(const Tensor &t, int b, int h)
+{
+    return reinterpret_cast<const T *>(t.data) + b * t.s[0] + h * t.s[4];
+}
+
 __device__ __forceinline__ bool inside(const int c[3], const int a[3], const int b[3])
 {
     return c[0] >= a[0] && c[0] < b[0] && c[1] >= a[1] && c[1] < b[1] && c[2] >= a[2] && c[2] < b[2];
@@ -447,20 +517,14 @@ __global__ void __launch_bounds__(W * 32, fwd_minb<W>()) fna_fwd_kernel(const Pa
     int *sWin = sKc + (BITS ? 0 : NS * BN * 3);             /* WSMEM only */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-    Work w;
-    decode_work(p, p.H, w);
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        if (w.o[i] >= w.n[i]) return;
-    int lo[3], hi[3], ia[3], ib[3], ntk[3];
-    query_box_windows(p, w, lo, hi, ia, ib);
-#pragma unroll
-    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
-    const int ntiles = ntk[0] * ntk[1] * ntk[2];
-    const int hk = w.h / (p.H / p.Hkv);
-    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
-    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
-    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+    QueryBlock blk;
+    if (!query_block(p, blk)) return;
+    const Work &w = blk.w;
+    const int *lo = blk.lo, *ia = blk.ia, *ib = blk.ib, *ntk = blk.nt;
+    const int ntiles = blk.ntiles, hk = blk.hk;
+    const T *qb = head_base<T>(p.q, w.b, w.h);
+    const T *kb = head_base<T>(p.k, w.b, hk);
+    const T *vb = head_base<T>(p.v, w.b, hk);
 
     /* this lane's rows' windows (rows past the group: clamped), in registers
      * or (WSMEM) in shared memory, row r at sWin[8r] */
@@ -744,22 +808,16 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
     int *sKc = reinterpret_cast<int *>(sV + 2 * BN * LDS);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-    Work w;
-    decode_work(p, p.H, w);
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        if (w.o[i] >= w.n[i]) return;
-    int lo[3], hi[3], ia[3], ib[3], ntk[3];
-    query_box_windows(p, w, lo, hi, ia, ib);
-#pragma unroll
-    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
-    const int ntiles = ntk[0] * ntk[1] * ntk[2];
-    const int hk = w.h / (p.H / p.Hkv);
-    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
-    const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + w.h * p.dout.s[4];
-    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
-    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
-    const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4];
+    QueryBlock blk;
+    if (!query_block(p, blk)) return;
+    const Work &w = blk.w;
+    const int *lo = blk.lo, *ia = blk.ia, *ib = blk.ib, *ntk = blk.nt;
+    const int ntiles = blk.ntiles, hk = blk.hk;
+    const T *qb = head_base<T>(p.q, w.b, w.h);
+    const T *gb = head_base<T>(p.dout, w.b, w.h);
+    const T *kb = head_base<T>(p.k, w.b, hk);
+    const T *vb = head_base<T>(p.v, w.b, hk);
+    const float *lb = head_base<float>(p.lse, w.b, w.h);
 
     int u[MT][2][3], wa[MT][2][3], wb[MT][2][3];
     bool rvalid[MT][2];
@@ -923,29 +981,15 @@ __global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
     int *sW = reinterpret_cast<int *>(sD + 2 * BQ);            /* windows [2][BQ][6] */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-    Work w;
-    decode_work(p, p.Hkv, w); /* w.h is the KV head */
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        if (w.o[i] >= w.n[i]) return;
-    const int hk = w.h, gh = p.H / p.Hkv;
-    /* queries whose windows meet the owned key box: [lo, hi) (inverse
-     * windows are contiguous and monotonic too) */
-    int lo[3], hi[3], klast[3], ntq[3];
-#pragma unroll
-    for (int i = 0; i < 3; i++) {
-        int a0, b0, a1, b1;
-        klast[i] = min(w.o[i] + p.own[i], w.n[i]) - 1;
-        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], a0, b0);
-        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], klast[i], a1, b1);
-        lo[i] = a0;
-        hi[i] = b1;
-        ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
-    }
-    const int ntq_all = ntq[0] * ntq[1] * ntq[2];
+    KeyBlock blk;
+    if (!key_block(p, blk)) return;
+    const Work &w = blk.w; /* w.h is the KV head */
+    const int hk = w.h, gh = blk.gh;
+    const int *lo = blk.lo, *klast = blk.klast, *ntq = blk.nt;
+    const int ntq_all = blk.ntq;
     const int ntiles = ntq_all * gh;
-    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
-    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+    const T *kb = head_base<T>(p.k, w.b, hk);
+    const T *vb = head_base<T>(p.v, w.b, hk);
 
     int u[1][2][3];
     bool rvalid[1][2];
@@ -957,8 +1001,8 @@ __global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
     auto load_q = [&](int t, int stage) {
         int org[3], h = hk * gh + t / ntq_all;
         tile_origin(t % ntq_all, ntq, lo, p.it, org);
-        const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + h * p.q.s[4];
-        const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + h * p.dout.s[4];
+        const T *qb = head_base<T>(p.q, w.b, h);
+        const T *gb = head_base<T>(p.dout, w.b, h);
         load_rows<T, D, LDS, BQ, NTH>(p, sQ + stage * BQ * LDS, qb, p.q, w, qs, p.itprod, org, nullptr);
         load_rows<T, D, LDS, BQ, NTH>(p, sG + stage * BQ * LDS, gb, p.dout, w, qs, p.itprod, org, nullptr);
         if (tid < BQ) {
@@ -969,7 +1013,7 @@ __global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
                 uq[i] = org[i] + qc[i];
                 valid = valid && uq[i] < w.n[i];
             }
-            const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + h * p.lse.s[4];
+            const float *lb = head_base<float>(p.lse, w.b, h);
             cp_async4(sL + stage * BQ + tid, valid ? lb + token_off(p, p.lse, w.g, uq) : lb, valid);
             cp_async4(sD + stage * BQ + tid, valid ? p.delta + delta_index(p, w.b, h, w.g, uq) : p.delta, valid);
             if (valid) {

@@ -179,20 +179,14 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
     const uint32_t aQ = smem_u32(sQ), aK = smem_u32(sK), aV = smem_u32(sV);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
 
-    Work w;
-    decode_work(p, p.H, w);
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        if (w.o[i] >= w.n[i]) return;
-    int lo[3], hi[3], ia[3], ib[3], ntk[3];
-    query_box_windows(p, w, lo, hi, ia, ib);
-#pragma unroll
-    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
-    const int ntiles = ntk[0] * ntk[1] * ntk[2];
-    const int hk = w.h / (p.H / p.Hkv);
-    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
-    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
-    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+    QueryBlock blk;
+    if (!query_block(p, blk)) return;
+    const Work &w = blk.w;
+    const int *lo = blk.lo, *ia = blk.ia, *ib = blk.ib, *ntk = blk.nt;
+    const int ntiles = blk.ntiles, hk = blk.hk;
+    const T *qb = head_base<T>(p.q, w.b, w.h);
+    const T *kb = head_base<T>(p.k, w.b, hk);
+    const T *vb = head_base<T>(p.v, w.b, hk);
 
     /* this lane's two rows (warp * 16 + lane / 4 + 8 rr) and their windows */
     int wa[WSMEM ? 1 : 2][3], wb[WSMEM ? 1 : 2][3];

@@ -1,7 +1,9 @@
 /*
  * tc_wgmma_bwd.cuh - a Hopper backward of cuda-tc for head dim 128 (fp16/bf16):
- * warpgroup MMA (wgmma.mma_async, sm_90a only).  Standalone harness only for
- * now (NOTES.md v5); the library does not compile it.
+ * warpgroup MMA (wgmma.mma_async, sm_90a only).  Shared by the library's
+ * tc-bwd128-sm90a.cu (compiled for sm_90a alone; two of the variants, cuda-tc
+ * configurations 11 and 12 and the default on sm_90) and the standalone
+ * harness (all six, NOTES.md v5).
  *
  * Built from tc_wgmma.cuh's pieces (descriptors, the 128-byte swizzled tile
  * layout, the wgmma wrappers, fences) and tc_kernels.cuh's geometry; the
@@ -115,29 +117,15 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
     const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ = smem_u32(sQ), aG = smem_u32(sG);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
 
-    Work w;
-    decode_work(p, p.Hkv, w); /* w.h is the KV head */
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        if (w.o[i] >= w.n[i]) return;
-    const int hk = w.h, gh = p.H / p.Hkv;
-    /* the queries whose windows meet the owned keys: [lo, hi) per axis
-     * (inverse windows are monotonic too) */
-    int lo[3], hi[3], ntq[3];
-#pragma unroll
-    for (int i = 0; i < 3; i++) {
-        int a0, b0, a1, b1;
-        const int klast = min(w.o[i] + p.own[i], w.n[i]) - 1;
-        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], w.o[i], a0, b0);
-        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], klast, a1, b1);
-        lo[i] = a0;
-        hi[i] = b1;
-        ntq[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
-    }
-    const int ntq_all = ntq[0] * ntq[1] * ntq[2];
+    KeyBlock blk;
+    if (!key_block(p, blk)) return;
+    const Work &w = blk.w; /* w.h is the KV head */
+    const int hk = w.h, gh = blk.gh;
+    const int *lo = blk.lo, *ntq = blk.nt; /* the queries whose windows meet the owned keys */
+    const int ntq_all = blk.ntq;
     const int ntiles = ntq_all * gh;
-    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
-    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
+    const T *kb = head_base<T>(p.k, w.b, hk);
+    const T *vb = head_base<T>(p.v, w.b, hk);
 
     /* The window masks are window_bits over each warpgroup's sub-box of keys:
      * a Params whose iterated box is that sub-box (window_bits reads it and
@@ -156,8 +144,8 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
         int org[3];
         const int h = hk * gh + t / ntq_all;
         tile_origin(t % ntq_all, ntq, lo, p.it, org);
-        const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + h * p.q.s[4];
-        const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + h * p.dout.s[4];
+        const T *qb = head_base<T>(p.q, w.b, h);
+        const T *gb = head_base<T>(p.dout, w.b, h);
         gather_sw<T, BQ, NT>(sQ + stage * QT, qb, p, p.q, w, qs, p.itprod, org);
         gather_sw<T, BQ, NT>(sG + stage * QT, gb, p, p.dout, w, qs, p.itprod, org);
         if (tid < BQ) {
@@ -168,7 +156,7 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
                 uq[i] = org[i] + qc[i];
                 valid = valid && uq[i] < w.n[i];
             }
-            const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + h * p.lse.s[4];
+            const float *lb = head_base<float>(p.lse, w.b, h);
             cp_async4(sL + stage * BQ + tid, valid ? lb + token_off(p, p.lse, w.g, uq) : lb, valid);
             cp_async4(sD + stage * BQ + tid, valid ? p.delta + delta_index(p, w.b, h, w.g, uq) : p.delta, valid);
             if (valid) window_of(p, w.n, uq, a, b);
@@ -350,22 +338,16 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
     const uint32_t aQ = smem_u32(sQ), aG = smem_u32(sG), aK = smem_u32(sK), aV = smem_u32(sV);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
 
-    Work w;
-    decode_work(p, p.H, w);
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        if (w.o[i] >= w.n[i]) return;
-    int lo[3], hi[3], ia[3], ib[3], ntk[3];
-    query_box_windows(p, w, lo, hi, ia, ib);
-#pragma unroll
-    for (int i = 0; i < 3; i++) ntk[i] = (hi[i] - lo[i] + p.it[i] - 1) / p.it[i];
-    const int ntiles = ntk[0] * ntk[1] * ntk[2];
-    const int hk = w.h / (p.H / p.Hkv);
-    const T *qb = reinterpret_cast<const T *>(p.q.data) + w.b * p.q.s[0] + w.h * p.q.s[4];
-    const T *gb = reinterpret_cast<const T *>(p.dout.data) + w.b * p.dout.s[0] + w.h * p.dout.s[4];
-    const T *kb = reinterpret_cast<const T *>(p.k.data) + w.b * p.k.s[0] + hk * p.k.s[4];
-    const T *vb = reinterpret_cast<const T *>(p.v.data) + w.b * p.v.s[0] + hk * p.v.s[4];
-    const float *lb = reinterpret_cast<const float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4];
+    QueryBlock blk;
+    if (!query_block(p, blk)) return;
+    const Work &w = blk.w;
+    const int *lo = blk.lo, *ia = blk.ia, *ib = blk.ib, *ntk = blk.nt;
+    const int ntiles = blk.ntiles, hk = blk.hk;
+    const T *qb = head_base<T>(p.q, w.b, w.h);
+    const T *gb = head_base<T>(p.dout, w.b, w.h);
+    const T *kb = head_base<T>(p.k, w.b, hk);
+    const T *vb = head_base<T>(p.v, w.b, hk);
+    const float *lb = head_base<float>(p.lse, w.b, w.h);
 
     /* the owned rows' windows (rows past the group: clamped) */
     if (tid < RQ) {

@@ -1,0 +1,103 @@
+/*
+ * dispatch-check.cu - a host-only check of cuda-tc.cu's dispatch: which kernel
+ * entry point run() calls (or which refusal it gives) per op, head dim, rank,
+ * configuration 0..12 and device (with or without the sm_90a kernels), with
+ * the entry points, the scratch allocation and the library's helpers mocked.
+ * No GPU needed; built by hand from a configured build directory BUILD (for
+ * config.h, configured with 90 among --with-cuda-arch):
+ *   nvcc -std=c++17 -DHAVE_CONFIG_H -I BUILD -I lib -I backends/cuda_tc -I backends \
+ *       backends/cuda_tc/standalone/dispatch-check.cu -o dispatch-check && ./dispatch-check
+ * Exit status 0 iff every expectation holds.  (Against the first version of
+ * the Hopper backward's dispatch it fails 6 expectations: the forward under
+ * configurations 11 and 12 launched the backward.)
+ */
+#include <cuda_runtime.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "natten-impl.h"
+#include "cuda-tc.h"
+
+static int g_called, g_which, g_variant, g_delta;
+static char g_msg[512];
+cudaError_t tc_run_f16(const tc::Params &p, cudaStream_t, int, int backward, int variant)
+{ (void)backward; g_called = 1; g_variant = variant; g_delta = p.delta != nullptr; return cudaSuccess; }
+cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t, int, int backward, int variant)
+{ (void)backward; g_called = 2; g_variant = variant; g_delta = p.delta != nullptr; return cudaSuccess; }
+cudaError_t tc_forward_d32(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
+cudaError_t tc_forward_d64(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
+cudaError_t tc_forward_d128(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
+cudaError_t tc_forward_d128_sm90a(const tc::Params &, cudaStream_t, int) { g_called = 3; return cudaSuccess; }
+cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t, int, int which)
+{ g_called = 4; g_which = which; g_delta = p.delta != nullptr; return p.delta ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t tc_probe_sm90a(void) { return cudaSuccess; }
+cudaError_t tc_probe_sm90a_bwd(void) { return cudaSuccess; }
+natten_status natten_error(natten_status s, const char *fmt, ...)
+{ va_list ap; va_start(ap, fmt); vsnprintf(g_msg, sizeof g_msg, fmt, ap); va_end(ap); return s; }
+void *natten_malloc(size_t b) { return malloc(b); }
+void natten_free(void *p) { free(p); }
+const char *natten_dtype_name(natten_dtype) { return "?"; }
+const char *natten_arg_name(natten_arg) { return "?"; }
+int natten_inner_contiguous(const natten_problem *, char *, size_t) { return 1; }
+
+#define cudaMallocAsync(ptr, bytes, s) ((*(ptr) = malloc(bytes)), cudaSuccess)
+#define cudaFreeAsync(ptr, s) (free(ptr), cudaSuccess)
+#include "cuda-tc.cu"
+
+static int fails;
+static void expect(int wg, natten_op op, int dim, int rank, int cfg, int want_called, int want_arg, const char *refuse)
+{
+    natten_problem p;
+    natten_exec x;
+    memset(&p, 0, sizeof p);
+    memset(&x, 0, sizeof x);
+    p.op = op; p.dtype = NATTEN_F16; p.rank = rank; p.batch = 1; p.heads = 1; p.heads_kv = 1;
+    p.dim = p.dim_v = dim; p.tokens = 1; p.extent[0] = p.extent[1] = p.extent[2] = 1;
+    x.config = cfg;
+    devices[0].wgmma = wg;
+    g_called = 0; g_which = g_variant = -99; g_msg[0] = 0; g_delta = 0;
+    natten_status st = run(&p, &x);
+    int ok;
+    if (refuse) ok = st == NATTEN_ERROR_UNSUPPORTED && strstr(g_msg, refuse) != NULL && g_called == 0;
+    else ok = st == NATTEN_SUCCESS && g_called == want_called &&
+              (want_called == 4 ? g_which == want_arg : want_called <= 2 ? g_variant == want_arg : 1) &&
+              (op == NATTEN_OP_FNA_BACKWARD ? g_delta : 1);
+    printf("%s wg=%d %s D%d rank%d cfg%-2d -> called %d which %d variant %d st %d %s\n", ok ? "ok  " : "FAIL", wg,
+           op == NATTEN_OP_FNA_BACKWARD ? "bwd" : "fwd", dim, rank, cfg, g_called, g_which, g_variant, (int)st, g_msg);
+    fails += !ok;
+}
+
+int main(void)
+{
+    n_devices = 1;
+    devices[0].usable = 1;
+    devices[0].cc = 90;
+    snprintf(devices[0].wg_why, sizeof devices[0].wg_why, "needs sm_90a, device 0 (X) is sm_80");
+    const natten_op F = NATTEN_OP_FNA_FORWARD, B = NATTEN_OP_FNA_BACKWARD;
+    for (int wg = 0; wg < 2; wg++) {
+        for (int cfg = 0; cfg <= 12; cfg++) {
+            int mma = cfg >= 1 && cfg <= 9;
+            /* forward, D 128 */
+            if (cfg == 10 && !wg) expect(wg, F, 128, 2, cfg, 0, 0, "needs sm_90a");
+            else if (wg && !mma) expect(wg, F, 128, 2, cfg, 3, 0, NULL);
+            else expect(wg, F, 128, 2, cfg, 1, mma ? cfg - 1 : cfg == 10 ? 9 : -1, NULL);
+            /* forward, D 32 */
+            if (cfg == 10 && !wg) expect(wg, F, 32, 2, cfg, 0, 0, "needs sm_90a");
+            else expect(wg, F, 32, 2, cfg, 1, mma ? cfg - 1 : cfg == 10 ? 9 : -1, NULL);
+            /* backward, D 128, ranks 1..3 */
+            for (int rank = 1; rank <= 3; rank++) {
+                if ((cfg >= 10) && !wg) expect(wg, B, 128, rank, cfg, 0, 0, "needs sm_90a");
+                else if (wg && (cfg == 0 || cfg == 10)) expect(wg, B, 128, rank, cfg, 4, rank == 1 ? 0 : 1, NULL);
+                else if (wg && cfg >= 11) expect(wg, B, 128, rank, cfg, 4, cfg - 11, NULL);
+                else expect(wg, B, 128, rank, cfg, 1, mma ? cfg - 1 : -1, NULL);
+            }
+            /* backward, D 64 */
+            if (cfg >= 10 && !wg) expect(wg, B, 64, 2, cfg, 0, 0, "needs sm_90a");
+            else if (cfg >= 11) expect(wg, B, 64, 2, cfg, 0, 0, "is a backward for head dim 128, not head dim 64");
+            else expect(wg, B, 64, 2, cfg, 1, mma ? cfg - 1 : cfg == 10 ? 9 : -1, NULL);
+        }
+    }
+    printf("%d failed\n", fails);
+    return fails != 0;
+}

@@ -1,0 +1,53 @@
+/* tc-bwd128-sm90a.cu - cuda-tc's Hopper backward (wgmma, tc_wgmma_bwd.cuh)
+ * for head dim 128, both dtypes, two variants; compiled for sm_90a alone
+ * (local.mk), so the backend runs it only on devices of compute capability
+ * 9.0 (cuda-tc.cu).  A translation unit of its own so that a parallel make
+ * compiles it beside the forward's (tc-fwd128-sm90a.cu). */
+#include "cuda-tc.h"
+#include "tc_wgmma_bwd.cuh"
+
+/*
+ * The variants (harness configurations 21 and 23, NOTES.md v5; measured on
+ * the H200, fp16, backward alone: 2-D 256^2 K 80 81.3 / 79.1 ms, 3-D 340.0 /
+ * 279.0 ms, 1-D 32768 K 2048 0.574 / 0.593 ms):
+ *  0 (v21): dK/dV over 128-key boxes (two warpgroups, one block per SM),
+ *           64-query tiles; dQ over 64-query boxes, 64-key tiles, two blocks
+ *           per SM;
+ *  1 (v23): dK/dV over 64-key boxes, 32-query tiles, two blocks per SM; dQ
+ *           over 128-query boxes, 32-key tiles, two blocks per SM.
+ * Neither overlaps the softmax with the products (OVL): the overlapped twins
+ * were no faster.
+ */
+template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
+{
+    return which == 0 ? tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, st)
+                      : tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st);
+}
+
+cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
+{
+    if ((which != 0 && which != 1) || p.delta == nullptr) return cudaErrorInvalidValue;
+    return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
+}
+
+template <typename K> static cudaError_t loads(K kernel)
+{
+    cudaFuncAttributes fa;
+    return cudaFuncGetAttributes(&fa, (const void *)kernel);
+}
+
+template <typename T> static cudaError_t probe_t(void)
+{
+    cudaError_t e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 1, 64, 2, false>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 1, 32, 2, false>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false>);
+    if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);
+    return e;
+}
+
+cudaError_t tc_probe_sm90a_bwd(void)
+{
+    cudaError_t e = probe_t<__half>();
+    return e == cudaSuccess ? probe_t<__nv_bfloat16>() : e;
+}
