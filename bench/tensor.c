@@ -8,6 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+/* natten-bench is built with OpenMP where the library is (Makefile.am). */
+#ifdef _OPENMP
+#  define BENCH_PRAGMA(x) _Pragma(#x)
+#  define BENCH_PARALLEL_FOR(cond) BENCH_PRAGMA(omp parallel for schedule(static) if (cond))
+#else
+#  define BENCH_PARALLEL_FOR(cond)
+#endif
+
 /* Tolerances are the equivalence suite's (tests/check_equivalence.c). */
 static const bench_dtype dtypes[] = {
     {"float32", {kDLFloat, 32, 1}, 4, 1e-4, 1e-4},
@@ -52,20 +60,32 @@ static float f16_to_float(uint16_t h)
     return f;
 }
 
+/* Integer arithmetic on the double's bits; the rounding step has no branch
+ * (random data made the branch the fill's main cost). */
 static uint16_t double_to_f16(double x)
 {
-    uint16_t sign = signbit(x) ? 0x8000u : 0;
-    double a = fabs(x), m;
-    int e;
-    if (isnan(x)) return (uint16_t)(sign | 0x7e00u);
-    if (a >= 65520.0) return (uint16_t)(sign | 0x7c00u);
-    if (a < 0x1p-14) return (uint16_t)(sign | (uint16_t)nearbyint(a * 0x1p24));
-    frexp(a, &e);
-    e -= 1;
-    m = nearbyint((ldexp(a, -e) - 1.0) * 1024.0);
-    if (m >= 1024.0) { m = 0; e += 1; }
-    if (e + 15 >= 31) return (uint16_t)(sign | 0x7c00u);
-    return (uint16_t)(sign | (uint16_t)((e + 15) << 10) | (uint16_t)m);
+    uint64_t b, man, rem, half;
+    int e, shift;
+    unsigned m;
+    uint16_t sign;
+    memcpy(&b, &x, sizeof b);
+    sign = (uint16_t)((b >> 48) & 0x8000u);
+    e = (int)((b >> 52) & 0x7ff);
+    man = b & ((1ull << 52) - 1);
+    if (e == 0x7ff) return (uint16_t)(sign | (man ? 0x7e00u : 0x7c00u));
+    e -= 1023 - 15;                  /* the half's biased exponent */
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e < -10) return sign;         /* below half the smallest subnormal: zero */
+    shift = 42;
+    if (e <= 0) {                     /* a subnormal half */
+        man |= 1ull << 52;
+        shift += 1 - e;
+    }
+    m = (unsigned)(man >> shift);
+    rem = man & ((1ull << shift) - 1);
+    half = 1ull << (shift - 1);
+    m += (rem > half) | ((rem == half) & (m & 1u)); /* a carry into the exponent is right too */
+    return (uint16_t)(sign | ((e > 0 ? (unsigned)e << 10 : 0u) + m));
 }
 
 static uint16_t float_to_bf16(float x)
@@ -107,10 +127,12 @@ double bench_load(const bench_dtype *t, const void *base, int64_t i)
     }
 }
 
+#define SPLITMIX_GAMMA 0x9e3779b97f4a7c15ull
+
 double bench_uniform(uint64_t *rng)
 {
     /* splitmix64 */
-    uint64_t z = (*rng += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (*rng += SPLITMIX_GAMMA);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
@@ -177,10 +199,20 @@ void bt_poison(bench_tensor *x)
     memset(x->host, 0xff, x->bytes); /* all-ones bytes are a NaN in every float type */
 }
 
+/* Element i gets the generator's (i+1)-th draw from *rng (splitmix64's state
+ * after i draws is *rng + i * gamma), so the fill is the same on any number
+ * of threads; large tensors (the GPU problems: 10^9 elements, seconds each)
+ * are filled by all of them. */
 void bt_fill(bench_tensor *x, uint64_t *rng, double lo, double hi)
 {
-    for (int64_t i = 0; i < x->numel; i++)
-        bench_store(x->dtype, x->host, i, lo + (hi - lo) * bench_uniform(rng));
+    const uint64_t start = *rng;
+    const int64_t n = x->numel;
+    BENCH_PARALLEL_FOR(n > (1 << 20))
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t s = start + (uint64_t)i * SPLITMIX_GAMMA;
+        bench_store(x->dtype, x->host, i, lo + (hi - lo) * bench_uniform(&s));
+    }
+    *rng = start + (uint64_t)n * SPLITMIX_GAMMA;
 }
 
 void bt_copy_values(bench_tensor *dst, const bench_tensor *src)
