@@ -73,6 +73,8 @@ def parse_args():
     ap.add_argument("--no-natten", action="store_true", help="leave out libnatten's rows (natten-bench)")
     ap.add_argument("--natten-args", default="",
                     help="more natten-bench flags for its rows, e.g. \"--backend cuda-tc --max-call 2\"")
+    ap.add_argument("--op", default="fna", choices=["fna"],
+                    help="fna only (accepted so that natten-bench's problem flags work here unchanged)")
     ap.add_argument("--method", default="all", help="comma list of %s, or all" % ", ".join(METHODS))
     ap.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     ap.add_argument("--warmup", type=int, default=None)
