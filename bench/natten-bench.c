@@ -83,7 +83,9 @@ static void usage(FILE *f)
 "\n"
 "what runs:\n"
 "      --backend NAME     a backend, a comma list, all (default) or auto (the\n"
-"                         library's own pick, reported as auto>NAME)\n"
+"                         library's own pick, reported as auto>NAME); NAME/CONFIG\n"
+"                         forces one of its configurations (by name or index,\n"
+"                         as NATTEN_BACKEND does), e.g. openmp/1,openmp/0\n"
 "      --device DEV       cpu | cuda | cuda:N | all (default all: each backend on its device)\n"
 "      --threads N        natten_context_set_num_threads (default 0: backend default)\n"
 "      --suite NAME       preset problems: %s\n"
@@ -534,7 +536,9 @@ static int call_once(void *arg)
     who = natten_context_last_backend(c->ctx);
     if (strcmp(selftest(), "fallback") == 0) who = "selftest-other";
     snprintf(c->ran, sizeof c->ran, "%s", who ? who : "?");
-    return c->want == NULL || (who != NULL && strcmp(who, c->want) == 0);
+    /* a wanted "name/config" ran on its backend when the names agree */
+    return c->want == NULL ||
+           (who != NULL && strlen(who) == strcspn(c->want, "/") && strncmp(who, c->want, strlen(who)) == 0);
 }
 
 /* --------------------------------------------------------------- results */
@@ -619,18 +623,6 @@ static target targets[MAX_BACKENDS];
 static int ntargets;
 static int naive_index = -1;
 
-static int name_listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *s = list; s && *s;) {
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        if (len == n && strncmp(s, name, n) == 0) return 1;
-        s = comma ? comma + 1 : NULL;
-    }
-    return 0;
-}
-
 static int device_wanted(DLDeviceType type, int *id)
 {
     *id = 0;
@@ -641,10 +633,56 @@ static int device_wanted(DLDeviceType type, int *id)
     return 1;
 }
 
+/* One target per backend (--backend all) or per listed entry, which may
+ * name a configuration too ("cuda-tc/11", as NATTEN_BACKEND takes it). */
+static void add_target(const natten_backend_info *info, const char *entry, size_t len, int listed)
+{
+    char why[256];
+    int id;
+    /* --suite gpu: GPU backends only, unless asked otherwise (naive stays the reference) */
+    if (opt.suite && strcmp(opt.suite, "gpu") == 0 && !opt.backends_set && !opt.device_set &&
+        info->device_type == kDLCPU)
+        return;
+    if (!device_wanted(info->device_type, &id)) return;
+    if (!info->available) {
+        if (listed) fprintf(stderr, "natten-bench: backend %s is not available here: %s\n",
+                            info->name, info->reason ? info->reason : "?");
+        return;
+    }
+    if (info->device_type == kDLCUDA && !gpu_load(why, sizeof why)) {
+        fprintf(stderr, "natten-bench: skipping %s: %s\n", info->name, why);
+        return;
+    }
+    if (info->device_type != kDLCPU && info->device_type != kDLCUDA) {
+        fprintf(stderr, "natten-bench: skipping %s: the bench has no memory functions for its device\n",
+                info->name);
+        return;
+    }
+    if (len >= sizeof targets[0].name) die_usage("--backend: '%.*s' is too long", (int)len, entry);
+    if (memchr(entry, '/', len)) { /* the configuration must exist: the library says so */
+        natten_context *ctx = NULL;
+        char full[sizeof targets[0].name];
+        natten_status st;
+        snprintf(full, sizeof full, "%.*s", (int)len, entry);
+        st = natten_context_create(&ctx);
+        if (st == NATTEN_SUCCESS) st = natten_context_set_backend(ctx, full);
+        if (st != NATTEN_SUCCESS) die_usage("--backend %s: %s", full, natten_last_error());
+        natten_context_destroy(ctx);
+    }
+    if (ntargets == MAX_BACKENDS) return;
+    {
+        target *t = &targets[ntargets++];
+        snprintf(t->name, sizeof t->name, "%.*s", (int)len, entry);
+        t->dev.type = info->device_type;
+        t->dev.id = id;
+        snprintf(t->devname, sizeof t->devname, info->device_type == kDLCPU ? "cpu" : "cuda:%d", id);
+        if (strcmp(t->name, "naive") == 0) naive_index = ntargets - 1;
+    }
+}
+
 static void pick_targets(void)
 {
-    int n = natten_backend_count(), all = strcmp(opt.backends, "all") == 0;
-    char why[256];
+    int n = natten_backend_count();
     if (strcmp(opt.backends, "auto") == 0) {
         target *t = &targets[ntargets++];
         int id = 0;
@@ -654,53 +692,30 @@ static void pick_targets(void)
         snprintf(t->devname, sizeof t->devname, t->dev.type == kDLCPU ? "cpu" : "cuda:%d", id);
         return;
     }
-    for (const char *s = opt.backends; !all && *s;) {
-        /* every listed name must exist */
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        int found = 0;
+    if (strcmp(opt.backends, "all") == 0) {
         for (int i = 0; i < n; i++) {
             natten_backend_info info;
-            if (natten_backend_get_info(i, &info) == NATTEN_SUCCESS && strlen(info.name) == len &&
-                strncmp(info.name, s, len) == 0)
-                found = 1;
+            if (natten_backend_get_info(i, &info) == NATTEN_SUCCESS)
+                add_target(&info, info.name, strlen(info.name), 0);
         }
-        if (!found) die_usage("--backend: no backend '%.*s' in this build (%s)", (int)len, s,
-                              natten_version_string());
-        s = comma ? comma + 1 : s + len;
-    }
-    for (int i = 0; i < n; i++) {
-        natten_backend_info info;
-        int id;
-        if (natten_backend_get_info(i, &info) != NATTEN_SUCCESS) continue;
-        if (!all && !name_listed(opt.backends, info.name)) continue;
-        /* --suite gpu: GPU backends only, unless asked otherwise (naive stays the reference) */
-        if (opt.suite && strcmp(opt.suite, "gpu") == 0 && !opt.backends_set && !opt.device_set &&
-            info.device_type == kDLCPU)
-            continue;
-        if (!device_wanted(info.device_type, &id)) continue;
-        if (!info.available) {
-            if (!all) fprintf(stderr, "natten-bench: backend %s is not available here: %s\n",
-                              info.name, info.reason ? info.reason : "?");
-            continue;
-        }
-        if (info.device_type == kDLCUDA && !gpu_load(why, sizeof why)) {
-            fprintf(stderr, "natten-bench: skipping %s: %s\n", info.name, why);
-            continue;
-        }
-        if (info.device_type != kDLCPU && info.device_type != kDLCUDA) {
-            fprintf(stderr, "natten-bench: skipping %s: the bench has no memory functions for its device\n",
-                    info.name);
-            continue;
-        }
-        if (ntargets == MAX_BACKENDS) break;
-        {
-            target *t = &targets[ntargets++];
-            snprintf(t->name, sizeof t->name, "%s", info.name);
-            t->dev.type = info.device_type;
-            t->dev.id = id;
-            snprintf(t->devname, sizeof t->devname, info.device_type == kDLCPU ? "cpu" : "cuda:%d", id);
-            if (strcmp(info.name, "naive") == 0) naive_index = ntargets - 1;
+    } else {
+        for (const char *s = opt.backends; *s;) {
+            /* every listed name must exist; "name/config" names a configuration of it */
+            const char *comma = strchr(s, ',');
+            size_t len = comma ? (size_t)(comma - s) : strlen(s);
+            size_t nlen = strcspn(s, "/,");
+            int found = 0;
+            for (int i = 0; i < n && !found; i++) {
+                natten_backend_info info;
+                if (natten_backend_get_info(i, &info) == NATTEN_SUCCESS && strlen(info.name) == nlen &&
+                    strncmp(info.name, s, nlen) == 0) {
+                    found = 1;
+                    add_target(&info, s, len, 1);
+                }
+            }
+            if (!found) die_usage("--backend: no backend '%.*s' in this build (%s)", (int)nlen, s,
+                                  natten_version_string());
+            s = comma ? comma + 1 : s + len;
         }
     }
     if (ntargets == 0) {

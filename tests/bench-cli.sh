@@ -40,6 +40,8 @@ bad "not fna, qk, av" --op softmax
 bad "unknown suite" --suite nope
 bad "needs --suite" --quick
 bad "no backend" --backend nope
+bad "no backend" --backend nope/1
+bad "no configuration" --backend naive/nope
 bad "not cpu, cuda" --device tpu
 bad "outside" --causal 2
 bad "not a number" --max-call soon
@@ -49,6 +51,14 @@ bad "needs --tune-check" --check-all
 # 2. help goes to stdout with status 0
 if "$bench" --help >"$tmp/out" 2>&1 && grep -q -- "--suite" "$tmp/out"; then pass "--help"; else fail "--help"; fi
 if "$bench" --list >"$tmp/out" 2>&1 && grep -q "naive" "$tmp/out"; then pass "--list"; else fail "--list"; fi
+
+# 2b. --backend NAME/CONFIG: a row per listed configuration, labelled with it
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna $fast --backend naive/0,naive >"$tmp/cfg" 2>"$tmp/err" &&
+   grep -E "^naive/0 +fna +fwd .* ok$" "$tmp/cfg" >/dev/null && grep -E "^naive +fna +fwd .* ok$" "$tmp/cfg" >/dev/null; then
+    pass "--backend naive/0,naive"
+else
+    fail "--backend naive/0,naive"; cat "$tmp/cfg" "$tmp/err"
+fi
 
 # 3. the default table: a header and one row per backend and op, all ok
 if "$bench" -i 12 12 -w 5 -n 2 -d 8 $fast >"$tmp/table" 2>"$tmp/err" &&
