@@ -331,11 +331,12 @@ static NATTEN_OMP_FAST_TARGET void FFN(av_all)(const omp_plan *P, const KFN(fblk
 /*
  * One block: logits, softmax and weighted sums for the rows of B on strip S
  * (mode 0, 2 or 3): o_r (normalised) and m_r, s_r (max, sum of exponentials)
- * per lane.  Slots outside a row's window on axes 0 and 1 are never read
+ * per lane; without the weighted sums (av = 0) the unnormalised weights
+ * stay in z_r.  Slots outside a row's window on axes 0 and 1 are never read
  * (softmax and weighted sums skip them), so they are not filled.
  */
 static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S,
-                                              const REAL *rpb)
+                                              const REAL *rpb, int av)
 {
     const natten_problem *p = &P->p;
     const omp_pack *pk = &P->pack[0];
@@ -399,7 +400,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
         *(FFN(v) *)s = sum;
         for (int l = FL; l < SW; l++) m[l] = 0, s[l] = 1;
     }
-    FFN(av_all)(P, B, S, bc);
+    if (av) FFN(av_all)(P, B, S, bc); /* else the caller sums (kernels.h, border_av) */
 }
 
 #undef FLOAD
