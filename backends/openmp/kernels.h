@@ -195,7 +195,13 @@ static inline __attribute__((always_inline)) void KFN(tr_reg)(KFN(vec) *A)
 }
 #endif
 
-/* the SW x SW block by row pointers */
+/*
+ * the SW x SW block by row pointers.  Callers pass each pointer they put
+ * in a table through NATTEN_OMP_SCALAR (a general register): otherwise GCC
+ * computes the table in vector registers (vpmullq) and extracts the
+ * pointers one by one (vmovq, vpextrq) on the shuffle pipes the transpose
+ * needs.
+ */
 static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
 {
     KFN(vec) A[SW];
@@ -244,7 +250,13 @@ static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REA
         if (m == SW)
             for (; c + SW <= C; c += SW) KFN(trs)(src + j * ts + c, ts, dst + c * ncol + j, ncol);
         for (; c + SW <= C; c += SW) {
-            for (int l = 0; l < SW; l++) sp[l] = l < m ? src + (j + l) * ts + c : zero, dp[l] = dst + (c + l) * ncol + j;
+            for (int l = 0; l < SW; l++) {
+                const REAL *s_ = l < m ? src + (j + l) * ts + c : zero;
+                REAL *d_ = dst + (c + l) * ncol + j;
+                NATTEN_OMP_SCALAR(s_);
+                NATTEN_OMP_SCALAR(d_);
+                sp[l] = s_, dp[l] = d_;
+            }
             KFN(tr)(sp, dp);
         }
         for (; c < C; c++)
@@ -529,8 +541,11 @@ static inline __attribute__((always_inline)) void KFN(load_t)(const KFN(strip) *
             KFN(trs)(src + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride, qt + c * SW, SW);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
-            sp[l] = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
-            dp[l] = qt + (c + l) * SW;
+            const REAL *s_ = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
+            REAL *d_ = qt + (c + l) * SW;
+            NATTEN_OMP_SCALAR(s_);
+            NATTEN_OMP_SCALAR(d_);
+            sp[l] = s_, dp[l] = d_;
         }
         KFN(tr)(sp, dp);
     }
@@ -553,8 +568,11 @@ static inline __attribute__((always_inline)) void KFN(store_t)(const KFN(strip) 
             KFN(trs)(o + c * SW, SW, base + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
-            sp[l] = o + (c + l) * SW;
-            dp[l] = KFN(live)(S, l) ? base + S->x2[l] * tstride + c : trash;
+            const REAL *s_ = o + (c + l) * SW;
+            REAL *d_ = KFN(live)(S, l) ? base + S->x2[l] * tstride + c : trash;
+            NATTEN_OMP_SCALAR(s_);
+            NATTEN_OMP_SCALAR(d_);
+            sp[l] = s_, dp[l] = d_;
         }
         KFN(tr)(sp, dp);
     }
