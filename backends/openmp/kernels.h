@@ -935,15 +935,18 @@ typedef struct {
 #define FL SW
 #define FTAG w
 #define FWIDE 1
+#define FPAIR 0
 #define FMAX(a, b) ((FFN(v))_mm512_max_ps((__m512)(a), (__m512)(b)))
 #define FSCALEF(y, n) ((FFN(v))_mm512_scalef_ps((__m512)(y), (__m512)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
 #undef FWIDE
+#undef FPAIR
 #undef FMAX
 #undef FSCALEF
 #define FWIDE 0
+#define FPAIR 1
 #define FL (SW / 2)
 #define FTAG h
 #define FMAX(a, b) ((FFN(v))_mm256_max_ps((__m256)(a), (__m256)(b)))
@@ -951,8 +954,10 @@ typedef struct {
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FPAIR
 #undef FMAX
 #undef FSCALEF
+#define FPAIR 0
 #define FL (SW / 4)
 #define FTAG q
 #define FMAX(a, b) ((FFN(v))_mm_max_ps((__m128)(a), (__m128)(b)))
@@ -961,6 +966,7 @@ typedef struct {
 #undef FL
 #undef FTAG
 #undef FWIDE
+#undef FPAIR
 #undef FMAX
 #undef FSCALEF
 
