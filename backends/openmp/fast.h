@@ -134,11 +134,11 @@ FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t 
     FFN(v) a0[8], a1[8], a2[8];
 #if FPAIR
     /*
-     * Paired border strips in 256-bit vectors (BC = 2): the first two rows
-     * in one 512-bit vector (row 0 in the low half, row 1 in the high half),
-     * each key's 512-bit dual vector its 256-bit one twice: two FMAs instead
-     * of three per key for three rows, one instead of two for two.  Same
-     * products and sums lane by lane.
+     * Paired border strips in 256-bit vectors (BC = 2): the run's first two
+     * rows in one 512-bit vector (the first in the low half, the second in
+     * the high half), each key's 512-bit dual vector its 256-bit one twice:
+     * two FMAs instead of three per key for three rows, one instead of two
+     * for two.  Same products and sums lane by lane.
      */
     if (BC == 2 && NR > 1) {
         __m512 b[8];
