@@ -66,6 +66,9 @@ static const tc_case cases[] = {
     {"2d 20x56 K7 D32", {2, 1, 2, 2, 32, 32, {20, 56, 1}, {7, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
     {"2d 10x61 K(3,8) Dv=22 rpb", {2, 1, 1, 1, 16, 22, {10, 61, 1}, {3, 8, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
     {"2d 12x45 K(3,7) causal(0,1)", {2, 1, 2, 2, 16, 16, {12, 45, 1}, {3, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 1, 0}, 0, 0}},
+    /* the paired border strips' weighted sums from the value tensor (border_av): 6 border queries
+     * per half (two groups of queries), Dv = 64 (two chunks of two vectors), GQA, a 2-row block */
+    {"2d 8x40 K(3,11) GQA Dv=64 rpb", {2, 1, 4, 2, 16, 64, {8, 40, 1}, {3, 11, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 

@@ -132,6 +132,41 @@ FFN(qk)(const REAL *q0, const REAL *q1, const REAL *q2, const REAL *kr, int64_t 
         REAL *z1, REAL *z2, const int NR, const int NT, const int BC, int64_t d)
 {
     FFN(v) a0[8], a1[8], a2[8];
+#if FPAIR
+    /*
+     * Paired border strips in 256-bit vectors (BC = 2): the run's first two
+     * rows in one 512-bit vector (the first in the low half, the second in
+     * the high half), each key's 512-bit dual vector its 256-bit one twice:
+     * two FMAs instead of three per key for three rows, one instead of two
+     * for two.  Same products and sums lane by lane.
+     */
+    if (BC == 2 && NR > 1) {
+        __m512 b[8];
+#  pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) b[t] = _mm512_setzero_ps(), a2[t] = (FFN(v)){0};
+        for (int64_t c = 0; c < C; c++) {
+            const REAL *k = kr + c * ncol;
+            __m512 u01 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_load_ps(q0 + c * SW)),
+                                            _mm256_load_ps(q1 + c * SW), 1);
+            FFN(v) u2 = NR > 2 ? *(const FFN(v) *)(q2 + c * SW) : (FFN(v)){0};
+#  pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                /* k[t] in lanes 0-3 and 8-11, k[t + d] in lanes 4-7 and 12-15 */
+                __m512 kv = _mm512_mask_mov_ps(_mm512_set1_ps(k[t + d]), 0x0f0f, _mm512_set1_ps(k[t]));
+                NATTEN_OMP_REG(kv);
+                b[t] = _mm512_fmadd_ps(u01, kv, b[t]);
+                if (NR > 2) a2[t] += u2 * (FFN(v))_mm512_castps512_ps256(kv);
+            }
+        }
+#  pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            _mm256_store_ps(z0 + t * SW, _mm512_castps512_ps256(b[t]));
+            _mm256_store_ps(z1 + t * SW, _mm512_extractf32x8_ps(b[t], 1));
+            if (NR > 2) *(FFN(v) *)(z2 + t * SW) = a2[t];
+        }
+        return;
+    }
+#endif
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++) a0[t] = a1[t] = a2[t] = (FFN(v)){0};
     for (int64_t c = 0; c < C; c++) {
@@ -331,11 +366,12 @@ static NATTEN_OMP_FAST_TARGET void FFN(av_all)(const omp_plan *P, const KFN(fblk
 /*
  * One block: logits, softmax and weighted sums for the rows of B on strip S
  * (mode 0, 2 or 3): o_r (normalised) and m_r, s_r (max, sum of exponentials)
- * per lane.  Slots outside a row's window on axes 0 and 1 are never read
+ * per lane; without the weighted sums (av = 0) the unnormalised weights
+ * stay in z_r.  Slots outside a row's window on axes 0 and 1 are never read
  * (softmax and weighted sums skip them), so they are not filled.
  */
 static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S,
-                                              const REAL *rpb)
+                                              const REAL *rpb, int av)
 {
     const natten_problem *p = &P->p;
     const omp_pack *pk = &P->pack[0];
@@ -399,7 +435,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
         *(FFN(v) *)s = sum;
         for (int l = FL; l < SW; l++) m[l] = 0, s[l] = 1;
     }
-    FFN(av_all)(P, B, S, bc);
+    if (av) FFN(av_all)(P, B, S, bc); /* else the caller sums (kernels.h, border_av) */
 }
 
 #undef FLOAD

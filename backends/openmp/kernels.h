@@ -195,7 +195,13 @@ static inline __attribute__((always_inline)) void KFN(tr_reg)(KFN(vec) *A)
 }
 #endif
 
-/* the SW x SW block by row pointers */
+/*
+ * the SW x SW block by row pointers.  Callers pass each pointer they put
+ * in a table through NATTEN_OMP_SCALAR (a general register): otherwise GCC
+ * computes the table in vector registers (vpmullq) and extracts the
+ * pointers one by one (vmovq, vpextrq) on the shuffle pipes the transpose
+ * needs.
+ */
 static inline __attribute__((always_inline)) void KFN(tr)(const REAL *const *src, REAL *const *dst)
 {
     KFN(vec) A[SW];
@@ -244,7 +250,13 @@ static void KFN(pack_seg)(const REAL *src, int64_t ts, int64_t n, int64_t C, REA
         if (m == SW)
             for (; c + SW <= C; c += SW) KFN(trs)(src + j * ts + c, ts, dst + c * ncol + j, ncol);
         for (; c + SW <= C; c += SW) {
-            for (int l = 0; l < SW; l++) sp[l] = l < m ? src + (j + l) * ts + c : zero, dp[l] = dst + (c + l) * ncol + j;
+            for (int l = 0; l < SW; l++) {
+                const REAL *s_ = l < m ? src + (j + l) * ts + c : zero;
+                REAL *d_ = dst + (c + l) * ncol + j;
+                NATTEN_OMP_SCALAR(s_);
+                NATTEN_OMP_SCALAR(d_);
+                sp[l] = s_, dp[l] = d_;
+            }
             KFN(tr)(sp, dp);
         }
         for (; c < C; c++)
@@ -529,8 +541,11 @@ static inline __attribute__((always_inline)) void KFN(load_t)(const KFN(strip) *
             KFN(trs)(src + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride, qt + c * SW, SW);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
-            sp[l] = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
-            dp[l] = qt + (c + l) * SW;
+            const REAL *s_ = src + S->x2[KFN(live)(S, l) ? l : 0] * tstride + c;
+            REAL *d_ = qt + (c + l) * SW;
+            NATTEN_OMP_SCALAR(s_);
+            NATTEN_OMP_SCALAR(d_);
+            sp[l] = s_, dp[l] = d_;
         }
         KFN(tr)(sp, dp);
     }
@@ -553,8 +568,11 @@ static inline __attribute__((always_inline)) void KFN(store_t)(const KFN(strip) 
             KFN(trs)(o + c * SW, SW, base + S->x2[0] * tstride + c, (S->x2[1] - S->x2[0]) * tstride);
     for (; c + SW <= C; c += SW) {
         for (int l = 0; l < SW; l++) {
-            sp[l] = o + (c + l) * SW;
-            dp[l] = KFN(live)(S, l) ? base + S->x2[l] * tstride + c : trash;
+            const REAL *s_ = o + (c + l) * SW;
+            REAL *d_ = KFN(live)(S, l) ? base + S->x2[l] * tstride + c : trash;
+            NATTEN_OMP_SCALAR(s_);
+            NATTEN_OMP_SCALAR(d_);
+            sp[l] = s_, dp[l] = d_;
         }
         KFN(tr)(sp, dp);
     }
@@ -895,6 +913,7 @@ typedef struct {
  */
 typedef struct {
     const REAL *k, *v;
+    const REAL *vt;                  /* the value tensor's row (no transpose): (b, y0, y1, axis 2 = 0, hk) */
     REAL *w[3];
     int kind;
 } KFN(frun);
@@ -916,15 +935,18 @@ typedef struct {
 #define FL SW
 #define FTAG w
 #define FWIDE 1
+#define FPAIR 0
 #define FMAX(a, b) ((FFN(v))_mm512_max_ps((__m512)(a), (__m512)(b)))
 #define FSCALEF(y, n) ((FFN(v))_mm512_scalef_ps((__m512)(y), (__m512)(n)))
 #include "fast.h"
 #undef FL
 #undef FTAG
 #undef FWIDE
+#undef FPAIR
 #undef FMAX
 #undef FSCALEF
 #define FWIDE 0
+#define FPAIR 1
 #define FL (SW / 2)
 #define FTAG h
 #define FMAX(a, b) ((FFN(v))_mm256_max_ps((__m256)(a), (__m256)(b)))
@@ -932,8 +954,10 @@ typedef struct {
 #include "fast.h"
 #undef FL
 #undef FTAG
+#undef FPAIR
 #undef FMAX
 #undef FSCALEF
+#define FPAIR 0
 #define FL (SW / 4)
 #define FTAG q
 #define FMAX(a, b) ((FFN(v))_mm_max_ps((__m128)(a), (__m128)(b)))
@@ -942,8 +966,139 @@ typedef struct {
 #undef FL
 #undef FTAG
 #undef FWIDE
+#undef FPAIR
 #undef FMAX
 #undef FSCALEF
+
+/*
+ * Weighted sums of a paired border strip (mode 3) from the value tensor
+ * itself, channels in lanes: every query of a border half reads the same
+ * K2 keys per key row, so a key's channels (one or two vectors at c0) are
+ * loaded once and multiplied by each query's weight, a broadcast (an
+ * embedded-broadcast FMA operand).  Against the transposed rows of fast.h
+ * (one vector per channel and slot, formed from two broadcasts and a
+ * blend, half a vector of lanes) half the FMAs, no blends, and the outputs
+ * need no transpose.  Same products (weight of lane l times the value) in
+ * the same order (runs, then slots) as av_step, so the same sums.
+ *
+ * bav_step: run R's rows RLO .. RLO + NR - 1, NQ queries from lane l0, nt
+ * slots (keys at voff[t2] from the run's value row).
+ */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+KFN(bav_step)(v_f32_w (*a)[4][2], const KFN(frun) *R, const REAL *vr, const int64_t *voff, int64_t nt, int l0,
+              const int RLO, const int NR, const int NQ, const int CV)
+{
+    const REAL *w0 = R->w[RLO] + l0, *w1 = R->w[NR > 1 ? RLO + 1 : RLO] + l0, *w2 = R->w[NR > 2 ? RLO + 2 : RLO] + l0;
+    for (int64_t t2 = 0; t2 < nt; t2++) {
+        const REAL *vp = vr + voff[t2];
+        v_f32_w v0 = *(const vu_f32_w *)vp, v1 = CV > 1 ? *(const vu_f32_w *)(vp + SW) : v0;
+#pragma GCC unroll 4
+        for (int q = 0; q < NQ; q++) {
+            v_f32_w p0 = w0[t2 * SW + q] - (v_f32_w){0}; /* x - 0 is x, also for -0 */
+            a[RLO][q][0] += p0 * v0;
+            if (CV > 1) a[RLO][q][1] += p0 * v1;
+            if (NR > 1) {
+                v_f32_w p1 = w1[t2 * SW + q] - (v_f32_w){0};
+                a[RLO + 1][q][0] += p1 * v0;
+                if (CV > 1) a[RLO + 1][q][1] += p1 * v1;
+            }
+            if (NR > 2) {
+                v_f32_w p2 = w2[t2 * SW + q] - (v_f32_w){0};
+                a[RLO + 2][q][0] += p2 * v0;
+                if (CV > 1) a[RLO + 2][q][1] += p2 * v1;
+            }
+        }
+    }
+}
+
+/* Channels c0 .. c0 + CV * SW - 1 of NQ queries (lanes l0 ..) of every row: out[r * 4 + q] their output rows. */
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+KFN(bav_chunk)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL *const *out, int64_t c0,
+               const int NQ, const int CV)
+{
+    v_f32_w a[3][4][2];
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < NQ; q++)
+#pragma GCC unroll 2
+            for (int i = 0; i < CV; i++) a[r][q][i] = (v_f32_w){0};
+    for (int64_t n = 0; n < B->nrun; n++) {
+        const KFN(frun) *R = &B->run[n];
+        const REAL *vr = R->vt + c0;
+        switch (R->kind) {
+        case 1: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 1, NQ, CV); break;
+        case 2: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 2, NQ, CV); break;
+        case 3: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 3, NQ, CV); break;
+        case 5: KFN(bav_step)(a, R, vr, voff, nt, l0, 1, 1, NQ, CV); break;
+        case 6: KFN(bav_step)(a, R, vr, voff, nt, l0, 1, 2, NQ, CV); break;
+        default: KFN(bav_step)(a, R, vr, voff, nt, l0, 2, 1, NQ, CV); break;
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++) {
+        if (r >= B->nr) break;
+#pragma GCC unroll 4
+        for (int q = 0; q < NQ; q++) {
+            REAL inv = 1 / B->s[r][l0 + q]; /* as av_chunk's 1 / s, lane by lane */
+#pragma GCC unroll 2
+            for (int i = 0; i < CV; i++) *(vu_f32_w *)(out[r * 4 + q] + c0 + i * SW) = a[r][q][i] * inv;
+        }
+    }
+}
+
+static NATTEN_OMP_FAST_TARGET void KFN(bav_q)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0,
+                                               REAL *const *out, int64_t Dv, int nq)
+{
+    int64_t c0 = 0;
+    for (; c0 + 2 * SW <= Dv; c0 += 2 * SW) {
+        if (nq == 4) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 4, 2);
+        else if (nq == 3) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 3, 2);
+        else if (nq == 2) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 2, 2);
+        else KFN(bav_chunk)(B, voff, nt, l0, out, c0, 1, 2);
+    }
+    for (; c0 < Dv; c0 += SW) {
+        if (nq == 4) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 4, 1);
+        else if (nq == 3) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 3, 1);
+        else if (nq == 2) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 2, 1);
+        else KFN(bav_chunk)(B, voff, nt, l0, out, c0, 1, 1);
+    }
+}
+
+/* 1 if border_av takes strip S (mode 3, head dim of V a multiple of SW). */
+static inline int KFN(border_av_ok)(const omp_plan *P, const KFN(strip) *S)
+{
+    return S->mode == 3 && P->p.dim_v % SW == 0 && P->p.kernel[2] <= 64;
+}
+
+/*
+ * The weighted sums and outputs of paired border strip S (fl lanes: the
+ * left half's queries from lane 0, the right half's from lane fl / 2) of
+ * block B, after block(..., av = 0): straight into the output tensor.
+ */
+static NATTEN_OMP_FAST_TARGET void KFN(border_av)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S,
+                                                  int64_t b, int64_t h, int64_t x0, int64_t fl)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *V = VIEW(P, NATTEN_ARG_V), *O = VIEW(P, NATTEN_ARG_OUT);
+    int64_t d2 = p->dilation[2], g2 = S->x2[0] % d2, ng = natten_group_len(p->extent[2], d2, g2), voff[64];
+    for (int side = 0; side < 2; side++) {
+        int l0 = side * (int)fl / 2, nl = 0;
+        /* the half's window start on axis 2 (group coordinates; every lane alike) */
+        int64_t a = (side ? S->col1 : S->col0) - P->fsh - P->goff[g2], nt = ng - a < p->kernel[2] ? ng - a : p->kernel[2];
+        REAL *out[12];
+        while (nl < fl / 2 && S->x2[l0 + nl] >= 0) nl++;
+        /* keys past the group are in no window: their weights are 0 and av_step's products +0 */
+        for (int64_t t2 = 0; t2 < nt; t2++) voff[t2] = ((a + t2) * d2 + g2) * V->stride[3];
+        for (int q0 = 0; q0 < nl; q0 += 4) {
+            int nq = nl - q0 < 4 ? nl - q0 : 4;
+            for (int r = 0; r < B->nr; r++)
+                for (int q = 0; q < nq; q++)
+                    out[r * 4 + q] = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], S->x2[l0 + q0 + q], h, 0);
+            KFN(bav_q)(B, voff, nt, l0 + q0, out, p->dim_v, nq);
+        }
+    }
+}
 
 /* Per-thread scratch of fna_rows without the row cache, in REAL units (64-byte multiples). */
 static inline int64_t KFN(fast_scratch)(const natten_problem *p)
@@ -970,12 +1125,15 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
     for (int r = 0; r < B->nr; r++)
         KFN(load_t)(S, DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, B->x1[r], 0, h, 0), Q->stride[3], p->dim,
                     (REAL)p->scale, B->qt[r]);
-    if (fl <= SW / 4) block_f32_q(P, B, S, rpb);
-    else if (fl <= SW / 2) block_f32_h(P, B, S, rpb);
-    else block_f32_w(P, B, S, rpb);
+    int bav = KFN(border_av_ok)(P, S);
+    if (fl <= SW / 4) block_f32_q(P, B, S, rpb, !bav);
+    else if (fl <= SW / 2) block_f32_h(P, B, S, rpb, !bav);
+    else block_f32_w(P, B, S, rpb, !bav);
+    if (bav) KFN(border_av)(P, B, S, b, h, x0, fl);
     for (int r = 0; r < B->nr; r++) {
-        KFN(store_t)(S, B->o[r], p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], 0, h, 0),
-                     O->stride[3], trash);
+        if (!bav)
+            KFN(store_t)(S, B->o[r], p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], 0, h, 0),
+                         O->stride[3], trash);
         if (L->data) {
             float *lr = (float *)L->data + natten_off(L, b, x0, B->x1[r], 0, h, 0);
             for (int l = 0; l < S->w; l++)
@@ -1062,6 +1220,8 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
                 for (r1 = r + 1; r1 < nr && j >= B.a1[r1] && j < B.a1[r1] + B.n1[r1]; r1++) {}
                 R->k = B.kp[t0 * B.m1 + j - B.jlo];
                 R->v = B.vp[t0 * B.m1 + j - B.jlo];
+                R->vt = DATA(P, NATTEN_ARG_V) + natten_off(VIEW(P, NATTEN_ARG_V), b, (a0 + t0) * p->dilation[0] + g0,
+                                                           j * p->dilation[1] + g1, 0, hk, 0);
                 for (int i = 0; i < 3; i++)
                     R->w[i] = i >= r && i < r1 ? B.z[i] + ((t0 * p->kernel[1] + j - B.a1[i]) * p->kernel[2]) * SW : B.z[0];
                 R->kind = r * 4 + (r1 - r);

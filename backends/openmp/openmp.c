@@ -52,6 +52,13 @@
 #  define NATTEN_OMP_FAST 0
 #endif
 
+/* NATTEN_OMP_SCALAR keeps a value in a general register (kernels.h, tr). */
+#if defined(__GNUC__)
+#  define NATTEN_OMP_SCALAR(x) __asm__("" : "+r"(x))
+#else
+#  define NATTEN_OMP_SCALAR(x) ((void)0)
+#endif
+
 /*
  * A transposed copy of keys or values of every (batch, head, x0, x1):
  * [C][ncol], columns = positions on the last axis ordered dilation group by
