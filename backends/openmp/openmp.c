@@ -524,11 +524,16 @@ static int fna_fast_ok(const omp_plan *P)
 
 /*
  * Fused forward, float: blocks of up to R query rows (one axis-1 dilation
- * group, consecutive members) handed out with a static schedule, in row
- * order within each (batch, head, x0), so that a thread's consecutive blocks
- * share most of their key rows: each thread packs the key and value rows it
- * needs into its own small cache (fcache) instead of a packed copy of the
- * whole tensors.
+ * group, consecutive members), in row order within each (batch, head, x0),
+ * so that a thread's consecutive blocks share most of their key rows: each
+ * thread packs the key and value rows it needs into its own small cache
+ * (fcache) instead of a packed copy of the whole tensors.  The blocks are
+ * split into one range per pair of threads; in a range, the pair's first
+ * thread takes blocks from the start forward and the second from the end
+ * backward (a block's key rows overlap its predecessor's either way), each
+ * claim one shared counter increment, until they meet: a thread that runs
+ * slower takes fewer blocks, at no cost in locality (a static schedule
+ * waits for the slower thread).
  */
 static natten_status fna_fwd_blocks(omp_plan *P, int R)
 {
@@ -538,7 +543,8 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
     size_t fb, cb, tb, sb;
     char *scr;
     for (int64_t g = 0; g < p->dilation[1]; g++) nb1 += (natten_group_len(p->extent[1], p->dilation[1], g) + R - 1) / R;
-    tab = natten_malloc((size_t)nb1 * 3 * sizeof(int64_t));
+    /* the table, then one claim counter per pair of threads, a cache line (64 bytes) apart */
+    tab = natten_malloc(((size_t)nb1 * 3 + 8 * ((size_t)nt + 2)) * sizeof(int64_t));
     if (!tab) return oom();
     nb1 = 0;
     for (int64_t g = 0; g < p->dilation[1]; g++) {
@@ -587,9 +593,13 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
         return oom();
     }
     total = p->batch * p->heads * p->extent[0] * nb1;
+    for (int i = 0; i < 8 * (nt + 2); i++) tab[3 * nb1 + i] = 0;
 #pragma omp parallel num_threads(nt)
     {
         char *s = (char *)(((uintptr_t)scr + 63) & ~(uintptr_t)63) + sb * (size_t)omp_get_thread_num();
+        int tid = omp_get_thread_num(), npair = (omp_get_num_threads() + 1) / 2, back = tid % 2;
+        int64_t lo = total * (tid / 2) / npair, hi = total * (tid / 2 + 1) / npair, k = 0;
+        int64_t *cnt = tab + 3 * nb1 + 8 * (tid / 2 + 1);
         fcache_f32 rc;
         memset(s, 0, sb); /* zero padding of the packed rows, empty tags */
         rc.k = (float *)(void *)(s + fb);
@@ -599,10 +609,15 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
         rc.tag = (int64_t *)(void *)(s + fb + cb);
         rc.m0 = m0;
         rc.m1 = m1;
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < total; i++) {
-            int64_t e = i % nb1, t = i / nb1;
-            int64_t x0 = t % p->extent[0], h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
+        for (;;) {
+            int64_t n, i, e, t, x0, h, b;
+#pragma omp atomic capture
+            n = (*cnt)++;
+            if (n >= hi - lo) break;
+            i = back ? hi - 1 - k : lo + k; /* k + the partner's claims <= n + 1 <= hi - lo: no block twice */
+            k++;
+            e = i % nb1, t = i / nb1;
+            x0 = t % p->extent[0], h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
             fna_rows_f32(P, b, h, x0, tab[3 * e], tab[3 * e + 1], (int)tab[3 * e + 2], (float *)(void *)s, &rc,
                          (const float **)(void *)(rc.tag + m0 * m1),
                          (frun_f32 *)(void *)((const float **)(void *)(rc.tag + m0 * m1) + 2 * m0 * m1));
