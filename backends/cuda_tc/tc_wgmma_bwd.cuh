@@ -92,6 +92,44 @@ __host__ __device__ __forceinline__ void split_box(const int own[3], int halves,
     off[2] = h == 2 ? g * sub[2] : 0;
 }
 
+/*
+ * One tile's two products of either kernel: S = A B^T into s and dP = C E^T
+ * into dp, N columns each.  A and C are the warpgroup's resident 64-row
+ * slices (tiles of RT bytes; warpgroup wgi's at byte wgi * 64 * 128), B and
+ * E the streamed tiles of stage `stage` (ST bytes each); k-step kk lies in
+ * half kk / 4 at byte 32 (kk % 4) of both.  With OVL, S's group is committed
+ * on its own and only it is waited for (dP keeps running); otherwise both.
+ */
+template <typename T, int N, int RT, int ST, bool OVL>
+__device__ __forceinline__ void tile_products(float (&s)[N / 2], float (&dp)[N / 2], uint32_t aA, uint32_t aB,
+                                              uint32_t aC, uint32_t aE, int stage, int wgi)
+{
+    pin(s);
+    pin(dp);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t ra = (kk >> 2) * (RT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
+        const uint32_t sa = stage * ST + (kk >> 2) * (ST / 2) + (kk & 3) * 32;
+        mma_ss<T, N>(s, sdesc(aA + ra, 16, 1024), sdesc(aB + sa, 16, 1024), kk > 0);
+    }
+    if (OVL) wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t ra = (kk >> 2) * (RT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
+        const uint32_t sa = stage * ST + (kk >> 2) * (ST / 2) + (kk & 3) * 32;
+        mma_ss<T, N>(dp, sdesc(aC + ra, 16, 1024), sdesc(aE + sa, 16, 1024), kk > 0);
+    }
+    wg_commit();
+    if (OVL) {
+        wg_wait<1>();
+    } else {
+        wg_wait<0>();
+        pin(dp);
+    }
+    pin(s);
+}
+
 /* ---- dK, dV: key-parallel ------------------------------------------------ */
 
 /* K and V (one tile each), Q and dO (two stages each), lse and delta (two
@@ -197,32 +235,8 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
         fence_async_smem();
         __syncthreads();
 
-        /* S^T = K Q^T, dP^T = V dO^T: k-step kk in half kk / 4 at byte 32 (kk % 4) */
-        pin(s);
-        pin(dp);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t ka = (kk >> 2) * (KT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
-            const uint32_t qa = stage * QT + (kk >> 2) * (QT / 2) + (kk & 3) * 32;
-            mma_ss<T, BQ>(s, sdesc(aK + ka, 16, 1024), sdesc(aQ + qa, 16, 1024), kk > 0);
-        }
-        if (OVL) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t ka = (kk >> 2) * (KT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
-            const uint32_t qa = stage * QT + (kk >> 2) * (QT / 2) + (kk & 3) * 32;
-            mma_ss<T, BQ>(dp, sdesc(aV + ka, 16, 1024), sdesc(aG + qa, 16, 1024), kk > 0);
-        }
-        wg_commit();
-        /* OVL: P^T while dP^T is computed, dS^T while dV is */
-        if (OVL) {
-            wg_wait<1>();
-        } else {
-            wg_wait<0>();
-            pin(dp);
-        }
-        pin(s);
+        /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T is computed, dS^T while dV is */
+        tile_products<T, BQ, KT, QT, OVL>(s, dp, aK, aQ, aV, aG, stage, wgi);
 
         /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
         const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
@@ -401,32 +415,8 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
         fence_async_smem();
         __syncthreads();
 
-        /* S = Q K^T, dP = dO V^T */
-        pin(s);
-        pin(dp);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t qa = (kk >> 2) * (QT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
-            const uint32_t ka = stage * KT + (kk >> 2) * (KT / 2) + (kk & 3) * 32;
-            mma_ss<T, BN>(s, sdesc(aQ + qa, 16, 1024), sdesc(aK + ka, 16, 1024), kk > 0);
-        }
-        if (OVL) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t qa = (kk >> 2) * (QT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
-            const uint32_t ka = stage * KT + (kk >> 2) * (KT / 2) + (kk & 3) * 32;
-            mma_ss<T, BN>(dp, sdesc(aG + qa, 16, 1024), sdesc(aV + ka, 16, 1024), kk > 0);
-        }
-        wg_commit();
-        /* OVL: P while dP is computed */
-        if (OVL) {
-            wg_wait<1>();
-        } else {
-            wg_wait<0>();
-            pin(dp);
-        }
-        pin(s);
+        /* S = Q K^T, dP = dO V^T; OVL: P while dP is computed */
+        tile_products<T, BN, QT, KT, OVL>(s, dp, aQ, aK, aG, aV, stage, wgi);
 
         /* s[4j + 2rr + e]: row warp*16 + lane/4 + 8rr, key 8j + 2(lane & 3) + e;
          * the keys in the row's window as bits (tiles inside every owned
