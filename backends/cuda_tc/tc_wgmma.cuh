@@ -150,6 +150,33 @@ template <int R> __device__ __forceinline__ uint32_t sw_off(int r, int ch)
     return (uint32_t)((ch >> 3) * R * 128 + r * 128 + (((ch & 7) ^ (r & 7)) << 4));
 }
 
+/*
+ * Gather the rows of a box (R rows, origin org, the first prod rows real; rows
+ * outside the group or past prod zero-filled) of tensor t (base at batch and
+ * head) into a swizzled tile of R rows: NTH threads, NTH / R per row, this
+ * thread's slot rs (row_slot<R, NTH>).
+ */
+template <typename T, int R, int NTH>
+__device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params &p, const Tensor &t, const Work &w,
+                                          const RowSlot &rs, int prod, const int org[3])
+{
+    constexpr int TPR = NTH / R, CPT = 16 / TPR;
+    static_assert(TPR >= 1 && CPT >= 1 && TPR * CPT == 16, "threads per row");
+    int u[3];
+    bool valid = rs.r < prod;
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        u[i] = org[i] + rs.c[i];
+        valid = valid && u[i] < w.n[i];
+    }
+    const T *src = valid ? base + token_off(p, t, w.g, u) : base;
+#pragma unroll
+    for (int j = 0; j < CPT; j++) {
+        const int ch = rs.sub * CPT + j;
+        cp_async16(dst + sw_off<R>(rs.r, ch), src + ch * 8, valid);
+    }
+}
+
 /* Variants (the harness builds them all; the library one):
  *  VMODE 0: O += P V as m64n128k16, V descriptor LBO = the offset of the two
  *           64-column halves (8 KB), SBO = of 8-key groups (1 KB);
@@ -224,33 +251,15 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
         }
     };
 
-    /* gather R rows (origin org, the first prod real) into a swizzled tile */
-    auto gather = [&](char *dst, const T *base, const Tensor &t, const RowSlot &rs, int R, int prod,
-                      const int org[3]) {
-        const int tpr = NTH / R, cpt = 16 / tpr;
-        int u[3];
-        bool valid = rs.r < prod;
-#pragma unroll
-        for (int i = 0; i < 3; i++) {
-            u[i] = org[i] + rs.c[i];
-            valid = valid && u[i] < w.n[i];
-        }
-        const T *src = valid ? base + token_off(p, t, w.g, u) : base;
-        for (int j = 0; j < cpt; j++) {
-            const int ch = rs.sub * cpt + j;
-            const uint32_t off = R == BRQ ? sw_off<BRQ>(rs.r, ch) : sw_off<BN>(rs.r, ch);
-            cp_async16(dst + off, src + ch * 8, valid);
-        }
-    };
     const RowSlot qs = row_slot<BRQ, NTH>(p.own), ks = row_slot<BN, NTH>(p.it);
     auto load_kv = [&](int t, int stage) {
         int org[3];
         tile_origin(t, ntk, lo, p.it, org);
-        gather(sK + stage * KVBYTES, kb, p.k, ks, BN, p.itprod, org);
-        gather(sV + stage * KVBYTES, vb, p.v, ks, BN, p.itprod, org);
+        gather_sw<T, BN, NTH>(sK + stage * KVBYTES, kb, p, p.k, w, ks, p.itprod, org);
+        gather_sw<T, BN, NTH>(sV + stage * KVBYTES, vb, p, p.v, w, ks, p.itprod, org);
     };
 
-    gather(sQ, qb, p.q, qs, BRQ, BRQ, w.o);
+    gather_sw<T, BRQ, NTH>(sQ, qb, p, p.q, w, qs, BRQ, w.o);
     if (ntiles > 0) load_kv(0, 0);
     cp_commit();
 

@@ -47,33 +47,6 @@ namespace wg {
 template <int R> __host__ __device__ constexpr int tile_bytes() { return R * D * 2; }
 
 /*
- * Gather the rows of a box (R rows, origin org, the first prod rows real; rows
- * outside the group or past prod zero-filled) of tensor t (base at batch and
- * head) into a swizzled tile of R rows: NTH threads, NTH / R per row, this
- * thread's slot rs (row_slot<R, NTH>).  The forward's gather, as a function.
- */
-template <typename T, int R, int NTH>
-__device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params &p, const Tensor &t, const Work &w,
-                                          const RowSlot &rs, int prod, const int org[3])
-{
-    constexpr int TPR = NTH / R, CPT = 16 / TPR;
-    static_assert(TPR >= 1 && CPT >= 1 && TPR * CPT == 16, "threads per row");
-    int u[3];
-    bool valid = rs.r < prod;
-#pragma unroll
-    for (int i = 0; i < 3; i++) {
-        u[i] = org[i] + rs.c[i];
-        valid = valid && u[i] < w.n[i];
-    }
-    const T *src = valid ? base + token_off(p, t, w.g, u) : base;
-#pragma unroll
-    for (int j = 0; j < CPT; j++) {
-        const int ch = rs.sub * CPT + j;
-        cp_async16(dst + sw_off<R>(rs.r, ch), src + ch * 8, valid);
-    }
-}
-
-/*
  * Warpgroup g's part of an owned box of 128 rows (KWG = 2): the first 64
  * rows in box order are the box halved along its first axis longer than 1
  * (sides are powers of two, row = c0*o1*o2 + c1*o2 + c2), so warpgroup g owns
