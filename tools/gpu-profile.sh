@@ -20,12 +20,16 @@
 #   NCU_EXTRA  more ncu options (e.g. "--set full", "--print-details all")
 # Profiles (name: natten-bench arguments; kernel filter):
 #   tiled-qk-f16:   cuda-tiled qk fp16, 2-D 56x56 K 7, B 64 H 4 D 32 (forward);
-#                   the tensor-core qkm_kernel (sm_80+), the fast 2-D kernel
-#                   qk2_kernel or the generic pn_kernel
+#                   the tensor-core qkl_kernel (the default on sm_80+) or
+#                   qkm_kernel (tc-wide), the fast 2-D kernel qk2_kernel or the
+#                   generic pn_kernel
+#   tiled-av-f16:   cuda-tiled av fp16, the same problem; avl_kernel, avm_kernel,
+#                   av2_kernel or nn_kernel
 #   tiled-fna-f32:  cuda-tiled fna fp32, 2-D 56x56 K 7, B 16 H 2 D 32 (forward);
 #                   fna2_kernel or fwd_kernel
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
-#                   its forward kernel, fna_fwd_kernel
+#                   its forward kernel: fna_fwd_kernel (mma.sync) or the
+#                   Hopper fwd_kernel (wgmma, sm_90a)
 #
 # NOT RUN by the session that wrote it (no GPU time was left): written to be
 # simple and robust rather than clever, so check the first reports by eye.  A
@@ -52,19 +56,21 @@ fi
 
 declare -A args=(
     [tiled-qk-f16]="--backend cuda-tiled --op qk --dtype float16 -i 56 56 -w 7 -b 64 -n 4 -d 32"
+    [tiled-av-f16]="--backend cuda-tiled --op av --dtype float16 -i 56 56 -w 7 -b 64 -n 4 -d 32"
     [tiled-fna-f32]="--backend cuda-tiled --op fna --dtype float32 -i 56 56 -w 7 -b 16 -n 2 -d 32"
     [tc-fna-f16-256]="--backend cuda-tc --op fna --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
 )
 declare -A kernel=(
-    [tiled-qk-f16]="regex:qkm_kernel|qk2_kernel|pn_kernel"
+    [tiled-qk-f16]="regex:qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
+    [tiled-av-f16]="regex:avl_kernel|avm_kernel|av2_kernel|nn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
-    [tc-fna-f16-256]="regex:fna_fwd_kernel"
+    [tc-fna-f16-256]="regex:fna_fwd_kernel|fwd_kernel"
 )
 sections=()
 for s in $NCU_SECTIONS; do sections+=(--section "$s"); done
 
 ok=0 bad=0
-for name in ${PROFILES:-tiled-qk-f16 tiled-fna-f32 tc-fna-f16-256}; do
+for name in ${PROFILES:-tiled-qk-f16 tiled-av-f16 tiled-fna-f32 tc-fna-f16-256}; do
     if [ -z "${args[$name]:-}" ]; then
         echo "gpu-profile: $name: unknown profile (known: ${!args[*]})"
         bad=$((bad + 1))
