@@ -21,13 +21,18 @@
  *  - the attention matrix moves one window row (slot t on axis 0) at a time
  *    through a small shared buffer, in which lanes that are consecutive in the
  *    warp touch consecutive slots of one query: coalesced global accesses;
- *  - the fused forward: one thread per query, q and o in registers, online
- *    softmax in base 2, keys and values from the staged box.
+ *  - the fused kernels (forward, dQ; dK and dV per key): four lanes per
+ *    query (key), each holding eight of its head-dim values in registers, a
+ *    dot product ending in two shuffles among the four (a thread per query
+ *    held 128 registers and, with the staged box, ran 2 warps per scheduler);
+ *    online softmax in base 2, keys and values from the staged box.
  * Every sum is in a fixed order: results are deterministic.
  */
 
 #define F2_MAXD 32    /* head dim the fast kernels keep in registers */
 #define F2_THREADS 256
+#define F2_LPQ 4                   /* fused kernels: lanes per query (key) */
+#define F2_SUB (F2_MAXD / F2_LPQ) /* ... and head-dim values per lane */
 #define F2_PAIR_THREADS 128 /* the unfused kernels: three blocks of 128 per SM (registers) */
 
 struct f2axis {
@@ -87,14 +92,15 @@ __device__ __forceinline__ void f2cvt(const uint4 &raw, float *out)
     for (int i = 0; i < (int)(16 / sizeof(T)); i++) out[i] = to_acc(e[i]);
 }
 
-/* Load a row of D <= F2_MAXD elements as F2_MAXD floats (zeros past D). */
-template <typename T>
+/* Load a row of D <= N elements as N floats (zeros past D; none loaded when
+ * D <= 0).  vec: 16-byte loads (p 16-byte aligned, D a multiple of them). */
+template <typename T, int N = F2_MAXD>
 __device__ __forceinline__ void f2load(const T *p, float *r, int D, bool vec)
 {
     const int VE = 16 / sizeof(T);
     if (vec) {
 #pragma unroll
-        for (int k = 0; k < F2_MAXD / VE; k++) {
+        for (int k = 0; k < N / VE; k++) {
             if (k * VE < D) {
                 f2cvt<T>(((const uint4 *)p)[k], r + k * VE);
             } else {
@@ -104,18 +110,18 @@ __device__ __forceinline__ void f2load(const T *p, float *r, int D, bool vec)
         }
     } else {
 #pragma unroll
-        for (int k = 0; k < F2_MAXD; k++) r[k] = k < D ? to_acc(p[k]) : 0.f;
+        for (int k = 0; k < N; k++) r[k] = k < D ? to_acc(p[k]) : 0.f;
     }
 }
 
-/* Store the first D of F2_MAXD floats as T. */
-template <typename T>
+/* Store the first D of N floats as T. */
+template <typename T, int N = F2_MAXD>
 __device__ __forceinline__ void f2store(T *p, const float *r, int D, bool vec)
 {
     const int VE = 16 / sizeof(T);
     if (vec) {
 #pragma unroll
-        for (int k = 0; k < F2_MAXD / VE; k++)
+        for (int k = 0; k < N / VE; k++)
             if (k * VE < D) {
                 T e[VE];
                 uint4 raw;
@@ -126,7 +132,7 @@ __device__ __forceinline__ void f2store(T *p, const float *r, int D, bool vec)
             }
     } else {
 #pragma unroll
-        for (int k = 0; k < F2_MAXD; k++)
+        for (int k = 0; k < N; k++)
             if (k < D) put(p + k, r[k]);
     }
 }
@@ -229,6 +235,56 @@ __device__ __forceinline__ float f2dot(const float *q, const float *k)
         s3 = fmaf(q[i + 3], x.w, s3);
     }
     return (s0 + s1) + (s2 + s3);
+}
+
+/* The fused kernels' four lanes of a row (query or key): the lane's part of
+ * the head dim starts at e0 = F2_SUB * sub; rm, a shuffle mask of the four
+ * (which always take the same path: they serve one row). */
+struct f2lane {
+    int row, sub, e0;
+    unsigned rm;
+};
+
+__device__ __forceinline__ f2lane f2_lane()
+{
+    f2lane L;
+    L.row = (int)threadIdx.x / F2_LPQ;
+    L.sub = (int)threadIdx.x - L.row * F2_LPQ;
+    L.e0 = F2_SUB * L.sub;
+    L.rm = 0xfu << ((int)threadIdx.x & 28);
+    return L;
+}
+
+/* x summed over the row's four lanes; every lane gets the same bits
+ * ((a + b) + (c + d), floating-point addition being commutative) */
+__device__ __forceinline__ float f2_rowsum(float x, unsigned rm)
+{
+    x += __shfl_xor_sync(rm, x, 1);
+    return x + __shfl_xor_sync(rm, x, 2);
+}
+
+/* the lane's part of a dot product: F2_SUB register values with the staged
+ * row's values from k (the lane's part of it), two chains */
+__device__ __forceinline__ float f2dot_sub(const float *q, const float *k)
+{
+    float4 x = *(const float4 *)k, y = *(const float4 *)(k + 4);
+    float s0 = fmaf(q[0], x.x, fmaf(q[2], x.z, fmaf(q[4], y.x, q[6] * y.z)));
+    float s1 = fmaf(q[1], x.y, fmaf(q[3], x.w, fmaf(q[5], y.y, q[7] * y.w)));
+    return s0 + s1;
+}
+
+/* r += a * (the staged row's part at k), F2_SUB values */
+__device__ __forceinline__ void f2axpy_sub(float *r, float a, const float *k)
+{
+    float4 x = *(const float4 *)k, y = *(const float4 *)(k + 4);
+    r[0] = fmaf(a, x.x, r[0]);
+    r[1] = fmaf(a, x.y, r[1]);
+    r[2] = fmaf(a, x.z, r[2]);
+    r[3] = fmaf(a, x.w, r[3]);
+    r[4] = fmaf(a, y.x, r[4]);
+    r[5] = fmaf(a, y.y, r[5]);
+    r[6] = fmaf(a, y.z, r[6]);
+    r[7] = fmaf(a, y.w, r[7]);
 }
 
 /* ---- pairs kernels: per-lane setup shared by QK and AV ----------------------------- */
@@ -502,7 +558,9 @@ __global__ void __launch_bounds__(F2_PAIR_THREADS, 3) av2_kernel(f2geo G, f2view
                        vec != 0);
 }
 
-/* ---- fused forward: one thread per query --------------------------------------- */
+/* ---- fused forward: four lanes per query ---------------------------------------- */
+
+static_assert(F2_SUB == 8, "f2dot_sub and f2axpy_sub take eight values per lane");
 
 /* Staged position: k at [0, 32), v at [32, 64). */
 template <typename T>
@@ -515,63 +573,58 @@ __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2v
     if (!f2_get_tile(G, t)) return;
     float *box = (float *)ct_smem;
     const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
-    const int T1 = G.ax[1].T, i = (int)threadIdx.x / T1, j = (int)threadIdx.x - i * T1;
+    const f2lane ln = f2_lane();
+    const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
-    const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
+    const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const float L2E = 1.4426950408889634f;
-    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
-    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
-    float q[F2_MAXD], o[F2_MAXD], m = -INFINITY, l = 0.f;
+    f2_stage<T, 4>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
+    f2_stage<T, 4>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
+    float q[F2_SUB], o[F2_SUB], m = -INFINITY, l = 0.f;
     int ra = 0, rb = 0, ca = 0, cb = 0, qo = 0;
     if (on) {
         f2win(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, ra, rb);
         f2win(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
         qo = (u0 * G.ax[0].d + t.g[0]) * Q.sr + (u1 * G.ax[1].d + t.g[1]) * Q.sc;
-        f2load<T>(f2at<T>(Q, b, h) + qo, q, D, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(Q, b, h) + qo + e0, q, D - e0, vec != 0);
     } else {
 #pragma unroll
-        for (int k = 0; k < F2_MAXD; k++) q[k] = 0.f;
+        for (int k = 0; k < F2_SUB; k++) q[k] = 0.f;
     }
 #pragma unroll
-    for (int k = 0; k < F2_MAXD; k++) {
+    for (int k = 0; k < F2_SUB; k++) {
         q[k] *= scale * L2E;
         o[k] = 0.f;
     }
     const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
     __syncthreads();
+    /* the row's four lanes walk the same keys and compute the same s, m and l */
     for (int kr = ra; kr < rb; kr++) {
-        const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+        const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps + e0;
         const T *rr = rpb ? rp + (kr - u0 + G.ax[0].K - 1) * R.sr + (G.ax[1].K - 1 - u1) * R.sc : (const T *)0;
         for (int c = ca; c < cb; c++) {
             const float *kp = row + c * G.ps;
-            float s = f2dot(q, kp);
+            float s = f2_rowsum(f2dot_sub(q, kp), ln.rm);
             if (rpb) s = fmaf(to_acc(rr[c * R.sc]), L2E, s);
             if (s > m) { /* new maximum: rescale what was summed so far */
                 float al = exp2f(m - s);
                 l *= al;
 #pragma unroll
-                for (int k = 0; k < F2_MAXD; k++) o[k] *= al;
+                for (int k = 0; k < F2_SUB; k++) o[k] *= al;
                 m = s;
             }
             float p = exp2f(s - m);
             l += p;
-#pragma unroll
-            for (int k = 0; k < F2_MAXD; k += 4) {
-                float4 v = *(const float4 *)(kp + F2_MAXD + k);
-                o[k] = fmaf(p, v.x, o[k]);
-                o[k + 1] = fmaf(p, v.y, o[k + 1]);
-                o[k + 2] = fmaf(p, v.z, o[k + 2]);
-                o[k + 3] = fmaf(p, v.w, o[k + 3]);
-            }
+            f2axpy_sub(o, p, kp + F2_MAXD);
         }
     }
     if (!on) return;
     float inv = 1.f / l;
 #pragma unroll
-    for (int k = 0; k < F2_MAXD; k++) o[k] *= inv;
-    f2store<T>(f2at<T>(O, b, h) + (u0 * G.ax[0].d + t.g[0]) * O.sr + (u1 * G.ax[1].d + t.g[1]) * O.sc, o, Dv,
-               vec != 0);
-    if (lse)
+    for (int k = 0; k < F2_SUB; k++) o[k] *= inv;
+    f2store<T, F2_SUB>(f2at<T>(O, b, h) + (u0 * G.ax[0].d + t.g[0]) * O.sr + (u1 * G.ax[1].d + t.g[1]) * O.sc + e0,
+                       o, Dv - e0, vec != 0);
+    if (lse && ln.sub == 0)
         *(f2at<float>(L, b, h) + (u0 * G.ax[0].d + t.g[0]) * L.sr + (u1 * G.ax[1].d + t.g[1]) * L.sc) =
             m * 0.6931471805599453f + logf(l);
 }
@@ -612,13 +665,14 @@ __global__ void __launch_bounds__(F2_THREADS) dq2_kernel(f2geo G, f2view Q, f2vi
     if (!f2_get_tile(G, t)) return;
     float *box = (float *)ct_smem;
     const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
-    const int T1 = G.ax[1].T, i = (int)threadIdx.x / T1, j = (int)threadIdx.x - i * T1;
+    const f2lane ln = f2_lane();
+    const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j, K1 = G.ax[1].K;
-    const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
+    const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const float L2E = 1.4426950408889634f;
-    f2_stage<T, 16>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
-    f2_stage<T, 16>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
-    float q[F2_MAXD], g[F2_MAXD], acc[F2_MAXD], lse2 = 0.f, dl = 0.f;
+    f2_stage<T, 8>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
+    f2_stage<T, 8>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
+    float q[F2_SUB], g[F2_SUB], acc[F2_SUB], lse2 = 0.f, dl = 0.f;
     int ra = 0, rb = 0, ca = 0, cb = 0, x0 = 0, x1 = 0;
     float *dsq = 0;
     if (on) {
@@ -626,48 +680,43 @@ __global__ void __launch_bounds__(F2_THREADS) dq2_kernel(f2geo G, f2view Q, f2vi
         f2win(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
         x0 = u0 * G.ax[0].d + t.g[0];
         x1 = u1 * G.ax[1].d + t.g[1];
-        f2load<T>(f2at<T>(Q, b, h) + x0 * Q.sr + x1 * Q.sc, q, D, vec != 0);
-        f2load<T>(f2at<T>(O, b, h) + x0 * O.sr + x1 * O.sc, acc, Dv, vec != 0);
-        f2load<T>(f2at<T>(dO, b, h) + x0 * dO.sr + x1 * dO.sc, g, Dv, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(Q, b, h) + x0 * Q.sr + x1 * Q.sc + e0, q, D - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(O, b, h) + x0 * O.sr + x1 * O.sc + e0, acc, Dv - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(dO, b, h) + x0 * dO.sr + x1 * dO.sc + e0, g, Dv - e0, vec != 0);
 #pragma unroll
-        for (int k = 0; k < F2_MAXD; k++) dl = fmaf(g[k], acc[k], dl);
+        for (int k = 0; k < F2_SUB; k++) dl = fmaf(g[k], acc[k], dl);
+        dl = f2_rowsum(dl, ln.rm);
         lse2 = *(f2at<float>(L, b, h) + x0 * L.sr + x1 * L.sc) * L2E;
-        delta[((i64)b * G.H + h) * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1] = dl;
-        if (ds) dsq = ds + (((i64)b * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1) * G.H + h) * (i64)(G.ax[0].K * K1);
+        if (ln.sub == 0) delta[((i64)b * G.H + h) * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1] = dl;
+        if (ds && ln.sub == 0)
+            dsq = ds + (((i64)b * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1) * G.H + h) * (i64)(G.ax[0].K * K1);
     } else {
 #pragma unroll
-        for (int k = 0; k < F2_MAXD; k++) q[k] = g[k] = 0.f;
+        for (int k = 0; k < F2_SUB; k++) q[k] = g[k] = 0.f;
     }
 #pragma unroll
-    for (int k = 0; k < F2_MAXD; k++) {
+    for (int k = 0; k < F2_SUB; k++) {
         q[k] *= scale * L2E;
         acc[k] = 0.f;
     }
     const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
     __syncthreads();
     for (int kr = ra; kr < rb; kr++) {
-        const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
+        const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps + e0;
         const int er = kr - u0 + G.ax[0].K - 1;
         for (int c = ca; c < cb; c++) {
             const float *kp = row + c * G.ps;
-            float s = f2dot(q, kp), dp = f2dot(g, kp + F2_MAXD);
+            float s = f2_rowsum(f2dot_sub(q, kp), ln.rm), dp = f2_rowsum(f2dot_sub(g, kp + F2_MAXD), ln.rm);
             if (rpb) s = fmaf(to_acc(rp[er * R.sr + (c - u1 + K1 - 1) * R.sc]), L2E, s);
             float dS = exp2f(s - lse2) * (dp - dl);
-#pragma unroll
-            for (int k = 0; k < F2_MAXD; k += 4) {
-                float4 x = *(const float4 *)(kp + k);
-                acc[k] = fmaf(dS, x.x, acc[k]);
-                acc[k + 1] = fmaf(dS, x.y, acc[k + 1]);
-                acc[k + 2] = fmaf(dS, x.z, acc[k + 2]);
-                acc[k + 3] = fmaf(dS, x.w, acc[k + 3]);
-            }
+            f2axpy_sub(acc, dS, kp);
             if (dsq) dsq[(kr - ra) * K1 + c - ca] = dS;
         }
     }
     if (!on) return;
 #pragma unroll
-    for (int k = 0; k < F2_MAXD; k++) acc[k] *= scale;
-    f2store<T>(f2at<T>(dQ, b, h) + x0 * dQ.sr + x1 * dQ.sc, acc, D, vec != 0);
+    for (int k = 0; k < F2_SUB; k++) acc[k] *= scale;
+    f2store<T, F2_SUB>(f2at<T>(dQ, b, h) + x0 * dQ.sr + x1 * dQ.sc + e0, acc, D - e0, vec != 0);
 }
 
 /* dK = scale * sum dS q, dV = sum P dO over the queries whose windows hold the
@@ -684,7 +733,8 @@ __global__ void __launch_bounds__(F2_THREADS) dkv2_kernel(f2geo G, f2view Q, f2v
     f2tile t;
     float *box = (float *)ct_smem;
     const int b = (int)blockIdx.x / G.H, hk = (int)blockIdx.x - b * G.H;
-    const int T1 = G.ax[1].T, i = (int)threadIdx.x / T1, j = (int)threadIdx.x - i * T1;
+    const f2lane ln = f2_lane();
+    const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const float L2E = 1.4426950408889634f;
     /* the tile of keys, and the union of its keys' inverse windows */
     {
@@ -713,21 +763,21 @@ __global__ void __launch_bounds__(F2_THREADS) dkv2_kernel(f2geo G, f2view Q, f2v
         }
     }
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
-    const bool on = (int)threadIdx.x < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
+    const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const int x0 = u0 * G.ax[0].d + t.g[0], x1 = u1 * G.ax[1].d + t.g[1];
-    float k[F2_MAXD], v[F2_MAXD], dk[F2_MAXD], dv[F2_MAXD];
+    float k[F2_SUB], v[F2_SUB], dk[F2_SUB], dv[F2_SUB];
     int ra = 0, rb = 0, ca = 0, cb = 0;
     if (on) {
         f2inv(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, ra, rb);
         f2inv(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
-        f2load<T>(f2at<T>(Kt, b, hk) + x0 * Kt.sr + x1 * Kt.sc, k, D, vec != 0);
-        f2load<T>(f2at<T>(V, b, hk) + x0 * V.sr + x1 * V.sc, v, Dv, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(Kt, b, hk) + x0 * Kt.sr + x1 * Kt.sc + e0, k, D - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(V, b, hk) + x0 * V.sr + x1 * V.sc + e0, v, Dv - e0, vec != 0);
     } else {
 #pragma unroll
-        for (int e = 0; e < F2_MAXD; e++) k[e] = v[e] = 0.f;
+        for (int e = 0; e < F2_SUB; e++) k[e] = v[e] = 0.f;
     }
 #pragma unroll
-    for (int e = 0; e < F2_MAXD; e++) {
+    for (int e = 0; e < F2_SUB; e++) {
         k[e] *= scale * L2E;
         dk[e] = dv[e] = 0.f;
     }
@@ -759,28 +809,19 @@ __global__ void __launch_bounds__(F2_THREADS) dkv2_kernel(f2geo G, f2view Q, f2v
             const int er = u0 - qr + G.ax[0].K - 1;
             for (int qc = ca; qc < cb; qc++) {
                 const float *qp = row + qc * G.ps;
-                float s = f2dot(k, qp), dp = f2dot(v, qp + F2_MAXD);
+                float s = f2_rowsum(f2dot_sub(k, qp + e0), ln.rm);
+                float dp = f2_rowsum(f2dot_sub(v, qp + F2_MAXD + e0), ln.rm);
                 float2 ld = *(const float2 *)(qp + 2 * F2_MAXD);
                 if (rpb) s = fmaf(to_acc(rp[er * R.sr + (u1 - qc + G.ax[1].K - 1) * R.sc]), L2E, s);
                 float P = exp2f(s - ld.x), dS = P * (dp - ld.y);
-#pragma unroll
-                for (int e = 0; e < F2_MAXD; e += 4) {
-                    float4 x = *(const float4 *)(qp + e), y = *(const float4 *)(qp + F2_MAXD + e);
-                    dk[e] = fmaf(dS, x.x, dk[e]);
-                    dk[e + 1] = fmaf(dS, x.y, dk[e + 1]);
-                    dk[e + 2] = fmaf(dS, x.z, dk[e + 2]);
-                    dk[e + 3] = fmaf(dS, x.w, dk[e + 3]);
-                    dv[e] = fmaf(P, y.x, dv[e]);
-                    dv[e + 1] = fmaf(P, y.y, dv[e + 1]);
-                    dv[e + 2] = fmaf(P, y.z, dv[e + 2]);
-                    dv[e + 3] = fmaf(P, y.w, dv[e + 3]);
-                }
+                f2axpy_sub(dk, dS, qp + e0);
+                f2axpy_sub(dv, P, qp + F2_MAXD + e0);
             }
         }
     }
     if (!on) return;
 #pragma unroll
-    for (int e = 0; e < F2_MAXD; e++) dk[e] *= scale;
-    f2store<T>(f2at<T>(dK, b, hk) + x0 * dK.sr + x1 * dK.sc, dk, D, vec != 0);
-    f2store<T>(f2at<T>(dV, b, hk) + x0 * dV.sr + x1 * dV.sc, dv, Dv, vec != 0);
+    for (int e = 0; e < F2_SUB; e++) dk[e] *= scale;
+    f2store<T, F2_SUB>(f2at<T>(dK, b, hk) + x0 * dK.sr + x1 * dK.sc + e0, dk, D - e0, vec != 0);
+    f2store<T, F2_SUB>(f2at<T>(dV, b, hk) + x0 * dV.sr + x1 * dV.sc + e0, dv, Dv - e0, vec != 0);
 }

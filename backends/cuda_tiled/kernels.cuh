@@ -905,9 +905,9 @@ struct f2plan {
  * that minimises the threads launched (tiles x threads per tile, in whole
  * warps), then the staged positions.  Kinds: F2_PAIRS, the unfused kernels
  * (two lanes per four queries of a row, ps 32, two window-row stages of
- * esz-byte slots per query); F2_FUSED, a thread per query with two staged
- * rows per partner (forward, dQ); F2_INVERSE, the same per key, the box being
- * the union of inverse windows (dK, dV).
+ * esz-byte slots per query); F2_FUSED, F2_LPQ threads per query with two
+ * staged rows per partner (forward, dQ); F2_INVERSE, the same per key, the box
+ * being the union of inverse windows (dK, dV).
  */
 enum { F2_PAIRS, F2_FUSED, F2_INVERSE };
 
@@ -979,7 +979,7 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
     double best = -1;
     for (int T0 = 1; T0 <= 64 && (T0 == 1 || T0 / 2 < nmax[0]); T0 *= 2) {
         for (int w = 1; w <= (pairs ? 16 : 64); w++) {
-            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : T0 * T1, nq = T0 * T1;
+            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : F2_LPQ * T0 * T1, nq = T0 * T1;
             if (thr > (pairs ? F2_PAIR_THREADS : F2_THREADS) || (T1 > nmax[1] && w > 1 && (pairs ? 4 * (w - 1) : w - 1) >= nmax[1])) continue;
             /* windows of T consecutive positions span at most T + K + s - 2
              * (window starts grow by at most one per position plus s - 1 at a
