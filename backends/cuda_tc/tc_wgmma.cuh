@@ -429,7 +429,11 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
  * flight, and O is rescaled after it completes.
  * PP (with OVL; FA3's ping-pong): the two consumer warpgroups take turns at
  * issuing their products (named barriers 2 and 3), so that one's softmax
- * runs while the other's products do. */
+ * runs while the other's products do.
+ * PF: the producer, not the consumers, orders the copies before the async
+ * proxy: it commits each tile's copies as a cp.async group, waits for the
+ * previous tile's group, fences (fence.proxy.async) and arrives on that
+ * tile's "full" barrier (the consumers then need no fence). */
 __device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
@@ -501,7 +505,7 @@ struct TileCursor {
 constexpr int WS_NTH = 384, WS_NCT = 256, WS_BN = 64;
 template <int NS> constexpr size_t ws_smem_bytes() { return 1024 + QBYTES + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8; }
 
-template <typename T, int NS, bool OVL, bool PP>
+template <typename T, int NS, bool OVL, bool PP, bool PF = false>
 __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 {
     static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
@@ -544,11 +548,24 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
             if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
             gather_sw<T, BN, WS_NTH - WS_NCT>(sK + st * KVB, kb, p, p.k, w, ks, p.itprod, cur.org);
             gather_sw<T, BN, WS_NTH - WS_NCT>(sV + st * KVB, vb, p, p.v, w, ks, p.itprod, cur.org);
-            mbar_arrive_cp_async(bar0 + 8 * st);
+            if (PF) {
+                cp_commit();
+                if (t > 0) {
+                    cp_wait<1>();
+                    fence_async_smem();
+                    mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+                }
+            } else {
+                mbar_arrive_cp_async(bar0 + 8 * st);
+            }
             if (++st == NS) st = 0, ph ^= 1;
             cur.next(blk.nt, blk.lo, p.it);
         }
         cp_wait<0>();
+        if (PF && ntiles > 0) {
+            fence_async_smem();
+            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+        }
         return;
     }
 
@@ -685,7 +702,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
     if (!OVL) {
         for (int t = 0; t < ntiles; t++) {
             mbar_wait(bar0 + 8 * st, ph);
-            fence_async_smem();
+            if (!PF) fence_async_smem();
             pin(s);
             wg_fence();
             issue_s(st);
@@ -705,7 +722,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
     } else if (ntiles > 0) {
         float alpha[2];
         mbar_wait(bar0, 0);
-        fence_async_smem();
+        if (!PF) fence_async_smem();
         pin(s);
         turn_begin();
         wg_fence();
@@ -720,7 +737,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
             uint32_t nph = ph;
             if (nst == NS) nst = 0, nph ^= 1;
             mbar_wait(bar0 + 8 * nst, nph);
-            fence_async_smem();
+            if (!PF) fence_async_smem();
             pin(s);
             pin(o);
             turn_begin();
@@ -787,14 +804,14 @@ template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward
 }
 
 /* Host side of the warp-specialised forward: the same boxes as forward_v. */
-template <typename T, int NS, bool OVL, bool PP> cudaError_t forward_ws(Params p, cudaStream_t st)
+template <typename T, int NS, bool OVL, bool PP, bool PF = false> cudaError_t forward_ws(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
     choose_box(BRQ, ext, p.own);
     plan_iter(p, WS_BN, ext, fwd_mask_weight());
     static unsigned long long done;
-    return launch(fwd_ws_kernel<T, NS, OVL, PP>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
+    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
 }
 
 } /* namespace wg */
