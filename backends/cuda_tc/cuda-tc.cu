@@ -242,8 +242,11 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WS_VARIANT (tc::N_CFG + 1 + TC_WGB_COUNT) /* ... of the warp-specialised Hopper forward */
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
- * one (N_CFG + 4). */
-#define TC_WS_DEFAULT 0
+ * one (N_CFG + 4): harness variant t, faster than variant d on all three
+ * head-dim-128 targets on the H200 (NOTES.md v7: 2-D 19.25 against 22.07 ms,
+ * 3-D 82.75 against 96.00 ms, 1-D 0.1265 against 0.1445 ms) and passing the
+ * harness's 22 edge cases (fp16 and bf16). */
+#define TC_WS_DEFAULT 1
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
  * faster than configuration 6 on the 2-D target (NOTES.md v4); 0 takes it out

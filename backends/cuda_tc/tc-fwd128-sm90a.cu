@@ -9,7 +9,7 @@
  * the two 64-column halves, two blocks per SM.  which 1: the warp-specialised
  * forward of v7 (fwd_ws_kernel: a producer warpgroup, WS_STAGES-stage ring,
  * FA3's intra-warpgroup overlap, WS_PP: its ping-pong). */
-#define WS_STAGES 3
+#define WS_STAGES 4 /* harness variant t, the fastest of p..u (NOTES.md v7) */
 #define WS_PP true
 template <typename T> static auto kernel_of() { return tc::wg::fwd_kernel<T, 0, 2, 64, false>; }
 template <typename T> static auto ws_kernel_of() { return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP>; }

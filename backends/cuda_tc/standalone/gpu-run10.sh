@@ -33,9 +33,16 @@ bench() { # label args...
 # without building the other test programs)
 make -j16 tests/check_cuda_tc >>"$OUT/build.log" 2>&1
 log "test build rc=$?"
-CK_TIMEOUT_MULTIPLIER=4 NATTEN_TEST_SEED=1 timeout $(($(left) - 70)) ./tests/check_cuda_tc \
-    >"$OUT/check_cuda_tc.log" 2>&1
-log "check_cuda_tc rc=$?"
+# one Check case at a time, the new kernel's first (each line of the log says
+# which test passed: CK_VERBOSITY=verbose), leaving the benches 60 s
+for c in hopper edges configs api; do
+    l=$(($(left) - 60))
+    [ "$l" -gt 5 ] || { log "check_cuda_tc $c not run"; continue; }
+    echo "== CK_RUN_CASE=$c" >>"$OUT/check_cuda_tc.log"
+    CK_RUN_CASE=$c CK_VERBOSITY=verbose CK_TIMEOUT_MULTIPLIER=4 NATTEN_TEST_SEED=1 timeout $l \
+        ./tests/check_cuda_tc >>"$OUT/check_cuda_tc.log" 2>&1
+    log "check_cuda_tc $c rc=$?"
+done
 bench 1-D -i 32768 -w 2048 -n 1 -d 128
 bench 2-D -i 256 256 -w 80 -n 24 -d 128
 bench 3-D -i 30 48 80 -w 18 24 24 -n 24 -d 128
