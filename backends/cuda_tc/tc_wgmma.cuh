@@ -433,7 +433,9 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
  * PF: the producer, not the consumers, orders the copies before the async
  * proxy: it commits each tile's copies as a cp.async group, waits for the
  * previous tile's group, fences (fence.proxy.async) and arrives on that
- * tile's "full" barrier (the consumers then need no fence). */
+ * tile's "full" barrier (the consumers then need no fence).
+ * RED: the row maxima and sums of a tile as trees (8 partial maxima, 4
+ * partial sums per row) instead of one serial chain each. */
 __device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
@@ -505,7 +507,7 @@ struct TileCursor {
 constexpr int WS_NTH = 384, WS_NCT = 256, WS_BN = 64;
 template <int NS> constexpr size_t ws_smem_bytes() { return 1024 + QBYTES + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8; }
 
-template <typename T, int NS, bool OVL, bool PP, bool PF = false>
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
 __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 {
     static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
@@ -648,22 +650,36 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
             float mx = -INFINITY;
+            if (RED) {
+                float tm[BN / 8];
 #pragma unroll
-            for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]));
+                for (int j = 0; j < BN / 8; j++) tm[j] = fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]);
+#pragma unroll
+                for (int h = BN / 16; h >= 1; h /= 2)
+#pragma unroll
+                    for (int j = 0; j < h; j++) tm[j] = fmaxf(tm[j], tm[j + h]);
+                mx = tm[0];
+            } else {
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]));
+            }
             mx = shfl_max4(mx) * sl2;
             const float mnew = fmaxf(m[rr], mx);
             const float muse = mnew == -INFINITY ? 0.f : mnew;
             alpha[rr] = ex2_approx(m[rr] - muse);
             m[rr] = mnew;
             l[rr] *= alpha[rr];
+            float ps[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
             for (int j = 0; j < BN / 8; j++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const float pv = ex2_approx(fmaf(s[4 * j + rr * 2 + e], sl2, -muse));
                     s[4 * j + rr * 2 + e] = pv;
-                    l[rr] += pv;
+                    if (RED) ps[(2 * j + e) & 3] += pv;
+                    else l[rr] += pv;
                 }
+            if (RED) l[rr] += (ps[0] + ps[1]) + (ps[2] + ps[3]);
         }
         cur.next(blk.nt, blk.lo, p.it);
     };
@@ -804,14 +820,15 @@ template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward
 }
 
 /* Host side of the warp-specialised forward: the same boxes as forward_v. */
-template <typename T, int NS, bool OVL, bool PP, bool PF = false> cudaError_t forward_ws(Params p, cudaStream_t st)
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+cudaError_t forward_ws(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
     choose_box(BRQ, ext, p.own);
     plan_iter(p, WS_BN, ext, fwd_mask_weight());
     static unsigned long long done;
-    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
+    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
 }
 
 } /* namespace wg */

@@ -11,7 +11,7 @@
  * Configurations: 0..8 the mma.sync forward and dQ kernels (tc_kernels.cuh),
  * 9..17 (letters a..i) the Hopper forward (tc_wgmma.cuh), 18..23 (letters
  * j..o) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward,
- * 24..29 (letters p..u) the warp-specialised Hopper forward (v7).
+ * 24..32 (letters p..x) the warp-specialised Hopper forward (v7).
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
@@ -145,12 +145,16 @@ static const char *const wg_names[N_WG] = {"wg2x64-n64-v0",      "wg2x64-n64-v1"
                                            "wg2x64-n64-v0-b2-o", "wg2x64-n64-v0-b1-o", "wg2x64-n32-v0-b2-o"};
 static const int wg_bn[N_WG] = {64, 64, 64, 64, 64, 32, 64, 64, 32};
 /* v7: the warp-specialised Hopper forward (tc_wgmma.cuh fwd_ws_kernel):
- * configurations N_TOT.. (letters p..u), after the backward's: -s<ring
+ * configurations N_TOT.. (letters p..x), after the backward's: -s<ring
  * stages>, -o: FA3's intra-warpgroup overlap, -pp: its ping-pong, -pf: the
- * producer fences its copies (PF). */
-constexpr int N_WS = 6, N_END = 24 + N_WS;
-static const char *const ws_names[N_WS] = {"ws1p2x64-n64-s3",      "ws1p2x64-n64-s3-o",    "ws1p2x64-n64-s4-o",
-                                           "ws1p2x64-n64-s3-o-pp", "ws1p2x64-n64-s4-o-pp", "ws1p2x64-n64-s3-o-pp-pf"};
+ * producer fences its copies (PF), -r: tree reductions (RED).  t is the
+ * library's configuration 13; v..x were added after the last device call
+ * and have not run. */
+constexpr int N_WS = 9, N_END = 24 + N_WS;
+static const char *const ws_names[N_WS] = {
+    "ws1p2x64-n64-s3",         "ws1p2x64-n64-s3-o",    "ws1p2x64-n64-s4-o",      "ws1p2x64-n64-s3-o-pp",
+    "ws1p2x64-n64-s4-o-pp",    "ws1p2x64-n64-s3-o-pp-pf", "ws1p2x64-n64-s5-o-pp", "ws1p2x64-n64-s4-o-pp-r",
+    "ws1p2x64-n64-s5-o-pp-r"};
 static bool is_ws(int v) { return v >= 24 && v < N_END; }
 static bool is_wg(int v) { return (v >= tc::N_CFG && v < N_ALL) || is_ws(v); }
 
@@ -214,7 +218,10 @@ template <typename T> static cudaError_t run_wg(tc::Params p, int k)
     case N_TOT - tc::N_CFG + 2: return tc::wg::forward_ws<T, 4, true, false>(p, 0);
     case N_TOT - tc::N_CFG + 3: return tc::wg::forward_ws<T, 3, true, true>(p, 0);
     case N_TOT - tc::N_CFG + 4: return tc::wg::forward_ws<T, 4, true, true>(p, 0);
-    default: return tc::wg::forward_ws<T, 3, true, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 5: return tc::wg::forward_ws<T, 3, true, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 6: return tc::wg::forward_ws<T, 5, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 7: return tc::wg::forward_ws<T, 4, true, true, false, true>(p, 0);
+    default: return tc::wg::forward_ws<T, 5, true, true, false, true>(p, 0);
     }
 }
 
