@@ -6,7 +6,7 @@
  * causal on each axis, stride = K, GQA/MQA, head dims 32/64/128, fp16 and
  * bf16, compact and heads-first layouts; every kernel configuration,
  * including the Hopper (sm_90a) forward and backward ones, on those and (the
- * Hopper backward) on more head-dim-128 edge cases; plus refusals (with
+ * Hopper forwards and backward) on more head-dim-128 edge cases; plus refusals (with
  * reasons), measured selection over the configurations and determinism of
  * the backward.
  *
@@ -81,6 +81,10 @@ static const ref_problem wg_cases[] = {
  * without sm_90a; on an sm_90 device of an sm_90a build they run. */
 #define WGMMA_CONFIG 10
 #define WGMMA_NAME "wg2x64-n64-sm90a"
+/* The warp-specialised Hopper forward (a producer warpgroup and two
+ * consumers): refused as configuration 10. */
+#define WS_CONFIG 13
+#define WS_NAME "ws-p1c2x64-n64-sm90a"
 /* The Hopper backward configurations: the forward runs its default under
  * them, a backward of head dim other than 128 is refused. */
 #define WGB_FIRST 11
@@ -95,7 +99,7 @@ static int is_wgb(int config) { return config >= WGB_FIRST && config <= WGB_LAST
 /* Whether configuration config may refuse op on r with reason why. */
 static int may_refuse(int config, const ref_problem *r, tc_op op, const char *why)
 {
-    if (config == WGMMA_CONFIG) return wgmma_refusal(why);
+    if (config == WGMMA_CONFIG || config == WS_CONFIG) return wgmma_refusal(why);
     if (is_wgb(config) && op == OP_FNA_BW)
         return wgmma_refusal(why) ||
                (r->D != 128 && strstr(why, "is a backward for head dim 128, not head dim") != NULL);
@@ -184,8 +188,9 @@ END_TEST
  * context asks for the default).  Configuration 10 is the Hopper forward
  * (head dim 128; the rest run their defaults under it), 11 and 12 the Hopper
  * backward (head dim 128; the forward runs its default under them, a
- * backward of another head dim is refused); refused on other devices. */
-#define N_CONFIGS 12
+ * backward of another head dim is refused), 13 the warp-specialised Hopper
+ * forward (as 10); refused on other devices. */
+#define N_CONFIGS 13
 
 static void set_config(int config)
 {
@@ -227,6 +232,24 @@ START_TEST(hopper_backward)
 }
 END_TEST
 
+/* The Hopper forwards on the backward's edge cases (head dim 128): through
+ * the default (_i 0), configuration 10 (_i 1) and 13 (_i 2); both dtypes
+ * (each case one, in turn), both layouts. */
+START_TEST(hopper_forward)
+{
+    natten_context *ctx = forced();
+    const int config = _i == 0 ? 0 : _i == 1 ? WGMMA_CONFIG : WS_CONFIG;
+    set_config(config);
+    for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
+        size_t t = (c + (size_t)_i) % 2;
+        tt_layout layout = (c / 2 + (size_t)_i) % 2 ? TT_HEADS_FIRST : TT_COMPACT;
+        compare_r(&wg_cases[c], 200 + (int)c, OP_FNA, tols[t].dtype, tols[t].limit, layout, ctx, config);
+    }
+    set_config(0);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
 /* Measured selection times every configuration of the forced backend, on a
  * head-dim-128 problem forward (_i 0) and backward (_i 1): only the Hopper
  * configurations may be refused, with their device/build reasons. */
@@ -234,7 +257,7 @@ START_TEST(tuner_times_configs)
 {
     natten_context *ctx = forced();
     natten_tuning_result res[N_CONFIGS + 2];
-    int count = 0, seen_wgb = 0;
+    int count = 0, seen_wgb = 0, seen_ws = 0;
     uint64_t rng = seed;
     tc_io io;
     const tc_op op = _i ? OP_FNA_BW : OP_FNA;
@@ -247,7 +270,8 @@ START_TEST(tuner_times_configs)
         int wgb = !strcmp(res[i].config, wgb_names[0]) || !strcmp(res[i].config, wgb_names[1]);
         ck_assert_str_eq(res[i].backend, BACKEND);
         seen_wgb += wgb;
-        if ((!strcmp(res[i].config, WGMMA_NAME) || (wgb && op == OP_FNA_BW)) &&
+        seen_ws += !strcmp(res[i].config, WS_NAME);
+        if ((!strcmp(res[i].config, WGMMA_NAME) || !strcmp(res[i].config, WS_NAME) || (wgb && op == OP_FNA_BW)) &&
             res[i].status == NATTEN_ERROR_UNSUPPORTED && wgmma_refusal(res[i].reason)) {
             printf("tuned %s: %s refused: %s\n", tc_op_names[op], res[i].config, res[i].reason);
             continue;
@@ -257,6 +281,7 @@ START_TEST(tuner_times_configs)
         printf("tuned %s: %s %.4f ms\n", tc_op_names[op], res[i].config, res[i].time_ms);
     }
     ck_assert_int_eq(seen_wgb, 2);
+    ck_assert_int_eq(seen_ws, 1);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -382,10 +407,12 @@ int main(void)
     tcase_add_loop_test(tc, each_config, 1, 1 + N_CONFIGS);
     tcase_add_loop_test(tc, tuner_times_configs, 0, 2);
     suite_add_tcase(s, tc);
-    /* the Hopper backward's own cases: a case of its own for the sanitizers */
+    /* the Hopper kernels' own cases (backward, then both forwards): a case of
+     * its own for the sanitizers */
     tc = tcase_create("hopper");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
+    tcase_add_loop_test(tc, hopper_forward, 0, 3);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);

@@ -29,7 +29,7 @@
 #                   fna2_kernel or fwd_kernel
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
 #                   its forward kernel: fna_fwd_kernel (mma.sync) or the
-#                   Hopper fwd_kernel (wgmma, sm_90a)
+#                   Hopper fwd_kernel or fwd_ws_kernel (wgmma, sm_90a)
 #
 # NOT RUN by the session that wrote it (no GPU time was left): written to be
 # simple and robust rather than clever, so check the first reports by eye.  A
@@ -64,7 +64,7 @@ declare -A kernel=(
     [tiled-qk-f16]="regex:qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
     [tiled-av-f16]="regex:avl_kernel|avm_kernel|av2_kernel|nn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
-    [tc-fna-f16-256]="regex:fna_fwd_kernel|fwd_kernel"
+    [tc-fna-f16-256]="regex:fna_fwd_kernel|fwd_kernel|fwd_ws_kernel"
 )
 sections=()
 for s in $NCU_SECTIONS; do sections+=(--section "$s"); done

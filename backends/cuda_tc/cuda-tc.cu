@@ -229,7 +229,9 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             head dims run their defaults under it;
  *  N_CFG + 2, N_CFG + 3: the Hopper backward (tc_wgmma_bwd.cuh), variants 0
  *             and 1 of tc_backward_d128_sm90a; the forward runs its default
- *             under them; a backward of another head dim is refused.
+ *             under them; a backward of another head dim is refused;
+ *  N_CFG + 4: the warp-specialised Hopper forward (tc_wgmma.cuh,
+ *             fwd_ws_kernel; NOTES.md v7); the rest as under N_CFG + 1.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -237,6 +239,14 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WGMMA_VARIANT tc::N_CFG /* variant_of() of the Hopper forward configuration */
 #define TC_WGB_VARIANT (tc::N_CFG + 1) /* ... of the first Hopper backward configuration */
 #define TC_WGB_COUNT 2
+#define TC_WS_VARIANT (tc::N_CFG + 1 + TC_WGB_COUNT) /* ... of the warp-specialised Hopper forward */
+/* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
+ * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
+ * one (N_CFG + 4): harness variant t, faster than variant d on all three
+ * head-dim-128 targets on the H200 (NOTES.md v7: 2-D 19.25 against 22.07 ms,
+ * 3-D 82.75 against 96.00 ms, 1-D 0.1265 against 0.1445 ms) and passing the
+ * harness's 22 edge cases (fp16 and bf16). */
+#define TC_WS_DEFAULT 1
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
  * faster than configuration 6 on the 2-D target (NOTES.md v4); 0 takes it out
@@ -248,7 +258,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 1)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -256,6 +266,7 @@ static const char *const config_names[TC_N_CONFIGS] = {
     /* dK/dV: keys per block, query tile, blocks per SM; dQ: queries per block, key tile, blocks per SM */
     "wgb-k128q64b1-q64n64b2-sm90a", /* harness v21 */
     "wgb-k64q32b2-q128n32b2-sm90a", /* harness v23 */
+    "ws-p1c2x64-n64-sm90a",         /* a producer and two consumer warpgroups */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -288,9 +299,11 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     params_of(p, q);
     const struct tc_device *d = &devices[p->device.device_id];
     int variant = variant_of(x);
-    int wgb = variant >= TC_WGB_VARIANT ? variant - TC_WGB_VARIANT : -1; /* a Hopper backward chosen */
+    /* a Hopper backward chosen */
+    int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
-    if ((variant == TC_WGMMA_VARIANT || wgb >= 0) && !d->wgmma)
+    const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT; /* a Hopper forward chosen */
+    if ((wg_fwd || wgb >= 0) && !d->wgmma)
         return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tc: configuration %s %s", config_names[1 + variant],
                             d->wg_why);
     if (wgb >= 0 && p->dim != 128)
@@ -302,14 +315,14 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
      * Hopper forward's configuration) for head dim 128 where it runs, once
      * TC_WGMMA_BWD_DEFAULT is 1. */
     int run_wgb = wgb;
-    if (backward && wgb < 0 && TC_WGMMA_BWD_DEFAULT && p->dim == 128 && d->wgmma &&
-        (variant < 0 || variant == TC_WGMMA_VARIANT))
+    if (backward && wgb < 0 && TC_WGMMA_BWD_DEFAULT && p->dim == 128 && d->wgmma && (variant < 0 || wg_fwd))
         run_wgb = wgb_default(p);
     /* Head dim 128 forward: the Hopper kernels where they run, when chosen,
      * and by default once TC_WGMMA_DEFAULT is 1 (see its definition). */
     const int wg_default = TC_WGMMA_DEFAULT && variant < 0;
-    if (!backward && p->dim == 128 && d->wgmma && (variant == TC_WGMMA_VARIANT || wg_default)) {
-        e = tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16);
+    if (!backward && p->dim == 128 && d->wgmma && (wg_fwd || wg_default)) {
+        const int which = variant == TC_WS_VARIANT ? 1 : variant == TC_WGMMA_VARIANT ? 0 : TC_WS_DEFAULT;
+        e = tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, which);
         return e == cudaSuccess ? NATTEN_SUCCESS : cc_error(e, "fused forward launch (sm_90a)");
     }
 #endif

@@ -18,9 +18,10 @@ cudaError_t tc_forward_d32(const tc::Params &p, cudaStream_t st, int bf16, int v
 cudaError_t tc_forward_d64(const tc::Params &p, cudaStream_t st, int bf16, int variant);
 cudaError_t tc_forward_d128(const tc::Params &p, cudaStream_t st, int bf16, int variant);
 /* The Hopper forward, head dim 128 (tc-fwd128-sm90a.cu, built only with
- * HAVE_CUDA_TC_SM90A; sm_90a code only), and whether its kernels load on the
- * current device (cudaSuccess). */
-cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16);
+ * HAVE_CUDA_TC_SM90A; sm_90a code only), variant which (0: two blocks of two
+ * warpgroups per SM; 1: warp-specialised), and whether its kernels load on
+ * the current device (cudaSuccess). */
+cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which);
 cudaError_t tc_probe_sm90a(void);
 /* The Hopper backward, head dim 128 (tc-bwd128-sm90a.cu, built with the
  * forward's), variant which (0 or 1: the configurations named in cuda-tc.cu);

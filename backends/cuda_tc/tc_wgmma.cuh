@@ -415,6 +415,397 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
 #endif
 }
 
+/* ---- v7: the warp-specialised forward (FlashAttention-3's structure) ------
+ * One block of 3 warpgroups per SM: warpgroups 0 and 1 compute (64 query rows
+ * each, as fwd_kernel's two), warpgroup 2 is the producer: it gathers the K/V
+ * tiles by cp.async into an NS-stage ring and signals each stage's "full"
+ * mbarrier with cp.async.mbarrier.arrive.noinc (the arrival happens when the
+ * thread's copies have landed); the consumers wait on it, read the stage by
+ * wgmma and release it on the stage's "empty" mbarrier (lane 0 of each of the
+ * 8 consumer warps).  No __syncthreads in the loop.  setmaxnreg moves
+ * registers from the producer (40) to the consumers (232).
+ * OVL (FA3's intra-warpgroup overlap): S(t) = Q K(t)^T and O += P(t-1) V(t-1)
+ * are issued together; the softmax of tile t runs while P(t-1) V(t-1) is in
+ * flight, and O is rescaled after it completes.
+ * PP (with OVL; FA3's ping-pong): the two consumer warpgroups take turns at
+ * issuing their products (named barriers 2 and 3), so that one's softmax
+ * runs while the other's products do.
+ * PF: the producer, not the consumers, orders the copies before the async
+ * proxy: it commits each tile's copies as a cp.async group, waits for the
+ * previous tile's group, fences (fence.proxy.async) and arrives on that
+ * tile's "full" barrier (the consumers then need no fence).
+ * RED: the row maxima and sums of a tile as trees (8 partial maxima, 4
+ * partial sums per row) instead of one serial chain each. */
+__device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar)
+{
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+/* arrives when every cp.async this thread issued before has completed */
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
+{
+    asm volatile("{\n.reg .pred p;\nTC_MBAR_WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra TC_MBAR_WAIT;\n}\n" ::"r"(bar),
+                 "r"(parity)
+                 : "memory");
+}
+__device__ __forceinline__ void named_sync(int id, int n)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int n)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+template <int N> __device__ __forceinline__ void reg_dealloc() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
+template <int N> __device__ __forceinline__ void reg_alloc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
+
+/* 2^x by one MUFU.EX2 (exp2f adds a denormal fix-up of three instructions);
+ * flushes results below 2^-126 to zero, which the fp32 sums of P cannot see. */
+__device__ __forceinline__ float ex2_approx(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* The iterated tiles in tile_origin's order (axis 2 fastest), without its
+ * divisions: org is tile t's origin after t calls of next(). */
+struct TileCursor {
+    int j1, j2, org[3];
+    __device__ __forceinline__ void start(const int lo[3])
+    {
+        j1 = j2 = 0;
+        org[0] = lo[0], org[1] = lo[1], org[2] = lo[2];
+    }
+    __device__ __forceinline__ void next(const int nt[3], const int lo[3], const int box[3])
+    {
+        if (++j2 < nt[2]) {
+            org[2] += box[2];
+            return;
+        }
+        j2 = 0;
+        org[2] = lo[2];
+        if (++j1 < nt[1]) {
+            org[1] += box[1];
+            return;
+        }
+        j1 = 0;
+        org[1] = lo[1];
+        org[0] += box[0];
+    }
+};
+
+constexpr int WS_NTH = 384, WS_NCT = 256, WS_BN = 64;
+template <int NS> constexpr size_t ws_smem_bytes() { return 1024 + QBYTES + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8; }
+
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+__global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
+{
+    static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
+#if TC_WGMMA_DEVICE
+    constexpr int BN = WS_BN, KVB = kv_bytes<BN>();
+    extern __shared__ __align__(1024) char smem_raw[];
+    char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    char *sQ = sm, *sK = sQ + QBYTES, *sV = sK + NS * KVB;
+    const uint32_t aQ = smem_u32(sQ), aK = smem_u32(sK), aV = smem_u32(sV);
+    const uint32_t bar0 = smem_u32(sV + NS * KVB); /* full[s] at bar0 + 8s, empty[s] at bar0 + 8(NS + s) */
+    const int tid = threadIdx.x;
+
+    QueryBlock blk;
+    if (!query_block(p, blk)) return;
+    const Work &w = blk.w;
+    const int ntiles = blk.ntiles;
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            mbar_init(bar0 + 8 * s, WS_NTH - WS_NCT);
+            mbar_init(bar0 + 8 * (NS + s), WS_NCT / 32);
+        }
+    }
+    __syncthreads();
+
+    if (tid >= WS_NCT) {
+        /* producer warpgroup: two threads per key row, 8 chunks each of K and V */
+        reg_dealloc<40>();
+        const T *kb = head_base<T>(p.k, w.b, blk.hk);
+        const T *vb = head_base<T>(p.v, w.b, blk.hk);
+        RowSlot ks;
+        ks.r = (tid - WS_NCT) >> 1;
+        ks.sub = (tid - WS_NCT) & 1;
+        box_coords(ks.r, p.it, ks.c);
+        int st = 0;
+        uint32_t ph = 0;
+        TileCursor cur;
+        cur.start(blk.lo);
+        for (int t = 0; t < ntiles; t++) {
+            if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
+            gather_sw<T, BN, WS_NTH - WS_NCT>(sK + st * KVB, kb, p, p.k, w, ks, p.itprod, cur.org);
+            gather_sw<T, BN, WS_NTH - WS_NCT>(sV + st * KVB, vb, p, p.v, w, ks, p.itprod, cur.org);
+            if (PF) {
+                cp_commit();
+                if (t > 0) {
+                    cp_wait<1>();
+                    fence_async_smem();
+                    mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+                }
+            } else {
+                mbar_arrive_cp_async(bar0 + 8 * st);
+            }
+            if (++st == NS) st = 0, ph ^= 1;
+            cur.next(blk.nt, blk.lo, p.it);
+        }
+        cp_wait<0>();
+        if (PF && ntiles > 0) {
+            fence_async_smem();
+            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+        }
+        return;
+    }
+
+    /* consumers: warpgroup wgi owns rows 64 wgi .. 64 wgi + 63 */
+    reg_alloc<232>();
+    const int lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+    {
+        const T *qb = head_base<T>(p.q, w.b, w.h);
+        const RowSlot qs = row_slot<BRQ, WS_NCT>(p.own);
+        gather_sw<T, BRQ, WS_NCT>(sQ, qb, p, p.q, w, qs, BRQ, w.o);
+        cp_commit();
+    }
+    int wa[2][3], wb[2][3];
+    {
+        int u[1][2][3];
+        bool rvalid[1][2];
+        lane_rows<1>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            int uc[3];
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(u[0][rr][i], w.n[i] - 1);
+            window_of(p, w.n, uc, wa[rr], wb[rr]);
+        }
+    }
+    cp_wait<0>();
+    fence_async_smem();
+    named_sync(1, WS_NCT);
+
+    float o[64], s[BN / 2];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < 64; j++) o[j] = 0.f;
+#pragma unroll
+    for (int j = 0; j < BN / 2; j++) s[j] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+    uint32_t pa[BN / 16][4];
+
+    auto issue_s = [&](int st) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
+            const uint64_t db = sdesc(aK + st * KVB + (kk >> 2) * (KVB / 2) + (kk & 3) * 32, 16, 1024);
+            mma_ss<T, BN>(s, da, db, kk > 0);
+        }
+        wg_commit();
+    };
+    auto issue_pv = [&](int st) {
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            mma_rs_n128<T>(o, pa[kk], sdesc(aV + st * KVB + kk * 16 * 128, KVB / 2, 1024));
+        wg_commit();
+    };
+    /* mask the next tile's scores (tiles in order: cur), update m and l,
+     * s := exp2(s sl2 - m); alpha: O's factor */
+    TileCursor cur;
+    cur.start(blk.lo);
+    auto softmax = [&](float alpha[2]) {
+        const int *org = cur.org;
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= blk.ia[i] && org[i] + p.it[i] <= blk.ib[i];
+        if (!full) {
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const uint64_t bits = window_bits(p, org, wa[rr], wb[rr]) >> (2 * (lane & 3));
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                        if (!((bits >> (j * 8 + e)) & 1u)) s[4 * j + rr * 2 + e] = -INFINITY;
+            }
+        } else if (p.itprod < BN) {
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (j * 8 + 2 * (lane & 3) + e >= p.itprod) s[4 * j + e] = s[4 * j + 2 + e] = -INFINITY;
+        }
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            float mx = -INFINITY;
+            if (RED) {
+                float tm[BN / 8];
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++) tm[j] = fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]);
+#pragma unroll
+                for (int h = BN / 16; h >= 1; h /= 2)
+#pragma unroll
+                    for (int j = 0; j < h; j++) tm[j] = fmaxf(tm[j], tm[j + h]);
+                mx = tm[0];
+            } else {
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]));
+            }
+            mx = shfl_max4(mx) * sl2;
+            const float mnew = fmaxf(m[rr], mx);
+            const float muse = mnew == -INFINITY ? 0.f : mnew;
+            alpha[rr] = ex2_approx(m[rr] - muse);
+            m[rr] = mnew;
+            l[rr] *= alpha[rr];
+            float ps[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float pv = ex2_approx(fmaf(s[4 * j + rr * 2 + e], sl2, -muse));
+                    s[4 * j + rr * 2 + e] = pv;
+                    if (RED) ps[(2 * j + e) & 3] += pv;
+                    else l[rr] += pv;
+                }
+            if (RED) l[rr] += (ps[0] + ps[1]) + (ps[2] + ps[3]);
+        }
+        cur.next(blk.nt, blk.lo, p.it);
+    };
+    /* O *= alpha (skipped where no row of the warp changed its maximum), P
+     * to A fragments */
+    auto rescale_pack = [&](const float alpha[2]) {
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++)
+#pragma unroll
+                for (int j = 0; j < D / 8; j++) {
+                    o[4 * j + rr * 2] *= alpha[rr];
+                    o[4 * j + rr * 2 + 1] *= alpha[rr];
+                }
+        }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+    };
+    auto release = [&](int st) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bar0 + 8 * (NS + st));
+    };
+
+    /* PP: warpgroup g issues after bar.sync 2 + g and lets the other go by
+     * bar.arrive 3 - g; warpgroup 1 lets 0 go first, and 0 takes that last
+     * arrival after its loop (every arrival matched) */
+    auto turn_begin = [&]() {
+        if (PP) named_sync(2 + wgi, WS_NCT);
+    };
+    auto turn_end = [&]() {
+        if (PP) named_arrive(3 - wgi, WS_NCT);
+    };
+    if (PP && wgi == 1) named_arrive(2, WS_NCT);
+    int st = 0;
+    uint32_t ph = 0;
+    if (!OVL) {
+        for (int t = 0; t < ntiles; t++) {
+            mbar_wait(bar0 + 8 * st, ph);
+            if (!PF) fence_async_smem();
+            pin(s);
+            wg_fence();
+            issue_s(st);
+            wg_wait<0>();
+            pin(s);
+            float alpha[2];
+            softmax(alpha);
+            rescale_pack(alpha);
+            pin(o);
+            wg_fence();
+            issue_pv(st);
+            wg_wait<0>();
+            pin(o);
+            release(st);
+            if (++st == NS) st = 0, ph ^= 1;
+        }
+    } else if (ntiles > 0) {
+        float alpha[2];
+        mbar_wait(bar0, 0);
+        if (!PF) fence_async_smem();
+        pin(s);
+        turn_begin();
+        wg_fence();
+        issue_s(0);
+        turn_end();
+        wg_wait<0>();
+        pin(s);
+        softmax(alpha);
+        rescale_pack(alpha);
+        for (int t = 1; t < ntiles; t++) {
+            int nst = st + 1;
+            uint32_t nph = ph;
+            if (nst == NS) nst = 0, nph ^= 1;
+            mbar_wait(bar0 + 8 * nst, nph);
+            if (!PF) fence_async_smem();
+            pin(s);
+            pin(o);
+            turn_begin();
+            wg_fence();
+            issue_s(nst);
+            issue_pv(st);
+            turn_end();
+            wg_wait<1>();
+            pin(s);
+            softmax(alpha);
+            wg_wait<0>();
+            pin(o);
+            release(st);
+            rescale_pack(alpha);
+            st = nst, ph = nph;
+        }
+        pin(o);
+        turn_begin();
+        wg_fence();
+        issue_pv(st);
+        turn_end();
+        wg_wait<0>();
+        pin(o);
+        release(st);
+    }
+    if (PP && wgi == 0) named_sync(2, WS_NCT);
+
+    int u[1][2][3];
+    bool rvalid[1][2];
+    lane_rows<1>(p, w, warp, lane, u, rvalid);
+    T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
+    float *lb = p.lse.data ? reinterpret_cast<float *>(p.lse.data) + w.b * p.lse.s[0] + w.h * p.lse.s[4] : nullptr;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const float lsum = shfl_sum4(l[rr]);
+        if (!rvalid[0][rr]) continue;
+        const float inv = 1.f / lsum;
+        T *orow = ob + token_off(p, p.o, w.g, u[0][rr]);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(orow + col) =
+                Mma<T>::pack(o[4 * j + rr * 2] * inv, o[4 * j + rr * 2 + 1] * inv);
+        }
+        if (lb != nullptr && (lane & 3) == 0) lb[token_off(p, p.lse, w.g, u[0][rr])] = (m[rr] + log2f(lsum)) * LN2;
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
 /* Host side: the boxes of configuration 7 (128 query rows, 64-key tiles, the
  * weighted box search). */
 template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward_v(Params p, cudaStream_t st)
@@ -426,6 +817,18 @@ template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward
     static unsigned long long done;
     return launch(fwd_kernel<T, VMODE, MINB, BN, OVL>, &done, plan_grid(p, p.H), NTH, smem_bytes<MINB, BN>(), st,
                   p);
+}
+
+/* Host side of the warp-specialised forward: the same boxes as forward_v. */
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+cudaError_t forward_ws(Params p, cudaStream_t st)
+{
+    int ext[3];
+    group_ext(p, ext);
+    choose_box(BRQ, ext, p.own);
+    plan_iter(p, WS_BN, ext, fwd_mask_weight());
+    static unsigned long long done;
+    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
 }
 
 } /* namespace wg */

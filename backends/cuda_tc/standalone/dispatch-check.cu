@@ -1,7 +1,7 @@
 /*
  * dispatch-check.cu - a host-only check of cuda-tc.cu's dispatch: which kernel
  * entry point run() calls (or which refusal it gives) per op, head dim, rank,
- * configuration 0..12 and device (with or without the sm_90a kernels), with
+ * configuration 0..13 and device (with or without the sm_90a kernels), with
  * the entry points, the scratch allocation and the library's helpers mocked.
  * No GPU needed; built by hand from a configured build directory BUILD (for
  * config.h, configured with 90 among --with-cuda-arch):
@@ -28,7 +28,8 @@ cudaError_t tc_run_bf16(const tc::Params &p, cudaStream_t, int, int backward, in
 cudaError_t tc_forward_d32(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
 cudaError_t tc_forward_d64(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
 cudaError_t tc_forward_d128(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
-cudaError_t tc_forward_d128_sm90a(const tc::Params &, cudaStream_t, int) { g_called = 3; return cudaSuccess; }
+cudaError_t tc_forward_d128_sm90a(const tc::Params &, cudaStream_t, int, int which)
+{ g_called = 3; g_which = which; return cudaSuccess; }
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t, int, int which)
 { g_called = 4; g_which = which; g_delta = p.delta != nullptr; return p.delta ? cudaSuccess : cudaErrorInvalidValue; }
 cudaError_t tc_probe_sm90a(void) { return cudaSuccess; }
@@ -61,7 +62,7 @@ static void expect(int wg, natten_op op, int dim, int rank, int cfg, int want_ca
     int ok;
     if (refuse) ok = st == NATTEN_ERROR_UNSUPPORTED && strstr(g_msg, refuse) != NULL && g_called == 0;
     else ok = st == NATTEN_SUCCESS && g_called == want_called &&
-              (want_called == 4 ? g_which == want_arg : want_called <= 2 ? g_variant == want_arg : 1) &&
+              (want_called >= 3 ? g_which == want_arg : want_called <= 2 ? g_variant == want_arg : 1) &&
               (op == NATTEN_OP_FNA_BACKWARD ? g_delta : 1);
     printf("%s wg=%d %s D%d rank%d cfg%-2d -> called %d which %d variant %d st %d %s\n", ok ? "ok  " : "FAIL", wg,
            op == NATTEN_OP_FNA_BACKWARD ? "bwd" : "fwd", dim, rank, cfg, g_called, g_which, g_variant, (int)st, g_msg);
@@ -76,26 +77,26 @@ int main(void)
     snprintf(devices[0].wg_why, sizeof devices[0].wg_why, "needs sm_90a, device 0 (X) is sm_80");
     const natten_op F = NATTEN_OP_FNA_FORWARD, B = NATTEN_OP_FNA_BACKWARD;
     for (int wg = 0; wg < 2; wg++) {
-        for (int cfg = 0; cfg <= 12; cfg++) {
-            int mma = cfg >= 1 && cfg <= 9;
-            /* forward, D 128 */
-            if (cfg == 10 && !wg) expect(wg, F, 128, 2, cfg, 0, 0, "needs sm_90a");
-            else if (wg && !mma) expect(wg, F, 128, 2, cfg, 3, 0, NULL);
-            else expect(wg, F, 128, 2, cfg, 1, mma ? cfg - 1 : cfg == 10 ? 9 : -1, NULL);
+        for (int cfg = 0; cfg <= 13; cfg++) {
+            int mma = cfg >= 1 && cfg <= 9, wgf = cfg == 10 || cfg == 13, wgbc = cfg == 11 || cfg == 12;
+            /* forward, D 128: which Hopper forward (0: configuration 10, 1: 13, the default TC_WS_DEFAULT) */
+            if (wgf && !wg) expect(wg, F, 128, 2, cfg, 0, 0, "needs sm_90a");
+            else if (wg && !mma) expect(wg, F, 128, 2, cfg, 3, cfg == 13 ? 1 : cfg == 10 ? 0 : TC_WS_DEFAULT, NULL);
+            else expect(wg, F, 128, 2, cfg, 1, mma ? cfg - 1 : wgf ? cfg - 1 : -1, NULL);
             /* forward, D 32 */
-            if (cfg == 10 && !wg) expect(wg, F, 32, 2, cfg, 0, 0, "needs sm_90a");
-            else expect(wg, F, 32, 2, cfg, 1, mma ? cfg - 1 : cfg == 10 ? 9 : -1, NULL);
+            if (wgf && !wg) expect(wg, F, 32, 2, cfg, 0, 0, "needs sm_90a");
+            else expect(wg, F, 32, 2, cfg, 1, mma ? cfg - 1 : wgf ? cfg - 1 : -1, NULL);
             /* backward, D 128, ranks 1..3 */
             for (int rank = 1; rank <= 3; rank++) {
                 if ((cfg >= 10) && !wg) expect(wg, B, 128, rank, cfg, 0, 0, "needs sm_90a");
-                else if (wg && (cfg == 0 || cfg == 10)) expect(wg, B, 128, rank, cfg, 4, rank == 1 ? 0 : 1, NULL);
-                else if (wg && cfg >= 11) expect(wg, B, 128, rank, cfg, 4, cfg - 11, NULL);
+                else if (wg && (cfg == 0 || wgf)) expect(wg, B, 128, rank, cfg, 4, rank == 1 ? 0 : 1, NULL);
+                else if (wg && wgbc) expect(wg, B, 128, rank, cfg, 4, cfg - 11, NULL);
                 else expect(wg, B, 128, rank, cfg, 1, mma ? cfg - 1 : -1, NULL);
             }
             /* backward, D 64 */
             if (cfg >= 10 && !wg) expect(wg, B, 64, 2, cfg, 0, 0, "needs sm_90a");
-            else if (cfg >= 11) expect(wg, B, 64, 2, cfg, 0, 0, "is a backward for head dim 128, not head dim 64");
-            else expect(wg, B, 64, 2, cfg, 1, mma ? cfg - 1 : cfg == 10 ? 9 : -1, NULL);
+            else if (wgbc) expect(wg, B, 64, 2, cfg, 0, 0, "is a backward for head dim 128, not head dim 64");
+            else expect(wg, B, 64, 2, cfg, 1, mma ? cfg - 1 : wgf ? cfg - 1 : -1, NULL);
         }
     }
     printf("%d failed\n", fails);

@@ -10,7 +10,8 @@
  *   ./tc-harness checkv N     # edge cases, configuration N alone (sanitizers)
  * Configurations: 0..8 the mma.sync forward and dQ kernels (tc_kernels.cuh),
  * 9..17 (letters a..i) the Hopper forward (tc_wgmma.cuh), 18..23 (letters
- * j..o) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward.
+ * j..o) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward,
+ * 24..32 (letters p..x) the warp-specialised Hopper forward (v7).
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
@@ -143,7 +144,19 @@ static const char *const wg_names[N_WG] = {"wg2x64-n64-v0",      "wg2x64-n64-v1"
                                            "wg2x64-n64-v0-b2",   "wg2x64-n64-v2-b2",   "wg2x64-n32-v0-b2",
                                            "wg2x64-n64-v0-b2-o", "wg2x64-n64-v0-b1-o", "wg2x64-n32-v0-b2-o"};
 static const int wg_bn[N_WG] = {64, 64, 64, 64, 64, 32, 64, 64, 32};
-static bool is_wg(int v) { return v >= tc::N_CFG && v < N_ALL; }
+/* v7: the warp-specialised Hopper forward (tc_wgmma.cuh fwd_ws_kernel):
+ * configurations N_TOT.. (letters p..x), after the backward's: -s<ring
+ * stages>, -o: FA3's intra-warpgroup overlap, -pp: its ping-pong, -pf: the
+ * producer fences its copies (PF), -r: tree reductions (RED).  t is the
+ * library's configuration 13; v..x were added after the last device call
+ * and have not run. */
+constexpr int N_WS = 9, N_END = 24 + N_WS;
+static const char *const ws_names[N_WS] = {
+    "ws1p2x64-n64-s3",         "ws1p2x64-n64-s3-o",    "ws1p2x64-n64-s4-o",      "ws1p2x64-n64-s3-o-pp",
+    "ws1p2x64-n64-s4-o-pp",    "ws1p2x64-n64-s3-o-pp-pf", "ws1p2x64-n64-s5-o-pp", "ws1p2x64-n64-s4-o-pp-r",
+    "ws1p2x64-n64-s5-o-pp-r"};
+static bool is_ws(int v) { return v >= 24 && v < N_END; }
+static bool is_wg(int v) { return (v >= tc::N_CFG && v < N_ALL) || is_ws(v); }
 
 /* The Hopper backward's variants (tc_wgmma_bwd.cuh, D 128 only): harness
  * configurations N_ALL.. (letters j..); the forward before them is the
@@ -153,20 +166,24 @@ static bool is_wg(int v) { return v >= tc::N_CFG && v < N_ALL; }
 constexpr int N_WGB = 6, N_TOT = N_ALL + N_WGB;
 static const char *const wgb_names[N_WGB] = {"wgb-k1q64b2-q1n64b2-o", "wgb-k2q64b1-q1n64b2-o", "wgb-k1q64b2-q1n64b2",
                                              "wgb-k2q64b1-q1n64b2",   "wgb-k1q64b2-q2n64b1",   "wgb-k1q32b2-q2n32b2"};
-static bool is_wgb(int v) { return v >= N_ALL; }
+static_assert(N_TOT == 24, "the warp-specialised forward follows the backward's configurations");
+static bool is_wgb(int v) { return v >= N_ALL && v < N_TOT; }
 static const char *cfg_name(int v)
 {
-    return is_wgb(v) ? wgb_names[v - N_ALL] : is_wg(v) ? wg_names[v - tc::N_CFG] : tc::cfg_names[v];
+    return is_ws(v)    ? ws_names[v - N_TOT]
+           : is_wgb(v) ? wgb_names[v - N_ALL]
+           : is_wg(v)  ? wg_names[v - tc::N_CFG]
+                       : tc::cfg_names[v];
 }
 /* Harness configuration v: the forward (g_variant) and backward (g_bwd) it runs. */
 static void select_cfg(int v)
 {
     g_cfg = v;
-    g_variant = v >= 0 && v < N_ALL ? v : -1;
-    g_bwd = v >= N_ALL ? v - N_ALL : -1;
+    g_variant = (v >= 0 && v < N_ALL) || is_ws(v) ? v : -1;
+    g_bwd = is_wgb(v) ? v - N_ALL : -1;
 }
 static int cfg_rows(int v) { return is_wg(v) ? 128 : tc::cfg_rows[v]; }
-static int cfg_bn(int v) { return is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v]; }
+static int cfg_bn(int v) { return is_ws(v) ? tc::wg::WS_BN : is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v]; }
 static bool cfg_bits(int v) { return is_wg(v) ? true : tc::cfg_bits[v]; }
 static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
 
@@ -195,7 +212,16 @@ template <typename T> static cudaError_t run_wg(tc::Params p, int k)
     case 5: return tc::wg::forward_v<T, 0, 2, 32, false>(p, 0);
     case 6: return tc::wg::forward_v<T, 0, 2, 64, true>(p, 0);
     case 7: return tc::wg::forward_v<T, 0, 1, 64, true>(p, 0);
-    default: return tc::wg::forward_v<T, 0, 2, 32, true>(p, 0);
+    case 8: return tc::wg::forward_v<T, 0, 2, 32, true>(p, 0);
+    case N_TOT - tc::N_CFG: return tc::wg::forward_ws<T, 3, false, false>(p, 0);
+    case N_TOT - tc::N_CFG + 1: return tc::wg::forward_ws<T, 3, true, false>(p, 0);
+    case N_TOT - tc::N_CFG + 2: return tc::wg::forward_ws<T, 4, true, false>(p, 0);
+    case N_TOT - tc::N_CFG + 3: return tc::wg::forward_ws<T, 3, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 4: return tc::wg::forward_ws<T, 4, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 5: return tc::wg::forward_ws<T, 3, true, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 6: return tc::wg::forward_ws<T, 5, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 7: return tc::wg::forward_ws<T, 4, true, true, false, true>(p, 0);
+    default: return tc::wg::forward_ws<T, 5, true, true, false, true>(p, 0);
     }
 }
 
@@ -598,8 +624,8 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
         for (int i = 0; i < 3; i++) win *= c.K[i];
         double flop = 4.0 * c.B * c.H * (double)S.N * win * c.D;
         for (int pass = 0; pass < 2; pass++)
-            for (int v = 0; v < N_ALL; v++) {
-                if (!picked(cfgs, v)) continue;
+            for (int v = 0; v < N_END; v++) {
+                if (!picked(cfgs, v) || is_wgb(v)) continue;
                 if (is_wg(v) && c.D != 128) continue;
                 select_cfg(v);
                 int own[3], it[3], it0[3];
@@ -709,11 +735,11 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
         Case cc = bm.c;
         cc.bwd = 0;
         cc.name = bm.name;
-        for (int v = 0; v < N_ALL; v++)
-            if (picked(cfgs, v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 99);
+        for (int v = 0; v < N_END; v++)
+            if (picked(cfgs, v) && !is_wgb(v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 99);
         tc::fwd_mask_weight() = w2;
-        for (int v = 3; v < N_ALL; v++)
-            if (picked(cfgs, v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 98);
+        for (int v = 3; v < N_END; v++)
+            if (picked(cfgs, v) && !is_wgb(v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 98);
         tc::fwd_mask_weight() = w0;
         select_cfg(-1);
     }
@@ -934,10 +960,10 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "probe")) return 0;
     if (!strcmp(mode, "check") || !strcmp(mode, "all") || !strcmp(mode, "checkv")) {
         int n = (int)(sizeof checks / sizeof checks[0]);
-        int v0 = 0, v1 = N_TOT; /* checkv N: configuration N alone (for the sanitizers) */
+        int v0 = 0, v1 = N_END; /* checkv N: configuration N alone (for the sanitizers) */
         if (!strcmp(mode, "checkv")) {
-            if (reps < 0 || reps >= N_TOT) {
-                fprintf(stderr, "checkv: configurations 0..%d\n", N_TOT - 1);
+            if (reps < 0 || reps >= N_END) {
+                fprintf(stderr, "checkv: configurations 0..%d\n", N_END - 1);
                 return 2;
             }
             v0 = reps, v1 = reps + 1;
