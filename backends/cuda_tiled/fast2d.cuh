@@ -598,24 +598,34 @@ __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2v
     }
     const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
     __syncthreads();
-    /* the row's four lanes walk the same keys and compute the same s, m and l */
+    /* the row's four lanes walk the same keys and compute the same s, m and
+     * l; two keys a step, so that the running maximum, on which the next
+     * step's exponentials wait, is updated once per two keys */
     for (int kr = ra; kr < rb; kr++) {
         const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps + e0;
         const T *rr = rpb ? rp + (kr - u0 + G.ax[0].K - 1) * R.sr + (G.ax[1].K - 1 - u1) * R.sc : (const T *)0;
-        for (int c = ca; c < cb; c++) {
-            const float *kp = row + c * G.ps;
-            float s = f2_rowsum(f2dot_sub(q, kp), ln.rm);
-            if (rpb) s = fmaf(to_acc(rr[c * R.sc]), L2E, s);
-            if (s > m) { /* new maximum: rescale what was summed so far */
-                float al = exp2f(m - s);
+        for (int c = ca; c < cb; c += 2) {
+            const bool two = c + 1 < cb;
+            const float *k0 = row + c * G.ps, *k1 = two ? k0 + G.ps : k0;
+            float s0 = f2dot_sub(q, k0), s1 = f2dot_sub(q, k1);
+            s0 = f2_rowsum(s0, ln.rm);
+            s1 = f2_rowsum(s1, ln.rm);
+            if (rpb) {
+                s0 = fmaf(to_acc(rr[c * R.sc]), L2E, s0);
+                s1 = two ? fmaf(to_acc(rr[(c + 1) * R.sc]), L2E, s1) : s0;
+            }
+            const float mx = fmaxf(s0, s1);
+            if (mx > m) { /* new maximum: rescale what was summed so far */
+                float al = exp2f(m - mx);
                 l *= al;
 #pragma unroll
                 for (int k = 0; k < F2_SUB; k++) o[k] *= al;
-                m = s;
+                m = mx;
             }
-            float p = exp2f(s - m);
-            l += p;
-            f2axpy_sub(o, p, kp + F2_MAXD);
+            const float p0 = exp2f(s0 - m), p1 = two ? exp2f(s1 - m) : 0.f;
+            l += p0 + p1;
+            f2axpy_sub(o, p0, k0 + F2_MAXD);
+            if (two) f2axpy_sub(o, p1, k1 + F2_MAXD);
         }
     }
     if (!on) return;
