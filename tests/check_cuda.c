@@ -258,8 +258,8 @@ static const ref_problem tc_shapes[] = {
  * shapes, so other partial tiles), and with the fast kernels switched off for
  * the same problems (the generic kernels on a 2-D problem with a short head
  * dim); the tensor-core configurations (0: default, lean kernels and their
- * head-group variants; 4: tc-wide; 5: tc-lean-per-head) also on tc_shapes in
- * fp16 and bf16. */
+ * head-group variants; 4: tc-wide; 5: tc-lean-per-head; 6: head-pairs) also on
+ * tc_shapes in fp16 and bf16. */
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
@@ -269,11 +269,12 @@ START_TEST(configs_and_generic)
                                          {"NATTEN_CUDA_TILED_CONFIG", "3"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "4"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "5"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "6"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
         const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&
                        (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0 ||
-                        strcmp(env[e][1], "5") == 0);
+                        strcmp(env[e][1], "5") == 0 || strcmp(env[e][1], "6") == 0);
         ck_assert_int_eq(setenv(env[e][0], env[e][1], 1), 0);
         for (size_t c = 3; c <= 4; c++)
             for (int op = 0; op < OP_COUNT; op++) {

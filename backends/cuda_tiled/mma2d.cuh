@@ -373,6 +373,18 @@ __device__ __forceinline__ int fl_quo(const fldiv &v, int n)
     return (int)((__umulhi((unsigned)n, v.m) + (unsigned)n) >> v.l);
 }
 
+/* The runs of a tensor of E elements per (query, head) that a head-group
+ * tile covers (fh_plan). */
+struct fhruns {
+    int E;      /* elements per query and head: W (attention), Dv (AV's output) */
+    int merged; /* a tile row's queries' hc heads are one run in memory */
+    int nrun;   /* runs per tile: tile rows (merged) or queries */
+    int rlen;   /* elements per run: T1 * hc * E (merged) or hc * E */
+    int rstr;   /* shared elements per run: rlen + 7 rounded up to 8 (room for the shift) */
+    int nchk;   /* 16-byte chunks per run (any shift) */
+    fldiv cr;   /* division by nchk */
+};
+
 struct flgeo {
     f2geo g;
     fldiv H, nt0, nt1, d0, d1, s0, s1;
@@ -385,12 +397,9 @@ struct flgeo {
     /* the head-group kernels (qkh/avh, fh_plan) */
     int hc;     /* heads per block (g.H: head groups) */
     int lnw;    /* log2 of the warps per head */
-    int merged; /* a tile row's attention rows (hc heads a query) are one run in memory */
-    int nrun;   /* runs per tile: tile rows (merged) or queries */
-    int rlen;   /* elements per run: T1 * hc * W (merged) or hc * W */
-    int rstr;   /* shared elements per run: rlen + 7 rounded up to 8 (room for the shift) */
-    int nchk;   /* 16-byte chunks per run (any shift) */
-    fldiv cr;   /* division by CR */
+    fhruns ra;  /* the attention rows' runs */
+    fhruns ro;  /* AV: the output's runs, where staged (ostage) */
+    int ostage; /* AV: the output goes out through shared memory as runs too */
     int lt1;    /* log2 of the tile's columns */
     int BX;     /* elements per head's box (its positions and the spare or zero ones) */
 };
@@ -867,7 +876,8 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, 
  *    runs use later) and its A fragments with ldmatrix;
  *  - AV: the block first copies the runs in (cp.async), and each lane reads
  *    its A fragment elements from them (a 2-byte load per element inside
- *    its queries' windows, zero outside).
+ *    its queries' windows, zero outside); where the output has its heads
+ *    adjacent as well (ostage), its rows go out the same way.
  */
 #define FH_THREADS 512 /* at most 16 warps: hc heads x warps per head (fh_plan) */
 
@@ -875,40 +885,42 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, 
  * its first element in global memory (heads h0..) and n, its length (0 when
  * outside the problem). */
 template <typename T>
-__device__ __forceinline__ T *fh_run(const flgeo &F, const f2tile &t, const f2view &O, int b, int h0, int rho, int &n)
+__device__ __forceinline__ T *fh_run(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b, int h0,
+                                     int rho, int &n)
 {
     const f2geo &G = F.g;
-    const int r = F.merged ? rho : rho >> F.lt1, c = F.merged ? 0 : rho - (r << F.lt1);
+    const int r = R.merged ? rho : rho >> F.lt1, c = R.merged ? 0 : rho - (r << F.lt1);
     const int row = t.u0[0] + r, col = t.u0[1] + c;
-    n = row > t.u1[0] || col > t.u1[1] ? 0 : F.merged ? (t.u1[1] - t.u0[1] + 1) * F.hc * G.ax[0].K * G.ax[1].K : F.rlen;
+    n = row > t.u1[0] || col > t.u1[1] ? 0 : R.merged ? (t.u1[1] - t.u0[1] + 1) * F.hc * R.E : R.rlen;
     return f2at<T>(O, b, h0) + (row * G.ax[0].d + t.g[0]) * O.sr + (col * G.ax[1].d + t.g[1]) * O.sc;
 }
 
-/* Shared position of slot 0 of query (r, c) of the tile, head h0 + hl. */
+/* Shared position of element 0 of query (r, c) of the tile, head h0 + hl. */
 template <typename T>
-__device__ __forceinline__ int fh_pos(const flgeo &F, const f2tile &t, const f2view &O, int b, int h0, int r, int c,
-                                      int hl)
+__device__ __forceinline__ int fh_pos(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b, int h0,
+                                      int r, int c, int hl)
 {
-    const int W = F.g.ax[0].K * F.g.ax[1].K, rho = F.merged ? r : (r << F.lt1) + c;
+    const int rho = R.merged ? r : (r << F.lt1) + c;
     int n;
-    const T *g = fh_run<T>(F, t, O, b, h0, rho, n);
-    return rho * F.rstr + (int)(((size_t)g >> 1) & 7) + (F.merged ? c * F.hc * W : 0) + hl * W;
+    const T *g = fh_run<T>(F, R, t, O, b, h0, rho, n);
+    return rho * R.rstr + (int)(((size_t)g >> 1) & 7) + (R.merged ? c * F.hc * R.E : 0) + hl * R.E;
 }
 
 /* The tile's runs between shared (st) and global memory, by the whole block:
  * STORE writes them out, else they come in (cp.async for whole chunks: the
  * caller waits). */
 template <typename T, bool STORE>
-__device__ __forceinline__ void fh_copy(const flgeo &F, const f2tile &t, const f2view &O, int b, int h0, T *st)
+__device__ __forceinline__ void fh_copy(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b,
+                                        int h0, T *st)
 {
-    const int total = F.nrun * F.nchk;
+    const int total = R.nrun * R.nchk;
     for (int i = (int)threadIdx.x; i < total; i += (int)blockDim.x) {
-        const int rho = fl_quo(F.cr, i), k = i - rho * F.nchk;
+        const int rho = fl_quo(R.cr, i), k = i - rho * R.nchk;
         int n;
-        T *g = fh_run<T>(F, t, O, b, h0, rho, n);
+        T *g = fh_run<T>(F, R, t, O, b, h0, rho, n);
         const int e0 = 8 * k - (int)(((size_t)g >> 1) & 7);
         if (n == 0 || e0 >= n) continue;
-        T *s = st + rho * F.rstr + 8 * k;
+        T *s = st + rho * R.rstr + 8 * k;
         if (e0 >= 0 && e0 + 8 <= n) {
             if (STORE) *(uint4 *)(g + e0) = *(const uint4 *)s;
             else fm_cp16(s, g + e0);
@@ -966,12 +978,13 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
     if (fill) {
         T mv;
         put(&mv, mval);
-        for (int i = (int)threadIdx.x; i < F.nrun * F.rstr; i += (int)blockDim.x) st[i] = mv;
+        for (int i = (int)threadIdx.x; i < F.ra.nrun * F.ra.rstr; i += (int)blockDim.x) st[i] = mv;
         __syncthreads();
     }
     if (S.nrow > 0) {
         const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
-        T *p0 = st + fh_pos<T>(F, t, O, b, h0, lr, lc, hl), *p1 = st + fh_pos<T>(F, t, O, b, h0, lr + 1, lc, hl);
+        T *p0 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, hl);
+        T *p1 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, hl);
         const int j = S.ns + 2 * tq - S.ca;
         const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
         const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
@@ -1030,12 +1043,13 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
         }
     }
     __syncthreads(); /* the runs */
-    fh_copy<T, true>(F, t, O, b, h0, st);
+    fh_copy<T, true>(F, F.ra, t, O, b, h0, st);
 #endif
 }
 
 /* Shared memory: hc boxes of BX elements (positions, then the zero one),
- * then the staged runs of attention rows. */
+ * then the staged runs of attention rows, in whose place those of the
+ * output go (ostage: the output's heads adjacent too). */
 template <typename T>
 __global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, f2view V, f2view O, int D)
 {
@@ -1051,24 +1065,25 @@ __global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, 
     T *box = (T *)ct_smem + hl * F.BX, *zrow = box + G.spr * G.spc * FM_ROW, *st = (T *)ct_smem + F.hc * F.BX;
     fl_stage<T>(G, t, box, f2at<T>(V, b, h), V, D, tid, nth);
     for (int i = tid; i < FM_ROW / 2; i += nth) ((unsigned *)zrow)[i] = 0u;
-    fh_copy<T, false>(F, t, Wt, b, h0, st);
+    fh_copy<T, false>(F, F.ra, t, Wt, b, h0, st);
     flseg S;
     fl_get_seg(F, t, S, warp - (hl << F.lnw));
     fm_cp_wait();
-    __syncthreads(); /* the boxes, the zero positions and the runs; the last barrier */
-    if (S.nrow == 0) return;
+    __syncthreads(); /* the boxes, the zero positions and the runs */
     float acc[4][4];
 #pragma unroll
     for (int n = 0; n < 4; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+    const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
+    if (S.nrow > 0) {
     /* A fragment registers: rows gq (query row 0) and gq + 8 (row 1), staged
      * columns ns + 2 tq (+ 1, + 8, + 9): window columns j (+ 1, + 8, + 9) of
      * the lane's queries, read where inside the window; B: lane l gives key
      * ns + (l & 15), d 8 (l >> 4) */
-    const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1], j = S.ns + 2 * tq - S.ca;
-    const unsigned short *x0b = (const unsigned short *)st + fh_pos<T>(F, t, Wt, b, h0, lr, lc, hl) + j;
-    const unsigned short *x1b = (const unsigned short *)st + fh_pos<T>(F, t, Wt, b, h0, lr + 1, lc, hl) + j;
+    const int j = S.ns + 2 * tq - S.ca;
+    const unsigned short *x0b = (const unsigned short *)st + fh_pos<T>(F, F.ra, t, Wt, b, h0, lr, lc, hl) + j;
+    const unsigned short *x1b = (const unsigned short *)st + fh_pos<T>(F, F.ra, t, Wt, b, h0, lr + 1, lc, hl) + j;
     const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
     const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
                w11 = (unsigned)(j + 9) < cn;
@@ -1106,6 +1121,29 @@ __global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, 
         run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
     } else {
         run(S.ra0, S.rb0, flb<true>(), flb<false>());
+    }
+    }
+    if (F.ostage) {
+        __syncthreads(); /* every warp done with the attention runs: the output's take their place */
+        if (S.qon) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                if (r >= S.nrow) break;
+                T *o = st + fh_pos<T>(F, F.ro, t, O, b, h0, lr + r, lc, hl) + 2 * tq;
+#pragma unroll
+                for (int n = 0; n < 4; n++) {
+                    if (n * 8 < D) {
+                        T e[2];
+                        put(&e[0], acc[n][2 * r]);
+                        put(&e[1], acc[n][2 * r + 1]);
+                        *(unsigned *)(o + 8 * n) = fm_pack<T>(e[0], e[1]);
+                    }
+                }
+            }
+        }
+        __syncthreads(); /* the output's runs */
+        fh_copy<T, true>(F, F.ro, t, O, b, h0, st);
+        return;
     }
     if (!S.qon) return;
     T *op = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr + (S.col * d1 + t.g[1]) * O.sc + 2 * tq;

@@ -286,8 +286,9 @@ static natten_problem np(const Prob &P) {
     return p;
 }
 static int failures = 0;
-// mode 0: qkm/avm (fm_plan); 1: qkl/avl (fl_plan); 2: qkh/avh (fh_plan; skipped where it refuses the layout)
-static void run(const Prob &P, int mode, int seed) {
+// mode 0: qkm/avm (fm_plan); 1: qkl/avl (fl_plan); 2: qkh/avh (fh_plan, at most hmax heads a block;
+// skipped where it refuses the layout)
+static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     const bool lean = mode == 1;
     std::mt19937 rng(seed);
     // rows = axis 0 in 2-D, unit in 1-D
@@ -320,7 +321,7 @@ static void run(const Prob &P, int mode, int seed) {
     int causal = c0 | c1;
     // QK
     if (mode == 2) {
-        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, false, A.view.sh, A.view.sc, F, G)) {
+        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, false, A.view.sh, A.view.sc, 0, 0, 0, F, G)) {
             printf("  heads: fh_plan(qk) refused (heads not adjacent, or nothing to gain)\n");
             return;
         }
@@ -351,7 +352,8 @@ static void run(const Prob &P, int mode, int seed) {
     }
     // AV
     if (mode == 2) {
-        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, true, Wt.view.sh, Wt.view.sc, F, G)) {
+        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, true, Wt.view.sh, Wt.view.sc, P.Dv, O.view.sh,
+                     O.view.sc, F, G)) {
             printf("  heads: fh_plan(av) refused\n");
             return;
         }
@@ -431,7 +433,7 @@ static void run(const Prob &P, int mode, int seed) {
         printf("  qk wrote before the tensor\n");
     }
     printf("  %s: max err qk %.3g av %.3g, %ld bad; grid %u x %u x %u, block %u, smem %zu, tile %d x %d\n",
-           mode == 2 ? "heads" : lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
+           mode == 2 ? (hmax < 4 ? "heads-2" : "heads") : lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
            F.g.ax[1].T);
     if (bad)
         failures++;
@@ -473,6 +475,8 @@ int main(int argc, char **argv) {
                P.c[1], P.rpb, P.headsfirst == 2 ? "tokens heads-first" : P.headsfirst ? "heads-first" : "heads-last");
         for (int mode = 0; mode < 3; mode++)
             run(P, mode, 1 + (int)i);
+        if (P.H % 4 == 0) // head pairs (configuration head-pairs)
+            run(P, 2, 1 + (int)i, 2);
     }
     printf("%d failures\n", failures);
     return failures != 0;
