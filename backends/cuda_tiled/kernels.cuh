@@ -950,7 +950,6 @@ struct f2cfg {
     bool lean; /* the unfused ops' tensor-core kernels with fewer instructions (qkl/avl, mma2d.cuh) */
     bool hg;   /* and their head-group variants (qkh/avh) where the layout allows */
     size_t hbudget; /* shared memory a head-group block may use */
-    int hmax;       /* heads a head-group block takes at most */
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1218,7 +1217,8 @@ static inline i64 fh_runs_make(fhruns &R, i64 E, int hc, i64 T0, i64 T1, i64 d1,
 
 /*
  * Tile of the head-group kernels (qkh/avh, mma2d.cuh): fl_plan's tile and
- * warps per head, hc heads a block: the largest power of two up to hmax (4, or 2) that
+ * warps per head, hc heads a block: the largest power of two up to hmax (4;
+ * tc-emu also tries 2: on the H200 two heads a block were slower) that
  * divides the heads, with at most 16 warps a block and the shared memory
  * (hc boxes, the staged runs; QK: at least the warps' Q rows) within the
  * budget.  Only where the attention tensor (head stride ash, query column
@@ -1299,8 +1299,7 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * QK and 1.4x on AV, docs/benchmarks.md), kept tested and timed.  Where the
  * attention tensor's heads are adjacent, the lean kernels' head-group
  * variants qkh/avh (fh_plan) come first; tc-lean-per-head is the default plan
- * without them (qkl/avl for every layout), head-pairs the default plan with
- * at most two heads a block (more, smaller blocks per SM; one run a query).
+ * without them (qkl/avl for every layout).
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1317,7 +1316,6 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     c.mma = cfg != 3;
     c.lean = cfg != 3 && cfg != 4;
     c.hg = c.lean && cfg != 5;
-    c.hmax = cfg == 6 ? 2 : 4;
     /* two head-group blocks per SM where the device allows (H200: 227 KiB
      * opt-in, 228 KiB per SM, 1 KiB reserved per block) */
     c.hbudget = optin < 112 * 1024 ? optin : 112 * 1024;
@@ -1367,7 +1365,7 @@ struct ops {
             const f2cfg cf = f2_config(p, x);
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
-                fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, cf.hmax, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,
+                fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,
                         F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 const void *fn = rpb ? (const void *)qkh_kernel<T, true> : (const void *)qkh_kernel<T, false>;
@@ -1436,7 +1434,7 @@ struct ops {
             const f2cfg cf = f2_config(p, x);
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
-                fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, cf.hmax, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,
+                fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,
                         f2mk(p, O).sh, f2mk(p, O).sc, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avh_kernel<T>, F.smem))) return st;
