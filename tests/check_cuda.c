@@ -239,7 +239,9 @@ END_TEST
  * row count (a warp with one row at the tile edge), causal on both axes with
  * dilation, Dv != D, partial tiles, RPB; then windows the lean kernels do not take
  * (9 x 11: 8 columns span more than 16 keys, W > 64), which fall back to the
- * wide kernels (qkm/avm). */
+ * wide kernels (qkm/avm); last, four and six heads (the head-group kernels
+ * qkh/avh: a tile row's four heads one run in memory, with RPB; causal with a
+ * stride; pairs of heads with dilation and RPB, one run a query). */
 static const ref_problem tc_shapes[] = {
     {1, 2, 2, 2, 32, 32, {40, 1, 1}, {9, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     {2, 1, 2, 2, 32, 16, {23, 26, 1}, {5, 3, 1}, {1, 1, 1}, {3, 2, 1}, {0, 0, 0}, 0, 0},
@@ -247,13 +249,17 @@ static const ref_problem tc_shapes[] = {
     {2, 2, 1, 1, 32, 32, {14, 18, 1}, {3, 3, 1}, {1, 1, 1}, {3, 3, 1}, {0, 0, 0}, 0, 0},
     {2, 1, 3, 3, 16, 16, {9, 37, 1}, {7, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 1, 0}, 0, 1},
     {2, 1, 2, 2, 32, 32, {20, 24, 1}, {9, 11, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    {2, 2, 4, 4, 32, 32, {19, 22, 1}, {7, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    {2, 1, 4, 4, 16, 16, {13, 17, 1}, {5, 3, 1}, {1, 1, 1}, {2, 1, 1}, {1, 1, 0}, 0, 0},
+    {2, 1, 6, 6, 32, 32, {17, 20, 1}, {3, 5, 1}, {2, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
 };
 
 /* The fast 2-D kernels under each configuration's tile budget (other tile
  * shapes, so other partial tiles), and with the fast kernels switched off for
  * the same problems (the generic kernels on a 2-D problem with a short head
- * dim); the tensor-core configurations (0: default, lean kernels; 4: tc-wide) also on
- * tc_shapes in fp16 and bf16. */
+ * dim); the tensor-core configurations (0: default, lean kernels and their
+ * head-group variants; 4: tc-wide; 5: tc-lean-per-head) also on tc_shapes in
+ * fp16 and bf16. */
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
@@ -262,10 +268,12 @@ START_TEST(configs_and_generic)
                                          {"NATTEN_CUDA_TILED_CONFIG", "2"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "3"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "4"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "5"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
         const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&
-                       (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0);
+                       (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0 ||
+                        strcmp(env[e][1], "5") == 0);
         ck_assert_int_eq(setenv(env[e][0], env[e][1], 1), 0);
         for (size_t c = 3; c <= 4; c++)
             for (int op = 0; op < OP_COUNT; op++) {

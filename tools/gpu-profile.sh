@@ -20,11 +20,12 @@
 #   NCU_EXTRA  more ncu options (e.g. "--set full", "--print-details all")
 # Profiles (name: natten-bench arguments; kernel filter):
 #   tiled-qk-f16:   cuda-tiled qk fp16, 2-D 56x56 K 7, B 64 H 4 D 32 (forward);
-#                   the tensor-core qkl_kernel (the default on sm_80+) or
+#                   the tensor-core qkh_kernel (the default on sm_80+ with a
+#                   query's heads adjacent), qkl_kernel (tc-lean-per-head) or
 #                   qkm_kernel (tc-wide), the fast 2-D kernel qk2_kernel or the
 #                   generic pn_kernel
-#   tiled-av-f16:   cuda-tiled av fp16, the same problem; avl_kernel, avm_kernel,
-#                   av2_kernel or nn_kernel
+#   tiled-av-f16:   cuda-tiled av fp16, the same problem; avh_kernel, avl_kernel,
+#                   avm_kernel, av2_kernel or nn_kernel
 #   tiled-fna-f32:  cuda-tiled fna fp32, 2-D 56x56 K 7, B 16 H 2 D 32 (forward);
 #                   fna2_kernel or fwd_kernel
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
@@ -61,8 +62,8 @@ declare -A args=(
     [tc-fna-f16-256]="--backend cuda-tc --op fna --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
 )
 declare -A kernel=(
-    [tiled-qk-f16]="regex:qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
-    [tiled-av-f16]="regex:avl_kernel|avm_kernel|av2_kernel|nn_kernel"
+    [tiled-qk-f16]="regex:qkh_kernel|qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
+    [tiled-av-f16]="regex:avh_kernel|avl_kernel|avm_kernel|av2_kernel|nn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
     [tc-fna-f16-256]="regex:fna_fwd_kernel|fwd_kernel|fwd_ws_kernel"
 )

@@ -164,7 +164,8 @@ extern "C" const natten_backend CT_BACKEND;
 
 #if CT_HOST_PASS
 static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k",
-                                                            "no-tensor-cores", "tc-wide"};
+                                                            "no-tensor-cores", "tc-wide",
+                                                            "tc-lean-per-head"};
 #endif
 
 #if CT_HOST_PASS

@@ -61,9 +61,10 @@ natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 
 /* The backend's configurations: the fast kernels' tile plans (default,
  * big-tiles, big-tiles-110k), the default plan without the tensor-core
- * kernels (no-tensor-cores) and with the first, wider tensor-core kernels
- * for the unfused ops (tc-wide); f2_config in kernels.cuh. */
-#define CT_N_CONFIGS 5
+ * kernels (no-tensor-cores), with the first, wider tensor-core kernels
+ * for the unfused ops (tc-wide), and with the lean ones per head only
+ * (tc-lean-per-head: no head-group qkh/avh); f2_config in kernels.cuh. */
+#define CT_N_CONFIGS 6
 
 /* One entry point per op, per dtype. */
 typedef struct ct_ops {

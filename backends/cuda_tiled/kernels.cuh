@@ -948,6 +948,8 @@ struct f2cfg {
     double per_block;
     bool mma;
     bool lean; /* the unfused ops' tensor-core kernels with fewer instructions (qkl/avl, mma2d.cuh) */
+    bool hg;   /* and their head-group variants (qkh/avh) where the layout allows */
+    size_t hbudget; /* shared memory a head-group block may use */
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1197,6 +1199,78 @@ static inline bool fl_plan(const natten_problem *p, size_t esz, i64 heads, size_
     F.dtc = 8 % X1.K;
     return true;
 }
+
+/* The runs of a tensor with E elements per (query, head) and query column
+ * stride sc (fhruns); returns the shared elements they take. */
+static inline i64 fh_runs_make(fhruns &R, i64 E, int hc, i64 T0, i64 T1, i64 d1, i64 sc)
+{
+    R.E = (int)E;
+    R.merged = d1 * sc == hc * E;
+    const i64 nrun = R.merged ? T0 : T0 * T1, rlen = R.merged ? T1 * hc * E : hc * E, rstr = (rlen + 14) / 8 * 8;
+    R.nrun = (int)nrun;
+    R.rlen = (int)rlen;
+    R.rstr = (int)rstr;
+    R.nchk = (int)(rstr / 8);
+    R.cr = fl_div_make(rstr / 8);
+    return nrun * rstr;
+}
+
+/*
+ * Tile of the head-group kernels (qkh/avh, mma2d.cuh): fl_plan's tile and
+ * warps per head, hc heads a block: the largest power of two up to hmax (4;
+ * tc-emu also tries 2: on the H200 two heads a block were slower) that
+ * divides the heads, with at most 16 warps a block and the shared memory
+ * (hc boxes, the staged runs; QK: at least the warps' Q rows) within the
+ * budget.  Only where the attention tensor (head stride ash, query column
+ * stride asc, in elements) has its heads adjacent (ash == W), so that a
+ * query's hc rows are one run; and not for hc 1 unless a tile row's queries
+ * are one run (else nothing to gain over qkl/avl).  false: the caller takes
+ * qkl/avl (per head), which serve every layout.  AV: where the output (Dv
+ * elements a head, strides osh, osc) has its heads adjacent too, it goes out
+ * as runs in the attention runs' place (ostage).
+ */
+static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_t budget, size_t hbudget, int hmax,
+                           bool av, i64 ash, i64 asc, i64 Dv, i64 osh, i64 osc, f2plan &P, flgeo &F)
+{
+    if (heads < 1 || !fl_plan(p, esz, heads, budget, av, P, F)) return false;
+    const i64 W = (i64)P.g.ax[0].K * P.g.ax[1].K, T0 = P.g.ax[0].T, T1 = P.g.ax[1].T, d1 = P.g.ax[1].d;
+    if (ash != W) return false;
+    const int nw = (int)P.block.x / 32;
+    const i64 pos = (i64)P.g.spr * P.g.spc + (av ? 1 : 16);
+    for (int hc = 4; hc >= 1; hc /= 2) {
+        if (hc > hmax || heads % hc || hc * nw > 16) continue;
+        fhruns ra, ro;
+        memset(&ro, 0, sizeof ro);
+        i64 region = fh_runs_make(ra, W, hc, T0, T1, d1, asc);
+        if (hc == 1 && !ra.merged) return false;
+        if (!av && region < (i64)hc * nw * 16 * FM_ROW) region = (i64)hc * nw * 16 * FM_ROW;
+        /* AV's output through shared memory too where its heads are adjacent */
+        bool ostage = false;
+        if (av && osh == Dv) {
+            const i64 ro_size = fh_runs_make(ro, Dv, hc, T0, T1, d1, osc);
+            ostage = hc > 1 || ro.merged;
+            if (ostage && ro_size > region) region = ro_size;
+        }
+        const size_t smem = (size_t)(hc * pos * FM_ROW + region) * esz;
+        if (smem > hbudget || region > 0x7fffffffLL) continue;
+        const i64 groups = heads / hc, bh = p->batch * groups;
+        P.g.H = (int)groups;
+        P.grid.x = (unsigned)(bh > 0 ? bh : 1);
+        P.block = dim3((unsigned)(hc * nw * 32), 1, 1);
+        P.smem = smem;
+        F.g = P.g;
+        F.H = fl_div_make(groups);
+        F.hc = hc;
+        F.lnw = nw == 1 ? 0 : nw == 2 ? 1 : nw == 4 ? 2 : nw == 8 ? 3 : 4;
+        F.ra = ra;
+        F.ro = ro;
+        F.ostage = ostage;
+        F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
+        F.BX = (int)(pos * FM_ROW);
+        return true;
+    }
+    return false;
+}
 #endif
 
 /* Dynamic shared memory beyond the default needs the kernel's opt-in. */
@@ -1222,7 +1296,10 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * The unfused fp16/bf16 ops go to mma2d.cuh's lean qkl/avl kernels (fl_plan)
  * where they fit, else to its qkm/avm kernels; tc-wide is the default plan
  * with qkm/avm only (the first tensor-core kernels: 1.6x slower on the 56x56
- * QK and 1.4x on AV, docs/benchmarks.md), kept tested and timed.
+ * QK and 1.4x on AV, docs/benchmarks.md), kept tested and timed.  Where the
+ * attention tensor's heads are adjacent, the lean kernels' head-group
+ * variants qkh/avh (fh_plan) come first; tc-lean-per-head is the default plan
+ * without them (qkl/avl for every layout).
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1238,6 +1315,11 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     c.per_block = cfg == 1 || cfg == 2 ? 1024.0 : 0.0;
     c.mma = cfg != 3;
     c.lean = cfg != 3 && cfg != 4;
+    c.hg = c.lean && cfg != 5;
+    /* two head-group blocks per SM where the device allows (H200: 227 KiB
+     * opt-in, 228 KiB per SM, 1 KiB reserved per block) */
+    c.hbudget = optin < 112 * 1024 ? optin : 112 * 1024;
+    if (c.hbudget < c.budget) c.hbudget = c.budget;
     return c;
 }
 
@@ -1280,6 +1362,20 @@ struct ops {
             const bool fits = fm_usable(p, x, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) &&
                               f2_fits(p, O, p->window) && (!rpb || f2_fits(p, R, 1)) && f2_vec(p, X, sizeof(T), D) &&
                               f2_vec(p, Y, sizeof(T), D);
+            const f2cfg cf = f2_config(p, x);
+            /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
+            if (fits && cf.hg &&
+                fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,
+                        F, L)) {
+                if (F.empty) return NATTEN_SUCCESS;
+                const void *fn = rpb ? (const void *)qkh_kernel<T, true> : (const void *)qkh_kernel<T, false>;
+                if ((st = f2_smem_attr(fn, F.smem))) return st;
+                const f2view vx = f2mk(p, X), vy = f2mk(p, Y), vr = rpb ? f2mk(p, R) : vx, vo = f2mk(p, O);
+                const int causal = p->causal[0] | p->causal[1] | p->causal[2];
+                if (rpb) qkh_kernel<T, true><<<F.grid, F.block, F.smem, s>>>(L, vx, vy, vr, vo, D, (float)mval, causal);
+                else qkh_kernel<T, false><<<F.grid, F.block, F.smem, s>>>(L, vx, vy, vr, vo, D, (float)mval, causal);
+                return launched(what);
+            }
             if (fits && f2_config(p, x).lean && fl_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, false, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 const void *fn = rpb ? (const void *)qkl_kernel<T, true> : (const void *)qkl_kernel<T, false>;
@@ -1335,6 +1431,16 @@ struct ops {
             flgeo L;
             const bool fits = fm_usable(p, x, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) &&
                               f2_fits(p, O, Dv) && f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
+            const f2cfg cf = f2_config(p, x);
+            /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
+            if (fits && cf.hg &&
+                fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,
+                        f2mk(p, O).sh, f2mk(p, O).sc, F, L)) {
+                if (F.empty) return NATTEN_SUCCESS;
+                if ((st = f2_smem_attr((const void *)avh_kernel<T>, F.smem))) return st;
+                avh_kernel<T><<<F.grid, F.block, F.smem, s>>>(L, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);
+                return launched(what);
+            }
             if (fits && f2_config(p, x).lean && fl_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, true, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avl_kernel<T>, F.smem))) return st;

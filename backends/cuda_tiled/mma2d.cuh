@@ -373,6 +373,18 @@ __device__ __forceinline__ int fl_quo(const fldiv &v, int n)
     return (int)((__umulhi((unsigned)n, v.m) + (unsigned)n) >> v.l);
 }
 
+/* The runs of a tensor of E elements per (query, head) that a head-group
+ * tile covers (fh_plan). */
+struct fhruns {
+    int E;      /* elements per query and head: W (attention), Dv (AV's output) */
+    int merged; /* a tile row's queries' hc heads are one run in memory */
+    int nrun;   /* runs per tile: tile rows (merged) or queries */
+    int rlen;   /* elements per run: T1 * hc * E (merged) or hc * E */
+    int rstr;   /* shared elements per run: rlen + 7 rounded up to 8 (room for the shift) */
+    int nchk;   /* 16-byte chunks per run (any shift) */
+    fldiv cr;   /* division by nchk */
+};
+
 struct flgeo {
     f2geo g;
     fldiv H, nt0, nt1, d0, d1, s0, s1;
@@ -382,6 +394,14 @@ struct flgeo {
     int KR;       /* AV: key rows a warp's windows span at most */
     int QS;       /* AV: buffer elements per query (KR * FL_KC + 8: conflict-free A loads) */
     int dtr, dtc; /* AV: 8 slots as (window rows, columns): 8 / K1, 8 % K1 */
+    /* the head-group kernels (qkh/avh, fh_plan) */
+    int hc;     /* heads per block (g.H: head groups) */
+    int lnw;    /* log2 of the warps per head */
+    fhruns ra;  /* the attention rows' runs */
+    fhruns ro;  /* AV: the output's runs, where staged (ostage) */
+    int ostage; /* AV: the output goes out through shared memory as runs too */
+    int lt1;    /* log2 of the tile's columns */
+    int BX;     /* elements per head's box (its positions and the spare or zero ones) */
 };
 
 /* f2win with the division by s done by fl_quo */
@@ -432,14 +452,14 @@ __device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
 
 /* Issue the cp.async copies of the box's rows of v (D = 16 or 32 elements)
  * to box[(row * spc + col) * FM_ROW], zeros in elements 16..31 when D is 16
- * (QK's B fragments always cover 32); no integer division.  The caller
- * waits (fm_cp_wait). */
+ * (QK's B fragments always cover 32), by threads tid of nthr; no integer
+ * division.  The caller waits (fm_cp_wait). */
 template <typename T>
 __device__ __forceinline__ void fl_stage(const f2geo &G, const f2tile &t, T *box, const T *base, const f2view &v,
-                                         int D)
+                                         int D, int tid, int nthr)
 {
     const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], lg = D > 16 ? 2 : 1;
-    const int step = (int)blockDim.x >> lg, k = (int)threadIdx.x & ((1 << lg) - 1), pos = (int)threadIdx.x >> lg;
+    const int step = nthr >> lg, k = tid & ((1 << lg) - 1), pos = tid >> lg;
     /* pos / nc and step / nc by a reciprocal: exact, as the numerators are
      * below 2^16 and the reciprocal's relative error (2^-22) stays below 0.5 / nc */
     const float rnc = __fdividef(1.0f, (float)nc);
@@ -526,10 +546,10 @@ struct flseg {
     bool qon;
 };
 
-__device__ __forceinline__ void fl_get_seg(const flgeo &F, const f2tile &t, flseg &S)
+__device__ __forceinline__ void fl_get_seg(const flgeo &F, const f2tile &t, flseg &S, int warp)
 {
     const f2geo &G = F.g;
-    const int warp = (int)threadIdx.x >> 5, gq = ((int)threadIdx.x & 31) >> 2;
+    const int gq = ((int)threadIdx.x & 31) >> 2;
     const int wr = warp >> F.lwc, wcl = warp - (wr << F.lwc);
     S.u0 = t.u0[0] + F.rpw * wr;
     S.c0 = t.u0[1] + 8 * wcl;
@@ -585,9 +605,9 @@ __global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f
     const int W = K0 * K1, WP = F.WP, warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const int gq = lane >> 2, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
     T *ob = box + (G.spr * G.spc + 16) * FM_ROW + warp * 16 * WP;
-    fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D);
+    fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, (int)threadIdx.x, (int)blockDim.x);
     flseg S;
-    fl_get_seg(F, t, S);
+    fl_get_seg(F, t, S, (int)threadIdx.x >> 5);
     unsigned qa[2][4];
     {
         const T *qp0 = f2at<T>(Q, b, h) + (S.u0 * d0 + t.g[0]) * Q.sr + (S.col * d1 + t.g[1]) * Q.sc + 2 * tq;
@@ -729,10 +749,10 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, 
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
     const int d0 = G.ax[0].d, d1 = G.ax[1].d, nc = t.bb[1] - t.ba[1], QS = F.QS;
     T *bz = zrow + FM_ROW + warp * 16 * QS;
-    fl_stage<T>(G, t, box, f2at<T>(V, b, h), V, D);
+    fl_stage<T>(G, t, box, f2at<T>(V, b, h), V, D, (int)threadIdx.x, (int)blockDim.x);
     for (int i = (int)threadIdx.x; i < FM_ROW / 2; i += (int)blockDim.x) ((unsigned *)zrow)[i] = 0u;
     flseg S;
-    fl_get_seg(F, t, S);
+    fl_get_seg(F, t, S, (int)threadIdx.x >> 5);
     for (int i = lane; i < 2 * QS; i += 32) ((uint4 *)bz)[i] = make_uint4(0u, 0u, 0u, 0u);
     __syncwarp();
     /* the warp's attention rows into bz: 8 lanes per query, 4 queries at a
@@ -816,6 +836,314 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, 
             fm_mma<T>(acc[2], a, b0, b1);
             fm_mma<T>(acc[3], a, b2, b3);
         }
+    }
+    if (!S.qon) return;
+    T *op = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr + (S.col * d1 + t.g[1]) * O.sc + 2 * tq;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (r >= S.nrow) break;
+#pragma unroll
+        for (int n = 0; n < 4; n++) {
+            if (n * 8 < D) {
+                T e[2];
+                put(&e[0], acc[n][2 * r]);
+                put(&e[1], acc[n][2 * r + 1]);
+                *(unsigned *)(op + 8 * n) = fm_pack<T>(e[0], e[1]);
+            }
+        }
+        op += d0 * O.sr;
+    }
+#endif
+}
+
+/*
+ * The head-group kernels (the default where the attention tensor's heads
+ * are adjacent, fh_plan; configuration 5 tc-lean-per-head keeps qkl/avl):
+ * the lean kernels' products, but a block takes the tile of hc heads (hc
+ * groups of warps, one per head, each with its own staged box).  Why: with
+ * heads last, one (batch, head)'s 49-slot attention rows are 98 bytes, only
+ * 2-byte aligned, H * 98 bytes apart; a block of one head writes (QK) or
+ * reads (AV) parts of sectors whose rest other blocks touch (ncu on the
+ * 56x56 QK: 14.8 of 32 bytes a store sector used, L2 bound at a third of
+ * DRAM bandwidth).  With hc heads, a query's hc rows are one run of
+ * hc * W elements, and a tile row's queries one run when the whole query
+ * stride is covered (merged: all heads, no dilation); a run is staged in
+ * shared memory shifted to its global address mod 16 bytes, so that it
+ * moves as whole 16-byte chunks (partial ones at its two ends element by
+ * element):
+ *  - QK: the products go to the staged runs, then the block writes them;
+ *    Q comes in 16-byte cp.async copies to shared memory (the region the
+ *    runs use later) and its A fragments with ldmatrix;
+ *  - AV: the block first copies the runs in (cp.async), and each lane reads
+ *    its A fragment elements from them (a 2-byte load per element inside
+ *    its queries' windows, zero outside); where the output has its heads
+ *    adjacent as well (ostage), its rows go out the same way.
+ */
+#define FH_THREADS 512 /* at most 16 warps: hc heads x warps per head (fh_plan) */
+
+/* Run rho of the tile (a tile row when merged, else a query of the tile):
+ * its first element in global memory (heads h0..) and n, its length (0 when
+ * outside the problem). */
+template <typename T>
+__device__ __forceinline__ T *fh_run(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b, int h0,
+                                     int rho, int &n)
+{
+    const f2geo &G = F.g;
+    const int r = R.merged ? rho : rho >> F.lt1, c = R.merged ? 0 : rho - (r << F.lt1);
+    const int row = t.u0[0] + r, col = t.u0[1] + c;
+    n = row > t.u1[0] || col > t.u1[1] ? 0 : R.merged ? (t.u1[1] - t.u0[1] + 1) * F.hc * R.E : R.rlen;
+    return f2at<T>(O, b, h0) + (row * G.ax[0].d + t.g[0]) * O.sr + (col * G.ax[1].d + t.g[1]) * O.sc;
+}
+
+/* Shared position of element 0 of query (r, c) of the tile, head h0 + hl. */
+template <typename T>
+__device__ __forceinline__ int fh_pos(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b, int h0,
+                                      int r, int c, int hl)
+{
+    const int rho = R.merged ? r : (r << F.lt1) + c;
+    int n;
+    const T *g = fh_run<T>(F, R, t, O, b, h0, rho, n);
+    return rho * R.rstr + (int)(((size_t)g >> 1) & 7) + (R.merged ? c * F.hc * R.E : 0) + hl * R.E;
+}
+
+/* The tile's runs between shared (st) and global memory, by the whole block:
+ * STORE writes them out, else they come in (cp.async for whole chunks: the
+ * caller waits). */
+template <typename T, bool STORE>
+__device__ __forceinline__ void fh_copy(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b,
+                                        int h0, T *st)
+{
+    const int total = R.nrun * R.nchk;
+    for (int i = (int)threadIdx.x; i < total; i += (int)blockDim.x) {
+        const int rho = fl_quo(R.cr, i), k = i - rho * R.nchk;
+        int n;
+        T *g = fh_run<T>(F, R, t, O, b, h0, rho, n);
+        const int e0 = 8 * k - (int)(((size_t)g >> 1) & 7);
+        if (n == 0 || e0 >= n) continue;
+        T *s = st + rho * R.rstr + 8 * k;
+        if (e0 >= 0 && e0 + 8 <= n) {
+            if (STORE) *(uint4 *)(g + e0) = *(const uint4 *)s;
+            else fm_cp16(s, g + e0);
+        } else {
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                if (e0 + u < 0 || e0 + u >= n) continue;
+                if (STORE) g[e0 + u] = s[u];
+                else s[u] = g[e0 + u];
+            }
+        }
+    }
+}
+
+/* Shared memory: hc boxes of BX elements (positions, then 16 that no one
+ * writes), then the region: first the warps' Q rows (16 x FM_ROW each),
+ * then the staged runs. */
+template <typename T, bool RPB>
+__global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f2view Kt, f2view R, f2view O, int D,
+                                                            float mval, int fill)
+{
+#if FM_ON
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    const f2geo &G = F.g;
+    f2tile t;
+    if (!fl_get_tile(F, t)) return;
+    const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, hl = warp >> F.lnw, nth = 32 << F.lnw;
+    const int b = fl_quo(F.H, (int)blockIdx.x), h0 = ((int)blockIdx.x - b * G.H) * F.hc, h = h0 + hl;
+    const int K0 = G.ax[0].K, K1 = G.ax[1].K, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
+    T *box = (T *)ct_smem + hl * F.BX, *st = (T *)ct_smem + F.hc * F.BX;
+    fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, (int)threadIdx.x - hl * nth, nth);
+    flseg S;
+    fl_get_seg(F, t, S, warp - (hl << F.lnw));
+    /* the warp's Q rows: row i is query (u0 + i / 8, c0 + i % 8); zeros
+     * outside the problem */
+    T *qs = st + warp * 16 * FM_ROW;
+    {
+        const int ri = lane >> 1, qr = ri >> 3, qc = ri & 7;
+        const bool ok = qr < S.nrow && S.c0 + qc <= t.u1[1];
+        const T *src =
+            f2at<T>(Q, b, h) + ((S.u0 + qr) * d0 + t.g[0]) * Q.sr + ((S.c0 + qc) * d1 + t.g[1]) * Q.sc;
+        for (int ch = lane & 1; ch < (D >> 3); ch += 2) {
+            T *dst = qs + ri * FM_ROW + 8 * ch;
+            if (ok) fm_cp16(dst, src + 8 * ch);
+            else *(uint4 *)dst = make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+    fm_cp_wait();
+    __syncthreads(); /* the boxes and the Q rows */
+    unsigned qa[2][4];
+    fm_ldsm4(qs + (lane & 15) * FM_ROW + 8 * (lane >> 4), qa[0][0], qa[0][1], qa[0][2], qa[0][3]);
+    if (D > 16) fm_ldsm4(qs + (lane & 15) * FM_ROW + 16 + 8 * (lane >> 4), qa[1][0], qa[1][1], qa[1][2], qa[1][3]);
+    else qa[1][0] = qa[1][1] = qa[1][2] = qa[1][3] = 0u;
+    __syncthreads(); /* the Q rows read: the runs may overwrite them */
+    if (fill) {
+        T mv;
+        put(&mv, mval);
+        for (int i = (int)threadIdx.x; i < F.ra.nrun * F.ra.rstr; i += (int)blockDim.x) st[i] = mv;
+        __syncthreads();
+    }
+    if (S.nrow > 0) {
+        const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
+        T *p0 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, hl);
+        T *p1 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, hl);
+        const int j = S.ns + 2 * tq - S.ca;
+        const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
+        const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
+                   w11 = (unsigned)(j + 9) < cn;
+        const T *rp = RPB ? f2at<T>(R, 0, h) + (S.ns + 2 * tq + t.ba[1] - S.col + K1 - 1) * R.sc : (const T *)0;
+        (void)rp;
+        const T *kb = box + (S.ra0 - t.ba[0]) * G.spc * FM_ROW + (S.ns + (lane & 7)) * FM_ROW + 8 * (lane >> 3);
+        const int kstep = G.spc * FM_ROW;
+        p0 += j;
+        p1 += j + (S.ra0 - S.ra1) * K1;
+        auto run = [&](int k0, int k1, auto V0, auto V1) {
+            const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
+            const T *kp = kb + (k0 - S.ra0) * kstep;
+            T *q0 = p0 + (k0 - S.ra0) * K1, *q1 = p1 + (k0 - S.ra0) * K1;
+#pragma unroll 1
+            for (int kr = k0; kr < k1; kr++, kp += kstep, q0 += K1, q1 += K1) {
+                unsigned bb[8];
+                float c[2][4];
+                fm_ldsm4(kp, bb[0], bb[1], bb[2], bb[3]);
+                fm_ldsm4(kp + 8 * FM_ROW, bb[4], bb[5], bb[6], bb[7]);
+                fm_mma0<T>(c[0], qa[0], bb[0], bb[1]);
+                fm_mma0<T>(c[1], qa[0], bb[4], bb[5]);
+                fm_mma<T>(c[0], qa[1], bb[2], bb[3]);
+                fm_mma<T>(c[1], qa[1], bb[6], bb[7]);
+                if (RPB) {
+                    const T *r0 = rp + (kr - S.u0 + K0 - 1) * R.sr, *r1 = r0 - R.sr;
+                    if (v0 && w00) c[0][0] += to_acc(r0[0]);
+                    if (v0 && w01) c[0][1] += to_acc(r0[R.sc]);
+                    if (v0 && w10) c[1][0] += to_acc(r0[8 * R.sc]);
+                    if (v0 && w11) c[1][1] += to_acc(r0[9 * R.sc]);
+                    if (v1 && w00) c[0][2] += to_acc(r1[0]);
+                    if (v1 && w01) c[0][3] += to_acc(r1[R.sc]);
+                    if (v1 && w10) c[1][2] += to_acc(r1[8 * R.sc]);
+                    if (v1 && w11) c[1][3] += to_acc(r1[9 * R.sc]);
+                }
+                if (v0) {
+                    if (w00) put(q0, c[0][0]);
+                    if (w01) put(q0 + 1, c[0][1]);
+                    if (w10) put(q0 + 8, c[1][0]);
+                    if (w11) put(q0 + 9, c[1][1]);
+                }
+                if (v1) {
+                    if (w00) put(q1, c[0][2]);
+                    if (w01) put(q1 + 1, c[0][3]);
+                    if (w10) put(q1 + 8, c[1][2]);
+                    if (w11) put(q1 + 9, c[1][3]);
+                }
+            }
+        };
+        if (S.nrow > 1) {
+            run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
+            run(S.ra1, S.rb0, flb<true>(), flb<true>());
+            run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
+        } else {
+            run(S.ra0, S.rb0, flb<true>(), flb<false>());
+        }
+    }
+    __syncthreads(); /* the runs */
+    fh_copy<T, true>(F, F.ra, t, O, b, h0, st);
+#endif
+}
+
+/* Shared memory: hc boxes of BX elements (positions, then the zero one),
+ * then the staged runs of attention rows, in whose place those of the
+ * output go (ostage: the output's heads adjacent too). */
+template <typename T>
+__global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, f2view V, f2view O, int D)
+{
+#if FM_ON
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    const f2geo &G = F.g;
+    f2tile t;
+    if (!fl_get_tile(F, t)) return;
+    const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, hl = warp >> F.lnw, nth = 32 << F.lnw;
+    const int b = fl_quo(F.H, (int)blockIdx.x), h0 = ((int)blockIdx.x - b * G.H) * F.hc, h = h0 + hl;
+    const int K1 = G.ax[1].K, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
+    const int nc = t.bb[1] - t.ba[1], tid = (int)threadIdx.x - hl * nth;
+    T *box = (T *)ct_smem + hl * F.BX, *zrow = box + G.spr * G.spc * FM_ROW, *st = (T *)ct_smem + F.hc * F.BX;
+    fl_stage<T>(G, t, box, f2at<T>(V, b, h), V, D, tid, nth);
+    for (int i = tid; i < FM_ROW / 2; i += nth) ((unsigned *)zrow)[i] = 0u;
+    fh_copy<T, false>(F, F.ra, t, Wt, b, h0, st);
+    flseg S;
+    fl_get_seg(F, t, S, warp - (hl << F.lnw));
+    fm_cp_wait();
+    __syncthreads(); /* the boxes, the zero positions and the runs */
+    float acc[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+    const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
+    if (S.nrow > 0) {
+    /* A fragment registers: rows gq (query row 0) and gq + 8 (row 1), staged
+     * columns ns + 2 tq (+ 1, + 8, + 9): window columns j (+ 1, + 8, + 9) of
+     * the lane's queries, read where inside the window; B: lane l gives key
+     * ns + (l & 15), d 8 (l >> 4) */
+    const int j = S.ns + 2 * tq - S.ca;
+    const unsigned short *x0b = (const unsigned short *)st + fh_pos<T>(F, F.ra, t, Wt, b, h0, lr, lc, hl) + j;
+    const unsigned short *x1b = (const unsigned short *)st + fh_pos<T>(F, F.ra, t, Wt, b, h0, lr + 1, lc, hl) + j;
+    const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
+    const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
+               w11 = (unsigned)(j + 9) < cn;
+    const int key = S.ns + (lane & 15), kstep = G.spc * FM_ROW;
+    const T *vb = key < nc ? box + (S.ra0 - t.ba[0]) * kstep + key * FM_ROW + (lane >> 4) * 8 : zrow + (lane >> 4) * 8;
+    const int vstep = key < nc ? kstep : 0;
+    auto run = [&](int k0, int k1, auto V0, auto V1) {
+        const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
+        const T *vp = vb + (k0 - S.ra0) * vstep;
+        const unsigned short *x0 = x0b + (k0 - S.ra0) * K1, *x1 = x1b + (k0 - S.ra1) * K1;
+#pragma unroll 1
+        for (int kr = k0; kr < k1; kr++, vp += vstep, x0 += K1, x1 += K1) {
+            unsigned a[4], b0, b1, b2, b3;
+            const unsigned l00 = v0 && w00 ? x0[0] : 0u, l01 = v0 && w01 ? x0[1] : 0u;
+            const unsigned l10 = v0 && w10 ? x0[8] : 0u, l11 = v0 && w11 ? x0[9] : 0u;
+            const unsigned m00 = v1 && w00 ? x1[0] : 0u, m01 = v1 && w01 ? x1[1] : 0u;
+            const unsigned m10 = v1 && w10 ? x1[8] : 0u, m11 = v1 && w11 ? x1[9] : 0u;
+            a[0] = l00 | l01 << 16;
+            a[1] = m00 | m01 << 16;
+            a[2] = l10 | l11 << 16;
+            a[3] = m10 | m11 << 16;
+            fm_ldsm_t4(vp, b0, b1, b2, b3);
+            fm_mma<T>(acc[0], a, b0, b1);
+            fm_mma<T>(acc[1], a, b2, b3);
+            if (D > 16) {
+                fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
+                fm_mma<T>(acc[2], a, b0, b1);
+                fm_mma<T>(acc[3], a, b2, b3);
+            }
+        }
+    };
+    if (S.nrow > 1) {
+        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
+        run(S.ra1, S.rb0, flb<true>(), flb<true>());
+        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
+    } else {
+        run(S.ra0, S.rb0, flb<true>(), flb<false>());
+    }
+    }
+    if (F.ostage) {
+        __syncthreads(); /* every warp done with the attention runs: the output's take their place */
+        if (S.qon) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                if (r >= S.nrow) break;
+                T *o = st + fh_pos<T>(F, F.ro, t, O, b, h0, lr + r, lc, hl) + 2 * tq;
+#pragma unroll
+                for (int n = 0; n < 4; n++) {
+                    if (n * 8 < D) {
+                        T e[2];
+                        put(&e[0], acc[n][2 * r]);
+                        put(&e[1], acc[n][2 * r + 1]);
+                        *(unsigned *)(o + 8 * n) = fm_pack<T>(e[0], e[1]);
+                    }
+                }
+            }
+        }
+        __syncthreads(); /* the output's runs */
+        fh_copy<T, true>(F, F.ro, t, O, b, h0, st);
+        return;
     }
     if (!S.qon) return;
     T *op = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr + (S.col * d1 + t.g[1]) * O.sc + 2 * tq;

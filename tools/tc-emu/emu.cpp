@@ -5,8 +5,9 @@
 // shfl, cp.async, st.shared) and runs one OS thread per CUDA thread, warp
 // collectives meeting at per-warp barriers.  Shared memory starts as 0xff
 // (NaN halves), so a product that reads a position nobody wrote shows up.
-// Each problem runs the default kernels (qkm/avm, fm_plan) and tc-lean's
-// (qkl/avl, fl_plan) in fp16 and compares QK (with RPB, -inf where masked)
+// Each problem runs the wide kernels (qkm/avm, fm_plan), the lean ones
+// (qkl/avl, fl_plan) and their head-group variants (qkh/avh, fh_plan, where
+// it takes the layout) in fp16 and compares QK (with RPB, -inf where masked)
 // and AV against a float reference computed from the same inputs.
 //
 //   python3 tools/tc-emu/gen.py . /tmp/tc-emu-gen.h &&
@@ -235,7 +236,7 @@ struct Ten {
     f2view view;
 };
 // [B, X0, X1, H, C] (heads last) or [B, H, X0, X1, C]; rows/cols as f2mk sees them
-static Ten mk(const Prob &P, int C, std::mt19937 &rng, bool fill) {
+static Ten mk(const Prob &P, int C, std::mt19937 &rng, bool fill, bool hf) {
     Ten t;
     int X0 = P.rank == 2 ? P.L[0] : 1, X1 = P.rank == 2 ? P.L[1] : P.L[0];
     t.v.resize((size_t)P.B * P.H * X0 * X1 * C + 1);
@@ -244,7 +245,7 @@ static Ten mk(const Prob &P, int C, std::mt19937 &rng, bool fill) {
         x = fill ? (__half)U(rng) : (__half)NAN;
     // odd byte offset for attention tensors: +1 element
     i64 sC = 1, sX1, sX0, sH, sB;
-    if (P.headsfirst) {
+    if (hf) {
         sX1 = C;
         sX0 = (i64)X1 * C;
         sH = (i64)X0 * X1 * C;
@@ -285,7 +286,10 @@ static natten_problem np(const Prob &P) {
     return p;
 }
 static int failures = 0;
-static void run(const Prob &P, bool lean, int seed) {
+// mode 0: qkm/avm (fm_plan); 1: qkl/avl (fl_plan); 2: qkh/avh (fh_plan, at most hmax heads a block;
+// skipped where it refuses the layout)
+static void run(const Prob &P, int mode, int seed, int hmax = 4) {
+    const bool lean = mode == 1;
     std::mt19937 rng(seed);
     // rows = axis 0 in 2-D, unit in 1-D
     int K0 = P.rank == 2 ? P.K[0] : 1, K1 = P.rank == 2 ? P.K[1] : P.K[0], W = K0 * K1;
@@ -293,8 +297,10 @@ static void run(const Prob &P, bool lean, int seed) {
     int d0 = P.rank == 2 ? P.d[0] : 1, d1 = P.rank == 2 ? P.d[1] : P.d[0];
     int s0 = P.rank == 2 ? P.s[0] : 1, s1 = P.rank == 2 ? P.s[1] : P.s[0];
     int c0 = P.rank == 2 ? P.c[0] : 0, c1 = P.rank == 2 ? P.c[1] : P.c[0];
-    Ten Q = mk(P, P.D, rng, true), K = mk(P, P.D, rng, true), V = mk(P, P.Dv, rng, true);
-    Ten A = mk(P, W, rng, false), Wt = mk(P, W, rng, true), O = mk(P, P.Dv, rng, false);
+    // headsfirst 2: the token tensors heads-first, the attention ones heads-last (check_cuda's layout)
+    const bool hft = P.headsfirst != 0, hfa = P.headsfirst == 1;
+    Ten Q = mk(P, P.D, rng, true, hft), K = mk(P, P.D, rng, true, hft), V = mk(P, P.Dv, rng, true, hft);
+    Ten A = mk(P, W, rng, false, hfa), Wt = mk(P, W, rng, true, hfa), O = mk(P, P.Dv, rng, false, hft);
     // odd offset for the attention tensors (2-byte alignment only)
     A.view.p += 2;
     Wt.view.p += 2;
@@ -314,7 +320,18 @@ static void run(const Prob &P, bool lean, int seed) {
     const float mval = -INFINITY;
     int causal = c0 | c1;
     // QK
-    if (lean) {
+    if (mode == 2) {
+        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, false, A.view.sh, A.view.sc, 0, 0, 0, F, G)) {
+            printf("  heads: fh_plan(qk) refused (heads not adjacent, or nothing to gain)\n");
+            return;
+        }
+        launch(F.grid, F.block, F.smem, [&] {
+            if (P.rpb)
+                qkh_kernel<__half, true>(G, Q.view, K.view, R, A.view, P.D, mval, causal);
+            else
+                qkh_kernel<__half, false>(G, Q.view, K.view, R, A.view, P.D, mval, causal);
+        });
+    } else if (lean) {
         if (!fl_plan(&p, 2, P.H, 72 * 1024, false, F, G)) {
             printf("  fl_plan(qk) refused\n");
             return;
@@ -334,7 +351,14 @@ static void run(const Prob &P, bool lean, int seed) {
                [&] { qkm_kernel<__half>(F.g, Q.view, K.view, R, A.view, P.D, P.rpb, mval, causal); });
     }
     // AV
-    if (lean) {
+    if (mode == 2) {
+        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, true, Wt.view.sh, Wt.view.sc, P.Dv, O.view.sh,
+                     O.view.sc, F, G)) {
+            printf("  heads: fh_plan(av) refused\n");
+            return;
+        }
+        launch(F.grid, F.block, F.smem, [&] { avh_kernel<__half>(G, Wt.view, V.view, O.view, P.Dv); });
+    } else if (lean) {
         if (!fl_plan(&p, 2, P.H, 72 * 1024, true, F, G)) {
             printf("  fl_plan(av) refused\n");
             return;
@@ -409,7 +433,7 @@ static void run(const Prob &P, bool lean, int seed) {
         printf("  qk wrote before the tensor\n");
     }
     printf("  %s: max err qk %.3g av %.3g, %ld bad; grid %u x %u x %u, block %u, smem %zu, tile %d x %d\n",
-           lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
+           mode == 2 ? (hmax < 4 ? "heads-2" : "heads") : lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
            F.g.ax[1].T);
     if (bad)
         failures++;
@@ -431,6 +455,15 @@ int main(int argc, char **argv) {
         {2, 1, 1, 32, 32, {21, 30}, {5, 5}, {1, 2}, {2, 2}, {1, 1}, 0, 1},
         {2, 1, 1, 16, 32, {25, 31}, {4, 6}, {2, 3}, {4, 3}, {0, 1}, 0, 0},
         {2, 1, 1, 32, 32, {20, 24}, {9, 11}, {1, 1}, {1, 1}, {0, 0}, 1, 0},
+        // head groups: 4 heads (one run a tile row) with RPB, causal with a stride, 1-D, 6 heads
+        {2, 2, 4, 32, 32, {19, 22}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 1, 0},
+        {2, 1, 4, 16, 16, {13, 17}, {5, 3}, {1, 1}, {2, 1}, {1, 1}, 0, 0},
+        {1, 2, 4, 32, 32, {45, 1}, {7, 1}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
+        {2, 1, 6, 32, 32, {17, 20}, {3, 5}, {2, 1}, {1, 1}, {0, 0}, 1, 0},
+        {2, 1, 4, 32, 32, {56, 56}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
+        // dilated columns (one run a query), token tensors heads-first
+        {2, 1, 4, 32, 32, {15, 23}, {3, 7}, {1, 2}, {1, 1}, {0, 0}, 1, 2},
+        {2, 2, 2, 16, 32, {11, 27}, {5, 5}, {2, 1}, {1, 3}, {1, 0}, 0, 2},
     };
     int only = argc > 1 ? atoi(argv[1]) : -1;
     for (size_t i = 0; i < probs.size(); i++) {
@@ -439,9 +472,11 @@ int main(int argc, char **argv) {
         const Prob &P = probs[i];
         printf("problem %zu: rank %d B %d H %d D %d Dv %d L %dx%d K %dx%d d %dx%d s %dx%d c %d%d rpb %d %s\n", i,
                P.rank, P.B, P.H, P.D, P.Dv, P.L[0], P.L[1], P.K[0], P.K[1], P.d[0], P.d[1], P.s[0], P.s[1], P.c[0],
-               P.c[1], P.rpb, P.headsfirst ? "heads-first" : "heads-last");
-        run(P, false, 1 + (int)i);
-        run(P, true, 1 + (int)i);
+               P.c[1], P.rpb, P.headsfirst == 2 ? "tokens heads-first" : P.headsfirst ? "heads-first" : "heads-last");
+        for (int mode = 0; mode < 3; mode++)
+            run(P, mode, 1 + (int)i);
+        if (P.H % 4 == 0) // head pairs (fh_plan's hc 2, as for H 2 or 6)
+            run(P, 2, 1 + (int)i, 2);
     }
     printf("%d failures\n", failures);
     return failures != 0;
