@@ -84,6 +84,7 @@ typedef struct omp_plan {
     int64_t *goff;               /* first packed column of each dilation group of axis 2 */
     omp_pack pack[2];            /* operands of the query strips (see strip_row) */
     int64_t fsh;                 /* fused forward blocks: packed rows start fsh columns in (alignment) */
+    int vdirect;                 /* fused forward blocks: every strip sums the value tensor itself (no packed V) */
     int nthreads;
 } omp_plan;
 
@@ -575,6 +576,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
             break;
         }
     }
+    P->vdirect = fast_vdirect_f32(P);
     ncol = (P->fsh + p->extent[2] + 32 + p->kernel[2] + 15) & ~(int64_t)15;
     kslot = (p->dim * ncol + 15) & ~(int64_t)15;
     vslot = (p->dim_v * ncol + 15) & ~(int64_t)15;
