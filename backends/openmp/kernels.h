@@ -1232,11 +1232,12 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
  * The fused forward of rows x1 = (u1 + r) * d1 + g1, r < nr, of (b, h, x0),
  * every strip of the last axis (all mode 0 or 2: fna_fast_ok()) as blocks
  * (fast.h).  scr: fast_scratch(), 64-byte aligned; rc: the thread's row
- * cache; ptrs: 2 * m0 * m1 pointers.
+ * cache; ptrs: 2 * m0 * m1 pointers; back: the thread's next block is the
+ * one before (1) or after (0) this one.
  */
 static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t g1,
                                                  int64_t u1, int nr, REAL *scr, KFN(fcache) *rc, const REAL **ptrs,
-                                                 KFN(frun) *runs)
+                                                 KFN(frun) *runs, int back)
 {
     const natten_problem *p = &P->p;
     const natten_view *Q = VIEW(P, NATTEN_ARG_Q);
@@ -1264,10 +1265,10 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
         if (r == 0 || B.a1[r] < B.jlo) B.jlo = B.a1[r];
         if (r == 0 || B.a1[r] + B.n1[r] > B.jhi) B.jhi = B.a1[r] + B.n1[r];
     }
-    /* the next block's queries: their loads miss the cache otherwise */
+    /* the thread's next block's queries (rows after this block, or before it): their loads miss the cache otherwise */
     for (int r = 0; r < nr; r++) {
-        int64_t u = u1 + nr + r, x1;
-        if (u * p->dilation[1] + g1 >= p->extent[1]) break;
+        int64_t u = back ? u1 - 1 - r : u1 + nr + r, x1;
+        if (u < 0 || u * p->dilation[1] + g1 >= p->extent[1]) break;
         x1 = u * p->dilation[1] + g1;
         for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
             const char *a = (const char *)(DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, x2, h, 0));

@@ -622,7 +622,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
             x0 = t % p->extent[0], h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
             fna_rows_f32(P, b, h, x0, tab[3 * e], tab[3 * e + 1], (int)tab[3 * e + 2], (float *)(void *)s, &rc,
                          (const float **)(void *)(rc.tag + m0 * m1),
-                         (frun_f32 *)(void *)((const float **)(void *)(rc.tag + m0 * m1) + 2 * m0 * m1));
+                         (frun_f32 *)(void *)((const float **)(void *)(rc.tag + m0 * m1) + 2 * m0 * m1), back);
         }
     }
     natten_free(tab);
