@@ -982,12 +982,14 @@ typedef struct {
  * the same order (runs, then slots) as av_step, so the same sums.
  *
  * The full-width strips (mode 0) take the same path when every strip of
- * the problem can (P->vdirect): query q's keys are then its own (q * qs
- * on from the first query's), loaded per query and slot; the value rows need
- * no packing and the outputs no transpose.
+ * the problem can (P->vdirect, QO): query q's window then starts q keys
+ * after the first query's, so key t of the chunk (voff[t]) is slot t - q of
+ * query q and is loaded once for every query whose window holds it; the
+ * value rows need no packing and the outputs no transpose.
  *
  * bav_step: run R's rows RLO .. RLO + NR - 1, NQ queries from lane l0, nt
- * slots (keys at voff[t2] from the run's value row, plus q * qs when QO).
+ * slots (keys at voff[t2] from the run's value row; QO: keys voff[t],
+ * t < nt + NQ - 1, slot t - q of query q).
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
 KFN(bav_step)(v_f32_w (*a)[4][2], const KFN(frun) *R, const REAL *vr, const int64_t *voff, int64_t nt, int l0,
@@ -998,7 +1000,7 @@ KFN(bav_step)(v_f32_w (*a)[4][2], const KFN(frun) *R, const REAL *vr, const int6
     for (int64_t t = 0; t < nt + (QO ? NQ - 1 : 0); t++) {
         const REAL *vp = vr + voff[t];
         v_f32_w v0 = *(const vu_f32_w *)vp, v1 = CV > 1 ? *(const vu_f32_w *)(vp + SW) : v0;
-        if (QO) { /* in registers, each weight an embedded broadcast (else GCC reloads v per row) */
+        if (QO) { /* kept in registers (else GCC folds the load into each row's FMA: a load per FMA) */
             NATTEN_OMP_REG(v0);
             if (CV > 1) NATTEN_OMP_REG(v1);
         }
@@ -1078,7 +1080,7 @@ KFN(bav_qo)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL *c
     }
 }
 
-/* bav_qo: every query reads the same keys (QO 0) or its own, q * qs on (QO 1) */
+/* bav_qo: every query reads the same keys (QO 0) or its window starts q keys on (QO 1) */
 static NATTEN_OMP_FAST_TARGET void KFN(bav_q)(const KFN(fblk) *B, const int64_t *voff, int64_t nt,
                                                int l0, REAL *const *out, int64_t Dv, int nq, int qo)
 {
