@@ -69,6 +69,10 @@ static const tc_case cases[] = {
     /* the paired border strips' weighted sums from the value tensor (border_av): 6 border queries
      * per half (two groups of queries), Dv = 64 (two chunks of two vectors), GQA, a 2-row block */
     {"2d 8x40 K(3,11) GQA Dv=64 rpb", {2, 1, 4, 2, 16, 64, {8, 40, 1}, {3, 11, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1}},
+    /* the full-width strips' weighted sums from the value tensor (direct_av: every strip of the
+     * problem sums the tensor, no packed values): dilation 2 on the strip axis (two groups),
+     * a strip of 6 live lanes between the borders, Dv = 48 (a two-vector and a one-vector chunk) */
+    {"2d 9x60 K(3,7) d(1,2) GQA Dv=48", {2, 1, 4, 2, 16, 48, {9, 60, 1}, {3, 7, 1}, {1, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0}},
 };
 static const int ncases = (int)(sizeof cases / sizeof cases[0]);
 

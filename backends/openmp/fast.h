@@ -35,13 +35,15 @@ typedef int32_t FFN(vi) __attribute__((vector_size(FL * sizeof(REAL))));
  * |r| <= ln2/2: relative error 1.1e-7, two FMAs fewer than vexp's.  The
  * clamp is one vmaxps and y * 2^n one vscalefps (FMAX, FSCALEF: the
  * instance's width), so no float to integer conversion is needed; a NaN
- * lane stays NaN.
+ * lane stays NaN.  The clamp at -104 (n = -150) makes exp(-inf) exactly 0
+ * (y 2^-150 rounds to 0, y < 1.42), so masked slots (-inf) need no mask;
+ * below -87.3 the results are subnormal (e^-104 < 2^-150).
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET FFN(v) FFN(exp)(FFN(v) x)
 {
     const FFN(v) shifter = 12582912.0f - (FFN(v)){0}; /* 1.5 * 2^23 */
     FFN(v) t, n, r, y;
-    x = FMAX(-87.0f - (FFN(v)){0}, x); /* vmaxps returns its second operand for a NaN */
+    x = FMAX(-104.0f - (FFN(v)){0}, x); /* vmaxps returns its second operand for a NaN */
     t = x * 1.44269504f + shifter; /* 1.5 * 2^23 + round(x / ln2) */
     n = t - shifter;
     r = x - n * 0.693145752f;
@@ -427,7 +429,7 @@ static NATTEN_OMP_FAST_TARGET void FFN(block)(const omp_plan *P, const KFN(fblk)
         for (int64_t t0 = 0; t0 < S->n[0]; t0++)
             for (int64_t t = t0 * K1 * K2; t < (t0 * K1 + B->n1[r]) * K2; t++) {
                 FFN(v) v = *(const FFN(v) *)(z + t * SW);
-                FFN(v) e = (FFN(v))((FFN(vi))FFN(exp)(v - mx) & (v != -INFINITY));
+                FFN(v) e = FFN(exp)(v - mx); /* 0 for -inf (a lane of -inf only: NaN, a dead lane) */
                 *(FFN(v) *)(z + t * SW) = e;
                 sum += e;
             }

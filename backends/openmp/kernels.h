@@ -981,19 +981,33 @@ typedef struct {
  * need no transpose.  Same products (weight of lane l times the value) in
  * the same order (runs, then slots) as av_step, so the same sums.
  *
+ * The full-width strips (mode 0) take the same path when every strip of
+ * the problem can (P->vdirect, QO): query q's window then starts q keys
+ * after the first query's, so key t of the chunk (voff[t]) is slot t - q of
+ * query q and is loaded once for every query whose window holds it; the
+ * value rows need no packing and the outputs no transpose.
+ *
  * bav_step: run R's rows RLO .. RLO + NR - 1, NQ queries from lane l0, nt
- * slots (keys at voff[t2] from the run's value row).
+ * slots (keys at voff[t2] from the run's value row; QO: keys voff[t],
+ * t < nt + NQ - 1, slot t - q of query q).
  */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
 KFN(bav_step)(v_f32_w (*a)[4][2], const KFN(frun) *R, const REAL *vr, const int64_t *voff, int64_t nt, int l0,
-              const int RLO, const int NR, const int NQ, const int CV)
+              const int RLO, const int NR, const int NQ, const int CV, const int QO)
 {
     const REAL *w0 = R->w[RLO] + l0, *w1 = R->w[NR > 1 ? RLO + 1 : RLO] + l0, *w2 = R->w[NR > 2 ? RLO + 2 : RLO] + l0;
-    for (int64_t t2 = 0; t2 < nt; t2++) {
-        const REAL *vp = vr + voff[t2];
+    /* QO: key t (voff[t]) is slot t - q of query q; each key is loaded once for the NQ queries */
+    for (int64_t t = 0; t < nt + (QO ? NQ - 1 : 0); t++) {
+        const REAL *vp = vr + voff[t];
         v_f32_w v0 = *(const vu_f32_w *)vp, v1 = CV > 1 ? *(const vu_f32_w *)(vp + SW) : v0;
+        if (QO) { /* kept in registers (else GCC folds the load into each row's FMA: a load per FMA) */
+            NATTEN_OMP_REG(v0);
+            if (CV > 1) NATTEN_OMP_REG(v1);
+        }
 #pragma GCC unroll 4
         for (int q = 0; q < NQ; q++) {
+            int64_t t2 = QO ? t - q : t;
+            if (QO && (t2 < 0 || t2 >= nt)) continue;
             v_f32_w p0 = w0[t2 * SW + q] - (v_f32_w){0}; /* x - 0 is x, also for -0 */
             a[RLO][q][0] += p0 * v0;
             if (CV > 1) a[RLO][q][1] += p0 * v1;
@@ -1013,8 +1027,8 @@ KFN(bav_step)(v_f32_w (*a)[4][2], const KFN(frun) *R, const REAL *vr, const int6
 
 /* Channels c0 .. c0 + CV * SW - 1 of NQ queries (lanes l0 ..) of every row: out[r * 4 + q] their output rows. */
 static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
-KFN(bav_chunk)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL *const *out, int64_t c0,
-               const int NQ, const int CV)
+KFN(bav_chunk)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL *const *out,
+               int64_t c0, const int NQ, const int CV, const int QO)
 {
     v_f32_w a[3][4][2];
 #pragma GCC unroll 3
@@ -1027,12 +1041,12 @@ KFN(bav_chunk)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL
         const KFN(frun) *R = &B->run[n];
         const REAL *vr = R->vt + c0;
         switch (R->kind) {
-        case 1: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 1, NQ, CV); break;
-        case 2: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 2, NQ, CV); break;
-        case 3: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 3, NQ, CV); break;
-        case 5: KFN(bav_step)(a, R, vr, voff, nt, l0, 1, 1, NQ, CV); break;
-        case 6: KFN(bav_step)(a, R, vr, voff, nt, l0, 1, 2, NQ, CV); break;
-        default: KFN(bav_step)(a, R, vr, voff, nt, l0, 2, 1, NQ, CV); break;
+        case 1: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 1, NQ, CV, QO); break;
+        case 2: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 2, NQ, CV, QO); break;
+        case 3: KFN(bav_step)(a, R, vr, voff, nt, l0, 0, 3, NQ, CV, QO); break;
+        case 5: KFN(bav_step)(a, R, vr, voff, nt, l0, 1, 1, NQ, CV, QO); break;
+        case 6: KFN(bav_step)(a, R, vr, voff, nt, l0, 1, 2, NQ, CV, QO); break;
+        default: KFN(bav_step)(a, R, vr, voff, nt, l0, 2, 1, NQ, CV, QO); break;
         }
     }
 #pragma GCC unroll 3
@@ -1047,22 +1061,31 @@ KFN(bav_chunk)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL
     }
 }
 
-static NATTEN_OMP_FAST_TARGET void KFN(bav_q)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0,
-                                               REAL *const *out, int64_t Dv, int nq)
+static inline __attribute__((always_inline)) NATTEN_OMP_FAST_TARGET void
+KFN(bav_qo)(const KFN(fblk) *B, const int64_t *voff, int64_t nt, int l0, REAL *const *out,
+            int64_t Dv, int nq, const int QO)
 {
     int64_t c0 = 0;
     for (; c0 + 2 * SW <= Dv; c0 += 2 * SW) {
-        if (nq == 4) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 4, 2);
-        else if (nq == 3) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 3, 2);
-        else if (nq == 2) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 2, 2);
-        else KFN(bav_chunk)(B, voff, nt, l0, out, c0, 1, 2);
+        if (nq == 4) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 4, 2, QO);
+        else if (nq == 3) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 3, 2, QO);
+        else if (nq == 2) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 2, 2, QO);
+        else KFN(bav_chunk)(B, voff, nt, l0, out, c0, 1, 2, QO);
     }
     for (; c0 < Dv; c0 += SW) {
-        if (nq == 4) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 4, 1);
-        else if (nq == 3) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 3, 1);
-        else if (nq == 2) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 2, 1);
-        else KFN(bav_chunk)(B, voff, nt, l0, out, c0, 1, 1);
+        if (nq == 4) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 4, 1, QO);
+        else if (nq == 3) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 3, 1, QO);
+        else if (nq == 2) KFN(bav_chunk)(B, voff, nt, l0, out, c0, 2, 1, QO);
+        else KFN(bav_chunk)(B, voff, nt, l0, out, c0, 1, 1, QO);
     }
+}
+
+/* bav_qo: every query reads the same keys (QO 0) or its window starts q keys on (QO 1) */
+static NATTEN_OMP_FAST_TARGET void KFN(bav_q)(const KFN(fblk) *B, const int64_t *voff, int64_t nt,
+                                               int l0, REAL *const *out, int64_t Dv, int nq, int qo)
+{
+    if (qo) KFN(bav_qo)(B, voff, nt, l0, out, Dv, nq, 1);
+    else KFN(bav_qo)(B, voff, nt, l0, out, Dv, nq, 0);
 }
 
 /* 1 if border_av takes strip S (mode 3, head dim of V a multiple of SW). */
@@ -1095,9 +1118,73 @@ static NATTEN_OMP_FAST_TARGET void KFN(border_av)(const omp_plan *P, const KFN(f
             for (int r = 0; r < B->nr; r++)
                 for (int q = 0; q < nq; q++)
                     out[r * 4 + q] = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], S->x2[l0 + q0 + q], h, 0);
-            KFN(bav_q)(B, voff, nt, l0 + q0, out, p->dim_v, nq);
+            KFN(bav_q)(B, voff, nt, l0 + q0, out, p->dim_v, nq, 0);
         }
     }
+}
+
+/*
+ * The weighted sums and outputs of full-width strip S (mode 0, P->vdirect)
+ * of block B, after block(..., av = 0): lane l's keys are the group's
+ * positions pos + l + t2 (pos: lane 0's first), in the value tensor.
+ */
+static NATTEN_OMP_FAST_TARGET void KFN(direct_av)(const omp_plan *P, const KFN(fblk) *B, const KFN(strip) *S,
+                                                  int64_t b, int64_t h, int64_t x0)
+{
+    const natten_problem *p = &P->p;
+    const natten_view *V = VIEW(P, NATTEN_ARG_V), *O = VIEW(P, NATTEN_ARG_OUT);
+    int64_t d2 = p->dilation[2], g2 = S->x2[0] % d2, pos = S->col0 - P->fsh - P->goff[g2], voff[64 + 3];
+    REAL *out[12];
+    for (int q0 = 0; q0 < S->w; q0 += 4) {
+        int nq = S->w - q0 < 4 ? (int)S->w - q0 : 4;
+        /* key t: slot t - q of query q0 + q */
+        for (int64_t t = 0; t < p->kernel[2] + nq - 1; t++) voff[t] = ((pos + q0 + t) * d2 + g2) * V->stride[3];
+        for (int r = 0; r < B->nr; r++)
+            for (int q = 0; q < nq; q++)
+                out[r * 4 + q] = DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], S->x2[q0 + q], h, 0);
+        KFN(bav_q)(B, voff, p->kernel[2], q0, out, p->dim_v, nq, 1);
+    }
+}
+
+/*
+ * 1 if the first and last strips of group g2 (ng positions) are broadcast
+ * strips (the borders) of at most SW / 2 lanes with strips between them:
+ * fna_rows pairs them in one vector (mode 3).  *w: the first strip's
+ * lanes; *ul, *wl: the last strip's position and lanes.
+ */
+static int KFN(border_pair)(const omp_plan *P, int64_t g2, int64_t ng, int64_t *w, int64_t *ul, int64_t *wl)
+{
+    int mode, model = 0;
+    *w = KFN(strip_len)(P, g2, 0, ng, &mode);
+    *ul = *wl = 0;
+    if (!(mode == 2 && *w < ng && *w <= SW / 2)) return 0;
+    for (int64_t u = *w, wu; u < ng; u += wu) {
+        *ul = u;
+        wu = *wl = KFN(strip_len)(P, g2, u, ng, &model);
+    }
+    return model == 2 && *wl <= SW / 2;
+}
+
+/*
+ * 1 if every strip of the fused forward's blocks can sum the value tensor
+ * itself (border_av for the paired borders, direct_av for the rest): value
+ * head dim a multiple of SW, K2 <= 64, and every strip that is not a paired
+ * border moves its window (mode 0) inside its group.
+ */
+static int KFN(fast_vdirect)(const omp_plan *P)
+{
+    const natten_problem *p = &P->p;
+    if (p->dim_v % SW || p->kernel[2] > 64) return 0;
+    for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2), w, ul, wl, ub = 0, ue = ng;
+        int mode;
+        if (KFN(border_pair)(P, g2, ng, &w, &ul, &wl)) ub = w, ue = ul;
+        for (int64_t u = ub; u < ue; u += w) {
+            w = KFN(strip_len)(P, g2, u, ng, &mode);
+            if (mode != 0 || P->wa[2][u * p->dilation[2] + g2] + w - 1 + p->kernel[2] > ng) return 0;
+        }
+    }
+    return 1;
 }
 
 /* Per-thread scratch of fna_rows without the row cache, in REAL units (64-byte multiples). */
@@ -1125,13 +1212,14 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
     for (int r = 0; r < B->nr; r++)
         KFN(load_t)(S, DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, B->x1[r], 0, h, 0), Q->stride[3], p->dim,
                     (REAL)p->scale, B->qt[r]);
-    int bav = KFN(border_av_ok)(P, S);
-    if (fl <= SW / 4) block_f32_q(P, B, S, rpb, !bav);
-    else if (fl <= SW / 2) block_f32_h(P, B, S, rpb, !bav);
-    else block_f32_w(P, B, S, rpb, !bav);
+    int bav = KFN(border_av_ok)(P, S), dav = P->vdirect && S->mode == 0;
+    if (fl <= SW / 4) block_f32_q(P, B, S, rpb, !bav && !dav);
+    else if (fl <= SW / 2) block_f32_h(P, B, S, rpb, !bav && !dav);
+    else block_f32_w(P, B, S, rpb, !bav && !dav);
     if (bav) KFN(border_av)(P, B, S, b, h, x0, fl);
+    if (dav) KFN(direct_av)(P, B, S, b, h, x0);
     for (int r = 0; r < B->nr; r++) {
-        if (!bav)
+        if (!bav && !dav)
             KFN(store_t)(S, B->o[r], p->dim_v, DATA(P, NATTEN_ARG_OUT) + natten_off(O, b, x0, B->x1[r], 0, h, 0),
                          O->stride[3], trash);
         if (L->data) {
@@ -1146,11 +1234,12 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_one)(const omp_plan *P, const KFN(fbl
  * The fused forward of rows x1 = (u1 + r) * d1 + g1, r < nr, of (b, h, x0),
  * every strip of the last axis (all mode 0 or 2: fna_fast_ok()) as blocks
  * (fast.h).  scr: fast_scratch(), 64-byte aligned; rc: the thread's row
- * cache; ptrs: 2 * m0 * m1 pointers.
+ * cache; ptrs: 2 * m0 * m1 pointers; back: the thread's next block is the
+ * one before (1) or after (0) this one.
  */
 static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, int64_t h, int64_t x0, int64_t g1,
                                                  int64_t u1, int nr, REAL *scr, KFN(fcache) *rc, const REAL **ptrs,
-                                                 KFN(frun) *runs)
+                                                 KFN(frun) *runs, int back)
 {
     const natten_problem *p = &P->p;
     const natten_view *Q = VIEW(P, NATTEN_ARG_Q);
@@ -1178,10 +1267,10 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
         if (r == 0 || B.a1[r] < B.jlo) B.jlo = B.a1[r];
         if (r == 0 || B.a1[r] + B.n1[r] > B.jhi) B.jhi = B.a1[r] + B.n1[r];
     }
-    /* the next block's queries: their loads miss the cache otherwise */
+    /* the thread's next block's queries (rows after this block, or before it): their loads miss the cache otherwise */
     for (int r = 0; r < nr; r++) {
-        int64_t u = u1 + nr + r, x1;
-        if (u * p->dilation[1] + g1 >= p->extent[1]) break;
+        int64_t u = back ? u1 - 1 - r : u1 + nr + r, x1;
+        if (u < 0 || u * p->dilation[1] + g1 >= p->extent[1]) break;
         x1 = u * p->dilation[1] + g1;
         for (int64_t x2 = 0; x2 < p->extent[2]; x2++) {
             const char *a = (const char *)(DATA(P, NATTEN_ARG_Q) + natten_off(Q, b, x0, x1, x2, h, 0));
@@ -1200,7 +1289,7 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
             REAL *kd = rc->k + slot * rc->kslot, *vd = rc->v + slot * rc->vslot;
             if (rc->tag[slot] != id + 1) {
                 KFN(pack_row)(P, VIEW(P, NATTEN_ARG_K), b, hk, y0, y1, kd + P->fsh, ncol);
-                KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd + P->fsh, ncol);
+                if (!P->vdirect) KFN(pack_row)(P, VIEW(P, NATTEN_ARG_V), b, hk, y0, y1, vd + P->fsh, ncol);
                 rc->tag[slot] = id + 1;
             }
             B.kp[t0 * B.m1 + j - B.jlo] = kd;
@@ -1230,20 +1319,15 @@ static NATTEN_OMP_FAST_TARGET void KFN(fna_rows)(const omp_plan *P, int64_t b, i
             }
         }
     for (int64_t g2 = 0; g2 < p->dilation[2]; g2++) {
-        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2), ub = 0, ue = ng, w, wl = 0, ul = 0;
-        int mode, model = 0;
+        int64_t ng = natten_group_len(p->extent[2], p->dilation[2], g2), ub = 0, ue = ng, w, wl, ul;
+        int mode;
         /*
          * The group's first and last strips, broadcast (the borders, where
          * the window stops moving) and narrow, share one vector: half a
          * vector each (mode 3), half the FMAs of two narrow strips.
          */
-        w = KFN(strip_len)(P, g2, 0, ng, &mode);
-        if (mode == 2 && w < ng && w <= SW / 2) {
-            for (int64_t u = w, wu; u < ng; u += wu) {
-                ul = u;
-                wu = wl = KFN(strip_len)(P, g2, u, ng, &model);
-            }
-            if (model == 2 && wl <= SW / 2) {
+        {
+            if (KFN(border_pair)(P, g2, ng, &w, &ul, &wl)) {
                 KFN(strip) S1;
                 int64_t hw = w > wl ? w : wl, fl = hw <= SW / 8 ? SW / 4 : hw <= SW / 4 ? SW / 2 : SW;
                 KFN(strip_init)(P, &S, x0, B.x1[0], g2, 0, w, 2);

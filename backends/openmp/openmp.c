@@ -84,6 +84,7 @@ typedef struct omp_plan {
     int64_t *goff;               /* first packed column of each dilation group of axis 2 */
     omp_pack pack[2];            /* operands of the query strips (see strip_row) */
     int64_t fsh;                 /* fused forward blocks: packed rows start fsh columns in (alignment) */
+    int vdirect;                 /* fused forward blocks: every strip sums the value tensor itself (no packed V) */
     int nthreads;
 } omp_plan;
 
@@ -575,6 +576,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
             break;
         }
     }
+    P->vdirect = fast_vdirect_f32(P);
     ncol = (P->fsh + p->extent[2] + 32 + p->kernel[2] + 15) & ~(int64_t)15;
     kslot = (p->dim * ncol + 15) & ~(int64_t)15;
     vslot = (p->dim_v * ncol + 15) & ~(int64_t)15;
@@ -620,7 +622,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
             x0 = t % p->extent[0], h = (t / p->extent[0]) % p->heads, b = t / p->extent[0] / p->heads;
             fna_rows_f32(P, b, h, x0, tab[3 * e], tab[3 * e + 1], (int)tab[3 * e + 2], (float *)(void *)s, &rc,
                          (const float **)(void *)(rc.tag + m0 * m1),
-                         (frun_f32 *)(void *)((const float **)(void *)(rc.tag + m0 * m1) + 2 * m0 * m1));
+                         (frun_f32 *)(void *)((const float **)(void *)(rc.tag + m0 * m1) + 2 * m0 * m1), back);
         }
     }
     natten_free(tab);
