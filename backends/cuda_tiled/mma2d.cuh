@@ -587,62 +587,16 @@ template <bool B> struct flb {
     static constexpr bool v = B;
 };
 
-/* Shared memory: box (spr * spc positions, then 16 more that no one writes:
- * the last row's B fragments may read past its columns), then WP * 16
- * elements per warp.  The warp's staged columns span at most 16 (fl_plan):
- * two n-tiles of 8 keys. */
+/* The QK products of a warp's segment (fl_get_seg), the bias added with RPB,
+ * into the kernel's output buffer (qkl_kernel's per-warp rows, qkh_kernel's
+ * staged runs): p0 and p1 point at window slot 0 of the lane's query in the
+ * segment's rows 0 and 1.  The segment has at least one row. */
 template <typename T, bool RPB>
-__global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f2view Kt, f2view R, f2view O, int D,
-                                                            float mval, int fill)
+__device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, const flseg &S, const T *box,
+                                               const unsigned (&qa)[2][4], const f2view &R, int h, int lane, T *p0,
+                                               T *p1)
 {
-#if FM_ON
-    extern __shared__ __align__(16) unsigned char ct_smem[];
-    const f2geo &G = F.g;
-    f2tile t;
-    if (!fl_get_tile(F, t)) return;
-    T *box = (T *)ct_smem;
-    const int b = fl_quo(F.H, (int)blockIdx.x), h = (int)blockIdx.x - b * G.H, K0 = G.ax[0].K, K1 = G.ax[1].K;
-    const int W = K0 * K1, WP = F.WP, warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
-    const int gq = lane >> 2, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
-    T *ob = box + (G.spr * G.spc + 16) * FM_ROW + warp * 16 * WP;
-    fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, (int)threadIdx.x, (int)blockDim.x);
-    flseg S;
-    fl_get_seg(F, t, S, (int)threadIdx.x >> 5);
-    unsigned qa[2][4];
-    {
-        const T *qp0 = f2at<T>(Q, b, h) + (S.u0 * d0 + t.g[0]) * Q.sr + (S.col * d1 + t.g[1]) * Q.sc + 2 * tq;
-        const T *qp1 = qp0 + d0 * Q.sr;
-        const bool l0 = S.qon, l1 = S.qon && S.nrow > 1;
-#pragma unroll
-        for (int ks = 0; ks < 2; ks++) {
-            const bool k2 = 16 * ks < D;
-            qa[ks][0] = l0 && k2 ? *(const unsigned *)(qp0 + 16 * ks) : 0u;
-            qa[ks][1] = l1 && k2 ? *(const unsigned *)(qp1 + 16 * ks) : 0u;
-            qa[ks][2] = l0 && k2 ? *(const unsigned *)(qp0 + 16 * ks + 8) : 0u;
-            qa[ks][3] = l1 && k2 ? *(const unsigned *)(qp1 + 16 * ks + 8) : 0u;
-        }
-    }
-    if (fill) {
-        T mv[2];
-        put(&mv[0], mval);
-        put(&mv[1], mval);
-        unsigned m2;
-        memcpy(&m2, mv, 4);
-        for (int i = lane; i < 8 * WP; i += 32) ((unsigned *)ob)[i] = m2;
-    }
-    fm_cp_wait();
-    __syncthreads(); /* the box; the last barrier */
-    if (S.nrow == 0) return;
-    T *obase = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr;
-    const int ocol = (S.c0 * d1 + t.g[1]) * O.sc, orow = d0 * O.sr;
-    /* the lane's queries: slot (window row tr, column j) at p[r][tr * K1 + j]
-     * (slot 0 at the parity of its global address) */
-    T *p0, *p1;
-    {
-        const T *g0 = obase + ocol + gq * d1 * O.sc;
-        p0 = ob + gq * WP + (int)(((size_t)g0 >> 1) & 1);
-        p1 = ob + (8 + gq) * WP + (int)(((size_t)(g0 + orow) >> 1) & 1);
-    }
+    const int tq = lane & 3, K0 = G.ax[0].K, K1 = G.ax[1].K;
     /* element (n, e) of the C fragments: staged column ns + 8 n + 2 tq + (e & 1),
      * window column j + 8 n + (e & 1) of the lane's queries */
     const int j = S.ns + 2 * tq - S.ca;
@@ -704,6 +658,65 @@ __global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f
     } else {
         run(S.ra0, S.rb0, flb<true>(), flb<false>());
     }
+}
+
+/* Shared memory: box (spr * spc positions, then 16 more that no one writes:
+ * the last row's B fragments may read past its columns), then WP * 16
+ * elements per warp.  The warp's staged columns span at most 16 (fl_plan):
+ * two n-tiles of 8 keys. */
+template <typename T, bool RPB>
+__global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f2view Kt, f2view R, f2view O, int D,
+                                                            float mval, int fill)
+{
+#if FM_ON
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    const f2geo &G = F.g;
+    f2tile t;
+    if (!fl_get_tile(F, t)) return;
+    T *box = (T *)ct_smem;
+    const int b = fl_quo(F.H, (int)blockIdx.x), h = (int)blockIdx.x - b * G.H, K0 = G.ax[0].K, K1 = G.ax[1].K;
+    const int W = K0 * K1, WP = F.WP, warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
+    const int gq = lane >> 2, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
+    T *ob = box + (G.spr * G.spc + 16) * FM_ROW + warp * 16 * WP;
+    fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, (int)threadIdx.x, (int)blockDim.x);
+    flseg S;
+    fl_get_seg(F, t, S, (int)threadIdx.x >> 5);
+    unsigned qa[2][4];
+    {
+        const T *qp0 = f2at<T>(Q, b, h) + (S.u0 * d0 + t.g[0]) * Q.sr + (S.col * d1 + t.g[1]) * Q.sc + 2 * tq;
+        const T *qp1 = qp0 + d0 * Q.sr;
+        const bool l0 = S.qon, l1 = S.qon && S.nrow > 1;
+#pragma unroll
+        for (int ks = 0; ks < 2; ks++) {
+            const bool k2 = 16 * ks < D;
+            qa[ks][0] = l0 && k2 ? *(const unsigned *)(qp0 + 16 * ks) : 0u;
+            qa[ks][1] = l1 && k2 ? *(const unsigned *)(qp1 + 16 * ks) : 0u;
+            qa[ks][2] = l0 && k2 ? *(const unsigned *)(qp0 + 16 * ks + 8) : 0u;
+            qa[ks][3] = l1 && k2 ? *(const unsigned *)(qp1 + 16 * ks + 8) : 0u;
+        }
+    }
+    if (fill) {
+        T mv[2];
+        put(&mv[0], mval);
+        put(&mv[1], mval);
+        unsigned m2;
+        memcpy(&m2, mv, 4);
+        for (int i = lane; i < 8 * WP; i += 32) ((unsigned *)ob)[i] = m2;
+    }
+    fm_cp_wait();
+    __syncthreads(); /* the box; the last barrier */
+    if (S.nrow == 0) return;
+    T *obase = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr;
+    const int ocol = (S.c0 * d1 + t.g[1]) * O.sc, orow = d0 * O.sr;
+    /* the lane's queries: slot (window row tr, column j) at p[r][tr * K1 + j]
+     * (slot 0 at the parity of its global address) */
+    T *p0, *p1;
+    {
+        const T *g0 = obase + ocol + gq * d1 * O.sc;
+        p0 = ob + gq * WP + (int)(((size_t)g0 >> 1) & 1);
+        p1 = ob + (8 + gq) * WP + (int)(((size_t)(g0 + orow) >> 1) & 1);
+    }
+    fl_qk_products<T, RPB>(G, t, S, box, qa, R, h, lane, p0, p1);
     __syncwarp();
     /* write-out: 8 lanes per query, 4 queries at a time (group g: row g / 2,
      * columns 4 (g % 2) + lane / 8); a query's full 4-byte words, then at
@@ -949,7 +962,7 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
     if (!fl_get_tile(F, t)) return;
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, hl = warp >> F.lnw, nth = 32 << F.lnw;
     const int b = fl_quo(F.H, (int)blockIdx.x), h0 = ((int)blockIdx.x - b * G.H) * F.hc, h = h0 + hl;
-    const int K0 = G.ax[0].K, K1 = G.ax[1].K, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d;
+    const int d0 = G.ax[0].d, d1 = G.ax[1].d;
     T *box = (T *)ct_smem + hl * F.BX, *st = (T *)ct_smem + F.hc * F.BX;
     fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, (int)threadIdx.x - hl * nth, nth);
     flseg S;
@@ -985,62 +998,7 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
         const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
         T *p0 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, hl);
         T *p1 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, hl);
-        const int j = S.ns + 2 * tq - S.ca;
-        const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
-        const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
-                   w11 = (unsigned)(j + 9) < cn;
-        const T *rp = RPB ? f2at<T>(R, 0, h) + (S.ns + 2 * tq + t.ba[1] - S.col + K1 - 1) * R.sc : (const T *)0;
-        (void)rp;
-        const T *kb = box + (S.ra0 - t.ba[0]) * G.spc * FM_ROW + (S.ns + (lane & 7)) * FM_ROW + 8 * (lane >> 3);
-        const int kstep = G.spc * FM_ROW;
-        p0 += j;
-        p1 += j + (S.ra0 - S.ra1) * K1;
-        auto run = [&](int k0, int k1, auto V0, auto V1) {
-            const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
-            const T *kp = kb + (k0 - S.ra0) * kstep;
-            T *q0 = p0 + (k0 - S.ra0) * K1, *q1 = p1 + (k0 - S.ra0) * K1;
-#pragma unroll 1
-            for (int kr = k0; kr < k1; kr++, kp += kstep, q0 += K1, q1 += K1) {
-                unsigned bb[8];
-                float c[2][4];
-                fm_ldsm4(kp, bb[0], bb[1], bb[2], bb[3]);
-                fm_ldsm4(kp + 8 * FM_ROW, bb[4], bb[5], bb[6], bb[7]);
-                fm_mma0<T>(c[0], qa[0], bb[0], bb[1]);
-                fm_mma0<T>(c[1], qa[0], bb[4], bb[5]);
-                fm_mma<T>(c[0], qa[1], bb[2], bb[3]);
-                fm_mma<T>(c[1], qa[1], bb[6], bb[7]);
-                if (RPB) {
-                    const T *r0 = rp + (kr - S.u0 + K0 - 1) * R.sr, *r1 = r0 - R.sr;
-                    if (v0 && w00) c[0][0] += to_acc(r0[0]);
-                    if (v0 && w01) c[0][1] += to_acc(r0[R.sc]);
-                    if (v0 && w10) c[1][0] += to_acc(r0[8 * R.sc]);
-                    if (v0 && w11) c[1][1] += to_acc(r0[9 * R.sc]);
-                    if (v1 && w00) c[0][2] += to_acc(r1[0]);
-                    if (v1 && w01) c[0][3] += to_acc(r1[R.sc]);
-                    if (v1 && w10) c[1][2] += to_acc(r1[8 * R.sc]);
-                    if (v1 && w11) c[1][3] += to_acc(r1[9 * R.sc]);
-                }
-                if (v0) {
-                    if (w00) put(q0, c[0][0]);
-                    if (w01) put(q0 + 1, c[0][1]);
-                    if (w10) put(q0 + 8, c[1][0]);
-                    if (w11) put(q0 + 9, c[1][1]);
-                }
-                if (v1) {
-                    if (w00) put(q1, c[0][2]);
-                    if (w01) put(q1 + 1, c[0][3]);
-                    if (w10) put(q1 + 8, c[1][2]);
-                    if (w11) put(q1 + 9, c[1][3]);
-                }
-            }
-        };
-        if (S.nrow > 1) {
-            run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
-            run(S.ra1, S.rb0, flb<true>(), flb<true>());
-            run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
-        } else {
-            run(S.ra0, S.rb0, flb<true>(), flb<false>());
-        }
+        fl_qk_products<T, RPB>(G, t, S, box, qa, R, h, lane, p0, p1);
     }
     __syncthreads(); /* the runs */
     fh_copy<T, true>(F, F.ra, t, O, b, h0, st);
