@@ -48,7 +48,7 @@ oom_noapi=$(grep -c -- "--tool memcheck .*--report-api-errors no.*case=oom" "$tm
 noapi=$(grep -c -- "--report-api-errors no" "$tmp/calls.log")
 if [ $rc -ne 0 ] && [ "$runs" -eq 24 ] && [ "$oom_noapi" -eq 1 ] && [ "$noapi" -eq 1 ] &&
    ! grep -q "case=bigger" "$tmp/calls.log" && ! grep -q "case=all" "$tmp/calls.log" &&
-   [ "$(grep -c "check_cuda_tc | case=edges" "$tmp/calls.log")" -eq 4 ] &&
+   [ "$(grep -c "check_cuda_tc | case=edges" "$tmp/calls.log")" -eq 6 ] &&
    grep -q "racecheck tests/check_cuda_tc (case edges): FAILED (exit 86)" "$tmp/san.out" &&
    grep -q "memcheck tests/check_cuda (case oom) \[--report-api-errors no\]: clean" "$tmp/san.out" &&
    grep -q "24 runs, 8 at a time.*: 23 clean, 0 skipped, 1 failed" "$tmp/san.out" &&
@@ -89,11 +89,11 @@ chmod +x "$tmp/ncu" "$b/natten-bench"
 rm -f "$tmp/calls.log"
 NCU=$tmp/ncu OUT=$tmp/prof bash "$src/tools/gpu-profile.sh" "$b" >"$tmp/prof.out" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/calls.log")" -eq 4 ] &&
-   [ "$(grep -c -- "--clock-control none .*--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis -k regex:[^ ]* --launch-skip 1 --launch-count 1 .*natten-bench --backend cuda-[a-z]* --op [a-z]* .*--no-verify" "$tmp/calls.log")" -eq 4 ] &&
-   [ "$(ls "$tmp/prof" | wc -l)" -eq 4 ] && grep -q "tc-fna-f16-256: ok" "$tmp/prof.out" &&
+if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/calls.log")" -eq 6 ] &&
+   [ "$(grep -c -- "--clock-control none .*--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis -k regex:[^ ]* --launch-skip 1 --launch-count 1 .*natten-bench --backend cuda-[a-z]* --op [a-z]* .*--no-verify" "$tmp/calls.log")" -eq 6 ] &&
+   [ "$(ls "$tmp/prof" | wc -l)" -eq 6 ] && grep -q "tc-fna-f16-256: ok" "$tmp/prof.out" &&
    grep -q "Duration" "$tmp/prof.out"; then
-    pass "gpu-profile: four profiles, one launch each"
+    pass "gpu-profile: six profiles, one launch each"
 else
     fail "gpu-profile (exit $rc)"; cat "$tmp/prof.out" "$tmp/calls.log"
 fi

@@ -28,6 +28,9 @@
 #                   avm_kernel, av2_kernel or nn_kernel
 #   tiled-fna-f32:  cuda-tiled fna fp32, 2-D 56x56 K 7, B 16 H 2 D 32 (forward);
 #                   fna2_kernel or fwd_kernel
+#   tiled-dq-f32:   cuda-tiled fna fp32 backward, the tiled-fna-f32 problem;
+#                   its dQ kernel dq2_kernel (or the generic dq_kernel)
+#   tiled-dkv-f32:  the same backward's dK/dV kernel dkv2_kernel (or dkv_kernel)
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
 #                   its forward kernel: fna_fwd_kernel (mma.sync) or the
 #                   Hopper fwd_kernel or fwd_ws_kernel (wgmma, sm_90a)
@@ -59,19 +62,23 @@ declare -A args=(
     [tiled-qk-f16]="--backend cuda-tiled --op qk --dtype float16 -i 56 56 -w 7 -b 64 -n 4 -d 32"
     [tiled-av-f16]="--backend cuda-tiled --op av --dtype float16 -i 56 56 -w 7 -b 64 -n 4 -d 32"
     [tiled-fna-f32]="--backend cuda-tiled --op fna --dtype float32 -i 56 56 -w 7 -b 16 -n 2 -d 32"
+    [tiled-dq-f32]="--backend cuda-tiled --op fna --backward --dtype float32 -i 56 56 -w 7 -b 16 -n 2 -d 32"
+    [tiled-dkv-f32]="--backend cuda-tiled --op fna --backward --dtype float32 -i 56 56 -w 7 -b 16 -n 2 -d 32"
     [tc-fna-f16-256]="--backend cuda-tc --op fna --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
 )
 declare -A kernel=(
     [tiled-qk-f16]="regex:qkh_kernel|qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
     [tiled-av-f16]="regex:avh_kernel|avl_kernel|avm_kernel|av2_kernel|nn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
+    [tiled-dq-f32]="regex:dq2_kernel|dq_kernel"
+    [tiled-dkv-f32]="regex:dkv2_kernel|dkv_kernel"
     [tc-fna-f16-256]="regex:fna_fwd_kernel|fwd_kernel|fwd_ws_kernel"
 )
 sections=()
 for s in $NCU_SECTIONS; do sections+=(--section "$s"); done
 
 ok=0 bad=0
-for name in ${PROFILES:-tiled-qk-f16 tiled-av-f16 tiled-fna-f32 tc-fna-f16-256}; do
+for name in ${PROFILES:-tiled-qk-f16 tiled-av-f16 tiled-fna-f32 tiled-dq-f32 tiled-dkv-f32 tc-fna-f16-256}; do
     if [ -z "${args[$name]:-}" ]; then
         echo "gpu-profile: $name: unknown profile (known: ${!args[*]})"
         bad=$((bad + 1))
