@@ -48,7 +48,7 @@ oom_noapi=$(grep -c -- "--tool memcheck .*--report-api-errors no.*case=oom" "$tm
 noapi=$(grep -c -- "--report-api-errors no" "$tmp/calls.log")
 if [ $rc -ne 0 ] && [ "$runs" -eq 24 ] && [ "$oom_noapi" -eq 1 ] && [ "$noapi" -eq 1 ] &&
    ! grep -q "case=bigger" "$tmp/calls.log" && ! grep -q "case=all" "$tmp/calls.log" &&
-   [ "$(grep -c "check_cuda_tc | case=edges" "$tmp/calls.log")" -eq 6 ] &&
+   [ "$(grep -c "check_cuda_tc | case=edges" "$tmp/calls.log")" -eq 4 ] &&
    grep -q "racecheck tests/check_cuda_tc (case edges): FAILED (exit 86)" "$tmp/san.out" &&
    grep -q "memcheck tests/check_cuda (case oom) \[--report-api-errors no\]: clean" "$tmp/san.out" &&
    grep -q "24 runs, 8 at a time.*: 23 clean, 0 skipped, 1 failed" "$tmp/san.out" &&
