@@ -1,8 +1,9 @@
 /*
  * cuda-common.cuh - the host-side pieces every CUDA backend needs in the same
  * form: a CUDA error as a status and message, running an op on the tensors'
- * device, scratch memory and the event timer for the tuner, and the device's
- * name for wisdom files.  Header-only (static functions), included by each
+ * device, stream-ordered scratch from a pool of the backend's own, scratch
+ * memory and the event timer for the tuner, and the device's name for wisdom
+ * files.  Header-only (static functions), included by each
  * backend's host file after its own headers, with CC_NAME defined to the
  * backend's name for messages ("cuda-tc", "cuda-tiled", "hip-tiled"); HIP
  * builds see the same CUDA names through backends/hip/vendor-hip.h.
@@ -50,6 +51,69 @@ static natten_status cc_on_device(natten_op_fn fn, const natten_problem *p, cons
     st = fn(p, x);
     cc_leave(p, prev);
     return st;
+}
+
+/* ---- stream-ordered scratch --------------------------------------------------
+ * The backward passes take row scratch (the row sums of dO * O; in cuda-tiled
+ * also the RPB gradient's per-pair values) on the caller's stream and give it
+ * back on that stream after their kernels.  Taken from the device's default
+ * memory pool, that memory returns to the driver at the next synchronisation
+ * (the default pool keeps nothing: its release threshold is 0), and the next
+ * call has the driver map it again: host time while the GPU may sit idle.  So
+ * each backend keeps a pool of its own on each device, made by its probe (under
+ * the registry's lock), that keeps up to CC_POOL_KEEP bytes mapped between
+ * calls; what a call takes beyond that is released as before.  The pools live
+ * as long as the process.  Devices without memory pools, and HIP builds
+ * (CC_NO_POOLS, vendor-hip.h), take scratch with cudaMallocAsync. */
+#define CC_POOL_KEEP ((unsigned long long)64 << 20)
+
+#ifdef CC_NO_POOLS
+typedef void *cc_pool;
+static cc_pool cc_pool_create(int dev)
+{
+    (void)dev;
+    return NULL;
+}
+#else
+typedef cudaMemPool_t cc_pool;
+/* A pool on device dev, or NULL (then the default pool serves). */
+static cc_pool cc_pool_create(int dev)
+{
+    int yes = 0;
+    cudaMemPool_t pool = NULL;
+    cudaMemPoolProps pr;
+    unsigned long long keep = CC_POOL_KEEP;
+    if (cudaDeviceGetAttribute(&yes, cudaDevAttrMemoryPoolsSupported, dev) != cudaSuccess || !yes) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    memset(&pr, 0, sizeof pr);
+    pr.allocType = cudaMemAllocationTypePinned;
+    pr.handleTypes = cudaMemHandleTypeNone;
+    pr.location.type = cudaMemLocationTypeDevice;
+    pr.location.id = dev;
+    if (cudaMemPoolCreate(&pool, &pr) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) {
+        (void)cudaGetLastError();
+        (void)cudaMemPoolDestroy(pool);
+        return NULL;
+    }
+    return pool;
+}
+#endif
+
+/* bytes of scratch on stream s, from pool (NULL: the current device's default
+ * pool); freed with cudaFreeAsync on a stream, like any stream-ordered memory. */
+static cudaError_t cc_malloc_async(void **ptr, size_t bytes, cc_pool pool, cudaStream_t s)
+{
+#ifndef CC_NO_POOLS
+    if (pool) return cudaMallocFromPoolAsync(ptr, bytes, pool, s);
+#endif
+    (void)pool;
+    return cudaMallocAsync(ptr, bytes, s);
 }
 
 /* The tuner's scratch outputs (natten-impl.h): device memory, NULL if none. */

@@ -28,6 +28,7 @@ static struct tc_device {
     char why[200];
     char wg_why[200]; /* why not, when !wgmma */
 } devices[TC_MAX_DEVICES];
+static cc_pool pools[TC_MAX_DEVICES]; /* the backward's row scratch (cuda-common.cuh) */
 static int n_devices;
 
 /* Built like the real kernels (sm_80+ images only): no image, no kernels. */
@@ -79,6 +80,7 @@ static int tc_probe(char *why, size_t len)
             continue;
         }
         d->usable = 1;
+        pools[i] = cc_pool_create(i);
         usable++;
         /* The Hopper kernels: sm_90a code runs on compute capability 9.0 alone. */
         if (d->cc != 90) {
@@ -328,8 +330,8 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
 #endif
     if (backward) {
         size_t bytes = (size_t)p->batch * (size_t)p->heads * (size_t)p->tokens * sizeof(float);
-        if ((e = cudaMallocAsync((void **)&q.delta, bytes, s)) != cudaSuccess)
-            return cc_error(e, "cudaMallocAsync of the backward's row scratch");
+        if ((e = cc_malloc_async((void **)&q.delta, bytes, pools[p->device.device_id], s)) != cudaSuccess)
+            return cc_error(e, "stream-ordered allocation of the backward's row scratch");
     }
 #ifdef HAVE_CUDA_TC_SM90A
     if (backward && run_wgb >= 0) {

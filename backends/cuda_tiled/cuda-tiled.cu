@@ -17,6 +17,7 @@
 
 /* Written once by ct_probe under the registry's lock; read-only afterwards. */
 static ct_device devices[CT_MAX_DEVICES];
+static cc_pool pools[CT_MAX_DEVICES]; /* the backward's scratch (cuda-common.cuh) */
 static int n_devices;
 
 /* A kernel built like all the others: if it has no image for a device, none has. */
@@ -86,6 +87,7 @@ static int ct_probe(char *why, size_t len)
             continue;
         }
         d->usable = 1;
+        pools[i] = cc_pool_create(i);
 #if defined(__HIP__)
         d->mma = 0;
 #else
@@ -145,9 +147,12 @@ static natten_status run_on_device(const natten_problem *p, const natten_exec *x
 void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st)
 {
     void *ptr = NULL;
-    cudaError_t e = cudaMallocAsync(&ptr, bytes ? bytes : 1, s);
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cc_malloc_async(&ptr, bytes ? bytes : 1, dev >= 0 && dev < n_devices ? pools[dev] : NULL, s);
     if (e != cudaSuccess) {
-        *st = ct_error(e, "cudaMallocAsync of scratch memory");
+        *st = ct_error(e, "stream-ordered allocation of scratch memory");
         return NULL;
     }
     *st = NATTEN_SUCCESS;

@@ -54,8 +54,8 @@ const ct_device *ct_device_at(int id);
 /* Map a CUDA error to a natten status and message ("cuda-tiled: what: text"). */
 natten_status ct_error(cudaError_t e, const char *what);
 
-/* Device-memory scratch on the op's stream (cudaMallocAsync); NULL on failure
- * with the status in *st. */
+/* Device-memory scratch on the op's stream (from the backend's pool on the
+ * current device, cuda-common.cuh); NULL on failure with the status in *st. */
 void *ct_scratch(size_t bytes, cudaStream_t s, natten_status *st);
 natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
 

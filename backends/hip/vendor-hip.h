@@ -15,7 +15,8 @@
  *   - __nv_bfloat16 and its conversions (HIP 5.2 has only hip_bfloat16, whose
  *     float constructor rounds to nearest even like __float2bfloat16_rn);
  *   - cudaMallocAsync/cudaFreeAsync: hipMallocAsync where the device has
- *     memory pools (beta in HIP 5.2), else hipMalloc/hipFree;
+ *     memory pools (beta in HIP 5.2), else hipMalloc/hipFree; and no pool of
+ *     the backend's own for its scratch (CC_NO_POOLS, cuda-common.cuh);
  *   - cudaErrorNoKernelImageForDevice: hipErrorNoBinaryForGpu.
  * A CUDA name not mapped here fails to compile under hipcc, which CI runs:
  * it is never silently wrong.
@@ -127,6 +128,8 @@ static inline hipError_t natten_hip_free_async(void *ptr, hipStream_t s)
 }
 #define cudaMallocAsync natten_hip_malloc_async
 #define cudaFreeAsync natten_hip_free_async
+/* cuda-common.cuh's own scratch pools need HIP's pool API in full: not used. */
+#define CC_NO_POOLS 1
 
 /* ---- bfloat16: HIP 5.2 has hip_bfloat16 only -------------------------------- */
 typedef hip_bfloat16 __nv_bfloat16;
