@@ -168,6 +168,31 @@ __device__ __forceinline__ bool f2_get_tile(const f2geo &G, f2tile &t)
     return true;
 }
 
+/* Division by the staged box's column count as a multiply-high, exact for
+ * pos * nc <= 2^32 (a box position and its column count are each below 2^16:
+ * the box fits in shared memory): with m = ceil(2^32 / nc) (nc >= 2; nc = 1
+ * divides nothing), pos m / 2^32 = pos / nc + pos (m nc - 2^32) / (nc 2^32),
+ * where 0 <= m nc - 2^32 < nc puts the second term below 1 / nc: added to
+ * pos / nc, whose fraction is at most 1 - 1 / nc, it never reaches the next
+ * integer.  A 32-bit signed division is ~20 instructions; staging did one
+ * per 16-byte chunk. */
+struct f2divc {
+    unsigned d, m;
+};
+
+__device__ __forceinline__ f2divc f2_divc(int d)
+{
+    f2divc v;
+    v.d = (unsigned)d;
+    v.m = v.d > 1 ? 0xffffffffu / v.d + 1u : 0u;
+    return v;
+}
+
+__device__ __forceinline__ unsigned f2_div(unsigned x, const f2divc &v)
+{
+    return v.d > 1 ? __umulhi(x, v.m) : x;
+}
+
 /* Stage the box's rows of v (D elements each, zeros up to F2_MAXD) at float
  * offset off of each position.  Each thread issues F2_BATCH loads before it
  * stores any: a staging loop that waits for every load in turn is latency
@@ -176,8 +201,11 @@ template <typename T, int F2_BATCH>
 __device__ __forceinline__ void f2_stage(const f2geo &G, const f2tile &t, float *box, const T *base,
                                          const f2view &v, int D, int off, bool vec)
 {
-    const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], np = nr * nc;
-    const int d0 = G.ax[0].d, d1 = G.ax[1].d, nt = (int)blockDim.x;
+    const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], np = nr * nc, nt = (int)blockDim.x;
+    const f2divc dc = f2_divc(nc);
+    /* box position (pr, pc) at element offset pr * rs + pc * cs of base0 */
+    const int rs = G.ax[0].d * v.sr, cs = G.ax[1].d * v.sc;
+    const T *base0 = base + (t.ba[0] * G.ax[0].d + t.g[0]) * v.sr + (t.ba[1] * G.ax[1].d + t.g[1]) * v.sc;
     if (vec) {
         const int VE = 16 / sizeof(T), NCH = F2_MAXD / VE, total = np * NCH;
         for (int i0 = (int)threadIdx.x; i0 < total; i0 += F2_BATCH * nt) {
@@ -185,12 +213,13 @@ __device__ __forceinline__ void f2_stage(const f2geo &G, const f2tile &t, float 
             int dst[F2_BATCH];
 #pragma unroll
             for (int u = 0; u < F2_BATCH; u++) {
-                int i = i0 + u * nt, pos = i / NCH, k = i - pos * NCH, pr = pos / nc, pc = pos - pr * nc;
-                dst[u] = i < total ? pr * G.rstr + pc * G.ps + off + k * VE : -1;
+                const unsigned i = (unsigned)(i0 + u * nt), pos = i / NCH, k = i % NCH, pr = f2_div(pos, dc),
+                               pc = pos - pr * (unsigned)nc;
+                const bool in = i < (unsigned)total;
+                dst[u] = in ? (int)(pr * (unsigned)G.rstr + pc * (unsigned)G.ps + k * VE) + off : -1;
                 raw[u] = make_uint4(0, 0, 0, 0);
-                if (i < total && k * VE < D)
-                    raw[u] = ((const uint4 *)(base + ((pr + t.ba[0]) * d0 + t.g[0]) * v.sr +
-                                              ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc))[k];
+                if (in && (int)(k * VE) < D)
+                    raw[u] = *(const uint4 *)(base0 + ((int)pr * rs + (int)pc * cs + (int)(k * VE)));
             }
 #pragma unroll
             for (int u = 0; u < F2_BATCH; u++) {
@@ -209,11 +238,12 @@ __device__ __forceinline__ void f2_stage(const f2geo &G, const f2tile &t, float 
             int dst[F2_BATCH];
 #pragma unroll
             for (int u = 0; u < F2_BATCH; u++) {
-                int i = i0 + u * nt, pos = i / F2_MAXD, e = i - pos * F2_MAXD, pr = pos / nc, pc = pos - pr * nc;
-                dst[u] = i < total ? pr * G.rstr + pc * G.ps + off + e : -1;
+                const unsigned i = (unsigned)(i0 + u * nt), pos = i / F2_MAXD, e = i % F2_MAXD,
+                               pr = f2_div(pos, dc), pc = pos - pr * (unsigned)nc;
+                const bool in = i < (unsigned)total;
+                dst[u] = in ? (int)(pr * (unsigned)G.rstr + pc * (unsigned)G.ps + e) + off : -1;
                 x[u] = 0.f;
-                if (i < total && e < D)
-                    x[u] = to_acc(base[((pr + t.ba[0]) * d0 + t.g[0]) * v.sr + ((pc + t.ba[1]) * d1 + t.g[1]) * v.sc + e]);
+                if (in && (int)e < D) x[u] = to_acc(base0[(int)pr * rs + (int)pc * cs + (int)e]);
             }
 #pragma unroll
             for (int u = 0; u < F2_BATCH; u++)
@@ -641,6 +671,20 @@ __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2v
 
 /* ---- fused backward: dQ per query, dK and dV per key ---------------------------- */
 
+/* 2^x for the backward's probabilities: one MUFU.EX2, results below 2^-126
+ * flushed to zero (exp2f scales such arguments around it: three more
+ * instructions per (query, key) pair).  Equal to exp2f for x >= -126. */
+__device__ __forceinline__ float f2ex2(float x)
+{
+#if defined(__HIP__)
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
+
 /* Inverse window (natten_inverse_window_g) in 32 bits: the queries [qa, qb)
  * of a group of n whose windows hold position v. */
 __device__ __forceinline__ void f2inv(int n, int K, int s, int causal, int v, int &qa, int &qb)
@@ -723,7 +767,7 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f
             const float *kp = row + c * G.ps;
             float s = f2_rowsum(f2dot_sub(q, kp), ln.rm), dp = f2_rowsum(f2dot_sub(g, kp + F2_MAXD), ln.rm);
             if (rpb) s = fmaf(to_acc(rp[er * R.sr + (c - u1 + K1 - 1) * R.sc]), L2E, s);
-            float dS = exp2f(s - lse2) * (dp - dl);
+            float dS = f2ex2(s - lse2) * (dp - dl);
             f2axpy_sub(acc, dS, kp);
             if (dsq) dsq[(kr - ra) * K1 + c - ca] = dS;
         }
@@ -751,7 +795,7 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
     const f2lane ln = f2_lane();
     const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const float L2E = 1.4426950408889634f;
-    /* the tile of keys, and the union of its keys' inverse windows */
+    /* the tile of keys */
     {
         int r = (int)(blockIdx.y + blockIdx.z * gridDim.y);
         int t1 = r % G.ax[1].nt;
@@ -765,17 +809,33 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
         tt[1] = t1;
         for (int a = 0; a < 2; a++) {
             const f2axis &x = G.ax[a];
-            int q0, q1;
             t.n[a] = (x.L - t.g[a] + x.d - 1) / x.d;
             t.u0[a] = tt[a] * x.T;
             if (t.u0[a] >= t.n[a]) return;
             t.u1[a] = min(t.u0[a] + x.T, t.n[a]) - 1;
-            f2inv(t.n[a], x.K, x.s, x.c, t.u0[a], t.ba[a], q1);
-            f2inv(t.n[a], x.K, x.s, x.c, t.u1[a], q0, t.bb[a]);
-            /* the host's bound on the box (never exceeded; a wrong result, not
-             * a write past the box, if it ever were) */
-            t.bb[a] = min(t.bb[a], t.ba[a] + (a ? G.spc : G.spr));
         }
+    }
+    /* The inverse windows of the tile's rows and columns, one binary search
+     * each by the first T0 + T1 threads (every thread searching its own and the
+     * box's four cost more instructions than a key's whole inner loop), kept
+     * after the box: inv[r] for row u0 + r, inv[T0 + c] for column u0 + c. */
+    const int T0 = G.ax[0].T;
+    int2 *inv = (int2 *)(box + G.spr * G.rstr);
+    if ((int)threadIdx.x < T0 + T1) {
+        const int a = (int)threadIdx.x < T0 ? 0 : 1, o = (int)threadIdx.x - (a ? T0 : 0);
+        const f2axis &x = G.ax[a];
+        int qa, qb;
+        f2inv(t.n[a], x.K, x.s, x.c, min(t.u0[a] + o, t.u1[a]), qa, qb);
+        inv[threadIdx.x] = make_int2(qa, qb);
+    }
+    __syncthreads();
+    /* the union of the tile's inverse windows (each end is monotone in the
+     * key), and the host's bound on it (never exceeded; a wrong result, not a
+     * write past the box, if it ever were) */
+    for (int a = 0; a < 2; a++) {
+        const int o = a ? T0 : 0;
+        t.ba[a] = inv[o].x;
+        t.bb[a] = min(inv[o + t.u1[a] - t.u0[a]].y, t.ba[a] + (a ? G.spc : G.spr));
     }
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
     const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
@@ -783,8 +843,11 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
     float k[F2_SUB], v[F2_SUB], dk[F2_SUB], dv[F2_SUB];
     int ra = 0, rb = 0, ca = 0, cb = 0;
     if (on) {
-        f2inv(t.n[0], G.ax[0].K, G.ax[0].s, G.ax[0].c, u0, ra, rb);
-        f2inv(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
+        const int2 wr = inv[i], wc = inv[T0 + j];
+        ra = wr.x;
+        rb = wr.y;
+        ca = wc.x;
+        cb = wc.y;
         f2load<T, F2_SUB>(f2at<T>(Kt, b, hk) + x0 * Kt.sr + x1 * Kt.sc + e0, k, D - e0, vec != 0);
         f2load<T, F2_SUB>(f2at<T>(V, b, hk) + x0 * V.sr + x1 * V.sc + e0, v, Dv - e0, vec != 0);
     } else {
@@ -797,6 +860,7 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
         dk[e] = dv[e] = 0.f;
     }
     const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1];
+    const f2divc dc = f2_divc(nc);
     for (int h = hk * G.group; h < (hk + 1) * G.group; h++) {
         const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
         if (h > hk * G.group) __syncthreads(); /* the previous head's box is consumed */
@@ -809,9 +873,10 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
             int dst[4];
 #pragma unroll
             for (int u = 0; u < 4; u++) {
-                int idx = i0 + u * (int)blockDim.x, pr = idx / nc, pc = idx - pr * nc;
+                int idx = i0 + u * (int)blockDim.x, pr = (int)f2_div((unsigned)idx, dc), pc = idx - pr * nc;
                 int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
                 dst[u] = idx < nr * nc ? pr * G.rstr + pc * G.ps + 2 * F2_MAXD : -1;
+                x[u] = make_float2(0.f, 0.f); /* not carried from the previous pass (it was, in spilled registers) */
                 if (dst[u] >= 0) x[u] = make_float2(lb[y0 * L.sr + y1 * L.sc] * L2E, db[(i64)y0 * G.ax[1].L + y1]);
             }
 #pragma unroll
@@ -828,7 +893,7 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
                 float dp = f2_rowsum(f2dot_sub(v, qp + F2_MAXD + e0), ln.rm);
                 float2 ld = *(const float2 *)(qp + 2 * F2_MAXD);
                 if (rpb) s = fmaf(to_acc(rp[er * R.sr + (u1 - qc + G.ax[1].K - 1) * R.sc]), L2E, s);
-                float P = exp2f(s - ld.x), dS = P * (dp - ld.y);
+                float P = f2ex2(s - ld.x), dS = P * (dp - ld.y);
                 f2axpy_sub(dk, dS, qp + e0);
                 f2axpy_sub(dv, P, qp + F2_MAXD + e0);
             }

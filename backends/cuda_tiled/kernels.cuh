@@ -995,7 +995,8 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
             int ps = pairs ? F2_MAXD : 2 * F2_MAXD + 4;
             i64 rstr = spc * ps + (pairs ? 8 : 0);
             size_t smem = (size_t)(spr * rstr) * sizeof(float) +
-                          (pairs ? (size_t)nq * (sizeof(int2) + sizeof(int) + 2 * (size_t)P.g.ax[1].K * esz) : 0);
+                          (pairs ? (size_t)nq * (sizeof(int2) + sizeof(int) + 2 * (size_t)P.g.ax[1].K * esz) : 0) +
+                          (kind == F2_INVERSE ? (size_t)(T0 + T1) * sizeof(int2) : 0); /* dkv2's inverse windows */
             if (smem > budget) continue;
             /* the slot movers: at most F2_MV queries per lane (f2_lanes) */
             if (pairs && nq > F2_MV * ((thr + 31) / 32) * (32 / lanes_q)) continue;
