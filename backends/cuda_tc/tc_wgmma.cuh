@@ -78,6 +78,19 @@ namespace wg {
           "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
 
+/* S (64 x 64) with A (Q) from registers and B (K) K-major in shared memory
+ * (as the SS form's B: no transpose); acc 0 zeroes d first. */
+#define TC_WGMMA_RS_N64_KM(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23," \
+        "%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), \
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), \
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), \
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
 
 #define TC_WGMMA_SS_N32(TY) \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" \
@@ -130,6 +143,13 @@ template <typename T> __device__ __forceinline__ void mma_rs_n64(float *d, const
     const int acc = 1;
     if constexpr (std::is_same<T, __half>::value) TC_WGMMA_RS_N64("f16");
     else TC_WGMMA_RS_N64("bf16");
+}
+
+/* S (64 x 64 keys) from A (Q) in registers and K in shared memory */
+template <typename T> __device__ __forceinline__ void mma_rs_s64(float (&d)[32], const uint32_t a[4], uint64_t db, int acc)
+{
+    if constexpr (std::is_same<T, __half>::value) TC_WGMMA_RS_N64_KM("f16");
+    else TC_WGMMA_RS_N64_KM("bf16");
 }
 
 /* Shared-memory matrix descriptor: start address, leading and stride byte
@@ -435,7 +455,11 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
  * previous tile's group, fences (fence.proxy.async) and arrives on that
  * tile's "full" barrier (the consumers then need no fence).
  * RED: the row maxima and sums of a tile as trees (8 partial maxima, 4
- * partial sums per row) instead of one serial chain each. */
+ * partial sums per row) instead of one serial chain each.
+ * QR (v8): each consumer keeps its Q rows in registers (the A fragments of
+ * the 8 k-steps, 32 registers, read once from the swizzled Q tile) and
+ * issues S = Q K^T with A from registers: the tensor cores then read only
+ * K from shared memory (2 KB per m64n64k16 instead of 4 KB). */
 __device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
@@ -507,7 +531,7 @@ struct TileCursor {
 constexpr int WS_NTH = 384, WS_NCT = 256, WS_BN = 64;
 template <int NS> constexpr size_t ws_smem_bytes() { return 1024 + QBYTES + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8; }
 
-template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false>
 __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 {
     static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
@@ -596,6 +620,17 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
     cp_wait<0>();
     fence_async_smem();
     named_sync(1, WS_NCT);
+    /* QR: this thread's A fragments of Q (rows r0 and r0 + 8 of the block,
+     * columns 16 kk + 2 (lane & 3) (+1) and 8 more), as acc_to_a packs P */
+    uint32_t qa[QR ? D / 16 : 1][4];
+    if (QR) {
+        const int r0 = wgi * 64 + (warp & 3) * 16 + (lane >> 2), cb = 4 * (lane & 3);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                qa[kk][i] = *reinterpret_cast<const uint32_t *>(sQ + sw_off<BRQ>(r0 + 8 * (i & 1), 2 * kk + (i >> 1)) + cb);
+    }
 
     float o[64], s[BN / 2];
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
@@ -609,9 +644,13 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
     auto issue_s = [&](int st) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
             const uint64_t db = sdesc(aK + st * KVB + (kk >> 2) * (KVB / 2) + (kk & 3) * 32, 16, 1024);
-            mma_ss<T, BN>(s, da, db, kk > 0);
+            if (QR) {
+                mma_rs_s64<T>(s, qa[kk], db, kk > 0);
+            } else {
+                const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
+                mma_ss<T, BN>(s, da, db, kk > 0);
+            }
         }
         wg_commit();
     };
@@ -820,7 +859,7 @@ template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward
 }
 
 /* Host side of the warp-specialised forward: the same boxes as forward_v. */
-template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false>
 cudaError_t forward_ws(Params p, cudaStream_t st)
 {
     int ext[3];
@@ -828,7 +867,7 @@ cudaError_t forward_ws(Params p, cudaStream_t st)
     choose_box(BRQ, ext, p.own);
     plan_iter(p, WS_BN, ext, fwd_mask_weight());
     static unsigned long long done;
-    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
+    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED, QR>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
 }
 
 } /* namespace wg */
