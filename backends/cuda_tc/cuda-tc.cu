@@ -250,9 +250,16 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * head-dim-128 targets on the H200 (NOTES.md v7: 2-D 19.25 against 22.07 ms,
  * 3-D 82.75 against 96.00 ms, 1-D 0.1265 against 0.1445 ms) and passing the
  * harness's 22 edge cases (fp16 and bf16); 2 its tile-skipping form
- * (N_CFG + 5, NOTES.md v8; PENDING its first device call: set to 2 for it,
- * to be confirmed or put back to 1 by that call's numbers). */
+ * (N_CFG + 5) for problems of at least TC_WSK_MIN_ROWS query rows (batch x
+ * heads x tokens) and 1 below (ws_default).  NOTES.md v8, on the H200 (one
+ * device call): configuration 14 against 13, 3-D 71.89 against 81.25 ms,
+ * 2-D 18.70 against 18.96 ms (23040 and 12288 blocks), 1-D 0.1323 against
+ * 0.1314 ms (256 blocks: equal within the noise), and 0.0646 against 0.0354
+ * ms on check_cuda_tc's small 3-D case (24 blocks, the tuner's single runs):
+ * the threshold (1024 blocks of 128 rows) lies in the unmeasured gap between
+ * 256 and 12288 blocks.  Both kernels passed check_cuda_tc on the H200. */
 #define TC_WS_DEFAULT 2
+#define TC_WSK_MIN_ROWS (1 << 17)
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
  * faster than configuration 6 on the 2-D target (NOTES.md v4); 0 takes it out
@@ -283,6 +290,12 @@ static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
  * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0. */
 #ifdef HAVE_CUDA_TC_SM90A
 static int wgb_default(const natten_problem *p) { return p->rank == 1 ? 0 : 1; }
+/* The Hopper forward the default runs (TC_WS_DEFAULT). */
+static int ws_default(const natten_problem *p)
+{
+    const int64_t rows = p->batch * p->heads * p->tokens;
+    return TC_WS_DEFAULT == 2 && rows < TC_WSK_MIN_ROWS ? 1 : TC_WS_DEFAULT;
+}
 #endif
 
 static int variant_of(const natten_exec *x)
@@ -332,7 +345,7 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
         const int which = variant == TC_WSK_VARIANT    ? 2
                           : variant == TC_WS_VARIANT     ? 1
                           : variant == TC_WGMMA_VARIANT ? 0
-                                                        : TC_WS_DEFAULT;
+                                                        : ws_default(p);
         e = tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, which);
         return e == cudaSuccess ? NATTEN_SUCCESS : cc_error(e, "fused forward launch (sm_90a)");
     }
