@@ -233,7 +233,10 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             and 1 of tc_backward_d128_sm90a; the forward runs its default
  *             under them; a backward of another head dim is refused;
  *  N_CFG + 4: the warp-specialised Hopper forward (tc_wgmma.cuh,
- *             fwd_ws_kernel; NOTES.md v7); the rest as under N_CFG + 1.
+ *             fwd_ws_kernel; NOTES.md v7); the rest as under N_CFG + 1;
+ *  N_CFG + 5: the same kernel whose consumer warpgroups skip the tiles
+ *             outside their own rows' windows, with boxes planned for it
+ *             (SK 2; NOTES.md v8); the rest as under N_CFG + 1.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -242,13 +245,23 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WGB_VARIANT (tc::N_CFG + 1) /* ... of the first Hopper backward configuration */
 #define TC_WGB_COUNT 2
 #define TC_WS_VARIANT (tc::N_CFG + 1 + TC_WGB_COUNT) /* ... of the warp-specialised Hopper forward */
+#define TC_WSK_VARIANT (TC_WS_VARIANT + 1)            /* ... of its tile-skipping form (SK 2) */
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
  * head-dim-128 targets on the H200 (NOTES.md v7: 2-D 19.25 against 22.07 ms,
  * 3-D 82.75 against 96.00 ms, 1-D 0.1265 against 0.1445 ms) and passing the
- * harness's 22 edge cases (fp16 and bf16). */
-#define TC_WS_DEFAULT 1
+ * harness's 22 edge cases (fp16 and bf16); 2 its tile-skipping form
+ * (N_CFG + 5) for problems of at least TC_WSK_MIN_ROWS query rows (batch x
+ * heads x tokens) and 1 below (ws_default).  NOTES.md v8, on the H200 (one
+ * device call): configuration 14 against 13, 3-D 71.89 against 81.25 ms,
+ * 2-D 18.70 against 18.96 ms (23040 and 12288 blocks), 1-D 0.1323 against
+ * 0.1314 ms (256 blocks: equal within the noise), and 0.0646 against 0.0354
+ * ms on check_cuda_tc's small 3-D case (24 blocks, the tuner's single runs):
+ * the threshold (1024 blocks of 128 rows) lies in the unmeasured gap between
+ * 256 and 12288 blocks.  Both kernels passed check_cuda_tc on the H200. */
+#define TC_WS_DEFAULT 2
+#define TC_WSK_MIN_ROWS (1 << 17)
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
  * faster than configuration 6 on the 2-D target (NOTES.md v4); 0 takes it out
@@ -260,7 +273,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 1)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 2)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -269,6 +282,7 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "wgb-k128q64b1-q64n64b2-sm90a", /* harness v21 */
     "wgb-k64q32b2-q128n32b2-sm90a", /* harness v23 */
     "ws-p1c2x64-n64-sm90a",         /* a producer and two consumer warpgroups */
+    "ws-p1c2x64-n64-sk-sm90a",      /* the same, each consumer skipping the tiles its rows do not see */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -278,6 +292,12 @@ static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
  * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0. */
 #ifdef HAVE_CUDA_TC_SM90A
 static int wgb_default(const natten_problem *p) { return p->rank == 1 ? 0 : 1; }
+/* The Hopper forward the default runs (TC_WS_DEFAULT). */
+static int ws_default(const natten_problem *p)
+{
+    const int64_t rows = p->batch * p->heads * p->tokens;
+    return TC_WS_DEFAULT == 2 && rows < TC_WSK_MIN_ROWS ? 1 : TC_WS_DEFAULT;
+}
 #endif
 
 static int variant_of(const natten_exec *x)
@@ -304,7 +324,8 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     /* a Hopper backward chosen */
     int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
-    const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT; /* a Hopper forward chosen */
+    const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT ||
+                       variant == TC_WSK_VARIANT; /* a Hopper forward chosen */
     if ((wg_fwd || wgb >= 0) && !d->wgmma)
         return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tc: configuration %s %s", config_names[1 + variant],
                             d->wg_why);
@@ -323,7 +344,10 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
      * and by default once TC_WGMMA_DEFAULT is 1 (see its definition). */
     const int wg_default = TC_WGMMA_DEFAULT && variant < 0;
     if (!backward && p->dim == 128 && d->wgmma && (wg_fwd || wg_default)) {
-        const int which = variant == TC_WS_VARIANT ? 1 : variant == TC_WGMMA_VARIANT ? 0 : TC_WS_DEFAULT;
+        const int which = variant == TC_WSK_VARIANT    ? 2
+                          : variant == TC_WS_VARIANT     ? 1
+                          : variant == TC_WGMMA_VARIANT ? 0
+                                                        : ws_default(p);
         e = tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, which);
         return e == cudaSuccess ? NATTEN_SUCCESS : cc_error(e, "fused forward launch (sm_90a)");
     }

@@ -8,14 +8,24 @@
  * (NOTES.md v4, harness variant d): V's descriptor with LBO = the offset of
  * the two 64-column halves, two blocks per SM.  which 1: the warp-specialised
  * forward of v7 (fwd_ws_kernel: a producer warpgroup, WS_STAGES-stage ring,
- * FA3's intra-warpgroup overlap, WS_PP: its ping-pong). */
+ * FA3's intra-warpgroup overlap, WS_PP: its ping-pong).  which 2 (v8): the
+ * same with SK 2: each consumer warpgroup skips the tiles outside its own
+ * rows' windows, and the boxes are planned for that (plan_ws_sk; harness
+ * variant F). */
 #define WS_STAGES 4 /* harness variant t, the fastest of p..u (NOTES.md v7) */
 #define WS_PP true
 template <typename T> static auto kernel_of() { return tc::wg::fwd_kernel<T, 0, 2, 64, false>; }
 template <typename T> static auto ws_kernel_of() { return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP>; }
+template <typename T> static auto wsk_kernel_of()
+{
+    return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP, false, false, false, 2>;
+}
 
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
+    if (which == 2)
+        return bf16 ? tc::wg::forward_ws<__nv_bfloat16, WS_STAGES, true, WS_PP, false, false, false, 2>(p, st)
+                    : tc::wg::forward_ws<__half, WS_STAGES, true, WS_PP, false, false, false, 2>(p, st);
     if (which == 1)
         return bf16 ? tc::wg::forward_ws<__nv_bfloat16, WS_STAGES, true, WS_PP>(p, st)
                     : tc::wg::forward_ws<__half, WS_STAGES, true, WS_PP>(p, st);
@@ -26,9 +36,10 @@ cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16
 cudaError_t tc_probe_sm90a(void)
 {
     cudaFuncAttributes fa;
-    const void *k[4] = {(const void *)kernel_of<__half>(), (const void *)kernel_of<__nv_bfloat16>(),
-                        (const void *)ws_kernel_of<__half>(), (const void *)ws_kernel_of<__nv_bfloat16>()};
+    const void *k[6] = {(const void *)kernel_of<__half>(),     (const void *)kernel_of<__nv_bfloat16>(),
+                        (const void *)ws_kernel_of<__half>(),  (const void *)ws_kernel_of<__nv_bfloat16>(),
+                        (const void *)wsk_kernel_of<__half>(), (const void *)wsk_kernel_of<__nv_bfloat16>()};
     cudaError_t e = cudaSuccess;
-    for (int i = 0; i < 4 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
+    for (int i = 0; i < 6 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
     return e;
 }

@@ -78,6 +78,19 @@ namespace wg {
           "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
 
+/* S (64 x 64) with A (Q) from registers and B (K) K-major in shared memory
+ * (as the SS form's B: no transpose); acc 0 zeroes d first. */
+#define TC_WGMMA_RS_N64_KM(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23," \
+        "%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), \
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), \
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), \
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
 
 #define TC_WGMMA_SS_N32(TY) \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" \
@@ -130,6 +143,13 @@ template <typename T> __device__ __forceinline__ void mma_rs_n64(float *d, const
     const int acc = 1;
     if constexpr (std::is_same<T, __half>::value) TC_WGMMA_RS_N64("f16");
     else TC_WGMMA_RS_N64("bf16");
+}
+
+/* S (64 x 64 keys) from A (Q) in registers and K in shared memory */
+template <typename T> __device__ __forceinline__ void mma_rs_s64(float (&d)[32], const uint32_t a[4], uint64_t db, int acc)
+{
+    if constexpr (std::is_same<T, __half>::value) TC_WGMMA_RS_N64_KM("f16");
+    else TC_WGMMA_RS_N64_KM("bf16");
 }
 
 /* Shared-memory matrix descriptor: start address, leading and stride byte
@@ -435,7 +455,18 @@ __global__ void __launch_bounds__(NTH, MINB) fwd_kernel(const Params p)
  * previous tile's group, fences (fence.proxy.async) and arrives on that
  * tile's "full" barrier (the consumers then need no fence).
  * RED: the row maxima and sums of a tile as trees (8 partial maxima, 4
- * partial sums per row) instead of one serial chain each. */
+ * partial sums per row) instead of one serial chain each.
+ * QR (v8): each consumer keeps its Q rows in registers (the A fragments of
+ * the 8 k-steps, 32 registers, read once from the swizzled Q tile) and
+ * issues S = Q K^T with A from registers: the tensor cores then read only
+ * K from shared memory (2 KB per m64n64k16 instead of 4 KB).
+ * SK (v8, with OVL and PP): each consumer warpgroup skips the tiles outside
+ * the union of its own 64 rows' windows (its rows are a half of the query
+ * box: a sub-box) and masks only the tiles leaving their intersection; a
+ * skipped tile is still waited for and released (the ring's phases stay in
+ * step), and still takes its ping-pong turn (both warpgroups take ntiles + 1
+ * turns).  Skipping is exact: no key of a skipped tile lies in any of the
+ * warpgroup's windows.  SK 2 also plans the boxes for it (plan_ws_sk). */
 __device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
@@ -507,10 +538,11 @@ struct TileCursor {
 constexpr int WS_NTH = 384, WS_NCT = 256, WS_BN = 64;
 template <int NS> constexpr size_t ws_smem_bytes() { return 1024 + QBYTES + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8; }
 
-template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0>
 __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 {
     static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
+    static_assert(!SK || (OVL && PP && !PF), "SK: the overlapped, ping-ponged loop");
 #if TC_WGMMA_DEVICE
     constexpr int BN = WS_BN, KVB = kv_bytes<BN>();
     extern __shared__ __align__(1024) char smem_raw[];
@@ -573,7 +605,10 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 
     /* consumers: warpgroup wgi owns rows 64 wgi .. 64 wgi + 63 */
     reg_alloc<232>();
-    const int lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+    /* SK: wgi by a shuffle, so that ptxas sees it (and the skip decisions
+     * made from it) uniform: wgmmas under a branch it takes for divergent
+     * are serialized (C7520) */
+    const int lane = tid & 31, warp = tid >> 5, wgi = SK ? __shfl_sync(0xffffffffu, warp >> 2, 0) : warp >> 2;
     {
         const T *qb = head_base<T>(p.q, w.b, w.h);
         const RowSlot qs = row_slot<BRQ, WS_NCT>(p.own);
@@ -593,9 +628,40 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
             window_of(p, w.n, uc, wa[rr], wb[rr]);
         }
     }
+    /* SK: the union [ulo, uhi) and intersection [uia, uib) of this
+     * warpgroup's rows' windows (its valid rows: a sub-box of the query box
+     * from box row 64 wgi to 64 wgi + 63); uempty: no valid row */
+    int ulo[3], uhi[3], uia[3], uib[3];
+    bool uempty = false;
+    if (SK) {
+        int c0[3], c1[3];
+        box_coords(64 * wgi, p.own, c0);
+        box_coords(64 * wgi + 63, p.own, c1);
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            const int first = w.o[i] + c0[i], last = min(w.o[i] + c1[i], w.n[i] - 1);
+            uempty = uempty || first >= w.n[i];
+            win32(w.n[i], p.K[i], p.st[i], p.causal[i], min(first, w.n[i] - 1), ulo[i], uib[i]);
+            win32(w.n[i], p.K[i], p.st[i], p.causal[i], last, uia[i], uhi[i]);
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < 3; i++) ulo[i] = blk.lo[i], uhi[i] = blk.hi[i], uia[i] = blk.ia[i], uib[i] = blk.ib[i];
+    }
     cp_wait<0>();
     fence_async_smem();
     named_sync(1, WS_NCT);
+    /* QR: this thread's A fragments of Q (rows r0 and r0 + 8 of the block,
+     * columns 16 kk + 2 (lane & 3) (+1) and 8 more), as acc_to_a packs P */
+    uint32_t qa[QR ? D / 16 : 1][4];
+    if (QR) {
+        const int r0 = wgi * 64 + (warp & 3) * 16 + (lane >> 2), cb = 4 * (lane & 3);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                qa[kk][i] = *reinterpret_cast<const uint32_t *>(sQ + sw_off<BRQ>(r0 + 8 * (i & 1), 2 * kk + (i >> 1)) + cb);
+    }
 
     float o[64], s[BN / 2];
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
@@ -609,9 +675,13 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
     auto issue_s = [&](int st) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
             const uint64_t db = sdesc(aK + st * KVB + (kk >> 2) * (KVB / 2) + (kk & 3) * 32, 16, 1024);
-            mma_ss<T, BN>(s, da, db, kk > 0);
+            if (QR) {
+                mma_rs_s64<T>(s, qa[kk], db, kk > 0);
+            } else {
+                const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
+                mma_ss<T, BN>(s, da, db, kk > 0);
+            }
         }
         wg_commit();
     };
@@ -629,7 +699,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
         const int *org = cur.org;
         bool full = true;
 #pragma unroll
-        for (int i = 0; i < 3; i++) full = full && org[i] >= blk.ia[i] && org[i] + p.it[i] <= blk.ib[i];
+        for (int i = 0; i < 3; i++) full = full && org[i] >= uia[i] && org[i] + p.it[i] <= uib[i];
         if (!full) {
 #pragma unroll
             for (int rr = 0; rr < 2; rr++) {
@@ -735,6 +805,80 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
             release(st);
             if (++st == NS) st = 0, ph ^= 1;
         }
+    } else if (SK) {
+        /* pend: the stage of the last computed tile, whose O += P V is not
+         * issued yet (always the previous tile: a skipped tile flushes it).
+         * Every wgmma group is waited for in the branch that issues it. */
+        float alpha[2];
+        int pend = -1;
+        for (int t = 0; t < ntiles; t++) {
+            bool need = !uempty;
+#pragma unroll
+            for (int i = 0; i < 3; i++) need = need && cur.org[i] < uhi[i] && cur.org[i] + p.it[i] > ulo[i];
+            mbar_wait(bar0 + 8 * st, ph);
+            if (need && pend >= 0) {
+                fence_async_smem();
+                pin(s);
+                pin(o);
+                turn_begin();
+                wg_fence();
+                issue_s(st);
+                issue_pv(pend);
+                turn_end();
+                wg_wait<1>();
+                pin(s);
+                softmax(alpha);
+                wg_wait<0>();
+                pin(o);
+                release(pend);
+                rescale_pack(alpha);
+                pend = st;
+            } else if (need) {
+                fence_async_smem();
+                pin(s);
+                turn_begin();
+                wg_fence();
+                issue_s(st);
+                turn_end();
+                wg_wait<0>();
+                pin(s);
+                softmax(alpha);
+                rescale_pack(alpha);
+                pend = st;
+            } else if (pend >= 0) {
+                pin(o);
+                turn_begin();
+                wg_fence();
+                issue_pv(pend);
+                turn_end();
+                wg_wait<0>();
+                pin(o);
+                release(pend);
+                pend = -1;
+                release(st);
+                cur.next(blk.nt, blk.lo, p.it);
+            } else {
+                turn_begin();
+                turn_end();
+                release(st);
+                cur.next(blk.nt, blk.lo, p.it);
+            }
+            if (++st == NS) st = 0, ph ^= 1;
+        }
+        /* the last turn, taken even with nothing to issue */
+        if (pend >= 0) {
+            pin(o);
+            turn_begin();
+            wg_fence();
+            issue_pv(pend);
+            turn_end();
+            wg_wait<0>();
+            pin(o);
+            release(pend);
+        } else {
+            turn_begin();
+            turn_end();
+        }
     } else if (ntiles > 0) {
         float alpha[2];
         mbar_wait(bar0, 0);
@@ -819,16 +963,90 @@ template <typename T, int VMODE, int MINB, int BN, bool OVL> cudaError_t forward
                   p);
 }
 
+/* Tiles of width k (a grid from 0) meeting [off, off + U) along an axis, and
+ * how many of them lie inside [off + ia, off + ib). */
+static inline void sk_axis(int k, int off, int U, int ia, int ib, int &touched, int &full)
+{
+    touched = (off + U - 1) / k - off / k + 1;
+    const int f0 = cdiv(off + ia, k), f1 = (off + ib) / k;
+    full = f1 > f0 ? f1 - f0 : 0;
+}
+
+/* SK 2's boxes: the query box (128 rows, powers of two; no side past twice
+ * its extent, or choose_box's) and the iterated box (at most WS_BN rows,
+ * any shape) that minimise the consumers' work over the typical interior
+ * block: query boxes x the two warpgroups' (tiles + weight x masked tiles),
+ * a warpgroup's tiles being those of the block's tile grid that meet its
+ * half box's union (the second half starts one half further); ties: more
+ * rows per tile, then choose_box's query box.  Returns that cost. */
+static inline double plan_ws_sk(Params &p, const int ext[3], double weight)
+{
+    int def[3];
+    choose_box(BRQ, ext, def);
+    double best = -1;
+    int bprod = 0, bown[3] = {def[0], def[1], def[2]}, bit[3] = {1, 1, 1};
+    for (int a = 0; a <= 7; a++)
+        for (int b = 0; a + b <= 7; b++) {
+            const int own[3] = {1 << a, 1 << b, 1 << (7 - a - b)};
+            const bool isdef = own[0] == def[0] && own[1] == def[1] && own[2] == def[2];
+            bool ok = true;
+            for (int i = 0; i < 3; i++) ok = ok && (own[i] == 1 || own[i] / 2 < ext[i]);
+            if (!ok && !isdef) continue;
+            const int sx = own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2; /* the axis the two halves split */
+            int half[3] = {own[0], own[1], own[2]};
+            half[sx] /= 2;
+            int U[3], ia[3], ib[3];
+            union_ext(p, ext, half, U, ia, ib);
+            double nbox = 1;
+            for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
+            for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
+                for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
+                    const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
+                    const int k[3] = {k0, k1, k2};
+                    double work = 0;
+                    for (int g = 0; g < 2; g++) {
+                        int tt = 1, ff = 1;
+                        for (int i = 0; i < 3; i++) {
+                            int t1, f1;
+                            sk_axis(k[i], i == sx ? g * half[i] : 0, U[i], ia[i], ib[i], t1, f1);
+                            tt *= t1;
+                            ff *= f1;
+                        }
+                        work += tt + weight * (tt - ff);
+                    }
+                    const double cost = nbox * work;
+                    const int prod = k0 * k1 * k2;
+                    const bool better = best < 0 || cost < best * (1 - 1e-12) ||
+                                        (cost <= best * (1 + 1e-12) && (prod > bprod || (prod == bprod && isdef)));
+                    if (better) {
+                        best = cost;
+                        bprod = prod;
+                        for (int i = 0; i < 3; i++) bown[i] = own[i], bit[i] = k[i];
+                    }
+                }
+        }
+    for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
+    p.itprod = p.it[0] * p.it[1] * p.it[2];
+    p.rep[0] = p.rep[1] = 0;
+    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
+    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
+    return best;
+}
+
 /* Host side of the warp-specialised forward: the same boxes as forward_v. */
-template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false>
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0>
 cudaError_t forward_ws(Params p, cudaStream_t st)
 {
     int ext[3];
     group_ext(p, ext);
-    choose_box(BRQ, ext, p.own);
-    plan_iter(p, WS_BN, ext, fwd_mask_weight());
+    if (SK == 2) {
+        plan_ws_sk(p, ext, fwd_mask_weight());
+    } else {
+        choose_box(BRQ, ext, p.own);
+        plan_iter(p, WS_BN, ext, fwd_mask_weight());
+    }
     static unsigned long long done;
-    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
+    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED, QR, SK>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
 }
 
 } /* namespace wg */

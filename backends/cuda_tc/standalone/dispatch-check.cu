@@ -1,7 +1,7 @@
 /*
  * dispatch-check.cu - a host-only check of cuda-tc.cu's dispatch: which kernel
  * entry point run() calls (or which refusal it gives) per op, head dim, rank,
- * configuration 0..13 and device (with or without the sm_90a kernels), with
+ * configuration 0..14 and device (with or without the sm_90a kernels), with
  * the entry points, the scratch allocation and the library's helpers mocked.
  * No GPU needed; built by hand from a configured build directory BUILD (for
  * config.h, configured with 90 among --with-cuda-arch):
@@ -47,13 +47,14 @@ int natten_inner_contiguous(const natten_problem *, char *, size_t) { return 1; 
 #include "cuda-tc.cu"
 
 static int fails;
+static int64_t g_heads = 1; /* heads of the problems expect() runs (1: 1 query row) */
 static void expect(int wg, natten_op op, int dim, int rank, int cfg, int want_called, int want_arg, const char *refuse)
 {
     natten_problem p;
     natten_exec x;
     memset(&p, 0, sizeof p);
     memset(&x, 0, sizeof x);
-    p.op = op; p.dtype = NATTEN_F16; p.rank = rank; p.batch = 1; p.heads = 1; p.heads_kv = 1;
+    p.op = op; p.dtype = NATTEN_F16; p.rank = rank; p.batch = 1; p.heads = g_heads; p.heads_kv = 1;
     p.dim = p.dim_v = dim; p.tokens = 1; p.extent[0] = p.extent[1] = p.extent[2] = 1;
     x.config = cfg;
     devices[0].wgmma = wg;
@@ -77,11 +78,12 @@ int main(void)
     snprintf(devices[0].wg_why, sizeof devices[0].wg_why, "needs sm_90a, device 0 (X) is sm_80");
     const natten_op F = NATTEN_OP_FNA_FORWARD, B = NATTEN_OP_FNA_BACKWARD;
     for (int wg = 0; wg < 2; wg++) {
-        for (int cfg = 0; cfg <= 13; cfg++) {
-            int mma = cfg >= 1 && cfg <= 9, wgf = cfg == 10 || cfg == 13, wgbc = cfg == 11 || cfg == 12;
-            /* forward, D 128: which Hopper forward (0: configuration 10, 1: 13, the default TC_WS_DEFAULT) */
+        for (int cfg = 0; cfg <= 14; cfg++) {
+            int mma = cfg >= 1 && cfg <= 9, wgf = cfg == 10 || cfg == 13 || cfg == 14, wgbc = cfg == 11 || cfg == 12;
+            /* forward, D 128: which Hopper forward (0: configuration 10, 1: 13, 2: 14, the default TC_WS_DEFAULT) */
             if (wgf && !wg) expect(wg, F, 128, 2, cfg, 0, 0, "needs sm_90a");
-            else if (wg && !mma) expect(wg, F, 128, 2, cfg, 3, cfg == 13 ? 1 : cfg == 10 ? 0 : TC_WS_DEFAULT, NULL);
+            else if (wg && !mma)
+                expect(wg, F, 128, 2, cfg, 3, cfg == 14 ? 2 : cfg == 13 ? 1 : cfg == 10 ? 0 : 1, NULL);
             else expect(wg, F, 128, 2, cfg, 1, mma ? cfg - 1 : wgf ? cfg - 1 : -1, NULL);
             /* forward, D 32 */
             if (wgf && !wg) expect(wg, F, 32, 2, cfg, 0, 0, "needs sm_90a");
@@ -99,6 +101,14 @@ int main(void)
             else expect(wg, B, 64, 2, cfg, 1, mma ? cfg - 1 : wgf ? cfg - 1 : -1, NULL);
         }
     }
+    /* the default forward of a big problem (TC_WSK_MIN_ROWS query rows):
+     * the tile-skipping kernel; one row fewer: configuration 13's */
+    g_heads = TC_WSK_MIN_ROWS;
+    expect(1, F, 128, 2, 0, 3, TC_WS_DEFAULT, NULL);
+    expect(1, F, 128, 2, 13, 3, 1, NULL);
+    g_heads = TC_WSK_MIN_ROWS - 1;
+    expect(1, F, 128, 2, 0, 3, 1, NULL);
+    expect(1, F, 128, 2, 14, 3, 2, NULL);
     printf("%d failed\n", fails);
     return fails != 0;
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# gpu-run11.sh - NOT RUN YET (written after v7's two device calls): the next
+# gpu-run11.sh - NEVER RUN (superseded by gpu-run12.sh, v8) (written after v7's two device calls): the next
 # steps of the warp-specialised forward in the harness, against the shipped
 # variant t (the library's configuration 13): v (5 stages), w (t with tree
 # reductions of the row maxima and sums), x (both).  Build the harness on the

@@ -11,7 +11,8 @@
  * Configurations: 0..8 the mma.sync forward and dQ kernels (tc_kernels.cuh),
  * 9..17 (letters a..i) the Hopper forward (tc_wgmma.cuh), 18..23 (letters
  * j..o) the Hopper backward (tc_wgmma_bwd.cuh) after the default forward,
- * 24..32 (letters p..x) the warp-specialised Hopper forward (v7).
+ * 24..32 (letters p..x) the warp-specialised Hopper forward (v7), 33..40
+ * (letters y, z, A..F) more of it (v8).
  * Inputs are uniform in [-1, 1] (a hash of the index), outputs are NaN-filled
  * before each call, every element compared: error = max|x - ref| / max(1, max|ref|).
  */
@@ -150,11 +151,17 @@ static const int wg_bn[N_WG] = {64, 64, 64, 64, 64, 32, 64, 64, 32};
  * producer fences its copies (PF), -r: tree reductions (RED).  t is the
  * library's configuration 13; v..x were added after the last device call
  * and have not run. */
-constexpr int N_WS = 9, N_END = 24 + N_WS;
+/* v8: y..F (33..40): -s6 (six stages: 225 KB of shared memory), -q: Q in
+ * registers, S = Q K^T with A from registers (QR), -sk: each consumer
+ * warpgroup skips the tiles outside its own rows' windows (SK 1), -sk2: and
+ * the boxes planned for that (SK 2, plan_ws_sk). */
+constexpr int N_WS = 17, N_END = 24 + N_WS;
 static const char *const ws_names[N_WS] = {
     "ws1p2x64-n64-s3",         "ws1p2x64-n64-s3-o",    "ws1p2x64-n64-s4-o",      "ws1p2x64-n64-s3-o-pp",
     "ws1p2x64-n64-s4-o-pp",    "ws1p2x64-n64-s3-o-pp-pf", "ws1p2x64-n64-s5-o-pp", "ws1p2x64-n64-s4-o-pp-r",
-    "ws1p2x64-n64-s5-o-pp-r"};
+    "ws1p2x64-n64-s5-o-pp-r",  "ws1p2x64-n64-s6-o-pp", "ws1p2x64-n64-s4-o-pp-q", "ws1p2x64-n64-s5-o-pp-q",
+    "ws1p2x64-n64-s5-o-pp-r-q", "ws1p2x64-n64-s6-o-pp-q", "ws1p2x64-n64-s6-o-pp-r-q",
+    "ws1p2x64-n64-s4-o-pp-sk", "ws1p2x64-n64-s4-o-pp-sk2"};
 static bool is_ws(int v) { return v >= 24 && v < N_END; }
 static bool is_wg(int v) { return (v >= tc::N_CFG && v < N_ALL) || is_ws(v); }
 
@@ -185,7 +192,7 @@ static void select_cfg(int v)
 static int cfg_rows(int v) { return is_wg(v) ? 128 : tc::cfg_rows[v]; }
 static int cfg_bn(int v) { return is_ws(v) ? tc::wg::WS_BN : is_wg(v) ? wg_bn[v - tc::N_CFG] : tc::cfg_bn[v]; }
 static bool cfg_bits(int v) { return is_wg(v) ? true : tc::cfg_bits[v]; }
-static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : 'a' + (v - 9)); }
+static char cfg_char(int v) { return (char)(v < 9 ? '0' + v : v < 35 ? 'a' + (v - 9) : 'A' + (v - 35)); }
 
 static int g_parts = 7; /* the Hopper backward's pieces run (bench: timing of dQ, dK/dV alone) */
 
@@ -221,7 +228,15 @@ template <typename T> static cudaError_t run_wg(tc::Params p, int k)
     case N_TOT - tc::N_CFG + 5: return tc::wg::forward_ws<T, 3, true, true, true>(p, 0);
     case N_TOT - tc::N_CFG + 6: return tc::wg::forward_ws<T, 5, true, true>(p, 0);
     case N_TOT - tc::N_CFG + 7: return tc::wg::forward_ws<T, 4, true, true, false, true>(p, 0);
-    default: return tc::wg::forward_ws<T, 5, true, true, false, true>(p, 0);
+    case N_TOT - tc::N_CFG + 8: return tc::wg::forward_ws<T, 5, true, true, false, true>(p, 0);
+    case N_TOT - tc::N_CFG + 9: return tc::wg::forward_ws<T, 6, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 10: return tc::wg::forward_ws<T, 4, true, true, false, false, true>(p, 0);
+    case N_TOT - tc::N_CFG + 11: return tc::wg::forward_ws<T, 5, true, true, false, false, true>(p, 0);
+    case N_TOT - tc::N_CFG + 12: return tc::wg::forward_ws<T, 5, true, true, false, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 13: return tc::wg::forward_ws<T, 6, true, true, false, false, true>(p, 0);
+    case N_TOT - tc::N_CFG + 14: return tc::wg::forward_ws<T, 6, true, true, false, true, true>(p, 0);
+    case N_TOT - tc::N_CFG + 15: return tc::wg::forward_ws<T, 4, true, true, false, false, false, 1>(p, 0);
+    default: return tc::wg::forward_ws<T, 4, true, true, false, false, false, 2>(p, 0);
     }
 }
 
@@ -556,8 +571,12 @@ static void plan_of(const Case &c, int v, int own[3], int it[3])
         p.causal[i] = i < c.rank ? c.c[i] : 0;
     }
     tc::group_ext(p, ext);
-    tc::choose_box(cfg_rows(v), ext, p.own);
-    tc::plan_iter(p, cfg_bn(v), ext, cfg_bits(v) ? tc::fwd_mask_weight() : 0.0);
+    if (v == N_END - 1) { /* F: SK 2's own planning */
+        tc::wg::plan_ws_sk(p, ext, tc::fwd_mask_weight());
+    } else {
+        tc::choose_box(cfg_rows(v), ext, p.own);
+        tc::plan_iter(p, cfg_bn(v), ext, cfg_bits(v) ? tc::fwd_mask_weight() : 0.0);
+    }
     for (int i = 0; i < 3; i++) own[i] = p.own[i], it[i] = p.it[i];
 }
 
@@ -738,7 +757,7 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
         for (int v = 0; v < N_END; v++)
             if (picked(cfgs, v) && !is_wgb(v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 99);
         tc::fwd_mask_weight() = w2;
-        for (int v = 3; v < N_END; v++)
+        for (int v = 3; v < N_END && w2 != w0; v++) /* (v8: not again with the same weight) */
             if (picked(cfgs, v) && !is_wgb(v) && (!is_wg(v) || cc.D == 128)) select_cfg(v), fails += check_case(cc, 98);
         tc::fwd_mask_weight() = w0;
         select_cfg(-1);
