@@ -960,7 +960,10 @@ __global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Para
 /* ---- backward: dK, dV, key-parallel ------------------------------------- */
 
 /* Query rows per iterated box in the dK/dV kernel (register budget). */
-template <int D> __host__ __device__ constexpr int dkv_bq() { return D >= 128 ? 32 : 64; }
+template <int D> __host__ __device__ constexpr int dkv_bq() { return D == 32 || D >= 128 ? 32 : 64; }
+/* Blocks per SM the dK/dV kernel is built for: at head dim 32, four (128
+ * registers a thread); two elsewhere. */
+template <int D> constexpr int dkv_minb() { return D == 32 ? 4 : 2; }
 
 template <int D> constexpr size_t dkv_smem(size_t esz)
 {
@@ -968,7 +971,7 @@ template <int D> constexpr size_t dkv_smem(size_t esz)
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(128, 2) fna_dkv_kernel(const Params p)
+__global__ void __launch_bounds__(128, dkv_minb<D>()) fna_dkv_kernel(const Params p)
 {
     constexpr int NTH = 128, LDS = D + 8, KD = D / 16, BQ = dkv_bq<D>(), NQ = BQ / 8;
     extern __shared__ __align__(16) char smem[];
