@@ -151,7 +151,14 @@ bench_tensor *bt_new(int ndim, const int64_t *shape, const bench_dtype *dt, benc
     x->dtype = dt;
     x->bytes = (size_t)x->numel * dt->size;
     x->where = where;
-    x->host = malloc(x->bytes ? x->bytes : 1);
+    /*
+     * DLPack's data pointer "is always aligned to 256 bytes as in CUDA"
+     * (dlpack.h), as frameworks' CPU allocators also give (PyTorch: 64 bytes):
+     * malloc's 16 bytes would put every 64-byte vector of a head row across
+     * two cache lines, which no framework tensor does (docs/benchmarks.md,
+     * the omp9 branch: ~10 % on the OpenMP fused forward).
+     */
+    x->host = aligned_alloc(256, ((x->bytes ? x->bytes : 1) + 255) & ~(size_t)255);
     if (x->host == NULL) {
         free(x);
         return NULL;
