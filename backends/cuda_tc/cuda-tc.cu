@@ -264,7 +264,11 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * the threshold (1024 blocks of 128 rows) lies in the unmeasured gap between
  * 256 and 12288 blocks.  Both kernels passed check_cuda_tc on the H200.
  * 3 (v10): the tile-skipping kernel with three consumer warpgroups
- * (N_CFG + 6) from TC_WSK_MIN_ROWS query rows up, 1 below. */
+ * (N_CFG + 6) from TC_WSK_MIN_ROWS query rows up, 1 below: on the H200
+ * (NOTES.md v10, device call 14) 2-D 15.46 against 14's 18.91 ms, 3-D 54.01
+ * against 73.60 ms, 1-D 0.146 against 13's 0.132 ms (171 blocks of 192 rows:
+ * below the threshold, so 13 stays there), 0.0787 against 0.0351 ms on
+ * check_cuda_tc's small 3-D case; check_cuda_tc passed with it. */
 #define TC_WS_DEFAULT 3
 #define TC_WSK_MIN_ROWS (1 << 17)
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.

@@ -1008,48 +1008,48 @@ static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int 
     for (int a = 0; a <= lg; a++)
         for (int b = 0; a + b <= lg; b++)
             for (int j = 0; j < (nc == 2 ? 1 : 3); j++) {
-            int own[3] = {1 << a, 1 << b, 1 << (lg - a - b)};
-            int sx = own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2; /* the axis the halves split */
-            if (nc == 3) {
-                if (j > sx) continue;
-                sx = j;
-                own[j] *= 3;
-            }
-            const bool isdef = own[0] == def[0] && own[1] == def[1] && own[2] == def[2];
-            bool ok = true;
-            for (int i = 0; i < 3; i++) ok = ok && (own[i] == 1 || own[i] < 2 * ext[i]);
-            if (!ok && !isdef) continue;
-            int half[3] = {own[0], own[1], own[2]};
-            half[sx] /= nc;
-            int U[3], ia[3], ib[3];
-            union_ext(p, ext, half, U, ia, ib);
-            double nbox = 1;
-            for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
-            for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
-                for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
-                    const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
-                    const int k[3] = {k0, k1, k2};
-                    double work = 0;
-                    for (int g = 0; g < nc; g++) {
-                        int tt = 1, ff = 1;
-                        for (int i = 0; i < 3; i++) {
-                            int t1, f1;
-                            sk_axis(k[i], i == sx ? g * half[i] : 0, U[i], ia[i], ib[i], t1, f1);
-                            tt *= t1;
-                            ff *= f1;
-                        }
-                        work += tt + weight * (tt - ff);
-                    }
-                    const double cost = nbox * work;
-                    const int prod = k0 * k1 * k2;
-                    const bool better = best < 0 || cost < best * (1 - 1e-12) ||
-                                        (cost <= best * (1 + 1e-12) && (prod > bprod || (prod == bprod && isdef)));
-                    if (better) {
-                        best = cost;
-                        bprod = prod;
-                        for (int i = 0; i < 3; i++) bown[i] = own[i], bit[i] = k[i];
-                    }
+                int own[3] = {1 << a, 1 << b, 1 << (lg - a - b)};
+                int sx = own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2; /* the axis the halves split */
+                if (nc == 3) {
+                    if (j > sx) continue;
+                    sx = j;
+                    own[j] *= 3;
                 }
+                const bool isdef = own[0] == def[0] && own[1] == def[1] && own[2] == def[2];
+                bool ok = true;
+                for (int i = 0; i < 3; i++) ok = ok && (own[i] == 1 || own[i] < 2 * ext[i]);
+                if (!ok && !isdef) continue;
+                int half[3] = {own[0], own[1], own[2]};
+                half[sx] /= nc;
+                int U[3], ia[3], ib[3];
+                union_ext(p, ext, half, U, ia, ib);
+                double nbox = 1;
+                for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
+                for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
+                    for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
+                        const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
+                        const int k[3] = {k0, k1, k2};
+                        double work = 0;
+                        for (int g = 0; g < nc; g++) {
+                            int tt = 1, ff = 1;
+                            for (int i = 0; i < 3; i++) {
+                                int t1, f1;
+                                sk_axis(k[i], i == sx ? g * half[i] : 0, U[i], ia[i], ib[i], t1, f1);
+                                tt *= t1;
+                                ff *= f1;
+                            }
+                            work += tt + weight * (tt - ff);
+                        }
+                        const double cost = nbox * work;
+                        const int prod = k0 * k1 * k2;
+                        const bool better = best < 0 || cost < best * (1 - 1e-12) ||
+                                            (cost <= best * (1 + 1e-12) && (prod > bprod || (prod == bprod && isdef)));
+                        if (better) {
+                            best = cost;
+                            bprod = prod;
+                            for (int i = 0; i < 3; i++) bown[i] = own[i], bit[i] = k[i];
+                        }
+                    }
             }
     for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
     p.itprod = p.it[0] * p.it[1] * p.it[2];
