@@ -88,6 +88,10 @@ static const ref_problem wg_cases[] = {
 /* Its tile-skipping form (v8): refused as configuration 10. */
 #define WSK_CONFIG 14
 #define WSK_NAME "ws-p1c2x64-n64-sk-sm90a"
+/* The same with three consumer warpgroups, a 192-row query box (v10):
+ * refused as configuration 10. */
+#define WSK3_CONFIG 15
+#define WSK3_NAME "ws-p1c3x64-n64-sk-sm90a"
 /* The Hopper backward configurations: the forward runs its default under
  * them, a backward of head dim other than 128 is refused. */
 #define WGB_FIRST 11
@@ -102,7 +106,8 @@ static int is_wgb(int config) { return config >= WGB_FIRST && config <= WGB_LAST
 /* Whether configuration config may refuse op on r with reason why. */
 static int may_refuse(int config, const ref_problem *r, tc_op op, const char *why)
 {
-    if (config == WGMMA_CONFIG || config == WS_CONFIG || config == WSK_CONFIG) return wgmma_refusal(why);
+    if (config == WGMMA_CONFIG || config == WS_CONFIG || config == WSK_CONFIG || config == WSK3_CONFIG)
+        return wgmma_refusal(why);
     if (is_wgb(config) && op == OP_FNA_BW)
         return wgmma_refusal(why) ||
                (r->D != 128 && strstr(why, "is a backward for head dim 128, not head dim") != NULL);
@@ -192,8 +197,9 @@ END_TEST
  * (head dim 128; the rest run their defaults under it), 11 and 12 the Hopper
  * backward (head dim 128; the forward runs its default under them, a
  * backward of another head dim is refused), 13 the warp-specialised Hopper
- * forward and 14 its tile-skipping form (as 10); refused on other devices. */
-#define N_CONFIGS 14
+ * forward, 14 its tile-skipping form and 15 that with three consumer
+ * warpgroups (as 10); refused on other devices. */
+#define N_CONFIGS 15
 
 static void set_config(int config)
 {
@@ -236,12 +242,16 @@ START_TEST(hopper_backward)
 END_TEST
 
 /* The Hopper forwards on the backward's edge cases (head dim 128): through
- * the default (_i 0), configuration 10 (_i 1), 13 (_i 2) and 14 (_i 3); both
- * dtypes (each case one, in turn), both layouts. */
+ * the default (_i 0), configuration 10 (_i 1), 13 (_i 2), 14 (_i 3) and 15
+ * (_i 4); both dtypes (each case one, in turn), both layouts. */
 START_TEST(hopper_forward)
 {
     natten_context *ctx = forced();
-    const int config = _i == 0 ? 0 : _i == 1 ? WGMMA_CONFIG : _i == 2 ? WS_CONFIG : WSK_CONFIG;
+    const int config = _i == 0   ? 0
+                       : _i == 1 ? WGMMA_CONFIG
+                       : _i == 2 ? WS_CONFIG
+                       : _i == 3 ? WSK_CONFIG
+                                 : WSK3_CONFIG;
     set_config(config);
     for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
         size_t t = (c + (size_t)_i) % 2;
@@ -260,7 +270,7 @@ START_TEST(tuner_times_configs)
 {
     natten_context *ctx = forced();
     natten_tuning_result res[N_CONFIGS + 2];
-    int count = 0, seen_wgb = 0, seen_ws = 0, seen_wsk = 0;
+    int count = 0, seen_wgb = 0, seen_ws = 0, seen_wsk = 0, seen_wsk3 = 0;
     uint64_t rng = seed;
     tc_io io;
     const tc_op op = _i ? OP_FNA_BW : OP_FNA;
@@ -275,8 +285,9 @@ START_TEST(tuner_times_configs)
         seen_wgb += wgb;
         seen_ws += !strcmp(res[i].config, WS_NAME);
         seen_wsk += !strcmp(res[i].config, WSK_NAME);
+        seen_wsk3 += !strcmp(res[i].config, WSK3_NAME);
         if ((!strcmp(res[i].config, WGMMA_NAME) || !strcmp(res[i].config, WS_NAME) ||
-             !strcmp(res[i].config, WSK_NAME) || (wgb && op == OP_FNA_BW)) &&
+             !strcmp(res[i].config, WSK_NAME) || !strcmp(res[i].config, WSK3_NAME) || (wgb && op == OP_FNA_BW)) &&
             res[i].status == NATTEN_ERROR_UNSUPPORTED && wgmma_refusal(res[i].reason)) {
             printf("tuned %s: %s refused: %s\n", tc_op_names[op], res[i].config, res[i].reason);
             continue;
@@ -288,6 +299,7 @@ START_TEST(tuner_times_configs)
     ck_assert_int_eq(seen_wgb, 2);
     ck_assert_int_eq(seen_ws, 1);
     ck_assert_int_eq(seen_wsk, 1);
+    ck_assert_int_eq(seen_wsk3, 1);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -418,7 +430,7 @@ int main(void)
     tc = tcase_create("hopper");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
-    tcase_add_loop_test(tc, hopper_forward, 0, 4);
+    tcase_add_loop_test(tc, hopper_forward, 0, 5);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);

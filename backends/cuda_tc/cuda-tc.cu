@@ -236,7 +236,9 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             fwd_ws_kernel; NOTES.md v7); the rest as under N_CFG + 1;
  *  N_CFG + 5: the same kernel whose consumer warpgroups skip the tiles
  *             outside their own rows' windows, with boxes planned for it
- *             (SK 2; NOTES.md v8); the rest as under N_CFG + 1.
+ *             (SK 2; NOTES.md v8); the rest as under N_CFG + 1;
+ *  N_CFG + 6: that with three consumer warpgroups and a 192-row query box
+ *             (NC 3; NOTES.md v10); the rest as under N_CFG + 1.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -246,6 +248,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WGB_COUNT 2
 #define TC_WS_VARIANT (tc::N_CFG + 1 + TC_WGB_COUNT) /* ... of the warp-specialised Hopper forward */
 #define TC_WSK_VARIANT (TC_WS_VARIANT + 1)            /* ... of its tile-skipping form (SK 2) */
+#define TC_WSK3_VARIANT (TC_WS_VARIANT + 2)           /* ... of that with three consumer warpgroups */
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
@@ -259,8 +262,14 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * 0.1314 ms (256 blocks: equal within the noise), and 0.0646 against 0.0354
  * ms on check_cuda_tc's small 3-D case (24 blocks, the tuner's single runs):
  * the threshold (1024 blocks of 128 rows) lies in the unmeasured gap between
- * 256 and 12288 blocks.  Both kernels passed check_cuda_tc on the H200. */
-#define TC_WS_DEFAULT 2
+ * 256 and 12288 blocks.  Both kernels passed check_cuda_tc on the H200.
+ * 3 (v10): the tile-skipping kernel with three consumer warpgroups
+ * (N_CFG + 6) from TC_WSK_MIN_ROWS query rows up, 1 below: on the H200
+ * (NOTES.md v10, device call 14) 2-D 15.46 against 14's 18.91 ms, 3-D 54.01
+ * against 73.60 ms, 1-D 0.146 against 13's 0.132 ms (171 blocks of 192 rows:
+ * below the threshold, so 13 stays there), 0.0787 against 0.0351 ms on
+ * check_cuda_tc's small 3-D case; check_cuda_tc passed with it. */
+#define TC_WS_DEFAULT 3
 #define TC_WSK_MIN_ROWS (1 << 17)
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
@@ -273,7 +282,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 2)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -283,6 +292,7 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "wgb-k64q32b2-q128n32b2-sm90a", /* harness v23 */
     "ws-p1c2x64-n64-sm90a",         /* a producer and two consumer warpgroups */
     "ws-p1c2x64-n64-sk-sm90a",      /* the same, each consumer skipping the tiles its rows do not see */
+    "ws-p1c3x64-n64-sk-sm90a",      /* the same with three consumers: a 192-row query box */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -296,7 +306,7 @@ static int wgb_default(const natten_problem *p) { return p->rank == 1 ? 0 : 1; }
 static int ws_default(const natten_problem *p)
 {
     const int64_t rows = p->batch * p->heads * p->tokens;
-    return TC_WS_DEFAULT == 2 && rows < TC_WSK_MIN_ROWS ? 1 : TC_WS_DEFAULT;
+    return TC_WS_DEFAULT >= 2 && rows < TC_WSK_MIN_ROWS ? 1 : TC_WS_DEFAULT;
 }
 #endif
 
@@ -324,8 +334,8 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     /* a Hopper backward chosen */
     int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
-    const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT ||
-                       variant == TC_WSK_VARIANT; /* a Hopper forward chosen */
+    const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT || variant == TC_WSK_VARIANT ||
+                       variant == TC_WSK3_VARIANT; /* a Hopper forward chosen */
     if ((wg_fwd || wgb >= 0) && !d->wgmma)
         return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tc: configuration %s %s", config_names[1 + variant],
                             d->wg_why);
@@ -344,7 +354,8 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
      * and by default once TC_WGMMA_DEFAULT is 1 (see its definition). */
     const int wg_default = TC_WGMMA_DEFAULT && variant < 0;
     if (!backward && p->dim == 128 && d->wgmma && (wg_fwd || wg_default)) {
-        const int which = variant == TC_WSK_VARIANT    ? 2
+        const int which = variant == TC_WSK3_VARIANT   ? 3
+                          : variant == TC_WSK_VARIANT    ? 2
                           : variant == TC_WS_VARIANT     ? 1
                           : variant == TC_WGMMA_VARIANT ? 0
                                                         : ws_default(p);

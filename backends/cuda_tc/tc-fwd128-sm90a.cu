@@ -11,7 +11,8 @@
  * FA3's intra-warpgroup overlap, WS_PP: its ping-pong).  which 2 (v8): the
  * same with SK 2: each consumer warpgroup skips the tiles outside its own
  * rows' windows, and the boxes are planned for that (plan_ws_sk; harness
- * variant F). */
+ * variant F).  which 3 (v10): SK 2 with three consumer warpgroups, a
+ * 192-row query box (NC 3), for less L2 traffic per FLOP. */
 #define WS_STAGES 4 /* harness variant t, the fastest of p..u (NOTES.md v7) */
 #define WS_PP true
 template <typename T> static auto kernel_of() { return tc::wg::fwd_kernel<T, 0, 2, 64, false>; }
@@ -20,9 +21,16 @@ template <typename T> static auto wsk_kernel_of()
 {
     return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP, false, false, false, 2>;
 }
+template <typename T> static auto wsk3_kernel_of()
+{
+    return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP, false, false, false, 2, 3>;
+}
 
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
+    if (which == 3)
+        return bf16 ? tc::wg::forward_ws<__nv_bfloat16, WS_STAGES, true, WS_PP, false, false, false, 2, 3>(p, st)
+                    : tc::wg::forward_ws<__half, WS_STAGES, true, WS_PP, false, false, false, 2, 3>(p, st);
     if (which == 2)
         return bf16 ? tc::wg::forward_ws<__nv_bfloat16, WS_STAGES, true, WS_PP, false, false, false, 2>(p, st)
                     : tc::wg::forward_ws<__half, WS_STAGES, true, WS_PP, false, false, false, 2>(p, st);
@@ -36,10 +44,11 @@ cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16
 cudaError_t tc_probe_sm90a(void)
 {
     cudaFuncAttributes fa;
-    const void *k[6] = {(const void *)kernel_of<__half>(),     (const void *)kernel_of<__nv_bfloat16>(),
-                        (const void *)ws_kernel_of<__half>(),  (const void *)ws_kernel_of<__nv_bfloat16>(),
-                        (const void *)wsk_kernel_of<__half>(), (const void *)wsk_kernel_of<__nv_bfloat16>()};
+    const void *k[8] = {(const void *)kernel_of<__half>(),      (const void *)kernel_of<__nv_bfloat16>(),
+                        (const void *)ws_kernel_of<__half>(),   (const void *)ws_kernel_of<__nv_bfloat16>(),
+                        (const void *)wsk_kernel_of<__half>(),  (const void *)wsk_kernel_of<__nv_bfloat16>(),
+                        (const void *)wsk3_kernel_of<__half>(), (const void *)wsk3_kernel_of<__nv_bfloat16>()};
     cudaError_t e = cudaSuccess;
-    for (int i = 0; i < 6 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
+    for (int i = 0; i < 8 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
     return e;
 }

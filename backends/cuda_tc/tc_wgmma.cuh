@@ -535,19 +535,29 @@ struct TileCursor {
     }
 };
 
-constexpr int WS_NTH = 384, WS_NCT = 256, WS_BN = 64;
-template <int NS> constexpr size_t ws_smem_bytes() { return 1024 + QBYTES + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8; }
+/* NC (v10): consumer warpgroups of 64 query rows each (2: the 128-row box
+ * of v7/v8; 3: a 192-row box, 512 threads, registers 32 / 160 as FA3 sets
+ * them for three consumer warpgroups) */
+constexpr int WS_BN = 64;
+template <int NC> __host__ __device__ constexpr int ws_nth() { return 128 * (NC + 1); }
+template <int NS, int NC = 2> constexpr size_t ws_smem_bytes()
+{
+    return 1024 + 64 * NC * D * 2 + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8;
+}
 
-template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0>
-__global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0,
+          int NC = 2>
+__global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params p)
 {
     static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
     static_assert(!SK || (OVL && PP && !PF), "SK: the overlapped, ping-ponged loop");
+    static_assert(NC == 2 || NC == 3, "two or three consumer warpgroups");
 #if TC_WGMMA_DEVICE
     constexpr int BN = WS_BN, KVB = kv_bytes<BN>();
+    constexpr int WS_NTH = ws_nth<NC>(), WS_NCT = 128 * NC, QROWS = 64 * NC, QBY = QROWS * D * 2;
     extern __shared__ __align__(1024) char smem_raw[];
     char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
-    char *sQ = sm, *sK = sQ + QBYTES, *sV = sK + NS * KVB;
+    char *sQ = sm, *sK = sQ + QBY, *sV = sK + NS * KVB;
     const uint32_t aQ = smem_u32(sQ), aK = smem_u32(sK), aV = smem_u32(sV);
     const uint32_t bar0 = smem_u32(sV + NS * KVB); /* full[s] at bar0 + 8s, empty[s] at bar0 + 8(NS + s) */
     const int tid = threadIdx.x;
@@ -567,7 +577,8 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
 
     if (tid >= WS_NCT) {
         /* producer warpgroup: two threads per key row, 8 chunks each of K and V */
-        reg_dealloc<40>();
+        if (NC == 2) reg_dealloc<40>();
+        else reg_dealloc<32>();
         const T *kb = head_base<T>(p.k, w.b, blk.hk);
         const T *vb = head_base<T>(p.v, w.b, blk.hk);
         RowSlot ks;
@@ -604,15 +615,16 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
     }
 
     /* consumers: warpgroup wgi owns rows 64 wgi .. 64 wgi + 63 */
-    reg_alloc<232>();
+    if (NC == 2) reg_alloc<232>();
+    else reg_alloc<160>();
     /* SK: wgi by a shuffle, so that ptxas sees it (and the skip decisions
      * made from it) uniform: wgmmas under a branch it takes for divergent
      * are serialized (C7520) */
     const int lane = tid & 31, warp = tid >> 5, wgi = SK ? __shfl_sync(0xffffffffu, warp >> 2, 0) : warp >> 2;
     {
         const T *qb = head_base<T>(p.q, w.b, w.h);
-        const RowSlot qs = row_slot<BRQ, WS_NCT>(p.own);
-        gather_sw<T, BRQ, WS_NCT>(sQ, qb, p, p.q, w, qs, BRQ, w.o);
+        const RowSlot qs = row_slot<QROWS, WS_NCT>(p.own);
+        gather_sw<T, QROWS, WS_NCT>(sQ, qb, p, p.q, w, qs, QROWS, w.o);
         cp_commit();
     }
     int wa[2][3], wb[2][3];
@@ -660,7 +672,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
         for (int kk = 0; kk < D / 16; kk++)
 #pragma unroll
             for (int i = 0; i < 4; i++)
-                qa[kk][i] = *reinterpret_cast<const uint32_t *>(sQ + sw_off<BRQ>(r0 + 8 * (i & 1), 2 * kk + (i >> 1)) + cb);
+                qa[kk][i] = *reinterpret_cast<const uint32_t *>(sQ + sw_off<QROWS>(r0 + 8 * (i & 1), 2 * kk + (i >> 1)) + cb);
     }
 
     float o[64], s[BN / 2];
@@ -679,7 +691,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
             if (QR) {
                 mma_rs_s64<T>(s, qa[kk], db, kk > 0);
             } else {
-                const uint64_t da = sdesc(aQ + (kk >> 2) * (QBYTES / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
+                const uint64_t da = sdesc(aQ + (kk >> 2) * (QBY / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
                 mma_ss<T, BN>(s, da, db, kk > 0);
             }
         }
@@ -773,16 +785,18 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
         if (lane == 0) mbar_arrive(bar0 + 8 * (NS + st));
     };
 
-    /* PP: warpgroup g issues after bar.sync 2 + g and lets the other go by
-     * bar.arrive 3 - g; warpgroup 1 lets 0 go first, and 0 takes that last
-     * arrival after its loop (every arrival matched) */
+    /* PP: warpgroup g issues after bar.sync 2 + g and lets the next one go
+     * by bar.arrive 2 + (g + 1) % NC (a ring: 0, 1, (2,) 0, ...); the last
+     * warpgroup lets 0 go first, and 0 takes that last arrival after its
+     * loop (every arrival matched).  Each barrier: 256 threads, the waiting
+     * warpgroup and the arriving one. */
     auto turn_begin = [&]() {
-        if (PP) named_sync(2 + wgi, WS_NCT);
+        if (PP) named_sync(2 + wgi, 256);
     };
     auto turn_end = [&]() {
-        if (PP) named_arrive(3 - wgi, WS_NCT);
+        if (PP) named_arrive(NC == 2 ? 3 - wgi : wgi == NC - 1 ? 2 : 3 + wgi, 256);
     };
-    if (PP && wgi == 1) named_arrive(2, WS_NCT);
+    if (PP && wgi == NC - 1) named_arrive(2, 256);
     int st = 0;
     uint32_t ph = 0;
     if (!OVL) {
@@ -923,7 +937,7 @@ __global__ void __launch_bounds__(WS_NTH, 1) fwd_ws_kernel(const Params p)
         pin(o);
         release(st);
     }
-    if (PP && wgi == 0) named_sync(2, WS_NCT);
+    if (PP && wgi == 0) named_sync(2, 256);
 
     int u[1][2][3];
     bool rvalid[1][2];
@@ -979,52 +993,64 @@ static inline void sk_axis(int k, int off, int U, int ia, int ib, int &touched, 
  * a warpgroup's tiles being those of the block's tile grid that meet its
  * half box's union (the second half starts one half further); ties: more
  * rows per tile, then choose_box's query box.  Returns that cost. */
-static inline double plan_ws_sk(Params &p, const int ext[3], double weight)
+static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int nc = 2)
 {
     int def[3];
-    choose_box(BRQ, ext, def);
+    choose_box(nc == 2 ? BRQ : 64, ext, def);
+    if (nc == 3) def[def[0] > 1 ? 0 : def[1] > 1 ? 1 : 2] *= 3;
     double best = -1;
     int bprod = 0, bown[3] = {def[0], def[1], def[2]}, bit[3] = {1, 1, 1};
-    for (int a = 0; a <= 7; a++)
-        for (int b = 0; a + b <= 7; b++) {
-            const int own[3] = {1 << a, 1 << b, 1 << (7 - a - b)};
-            const bool isdef = own[0] == def[0] && own[1] == def[1] && own[2] == def[2];
-            bool ok = true;
-            for (int i = 0; i < 3; i++) ok = ok && (own[i] == 1 || own[i] / 2 < ext[i]);
-            if (!ok && !isdef) continue;
-            const int sx = own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2; /* the axis the two halves split */
-            int half[3] = {own[0], own[1], own[2]};
-            half[sx] /= 2;
-            int U[3], ia[3], ib[3];
-            union_ext(p, ext, half, U, ia, ib);
-            double nbox = 1;
-            for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
-            for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
-                for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
-                    const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
-                    const int k[3] = {k0, k1, k2};
-                    double work = 0;
-                    for (int g = 0; g < 2; g++) {
-                        int tt = 1, ff = 1;
-                        for (int i = 0; i < 3; i++) {
-                            int t1, f1;
-                            sk_axis(k[i], i == sx ? g * half[i] : 0, U[i], ia[i], ib[i], t1, f1);
-                            tt *= t1;
-                            ff *= f1;
-                        }
-                        work += tt + weight * (tt - ff);
-                    }
-                    const double cost = nbox * work;
-                    const int prod = k0 * k1 * k2;
-                    const bool better = best < 0 || cost < best * (1 - 1e-12) ||
-                                        (cost <= best * (1 + 1e-12) && (prod > bprod || (prod == bprod && isdef)));
-                    if (better) {
-                        best = cost;
-                        bprod = prod;
-                        for (int i = 0; i < 3; i++) bown[i] = own[i], bit[i] = k[i];
-                    }
+    /* candidates: nc 2, the power-of-two boxes of 128 rows, split along their
+     * first axis longer than 1; nc 3 (v10), a power-of-two box of 64 rows
+     * with one axis tripled, the axis the thirds split: no axis before it
+     * longer than 1, so that each third (64 rows) is a sub-box */
+    const int lg = nc == 2 ? 7 : 6;
+    for (int a = 0; a <= lg; a++)
+        for (int b = 0; a + b <= lg; b++)
+            for (int j = 0; j < (nc == 2 ? 1 : 3); j++) {
+                int own[3] = {1 << a, 1 << b, 1 << (lg - a - b)};
+                int sx = own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2; /* the axis the halves split */
+                if (nc == 3) {
+                    if (j > sx) continue;
+                    sx = j;
+                    own[j] *= 3;
                 }
-        }
+                const bool isdef = own[0] == def[0] && own[1] == def[1] && own[2] == def[2];
+                bool ok = true;
+                for (int i = 0; i < 3; i++) ok = ok && (own[i] == 1 || own[i] < 2 * ext[i]);
+                if (!ok && !isdef) continue;
+                int half[3] = {own[0], own[1], own[2]};
+                half[sx] /= nc;
+                int U[3], ia[3], ib[3];
+                union_ext(p, ext, half, U, ia, ib);
+                double nbox = 1;
+                for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
+                for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
+                    for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
+                        const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
+                        const int k[3] = {k0, k1, k2};
+                        double work = 0;
+                        for (int g = 0; g < nc; g++) {
+                            int tt = 1, ff = 1;
+                            for (int i = 0; i < 3; i++) {
+                                int t1, f1;
+                                sk_axis(k[i], i == sx ? g * half[i] : 0, U[i], ia[i], ib[i], t1, f1);
+                                tt *= t1;
+                                ff *= f1;
+                            }
+                            work += tt + weight * (tt - ff);
+                        }
+                        const double cost = nbox * work;
+                        const int prod = k0 * k1 * k2;
+                        const bool better = best < 0 || cost < best * (1 - 1e-12) ||
+                                            (cost <= best * (1 + 1e-12) && (prod > bprod || (prod == bprod && isdef)));
+                        if (better) {
+                            best = cost;
+                            bprod = prod;
+                            for (int i = 0; i < 3; i++) bown[i] = own[i], bit[i] = k[i];
+                        }
+                    }
+            }
     for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
     p.itprod = p.it[0] * p.it[1] * p.it[2];
     p.rep[0] = p.rep[1] = 0;
@@ -1033,20 +1059,24 @@ static inline double plan_ws_sk(Params &p, const int ext[3], double weight)
     return best;
 }
 
-/* Host side of the warp-specialised forward: the same boxes as forward_v. */
-template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0>
+/* Host side of the warp-specialised forward: the same boxes as forward_v
+ * (SK 2: plan_ws_sk's; NC 3 only with SK 2). */
+template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0,
+          int NC = 2>
 cudaError_t forward_ws(Params p, cudaStream_t st)
 {
+    static_assert(NC == 2 || SK == 2, "a 192-row box only with plan_ws_sk's boxes");
     int ext[3];
     group_ext(p, ext);
     if (SK == 2) {
-        plan_ws_sk(p, ext, fwd_mask_weight());
+        plan_ws_sk(p, ext, fwd_mask_weight(), NC);
     } else {
         choose_box(BRQ, ext, p.own);
         plan_iter(p, WS_BN, ext, fwd_mask_weight());
     }
     static unsigned long long done;
-    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED, QR, SK>, &done, plan_grid(p, p.H), WS_NTH, ws_smem_bytes<NS>(), st, p);
+    return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED, QR, SK, NC>, &done, plan_grid(p, p.H), ws_nth<NC>(),
+                  ws_smem_bytes<NS, NC>(), st, p);
 }
 
 } /* namespace wg */

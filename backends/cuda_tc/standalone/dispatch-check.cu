@@ -1,7 +1,7 @@
 /*
  * dispatch-check.cu - a host-only check of cuda-tc.cu's dispatch: which kernel
  * entry point run() calls (or which refusal it gives) per op, head dim, rank,
- * configuration 0..14 and device (with or without the sm_90a kernels), with
+ * configuration 0..15 and device (with or without the sm_90a kernels), with
  * the entry points, the scratch allocation and the library's helpers mocked.
  * No GPU needed; built by hand from a configured build directory BUILD (for
  * config.h, configured with 90 among --with-cuda-arch):
@@ -78,12 +78,15 @@ int main(void)
     snprintf(devices[0].wg_why, sizeof devices[0].wg_why, "needs sm_90a, device 0 (X) is sm_80");
     const natten_op F = NATTEN_OP_FNA_FORWARD, B = NATTEN_OP_FNA_BACKWARD;
     for (int wg = 0; wg < 2; wg++) {
-        for (int cfg = 0; cfg <= 14; cfg++) {
-            int mma = cfg >= 1 && cfg <= 9, wgf = cfg == 10 || cfg == 13 || cfg == 14, wgbc = cfg == 11 || cfg == 12;
-            /* forward, D 128: which Hopper forward (0: configuration 10, 1: 13, 2: 14, the default TC_WS_DEFAULT) */
+        for (int cfg = 0; cfg <= 15; cfg++) {
+            int mma = cfg >= 1 && cfg <= 9, wgf = cfg == 10 || cfg == 13 || cfg == 14 || cfg == 15,
+                wgbc = cfg == 11 || cfg == 12;
+            /* forward, D 128: which Hopper forward (0: configuration 10, 1: 13, 2: 14, 3: 15; the default of
+             * a one-row problem: 1) */
             if (wgf && !wg) expect(wg, F, 128, 2, cfg, 0, 0, "needs sm_90a");
             else if (wg && !mma)
-                expect(wg, F, 128, 2, cfg, 3, cfg == 14 ? 2 : cfg == 13 ? 1 : cfg == 10 ? 0 : 1, NULL);
+                expect(wg, F, 128, 2, cfg, 3, cfg == 15 ? 3 : cfg == 14 ? 2 : cfg == 13 ? 1 : cfg == 10 ? 0 : 1,
+                       NULL);
             else expect(wg, F, 128, 2, cfg, 1, mma ? cfg - 1 : wgf ? cfg - 1 : -1, NULL);
             /* forward, D 32 */
             if (wgf && !wg) expect(wg, F, 32, 2, cfg, 0, 0, "needs sm_90a");
@@ -102,13 +105,17 @@ int main(void)
         }
     }
     /* the default forward of a big problem (TC_WSK_MIN_ROWS query rows):
-     * the tile-skipping kernel; one row fewer: configuration 13's */
+     * the tile-skipping kernel (TC_WS_DEFAULT: 3 since v10, three consumer
+     * warpgroups); one row fewer: configuration 13's */
     g_heads = TC_WSK_MIN_ROWS;
     expect(1, F, 128, 2, 0, 3, TC_WS_DEFAULT, NULL);
+    expect(1, F, 128, 3, 0, 3, TC_WS_DEFAULT, NULL);
     expect(1, F, 128, 2, 13, 3, 1, NULL);
+    expect(1, F, 128, 2, 14, 3, 2, NULL);
     g_heads = TC_WSK_MIN_ROWS - 1;
     expect(1, F, 128, 2, 0, 3, 1, NULL);
     expect(1, F, 128, 2, 14, 3, 2, NULL);
+    expect(1, F, 128, 2, 15, 3, 3, NULL);
     printf("%d failed\n", fails);
     return fails != 0;
 }
