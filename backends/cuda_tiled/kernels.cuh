@@ -905,8 +905,9 @@ struct f2plan {
  * that minimises the threads launched (tiles x threads per tile, in whole
  * warps), then the staged positions.  Kinds: F2_PAIRS, the unfused kernels
  * (two lanes per four queries of a row, ps 32, two window-row stages of
- * esz-byte slots per query); F2_FUSED, F2_LPQ threads per query with two
- * staged rows per partner (forward, dQ); F2_INVERSE, the same per key, the box
+ * esz-byte slots per query); F2_FUSED, lpq threads per query (the
+ * forward's F2_LPQ, the backward's f2_bwd_lanes) with two staged rows per
+ * partner (forward, dQ); F2_INVERSE, the same per key, the box
  * being the union of inverse windows (dK, dV).
  */
 enum { F2_PAIRS, F2_FUSED, F2_INVERSE };
@@ -952,7 +953,8 @@ struct f2cfg {
     size_t hbudget; /* shared memory a head-group block may use */
 };
 
-static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
+static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P,
+                           int lpq = F2_LPQ)
 {
     const size_t budget = cfg.budget;
     const bool pairs = kind == F2_PAIRS;
@@ -981,7 +983,7 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
     double best = -1;
     for (int T0 = 1; T0 <= 64 && (T0 == 1 || T0 / 2 < nmax[0]); T0 *= 2) {
         for (int w = 1; w <= (pairs ? 16 : 64); w++) {
-            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : F2_LPQ * T0 * T1, nq = T0 * T1;
+            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : lpq * T0 * T1, nq = T0 * T1;
             if (thr > (pairs ? F2_PAIR_THREADS : F2_THREADS) || (T1 > nmax[1] && w > 1 && (pairs ? 4 * (w - 1) : w - 1) >= nmax[1])) continue;
             /* windows of T consecutive positions span at most T + K + s - 2
              * (window starts grow by at most one per position plus s - 1 at a
@@ -1324,6 +1326,17 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     return c;
 }
 
+/*
+ * Lanes per query (key) of the fast fused backward dq2/dkv2: two (16 head-dim
+ * values each), or four (eight each, the kernels before issue #8's second
+ * round) with NATTEN_CUDA_TILED_BWD_LANES=4, kept for comparison (benchmarks).
+ */
+static inline int f2_bwd_lanes(void)
+{
+    const char *env = getenv("NATTEN_CUDA_TILED_BWD_LANES");
+    return env && atoi(env) == 4 ? 4 : 2;
+}
+
 template <typename T>
 struct ops {
     typedef typename acc_of<T>::type A;
@@ -1566,7 +1579,9 @@ struct ops {
         return launched("fna_forward");
     }
 
-    /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2. */
+    /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2, with
+     * LPQ lanes per query (key). */
+    template <int LPQ>
     static natten_status f2_backward(const natten_problem *p, const natten_exec *x, const f2plan &Fq,
                                      const f2plan &Fk, int vec, int want_drpb)
     {
@@ -1576,8 +1591,8 @@ struct ops {
         natten_status st;
         float *delta, *ds = 0;
         if (Fq.empty) return NATTEN_SUCCESS;
-        if ((st = f2_smem_attr((const void *)dq2_kernel<T>, Fq.smem)) ||
-            (st = f2_smem_attr((const void *)dkv2_kernel<T>, Fk.smem)))
+        if ((st = f2_smem_attr((const void *)dq2_kernel<T, LPQ>, Fq.smem)) ||
+            (st = f2_smem_attr((const void *)dkv2_kernel<T, LPQ>, Fk.smem)))
             return st;
         if ((delta = (float *)ct_scratch((size_t)n * sizeof(float), s, &st)) == 0) return st;
         if (want_drpb && (ds = (float *)ct_scratch((size_t)(n * p->window) * sizeof(float), s, &st)) == 0) {
@@ -1585,13 +1600,13 @@ struct ops {
             return st;
         }
         f2view R = rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q);
-        dq2_kernel<T><<<Fq.grid, Fq.block, Fq.smem, s>>>(
+        dq2_kernel<T, LPQ><<<Fq.grid, Fq.block, Fq.smem, s>>>(
             Fq.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R, f2mk(p, NATTEN_ARG_OUT),
             f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), delta, ds, D, Dv, rpb,
             (float)p->scale, vec);
         st = launched("fna_backward (dq)");
         if (!st && !Fk.empty) {
-            dkv2_kernel<T><<<Fk.grid, Fk.block, Fk.smem, s>>>(
+            dkv2_kernel<T, LPQ><<<Fk.grid, Fk.block, Fk.smem, s>>>(
                 Fk.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R,
                 f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_K),
                 f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec);
@@ -1629,13 +1644,15 @@ struct ops {
                 if (a != NATTEN_ARG_RPB && a != NATTEN_ARG_LSE && a != NATTEN_ARG_ATTN && a != NATTEN_ARG_D_ATTN &&
                     a != NATTEN_ARG_D_RPB && natten_has(p, (natten_arg)a))
                     ok = f2_fits(p, (natten_arg)a, p->arg[a].shape[NV_C]);
-            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq) &&
-                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk)) {
+            const int lpq = f2_bwd_lanes();
+            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq, lpq) &&
+                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk, lpq)) {
                 static const natten_arg io[] = {NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_OUT,
                                                 NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V};
                 int vec = 1;
                 for (int a = 0; a < 8; a++) vec &= f2_vec(p, io[a], sizeof(T), (int)p->arg[io[a]].shape[NV_C]);
-                return f2_backward(p, x, Fq, Fk, vec, want_drpb);
+                return lpq == 4 ? f2_backward<4>(p, x, Fq, Fk, vec, want_drpb)
+                                : f2_backward<2>(p, x, Fq, Fk, vec, want_drpb);
             }
         }
         if ((st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, Pq))) return st;
