@@ -758,18 +758,24 @@ __device__ __forceinline__ void f2inv(int n, int K, int s, int causal, int v, in
  * ptxas then keeps them at 80 registers (with a few dozen bytes of spills)
  * instead of 98 / 127 (two blocks per SM); on the H200, fp32 56x56 K 7 B 16
  * H 2, forward + backward medians of two runs each: 506.8 / 425.7 us before,
- * 396.1 / 391.8 after.  With two lanes a row (16 head-dim values each: half
- * the shuffles, and half the per-step instructions per multiply-add) they
- * hold 48 / 64 values a lane and ask for two blocks of 256 (128 registers);
- * the 56x56 plan gives them blocks of 128, four per SM (shared memory). */
+ * 396.1 / 391.8 after.  With two lanes a row (16 head-dim values each, half
+ * the shuffles; NATTEN_CUDA_TILED_BWD_LANES=2, not the default) they hold
+ * 48 / 64 values a lane and ask for two blocks of 256 (128 registers); the
+ * 56x56 plan gives them blocks of 128, four per SM, 16 warps against 24:
+ * 392 us forward + backward against 350 (NOTES.md). */
 #define F2_BWD_BOUNDS(LPQ) __launch_bounds__(F2_THREADS, (LPQ) == 4 ? 3 : 2)
+/* dq2 with four lanes may also ask for four blocks of 256 per SM (MINB 4):
+ * 64 registers, its spills (76 B) outside the pair loops, 32 warps per SM
+ * (shared memory: 4 x 54.3 KB on the 56x56 problem).  dkv2 at 64 registers
+ * spills inside its pair loop. */
+#define F2_DQ_BOUNDS(LPQ, MINB) __launch_bounds__(F2_THREADS, (LPQ) == 4 ? (MINB) : 2)
 
 /* dQ = scale * sum dS k, with P = exp(s - lse), dS = P (dO.v - delta), and
  * delta = dO.O stored per query for the key side ([b, h, row, col] floats),
  * dS per slot for d_rpb when ds is not NULL ([b, token, h, slot]).  Staged
  * position as in the forward: k at [0, 32), v at [32, 64). */
-template <typename T, int LPQ>
-__global__ void F2_BWD_BOUNDS(LPQ) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R, f2view O, f2view L,
+template <typename T, int LPQ, int MINB>
+__global__ void F2_DQ_BOUNDS(LPQ, MINB) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R, f2view O, f2view L,
                                               f2view dO, f2view dQ, float *delta, float *ds, int D, int Dv, int rpb,
                                               float scale, int vec)
 {

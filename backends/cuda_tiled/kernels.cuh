@@ -1327,14 +1327,23 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
 }
 
 /*
- * Lanes per query (key) of the fast fused backward dq2/dkv2: two (16 head-dim
- * values each), or four (eight each, the kernels before issue #8's second
- * round) with NATTEN_CUDA_TILED_BWD_LANES=4, kept for comparison (benchmarks).
+ * Lanes per query (key) of the fast fused backward dq2/dkv2: four (eight
+ * head-dim values each), or two (16 each) with NATTEN_CUDA_TILED_BWD_LANES=2
+ * (both kernels) or NATTEN_CUDA_TILED_DKV_LANES=2 (dkv2), kept for comparison
+ * and profiling: both at two, 12 % slower forward + backward on the 56x56 fp32
+ * problem (backend NOTES.md, "two lanes per query").  dq2 with four lanes asks
+ * for four blocks per SM, or three with NATTEN_CUDA_TILED_DQ_BLOCKS=3.
  */
-static inline int f2_bwd_lanes(void)
+static inline int f2_bwd_lanes(const char *name, int dflt)
 {
-    const char *env = getenv("NATTEN_CUDA_TILED_BWD_LANES");
-    return env && atoi(env) == 4 ? 4 : 2;
+    const char *env = getenv(name);
+    return env && *env ? (atoi(env) == 2 ? 2 : 4) : dflt;
+}
+
+static inline int f2_dq_blocks(void)
+{
+    const char *env = getenv("NATTEN_CUDA_TILED_DQ_BLOCKS");
+    return env && atoi(env) == 3 ? 3 : 4;
 }
 
 template <typename T>
@@ -1580,8 +1589,8 @@ struct ops {
     }
 
     /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2, with
-     * LPQ lanes per query (key). */
-    template <int LPQ>
+     * LPQ lanes per query, LPK per key, dq2 asking for MINB blocks per SM. */
+    template <int LPQ, int LPK, int MINB>
     static natten_status f2_backward(const natten_problem *p, const natten_exec *x, const f2plan &Fq,
                                      const f2plan &Fk, int vec, int want_drpb)
     {
@@ -1591,8 +1600,8 @@ struct ops {
         natten_status st;
         float *delta, *ds = 0;
         if (Fq.empty) return NATTEN_SUCCESS;
-        if ((st = f2_smem_attr((const void *)dq2_kernel<T, LPQ>, Fq.smem)) ||
-            (st = f2_smem_attr((const void *)dkv2_kernel<T, LPQ>, Fk.smem)))
+        if ((st = f2_smem_attr((const void *)dq2_kernel<T, LPQ, MINB>, Fq.smem)) ||
+            (st = f2_smem_attr((const void *)dkv2_kernel<T, LPK>, Fk.smem)))
             return st;
         if ((delta = (float *)ct_scratch((size_t)n * sizeof(float), s, &st)) == 0) return st;
         if (want_drpb && (ds = (float *)ct_scratch((size_t)(n * p->window) * sizeof(float), s, &st)) == 0) {
@@ -1600,13 +1609,13 @@ struct ops {
             return st;
         }
         f2view R = rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q);
-        dq2_kernel<T, LPQ><<<Fq.grid, Fq.block, Fq.smem, s>>>(
+        dq2_kernel<T, LPQ, MINB><<<Fq.grid, Fq.block, Fq.smem, s>>>(
             Fq.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R, f2mk(p, NATTEN_ARG_OUT),
             f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), delta, ds, D, Dv, rpb,
             (float)p->scale, vec);
         st = launched("fna_backward (dq)");
         if (!st && !Fk.empty) {
-            dkv2_kernel<T, LPQ><<<Fk.grid, Fk.block, Fk.smem, s>>>(
+            dkv2_kernel<T, LPK><<<Fk.grid, Fk.block, Fk.smem, s>>>(
                 Fk.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R,
                 f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_K),
                 f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec);
@@ -1644,15 +1653,22 @@ struct ops {
                 if (a != NATTEN_ARG_RPB && a != NATTEN_ARG_LSE && a != NATTEN_ARG_ATTN && a != NATTEN_ARG_D_ATTN &&
                     a != NATTEN_ARG_D_RPB && natten_has(p, (natten_arg)a))
                     ok = f2_fits(p, (natten_arg)a, p->arg[a].shape[NV_C]);
-            const int lpq = f2_bwd_lanes();
-            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq, lpq) &&
-                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk, lpq)) {
+            const int lq = f2_bwd_lanes("NATTEN_CUDA_TILED_BWD_LANES", 4);
+            const int lk = f2_bwd_lanes("NATTEN_CUDA_TILED_DKV_LANES", lq), mb = f2_dq_blocks();
+            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq, lq) &&
+                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk, lk)) {
                 static const natten_arg io[] = {NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_OUT,
                                                 NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V};
                 int vec = 1;
                 for (int a = 0; a < 8; a++) vec &= f2_vec(p, io[a], sizeof(T), (int)p->arg[io[a]].shape[NV_C]);
-                return lpq == 4 ? f2_backward<4>(p, x, Fq, Fk, vec, want_drpb)
-                                : f2_backward<2>(p, x, Fq, Fk, vec, want_drpb);
+                if (lq == 2)
+                    return lk == 2 ? f2_backward<2, 2, 2>(p, x, Fq, Fk, vec, want_drpb)
+                                   : f2_backward<2, 4, 2>(p, x, Fq, Fk, vec, want_drpb);
+                if (lk == 2)
+                    return mb == 4 ? f2_backward<4, 2, 4>(p, x, Fq, Fk, vec, want_drpb)
+                                   : f2_backward<4, 2, 3>(p, x, Fq, Fk, vec, want_drpb);
+                return mb == 4 ? f2_backward<4, 4, 4>(p, x, Fq, Fk, vec, want_drpb)
+                               : f2_backward<4, 4, 3>(p, x, Fq, Fk, vec, want_drpb);
             }
         }
         if ((st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, Pq))) return st;
