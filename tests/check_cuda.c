@@ -255,12 +255,11 @@ static const ref_problem tc_shapes[] = {
 };
 
 /* The fast 2-D kernels under each configuration's tile budget (other tile
- * shapes, so other partial tiles), with the fused backward's variants
- * (NATTEN_CUDA_TILED_BWD_LANES, _DKV_LANES, _DQ_BLOCKS), and with the fast
- * kernels switched off for the same problems (the generic kernels on a 2-D
- * problem with a short head dim); the tensor-core configurations (0: default,
- * lean kernels and their head-group variants; 4: tc-wide; 5:
- * tc-lean-per-head) also on tc_shapes in fp16 and bf16. */
+ * shapes, so other partial tiles), and with the fast kernels switched off for
+ * the same problems (the generic kernels on a 2-D problem with a short head
+ * dim); the tensor-core configurations (0: default, lean kernels and their
+ * head-group variants; 4: tc-wide; 5: tc-lean-per-head) also on tc_shapes in
+ * fp16 and bf16. */
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
@@ -270,9 +269,6 @@ START_TEST(configs_and_generic)
                                          {"NATTEN_CUDA_TILED_CONFIG", "3"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "4"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "5"},
-                                         {"NATTEN_CUDA_TILED_BWD_LANES", "2"},
-                                         {"NATTEN_CUDA_TILED_DKV_LANES", "2"},
-                                         {"NATTEN_CUDA_TILED_DQ_BLOCKS", "3"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
         const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&

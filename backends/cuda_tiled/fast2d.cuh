@@ -267,35 +267,30 @@ __device__ __forceinline__ float f2dot(const float *q, const float *k)
     return (s0 + s1) + (s2 + s3);
 }
 
-/* The fused kernels' LPQ lanes of a row (query or key; four in the forward,
- * F2_LPQ, two or four in the backward, f2_bwd_lanes): the lane's part of the
- * head dim starts at e0 = (F2_MAXD / LPQ) * sub; rm, a shuffle mask of the
- * LPQ (which always take the same path: they serve one row). */
+/* The fused kernels' four lanes of a row (query or key): the lane's part of
+ * the head dim starts at e0 = F2_SUB * sub; rm, a shuffle mask of the four
+ * (which always take the same path: they serve one row). */
 struct f2lane {
     int row, sub, e0;
     unsigned rm;
 };
 
-template <int LPQ = F2_LPQ>
 __device__ __forceinline__ f2lane f2_lane()
 {
-    static_assert(LPQ == 2 || LPQ == 4, "two or four lanes per row");
     f2lane L;
-    L.row = (int)threadIdx.x / LPQ;
-    L.sub = (int)threadIdx.x - L.row * LPQ;
-    L.e0 = (F2_MAXD / LPQ) * L.sub;
-    L.rm = ((1u << LPQ) - 1u) << ((int)threadIdx.x & (32 - LPQ));
+    L.row = (int)threadIdx.x / F2_LPQ;
+    L.sub = (int)threadIdx.x - L.row * F2_LPQ;
+    L.e0 = F2_SUB * L.sub;
+    L.rm = 0xfu << ((int)threadIdx.x & 28);
     return L;
 }
 
-/* x summed over the row's LPQ lanes; every lane gets the same bits (with
- * four, (a + b) + (c + d), floating-point addition being commutative) */
-template <int LPQ = F2_LPQ>
+/* x summed over the row's four lanes; every lane gets the same bits
+ * ((a + b) + (c + d), floating-point addition being commutative) */
 __device__ __forceinline__ float f2_rowsum(float x, unsigned rm)
 {
     x += __shfl_xor_sync(rm, x, 1);
-    if constexpr (LPQ == 4) x += __shfl_xor_sync(rm, x, 2);
-    return x;
+    return x + __shfl_xor_sync(rm, x, 2);
 }
 
 /* the lane's part of a dot product: F2_SUB register values with the staged
@@ -320,50 +315,6 @@ __device__ __forceinline__ void f2axpy_sub(float *r, float a, const float *k)
     r[5] = fmaf(a, y.y, r[5]);
     r[6] = fmaf(a, y.z, r[6]);
     r[7] = fmaf(a, y.w, r[7]);
-}
-
-/* The backward's lane parts, N = 8 (the functions above) or 16 values: the
- * staged values are passed in registers (x, loaded once by f2ld_sub), so
- * that a step's dot product and update share one read of the staged row. */
-template <int N>
-__device__ __forceinline__ void f2ld_sub(float *x, const float *k)
-{
-#pragma unroll
-    for (int i = 0; i < N; i += 4) {
-        float4 v = *(const float4 *)(k + i);
-        x[i] = v.x;
-        x[i + 1] = v.y;
-        x[i + 2] = v.z;
-        x[i + 3] = v.w;
-    }
-}
-
-/* four chains of N / 4, summed (s0 + s1) + (s2 + s3); for N = 8 the same
- * bits as f2dot_sub */
-template <int N>
-__device__ __forceinline__ float f2dot_reg(const float *q, const float *x)
-{
-    if constexpr (N == 8) {
-        float s0 = fmaf(q[0], x[0], fmaf(q[2], x[2], fmaf(q[4], x[4], q[6] * x[6])));
-        float s1 = fmaf(q[1], x[1], fmaf(q[3], x[3], fmaf(q[5], x[5], q[7] * x[7])));
-        return s0 + s1;
-    } else {
-        float s[4];
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-            s[c] = q[N - 4 + c] * x[N - 4 + c];
-#pragma unroll
-            for (int i = N - 8 + c; i >= 0; i -= 4) s[c] = fmaf(q[i], x[i], s[c]);
-        }
-        return (s[0] + s[1]) + (s[2] + s[3]);
-    }
-}
-
-template <int N>
-__device__ __forceinline__ void f2axpy_reg(float *r, float a, const float *x)
-{
-#pragma unroll
-    for (int i = 0; i < N; i++) r[i] = fmaf(a, x[i], r[i]);
 }
 
 /* ---- pairs kernels: per-lane setup shared by QK and AV ----------------------------- */
@@ -754,45 +705,33 @@ __device__ __forceinline__ void f2inv(int n, int K, int s, int causal, int v, in
     qb = lo;
 }
 
-/* dq2 and dkv2 with four lanes a row ask for three blocks of 256 per SM:
- * ptxas then keeps them at 80 registers (with a few dozen bytes of spills)
- * instead of 98 / 127 (two blocks per SM); on the H200, fp32 56x56 K 7 B 16
- * H 2, forward + backward medians of two runs each: 506.8 / 425.7 us before,
- * 396.1 / 391.8 after.  With two lanes a row (16 head-dim values each, half
- * the shuffles; NATTEN_CUDA_TILED_BWD_LANES=2, not the default) they hold
- * 48 / 64 values a lane and ask for two blocks of 256 (128 registers); the
- * 56x56 plan gives them blocks of 128, four per SM, 16 warps against 24:
- * 392 us forward + backward against 350 (NOTES.md). */
-#define F2_BWD_BOUNDS(LPQ) __launch_bounds__(F2_THREADS, (LPQ) == 4 ? 3 : 2)
-/* dq2 with four lanes may also ask for four blocks of 256 per SM (MINB 4):
- * 64 registers, its spills (76 B) outside the pair loops, 32 warps per SM
- * (shared memory: 4 x 54.3 KB on the 56x56 problem).  dkv2 at 64 registers
- * spills inside its pair loop. */
-#define F2_DQ_BOUNDS(LPQ, MINB) __launch_bounds__(F2_THREADS, (LPQ) == 4 ? (MINB) : 2)
+/* dq2 and dkv2 ask for three blocks of 256 per SM: ptxas then keeps them at
+ * 80 registers (with a few dozen bytes of spills) instead of 98 / 127 (two
+ * blocks per SM); on the H200, fp32 56x56 K 7 B 16 H 2, forward + backward
+ * medians of two runs each: 506.8 / 425.7 us before, 396.1 / 391.8 after. */
 
 /* dQ = scale * sum dS k, with P = exp(s - lse), dS = P (dO.v - delta), and
  * delta = dO.O stored per query for the key side ([b, h, row, col] floats),
  * dS per slot for d_rpb when ds is not NULL ([b, token, h, slot]).  Staged
  * position as in the forward: k at [0, 32), v at [32, 64). */
-template <typename T, int LPQ, int MINB>
-__global__ void F2_DQ_BOUNDS(LPQ, MINB) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R, f2view O, f2view L,
-                                              f2view dO, f2view dQ, float *delta, float *ds, int D, int Dv, int rpb,
-                                              float scale, int vec)
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                          f2view O, f2view L, f2view dO, f2view dQ, float *delta,
+                                                          float *ds, int D, int Dv, int rpb, float scale, int vec)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
     if (!f2_get_tile(G, t)) return;
     float *box = (float *)ct_smem;
     const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
-    constexpr int SUB = F2_MAXD / LPQ;
-    const f2lane ln = f2_lane<LPQ>();
+    const f2lane ln = f2_lane();
     const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j, K1 = G.ax[1].K;
     const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const float L2E = 1.4426950408889634f;
     f2_stage<T, 8>(G, t, box, f2at<T>(Kt, b, hk), Kt, D, 0, vec != 0);
     f2_stage<T, 8>(G, t, box, f2at<T>(V, b, hk), V, Dv, F2_MAXD, vec != 0);
-    float q[SUB], g[SUB], acc[SUB], lse2 = 0.f, dl = 0.f;
+    float q[F2_SUB], g[F2_SUB], acc[F2_SUB], lse2 = 0.f, dl = 0.f;
     int ra = 0, rb = 0, ca = 0, cb = 0, x0 = 0, x1 = 0;
     float *dsq = 0;
     if (on) {
@@ -800,22 +739,22 @@ __global__ void F2_DQ_BOUNDS(LPQ, MINB) dq2_kernel(f2geo G, f2view Q, f2view Kt,
         f2win(t.n[1], G.ax[1].K, G.ax[1].s, G.ax[1].c, u1, ca, cb);
         x0 = u0 * G.ax[0].d + t.g[0];
         x1 = u1 * G.ax[1].d + t.g[1];
-        f2load<T, SUB>(f2at<T>(Q, b, h) + x0 * Q.sr + x1 * Q.sc + e0, q, D - e0, vec != 0);
-        f2load<T, SUB>(f2at<T>(O, b, h) + x0 * O.sr + x1 * O.sc + e0, acc, Dv - e0, vec != 0);
-        f2load<T, SUB>(f2at<T>(dO, b, h) + x0 * dO.sr + x1 * dO.sc + e0, g, Dv - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(Q, b, h) + x0 * Q.sr + x1 * Q.sc + e0, q, D - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(O, b, h) + x0 * O.sr + x1 * O.sc + e0, acc, Dv - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(dO, b, h) + x0 * dO.sr + x1 * dO.sc + e0, g, Dv - e0, vec != 0);
 #pragma unroll
-        for (int k = 0; k < SUB; k++) dl = fmaf(g[k], acc[k], dl);
-        dl = f2_rowsum<LPQ>(dl, ln.rm);
+        for (int k = 0; k < F2_SUB; k++) dl = fmaf(g[k], acc[k], dl);
+        dl = f2_rowsum(dl, ln.rm);
         lse2 = *(f2at<float>(L, b, h) + x0 * L.sr + x1 * L.sc) * L2E;
         if (ln.sub == 0) delta[((i64)b * G.H + h) * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1] = dl;
         if (ds && ln.sub == 0)
             dsq = ds + (((i64)b * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1) * G.H + h) * (i64)(G.ax[0].K * K1);
     } else {
 #pragma unroll
-        for (int k = 0; k < SUB; k++) q[k] = g[k] = 0.f;
+        for (int k = 0; k < F2_SUB; k++) q[k] = g[k] = 0.f;
     }
 #pragma unroll
-    for (int k = 0; k < SUB; k++) {
+    for (int k = 0; k < F2_SUB; k++) {
         q[k] *= scale * L2E;
         acc[k] = 0.f;
     }
@@ -826,37 +765,34 @@ __global__ void F2_DQ_BOUNDS(LPQ, MINB) dq2_kernel(f2geo G, f2view Q, f2view Kt,
         const int er = kr - u0 + G.ax[0].K - 1;
         for (int c = ca; c < cb; c++) {
             const float *kp = row + c * G.ps;
-            float kx[SUB], vx[SUB];
-            f2ld_sub<SUB>(kx, kp);
-            f2ld_sub<SUB>(vx, kp + F2_MAXD);
-            float s = f2_rowsum<LPQ>(f2dot_reg<SUB>(q, kx), ln.rm), dp = f2_rowsum<LPQ>(f2dot_reg<SUB>(g, vx), ln.rm);
+            float s = f2_rowsum(f2dot_sub(q, kp), ln.rm), dp = f2_rowsum(f2dot_sub(g, kp + F2_MAXD), ln.rm);
             if (rpb) s = fmaf(to_acc(rp[er * R.sr + (c - u1 + K1 - 1) * R.sc]), L2E, s);
             float dS = f2ex2(s - lse2) * (dp - dl);
-            f2axpy_reg<SUB>(acc, dS, kx);
+            f2axpy_sub(acc, dS, kp);
             if (dsq) dsq[(kr - ra) * K1 + c - ca] = dS;
         }
     }
     if (!on) return;
 #pragma unroll
-    for (int k = 0; k < SUB; k++) acc[k] *= scale;
-    f2store<T, SUB>(f2at<T>(dQ, b, h) + x0 * dQ.sr + x1 * dQ.sc + e0, acc, D - e0, vec != 0);
+    for (int k = 0; k < F2_SUB; k++) acc[k] *= scale;
+    f2store<T, F2_SUB>(f2at<T>(dQ, b, h) + x0 * dQ.sr + x1 * dQ.sc + e0, acc, D - e0, vec != 0);
 }
 
 /* dK = scale * sum dS q, dV = sum P dO over the queries whose windows hold the
  * key (the inverse neighbourhood), for each query head of the kv head's group
  * in turn.  Staged query position: q [0, 32), dO [32, 64), lse * log2 e (64),
  * delta (65). */
-template <typename T, int LPQ>
-__global__ void F2_BWD_BOUNDS(LPQ) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R, f2view L, f2view dO,
-                                               f2view dK, f2view dV, const float *delta, int D, int Dv, int rpb, int Hq,
-                                               float scale, int vec)
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                           f2view L, f2view dO, f2view dK, f2view dV,
+                                                           const float *delta, int D, int Dv, int rpb, int Hq,
+                                                           float scale, int vec)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
     float *box = (float *)ct_smem;
     const int b = (int)blockIdx.x / G.H, hk = (int)blockIdx.x - b * G.H;
-    constexpr int SUB = F2_MAXD / LPQ;
-    const f2lane ln = f2_lane<LPQ>();
+    const f2lane ln = f2_lane();
     const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const float L2E = 1.4426950408889634f;
     /* the tile of keys */
@@ -904,7 +840,7 @@ __global__ void F2_BWD_BOUNDS(LPQ) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2v
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
     const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
     const int x0 = u0 * G.ax[0].d + t.g[0], x1 = u1 * G.ax[1].d + t.g[1];
-    float k[SUB], v[SUB], dk[SUB], dv[SUB];
+    float k[F2_SUB], v[F2_SUB], dk[F2_SUB], dv[F2_SUB];
     int ra = 0, rb = 0, ca = 0, cb = 0;
     if (on) {
         const int2 wr = inv[i], wc = inv[T0 + j];
@@ -912,14 +848,14 @@ __global__ void F2_BWD_BOUNDS(LPQ) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2v
         rb = wr.y;
         ca = wc.x;
         cb = wc.y;
-        f2load<T, SUB>(f2at<T>(Kt, b, hk) + x0 * Kt.sr + x1 * Kt.sc + e0, k, D - e0, vec != 0);
-        f2load<T, SUB>(f2at<T>(V, b, hk) + x0 * V.sr + x1 * V.sc + e0, v, Dv - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(Kt, b, hk) + x0 * Kt.sr + x1 * Kt.sc + e0, k, D - e0, vec != 0);
+        f2load<T, F2_SUB>(f2at<T>(V, b, hk) + x0 * V.sr + x1 * V.sc + e0, v, Dv - e0, vec != 0);
     } else {
 #pragma unroll
-        for (int e = 0; e < SUB; e++) k[e] = v[e] = 0.f;
+        for (int e = 0; e < F2_SUB; e++) k[e] = v[e] = 0.f;
     }
 #pragma unroll
-    for (int e = 0; e < SUB; e++) {
+    for (int e = 0; e < F2_SUB; e++) {
         k[e] *= scale * L2E;
         dk[e] = dv[e] = 0.f;
     }
@@ -953,22 +889,19 @@ __global__ void F2_BWD_BOUNDS(LPQ) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2v
             const int er = u0 - qr + G.ax[0].K - 1;
             for (int qc = ca; qc < cb; qc++) {
                 const float *qp = row + qc * G.ps;
-                float qx[SUB], gx[SUB];
-                f2ld_sub<SUB>(qx, qp + e0);
-                f2ld_sub<SUB>(gx, qp + F2_MAXD + e0);
-                float s = f2_rowsum<LPQ>(f2dot_reg<SUB>(k, qx), ln.rm);
-                float dp = f2_rowsum<LPQ>(f2dot_reg<SUB>(v, gx), ln.rm);
+                float s = f2_rowsum(f2dot_sub(k, qp + e0), ln.rm);
+                float dp = f2_rowsum(f2dot_sub(v, qp + F2_MAXD + e0), ln.rm);
                 float2 ld = *(const float2 *)(qp + 2 * F2_MAXD);
                 if (rpb) s = fmaf(to_acc(rp[er * R.sr + (u1 - qc + G.ax[1].K - 1) * R.sc]), L2E, s);
                 float P = f2ex2(s - ld.x), dS = P * (dp - ld.y);
-                f2axpy_reg<SUB>(dk, dS, qx);
-                f2axpy_reg<SUB>(dv, P, gx);
+                f2axpy_sub(dk, dS, qp + e0);
+                f2axpy_sub(dv, P, qp + F2_MAXD + e0);
             }
         }
     }
     if (!on) return;
 #pragma unroll
-    for (int e = 0; e < SUB; e++) dk[e] *= scale;
-    f2store<T, SUB>(f2at<T>(dK, b, hk) + x0 * dK.sr + x1 * dK.sc + e0, dk, D - e0, vec != 0);
-    f2store<T, SUB>(f2at<T>(dV, b, hk) + x0 * dV.sr + x1 * dV.sc + e0, dv, Dv - e0, vec != 0);
+    for (int e = 0; e < F2_SUB; e++) dk[e] *= scale;
+    f2store<T, F2_SUB>(f2at<T>(dK, b, hk) + x0 * dK.sr + x1 * dK.sc + e0, dk, D - e0, vec != 0);
+    f2store<T, F2_SUB>(f2at<T>(dV, b, hk) + x0 * dV.sr + x1 * dV.sc + e0, dv, Dv - e0, vec != 0);
 }

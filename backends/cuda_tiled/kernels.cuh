@@ -905,9 +905,8 @@ struct f2plan {
  * that minimises the threads launched (tiles x threads per tile, in whole
  * warps), then the staged positions.  Kinds: F2_PAIRS, the unfused kernels
  * (two lanes per four queries of a row, ps 32, two window-row stages of
- * esz-byte slots per query); F2_FUSED, lpq threads per query (the
- * forward's F2_LPQ, the backward's f2_bwd_lanes) with two staged rows per
- * partner (forward, dQ); F2_INVERSE, the same per key, the box
+ * esz-byte slots per query); F2_FUSED, F2_LPQ threads per query with two
+ * staged rows per partner (forward, dQ); F2_INVERSE, the same per key, the box
  * being the union of inverse windows (dK, dV).
  */
 enum { F2_PAIRS, F2_FUSED, F2_INVERSE };
@@ -953,8 +952,7 @@ struct f2cfg {
     size_t hbudget; /* shared memory a head-group block may use */
 };
 
-static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P,
-                           int lpq = F2_LPQ)
+static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
 {
     const size_t budget = cfg.budget;
     const bool pairs = kind == F2_PAIRS;
@@ -983,7 +981,7 @@ static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 he
     double best = -1;
     for (int T0 = 1; T0 <= 64 && (T0 == 1 || T0 / 2 < nmax[0]); T0 *= 2) {
         for (int w = 1; w <= (pairs ? 16 : 64); w++) {
-            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : lpq * T0 * T1, nq = T0 * T1;
+            int T1 = pairs ? 4 * w : w, thr = pairs ? 2 * T0 * w : F2_LPQ * T0 * T1, nq = T0 * T1;
             if (thr > (pairs ? F2_PAIR_THREADS : F2_THREADS) || (T1 > nmax[1] && w > 1 && (pairs ? 4 * (w - 1) : w - 1) >= nmax[1])) continue;
             /* windows of T consecutive positions span at most T + K + s - 2
              * (window starts grow by at most one per position plus s - 1 at a
@@ -1326,26 +1324,6 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     return c;
 }
 
-/*
- * Lanes per query (key) of the fast fused backward dq2/dkv2: four (eight
- * head-dim values each), or two (16 each) with NATTEN_CUDA_TILED_BWD_LANES=2
- * (both kernels) or NATTEN_CUDA_TILED_DKV_LANES=2 (dkv2), kept for comparison
- * and profiling: both at two, 12 % slower forward + backward on the 56x56 fp32
- * problem (backend NOTES.md, "two lanes per query").  dq2 with four lanes asks
- * for four blocks per SM, or three with NATTEN_CUDA_TILED_DQ_BLOCKS=3.
- */
-static inline int f2_bwd_lanes(const char *name, int dflt)
-{
-    const char *env = getenv(name);
-    return env && *env ? (atoi(env) == 2 ? 2 : 4) : dflt;
-}
-
-static inline int f2_dq_blocks(void)
-{
-    const char *env = getenv("NATTEN_CUDA_TILED_DQ_BLOCKS");
-    return env && atoi(env) == 3 ? 3 : 4;
-}
-
 template <typename T>
 struct ops {
     typedef typename acc_of<T>::type A;
@@ -1588,9 +1566,7 @@ struct ops {
         return launched("fna_forward");
     }
 
-    /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2, with
-     * LPQ lanes per query, LPK per key, dq2 asking for MINB blocks per SM. */
-    template <int LPQ, int LPK, int MINB>
+    /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2. */
     static natten_status f2_backward(const natten_problem *p, const natten_exec *x, const f2plan &Fq,
                                      const f2plan &Fk, int vec, int want_drpb)
     {
@@ -1600,8 +1576,8 @@ struct ops {
         natten_status st;
         float *delta, *ds = 0;
         if (Fq.empty) return NATTEN_SUCCESS;
-        if ((st = f2_smem_attr((const void *)dq2_kernel<T, LPQ, MINB>, Fq.smem)) ||
-            (st = f2_smem_attr((const void *)dkv2_kernel<T, LPK>, Fk.smem)))
+        if ((st = f2_smem_attr((const void *)dq2_kernel<T>, Fq.smem)) ||
+            (st = f2_smem_attr((const void *)dkv2_kernel<T>, Fk.smem)))
             return st;
         if ((delta = (float *)ct_scratch((size_t)n * sizeof(float), s, &st)) == 0) return st;
         if (want_drpb && (ds = (float *)ct_scratch((size_t)(n * p->window) * sizeof(float), s, &st)) == 0) {
@@ -1609,13 +1585,13 @@ struct ops {
             return st;
         }
         f2view R = rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q);
-        dq2_kernel<T, LPQ, MINB><<<Fq.grid, Fq.block, Fq.smem, s>>>(
+        dq2_kernel<T><<<Fq.grid, Fq.block, Fq.smem, s>>>(
             Fq.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R, f2mk(p, NATTEN_ARG_OUT),
             f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), delta, ds, D, Dv, rpb,
             (float)p->scale, vec);
         st = launched("fna_backward (dq)");
         if (!st && !Fk.empty) {
-            dkv2_kernel<T, LPK><<<Fk.grid, Fk.block, Fk.smem, s>>>(
+            dkv2_kernel<T><<<Fk.grid, Fk.block, Fk.smem, s>>>(
                 Fk.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R,
                 f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_K),
                 f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec);
@@ -1653,22 +1629,13 @@ struct ops {
                 if (a != NATTEN_ARG_RPB && a != NATTEN_ARG_LSE && a != NATTEN_ARG_ATTN && a != NATTEN_ARG_D_ATTN &&
                     a != NATTEN_ARG_D_RPB && natten_has(p, (natten_arg)a))
                     ok = f2_fits(p, (natten_arg)a, p->arg[a].shape[NV_C]);
-            const int lq = f2_bwd_lanes("NATTEN_CUDA_TILED_BWD_LANES", 4);
-            const int lk = f2_bwd_lanes("NATTEN_CUDA_TILED_DKV_LANES", lq), mb = f2_dq_blocks();
-            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq, lq) &&
-                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk, lk)) {
+            if (ok && f2_plan(p, F2_FUSED, sizeof(T), p->heads, f2_config(p, x), Fq) &&
+                f2_plan(p, F2_INVERSE, sizeof(T), p->heads_kv, f2_config(p, x), Fk)) {
                 static const natten_arg io[] = {NATTEN_ARG_Q, NATTEN_ARG_K, NATTEN_ARG_V, NATTEN_ARG_OUT,
                                                 NATTEN_ARG_D_OUT, NATTEN_ARG_D_Q, NATTEN_ARG_D_K, NATTEN_ARG_D_V};
                 int vec = 1;
                 for (int a = 0; a < 8; a++) vec &= f2_vec(p, io[a], sizeof(T), (int)p->arg[io[a]].shape[NV_C]);
-                if (lq == 2)
-                    return lk == 2 ? f2_backward<2, 2, 2>(p, x, Fq, Fk, vec, want_drpb)
-                                   : f2_backward<2, 4, 2>(p, x, Fq, Fk, vec, want_drpb);
-                if (lk == 2)
-                    return mb == 4 ? f2_backward<4, 2, 4>(p, x, Fq, Fk, vec, want_drpb)
-                                   : f2_backward<4, 2, 3>(p, x, Fq, Fk, vec, want_drpb);
-                return mb == 4 ? f2_backward<4, 4, 4>(p, x, Fq, Fk, vec, want_drpb)
-                               : f2_backward<4, 4, 3>(p, x, Fq, Fk, vec, want_drpb);
+                return f2_backward(p, x, Fq, Fk, vec, want_drpb);
             }
         }
         if ((st = make_plan(p, D > Dv ? D : Dv, false, D + Dv, sizeof(A), p->heads, Pq))) return st;
