@@ -89,11 +89,12 @@ chmod +x "$tmp/ncu" "$b/natten-bench"
 rm -f "$tmp/calls.log"
 NCU=$tmp/ncu OUT=$tmp/prof bash "$src/tools/gpu-profile.sh" "$b" >"$tmp/prof.out" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/calls.log")" -eq 6 ] &&
-   [ "$(grep -c -- "--clock-control none .*--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis -k regex:[^ ]* --launch-skip 1 --launch-count 1 .*natten-bench --backend cuda-[a-z]* --op [a-z]* .*--no-verify" "$tmp/calls.log")" -eq 6 ] &&
-   [ "$(ls "$tmp/prof" | wc -l)" -eq 6 ] && grep -q "tc-fna-f16-256: ok" "$tmp/prof.out" &&
+if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/calls.log")" -eq 8 ] &&
+   [ "$(grep -c -- "--clock-control none .*--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis -k regex:[^ ]* --launch-skip 1 --launch-count 1 .*natten-bench --backend cuda-[a-z]* --op [a-z]* .*--no-verify" "$tmp/calls.log")" -eq 8 ] &&
+   [ "$(ls "$tmp/prof" | wc -l)" -eq 8 ] && grep -q "tc-fna-f16-256: ok" "$tmp/prof.out" &&
+   grep -q "tc-dkv-f16-256: ok" "$tmp/prof.out" &&
    grep -q "Duration" "$tmp/prof.out"; then
-    pass "gpu-profile: six profiles, one launch each"
+    pass "gpu-profile: eight profiles, one launch each"
 else
     fail "gpu-profile (exit $rc)"; cat "$tmp/prof.out" "$tmp/calls.log"
 fi

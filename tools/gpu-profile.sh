@@ -34,6 +34,11 @@
 #   tc-fna-f16-256: cuda-tc fna fp16, 2-D 256x256 K 80, B 1 H 24 D 128 (forward);
 #                   its forward kernel: fna_fwd_kernel (mma.sync) or the
 #                   Hopper fwd_kernel or fwd_ws_kernel (wgmma, sm_90a)
+#   tc-dq-f16-256:  cuda-tc fna fp16 backward, the tc-fna-f16-256 problem;
+#                   its dQ kernel: the Hopper dq_kernel (wgmma, sm_90a) or
+#                   fna_dq_kernel (mma.sync)
+#   tc-dkv-f16-256: the same backward's dK/dV kernel: dkv_kernel or
+#                   fna_dkv_kernel
 #
 # NOT RUN by the session that wrote it (no GPU time was left): written to be
 # simple and robust rather than clever, so check the first reports by eye.  A
@@ -65,6 +70,8 @@ declare -A args=(
     [tiled-dq-f32]="--backend cuda-tiled --op fna --backward --dtype float32 -i 56 56 -w 7 -b 16 -n 2 -d 32"
     [tiled-dkv-f32]="--backend cuda-tiled --op fna --backward --dtype float32 -i 56 56 -w 7 -b 16 -n 2 -d 32"
     [tc-fna-f16-256]="--backend cuda-tc --op fna --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
+    [tc-dq-f16-256]="--backend cuda-tc --op fna --backward --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
+    [tc-dkv-f16-256]="--backend cuda-tc --op fna --backward --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
 )
 declare -A kernel=(
     [tiled-qk-f16]="regex:qkh_kernel|qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
@@ -73,12 +80,14 @@ declare -A kernel=(
     [tiled-dq-f32]="regex:dq2_kernel|dq_kernel"
     [tiled-dkv-f32]="regex:dkv2_kernel|dkv_kernel"
     [tc-fna-f16-256]="regex:fna_fwd_kernel|fwd_kernel|fwd_ws_kernel"
+    [tc-dq-f16-256]="regex:dq_kernel"
+    [tc-dkv-f16-256]="regex:dkv_kernel"
 )
 sections=()
 for s in $NCU_SECTIONS; do sections+=(--section "$s"); done
 
 ok=0 bad=0
-for name in ${PROFILES:-tiled-qk-f16 tiled-av-f16 tiled-fna-f32 tiled-dq-f32 tiled-dkv-f32 tc-fna-f16-256}; do
+for name in ${PROFILES:-tiled-qk-f16 tiled-av-f16 tiled-fna-f32 tiled-dq-f32 tiled-dkv-f32 tc-fna-f16-256 tc-dq-f16-256 tc-dkv-f16-256}; do
     if [ -z "${args[$name]:-}" ]; then
         echo "gpu-profile: $name: unknown profile (known: ${!args[*]})"
         bad=$((bad + 1))
