@@ -205,7 +205,7 @@ def test_outputs_cache_line_aligned(rng):
         close(attn, ref.qk(qh, kh, nb), np.float32, "attn (inputs %d bytes off)" % off)
         close(av, ref.av(attn, vh, nb), np.float32, "av (inputs %d bytes off)" % off)
     for dt in (np.float64, np.float16, np.int8):
-        x = natten._lib._empty(np.zeros(3, dt), (5, 0 + 7))
+        x = natten._lib._empty(np.zeros(3, dt), (5, 7))
         assert x.dtype == dt and x.shape == (5, 7) and x.flags.c_contiguous and x.flags.writeable
         assert x.ctypes.data % 64 == 0
     assert natten._lib._empty(q, (0, 3)).shape == (0, 3)
