@@ -162,6 +162,20 @@ static void convert(const natten_view *half, float *f, natten_dtype t, int to_ha
     }
 }
 
+/*
+ * p rounded up to a 64-byte boundary (a cache line).  Scratch that the
+ * kernels read and write as 64-byte vectors (the strips' and key_pass's
+ * per-thread slices) is allocated 64 bytes larger and used from there:
+ * malloc's 16-byte alignment puts every such vector across two cache lines,
+ * and the last line of one thread's slice into the next thread's (measured:
+ * QK / AV forward 56x56 K 7 D 32 with the strips' scratch 16 bytes off,
+ * 3-9 % slower on 1 and on 2 threads; docs/benchmarks.md, omp10).
+ */
+static char *line_up(void *p)
+{
+    return (char *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
 /* ---- plan ---------------------------------------------------------------- */
 
 typedef struct omp_call {
@@ -316,7 +330,7 @@ static size_t real_size(const natten_problem *p)
     return is_double(p) ? sizeof(double) : sizeof(float);
 }
 
-/* Per-thread scratch, in bytes. */
+/* Per-thread scratch, in bytes (whole cache lines). */
 static size_t scratch_bytes(const natten_problem *p)
 {
     int64_t n = is_double(p) ? strip_scratch_f64(p) : strip_scratch_f32(p);
@@ -378,19 +392,20 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     int nt = P->nthreads;
     size_t sb = scratch_bytes(p);
     int64_t rows = p->batch * p->heads * p->extent[0] * p->extent[1];
-    char *scr = natten_malloc(sb * (size_t)nt);
+    char *scr = natten_malloc(sb * (size_t)nt + 64);
     double *part = NULL;
+    size_t ps = ((size_t)P->n_rpb + 7) & ~(size_t)7; /* d_rpb partials: whole cache lines each */
     int used = 1;
     if (!scr) return oom();
     if (drpb_out) {
-        part = natten_calloc((size_t)nt * (size_t)P->n_rpb, sizeof(double));
+        part = natten_calloc((size_t)nt * ps + 8, sizeof(double));
         if (!part) { natten_free(scr); return oom(); }
     }
 #pragma omp parallel num_threads(nt)
     {
         int tid = omp_get_thread_num();
-        char *s = scr + sb * (size_t)tid;
-        double *dr = part ? part + (size_t)tid * (size_t)P->n_rpb : NULL;
+        char *s = line_up(scr) + sb * (size_t)tid;
+        double *dr = part ? (double *)(void *)line_up(part) + (size_t)tid * ps : NULL;
 #pragma omp single
         used = omp_get_num_threads();
 #pragma omp for schedule(static)
@@ -406,7 +421,7 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     if (drpb_out) {
         for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] = 0;
         for (int t = 0; t < used; t++)
-            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += part[(size_t)t * (size_t)P->n_rpb + i];
+            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += ((double *)(void *)line_up(part))[(size_t)t * ps + i];
     }
     natten_free(part);
     natten_free(scr);
@@ -424,7 +439,7 @@ static size_t key_scratch_bytes(const natten_problem *p, int64_t C)
  * half-written (a failed call writes nothing). */
 static natten_status key_scratch(omp_call *c, int64_t C)
 {
-    c->kscr = natten_malloc(key_scratch_bytes(&c->P.p, C) * (size_t)c->P.nthreads);
+    c->kscr = natten_malloc(key_scratch_bytes(&c->P.p, C) * (size_t)c->P.nthreads + 64);
     return c->kscr ? NATTEN_SUCCESS : oom();
 }
 
@@ -439,7 +454,7 @@ static natten_status key_pass(omp_plan *P, char *scr, const natten_view *W, cons
     int64_t rows = p->batch * OUT->shape[NV_H] * p->extent[0] * p->extent[1];
 #pragma omp parallel num_threads(nt)
     {
-        char *s = scr + sb * (size_t)omp_get_thread_num();
+        char *s = line_up(scr) + sb * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             int64_t y1 = r % p->extent[1], t = r / p->extent[1];
@@ -598,7 +613,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
     for (int i = 0; i < 8 * (nt + 2); i++) tab[3 * nb1 + i] = 0;
 #pragma omp parallel num_threads(nt)
     {
-        char *s = (char *)(((uintptr_t)scr + 63) & ~(uintptr_t)63) + sb * (size_t)omp_get_thread_num();
+        char *s = line_up(scr) + sb * (size_t)omp_get_thread_num();
         int tid = omp_get_thread_num(), npair = (omp_get_num_threads() + 1) / 2, back = tid % 2;
         int64_t lo = total * (tid / 2) / npair, hi = total * (tid / 2 + 1) / npair, k = 0;
         int64_t *cnt = tab + 3 * nb1 + 8 * (tid / 2 + 1);
