@@ -44,6 +44,7 @@
  * FMA that uses it, which repeats the (unaligned) load per use.
  */
 #if defined(__x86_64__) && defined(__GNUC__)
+#  include <cpuid.h>
 #  include <immintrin.h>
 #  define NATTEN_OMP_FAST 1
 #  define NATTEN_OMP_FAST_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
@@ -153,9 +154,12 @@ static int64_t flat_off(const natten_view *v, int64_t i)
 #if NATTEN_OMP_FAST
 #  define NATTEN_OMP_F16C 1
 #  define NATTEN_OMP_F16C_TARGET __attribute__((target("avx,f16c")))
+/* AVX with the OS saving its registers (__builtin_cpu_supports checks that),
+ * and the F16C bit of CPUID leaf 1 (clang's builtin does not name "f16c"). */
 static int f16c_cpu(void)
 {
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 }
 
 static NATTEN_OMP_F16C_TARGET void f16_row_to_float(const uint16_t *h, float *f, int64_t C)
