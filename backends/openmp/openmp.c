@@ -441,19 +441,20 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     size_t sb = scratch_bytes(p);
     int64_t rows = p->batch * p->heads * p->extent[0] * p->extent[1];
     char *scr = natten_malloc(sb * (size_t)nt + 64);
-    double *part = NULL;
+    double *part = NULL, *pa = NULL; /* pa: part from its first cache line */
     size_t ps = ((size_t)P->n_rpb + 7) & ~(size_t)7; /* d_rpb partials: whole cache lines each */
     int used = 1;
     if (!scr) return oom();
     if (drpb_out) {
         part = natten_calloc((size_t)nt * ps + 8, sizeof(double));
         if (!part) { natten_free(scr); return oom(); }
+        pa = (double *)(void *)line_up(part);
     }
 #pragma omp parallel num_threads(nt)
     {
         int tid = omp_get_thread_num();
         char *s = line_up(scr) + sb * (size_t)tid;
-        double *dr = part ? (double *)(void *)line_up(part) + (size_t)tid * ps : NULL;
+        double *dr = pa ? pa + (size_t)tid * ps : NULL;
 #pragma omp single
         used = omp_get_num_threads();
 #pragma omp for schedule(static)
@@ -469,7 +470,7 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     if (drpb_out) {
         for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] = 0;
         for (int t = 0; t < used; t++)
-            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += ((double *)(void *)line_up(part))[(size_t)t * ps + i];
+            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += pa[(size_t)t * ps + i];
     }
     natten_free(part);
     natten_free(scr);
