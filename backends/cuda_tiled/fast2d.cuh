@@ -82,9 +82,12 @@ __device__ __forceinline__ void f2win(int n, int K, int s, int causal, int u, in
     }
 }
 
-/* 16 bytes of T as floats */
+/* 16 bytes of T as floats.  raw is a value: bound by reference to global
+ * memory, the memcpy below read it as 16 one-byte loads (LDG.E.U8 and PRMT in
+ * the SASS of dq2's, dkv2's and fna2's row loads; 28 % of dq2's stall samples
+ * on the H200, /work/notes/s8/prof/dq-sass.txt). */
 template <typename T>
-__device__ __forceinline__ void f2cvt(const uint4 &raw, float *out)
+__device__ __forceinline__ void f2cvt(const uint4 raw, float *out)
 {
     T e[16 / sizeof(T)];
     memcpy(e, &raw, 16);
@@ -102,7 +105,8 @@ __device__ __forceinline__ void f2load(const T *p, float *r, int D, bool vec)
 #pragma unroll
         for (int k = 0; k < N / VE; k++) {
             if (k * VE < D) {
-                f2cvt<T>(((const uint4 *)p)[k], r + k * VE);
+                const uint4 raw = ((const uint4 *)p)[k]; /* one 16-byte load */
+                f2cvt<T>(raw, r + k * VE);
             } else {
 #pragma unroll
                 for (int i = 0; i < VE; i++) r[k * VE + i] = 0.f;
