@@ -291,6 +291,67 @@ START_TEST(configs_and_generic)
 }
 END_TEST
 
+/* The fast fused kernels' variants (fast2d.cuh): the backward as one launch
+ * (bwd2, the default) or two (NATTEN_CUDA_TILED_BWD_SPLIT=1: dq2 then dkv2
+ * reading dq2's delta), the rotated column order with interleaved lanes (the
+ * default) or the plain one (NATTEN_CUDA_TILED_ROT=0); each against naive,
+ * and the one- and two-launch backwards bit-identical (both compute delta in
+ * the same order) under either column order.  Shapes: causal, dilation,
+ * several tiles; RPB and even K; GQA with RPB (dkv2's blocks walk a group of
+ * query heads); causal columns with dilation and stride (windows of varying
+ * length), Dv != D. */
+static const ref_problem bwd_shapes[] = {
+    {2, 2, 3, 3, 32, 32, {30, 33, 1}, {7, 5, 1}, {1, 2, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0},
+    {2, 1, 2, 2, 16, 16, {17, 19, 1}, {5, 7, 1}, {3, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    {2, 2, 4, 2, 32, 32, {21, 26, 1}, {7, 6, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    {2, 1, 2, 1, 32, 24, {9, 40, 1}, {3, 9, 1}, {1, 4, 1}, {1, 2, 1}, {0, 1, 0}, 0, 0},
+};
+
+static void set_variant(int rot, int split)
+{
+    ck_assert_int_eq(setenv("NATTEN_CUDA_TILED_ROT", rot ? "1" : "0", 1), 0);
+    ck_assert_int_eq(setenv("NATTEN_CUDA_TILED_BWD_SPLIT", split ? "1" : "0", 1), 0);
+}
+
+START_TEST(fused_variants)
+{
+    natten_context *ctx = forced();
+    for (size_t c = 0; c < sizeof bwd_shapes / sizeof bwd_shapes[0]; c++) {
+        char desc[256];
+        tc_describe(&bwd_shapes[c], desc, sizeof desc);
+        for (int rot = 0; rot < 2; rot++) {
+            for (int split = 0; split < 2; split++) {
+                set_variant(rot, split);
+                compare(&bwd_shapes[c], OP_FNA_BW, "float32", 1e-4, ctx);
+                compare(&bwd_shapes[c], OP_FNA_BW, "float16", 1e-2, ctx);
+                if (!split) compare(&bwd_shapes[c], OP_FNA, "float32", 1e-4, ctx);
+            }
+            /* one launch against two, same inputs: the same bits */
+            {
+                uint64_t rng = seed ^ 0x5bd1e995u, rng2 = rng;
+                tc_io one, two;
+                tt_err e;
+                int x;
+                ck_assert(tc_setup(&one, &bwd_shapes[c], OP_FNA_BW, tt_dtype("float32"), TT_COMPACT, kDLCUDA, &rng));
+                ck_assert(tc_setup(&two, &bwd_shapes[c], OP_FNA_BW, tt_dtype("float32"), TT_COMPACT, kDLCUDA, &rng2));
+                set_variant(rot, 0);
+                ck_assert_msg(tc_run(ctx, &one) == NATTEN_SUCCESS, "%s", natten_last_error());
+                set_variant(rot, 1);
+                ck_assert_msg(tc_run(ctx, &two) == NATTEN_SUCCESS, "%s", natten_last_error());
+                x = tc_compare_runs(&one, &two, 0.0, &e);
+                ck_assert_msg(x < 0, "rot %d, %s: one launch and two differ in %s (normalised %.3g, %lld bad)", rot,
+                              desc, tc_role_names[x], e.norm, (long long)e.bad);
+                tc_teardown(&one);
+                tc_teardown(&two);
+            }
+        }
+    }
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TILED_ROT"), 0);
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TILED_BWD_SPLIT"), 0);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     natten_backend_info info;
@@ -321,7 +382,7 @@ int main(void)
             const TTest *fn;
         } tests[] = {{"bigger", bigger_shapes}, {"stream", other_stream}, {"oom", out_of_memory},
                      {"device", device_index}, {"empty", empty_and_refused},
-                     {"configs", configs_and_generic}};
+                     {"configs", configs_and_generic}, {"variants", fused_variants}};
         for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
             tc = tcase_create(tests[i].name);
             tcase_add_test(tc, tests[i].fn);

@@ -147,9 +147,8 @@ struct f2tile {
     int ba[2], bb[2];             /* staged box [ba, bb) per axis */
 };
 
-__device__ __forceinline__ bool f2_get_tile(const f2geo &G, f2tile &t)
+__device__ __forceinline__ bool f2_get_tile_at(const f2geo &G, int r, f2tile &t)
 {
-    int r = (int)(blockIdx.y + blockIdx.z * gridDim.y);
     int t1 = r % G.ax[1].nt;
     r /= G.ax[1].nt;
     t.g[1] = r % G.ax[1].d;
@@ -170,6 +169,12 @@ __device__ __forceinline__ bool f2_get_tile(const f2geo &G, f2tile &t)
         t.bb[a] = min(t.bb[a], t.ba[a] + (a ? G.spc : G.spr)); /* the host's bound (never exceeded) */
     }
     return true;
+}
+
+/* ... of a block whose tile index comes from blockIdx.y and .z */
+__device__ __forceinline__ bool f2_get_tile(const f2geo &G, f2tile &t)
+{
+    return f2_get_tile_at(G, (int)(blockIdx.y + blockIdx.z * gridDim.y), t);
 }
 
 /* Division by the staged box's column count as a multiply-high, exact for
@@ -273,28 +278,47 @@ __device__ __forceinline__ float f2dot(const float *q, const float *k)
 
 /* The fused kernels' four lanes of a row (query or key): the lane's part of
  * the head dim starts at e0 = F2_SUB * sub; rm, a shuffle mask of the four
- * (which always take the same path: they serve one row). */
+ * (which always take the same path: they serve one row), x1 the lane distance
+ * of sub and sub ^ 1.  Either way a warp serves rows 8w .. 8w + 7.  rot = 0:
+ * a row's lanes adjacent (lane 4 r + sub); rot != 0 (with the rotated column
+ * order, f2_first): lane 8 sub + r, so that the lane pairs (n, n ^ 1) serve
+ * neighbouring rows of a tile row, which read the same staged position at the
+ * steps where their rotated windows agree: a 16-byte shared-memory load whose
+ * lane pairs share addresses returns in 2 passes instead of 4 (documented for
+ * sm_70-75 as packing of uniform addresses; whether sm_90 does it is measured
+ * in NOTES.md). */
 struct f2lane {
-    int row, sub, e0;
+    int row, sub, e0, x1;
     unsigned rm;
 };
 
-__device__ __forceinline__ f2lane f2_lane()
+__device__ __forceinline__ f2lane f2_lane(int rot)
 {
     f2lane L;
-    L.row = (int)threadIdx.x / F2_LPQ;
-    L.sub = (int)threadIdx.x - L.row * F2_LPQ;
+    const int t = (int)threadIdx.x;
+    if (rot) {
+        const int lane = t & 31;
+        L.row = (t >> 5) * (32 / F2_LPQ) + (lane & 7);
+        L.sub = lane >> 3;
+        L.x1 = 8;
+        L.rm = 0x01010101u << (lane & 7);
+    } else {
+        L.row = t / F2_LPQ;
+        L.sub = t - L.row * F2_LPQ;
+        L.x1 = 1;
+        L.rm = 0xfu << (t & 28);
+    }
     L.e0 = F2_SUB * L.sub;
-    L.rm = 0xfu << ((int)threadIdx.x & 28);
     return L;
 }
 
 /* x summed over the row's four lanes; every lane gets the same bits
- * ((a + b) + (c + d), floating-point addition being commutative) */
-__device__ __forceinline__ float f2_rowsum(float x, unsigned rm)
+ * ((a + b) + (c + d), floating-point addition being commutative), in either
+ * lane layout */
+__device__ __forceinline__ float f2_rowsum(float x, const f2lane &ln)
 {
-    x += __shfl_xor_sync(rm, x, 1);
-    return x + __shfl_xor_sync(rm, x, 2);
+    x += __shfl_xor_sync(ln.rm, x, ln.x1);
+    return x + __shfl_xor_sync(ln.rm, x, 2 * ln.x1);
 }
 
 /* the lane's part of a dot product: F2_SUB register values with the staged
@@ -596,18 +620,41 @@ __global__ void __launch_bounds__(F2_PAIR_THREADS, 3) av2_kernel(f2geo G, f2view
 
 static_assert(F2_SUB == 8, "f2dot_sub and f2axpy_sub take eight values per lane");
 
+/* The order in which a row (query or key) of the fused kernels walks the
+ * columns [ca, cb) of its window: from the column x0 congruent to 0 modulo
+ * the window's length (rot != 0), wrapping from cb - 1 to ca; from ca when
+ * rot is 0.  The eight rows of a warp are one tile row: with windows of K
+ * columns, ca growing by at most one per row, the warp then reads two staged
+ * positions a step (congruent modulo K) instead of eight neighbours, so that
+ * a 16-byte load of the staged rows is one shared-memory wavefront, not four
+ * (positions 68 floats apart: the two hit different banks for odd K).  The
+ * kernels were bound by shared-memory bandwidth (dq2: L1 "Mem Busy" 81 %).
+ * A fixed order per row: results stay deterministic. */
+__device__ __forceinline__ int f2_first(int ca, int cb, int rot)
+{
+    const int len = cb - ca;
+    if (!rot || len <= 1) return ca;
+    int r = (-ca) % len;
+    return ca + (r < 0 ? r + len : r);
+}
+
+__device__ __forceinline__ int f2_next(int x, int ca, int cb)
+{
+    return x + 1 == cb ? ca : x + 1;
+}
+
 /* Staged position: k at [0, 32), v at [32, 64). */
 template <typename T>
 __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
                                                            f2view O, f2view L, int D, int Dv, int rpb, int lse,
-                                                           float scale, int vec)
+                                                           float scale, int vec, int rot)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
     if (!f2_get_tile(G, t)) return;
     float *box = (float *)ct_smem;
     const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
-    const f2lane ln = f2_lane();
+    const f2lane ln = f2_lane(rot);
     const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j;
     const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
@@ -635,18 +682,22 @@ __global__ void __launch_bounds__(F2_THREADS) fna2_kernel(f2geo G, f2view Q, f2v
     /* the row's four lanes walk the same keys and compute the same s, m and
      * l; two keys a step, so that the running maximum, on which the next
      * step's exponentials wait, is updated once per two keys */
+    const int x0 = f2_first(ca, cb, rot);
     for (int kr = ra; kr < rb; kr++) {
         const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps + e0;
         const T *rr = rpb ? rp + (kr - u0 + G.ax[0].K - 1) * R.sr + (G.ax[1].K - 1 - u1) * R.sc : (const T *)0;
+        int x = x0;
         for (int c = ca; c < cb; c += 2) {
             const bool two = c + 1 < cb;
-            const float *k0 = row + c * G.ps, *k1 = two ? k0 + G.ps : k0;
+            const int xa = x, xb = f2_next(xa, ca, cb);
+            x = f2_next(xb, ca, cb);
+            const float *k0 = row + xa * G.ps, *k1 = two ? row + xb * G.ps : k0;
             float s0 = f2dot_sub(q, k0), s1 = f2dot_sub(q, k1);
-            s0 = f2_rowsum(s0, ln.rm);
-            s1 = f2_rowsum(s1, ln.rm);
+            s0 = f2_rowsum(s0, ln);
+            s1 = f2_rowsum(s1, ln);
             if (rpb) {
-                s0 = fmaf(to_acc(rr[c * R.sc]), L2E, s0);
-                s1 = two ? fmaf(to_acc(rr[(c + 1) * R.sc]), L2E, s1) : s0;
+                s0 = fmaf(to_acc(rr[xa * R.sc]), L2E, s0);
+                s1 = two ? fmaf(to_acc(rr[xb * R.sc]), L2E, s1) : s0;
             }
             const float mx = fmaxf(s0, s1);
             if (mx > m) { /* new maximum: rescale what was summed so far */
@@ -715,20 +766,34 @@ __device__ __forceinline__ void f2inv(int n, int K, int s, int causal, int v, in
  * medians of two runs each: 506.8 / 425.7 us before, 396.1 / 391.8 after. */
 
 /* dQ = scale * sum dS k, with P = exp(s - lse), dS = P (dO.v - delta), and
- * delta = dO.O stored per query for the key side ([b, h, row, col] floats),
- * dS per slot for d_rpb when ds is not NULL ([b, token, h, slot]).  Staged
- * position as in the forward: k at [0, 32), v at [32, 64). */
+ * delta = dO.O (f2_delta) stored per query for the key side ([b, h, row, col]
+ * floats) when delta is not NULL, dS per slot for d_rpb when ds is not NULL
+ * ([b, token, h, slot]).  Staged position as in the forward: k at [0, 32), v
+ * at [32, 64).  The work of batch-head bh and tile r (dq2_kernel: blockIdx). */
+
+/* delta = dO . O of one row from its four lanes' parts (o, g: the lane's
+ * F2_SUB values), in one fixed order: dq2 and dkv2's own computation in the
+ * joint kernel (bwd2_kernel) get the same bits */
+__device__ __forceinline__ float f2_delta(const float *g, const float *o, const f2lane &ln)
+{
+    float dl = 0.f;
+#pragma unroll
+    for (int k = 0; k < F2_SUB; k++) dl = fmaf(g[k], o[k], dl);
+    return f2_rowsum(dl, ln);
+}
+
 template <typename T>
-__global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
-                                                          f2view O, f2view L, f2view dO, f2view dQ, float *delta,
-                                                          float *ds, int D, int Dv, int rpb, float scale, int vec)
+__device__ __forceinline__ void dq2_body(const f2geo &G, int bh, int r, const f2view &Q, const f2view &Kt,
+                                         const f2view &V, const f2view &R, const f2view &O, const f2view &L,
+                                         const f2view &dO, const f2view &dQ, float *delta, float *ds, int D, int Dv,
+                                         int rpb, float scale, int vec, int rot)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
-    if (!f2_get_tile(G, t)) return;
+    if (!f2_get_tile_at(G, r, t)) return;
     float *box = (float *)ct_smem;
-    const int b = (int)blockIdx.x / G.H, h = (int)blockIdx.x - b * G.H, hk = h / G.group;
-    const f2lane ln = f2_lane();
+    const int b = bh / G.H, h = bh - b * G.H, hk = h / G.group;
+    const f2lane ln = f2_lane(rot);
     const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const int u0 = t.u0[0] + i, u1 = t.u0[1] + j, K1 = G.ax[1].K;
     const bool on = ln.row < G.nq && u0 <= t.u1[0] && u1 <= t.u1[1];
@@ -746,11 +811,9 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f
         f2load<T, F2_SUB>(f2at<T>(Q, b, h) + x0 * Q.sr + x1 * Q.sc + e0, q, D - e0, vec != 0);
         f2load<T, F2_SUB>(f2at<T>(O, b, h) + x0 * O.sr + x1 * O.sc + e0, acc, Dv - e0, vec != 0);
         f2load<T, F2_SUB>(f2at<T>(dO, b, h) + x0 * dO.sr + x1 * dO.sc + e0, g, Dv - e0, vec != 0);
-#pragma unroll
-        for (int k = 0; k < F2_SUB; k++) dl = fmaf(g[k], acc[k], dl);
-        dl = f2_rowsum(dl, ln.rm);
+        dl = f2_delta(g, acc, ln);
         lse2 = *(f2at<float>(L, b, h) + x0 * L.sr + x1 * L.sc) * L2E;
-        if (ln.sub == 0) delta[((i64)b * G.H + h) * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1] = dl;
+        if (delta && ln.sub == 0) delta[((i64)b * G.H + h) * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1] = dl;
         if (ds && ln.sub == 0)
             dsq = ds + (((i64)b * G.ax[0].L * G.ax[1].L + (i64)x0 * G.ax[1].L + x1) * G.H + h) * (i64)(G.ax[0].K * K1);
     } else {
@@ -764,16 +827,19 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f
     }
     const T *rp = rpb ? f2at<T>(R, 0, h) : (const T *)0;
     __syncthreads();
+    const int xs = f2_first(ca, cb, rot);
     for (int kr = ra; kr < rb; kr++) {
         const float *row = box + (kr - t.ba[0]) * G.rstr - t.ba[1] * G.ps + e0;
         const int er = kr - u0 + G.ax[0].K - 1;
+        int x = xs;
         for (int c = ca; c < cb; c++) {
-            const float *kp = row + c * G.ps;
-            float s = f2_rowsum(f2dot_sub(q, kp), ln.rm), dp = f2_rowsum(f2dot_sub(g, kp + F2_MAXD), ln.rm);
-            if (rpb) s = fmaf(to_acc(rp[er * R.sr + (c - u1 + K1 - 1) * R.sc]), L2E, s);
+            const float *kp = row + x * G.ps;
+            float s = f2_rowsum(f2dot_sub(q, kp), ln), dp = f2_rowsum(f2dot_sub(g, kp + F2_MAXD), ln);
+            if (rpb) s = fmaf(to_acc(rp[er * R.sr + (x - u1 + K1 - 1) * R.sc]), L2E, s);
             float dS = f2ex2(s - lse2) * (dp - dl);
             f2axpy_sub(acc, dS, kp);
-            if (dsq) dsq[(kr - ra) * K1 + c - ca] = dS;
+            if (dsq) dsq[(kr - ra) * K1 + x - ca] = dS;
+            x = f2_next(x, ca, cb);
         }
     }
     if (!on) return;
@@ -782,26 +848,36 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f
     f2store<T, F2_SUB>(f2at<T>(dQ, b, h) + x0 * dQ.sr + x1 * dQ.sc + e0, acc, D - e0, vec != 0);
 }
 
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS, 3) dq2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                          f2view O, f2view L, f2view dO, f2view dQ, float *delta,
+                                                          float *ds, int D, int Dv, int rpb, float scale, int vec,
+                                                          int rot)
+{
+    dq2_body<T>(G, (int)blockIdx.x, (int)(blockIdx.y + blockIdx.z * gridDim.y), Q, Kt, V, R, O, L, dO, dQ, delta,
+                ds, D, Dv, rpb, scale, vec, rot);
+}
+
 /* dK = scale * sum dS q, dV = sum P dO over the queries whose windows hold the
  * key (the inverse neighbourhood), for each query head of the kv head's group
  * in turn.  Staged query position: q [0, 32), dO [32, 64), lse * log2 e (64),
- * delta (65). */
+ * delta (65): delta read from the query side's array, or, where that is NULL,
+ * computed here from O and dO (f2_delta, four lanes a position). */
 template <typename T>
-__global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
-                                                           f2view L, f2view dO, f2view dK, f2view dV,
-                                                           const float *delta, int D, int Dv, int rpb, int Hq,
-                                                           float scale, int vec)
+__device__ __forceinline__ void dkv2_body(const f2geo &G, int bh, int r, const f2view &Q, const f2view &Kt,
+                                          const f2view &V, const f2view &R, const f2view &O, const f2view &L,
+                                          const f2view &dO, const f2view &dK, const f2view &dV, const float *delta,
+                                          int D, int Dv, int rpb, int Hq, float scale, int vec, int rot)
 {
     extern __shared__ __align__(16) unsigned char ct_smem[];
     f2tile t;
     float *box = (float *)ct_smem;
-    const int b = (int)blockIdx.x / G.H, hk = (int)blockIdx.x - b * G.H;
-    const f2lane ln = f2_lane();
+    const int b = bh / G.H, hk = bh - b * G.H;
+    const f2lane ln = f2_lane(rot);
     const int T1 = G.ax[1].T, i = ln.row / T1, j = ln.row - i * T1, e0 = ln.e0;
     const float L2E = 1.4426950408889634f;
     /* the tile of keys */
     {
-        int r = (int)(blockIdx.y + blockIdx.z * gridDim.y);
         int t1 = r % G.ax[1].nt;
         r /= G.ax[1].nt;
         t.g[1] = r % G.ax[1].d;
@@ -871,30 +947,48 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
         f2_stage<T, 4>(G, t, box, f2at<T>(Q, b, h), Q, D, 0, vec != 0);
         f2_stage<T, 4>(G, t, box, f2at<T>(dO, b, h), dO, Dv, F2_MAXD, vec != 0);
         const float *lb = f2at<float>(L, b, h);
-        const float *db = delta + ((i64)b * Hq + h) * G.ax[0].L * G.ax[1].L;
-        for (int i0 = (int)threadIdx.x; i0 < nr * nc; i0 += 4 * (int)blockDim.x) {
-            float2 x[4];
-            int dst[4];
+        if (delta) {
+            const float *db = delta + ((i64)b * Hq + h) * G.ax[0].L * G.ax[1].L;
+            for (int i0 = (int)threadIdx.x; i0 < nr * nc; i0 += 4 * (int)blockDim.x) {
+                float2 x[4];
+                int dst[4];
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                int idx = i0 + u * (int)blockDim.x, pr = (int)f2_div((unsigned)idx, dc), pc = idx - pr * nc;
-                int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
-                dst[u] = idx < nr * nc ? pr * G.rstr + pc * G.ps + 2 * F2_MAXD : -1;
-                x[u] = make_float2(0.f, 0.f); /* not carried from the previous pass (it was, in spilled registers) */
-                if (dst[u] >= 0) x[u] = make_float2(lb[y0 * L.sr + y1 * L.sc] * L2E, db[(i64)y0 * G.ax[1].L + y1]);
+                for (int u = 0; u < 4; u++) {
+                    int idx = i0 + u * (int)blockDim.x, pr = (int)f2_div((unsigned)idx, dc), pc = idx - pr * nc;
+                    int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
+                    dst[u] = idx < nr * nc ? pr * G.rstr + pc * G.ps + 2 * F2_MAXD : -1;
+                    x[u] = make_float2(0.f, 0.f); /* not carried from the previous pass (it was, in spilled registers) */
+                    if (dst[u] >= 0) x[u] = make_float2(lb[y0 * L.sr + y1 * L.sc] * L2E, db[(i64)y0 * G.ax[1].L + y1]);
+                }
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    if (dst[u] >= 0) *(float2 *)(box + dst[u]) = x[u];
             }
-#pragma unroll
-            for (int u = 0; u < 4; u++)
-                if (dst[u] >= 0) *(float2 *)(box + dst[u]) = x[u];
+        } else {
+            /* delta of each staged position by its four lanes (the same path:
+             * pos is theirs alike), O and dO read from global memory (dO's
+             * lines were just staged, so mostly from L1) */
+            const T *ob = f2at<T>(O, b, h), *gb = f2at<T>(dO, b, h);
+            for (int pos = ln.row; pos < nr * nc; pos += (int)blockDim.x / F2_LPQ) {
+                const int pr = (int)f2_div((unsigned)pos, dc), pc = pos - pr * nc;
+                const int y0 = (pr + t.ba[0]) * G.ax[0].d + t.g[0], y1 = (pc + t.ba[1]) * G.ax[1].d + t.g[1];
+                float o[F2_SUB], g[F2_SUB];
+                f2load<T, F2_SUB>(gb + y0 * dO.sr + y1 * dO.sc + e0, g, Dv - e0, vec != 0);
+                f2load<T, F2_SUB>(ob + y0 * O.sr + y1 * O.sc + e0, o, Dv - e0, vec != 0);
+                const float ls = lb[y0 * L.sr + y1 * L.sc] * L2E, dl = f2_delta(g, o, ln);
+                if (ln.sub == 0) *(float2 *)(box + pr * G.rstr + pc * G.ps + 2 * F2_MAXD) = make_float2(ls, dl);
+            }
         }
         __syncthreads();
+        const int xs = f2_first(ca, cb, rot);
         for (int qr = ra; qr < rb; qr++) {
             const float *row = box + (qr - t.ba[0]) * G.rstr - t.ba[1] * G.ps;
             const int er = u0 - qr + G.ax[0].K - 1;
-            for (int qc = ca; qc < cb; qc++) {
+            int qc = xs;
+            for (int c = ca; c < cb; c++, qc = f2_next(qc, ca, cb)) {
                 const float *qp = row + qc * G.ps;
-                float s = f2_rowsum(f2dot_sub(k, qp + e0), ln.rm);
-                float dp = f2_rowsum(f2dot_sub(v, qp + F2_MAXD + e0), ln.rm);
+                float s = f2_rowsum(f2dot_sub(k, qp + e0), ln);
+                float dp = f2_rowsum(f2dot_sub(v, qp + F2_MAXD + e0), ln);
                 float2 ld = *(const float2 *)(qp + 2 * F2_MAXD);
                 if (rpb) s = fmaf(to_acc(rp[er * R.sr + (u1 - qc + G.ax[1].K - 1) * R.sc]), L2E, s);
                 float P = f2ex2(s - ld.x), dS = P * (dp - ld.y);
@@ -908,4 +1002,40 @@ __global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, 
     for (int e = 0; e < F2_SUB; e++) dk[e] *= scale;
     f2store<T, F2_SUB>(f2at<T>(dK, b, hk) + x0 * dK.sr + x1 * dK.sc + e0, dk, D - e0, vec != 0);
     f2store<T, F2_SUB>(f2at<T>(dV, b, hk) + x0 * dV.sr + x1 * dV.sc + e0, dv, Dv - e0, vec != 0);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS, 3) dkv2_kernel(f2geo G, f2view Q, f2view Kt, f2view V, f2view R,
+                                                           f2view L, f2view dO, f2view dK, f2view dV,
+                                                           const float *delta, int D, int Dv, int rpb, int Hq,
+                                                           float scale, int vec, int rot)
+{
+    /* delta is given: the O view is not read (dO stands in for it) */
+    dkv2_body<T>(G, (int)blockIdx.x, (int)(blockIdx.y + blockIdx.z * gridDim.y), Q, Kt, V, R, dO, L, dO, dK, dV,
+                 delta, D, Dv, rpb, Hq, scale, vec, rot);
+}
+
+/* dq2 and dkv2 as one launch (one grid; they are independent once each has its
+ * own delta): blocks [0, nk) take dkv2's work (batch-head l % bhk, tile
+ * l / bhk), the longer blocks first, then dq2's (bhq per tile).  Saves the
+ * second launch, the drain of the first kernel's last wave before the second
+ * starts, and the delta array between them; costs dkv2 the reading of O for
+ * its staged positions.  Both parts have the same block size (the host checks). */
+template <typename T>
+__global__ void __launch_bounds__(F2_THREADS, 3) bwd2_kernel(f2geo Gq, f2geo Gk, unsigned nk, int bhq, int bhk,
+                                                           f2view Q, f2view Kt, f2view V, f2view R, f2view O,
+                                                           f2view L, f2view dO, f2view dQ, f2view dK, f2view dV,
+                                                           float *ds, int D, int Dv, int rpb, int Hq, float scale,
+                                                           int vec, int rot)
+{
+    const unsigned l = blockIdx.x;
+    if (l < nk) {
+        const int r = (int)(l / (unsigned)bhk);
+        dkv2_body<T>(Gk, (int)l - r * bhk, r, Q, Kt, V, R, O, L, dO, dK, dV, (const float *)0, D, Dv, rpb, Hq, scale,
+                     vec, rot);
+    } else {
+        const unsigned m = l - nk;
+        const int r = (int)(m / (unsigned)bhq);
+        dq2_body<T>(Gq, (int)m - r * bhq, r, Q, Kt, V, R, O, L, dO, dQ, (float *)0, ds, D, Dv, rpb, scale, vec, rot);
+    }
 }

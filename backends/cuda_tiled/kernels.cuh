@@ -1303,6 +1303,14 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * without them (qkl/avl for every layout).
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
+/* The fused kernels' column order (f2_first in fast2d.cuh): rotated, or, with
+ * NATTEN_CUDA_TILED_ROT=0 (tests, A/B), each window from its first column. */
+static inline int f2_rot(void)
+{
+    const char *e = getenv("NATTEN_CUDA_TILED_ROT");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
 {
     const ct_device *d = ct_device_at(p->device.device_id);
@@ -1553,7 +1561,8 @@ struct ops {
                 fna2_kernel<T><<<F.grid, F.block, F.smem, stream(x)>>>(
                     F.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V),
                     rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_OUT),
-                    lse ? f2mk(p, NATTEN_ARG_LSE) : f2mk(p, NATTEN_ARG_Q), D, Dv, rpb, lse, (float)p->scale, vec);
+                    lse ? f2mk(p, NATTEN_ARG_LSE) : f2mk(p, NATTEN_ARG_Q), D, Dv, rpb, lse, (float)p->scale, vec,
+                    f2_rot());
                 return launched("fna_forward");
             }
         }
@@ -1566,7 +1575,11 @@ struct ops {
         return launched("fna_forward");
     }
 
-    /* The fast fused backward: dq2 (dQ, delta, dS for d_rpb), then dkv2. */
+    /* The fast fused backward: one launch of bwd2 (dkv2's and dq2's blocks in
+     * one grid, each computing the delta it needs; dS for d_rpb), or, where
+     * the two plans' blocks differ in size, the grid would be too long, or
+     * NATTEN_CUDA_TILED_BWD_SPLIT is set (tests, A/B), dq2 (dQ, delta, dS),
+     * then dkv2 reading delta. */
     static natten_status f2_backward(const natten_problem *p, const natten_exec *x, const f2plan &Fq,
                                      const f2plan &Fk, int vec, int want_drpb)
     {
@@ -1576,6 +1589,27 @@ struct ops {
         natten_status st;
         float *delta, *ds = 0;
         if (Fq.empty) return NATTEN_SUCCESS;
+        const char *split = getenv("NATTEN_CUDA_TILED_BWD_SPLIT");
+        const int rot = f2_rot();
+        const i64 bhq = p->batch * p->heads, bhk = p->batch * p->heads_kv;
+        const i64 nk = bhk * Fk.g.ax[0].d * Fk.g.ax[0].nt * Fk.g.ax[1].d * Fk.g.ax[1].nt,
+                  nq = bhq * Fq.g.ax[0].d * Fq.g.ax[0].nt * Fq.g.ax[1].d * Fq.g.ax[1].nt;
+        if (!(split && *split && strcmp(split, "0") != 0) && !Fk.empty && Fq.block.x == Fk.block.x &&
+            nk + nq <= 0x7fffffffLL) {
+            const size_t smem = Fq.smem > Fk.smem ? Fq.smem : Fk.smem;
+            if ((st = f2_smem_attr((const void *)bwd2_kernel<T>, smem))) return st;
+            if (want_drpb && (ds = (float *)ct_scratch((size_t)(n * p->window) * sizeof(float), s, &st)) == 0)
+                return st;
+            bwd2_kernel<T><<<(unsigned)(nk + nq), Fq.block, smem, s>>>(
+                Fq.g, Fk.g, (unsigned)nk, (int)bhq, (int)bhk, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K),
+                f2mk(p, NATTEN_ARG_V), rpb ? f2mk(p, NATTEN_ARG_RPB) : f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_OUT),
+                f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), f2mk(p, NATTEN_ARG_D_K),
+                f2mk(p, NATTEN_ARG_D_V), ds, D, Dv, rpb, (int)p->heads, (float)p->scale, vec, rot);
+            st = launched("fna_backward (dq, dk, dv)");
+            if (!st && want_drpb) st = f2_rpb_grad(p, s, ds);
+            natten_status s1 = ct_scratch_release(ds, s);
+            return st ? st : s1;
+        }
         if ((st = f2_smem_attr((const void *)dq2_kernel<T>, Fq.smem)) ||
             (st = f2_smem_attr((const void *)dkv2_kernel<T>, Fk.smem)))
             return st;
@@ -1588,28 +1622,31 @@ struct ops {
         dq2_kernel<T><<<Fq.grid, Fq.block, Fq.smem, s>>>(
             Fq.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R, f2mk(p, NATTEN_ARG_OUT),
             f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), delta, ds, D, Dv, rpb,
-            (float)p->scale, vec);
+            (float)p->scale, vec, rot);
         st = launched("fna_backward (dq)");
         if (!st && !Fk.empty) {
             dkv2_kernel<T><<<Fk.grid, Fk.block, Fk.smem, s>>>(
                 Fk.g, f2mk(p, NATTEN_ARG_Q), f2mk(p, NATTEN_ARG_K), f2mk(p, NATTEN_ARG_V), R,
                 f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_K),
-                f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec);
+                f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec, rot);
             st = launched("fna_backward (dk, dv)");
         }
-        if (!st && want_drpb) {
-            /* dS scratch as a compact [B, X0, X1, X2, H, W] view */
-            dview g;
-            g.p = (char *)ds;
-            g.s[4] = p->window;
-            g.s[3] = p->heads * g.s[4];
-            g.s[2] = p->extent[2] * g.s[3];
-            g.s[1] = p->extent[1] * g.s[2];
-            g.s[0] = p->extent[0] * g.s[1];
-            st = rpb_reduce<float>(p, s, g, "fna_backward (d_rpb)");
-        }
+        if (!st && want_drpb) st = f2_rpb_grad(p, s, ds);
         natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
         return st ? st : s1 ? s1 : s2;
+    }
+
+    /* d_rpb from the fast backward's dS scratch, a compact [B, X0, X1, X2, H, W] array */
+    static natten_status f2_rpb_grad(const natten_problem *p, cudaStream_t s, float *ds)
+    {
+        dview g;
+        g.p = (char *)ds;
+        g.s[4] = p->window;
+        g.s[3] = p->heads * g.s[4];
+        g.s[2] = p->extent[2] * g.s[3];
+        g.s[1] = p->extent[1] * g.s[2];
+        g.s[0] = p->extent[0] * g.s[1];
+        return rpb_reduce<float>(p, s, g, "fna_backward (d_rpb)");
     }
 
     static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
