@@ -293,8 +293,8 @@ END_TEST
 
 /* The fast fused kernels' variants (fast2d.cuh): the backward as one launch
  * (bwd2, the default) or two (NATTEN_CUDA_TILED_BWD_SPLIT=1: dq2 then dkv2
- * reading dq2's delta), the rotated column order with interleaved lanes (the
- * default) or the plain one (NATTEN_CUDA_TILED_ROT=0); each against naive,
+ * reading dq2's delta), the plain column order (the default) or the rotated
+ * one with interleaved lanes (NATTEN_CUDA_TILED_ROT=1); each against naive,
  * and the one- and two-launch backwards bit-identical (both compute delta in
  * the same order) under either column order.  Shapes: causal, dilation,
  * several tiles; RPB and even K; GQA with RPB (dkv2's blocks walk a group of

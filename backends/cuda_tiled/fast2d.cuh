@@ -285,8 +285,9 @@ __device__ __forceinline__ float f2dot(const float *q, const float *k)
  * neighbouring rows of a tile row, which read the same staged position at the
  * steps where their rotated windows agree: a 16-byte shared-memory load whose
  * lane pairs share addresses returns in 2 passes instead of 4 (documented for
- * sm_70-75 as packing of uniform addresses; whether sm_90 does it is measured
- * in NOTES.md). */
+ * sm_70-75 as packing of uniform addresses).  On the H200 the backward was
+ * slower so (+5-10 us of ~260; NOTES.md): rot is 0 unless
+ * NATTEN_CUDA_TILED_ROT asks for it. */
 struct f2lane {
     int row, sub, e0, x1;
     unsigned rm;
@@ -625,11 +626,10 @@ static_assert(F2_SUB == 8, "f2dot_sub and f2axpy_sub take eight values per lane"
  * the window's length (rot != 0), wrapping from cb - 1 to ca; from ca when
  * rot is 0.  The eight rows of a warp are one tile row: with windows of K
  * columns, ca growing by at most one per row, the warp then reads two staged
- * positions a step (congruent modulo K) instead of eight neighbours, so that
- * a 16-byte load of the staged rows is one shared-memory wavefront, not four
- * (positions 68 floats apart: the two hit different banks for odd K).  The
- * kernels were bound by shared-memory bandwidth (dq2: L1 "Mem Busy" 81 %).
- * A fixed order per row: results stay deterministic. */
+ * positions a step (congruent modulo K) instead of eight neighbours, and with
+ * the interleaved lanes (f2_lane) lane pairs share addresses at 3 of 7 steps
+ * of an interior row.  A fixed order per row: results stay deterministic.
+ * Off by default (NATTEN_CUDA_TILED_ROT). */
 __device__ __forceinline__ int f2_first(int ca, int cb, int rot)
 {
     const int len = cb - ca;

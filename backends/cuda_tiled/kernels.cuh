@@ -1303,12 +1303,14 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
  * without them (qkl/avl for every layout).
  * NATTEN_CUDA_TILED_CONFIG=N overrides the configuration (for benchmarks).
  */
-/* The fused kernels' column order (f2_first in fast2d.cuh): rotated, or, with
- * NATTEN_CUDA_TILED_ROT=0 (tests, A/B), each window from its first column. */
+/* The fused kernels' column order (f2_first in fast2d.cuh): each window from
+ * its first column, or, with NATTEN_CUDA_TILED_ROT set and not "0", rotated
+ * with interleaved lanes (measured slower in the backward on the H200:
+ * NOTES.md, branch tiledf; kept for the A/B and tested). */
 static inline int f2_rot(void)
 {
     const char *e = getenv("NATTEN_CUDA_TILED_ROT");
-    return !(e && strcmp(e, "0") == 0);
+    return e && *e && strcmp(e, "0") != 0;
 }
 
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
