@@ -1114,6 +1114,51 @@ static inline fldiv fl_div_make(i64 d)
     return v;
 }
 
+/* flgeo's tile table (fl_get_tile's values per axis, f2_get_tile's
+ * arithmetic on the host), where each axis has at most FL_TT (group, tile)
+ * pairs; else tt = 0 and the kernels compute them. */
+static inline void fl_tab_make(flgeo &F)
+{
+    const f2geo &G = F.g;
+    F.tt = 0;
+    for (int a = 0; a < 2; a++)
+        if ((i64)G.ax[a].d * G.ax[a].nt > FL_TT) return;
+    for (int a = 0; a < 2; a++) {
+        const f2axis &x = G.ax[a];
+        for (int g = 0; g < x.d; g++)
+            for (int ti = 0; ti < x.nt; ti++) {
+                int *e = F.tb[a][g * x.nt + ti], w[2][2];
+                const int n = (x.L - g + x.d - 1) / x.d, u0 = ti * x.T, u1 = (u0 + x.T < n ? u0 + x.T : n) - 1;
+                for (int i = 0; i < 2; i++) {
+                    const int u = i ? u1 : u0;
+                    if (x.c) {
+                        int lead = (u / x.s) * x.s + x.s - 1;
+                        if (lead > n - 1) lead = n - 1;
+                        w[i][0] = lead - x.K + 1 < 0 ? 0 : lead - x.K + 1;
+                        w[i][1] = u + 1;
+                    } else {
+                        int lead = (u / x.s) * x.s + x.s / 2;
+                        if (lead > n - 1) lead = n - 1;
+                        int st = lead - x.K / 2;
+                        if (st > n - x.K) st = n - x.K;
+                        if (st < 0) st = 0;
+                        w[i][0] = st;
+                        w[i][1] = st + x.K;
+                    }
+                }
+                const int lim = w[0][0] + (a ? G.spc : G.spr);
+                e[0] = g;
+                e[1] = n;
+                e[2] = u0;
+                e[3] = u1;
+                e[4] = w[0][0];
+                e[5] = w[1][1] < lim ? w[1][1] : lim;
+            }
+    }
+    F.dn1 = fl_div_make((i64)G.ax[1].d * G.ax[1].nt);
+    F.tt = 1;
+}
+
 static inline bool fl_plan(const natten_problem *p, size_t esz, i64 heads, size_t budget, bool av, f2plan &P,
                            flgeo &F)
 {
@@ -1198,6 +1243,7 @@ static inline bool fl_plan(const natten_problem *p, size_t esz, i64 heads, size_
     F.QS = (int)QS;
     F.dtr = 8 / X1.K;
     F.dtc = 8 % X1.K;
+    fl_tab_make(F);
     return true;
 }
 
@@ -1252,7 +1298,9 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
             ostage = hc > 1 || ro.merged;
             if (ostage && ro_size > region) region = ro_size;
         }
-        const size_t smem = (size_t)(hc * pos * FM_ROW + region) * esz;
+        /* then the first head's segment records (fh_seg_put), 16-byte aligned */
+        const size_t roff = ((size_t)(hc * pos * FM_ROW + region) * esz + 15) / 16 * 16,
+                     smem = roff + (size_t)nw * FH_REC * sizeof(int);
         if (smem > hbudget || region > 0x7fffffffLL) continue;
         const i64 groups = heads / hc, bh = p->batch * groups;
         P.g.H = (int)groups;
@@ -1268,6 +1316,7 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
         F.ostage = ostage;
         F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
         F.BX = (int)(pos * FM_ROW);
+        F.roff = (int)roff;
         return true;
     }
     return false;

@@ -385,6 +385,8 @@ struct fhruns {
     fldiv cr;   /* division by nchk */
 };
 
+#define FL_TT 32 /* (dilation group, tile) pairs per axis in flgeo's tile table */
+
 struct flgeo {
     f2geo g;
     fldiv H, nt0, nt1, d0, d1, s0, s1;
@@ -402,6 +404,14 @@ struct flgeo {
     int ostage; /* AV: the output goes out through shared memory as runs too */
     int lt1;    /* log2 of the tile's columns */
     int BX;     /* elements per head's box (its positions and the spare or zero ones) */
+    int roff;   /* bytes before the segment records (fh_seg_put), after the runs */
+    /* the tiles' geometry, made on the host where each axis has at most
+     * FL_TT (dilation group, tile) pairs: fl_get_tile reads the block's two
+     * entries instead of ~200 instructions of divisions and windows in every
+     * warp */
+    int tt;                 /* tb holds the tiles */
+    fldiv dn1;              /* division by d1 * nt1 */
+    int tb[2][FL_TT][6];    /* axis a, entry g * nt + tile: g, n, u0, u1, ba, bb (u0 >= n: past its group) */
 };
 
 /* f2win with the division by s done by fl_quo */
@@ -419,11 +429,27 @@ __device__ __forceinline__ void fl_win(int n, int K, int s, const fldiv &sd, int
     }
 }
 
-/* f2_get_tile without divisions */
+/* f2_get_tile without divisions: from the host's table (tt), else computed */
 __device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
 {
     const f2geo &G = F.g;
     int r = (int)(blockIdx.y + blockIdx.z * gridDim.y), q;
+    if (F.tt) {
+        const int n1 = G.ax[1].d * G.ax[1].nt, i0 = fl_quo(F.dn1, r), i1 = r - i0 * n1;
+        if (i0 >= G.ax[0].d * G.ax[0].nt) return false;
+#pragma unroll
+        for (int a = 0; a < 2; a++) {
+            const int *e = F.tb[a][a ? i1 : i0];
+            t.g[a] = e[0];
+            t.n[a] = e[1];
+            t.u0[a] = e[2];
+            t.u1[a] = e[3];
+            t.ba[a] = e[4];
+            t.bb[a] = e[5];
+            if (t.u0[a] >= t.n[a]) return false;
+        }
+        return true;
+    }
     q = fl_quo(F.nt1, r);
     const int t1 = r - q * G.ax[1].nt;
     r = q;
@@ -546,27 +572,39 @@ struct flseg {
     bool qon;
 };
 
-__device__ __forceinline__ void fl_get_seg(const flgeo &F, const f2tile &t, flseg &S, int warp)
+/* fl_get_seg's first part: the warp's rows and columns, without windows */
+__device__ __forceinline__ void fl_get_seg0(const flgeo &F, const f2tile &t, flseg &S, int warp)
 {
-    const f2geo &G = F.g;
     const int gq = ((int)threadIdx.x & 31) >> 2;
     const int wr = warp >> F.lwc, wcl = warp - (wr << F.lwc);
     S.u0 = t.u0[0] + F.rpw * wr;
     S.c0 = t.u0[1] + 8 * wcl;
     const bool on = S.u0 <= t.u1[0] && S.c0 <= t.u1[1];
     S.nrow = on ? min(F.rpw, t.u1[0] - S.u0 + 1) : 0;
+    S.col = S.c0 + gq;
+    S.qon = on && S.col <= t.u1[1];
+}
+
+/* ... and its second: the windows (the whole warp, for the shuffles) */
+__device__ __forceinline__ void fl_get_seg1(const flgeo &F, const f2tile &t, flseg &S)
+{
+    const f2geo &G = F.g;
     S.ra0 = S.rb0 = S.ra1 = S.rb1 = 0;
     if (S.nrow > 0) fl_win(t.n[0], G.ax[0].K, G.ax[0].s, F.s0, G.ax[0].c, S.u0, S.ra0, S.rb0);
     if (S.nrow > 1) fl_win(t.n[0], G.ax[0].K, G.ax[0].s, F.s0, G.ax[0].c, S.u0 + 1, S.ra1, S.rb1);
-    S.col = S.c0 + gq;
-    S.qon = on && S.col <= t.u1[1];
     int a = 0, b = 0;
     if (S.qon) fl_win(t.n[1], G.ax[1].K, G.ax[1].s, F.s1, G.ax[1].c, S.col, a, b);
     S.ca = a - t.ba[1];
     S.cn = b - a;
-    const int last = on ? min(7, t.u1[1] - S.c0) : 0;
+    const int last = S.nrow > 0 ? min(7, t.u1[1] - S.c0) : 0;
     S.ns = __shfl_sync(0xffffffffu, S.ca, 0);
     S.nx = __shfl_sync(0xffffffffu, S.ca + S.cn, 4 * last) - S.ns;
+}
+
+__device__ __forceinline__ void fl_get_seg(const flgeo &F, const f2tile &t, flseg &S, int warp)
+{
+    fl_get_seg0(F, t, S, warp);
+    fl_get_seg1(F, t, S);
 }
 
 #define FL_NI 8  /* at most 8 elements (QK: words) per lane and query: W <= 64 */
@@ -921,30 +959,92 @@ __device__ __forceinline__ int fh_pos(const flgeo &F, const fhruns &R, const f2t
 
 /* The tile's runs between shared (st) and global memory, by the whole block:
  * STORE writes them out, else they come in (cp.async for whole chunks: the
- * caller waits). */
+ * caller waits).  Thread i takes chunks i, i + nthr, ... (chunk i at st +
+ * 8 i: rstr = 8 nchk); its run and chunk within the run step by nthr's
+ * quotient and remainder (one division, none per chunk), and a run's first
+ * element lies at a 32-bit offset from the tile's (fh_run's address without
+ * its 64-bit multiplications), its shift mod 8 from that offset. */
 template <typename T, bool STORE>
 __device__ __forceinline__ void fh_copy(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b,
                                         int h0, T *st)
 {
-    const int total = R.nrun * R.nchk;
-    for (int i = (int)threadIdx.x; i < total; i += (int)blockDim.x) {
-        const int rho = fl_quo(R.cr, i), k = i - rho * R.nchk;
-        int n;
-        T *g = fh_run<T>(F, R, t, O, b, h0, rho, n);
-        const int e0 = 8 * k - (int)(((size_t)g >> 1) & 7);
-        if (n == 0 || e0 >= n) continue;
-        T *s = st + rho * R.rstr + 8 * k;
-        if (e0 >= 0 && e0 + 8 <= n) {
-            if (STORE) *(uint4 *)(g + e0) = *(const uint4 *)s;
-            else fm_cp16(s, g + e0);
-        } else {
+    const f2geo &G = F.g;
+    const int total = R.nrun * R.nchk, nthr = (int)blockDim.x, i0 = (int)threadIdx.x;
+    if (i0 >= total) return;
+    const int drho = fl_quo(R.cr, nthr), dk = nthr - drho * R.nchk, cm = (1 << F.lt1) - 1;
+    const int nr = t.u1[0] - t.u0[0] + 1, ncl = t.u1[1] - t.u0[1] + 1, rs = G.ax[0].d * O.sr,
+              cs = G.ax[1].d * O.sc, n = R.merged ? ncl * F.hc * R.E : R.rlen;
+    T *const gt = f2at<T>(O, b, h0) + (t.u0[0] * G.ax[0].d + t.g[0]) * O.sr + (t.u0[1] * G.ax[1].d + t.g[1]) * O.sc;
+    const int sh0 = (int)(((size_t)gt >> 1) & 7);
+    auto loop = [&](auto M) {
+        const bool merged = decltype(M)::v;
+        int rho = fl_quo(R.cr, i0), k = i0 - rho * R.nchk;
+        for (int i = i0; i < total; i += nthr) {
+            const int r = merged ? rho : rho >> F.lt1, c = merged ? 0 : rho & cm;
+            const int off = merged ? r * rs : r * rs + c * cs, e0 = 8 * k - ((sh0 + off) & 7);
+            if (r < nr && (merged || c < ncl) && e0 < n) {
+                T *g = gt + (off + e0), *s = st + 8 * i;
+                if (e0 >= 0 && e0 + 8 <= n) {
+                    if (STORE) *(uint4 *)g = *(const uint4 *)s;
+                    else fm_cp16(s, g);
+                } else {
 #pragma unroll
-            for (int u = 0; u < 8; u++) {
-                if (e0 + u < 0 || e0 + u >= n) continue;
-                if (STORE) g[e0 + u] = s[u];
-                else s[u] = g[e0 + u];
+                    for (int u = 0; u < 8; u++) {
+                        if (e0 + u < 0 || e0 + u >= n) continue;
+                        if (STORE) g[u] = s[u];
+                        else s[u] = g[u];
+                    }
+                }
+            }
+            k += dk;
+            rho += drho;
+            if (k >= R.nchk) {
+                k -= R.nchk;
+                rho++;
             }
         }
+    };
+    if (R.merged) loop(flb<true>());
+    else loop(flb<false>());
+}
+
+#define FH_REC 264 /* ints per warp of a head in the segment records: 8, then 8 a lane */
+
+/* A block's heads have the same segments (fl_get_seg) and, relative to the
+ * head, the same run positions: the first head's warps compute them and
+ * write them to shared memory (rec: this warp-of-a-head's record), where the
+ * other heads' warps read them after the next barrier (fh_seg_get) instead
+ * of computing them again.  pos: the lane's attention run positions (rows 0
+ * and 1) and AV's output run positions, of head 0. */
+__device__ __forceinline__ void fh_seg_put(int *rec, const flseg &S, int lane, const int (&pos)[4])
+{
+    if (lane == 0) {
+        *(uint4 *)rec = make_uint4((unsigned)S.ra0, (unsigned)S.rb0, (unsigned)S.ra1, (unsigned)S.rb1);
+        *(uint4 *)(rec + 4) = make_uint4((unsigned)S.ns, (unsigned)S.nx, 0u, 0u);
+    }
+    int *rl = rec + 8 + 8 * lane;
+    *(uint4 *)rl = make_uint4((unsigned)S.ca, (unsigned)S.cn, (unsigned)pos[0], (unsigned)pos[1]);
+    *(uint4 *)(rl + 4) = make_uint4((unsigned)pos[2], (unsigned)pos[3], 0u, 0u);
+}
+
+template <bool OUT>
+__device__ __forceinline__ void fh_seg_get(const int *rec, flseg &S, int lane, int (&pos)[4])
+{
+    const uint4 w0 = *(const uint4 *)rec, w1 = *(const uint4 *)(rec + 4), l0 = *(const uint4 *)(rec + 8 + 8 * lane);
+    S.ra0 = (int)w0.x;
+    S.rb0 = (int)w0.y;
+    S.ra1 = (int)w0.z;
+    S.rb1 = (int)w0.w;
+    S.ns = (int)w1.x;
+    S.nx = (int)w1.y;
+    S.ca = (int)l0.x;
+    S.cn = (int)l0.y;
+    pos[0] = (int)l0.z;
+    pos[1] = (int)l0.w;
+    if (OUT) {
+        const uint4 l1 = *(const uint4 *)(rec + 12 + 8 * lane);
+        pos[2] = (int)l1.x;
+        pos[3] = (int)l1.y;
     }
 }
 
@@ -966,7 +1066,16 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
     T *box = (T *)ct_smem + hl * F.BX, *st = (T *)ct_smem + F.hc * F.BX;
     fl_stage<T>(G, t, box, f2at<T>(Kt, b, h), Kt, D, (int)threadIdx.x - hl * nth, nth);
     flseg S;
-    fl_get_seg(F, t, S, warp - (hl << F.lnw));
+    const int wh = warp - (hl << F.lnw);
+    fl_get_seg0(F, t, S, wh);
+    const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
+    int *rec = (int *)(ct_smem + F.roff) + wh * FH_REC, pos[4] = {0, 0, 0, 0};
+    if (hl == 0) {
+        fl_get_seg1(F, t, S);
+        pos[0] = fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, 0);
+        pos[1] = fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, 0);
+        if (F.hc > 1) fh_seg_put(rec, S, lane, pos);
+    }
     /* the warp's Q rows: row i is query (u0 + i / 8, c0 + i % 8); zeros
      * outside the problem */
     T *qs = st + warp * 16 * FM_ROW;
@@ -982,7 +1091,8 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
         }
     }
     fm_cp_wait();
-    __syncthreads(); /* the boxes and the Q rows */
+    __syncthreads(); /* the boxes, the Q rows and the first head's segments */
+    if (hl != 0) fh_seg_get<false>(rec, S, lane, pos);
     unsigned qa[2][4];
     fm_ldsm4(qs + (lane & 15) * FM_ROW + 8 * (lane >> 4), qa[0][0], qa[0][1], qa[0][2], qa[0][3]);
     if (D > 16) fm_ldsm4(qs + (lane & 15) * FM_ROW + 16 + 8 * (lane >> 4), qa[1][0], qa[1][1], qa[1][2], qa[1][3]);
@@ -995,9 +1105,7 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
         __syncthreads();
     }
     if (S.nrow > 0) {
-        const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
-        T *p0 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, hl);
-        T *p1 = st + fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, hl);
+        T *p0 = st + pos[0] + hl * F.ra.E, *p1 = st + pos[1] + hl * F.ra.E;
         fl_qk_products<T, RPB>(G, t, S, box, qa, R, h, lane, p0, p1);
     }
     __syncthreads(); /* the runs */
@@ -1025,23 +1133,36 @@ __global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, 
     for (int i = tid; i < FM_ROW / 2; i += nth) ((unsigned *)zrow)[i] = 0u;
     fh_copy<T, false>(F, F.ra, t, Wt, b, h0, st);
     flseg S;
-    fl_get_seg(F, t, S, warp - (hl << F.lnw));
+    const int wh = warp - (hl << F.lnw);
+    fl_get_seg0(F, t, S, wh);
+    const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
+    int *rec = (int *)(ct_smem + F.roff) + wh * FH_REC, pos[4] = {0, 0, 0, 0};
+    if (hl == 0) {
+        fl_get_seg1(F, t, S);
+        pos[0] = fh_pos<T>(F, F.ra, t, Wt, b, h0, lr, lc, 0);
+        pos[1] = fh_pos<T>(F, F.ra, t, Wt, b, h0, lr + 1, lc, 0);
+        if (F.ostage) {
+            pos[2] = fh_pos<T>(F, F.ro, t, O, b, h0, lr, lc, 0);
+            pos[3] = fh_pos<T>(F, F.ro, t, O, b, h0, lr + 1, lc, 0);
+        }
+        if (F.hc > 1) fh_seg_put(rec, S, lane, pos);
+    }
     fm_cp_wait();
-    __syncthreads(); /* the boxes, the zero positions and the runs */
+    __syncthreads(); /* the boxes, the zero positions, the runs and the first head's segments */
+    if (hl != 0) fh_seg_get<true>(rec, S, lane, pos);
     float acc[4][4];
 #pragma unroll
     for (int n = 0; n < 4; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
-    const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
     if (S.nrow > 0) {
     /* A fragment registers: rows gq (query row 0) and gq + 8 (row 1), staged
      * columns ns + 2 tq (+ 1, + 8, + 9): window columns j (+ 1, + 8, + 9) of
      * the lane's queries, read where inside the window; B: lane l gives key
      * ns + (l & 15), d 8 (l >> 4) */
     const int j = S.ns + 2 * tq - S.ca;
-    const unsigned short *x0b = (const unsigned short *)st + fh_pos<T>(F, F.ra, t, Wt, b, h0, lr, lc, hl) + j;
-    const unsigned short *x1b = (const unsigned short *)st + fh_pos<T>(F, F.ra, t, Wt, b, h0, lr + 1, lc, hl) + j;
+    const unsigned short *x0b = (const unsigned short *)st + pos[0] + hl * F.ra.E + j;
+    const unsigned short *x1b = (const unsigned short *)st + pos[1] + hl * F.ra.E + j;
     const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
     const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
                w11 = (unsigned)(j + 9) < cn;
@@ -1087,7 +1208,7 @@ __global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, 
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 if (r >= S.nrow) break;
-                T *o = st + fh_pos<T>(F, F.ro, t, O, b, h0, lr + r, lc, hl) + 2 * tq;
+                T *o = st + pos[2 + r] + hl * F.ro.E + 2 * tq;
 #pragma unroll
                 for (int n = 0; n < 4; n++) {
                     if (n * 8 < D) {

@@ -17,6 +17,8 @@
 // (GCC 12+ for _Float16 and <barrier>; about a minute for all problems on two
 // cores.)  What it cannot see: timing, memory ordering (cp.async copies at
 // once), bank conflicts, bf16.
+// TC_EMU_NOTAB=1: the lean and head-group kernels compute their tiles (flgeo's
+// table switched off, as for problems with more than FL_TT tiles an axis).
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -325,6 +327,7 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
             printf("  heads: fh_plan(qk) refused (heads not adjacent, or nothing to gain)\n");
             return;
         }
+        if (getenv("TC_EMU_NOTAB")) G.tt = 0; // the tiles computed in the kernel, not from the table
         launch(F.grid, F.block, F.smem, [&] {
             if (P.rpb)
                 qkh_kernel<__half, true>(G, Q.view, K.view, R, A.view, P.D, mval, causal);
@@ -336,6 +339,7 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
             printf("  fl_plan(qk) refused\n");
             return;
         }
+        if (getenv("TC_EMU_NOTAB")) G.tt = 0; // the tiles computed in the kernel, not from the table
         launch(F.grid, F.block, F.smem, [&] {
             if (P.rpb)
                 qkl_kernel<__half, true>(G, Q.view, K.view, R, A.view, P.D, mval, causal);
@@ -357,12 +361,14 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
             printf("  heads: fh_plan(av) refused\n");
             return;
         }
+        if (getenv("TC_EMU_NOTAB")) G.tt = 0; // the tiles computed in the kernel, not from the table
         launch(F.grid, F.block, F.smem, [&] { avh_kernel<__half>(G, Wt.view, V.view, O.view, P.Dv); });
     } else if (lean) {
         if (!fl_plan(&p, 2, P.H, 72 * 1024, true, F, G)) {
             printf("  fl_plan(av) refused\n");
             return;
         }
+        if (getenv("TC_EMU_NOTAB")) G.tt = 0; // the tiles computed in the kernel, not from the table
         launch(F.grid, F.block, F.smem, [&] { avl_kernel<__half>(G, Wt.view, V.view, O.view, P.Dv); });
     } else {
         launch(F.grid, F.block, F.smem, [&] { avm_kernel<__half>(F.g, Wt.view, V.view, O.view, P.Dv); });

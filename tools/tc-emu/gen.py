@@ -36,6 +36,6 @@ body = body.replace('extern __shared__ __align__(16) unsigned char ct_smem[];', 
 out.append(body)
 out.append(block(kc, 'static inline void f2_axes('))
 out.append(block(kc, 'struct f2plan {'))
-for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline bool fl_plan(', 'static inline i64 fh_runs_make(', 'static inline bool fh_plan(']:
+for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline i64 fh_runs_make(', 'static inline bool fh_plan(']:
     out.append(block(kc, s))
 open(sys.argv[2], 'w').write('\n'.join(out))
