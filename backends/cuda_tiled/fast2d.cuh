@@ -85,7 +85,7 @@ __device__ __forceinline__ void f2win(int n, int K, int s, int causal, int u, in
 /* 16 bytes of T as floats.  raw is a value: bound by reference to global
  * memory, the memcpy below read it as 16 one-byte loads (LDG.E.U8 and PRMT in
  * the SASS of dq2's, dkv2's and fna2's row loads; 28 % of dq2's stall samples
- * on the H200, /work/notes/s8/prof/dq-sass.txt). */
+ * on the H200; docs/benchmarks.md, "Where the time goes"). */
 template <typename T>
 __device__ __forceinline__ void f2cvt(const uint4 raw, float *out)
 {
