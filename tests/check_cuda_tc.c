@@ -59,8 +59,9 @@ static const ref_problem cases[] = {
 };
 
 /* The backward of head dim 128 on the Hopper kernels, where the default
- * path and configurations 11 and 12 run it: more edge cases of its tiling
- * (128-key dK/dV boxes split in two, 32-row tiles, 128-query dQ boxes). */
+ * path and configurations 11, 12, 16 and 17 run it: more edge cases of its
+ * tiling (128-key dK/dV boxes split in two, warpgroups skipping tiles, 32-row
+ * tiles, 128-query dQ boxes). */
 static const ref_problem wg_cases[] = {
     /* 1-D: two 128-key boxes per dilation group, stride, causal, GQA */
     {1, 1, 2, 1, 128, 128, {300, 1, 1}, {65, 1, 1}, {2, 1, 1}, {4, 1, 1}, {1, 0, 0}, 0, 0},
@@ -93,16 +94,30 @@ static const ref_problem wg_cases[] = {
 #define WSK3_CONFIG 15
 #define WSK3_NAME "ws-p1c3x64-n64-sk-sm90a"
 /* The Hopper backward configurations: the forward runs its default under
- * them, a backward of head dim other than 128 is refused. */
-#define WGB_FIRST 11
-#define WGB_LAST 12
-static const char *const wgb_names[] = {"wgb-k128q64b1-q64n64b2-sm90a", "wgb-k64q32b2-q128n32b2-sm90a"};
+ * them, a backward of head dim other than 128 is refused.  16 and 17 (v11):
+ * 128-key dK/dV boxes whose warpgroups skip the query tiles outside their
+ * keys' inverse windows. */
+#define N_WGB 4
+static const int wgb_configs[N_WGB] = {11, 12, 16, 17};
+static const char *const wgb_names[N_WGB] = {"wgb-k128q64b1-q64n64b2-sm90a", "wgb-k64q32b2-q128n32b2-sm90a",
+                                             "wgb-k128q64b1sk-q128n32b2-sm90a", "wgb-k128q32b1sk-q128n32b2-sm90a"};
 static int wgmma_refusal(const char *why)
 {
     return (strstr(why, "needs sm_90a, device") != NULL && strstr(why, "is sm_90") == NULL) ||
            strstr(why, "needs sm_90a kernels, which this build lacks") != NULL;
 }
-static int is_wgb(int config) { return config >= WGB_FIRST && config <= WGB_LAST; }
+static int is_wgb(int config)
+{
+    for (int i = 0; i < N_WGB; i++)
+        if (config == wgb_configs[i]) return 1;
+    return 0;
+}
+static int is_wgb_name(const char *name)
+{
+    for (int i = 0; i < N_WGB; i++)
+        if (!strcmp(name, wgb_names[i])) return 1;
+    return 0;
+}
 /* Whether configuration config may refuse op on r with reason why. */
 static int may_refuse(int config, const ref_problem *r, tc_op op, const char *why)
 {
@@ -198,8 +213,9 @@ END_TEST
  * backward (head dim 128; the forward runs its default under them, a
  * backward of another head dim is refused), 13 the warp-specialised Hopper
  * forward, 14 its tile-skipping form and 15 that with three consumer
- * warpgroups (as 10); refused on other devices. */
-#define N_CONFIGS 15
+ * warpgroups (as 10), 16 and 17 Hopper backwards whose dK/dV warpgroups skip
+ * tiles (as 11 and 12); refused on other devices. */
+#define N_CONFIGS 17
 
 static void set_config(int config)
 {
@@ -224,12 +240,12 @@ START_TEST(each_config)
 END_TEST
 
 /* The Hopper backward on its own edge cases (head dim 128): through the
- * default (_i 0: on an sm_90 device it runs there), then configurations 11
- * and 12; both dtypes (each case one, in turn), both layouts. */
+ * default (_i 0: on an sm_90 device it runs there), then configurations 11,
+ * 12, 16 and 17; both dtypes (each case one, in turn), both layouts. */
 START_TEST(hopper_backward)
 {
     natten_context *ctx = forced();
-    const int config = _i == 0 ? 0 : WGB_FIRST + _i - 1;
+    const int config = _i == 0 ? 0 : wgb_configs[_i - 1];
     set_config(config);
     for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
         size_t t = (c + (size_t)_i) % 2;
@@ -280,7 +296,7 @@ START_TEST(tuner_times_configs)
     ck_assert_int_eq(natten_context_tuning_report(ctx, res, N_CONFIGS + 2, &count, NULL, 0), NATTEN_SUCCESS);
     ck_assert_int_eq(count, 1 + N_CONFIGS);
     for (int i = 0; i < count; i++) {
-        int wgb = !strcmp(res[i].config, wgb_names[0]) || !strcmp(res[i].config, wgb_names[1]);
+        int wgb = is_wgb_name(res[i].config);
         ck_assert_str_eq(res[i].backend, BACKEND);
         seen_wgb += wgb;
         seen_ws += !strcmp(res[i].config, WS_NAME);
@@ -296,7 +312,7 @@ START_TEST(tuner_times_configs)
                       res[i].reason);
         printf("tuned %s: %s %.4f ms\n", tc_op_names[op], res[i].config, res[i].time_ms);
     }
-    ck_assert_int_eq(seen_wgb, 2);
+    ck_assert_int_eq(seen_wgb, N_WGB);
     ck_assert_int_eq(seen_ws, 1);
     ck_assert_int_eq(seen_wsk, 1);
     ck_assert_int_eq(seen_wsk3, 1);
@@ -351,13 +367,13 @@ START_TEST(falls_back)
 END_TEST
 
 /* The backward has no atomics: two runs give identical bits.  _i 0: the
- * default; 1, 2: configurations 11 and 12 (the Hopper backward), which may be
- * refused on other devices. */
+ * default; 1..4: configurations 11, 12, 16 and 17 (the Hopper backward),
+ * which may be refused on other devices. */
 START_TEST(deterministic)
 {
     natten_context *ctx = forced();
     const ref_problem *r = &cases[8]; /* GQA: dK/dV sum over query heads */
-    const int config = _i == 0 ? 0 : WGB_FIRST + _i - 1;
+    const int config = _i == 0 ? 0 : wgb_configs[_i - 1];
     uint64_t rng = seed;
     tc_io io;
     void *first[R_COUNT] = {0};
@@ -429,14 +445,14 @@ int main(void)
      * its own for the sanitizers */
     tc = tcase_create("hopper");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
+    tcase_add_loop_test(tc, hopper_backward, 0, 1 + N_WGB);
     tcase_add_loop_test(tc, hopper_forward, 0, 5);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, falls_back);
-    tcase_add_loop_test(tc, deterministic, 0, 1 + WGB_LAST - WGB_FIRST + 1);
+    tcase_add_loop_test(tc, deterministic, 0, 1 + N_WGB);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -238,7 +238,11 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             outside their own rows' windows, with boxes planned for it
  *             (SK 2; NOTES.md v8); the rest as under N_CFG + 1;
  *  N_CFG + 6: that with three consumer warpgroups and a 192-row query box
- *             (NC 3; NOTES.md v10); the rest as under N_CFG + 1.
+ *             (NC 3; NOTES.md v10); the rest as under N_CFG + 1;
+ *  N_CFG + 7, N_CFG + 8: the Hopper backward with 128-key dK/dV boxes whose
+ *             warpgroups skip the query tiles outside their keys' inverse
+ *             windows (SK; NOTES.md v11), 64- and 32-query tiles: variants 2
+ *             and 3 of tc_backward_d128_sm90a; as N_CFG + 2 otherwise.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -249,6 +253,8 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WS_VARIANT (tc::N_CFG + 1 + TC_WGB_COUNT) /* ... of the warp-specialised Hopper forward */
 #define TC_WSK_VARIANT (TC_WS_VARIANT + 1)            /* ... of its tile-skipping form (SK 2) */
 #define TC_WSK3_VARIANT (TC_WS_VARIANT + 2)           /* ... of that with three consumer warpgroups */
+#define TC_WGBSK_VARIANT (TC_WS_VARIANT + 3) /* ... of the first SK Hopper backward (tc_backward_d128_sm90a's 2) */
+#define TC_WGBSK_COUNT 2
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
@@ -282,7 +288,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3 + TC_WGBSK_COUNT)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -293,6 +299,8 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "ws-p1c2x64-n64-sm90a",         /* a producer and two consumer warpgroups */
     "ws-p1c2x64-n64-sk-sm90a",      /* the same, each consumer skipping the tiles its rows do not see */
     "ws-p1c3x64-n64-sk-sm90a",      /* the same with three consumers: a 192-row query box */
+    "wgb-k128q64b1sk-q128n32b2-sm90a", /* dK/dV: 128-key boxes, warpgroups skipping (SK), 64-query tiles */
+    "wgb-k128q32b1sk-q128n32b2-sm90a", /* the same, 32-query tiles */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -332,7 +340,10 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     const struct tc_device *d = &devices[p->device.device_id];
     int variant = variant_of(x);
     /* a Hopper backward chosen */
-    int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT : -1;
+    int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT
+              : variant >= TC_WGBSK_VARIANT && variant < TC_WGBSK_VARIANT + TC_WGBSK_COUNT
+                  ? TC_WGB_COUNT + variant - TC_WGBSK_VARIANT
+                  : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
     const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT || variant == TC_WSK_VARIANT ||
                        variant == TC_WSK3_VARIANT; /* a Hopper forward chosen */

@@ -24,7 +24,7 @@ cudaError_t tc_forward_d128(const tc::Params &p, cudaStream_t st, int bf16, int 
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which);
 cudaError_t tc_probe_sm90a(void);
 /* The Hopper backward, head dim 128 (tc-bwd128-sm90a.cu, built with the
- * forward's), variant which (0 or 1: the configurations named in cuda-tc.cu);
+ * forward's), variant which (0..3: the configurations named in cuda-tc.cu);
  * p.delta must hold B*H*L0*L1*L2 floats.  And whether its kernels load. */
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which);
 cudaError_t tc_probe_sm90a_bwd(void);

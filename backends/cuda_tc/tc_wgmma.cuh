@@ -992,8 +992,10 @@ static inline void sk_axis(int k, int off, int U, int ia, int ib, int &touched, 
  * block: query boxes x the two warpgroups' (tiles + weight x masked tiles),
  * a warpgroup's tiles being those of the block's tile grid that meet its
  * half box's union (the second half starts one half further); ties: more
- * rows per tile, then choose_box's query box.  Returns that cost. */
-static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int nc = 2)
+ * rows per tile, then choose_box's query box.  Returns that cost.  bn: the
+ * most rows of an iterated tile (v11: the dK/dV kernel's SK plans its query
+ * tiles of 32 or 64 rows with it). */
+static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int nc = 2, int bn = WS_BN)
 {
     int def[3];
     choose_box(nc == 2 ? BRQ : 64, ext, def);
@@ -1025,9 +1027,9 @@ static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int 
                 union_ext(p, ext, half, U, ia, ib);
                 double nbox = 1;
                 for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
-                for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
-                    for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
-                        const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
+                for (int k0 = 1; k0 <= bn && k0 <= U[0]; k0++)
+                    for (int k1 = 1; k0 * k1 <= bn && k1 <= U[1]; k1++) {
+                        const int k2 = bn / (k0 * k1) < U[2] ? bn / (k0 * k1) : U[2];
                         const int k[3] = {k0, k1, k2};
                         double work = 0;
                         for (int g = 0; g < nc; g++) {

@@ -1,7 +1,7 @@
 /*
  * dispatch-check.cu - a host-only check of cuda-tc.cu's dispatch: which kernel
  * entry point run() calls (or which refusal it gives) per op, head dim, rank,
- * configuration 0..15 and device (with or without the sm_90a kernels), with
+ * configuration 0..17 and device (with or without the sm_90a kernels), with
  * the entry points, the scratch allocation and the library's helpers mocked.
  * No GPU needed; built by hand from a configured build directory BUILD (for
  * config.h, configured with 90 among --with-cuda-arch):
@@ -78,9 +78,11 @@ int main(void)
     snprintf(devices[0].wg_why, sizeof devices[0].wg_why, "needs sm_90a, device 0 (X) is sm_80");
     const natten_op F = NATTEN_OP_FNA_FORWARD, B = NATTEN_OP_FNA_BACKWARD;
     for (int wg = 0; wg < 2; wg++) {
-        for (int cfg = 0; cfg <= 15; cfg++) {
+        for (int cfg = 0; cfg <= 17; cfg++) {
             int mma = cfg >= 1 && cfg <= 9, wgf = cfg == 10 || cfg == 13 || cfg == 14 || cfg == 15,
-                wgbc = cfg == 11 || cfg == 12;
+                wgbc = cfg == 11 || cfg == 12 || cfg == 16 || cfg == 17;
+            /* the Hopper backward's variant: 11, 12 -> 0, 1; 16, 17 (v11, SK) -> 2, 3 */
+            const int wgbw = cfg <= 12 ? cfg - 11 : cfg - 14;
             /* forward, D 128: which Hopper forward (0: configuration 10, 1: 13, 2: 14, 3: 15; the default of
              * a one-row problem: 1) */
             if (wgf && !wg) expect(wg, F, 128, 2, cfg, 0, 0, "needs sm_90a");
@@ -95,7 +97,7 @@ int main(void)
             for (int rank = 1; rank <= 3; rank++) {
                 if ((cfg >= 10) && !wg) expect(wg, B, 128, rank, cfg, 0, 0, "needs sm_90a");
                 else if (wg && (cfg == 0 || wgf)) expect(wg, B, 128, rank, cfg, 4, rank == 1 ? 0 : 1, NULL);
-                else if (wg && wgbc) expect(wg, B, 128, rank, cfg, 4, cfg - 11, NULL);
+                else if (wg && wgbc) expect(wg, B, 128, rank, cfg, 4, wgbw, NULL);
                 else expect(wg, B, 128, rank, cfg, 1, mma ? cfg - 1 : -1, NULL);
             }
             /* backward, D 64 */
