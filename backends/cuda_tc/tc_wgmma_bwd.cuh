@@ -2,8 +2,9 @@
  * tc_wgmma_bwd.cuh - a Hopper backward of cuda-tc for head dim 128 (fp16/bf16):
  * warpgroup MMA (wgmma.mma_async, sm_90a only).  Shared by the library's
  * tc-bwd128-sm90a.cu (compiled for sm_90a alone; two of the variants, cuda-tc
- * configurations 11 and 12 and the default on sm_90) and the standalone
- * harness (all six, NOTES.md v5).
+ * configurations 11 and 12 and the default on sm_90, and since v11 the SK
+ * backward, configurations 16 and 17) and the standalone harness (all six,
+ * NOTES.md v5).
  *
  * Built from tc_wgmma.cuh's pieces (descriptors, the 128-byte swizzled tile
  * layout, the wgmma wrappers, fences) and tc_kernels.cuh's geometry; the
@@ -22,6 +23,9 @@
  *             MN-major, as V in the forward)
  *      dK  += dS^T Q  (same, B = the Q tile)
  *    dK, dV (64 + 64 floats per thread) stay in registers; written once.
+ *    SK (v11, two warpgroups): a warpgroup skips the query tiles outside its
+ *    own keys' inverse windows (exact: their products would add zeros), with
+ *    boxes planned for it (plan_dkv_sk; library configurations 16 and 17).
  *  - a query-parallel kernel (dq_kernel): a block owns 64 * QWG queries (one
  *    warpgroup per 64), iterates over the key tiles (BN keys) of the union of
  *    their windows as the forward does:
@@ -38,7 +42,7 @@
 #ifndef NATTEN_TC_WGMMA_BWD_CUH
 #define NATTEN_TC_WGMMA_BWD_CUH
 
-#include <vector>
+#include <stdlib.h>
 
 #include "tc_wgmma.cuh"
 
@@ -557,7 +561,8 @@ cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
  * Exact for the largest dilation group, not a typical-block model: a block's
  * tiles are a product over the axes of per-axis counts, so the sum over the
  * grid is the product of per-axis sums.  Ties: more rows per tile, then
- * choose_box's box.  Returns the warpgroup tiles per head.
+ * choose_box's box.  Returns the warpgroup tiles per head (-1: no memory for
+ * the search, choose_box's and plan_iter's boxes).
  */
 static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
 {
@@ -565,7 +570,10 @@ static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
     choose_box(128, ext, def);
     double best = -1;
     int bprod = 0, bown[3] = {def[0], def[1], def[2]}, bit[3] = {1, 1, 1};
-    std::vector<int> span; /* per block of an axis: lo, hi, and both halves' lo, hi (the split axis) */
+    /* per block of an axis: lo, hi, and both halves' lo, hi (malloc: the
+     * library links no C++ runtime) */
+    int *span = nullptr;
+    size_t cap = 0;
     for (int a = 0; a <= 7; a++)
         for (int b = 0; a + b <= 7; b++) {
             const int own[3] = {1 << a, 1 << b, 1 << (7 - a - b)};
@@ -579,7 +587,16 @@ static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
             double sum[3][2][65];
             for (int i = 0; i < 3; i++) {
                 const int n = ext[i], nb = cdiv(n, own[i]), half = own[i] / 2;
-                span.assign((size_t)nb * 6, 0);
+                if ((size_t)nb * 6 > cap) {
+                    free(span);
+                    cap = (size_t)nb * 6;
+                    span = static_cast<int *>(malloc(cap * sizeof(int)));
+                    if (span == nullptr) { /* no memory: choose_box's box, the fewest tiles */
+                        choose_box(128, ext, p.own);
+                        plan_iter(p, bq, ext);
+                        return -1;
+                    }
+                }
                 for (int x = 0; x < nb; x++) {
                     const int first = x * own[i], last = (first + own[i] < n ? first + own[i] : n) - 1;
                     int a0, b0, a1, b1;
@@ -626,6 +643,7 @@ static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
                     }
                 }
         }
+    free(span);
     for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
     p.itprod = p.it[0] * p.it[1] * p.it[2];
     p.rep[0] = p.rep[1] = 0;

@@ -9,8 +9,8 @@
 #     OUT=$OUT DEADLINE=560 sh backends/cuda_tc/standalone/gpu-run16.sh
 # Steps, in order of importance, each under `timeout`, the whole within
 # DEADLINE seconds (default 560):
-#  1. build (configure --with-cuda-arch=90 --enable-werror unless a Makefile
-#     exists; make -j16; the test programs): build.log;
+#  1. build (configure --with-cuda-arch=90 --enable-werror; make -j16; the
+#     test programs): build.log;
 #  2. check_cuda_tc's hopper case (hopper_backward: the default, 11, 12, 16
 #     and 17 on six head-dim-128 backward problems), api (deterministic
 #     over the same configurations) and configs (each configuration 1..17 on
@@ -29,10 +29,10 @@ log() { echo "[$(el) s] $*" >>"$OUT/run.log"; }
 left() { echo $((${DEADLINE:-560} - $(el))); }
 log "start $(nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null)"
 export NATTEN_TEST_SEED=1
-if [ ! -f Makefile ]; then
-    timeout 120 ./configure --with-cuda-arch=90 --enable-werror >"$OUT/build.log" 2>&1
-    log "configure rc=$?"
-fi
+# always configured here (a Makefile copied from another host would point at
+# its paths); ./bootstrap must have run on the host that copied the tree
+timeout 120 ./configure --with-cuda-arch=90 --enable-werror >"$OUT/build.log" 2>&1
+log "configure rc=$?"
 timeout $(($(left) - 200)) make -j16 >>"$OUT/build.log" 2>&1
 log "make rc=$?"
 timeout $(($(left) - 180)) make -j16 check TESTS= >>"$OUT/build.log" 2>&1
