@@ -67,9 +67,9 @@ profile() { # label config profiles
     log "profile $1 rc=$?"
     cat /tmp/prof-$1/*.txt >>"$OUT/profiles.txt" 2>/dev/null
 }
-check hopper 300
-check api 280
-check configs 200
+check hopper 220
+check api 200
+check configs 150
 bench 2-D cuda-tc,cuda-tc/16,cuda-tc/17 -i 256 256 -w 80 -n 24 -d 128
 bench 3-D cuda-tc,cuda-tc/16,cuda-tc/17 -i 30 48 80 -w 18 24 24 -n 24 -d 128
 profile default "" "tc-dq-f16-256 tc-dkv-f16-256"
