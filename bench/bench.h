@@ -79,11 +79,13 @@ typedef struct bench_tensor {
     int64_t numel;
     size_t bytes;
     const bench_dtype *dtype;
-    void *host;              /* host image */
+    void *host;              /* host image: base + the --misalign offset */
+    void *base;              /* its allocation (256-byte aligned) */
     void *dev;               /* == host on CPU */
     bench_device where;
 } bench_tensor;
 
+extern size_t bench_misalign;              /* --misalign: host tensors this many bytes past 256 */
 bench_tensor *bt_new(int ndim, const int64_t *shape, const bench_dtype *dt, bench_device where);
 void bt_free(bench_tensor *x);
 int bt_upload(bench_tensor *x);

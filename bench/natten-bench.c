@@ -94,6 +94,9 @@ static void usage(FILE *f)
 "      --warmup N         untimed runs first (default 1 CPU, 5 GPU)\n"
 "      --repeat N         timed runs (default: >= 5 CPU / 20 GPU, up to ~1 s)\n"
 "      --seed N           random inputs (default 42)\n"
+"      --misalign N       host tensors start N bytes past a 256-byte boundary\n"
+"                         (default 0; N < 256, a multiple of the element size;\n"
+"                         16 is NumPy's malloc'ed arrays)\n"
 "      --max-call S       a result whose first call takes over S seconds is timed by\n"
 "                         that call alone (default: no limit; a first call over 1 s\n"
 "                         already replaces the other warm-up runs)\n"
@@ -284,6 +287,8 @@ static void parse_args(int argc, char **argv)
             opt.warmup = (int)parse_int(a, VALUE(), 0, MAX_RUNS);
         } else if (IS("", "--repeat")) {
             opt.repeat = (int)parse_int(a, VALUE(), 1, MAX_RUNS);
+        } else if (IS("", "--misalign")) {
+            bench_misalign = (size_t)parse_int(a, VALUE(), 0, 255);
         } else if (IS("", "--seed")) {
             opt.seed = (unsigned long long)parse_int(a, VALUE(), 0, 1LL << 62);
         } else if (IS("", "--suite")) {
@@ -1890,6 +1895,10 @@ int main(int argc, char **argv)
         problems[0] = opt.base;
         nproblems = 1;
     }
+    for (int i = 0; i < nproblems; i++)
+        if (bench_misalign % problems[i].dtype->size)
+            die_usage("--misalign: %zu is not a multiple of the %s element size (%zu bytes)", bench_misalign,
+                      problems[i].dtype->name, problems[i].dtype->size);
     if (opt.dry_run) {
         print_problems();
         return 0;
@@ -1927,6 +1936,14 @@ int main(int argc, char **argv)
         if (opt.peak)
             printf("fp32 FMA peak (%s): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n",
                    bench_peak_isa(), peak1, peakn, bench_cpu_count());
+        if (bench_misalign) { /* what bt_new gives, measured on one */
+            int64_t one = 1;
+            bench_tensor *x = bt_new(1, &one, problems[0].dtype, (bench_device){kDLCPU, 0});
+            if (x != NULL)
+                printf("host tensors: %u bytes past a 256-byte boundary (--misalign)\n",
+                       (unsigned)((uintptr_t)x->host % 256));
+            bt_free(x);
+        }
         if (gpu_bw > 0)
             printf("GPU device-to-device copy: %.0f GB/s (%%bw: a GPU result's GB/s over it)\n",
                    gpu_bw * 1e-9);

@@ -139,9 +139,12 @@ double bench_uniform(uint64_t *rng)
     return (double)(z >> 11) * 0x1p-53;
 }
 
+size_t bench_misalign;
+
 bench_tensor *bt_new(int ndim, const int64_t *shape, const bench_dtype *dt, bench_device where)
 {
     bench_tensor *x = calloc(1, sizeof *x);
+    size_t off;
     if (x == NULL) return NULL;
     x->numel = 1;
     for (int i = 0; i < ndim; i++) {
@@ -156,17 +159,23 @@ bench_tensor *bt_new(int ndim, const int64_t *shape, const bench_dtype *dt, benc
      * (dlpack.h), as frameworks' CPU allocators also give (PyTorch: 64 bytes):
      * malloc's 16 bytes would put every 64-byte vector of a head row across
      * two cache lines, which no framework tensor does (docs/benchmarks.md,
-     * the omp9 branch: ~10 % on the OpenMP fused forward).
+     * the omp9 branch: ~10 % on the OpenMP fused forward).  --misalign N
+     * (bench_misalign) starts it N bytes past that boundary instead, as
+     * NumPy's malloc'ed arrays are (16 bytes past a page), rounded down to
+     * a multiple of the element size (the float64 reference copies, the
+     * fp32 lse of a half problem).
      */
-    x->host = aligned_alloc(256, ((x->bytes ? x->bytes : 1) + 255) & ~(size_t)255);
-    if (x->host == NULL) {
+    off = bench_misalign - bench_misalign % dt->size;
+    x->base = aligned_alloc(256, ((x->bytes ? x->bytes : 1) + off + 255) & ~(size_t)255);
+    if (x->base == NULL) {
         free(x);
         return NULL;
     }
+    x->host = (char *)x->base + off;
     if (where.type == kDLCPU) {
         x->dev = x->host;
     } else if (!gpu_malloc(where.id, &x->dev, x->bytes ? x->bytes : 1)) {
-        free(x->host);
+        free(x->base);
         free(x);
         return NULL;
     }
@@ -185,7 +194,7 @@ void bt_free(bench_tensor *x)
 {
     if (x == NULL) return;
     if (x->where.type != kDLCPU) gpu_free(x->where.id, x->dev);
-    free(x->host);
+    free(x->base);
     free(x);
 }
 

@@ -47,6 +47,8 @@ bad "outside" --causal 2
 bad "not a number" --max-call soon
 bad "do not go together" --tune w.txt --tune-check
 bad "needs --tune-check" --check-all
+bad "outside" --misalign 256
+bad "not a multiple of the float32 element size" --misalign 2
 
 # 2. help goes to stdout with status 0
 if "$bench" --help >"$tmp/out" 2>&1 && grep -q -- "--suite" "$tmp/out"; then pass "--help"; else fail "--help"; fi
@@ -58,6 +60,18 @@ if "$bench" -i 12 12 -w 5 -n 2 -d 8 --op fna $fast --backend naive/0,naive >"$tm
     pass "--backend naive/0,naive"
 else
     fail "--backend naive/0,naive"; cat "$tmp/cfg" "$tmp/err"
+fi
+
+# 2c. --misalign N: host tensors N bytes past a 256-byte boundary (the header
+#     measures one), every CPU result still verified (exit 0); half problems take N = 2
+if "$bench" -i 12 12 -w 5 -n 2 -d 8 $fast --device cpu --misalign 16 >"$tmp/mis" 2>"$tmp/err" &&
+   grep -q "^host tensors: 16 bytes past a 256-byte boundary" "$tmp/mis" &&
+   [ "$(grep -cE "^naive +(fna|qk|av) +fwd .* ok$" "$tmp/mis")" = 3 ] &&
+   "$bench" -i 12 12 -w 5 -n 2 -d 8 $fast --device cpu --misalign 2 --dtype f16 --op fna >"$tmp/mis2" 2>"$tmp/err" &&
+   grep -q "^host tensors: 2 bytes past" "$tmp/mis2"; then
+    pass "--misalign"
+else
+    fail "--misalign"; cat "$tmp/mis" "$tmp/mis2" "$tmp/err"
 fi
 
 # 3. the default table: a header and one row per backend and op, all ok

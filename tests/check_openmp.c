@@ -208,6 +208,52 @@ START_TEST(reproducible)
 }
 END_TEST
 
+/*
+ * Every tensor n * 4 bytes past a 64-byte boundary (n = _i, 0-15: NumPy's
+ * malloc'ed arrays are 16 bytes past one): the forward ops' outputs are
+ * bit-identical to those of the same inputs on the boundary (no path may
+ * depend on the alignment but in speed).  Cases: full-width strips summing
+ * the value tensor (direct_av), Dv = 48 (a two-vector and a one-vector
+ * chunk), paired borders (border_av, Dv = 64), dilation on the strip axis.
+ */
+START_TEST(misaligned_tensors)
+{
+    static const tc_case *const picks[] = {&cases[25], &cases[29], &cases[28], &cases[21]};
+    static const tc_op ops[] = {OP_FNA, OP_QK, OP_AV};
+    size_t off = 4 * (size_t)_i;
+    for (size_t c = 0; c < sizeof picks / sizeof picks[0]; c++)
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+            uint64_t rng = seed + c;
+            natten_context *ctx = context("openmp", 2);
+            tc_io io;
+            DLTensor t[R_COUNT], *T[R_COUNT] = {0};
+            char *buf[2][R_COUNT] = {{0}};
+            ck_assert(tc_setup(&io, &picks[c]->r, ops[o], tt_dtype("float32"), TT_COMPACT, kDLCPU, &rng));
+            for (int a = 0; a < 2; a++) { /* a = 0: on the boundary; 1: off bytes past it */
+                for (int x = 0; x < R_COUNT; x++) {
+                    if (!io.t[x]) continue;
+                    buf[a][x] = aligned_alloc(64, (io.t[x]->bytes + 127) & ~(size_t)63);
+                    ck_assert(buf[a][x] != NULL);
+                    if (io.outputs & (1u << x)) memset(buf[a][x] + (a ? off : 0), 0xff, io.t[x]->bytes);
+                    else memcpy(buf[a][x] + (a ? off : 0), io.t[x]->host, io.t[x]->bytes);
+                    t[x] = io.t[x]->t;
+                    t[x].data = buf[a][x] + (a ? off : 0);
+                    T[x] = &t[x];
+                }
+                ck_assert_msg(tc_call(ctx, ops[o], &io.params, T) == NATTEN_SUCCESS, "%s", natten_last_error());
+            }
+            for (int x = 0; x < R_COUNT; x++)
+                if (io.outputs & (1u << x))
+                    ck_assert_msg(memcmp(buf[0][x], buf[1][x] + off, io.t[x]->bytes) == 0,
+                                  "%s: %s of %s with its tensors %zu bytes past a cache line differs from the "
+                                  "aligned run", picks[c]->name, tc_role_names[x], tc_op_names[ops[o]], off);
+            for (int x = 0; x < R_COUNT; x++) free(buf[0][x]), free(buf[1][x]);
+            tc_teardown(&io);
+            natten_context_destroy(ctx);
+        }
+}
+END_TEST
+
 /* A strided head dim is refused with a reason, not copied. */
 START_TEST(refuses_strided_head_dim)
 {
@@ -244,6 +290,7 @@ int main(void)
     tcase_add_loop_test(tc, tiling_edges, 0, ncases);
     tcase_add_loop_test(tc, reproducible, 0, 12);
     tcase_add_loop_test(tc, each_config, 0, OPENMP_CONFIGS);
+    tcase_add_loop_test(tc, misaligned_tensors, 0, 16);
     tcase_add_test(tc, refuses_strided_head_dim);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

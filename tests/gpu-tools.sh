@@ -9,7 +9,7 @@ tmp=${TMPDIR:-/tmp}/gpu-tools-test.$$
 mkdir -p "$tmp/b/tests" || exit 99
 trap 'rm -rf "$tmp"' EXIT
 # the scripts' settings come from this test only
-unset TOOLS SAN_CASES NO_API_ERRORS SAN_JOBS SANITIZE_BUDGET PROFILES NCU_EXTRA NCU_SECTIONS T_ONE OUT
+unset SLOW_CASE_S TOOLS SAN_CASES NO_API_ERRORS SAN_JOBS SANITIZE_BUDGET PROFILES NCU_EXTRA NCU_SECTIONS T_ONE OUT
 fails=0
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
@@ -21,7 +21,7 @@ printf '#!/bin/sh\nshift\nexec "$@"\n' >"$b/libtool"
 cat >"$b/tests/check_cuda" <<'T'
 #!/bin/sh
 echo "ran ${CK_RUN_CASE:-all}"
-[ "${CK_RUN_CASE:-}" = configs ] && sleep 3
+[ "${CK_RUN_CASE:-}" = configs ] && sleep "${SLOW_CASE_S:-3}"
 exit 0
 T
 cp "$b/tests/check_cuda" "$b/tests/check_cuda_tc"
@@ -67,11 +67,13 @@ else
     fail "gpu-sanitize: SAN_CASES="; cat "$tmp/san2.out" "$tmp/calls.log"
 fi
 rm -f "$tmp/calls.log"
-SAN_CASES="check_cuda:configs,stream,device" SANITIZE_BUDGET=1 TOOLS=memcheck \
+# (the budget in whole seconds: 4 s leaves a loaded machine 3 s to reach the first run;
+# the slow case then sleeps past it)
+SAN_CASES="check_cuda:configs,stream,device" SANITIZE_BUDGET=4 SLOW_CASE_S=8 TOOLS=memcheck \
     bash "$src/tests/gpu-sanitize.sh" "$b" tests/check_cuda >"$tmp/san3.out" 2>&1
 rc=$?
 if [ $rc -ne 0 ] && grep -q "memcheck tests/check_cuda (case configs): STOPPED at the SANITIZE_BUDGET limit" "$tmp/san3.out" &&
-   grep -q "memcheck tests/check_cuda (case device): not run (SANITIZE_BUDGET=1 s spent)" "$tmp/san3.out"; then
+   grep -q "memcheck tests/check_cuda (case device): not run (SANITIZE_BUDGET=4 s spent)" "$tmp/san3.out"; then
     pass "gpu-sanitize: SANITIZE_BUDGET"
 else
     fail "gpu-sanitize: SANITIZE_BUDGET (exit $rc)"; cat "$tmp/san3.out"

@@ -44,6 +44,7 @@
  * FMA that uses it, which repeats the (unaligned) load per use.
  */
 #if defined(__x86_64__) && defined(__GNUC__)
+#  include <cpuid.h>
 #  include <immintrin.h>
 #  define NATTEN_OMP_FAST 1
 #  define NATTEN_OMP_FAST_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
@@ -143,12 +144,59 @@ static int64_t flat_off(const natten_view *v, int64_t i)
     return off;
 }
 
+/*
+ * fp16 rows with a contiguous head dim converted 8 values at a time by the
+ * F16C instructions (vcvtph2ps, vcvtps2ph with round to nearest even): the
+ * same bits as natten-half.h's conversions (exact to float; to half one
+ * rounding from float) except for NaN payloads.  The scalar ones cost ~3 ns
+ * a value and made an fp16 fused forward 8x slower than its fp32 one.
+ */
+#if NATTEN_OMP_FAST
+#  define NATTEN_OMP_F16C 1
+#  define NATTEN_OMP_F16C_TARGET __attribute__((target("avx,f16c")))
+/* AVX with the OS saving its registers (__builtin_cpu_supports checks that),
+ * and the F16C bit of CPUID leaf 1 (clang's builtin does not name "f16c"). */
+static int f16c_cpu(void)
+{
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+static NATTEN_OMP_F16C_TARGET void f16_row_to_float(const uint16_t *h, float *f, int64_t C)
+{
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8) _mm256_storeu_ps(f + c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + c))));
+    for (; c < C; c++) f[c] = natten_f16_to_float(h[c]);
+}
+
+static NATTEN_OMP_F16C_TARGET void float_row_to_f16(const float *f, uint16_t *h, int64_t C)
+{
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8)
+        _mm_storeu_si128((__m128i *)(void *)(h + c),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(f + c), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; c < C; c++) h[c] = natten_float_to_f16(f[c]);
+}
+#else
+#  define NATTEN_OMP_F16C 0
+#endif
+
 /* dst (compact float) <- src (half, any strides); or back when to_half. */
 static void convert(const natten_view *half, float *f, natten_dtype t, int to_half, int nt)
 {
     int64_t n = numel(half), C = half->shape[5];
     uint16_t *h = (uint16_t *)(void *)half->data;
     if (n == 0) return;
+#if NATTEN_OMP_F16C
+    if (t == NATTEN_F16 && half->stride[5] == 1 && f16c_cpu()) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t r = 0; r < n / C; r++) {
+            if (to_half) float_row_to_f16(f + r * C, h + flat_off(half, r * C), C);
+            else f16_row_to_float(h + flat_off(half, r * C), f + r * C, C);
+        }
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t r = 0; r < n / C; r++) {
         int64_t base = flat_off(half, r * C);
@@ -160,6 +208,20 @@ static void convert(const natten_view *half, float *f, natten_dtype t, int to_ha
                 f[r * C + c] = t == NATTEN_F16 ? natten_f16_to_float(h[o]) : natten_bf16_to_float(h[o]);
         }
     }
+}
+
+/*
+ * p rounded up to a 64-byte boundary (a cache line).  Scratch that the
+ * kernels read and write as 64-byte vectors (the strips' and key_pass's
+ * per-thread slices) is allocated 64 bytes larger and used from there:
+ * malloc's 16-byte alignment puts every such vector across two cache lines,
+ * and the last line of one thread's slice into the next thread's (measured:
+ * QK / AV forward 56x56 K 7 D 32 with the strips' scratch 16 bytes off,
+ * 3-9 % slower on 1 and on 2 threads; docs/benchmarks.md, omp10).
+ */
+static char *line_up(void *p)
+{
+    return (char *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
 /* ---- plan ---------------------------------------------------------------- */
@@ -316,7 +378,7 @@ static size_t real_size(const natten_problem *p)
     return is_double(p) ? sizeof(double) : sizeof(float);
 }
 
-/* Per-thread scratch, in bytes. */
+/* Per-thread scratch, in bytes (whole cache lines). */
 static size_t scratch_bytes(const natten_problem *p)
 {
     int64_t n = is_double(p) ? strip_scratch_f64(p) : strip_scratch_f32(p);
@@ -378,19 +440,21 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     int nt = P->nthreads;
     size_t sb = scratch_bytes(p);
     int64_t rows = p->batch * p->heads * p->extent[0] * p->extent[1];
-    char *scr = natten_malloc(sb * (size_t)nt);
-    double *part = NULL;
+    char *scr = natten_malloc(sb * (size_t)nt + 64);
+    double *part = NULL, *pa = NULL; /* pa: part from its first cache line */
+    size_t ps = ((size_t)P->n_rpb + 7) & ~(size_t)7; /* d_rpb partials: whole cache lines each */
     int used = 1;
     if (!scr) return oom();
     if (drpb_out) {
-        part = natten_calloc((size_t)nt * (size_t)P->n_rpb, sizeof(double));
+        part = natten_calloc((size_t)nt * ps + 8, sizeof(double));
         if (!part) { natten_free(scr); return oom(); }
+        pa = (double *)(void *)line_up(part);
     }
 #pragma omp parallel num_threads(nt)
     {
         int tid = omp_get_thread_num();
-        char *s = scr + sb * (size_t)tid;
-        double *dr = part ? part + (size_t)tid * (size_t)P->n_rpb : NULL;
+        char *s = line_up(scr) + sb * (size_t)tid;
+        double *dr = pa ? pa + (size_t)tid * ps : NULL;
 #pragma omp single
         used = omp_get_num_threads();
 #pragma omp for schedule(static)
@@ -406,7 +470,7 @@ static natten_status query_pass(omp_plan *P, qkind k, double *drpb_out)
     if (drpb_out) {
         for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] = 0;
         for (int t = 0; t < used; t++)
-            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += part[(size_t)t * (size_t)P->n_rpb + i];
+            for (int64_t i = 0; i < P->n_rpb; i++) drpb_out[i] += pa[(size_t)t * ps + i];
     }
     natten_free(part);
     natten_free(scr);
@@ -424,7 +488,7 @@ static size_t key_scratch_bytes(const natten_problem *p, int64_t C)
  * half-written (a failed call writes nothing). */
 static natten_status key_scratch(omp_call *c, int64_t C)
 {
-    c->kscr = natten_malloc(key_scratch_bytes(&c->P.p, C) * (size_t)c->P.nthreads);
+    c->kscr = natten_malloc(key_scratch_bytes(&c->P.p, C) * (size_t)c->P.nthreads + 64);
     return c->kscr ? NATTEN_SUCCESS : oom();
 }
 
@@ -439,7 +503,7 @@ static natten_status key_pass(omp_plan *P, char *scr, const natten_view *W, cons
     int64_t rows = p->batch * OUT->shape[NV_H] * p->extent[0] * p->extent[1];
 #pragma omp parallel num_threads(nt)
     {
-        char *s = scr + sb * (size_t)omp_get_thread_num();
+        char *s = line_up(scr) + sb * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             int64_t y1 = r % p->extent[1], t = r / p->extent[1];
@@ -598,7 +662,7 @@ static natten_status fna_fwd_blocks(omp_plan *P, int R)
     for (int i = 0; i < 8 * (nt + 2); i++) tab[3 * nb1 + i] = 0;
 #pragma omp parallel num_threads(nt)
     {
-        char *s = (char *)(((uintptr_t)scr + 63) & ~(uintptr_t)63) + sb * (size_t)omp_get_thread_num();
+        char *s = line_up(scr) + sb * (size_t)omp_get_thread_num();
         int tid = omp_get_thread_num(), npair = (omp_get_num_threads() + 1) / 2, back = tid % 2;
         int64_t lo = total * (tid / 2) / npair, hi = total * (tid / 2 + 1) / npair, k = 0;
         int64_t *cnt = tab + 3 * nb1 + 8 * (tid / 2 + 1);

@@ -183,19 +183,37 @@ def is_torch(x):
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+_ALIGN = 64
+
+
+def _numpy_empty(shape, dtype):
+    """np.empty, but starting on a 64-byte boundary (a cache line): np.empty's
+    malloc gives 16 bytes past one, which puts every 64-byte vector of a head
+    row across two lines and slows the CPU kernels (docs/benchmarks.md, omp9
+    and omp10)."""
+    import numpy as np
+    dtype = np.dtype(dtype)
+    shape = tuple(int(n) for n in shape)
+    nbytes = dtype.itemsize * math.prod(shape)
+    buf = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+    off = -buf.ctypes.data % _ALIGN
+    return buf[off:off + nbytes].view(dtype).reshape(shape)
+
+
 def _empty(like, shape, dtype=None):
-    """An uninitialised array of `shape` in like's framework, on like's device."""
+    """An uninitialised array of `shape` in like's framework, on like's device
+    (NumPy arrays 64-byte aligned)."""
     if is_torch(like):
         torch = _torch_module()
         return torch.empty(tuple(shape), dtype=like.dtype if dtype is None else dtype, device=like.device)
-    if hasattr(like, "__array_namespace__"):
+    if hasattr(like, "__array_namespace__") and type(like).__module__ != "numpy":
         xp = like.__array_namespace__()
         kw = {}
-        if getattr(like, "device", None) is not None and type(like).__module__ != "numpy":
+        if getattr(like, "device", None) is not None:
             kw["device"] = like.device
         return xp.empty(tuple(shape), dtype=like.dtype if dtype is None else dtype, **kw)
     import numpy as np
-    return np.empty(tuple(shape), dtype=np.asarray(like).dtype if dtype is None else dtype)
+    return _numpy_empty(shape, np.asarray(like).dtype if dtype is None else dtype)
 
 
 def _float32(like):

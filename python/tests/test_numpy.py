@@ -176,6 +176,41 @@ def test_empty_batch():
     assert natten.na1d(np.zeros((0, 7, 2, 4)), np.zeros((0, 7, 2, 4)), np.zeros((0, 7, 2, 4)), 3).shape == (0, 7, 2, 4)
 
 
+def test_outputs_cache_line_aligned(rng):
+    """NumPy outputs start on a 64-byte boundary (np.empty's malloc gives 16 bytes past
+    one), whatever the inputs' alignment, and the values do not depend on it."""
+    S, K, B, H, D = (9, 20), (3, 5), 1, 2, 16
+    nb = ref.Neighbourhood(S, K, (1, 1), (1, 1), (False, False))
+
+    def at(x, off):  # a copy of x starting off bytes past a cache line
+        buf = np.empty(x.nbytes + 128, np.uint8)
+        start = -buf.ctypes.data % 64 + off
+        y = buf[start:start + x.nbytes].view(x.dtype).reshape(x.shape)
+        y[...] = x
+        assert y.ctypes.data % 64 == off
+        return y
+
+    q, k, v, d_out = (randn(rng, (B,) + S + (H, D), np.float32) for _ in range(4))   # heads-last
+    qh, kh, vh = (randn(rng, (B, H) + S + (D,), np.float32) for _ in range(3))       # heads-first
+    p = ops.make_params(2, K)
+    for off in (0, 16, 4):
+        qo, ko, vo, do, qho, kho, vho = (at(x, off) for x in (q, k, v, d_out, qh, kh, vh))
+        out, lse = natten.na2d(qo, ko, vo, K, return_lse=True)
+        grads = ops.fna_backward(qo, ko, vo, None, out, lse, do, p, False)[:3]
+        attn = ops.qk_forward(qho, kho, None, p)
+        av = ops.av_forward(at(attn, off), vho, p)
+        for x in (out, lse, attn, av) + tuple(grads):
+            assert x.ctypes.data % 64 == 0, (off, x.shape)
+        close(out, ref.fused(q, k, v, nb)[0], np.float32, "out (inputs %d bytes off)" % off)
+        close(attn, ref.qk(qh, kh, nb), np.float32, "attn (inputs %d bytes off)" % off)
+        close(av, ref.av(attn, vh, nb), np.float32, "av (inputs %d bytes off)" % off)
+    for dt in (np.float64, np.float16, np.int8):
+        x = natten._lib._empty(np.zeros(3, dt), (5, 7))
+        assert x.dtype == dt and x.shape == (5, 7) and x.flags.c_contiguous and x.flags.writeable
+        assert x.ctypes.data % 64 == 0
+    assert natten._lib._empty(q, (0, 3)).shape == (0, 3)
+
+
 def test_legacy_names(rng):
     q, k, v = (rng.standard_normal((1, 2, 8, 9, 4)) for _ in range(3))
     rpb = rng.standard_normal((2, 5, 5))
