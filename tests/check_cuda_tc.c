@@ -424,22 +424,26 @@ END_TEST
 
 /* The backward has no atomics: two runs give identical bits.  _i 0: the
  * default; 1..4: configurations 11, 12, 16 and 17 (the Hopper backward),
- * which may be refused on other devices. */
+ * which may be refused on other devices.  _i 5 (v12): the split forward
+ * (configuration 18, every box in 3 parts: merged in a fixed order). */
 START_TEST(deterministic)
 {
     natten_context *ctx = forced();
     const ref_problem *r = &cases[8]; /* GQA: dK/dV sum over query heads */
-    const int config = _i == 0 ? 0 : wgb_configs[_i - 1];
+    const int config = _i == 0 ? 0 : _i <= N_WGB ? wgb_configs[_i - 1] : WSKS_CONFIG;
+    const tc_op op = _i <= N_WGB ? OP_FNA_BW : OP_FNA;
     uint64_t rng = seed;
     tc_io io;
     void *first[R_COUNT] = {0};
     natten_status st;
-    ck_assert(tc_setup(&io, r, OP_FNA_BW, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
+    ck_assert(tc_setup(&io, r, op, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
     set_config(config);
+    if (op == OP_FNA) ck_assert_int_eq(setenv("NATTEN_CUDA_TC_SPLIT", "3", 1), 0);
     st = tc_run(ctx, &io);
-    if (config && st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, OP_FNA_BW, natten_last_error())) {
+    if (config && st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, op, natten_last_error())) {
         printf("refused (configuration %d): %s\n", config, natten_last_error());
         set_config(0);
+        (void)unsetenv("NATTEN_CUDA_TC_SPLIT");
         tc_teardown(&io);
         natten_context_destroy(ctx);
         return;
@@ -459,6 +463,7 @@ START_TEST(deterministic)
         free(first[x]);
     }
     set_config(0);
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_SPLIT"), 0);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -509,7 +514,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, falls_back);
-    tcase_add_loop_test(tc, deterministic, 0, 1 + N_WGB);
+    tcase_add_loop_test(tc, deterministic, 0, 2 + N_WGB);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

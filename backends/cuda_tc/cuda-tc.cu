@@ -322,19 +322,36 @@ static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 /* The Hopper backward variant run by default (head dim 128, sm_90): measured
  * on the H200 (fp16, NOTES.md v5), variant 1 (v23) was the fastest on the 2-D
  * (79.1 against 81.3 ms) and 3-D (279.0 against 340.0 ms) targets, variant 0
- * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0. */
+ * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0.
+ * v11/v12 (TC_WGBSK_DEFAULT 1): variant 2 (configuration 16, 128-key SK
+ * dK/dV boxes) for rank 2 from TC_WSK_MIN_ROWS query rows up: on the H200
+ * (NOTES.md v12, device call 17) 2-D 77.29 against variant 1's 80.29 ms,
+ * but 3-D 284.74 against 281.28 and 1-D 0.814 against variant 0's 0.581 ms,
+ * and its host plan (plan_dkv_sk, ~1 ms) would dominate small problems. */
+#define TC_WGBSK_DEFAULT 1
 #ifdef HAVE_CUDA_TC_SM90A
-static int wgb_default(const natten_problem *p) { return p->rank == 1 ? 0 : 1; }
+static int wgb_default(const natten_problem *p)
+{
+    if (p->rank == 1) return 0;
+    if (TC_WGBSK_DEFAULT && p->rank == 2 && p->batch * p->heads * p->tokens >= TC_WSK_MIN_ROWS) return 2;
+    return 1;
+}
 /* The Hopper forward the default runs (TC_WS_DEFAULT). */
-static int ws_default(const natten_problem *p, const tc::Params &q)
+/* (v12: where it picks the split forward, q is left planned for it and
+ * *split_bytes holds its scratch.) */
+static int ws_default(const natten_problem *p, tc::Params &q, size_t *split_bytes)
 {
     const int64_t rows = p->batch * p->heads * p->tokens;
     if (TC_WS_DEFAULT >= 2 && rows < TC_WSK_MIN_ROWS) {
         if (TC_WS_SPLIT_DEFAULT && p->rank == 1 && q.force_split < 2) {
+            const tc::Params q0 = q;
             int64_t grid = 0;
-            int parts = 1;
-            (void)tc_forward_split_plan(q, &grid, &parts);
-            if (grid >= q.nsm && parts >= 2) return 4;
+            const size_t bytes = tc_forward_split_plan(q, &grid);
+            if (grid >= q.nsm && q.sparts >= 2) {
+                *split_bytes = bytes;
+                return 4;
+            }
+            q = q0;
         }
         return 1;
     }
@@ -394,16 +411,17 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
             const char *env = getenv("NATTEN_CUDA_TC_SPLIT"); /* tests: every box in that many parts */
             q.force_split = env != NULL && *env != '\0' ? atoi(env) : 0;
         }
+        size_t bytes = 0;
         const int which = variant == TC_WSKS_VARIANT   ? 4
                           : variant == TC_WSK3_VARIANT  ? 3
                           : variant == TC_WSK_VARIANT   ? 2
                           : variant == TC_WS_VARIANT    ? 1
                           : variant == TC_WGMMA_VARIANT ? 0
-                                                        : ws_default(p, q);
+                                                        : ws_default(p, q, &bytes);
         if (which == 4) {
+            /* planned once (host time counts: 1-2 us a plan) */
             int64_t grid = 0;
-            int parts = 1;
-            const size_t bytes = tc_forward_split_plan(q, &grid, &parts);
+            if (q.sparts < 1) bytes = tc_forward_split_plan(q, &grid);
             if (bytes > 0 && (e = cc_malloc_async((void **)&q.part, bytes, pools[p->device.device_id], s)) !=
                                  cudaSuccess)
                 return cc_error(e, "stream-ordered allocation of the split forward's partial results");

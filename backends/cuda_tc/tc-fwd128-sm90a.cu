@@ -51,13 +51,11 @@ cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16
                 : tc::wg::forward_v<__half, 0, 2, 64, false>(p, st);
 }
 
-size_t tc_forward_split_plan(const tc::Params &p, int64_t *grid, int *parts)
+size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
 {
-    tc::Params q = p;
     size_t bytes = 0;
-    tc::wg::plan_split(q, &bytes);
-    *grid = tc::plan_grid(q, q.H);
-    *parts = q.sparts;
+    tc::wg::plan_split(p, &bytes);
+    *grid = tc::plan_grid(p, p.H);
     return bytes;
 }
 

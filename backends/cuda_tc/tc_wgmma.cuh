@@ -1216,18 +1216,21 @@ static inline int64_t plan_split(Params &p, size_t *bytes)
 
 /* The split forward: fwd_ws_kernel with SPLIT (NC 3, SK 2, as
  * configuration 15), then split_merge_kernel over the split boxes' rows.
- * p.part: plan_split's bytes of scratch (device), unless it returned 0. */
+ * p: planned by plan_split already (p.sparts >= 1: the caller took its
+ * scratch) or not (p.sparts 0: planned here); p.part: plan_split's bytes of
+ * scratch (device) where it splits. */
 template <typename T, int NS> cudaError_t forward_ws_split(Params p, cudaStream_t st)
 {
     size_t bytes = 0;
-    const int64_t blocks = plan_split(p, &bytes);
-    if (bytes > 0 && p.part == nullptr) return cudaErrorInvalidValue;
+    if (p.sparts < 1) plan_split(p, &bytes);
+    const int64_t grid = (int64_t)p.nown[0] * p.nown[1] * p.nown[2] * p.dil[0] * p.dil[1] * p.dil[2] * p.H * p.B;
+    const int64_t split = p.sparts >= 2 ? grid - p.sfull : 0; /* split boxes */
+    if (split > 0 && p.part == nullptr) return cudaErrorInvalidValue;
     static unsigned long long done, done_m;
-    cudaError_t e = launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done, blocks,
-                           ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
-    if (e != cudaSuccess || bytes == 0) return e;
-    const int64_t split_rows = (blocks - p.sfull) / p.sparts * 64 * 3;
-    return launch(split_merge_kernel<T, 3>, &done_m, split_rows / 4, 128, 0, st, p);
+    cudaError_t e = launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done,
+                           p.sfull + split * p.sparts, ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
+    if (e != cudaSuccess || split == 0) return e;
+    return launch(split_merge_kernel<T, 3>, &done_m, split * 64 * 3 / 4, 128, 0, st, p);
 }
 
 } /* namespace wg */

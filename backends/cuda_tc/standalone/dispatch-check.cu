@@ -32,13 +32,11 @@ cudaError_t tc_forward_d128(const tc::Params &, cudaStream_t, int, int) { return
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t, int, int which)
 { g_called = 3; g_which = which; g_part = p.part != nullptr; return cudaSuccess; }
 /* the real plan (host code of tc_wgmma.cuh), as tc-fwd128-sm90a.cu has it */
-size_t tc_forward_split_plan(const tc::Params &p, int64_t *grid, int *parts)
+size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
 {
-    tc::Params q = p;
     size_t bytes = 0;
-    tc::wg::plan_split(q, &bytes);
-    *grid = tc::plan_grid(q, q.H);
-    *parts = q.sparts;
+    tc::wg::plan_split(p, &bytes);
+    *grid = tc::plan_grid(p, p.H);
     return bytes;
 }
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t, int, int which)
@@ -126,7 +124,15 @@ int main(void)
     expect(1, F, 128, 3, 0, 3, TC_WS_DEFAULT, NULL);
     expect(1, F, 128, 2, 13, 3, 1, NULL);
     expect(1, F, 128, 2, 14, 3, 2, NULL);
+    /* v12: the default backward of such a problem: variant 2 (configuration
+     * 16) for rank 2, 1 for rank 3, 0 for rank 1 */
+    expect(1, B, 128, 1, 0, 4, 0, NULL);
+    expect(1, B, 128, 2, 0, 4, 2, NULL);
+    expect(1, B, 128, 3, 0, 4, 1, NULL);
+    expect(1, B, 128, 2, 13, 4, 2, NULL);
+    expect(1, B, 128, 2, 12, 4, 1, NULL);
     g_heads = TC_WSK_MIN_ROWS - 1;
+    expect(1, B, 128, 2, 0, 4, 1, NULL);
     expect(1, F, 128, 2, 0, 3, 1, NULL);
     expect(1, F, 128, 2, 14, 3, 2, NULL);
     expect(1, F, 128, 2, 15, 3, 3, NULL);
