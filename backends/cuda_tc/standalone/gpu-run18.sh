@@ -1,0 +1,84 @@
+#!/bin/sh
+# gpu-run18.sh - v12's second device call (helper tc9): the split forward
+# planned once per call and configuration 16 as the default backward of big
+# rank-2 problems, checked and measured; Nsight Compute kernel durations of
+# the 1-D target's forward (configurations 18, 15, 13), so that the event
+# times can be split into kernels and the rest.
+#   for f in .gpu/*.deb; do dpkg -x $f /; done; cd .wt-tc9 && \
+#     OUT=$OUT DEADLINE=360 sh backends/cuda_tc/standalone/gpu-run18.sh
+# Steps, each under `timeout`, the whole within DEADLINE seconds: build;
+# check_cuda_tc hopper; natten-bench of the 1-D forward (the default, 18, 13,
+# 15; twice), of a one-box 1-D problem (the fixed cost of a call), of 18 with
+# every box split (NATTEN_CUDA_TC_SPLIT 2, 3); ncu gpu__time_duration of the
+# forward kernels; the 2-D backward (the default = 16 now, 12, 16);
+# check_cuda_tc api and configs; --tune-check of the 1-D target;
+# check_selection, check_tuner; check_cuda_tc edges.  run.log: the timeline.
+start=$(date +%s)
+el() { echo $(($(date +%s) - start)); }
+log() { echo "[$(el) s] $*" >>"$OUT/run.log"; }
+left() { echo $((${DEADLINE:-360} - $(el))); }
+log "start $(nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null)"
+export NATTEN_TEST_SEED=2
+timeout 100 ./configure --with-cuda-arch=90 --enable-werror >"$OUT/build.log" 2>&1
+log "configure rc=$?"
+timeout $(($(left) - 150)) make -j16 >>"$OUT/build.log" 2>&1
+log "make rc=$?"
+timeout $(($(left) - 140)) make -j16 check TESTS= >>"$OUT/build.log" 2>&1
+log "make check TESTS= rc=$?"
+grep -E "warning|error" "$OUT/build.log" | head -20 >>"$OUT/run.log"
+check() { # case, seconds kept for what follows
+    l=$(($(left) - $2))
+    [ "$l" -gt 5 ] || { log "check_cuda_tc $1 not run"; return; }
+    echo "== CK_RUN_CASE=$1" >>"$OUT/check_cuda_tc.log"
+    CK_RUN_CASE=$1 CK_VERBOSITY=verbose CK_TIMEOUT_MULTIPLIER=4 timeout $l \
+        ./libtool --mode=execute tests/check_cuda_tc >>"$OUT/check_cuda_tc.log" 2>&1
+    log "check_cuda_tc $1 rc=$?"
+}
+test1() { # program, seconds kept
+    l=$(($(left) - $2))
+    [ "$l" -gt 5 ] || { log "$1 not run"; return; }
+    echo "== $1" >>"$OUT/tests.log"
+    timeout $l ./libtool --mode=execute tests/$1 >>"$OUT/tests.log" 2>&1
+    log "$1 rc=$?"
+}
+bench() { # label, seconds kept, args...
+    label=$1
+    l=$(($(left) - $2))
+    shift 2
+    [ "$l" -gt 10 ] || { log "bench $label not run"; return; }
+    echo "== $label: $*" >>"$OUT/bench.log"
+    timeout $l ./natten-bench "$@" --dtype float16 --op fna >>"$OUT/bench.log" 2>&1
+    log "bench $label rc=$?"
+}
+ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+prof() { # label, config, seconds kept
+    l=$(($(left) - $3))
+    [ "$l" -gt 10 ] || { log "ncu $1 not run"; return; }
+    echo "== ncu $1 (cuda-tc/$2)" >>"$OUT/ncu.log"
+    timeout $l ./libtool --mode=execute $ncu --clock-control none --metrics gpu__time_duration.sum \
+        -k 'regex:fwd_ws_kernel|split_merge_kernel' ./natten-bench $T1 --dtype float16 --op fna \
+        --backend cuda-tc/$2 --warmup 1 --repeat 3 --no-verify >>"$OUT/ncu.log" 2>&1
+    log "ncu $1 rc=$?"
+}
+T1="-i 32768 -w 2048 -n 1 -d 128"
+check hopper 190
+bench 1d-fwd-a 180 $T1 --backend cuda-tc,cuda-tc/18,cuda-tc/13,cuda-tc/15 --repeat 20
+bench 1d-fwd-b 175 $T1 --backend cuda-tc/15,cuda-tc/13,cuda-tc/18,cuda-tc --repeat 20 --no-verify
+bench 1d-onebox 170 -i 192 -w 65 -n 1 -d 128 --backend cuda-tc/13,cuda-tc/15,cuda-tc/18 --repeat 20 --no-verify
+NATTEN_CUDA_TC_SPLIT=3 bench 1d-all3 165 $T1 --backend cuda-tc/18 --repeat 20 --no-verify
+NATTEN_CUDA_TC_SPLIT=2 bench 1d-all2 160 $T1 --backend cuda-tc/18 --repeat 20 --no-verify
+prof cfg18 18 145
+prof cfg15 15 130
+prof cfg13 13 115
+bench 2d-bwd 95 -i 256 256 -w 80 -n 24 -d 128 --backward --backend cuda-tc,cuda-tc/12,cuda-tc/16 --repeat 5 --no-verify
+check api 80
+check configs 30
+l=$(($(left) - 20))
+if [ "$l" -gt 10 ]; then
+    timeout $l ./natten-bench --tune-check --device cuda $T1 --dtype float16 --op fna --repeat 3 >"$OUT/tune.log" 2>&1
+    log "tune-check 1-D rc=$?"
+fi
+test1 check_selection 12
+test1 check_tuner 8
+check edges 0
+log "end"
