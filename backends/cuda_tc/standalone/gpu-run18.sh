@@ -6,13 +6,15 @@
 # times can be split into kernels and the rest.
 #   for f in .gpu/*.deb; do dpkg -x $f /; done; cd .wt-tc9 && \
 #     OUT=$OUT DEADLINE=360 sh backends/cuda_tc/standalone/gpu-run18.sh
-# Steps, each under `timeout`, the whole within DEADLINE seconds: build;
-# check_cuda_tc hopper; natten-bench of the 1-D forward (the default, 18, 13,
-# 15; twice), of a one-box 1-D problem (the fixed cost of a call), of 18 with
-# every box split (NATTEN_CUDA_TC_SPLIT 2, 3); ncu gpu__time_duration of the
-# forward kernels; the 2-D backward (the default = 16 now, 12, 16);
-# check_cuda_tc api and configs; --tune-check of the 1-D target;
-# check_selection, check_tuner; check_cuda_tc edges.  run.log: the timeline.
+# Steps in order of importance, each under `timeout`, the whole within
+# DEADLINE seconds (what does not fit is skipped): build; check_cuda_tc
+# hopper; natten-bench of the 1-D forward (the default, 18, 13, 15), the 2-D
+# backward (the default = 16 now, 12, 16), the 1-D forward again (reversed),
+# a one-box 1-D problem (the fixed cost of a call), 18 with every box split
+# in 3 (NATTEN_CUDA_TC_SPLIT); ncu gpu__time_duration of 18's kernels;
+# check_cuda_tc api; --tune-check of the 1-D target; ncu of 15 and 13;
+# check_cuda_tc configs; check_selection, check_tuner; check_cuda_tc edges.
+# run.log: the timeline.
 start=$(date +%s)
 el() { echo $(($(date +%s) - start)); }
 log() { echo "[$(el) s] $*" >>"$OUT/run.log"; }
@@ -21,9 +23,9 @@ log "start $(nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=c
 export NATTEN_TEST_SEED=2
 timeout 100 ./configure --with-cuda-arch=90 --enable-werror >"$OUT/build.log" 2>&1
 log "configure rc=$?"
-timeout $(($(left) - 150)) make -j16 >>"$OUT/build.log" 2>&1
+timeout $(($(left) - 40)) make -j16 >>"$OUT/build.log" 2>&1
 log "make rc=$?"
-timeout $(($(left) - 140)) make -j16 check TESTS= >>"$OUT/build.log" 2>&1
+timeout $(($(left) - 40)) make -j16 check TESTS= >>"$OUT/build.log" 2>&1
 log "make check TESTS= rc=$?"
 grep -E "warning|error" "$OUT/build.log" | head -20 >>"$OUT/run.log"
 check() { # case, seconds kept for what follows
@@ -61,24 +63,24 @@ prof() { # label, config, seconds kept
     log "ncu $1 rc=$?"
 }
 T1="-i 32768 -w 2048 -n 1 -d 128"
-check hopper 190
-bench 1d-fwd-a 180 $T1 --backend cuda-tc,cuda-tc/18,cuda-tc/13,cuda-tc/15 --repeat 20
-bench 1d-fwd-b 175 $T1 --backend cuda-tc/15,cuda-tc/13,cuda-tc/18,cuda-tc --repeat 20 --no-verify
-bench 1d-onebox 170 -i 192 -w 65 -n 1 -d 128 --backend cuda-tc/13,cuda-tc/15,cuda-tc/18 --repeat 20 --no-verify
-NATTEN_CUDA_TC_SPLIT=3 bench 1d-all3 165 $T1 --backend cuda-tc/18 --repeat 20 --no-verify
-NATTEN_CUDA_TC_SPLIT=2 bench 1d-all2 160 $T1 --backend cuda-tc/18 --repeat 20 --no-verify
-prof cfg18 18 145
-prof cfg15 15 130
-prof cfg13 13 115
-bench 2d-bwd 95 -i 256 256 -w 80 -n 24 -d 128 --backward --backend cuda-tc,cuda-tc/12,cuda-tc/16 --repeat 5 --no-verify
-check api 80
-check configs 30
-l=$(($(left) - 20))
+# in order of importance: each step runs while time is left (short reserves)
+check hopper 40
+bench 1d-fwd-a 30 $T1 --backend cuda-tc,cuda-tc/18,cuda-tc/13,cuda-tc/15 --repeat 20
+bench 2d-bwd 12 -i 256 256 -w 80 -n 24 -d 128 --backward --backend cuda-tc,cuda-tc/12,cuda-tc/16 --repeat 5 --no-verify
+bench 1d-fwd-b 8 $T1 --backend cuda-tc/15,cuda-tc/13,cuda-tc/18,cuda-tc --repeat 20 --no-verify
+bench 1d-onebox 6 -i 192 -w 65 -n 1 -d 128 --backend cuda-tc/13,cuda-tc/15,cuda-tc/18 --repeat 20 --no-verify
+NATTEN_CUDA_TC_SPLIT=3 bench 1d-all3 5 $T1 --backend cuda-tc/18 --repeat 20 --no-verify
+prof cfg18 18 5
+check api 5
+l=$(($(left) - 5))
 if [ "$l" -gt 10 ]; then
     timeout $l ./natten-bench --tune-check --device cuda $T1 --dtype float16 --op fna --repeat 3 >"$OUT/tune.log" 2>&1
     log "tune-check 1-D rc=$?"
 fi
-test1 check_selection 12
-test1 check_tuner 8
+prof cfg15 15 5
+prof cfg13 13 5
+check configs 5
+test1 check_selection 3
+test1 check_tuner 0
 check edges 0
 log "end"
