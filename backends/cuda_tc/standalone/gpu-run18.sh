@@ -5,7 +5,8 @@
 # the 1-D target's forward (configurations 18, 15, 13), so that the event
 # times can be split into kernels and the rest.
 #   for f in .gpu/*.deb; do dpkg -x $f /; done; cd .wt-tc9 && \
-#     OUT=$OUT DEADLINE=360 sh backends/cuda_tc/standalone/gpu-run18.sh
+#     OUT=$OUT DEADLINE=360 [BIN=$PWD/bin] sh backends/cuda_tc/standalone/gpu-run18.sh
+# (BIN: binaries built on the host, no build here; see below)
 # Steps in order of importance, each under `timeout`, the whole within
 # DEADLINE seconds (what does not fit is skipped): build; check_cuda_tc
 # hopper; natten-bench of the 1-D forward (the default, 18, 13, 15), the 2-D
@@ -21,26 +22,40 @@ log() { echo "[$(el) s] $*" >>"$OUT/run.log"; }
 left() { echo $((${DEADLINE:-360} - $(el))); }
 log "start $(nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null)"
 export NATTEN_TEST_SEED=2
-timeout 100 ./configure --with-cuda-arch=90 --enable-werror >"$OUT/build.log" 2>&1
-log "configure rc=$?"
-timeout $(($(left) - 40)) make -j16 >>"$OUT/build.log" 2>&1
-log "make rc=$?"
-timeout $(($(left) - 40)) make -j16 check TESTS= >>"$OUT/build.log" 2>&1
-log "make check TESTS= rc=$?"
-grep -E "warning|error" "$OUT/build.log" | head -20 >>"$OUT/run.log"
+if [ -n "${BIN:-}" ]; then
+    # binaries built on the host that copied the tree (configure --enable-werror,
+    # --with-cuda-arch "80 90"): libnatten.so.0, natten-bench, check_cuda_tc,
+    # check_selection, check_tuner in $BIN; no build here
+    export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    NB="$BIN/natten-bench"
+    EXEC=""
+    TD="$BIN"
+    log "binaries from $BIN"
+else
+    timeout 100 ./configure --with-cuda-arch=90 --enable-werror >"$OUT/build.log" 2>&1
+    log "configure rc=$?"
+    timeout $(($(left) - 40)) make -j16 >>"$OUT/build.log" 2>&1
+    log "make rc=$?"
+    timeout $(($(left) - 40)) make -j16 check TESTS= >>"$OUT/build.log" 2>&1
+    log "make check TESTS= rc=$?"
+    grep -E "warning|error" "$OUT/build.log" | head -20 >>"$OUT/run.log"
+    NB=./natten-bench
+    EXEC="./libtool --mode=execute"
+    TD=tests
+fi
 check() { # case, seconds kept for what follows
     l=$(($(left) - $2))
     [ "$l" -gt 5 ] || { log "check_cuda_tc $1 not run"; return; }
     echo "== CK_RUN_CASE=$1" >>"$OUT/check_cuda_tc.log"
     CK_RUN_CASE=$1 CK_VERBOSITY=verbose CK_TIMEOUT_MULTIPLIER=4 timeout $l \
-        ./libtool --mode=execute tests/check_cuda_tc >>"$OUT/check_cuda_tc.log" 2>&1
+        $EXEC $TD/check_cuda_tc >>"$OUT/check_cuda_tc.log" 2>&1
     log "check_cuda_tc $1 rc=$?"
 }
 test1() { # program, seconds kept
     l=$(($(left) - $2))
     [ "$l" -gt 5 ] || { log "$1 not run"; return; }
     echo "== $1" >>"$OUT/tests.log"
-    timeout $l ./libtool --mode=execute tests/$1 >>"$OUT/tests.log" 2>&1
+    srcdir=. OMP_WAIT_POLICY=passive timeout $l $EXEC $TD/$1 >>"$OUT/tests.log" 2>&1
     log "$1 rc=$?"
 }
 bench() { # label, seconds kept, args...
@@ -49,7 +64,7 @@ bench() { # label, seconds kept, args...
     shift 2
     [ "$l" -gt 10 ] || { log "bench $label not run"; return; }
     echo "== $label: $*" >>"$OUT/bench.log"
-    timeout $l ./natten-bench "$@" --dtype float16 --op fna >>"$OUT/bench.log" 2>&1
+    timeout $l $NB "$@" --dtype float16 --op fna >>"$OUT/bench.log" 2>&1
     log "bench $label rc=$?"
 }
 ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
@@ -57,8 +72,8 @@ prof() { # label, config, seconds kept
     l=$(($(left) - $3))
     [ "$l" -gt 10 ] || { log "ncu $1 not run"; return; }
     echo "== ncu $1 (cuda-tc/$2)" >>"$OUT/ncu.log"
-    timeout $l ./libtool --mode=execute $ncu --clock-control none --metrics gpu__time_duration.sum \
-        -k 'regex:fwd_ws_kernel|split_merge_kernel' ./natten-bench $T1 --dtype float16 --op fna \
+    timeout $l $EXEC $ncu --clock-control none --metrics gpu__time_duration.sum \
+        -k 'regex:fwd_ws_kernel|split_merge_kernel' $NB $T1 --dtype float16 --op fna \
         --backend cuda-tc/$2 --warmup 1 --repeat 3 --no-verify >>"$OUT/ncu.log" 2>&1
     log "ncu $1 rc=$?"
 }
@@ -74,7 +89,7 @@ prof cfg18 18 5
 check api 5
 l=$(($(left) - 5))
 if [ "$l" -gt 10 ]; then
-    timeout $l ./natten-bench --tune-check --device cuda $T1 --dtype float16 --op fna --repeat 3 >"$OUT/tune.log" 2>&1
+    timeout $l $NB --tune-check --device cuda $T1 --dtype float16 --op fna --repeat 3 >"$OUT/tune.log" 2>&1
     log "tune-check 1-D rc=$?"
 fi
 prof cfg15 15 5
