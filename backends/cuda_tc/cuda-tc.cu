@@ -288,7 +288,9 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * round's boxes are split (ws_default); 13's kernel otherwise.  The 1-D
  * target (32768 rows, H 1) is such a problem: 171 boxes on 132 SMs.  Rank 1
  * only: the one measured, and its box plan is cheap (plan_ws_sk of ranks 2
- * and 3 costs the host far more than a small problem's kernel). */
+ * and 3 costs the host far more than a small problem's kernel).  On the H200
+ * (NOTES.md v12, device calls 17 and 18, fp16, median of 20): 18 121.9-128.2
+ * us against 13's 128.5-134.4 and 15's 139.2-147.3 us; check_cuda_tc passed. */
 #define TC_WS_SPLIT_DEFAULT 1
 #define TC_WSK_MIN_ROWS (1 << 17)
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
@@ -325,7 +327,8 @@ static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
  * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0.
  * v11/v12 (TC_WGBSK_DEFAULT 1): variant 2 (configuration 16, 128-key SK
  * dK/dV boxes) for rank 2 from TC_WSK_MIN_ROWS query rows up: on the H200
- * (NOTES.md v12, device call 17) 2-D 77.29 against variant 1's 80.29 ms,
+ * (NOTES.md v12, device calls 17, 18) 2-D 77.29 / 76.66 against variant 1's
+ * 80.29 / 79.65 ms,
  * but 3-D 284.74 against 281.28 and 1-D 0.814 against variant 0's 0.581 ms,
  * and its host plan (plan_dkv_sk, ~1 ms) would dominate small problems. */
 #define TC_WGBSK_DEFAULT 1
