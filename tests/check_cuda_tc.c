@@ -59,8 +59,9 @@ static const ref_problem cases[] = {
 };
 
 /* The backward of head dim 128 on the Hopper kernels, where the default
- * path and configurations 11 and 12 run it: more edge cases of its tiling
- * (128-key dK/dV boxes split in two, 32-row tiles, 128-query dQ boxes). */
+ * path and configurations 11, 12, 16 and 17 run it: more edge cases of its
+ * tiling (128-key dK/dV boxes split in two, warpgroups skipping tiles, 32-row
+ * tiles, 128-query dQ boxes). */
 static const ref_problem wg_cases[] = {
     /* 1-D: two 128-key boxes per dilation group, stride, causal, GQA */
     {1, 1, 2, 1, 128, 128, {300, 1, 1}, {65, 1, 1}, {2, 1, 1}, {4, 1, 1}, {1, 0, 0}, 0, 0},
@@ -92,21 +93,40 @@ static const ref_problem wg_cases[] = {
  * refused as configuration 10. */
 #define WSK3_CONFIG 15
 #define WSK3_NAME "ws-p1c3x64-n64-sk-sm90a"
+/* That kernel with the boxes of its last round split in parts, merged by a
+ * second kernel (v12): refused as configuration 10. */
+#define WSKS_CONFIG 18
+#define WSKS_NAME "ws-p1c3x64-n64-sk-split-sm90a"
 /* The Hopper backward configurations: the forward runs its default under
- * them, a backward of head dim other than 128 is refused. */
-#define WGB_FIRST 11
-#define WGB_LAST 12
-static const char *const wgb_names[] = {"wgb-k128q64b1-q64n64b2-sm90a", "wgb-k64q32b2-q128n32b2-sm90a"};
+ * them, a backward of head dim other than 128 is refused.  16 and 17 (v11):
+ * 128-key dK/dV boxes whose warpgroups skip the query tiles outside their
+ * keys' inverse windows. */
+#define N_WGB 4
+static const int wgb_configs[N_WGB] = {11, 12, 16, 17};
+static const char *const wgb_names[N_WGB] = {"wgb-k128q64b1-q64n64b2-sm90a", "wgb-k64q32b2-q128n32b2-sm90a",
+                                             "wgb-k128q64b1sk-q128n32b2-sm90a", "wgb-k128q32b1sk-q128n32b2-sm90a"};
 static int wgmma_refusal(const char *why)
 {
     return (strstr(why, "needs sm_90a, device") != NULL && strstr(why, "is sm_90") == NULL) ||
            strstr(why, "needs sm_90a kernels, which this build lacks") != NULL;
 }
-static int is_wgb(int config) { return config >= WGB_FIRST && config <= WGB_LAST; }
+static int is_wgb(int config)
+{
+    for (int i = 0; i < N_WGB; i++)
+        if (config == wgb_configs[i]) return 1;
+    return 0;
+}
+static int is_wgb_name(const char *name)
+{
+    for (int i = 0; i < N_WGB; i++)
+        if (!strcmp(name, wgb_names[i])) return 1;
+    return 0;
+}
 /* Whether configuration config may refuse op on r with reason why. */
 static int may_refuse(int config, const ref_problem *r, tc_op op, const char *why)
 {
-    if (config == WGMMA_CONFIG || config == WS_CONFIG || config == WSK_CONFIG || config == WSK3_CONFIG)
+    if (config == WGMMA_CONFIG || config == WS_CONFIG || config == WSK_CONFIG || config == WSK3_CONFIG ||
+        config == WSKS_CONFIG)
         return wgmma_refusal(why);
     if (is_wgb(config) && op == OP_FNA_BW)
         return wgmma_refusal(why) ||
@@ -198,8 +218,10 @@ END_TEST
  * backward (head dim 128; the forward runs its default under them, a
  * backward of another head dim is refused), 13 the warp-specialised Hopper
  * forward, 14 its tile-skipping form and 15 that with three consumer
- * warpgroups (as 10); refused on other devices. */
-#define N_CONFIGS 15
+ * warpgroups (as 10), 16 and 17 Hopper backwards whose dK/dV warpgroups skip
+ * tiles (as 11 and 12), 18 the split forward (as 10); refused on other
+ * devices. */
+#define N_CONFIGS 18
 
 static void set_config(int config)
 {
@@ -224,12 +246,12 @@ START_TEST(each_config)
 END_TEST
 
 /* The Hopper backward on its own edge cases (head dim 128): through the
- * default (_i 0: on an sm_90 device it runs there), then configurations 11
- * and 12; both dtypes (each case one, in turn), both layouts. */
+ * default (_i 0: on an sm_90 device it runs there), then configurations 11,
+ * 12, 16 and 17; both dtypes (each case one, in turn), both layouts. */
 START_TEST(hopper_backward)
 {
     natten_context *ctx = forced();
-    const int config = _i == 0 ? 0 : WGB_FIRST + _i - 1;
+    const int config = _i == 0 ? 0 : wgb_configs[_i - 1];
     set_config(config);
     for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
         size_t t = (c + (size_t)_i) % 2;
@@ -242,8 +264,8 @@ START_TEST(hopper_backward)
 END_TEST
 
 /* The Hopper forwards on the backward's edge cases (head dim 128): through
- * the default (_i 0), configuration 10 (_i 1), 13 (_i 2), 14 (_i 3) and 15
- * (_i 4); both dtypes (each case one, in turn), both layouts. */
+ * the default (_i 0), configuration 10 (_i 1), 13 (_i 2), 14 (_i 3), 15
+ * (_i 4) and 18 (_i 5); both dtypes (each case one, in turn), both layouts. */
 START_TEST(hopper_forward)
 {
     natten_context *ctx = forced();
@@ -251,12 +273,59 @@ START_TEST(hopper_forward)
                        : _i == 1 ? WGMMA_CONFIG
                        : _i == 2 ? WS_CONFIG
                        : _i == 3 ? WSK_CONFIG
-                                 : WSK3_CONFIG;
+                       : _i == 4 ? WSK3_CONFIG
+                                 : WSKS_CONFIG;
     set_config(config);
     for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
         size_t t = (c + (size_t)_i) % 2;
         tt_layout layout = (c / 2 + (size_t)_i) % 2 ? TT_HEADS_FIRST : TT_COMPACT;
         compare_r(&wg_cases[c], 200 + (int)c, OP_FNA, tols[t].dtype, tols[t].limit, layout, ctx, config);
+    }
+    set_config(0);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
+/* The split forward (configuration 18) with every box split in
+ * NATTEN_CUDA_TC_SPLIT parts (_i 0..3: 2, 3, 5, 7; the box's tiles are not a
+ * multiple of most of them, and parts of small boxes are empty), on the
+ * head-dim-128 edge cases (ranks 1-3, causal, dilation, stride, GQA/MQA,
+ * even K) and on problems whose 192-row grid is just above one round of an
+ * H200's 132 SMs (its own plan: the last round's boxes split, the first
+ * round's whole; _i 4: no forced split), fp16 and bf16 in turn, both
+ * layouts; outputs (O and lse) poisoned before each run, as everywhere. */
+static const ref_problem split_cases[] = {
+    /* 1-D, 140 boxes of 192 rows (H200: 8 split in 8 parts), causal */
+    {1, 1, 1, 1, 128, 128, {26880, 1, 1}, {65, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, 0},
+    /* 1-D, 3 heads x 2 dilation groups x 47 boxes = 282 (18 split in 7), MQA, odd K */
+    {1, 1, 3, 1, 128, 128, {18000, 1, 1}, {33, 1, 1}, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0},
+    /* 2-D, 4 heads x 36 boxes of 24x8 = 144 (12 split in 8), even K, stride, GQA */
+    {2, 1, 4, 2, 128, 128, {70, 90, 1}, {12, 9, 1}, {1, 1, 1}, {1, 2, 1}, {0, 0, 0}, 0, 0},
+};
+START_TEST(split_forward)
+{
+    natten_context *ctx = forced();
+    static const int parts[4] = {2, 3, 5, 7};
+    char val[16];
+    set_config(WSKS_CONFIG);
+    if (_i < 4) {
+        snprintf(val, sizeof val, "%d", parts[_i]);
+        ck_assert_int_eq(setenv("NATTEN_CUDA_TC_SPLIT", val, 1), 0);
+        for (size_t c = 0; c < sizeof wg_cases / sizeof wg_cases[0]; c++) {
+            size_t t = (c + (size_t)_i) % 2;
+            tt_layout layout = (c / 2 + (size_t)_i) % 2 ? TT_HEADS_FIRST : TT_COMPACT;
+            compare_r(&wg_cases[c], 300 + (int)c, OP_FNA, tols[t].dtype, tols[t].limit, layout, ctx, WSKS_CONFIG);
+        }
+        compare_r(&cases[10], 310, OP_FNA, tols[_i % 2].dtype, tols[_i % 2].limit, TT_COMPACT, ctx, WSKS_CONFIG);
+        ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_SPLIT"), 0);
+    } else {
+        for (size_t c = 0; c < sizeof split_cases / sizeof split_cases[0]; c++)
+            for (size_t t = 0; t < sizeof tols / sizeof tols[0]; t++)
+                compare_r(&split_cases[c], 320 + (int)c, OP_FNA, tols[t].dtype, tols[t].limit,
+                          (c + t) % 2 ? TT_HEADS_FIRST : TT_COMPACT, ctx, WSKS_CONFIG);
+        /* the default picks the split forward for the 1-D cases on an H200 */
+        set_config(0);
+        compare_r(&split_cases[0], 320, OP_FNA, "float16", 1e-2, TT_COMPACT, ctx, 0);
     }
     set_config(0);
     natten_context_destroy(ctx);
@@ -270,7 +339,7 @@ START_TEST(tuner_times_configs)
 {
     natten_context *ctx = forced();
     natten_tuning_result res[N_CONFIGS + 2];
-    int count = 0, seen_wgb = 0, seen_ws = 0, seen_wsk = 0, seen_wsk3 = 0;
+    int count = 0, seen_wgb = 0, seen_ws = 0, seen_wsk = 0, seen_wsk3 = 0, seen_wsks = 0;
     uint64_t rng = seed;
     tc_io io;
     const tc_op op = _i ? OP_FNA_BW : OP_FNA;
@@ -280,14 +349,16 @@ START_TEST(tuner_times_configs)
     ck_assert_int_eq(natten_context_tuning_report(ctx, res, N_CONFIGS + 2, &count, NULL, 0), NATTEN_SUCCESS);
     ck_assert_int_eq(count, 1 + N_CONFIGS);
     for (int i = 0; i < count; i++) {
-        int wgb = !strcmp(res[i].config, wgb_names[0]) || !strcmp(res[i].config, wgb_names[1]);
+        int wgb = is_wgb_name(res[i].config);
         ck_assert_str_eq(res[i].backend, BACKEND);
         seen_wgb += wgb;
         seen_ws += !strcmp(res[i].config, WS_NAME);
         seen_wsk += !strcmp(res[i].config, WSK_NAME);
         seen_wsk3 += !strcmp(res[i].config, WSK3_NAME);
+        seen_wsks += !strcmp(res[i].config, WSKS_NAME);
         if ((!strcmp(res[i].config, WGMMA_NAME) || !strcmp(res[i].config, WS_NAME) ||
-             !strcmp(res[i].config, WSK_NAME) || !strcmp(res[i].config, WSK3_NAME) || (wgb && op == OP_FNA_BW)) &&
+             !strcmp(res[i].config, WSK_NAME) || !strcmp(res[i].config, WSK3_NAME) ||
+             !strcmp(res[i].config, WSKS_NAME) || (wgb && op == OP_FNA_BW)) &&
             res[i].status == NATTEN_ERROR_UNSUPPORTED && wgmma_refusal(res[i].reason)) {
             printf("tuned %s: %s refused: %s\n", tc_op_names[op], res[i].config, res[i].reason);
             continue;
@@ -296,10 +367,11 @@ START_TEST(tuner_times_configs)
                       res[i].reason);
         printf("tuned %s: %s %.4f ms\n", tc_op_names[op], res[i].config, res[i].time_ms);
     }
-    ck_assert_int_eq(seen_wgb, 2);
+    ck_assert_int_eq(seen_wgb, N_WGB);
     ck_assert_int_eq(seen_ws, 1);
     ck_assert_int_eq(seen_wsk, 1);
     ck_assert_int_eq(seen_wsk3, 1);
+    ck_assert_int_eq(seen_wsks, 1);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -351,23 +423,27 @@ START_TEST(falls_back)
 END_TEST
 
 /* The backward has no atomics: two runs give identical bits.  _i 0: the
- * default; 1, 2: configurations 11 and 12 (the Hopper backward), which may be
- * refused on other devices. */
+ * default; 1..4: configurations 11, 12, 16 and 17 (the Hopper backward),
+ * which may be refused on other devices.  _i 5 (v12): the split forward
+ * (configuration 18, every box in 3 parts: merged in a fixed order). */
 START_TEST(deterministic)
 {
     natten_context *ctx = forced();
     const ref_problem *r = &cases[8]; /* GQA: dK/dV sum over query heads */
-    const int config = _i == 0 ? 0 : WGB_FIRST + _i - 1;
+    const int config = _i == 0 ? 0 : _i <= N_WGB ? wgb_configs[_i - 1] : WSKS_CONFIG;
+    const tc_op op = _i <= N_WGB ? OP_FNA_BW : OP_FNA;
     uint64_t rng = seed;
     tc_io io;
     void *first[R_COUNT] = {0};
     natten_status st;
-    ck_assert(tc_setup(&io, r, OP_FNA_BW, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
+    ck_assert(tc_setup(&io, r, op, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
     set_config(config);
+    if (op == OP_FNA) ck_assert_int_eq(setenv("NATTEN_CUDA_TC_SPLIT", "3", 1), 0);
     st = tc_run(ctx, &io);
-    if (config && st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, OP_FNA_BW, natten_last_error())) {
+    if (config && st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, op, natten_last_error())) {
         printf("refused (configuration %d): %s\n", config, natten_last_error());
         set_config(0);
+        (void)unsetenv("NATTEN_CUDA_TC_SPLIT");
         tc_teardown(&io);
         natten_context_destroy(ctx);
         return;
@@ -387,6 +463,7 @@ START_TEST(deterministic)
         free(first[x]);
     }
     set_config(0);
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_SPLIT"), 0);
     tc_teardown(&io);
     natten_context_destroy(ctx);
 }
@@ -429,14 +506,15 @@ int main(void)
      * its own for the sanitizers */
     tc = tcase_create("hopper");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, hopper_backward, 0, 1 + WGB_LAST - WGB_FIRST + 1);
-    tcase_add_loop_test(tc, hopper_forward, 0, 5);
+    tcase_add_loop_test(tc, hopper_backward, 0, 1 + N_WGB);
+    tcase_add_loop_test(tc, hopper_forward, 0, 6);
+    tcase_add_loop_test(tc, split_forward, 0, 5);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, falls_back);
-    tcase_add_loop_test(tc, deterministic, 0, 1 + WGB_LAST - WGB_FIRST + 1);
+    tcase_add_loop_test(tc, deterministic, 0, 2 + N_WGB);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

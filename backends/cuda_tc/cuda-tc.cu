@@ -23,6 +23,7 @@
  * read-only afterwards. */
 static struct tc_device {
     int usable, cc;
+    int nsm; /* multiprocessors (the split forward's plan) */
     int wgmma; /* the sm_90a kernels (tc-fwd128-sm90a.cu, tc-bwd128-sm90a.cu) run here */
     char name[256];
     char why[200];
@@ -63,6 +64,7 @@ static int tc_probe(char *why, size_t len)
             continue;
         }
         d->cc = pr.major * 10 + pr.minor;
+        d->nsm = pr.multiProcessorCount;
         snprintf(d->name, sizeof d->name, "%s", pr.name);
         if (d->cc < 80) {
             snprintf(d->why, sizeof d->why,
@@ -238,7 +240,15 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             outside their own rows' windows, with boxes planned for it
  *             (SK 2; NOTES.md v8); the rest as under N_CFG + 1;
  *  N_CFG + 6: that with three consumer warpgroups and a 192-row query box
- *             (NC 3; NOTES.md v10); the rest as under N_CFG + 1.
+ *             (NC 3; NOTES.md v10); the rest as under N_CFG + 1;
+ *  N_CFG + 7, N_CFG + 8: the Hopper backward with 128-key dK/dV boxes whose
+ *             warpgroups skip the query tiles outside their keys' inverse
+ *             windows (SK; NOTES.md v11), 64- and 32-query tiles: variants 2
+ *             and 3 of tc_backward_d128_sm90a; as N_CFG + 2 otherwise.
+ *  N_CFG + 9: N_CFG + 6's kernel with the boxes of its last, partial round
+ *             split in parts over the idle SMs and merged by a second kernel
+ *             (tc_forward_d128_sm90a's which 4; NOTES.md v12); the rest as
+ *             under N_CFG + 1.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -249,6 +259,9 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WS_VARIANT (tc::N_CFG + 1 + TC_WGB_COUNT) /* ... of the warp-specialised Hopper forward */
 #define TC_WSK_VARIANT (TC_WS_VARIANT + 1)            /* ... of its tile-skipping form (SK 2) */
 #define TC_WSK3_VARIANT (TC_WS_VARIANT + 2)           /* ... of that with three consumer warpgroups */
+#define TC_WGBSK_VARIANT (TC_WS_VARIANT + 3) /* ... of the first SK Hopper backward (tc_backward_d128_sm90a's 2) */
+#define TC_WGBSK_COUNT 2
+#define TC_WSKS_VARIANT (TC_WGBSK_VARIANT + TC_WGBSK_COUNT) /* ... of the split forward (v12) */
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
@@ -270,6 +283,15 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * below the threshold, so 13 stays there), 0.0787 against 0.0351 ms on
  * check_cuda_tc's small 3-D case; check_cuda_tc passed with it. */
 #define TC_WS_DEFAULT 3
+/* 1 (v12): below TC_WSK_MIN_ROWS, for rank 1, the split forward (N_CFG + 9)
+ * where its 192-row grid fills at least one round of the SMs and its last
+ * round's boxes are split (ws_default); 13's kernel otherwise.  The 1-D
+ * target (32768 rows, H 1) is such a problem: 171 boxes on 132 SMs.  Rank 1
+ * only: the one measured, and its box plan is cheap (plan_ws_sk of ranks 2
+ * and 3 costs the host far more than a small problem's kernel).  On the H200
+ * (NOTES.md v12, device calls 17 and 18, fp16, median of 20): 18 121.9-128.2
+ * us against 13's 128.5-134.4 and 15's 139.2-147.3 us; check_cuda_tc passed. */
+#define TC_WS_SPLIT_DEFAULT 1
 #define TC_WSK_MIN_ROWS (1 << 17)
 /* 1: the Hopper forward is the default for head dim 128 on sm_90 devices.
  * Its kernel passed the harness's 22 edge cases (fp16 and bf16) and was 30 %
@@ -282,7 +304,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3 + TC_WGBSK_COUNT + 1)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -293,20 +315,50 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "ws-p1c2x64-n64-sm90a",         /* a producer and two consumer warpgroups */
     "ws-p1c2x64-n64-sk-sm90a",      /* the same, each consumer skipping the tiles its rows do not see */
     "ws-p1c3x64-n64-sk-sm90a",      /* the same with three consumers: a 192-row query box */
+    "wgb-k128q64b1sk-q128n32b2-sm90a", /* dK/dV: 128-key boxes, warpgroups skipping (SK), 64-query tiles */
+    "wgb-k128q32b1sk-q128n32b2-sm90a", /* the same, 32-query tiles */
+    "ws-p1c3x64-n64-sk-split-sm90a",   /* 15's kernel, the last round's boxes split over idle SMs */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
 /* The Hopper backward variant run by default (head dim 128, sm_90): measured
  * on the H200 (fp16, NOTES.md v5), variant 1 (v23) was the fastest on the 2-D
  * (79.1 against 81.3 ms) and 3-D (279.0 against 340.0 ms) targets, variant 0
- * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0. */
+ * (v21) on the 1-D one (0.574 against 0.593 ms), so rank 1 takes variant 0.
+ * v11/v12 (TC_WGBSK_DEFAULT 1): variant 2 (configuration 16, 128-key SK
+ * dK/dV boxes) for rank 2 from TC_WSK_MIN_ROWS query rows up: on the H200
+ * (NOTES.md v12, device calls 17, 18) 2-D 77.29 / 76.66 against variant 1's
+ * 80.29 / 79.65 ms,
+ * but 3-D 284.74 against 281.28 and 1-D 0.814 against variant 0's 0.581 ms,
+ * and its host plan (plan_dkv_sk, ~1 ms) would dominate small problems. */
+#define TC_WGBSK_DEFAULT 1
 #ifdef HAVE_CUDA_TC_SM90A
-static int wgb_default(const natten_problem *p) { return p->rank == 1 ? 0 : 1; }
+static int wgb_default(const natten_problem *p)
+{
+    if (p->rank == 1) return 0;
+    if (TC_WGBSK_DEFAULT && p->rank == 2 && p->batch * p->heads * p->tokens >= TC_WSK_MIN_ROWS) return 2;
+    return 1;
+}
 /* The Hopper forward the default runs (TC_WS_DEFAULT). */
-static int ws_default(const natten_problem *p)
+/* (v12: where it picks the split forward, q is left planned for it and
+ * *split_bytes holds its scratch.) */
+static int ws_default(const natten_problem *p, tc::Params &q, size_t *split_bytes)
 {
     const int64_t rows = p->batch * p->heads * p->tokens;
-    return TC_WS_DEFAULT >= 2 && rows < TC_WSK_MIN_ROWS ? 1 : TC_WS_DEFAULT;
+    if (TC_WS_DEFAULT >= 2 && rows < TC_WSK_MIN_ROWS) {
+        if (TC_WS_SPLIT_DEFAULT && p->rank == 1 && q.force_split < 2) {
+            const tc::Params q0 = q;
+            int64_t grid = 0;
+            const size_t bytes = tc_forward_split_plan(q, &grid);
+            if (grid >= q.nsm && q.sparts >= 2) {
+                *split_bytes = bytes;
+                return 4;
+            }
+            q = q0;
+        }
+        return 1;
+    }
+    return TC_WS_DEFAULT;
 }
 #endif
 
@@ -332,10 +384,13 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     const struct tc_device *d = &devices[p->device.device_id];
     int variant = variant_of(x);
     /* a Hopper backward chosen */
-    int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT : -1;
+    int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT
+              : variant >= TC_WGBSK_VARIANT && variant < TC_WGBSK_VARIANT + TC_WGBSK_COUNT
+                  ? TC_WGB_COUNT + variant - TC_WGBSK_VARIANT
+                  : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
     const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT || variant == TC_WSK_VARIANT ||
-                       variant == TC_WSK3_VARIANT; /* a Hopper forward chosen */
+                       variant == TC_WSK3_VARIANT || variant == TC_WSKS_VARIANT; /* a Hopper forward chosen */
     if ((wg_fwd || wgb >= 0) && !d->wgmma)
         return natten_error(NATTEN_ERROR_UNSUPPORTED, "cuda-tc: configuration %s %s", config_names[1 + variant],
                             d->wg_why);
@@ -354,12 +409,28 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
      * and by default once TC_WGMMA_DEFAULT is 1 (see its definition). */
     const int wg_default = TC_WGMMA_DEFAULT && variant < 0;
     if (!backward && p->dim == 128 && d->wgmma && (wg_fwd || wg_default)) {
-        const int which = variant == TC_WSK3_VARIANT   ? 3
-                          : variant == TC_WSK_VARIANT    ? 2
-                          : variant == TC_WS_VARIANT     ? 1
+        q.nsm = d->nsm;
+        {
+            const char *env = getenv("NATTEN_CUDA_TC_SPLIT"); /* tests: every box in that many parts */
+            q.force_split = env != NULL && *env != '\0' ? atoi(env) : 0;
+        }
+        size_t bytes = 0;
+        const int which = variant == TC_WSKS_VARIANT   ? 4
+                          : variant == TC_WSK3_VARIANT  ? 3
+                          : variant == TC_WSK_VARIANT   ? 2
+                          : variant == TC_WS_VARIANT    ? 1
                           : variant == TC_WGMMA_VARIANT ? 0
-                                                        : ws_default(p);
+                                                        : ws_default(p, q, &bytes);
+        if (which == 4) {
+            /* planned once (host time counts: 1-2 us a plan) */
+            int64_t grid = 0;
+            if (q.sparts < 1) bytes = tc_forward_split_plan(q, &grid);
+            if (bytes > 0 && (e = cc_malloc_async((void **)&q.part, bytes, pools[p->device.device_id], s)) !=
+                                 cudaSuccess)
+                return cc_error(e, "stream-ordered allocation of the split forward's partial results");
+        }
         e = tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, which);
+        if (q.part) (void)cudaFreeAsync(q.part, s);
         return e == cudaSuccess ? NATTEN_SUCCESS : cc_error(e, "fused forward launch (sm_90a)");
     }
 #endif

@@ -23,8 +23,14 @@ cudaError_t tc_forward_d128(const tc::Params &p, cudaStream_t st, int bf16, int 
  * the current device (cudaSuccess). */
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which);
 cudaError_t tc_probe_sm90a(void);
+/* which 4 (v12), the split forward: plans p for it (p.nsm, p.force_split
+ * set before; boxes, p.sfull, p.sparts after: 1 part, no split) and returns
+ * the bytes of device scratch p.part must then hold (0: none) and the grid
+ * of whole boxes (*grid).  tc_forward_d128_sm90a's which 4 runs a p planned
+ * so as it is (plans it itself when p.sparts is 0). */
+size_t tc_forward_split_plan(tc::Params &p, int64_t *grid);
 /* The Hopper backward, head dim 128 (tc-bwd128-sm90a.cu, built with the
- * forward's), variant which (0 or 1: the configurations named in cuda-tc.cu);
+ * forward's), variant which (0..3: the configurations named in cuda-tc.cu);
  * p.delta must hold B*H*L0*L1*L2 floats.  And whether its kernels load. */
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which);
 cudaError_t tc_probe_sm90a_bwd(void);

@@ -1,5 +1,5 @@
 /* tc-bwd128-sm90a.cu - cuda-tc's Hopper backward (wgmma, tc_wgmma_bwd.cuh)
- * for head dim 128, both dtypes, two variants; compiled for sm_90a alone
+ * for head dim 128, both dtypes, four variants; compiled for sm_90a alone
  * (local.mk), so the backend runs it only on devices of compute capability
  * 9.0 (cuda-tc.cu).  A translation unit of its own so that a parallel make
  * compiles it beside the forward's (tc-fwd128-sm90a.cu). */
@@ -17,16 +17,22 @@
  *           over 128-query boxes, 32-key tiles, two blocks per SM.
  * Neither overlaps the softmax with the products (OVL): the overlapped twins
  * were no faster.
+ *  2, 3 (v11, NOTES.md; not yet run on a GPU): dK/dV over 128-key boxes
+ *           planned for SK (plan_dkv_sk), each warpgroup skipping the query
+ *           tiles outside its keys' inverse windows, 64- (2) or 32-query (3)
+ *           tiles, one block per SM; dQ as variant 1.
  */
 template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
 {
-    return which == 0 ? tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, st)
-                      : tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st);
+    return which == 0   ? tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, st)
+           : which == 1 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
+           : which == 2 ? tc::wg::backward_sk<T, 64>(p, st)
+                        : tc::wg::backward_sk<T, 32>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
-    if ((which != 0 && which != 1) || p.delta == nullptr) return cudaErrorInvalidValue;
+    if (which < 0 || which > 3 || p.delta == nullptr) return cudaErrorInvalidValue;
     return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
 }
 
@@ -42,6 +48,8 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 1, 64, 2, false>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 1, 32, 2, false>);
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);
     return e;
 }

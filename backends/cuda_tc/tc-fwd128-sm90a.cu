@@ -26,8 +26,18 @@ template <typename T> static auto wsk3_kernel_of()
     return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP, false, false, false, 2, 3>;
 }
 
+template <typename T> static auto wsks_kernel_of()
+{
+    return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP, false, false, false, 2, 3, true>;
+}
+
+/* which 4 (v12): which 3's kernel with the tail round's boxes split over
+ * the idle SMs and merged by a second kernel (tc::wg::plan_split). */
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
+    if (which == 4)
+        return bf16 ? tc::wg::forward_ws_split<__nv_bfloat16, WS_STAGES>(p, st)
+                    : tc::wg::forward_ws_split<__half, WS_STAGES>(p, st);
     if (which == 3)
         return bf16 ? tc::wg::forward_ws<__nv_bfloat16, WS_STAGES, true, WS_PP, false, false, false, 2, 3>(p, st)
                     : tc::wg::forward_ws<__half, WS_STAGES, true, WS_PP, false, false, false, 2, 3>(p, st);
@@ -41,14 +51,30 @@ cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16
                 : tc::wg::forward_v<__half, 0, 2, 64, false>(p, st);
 }
 
+size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
+{
+    size_t bytes = 0;
+    tc::wg::plan_split(p, &bytes);
+    *grid = tc::plan_grid(p, p.H);
+    return bytes;
+}
+
 cudaError_t tc_probe_sm90a(void)
 {
     cudaFuncAttributes fa;
-    const void *k[8] = {(const void *)kernel_of<__half>(),      (const void *)kernel_of<__nv_bfloat16>(),
-                        (const void *)ws_kernel_of<__half>(),   (const void *)ws_kernel_of<__nv_bfloat16>(),
-                        (const void *)wsk_kernel_of<__half>(),  (const void *)wsk_kernel_of<__nv_bfloat16>(),
-                        (const void *)wsk3_kernel_of<__half>(), (const void *)wsk3_kernel_of<__nv_bfloat16>()};
+    const void *k[12] = {(const void *)kernel_of<__half>(),
+                         (const void *)kernel_of<__nv_bfloat16>(),
+                         (const void *)ws_kernel_of<__half>(),
+                         (const void *)ws_kernel_of<__nv_bfloat16>(),
+                         (const void *)wsk_kernel_of<__half>(),
+                         (const void *)wsk_kernel_of<__nv_bfloat16>(),
+                         (const void *)wsk3_kernel_of<__half>(),
+                         (const void *)wsk3_kernel_of<__nv_bfloat16>(),
+                         (const void *)wsks_kernel_of<__half>(),
+                         (const void *)wsks_kernel_of<__nv_bfloat16>(),
+                         (const void *)tc::wg::split_merge_kernel<__half, 3>,
+                         (const void *)tc::wg::split_merge_kernel<__nv_bfloat16, 3>};
     cudaError_t e = cudaSuccess;
-    for (int i = 0; i < 8 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
+    for (int i = 0; i < 12 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
     return e;
 }

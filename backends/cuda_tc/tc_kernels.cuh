@@ -55,6 +55,13 @@ struct Params {
     /* For bit masks over an iterated box (window_bits): sum of 1 << (c1 * it[2])
      * over c1 < it[1], and of 1 << (c0 * it[1] * it[2]) over c0 < it[0]. */
     uint64_t rep[2];
+    /* v12, the forward's key-range split (tc_wgmma.cuh, fwd_ws_kernel's
+     * SPLIT): blocks below sfull own a whole query box; the rest are units
+     * (box sfull + u / sparts, part u % sparts: that share of the box's
+     * tiles) writing partial O, m, l to part for split_merge_kernel.  nsm:
+     * the device's SMs; force_split: a split count for every box (tests). */
+    float *part;
+    int sfull, sparts, nsm, force_split;
 };
 
 /* ---- PTX wrappers ------------------------------------------------------ */
@@ -210,9 +217,8 @@ struct Work {
     int o[3];      /* owned box origin, group coordinates */
 };
 
-__device__ __forceinline__ void decode_work(const Params &p, int heads, Work &w)
+__device__ __forceinline__ void decode_work(const Params &p, int heads, Work &w, int64_t idx)
 {
-    int64_t idx = blockIdx.x;
     int nt = p.nown[0] * p.nown[1] * p.nown[2];
     int tile = (int)(idx % nt);
     idx /= nt;
@@ -230,6 +236,11 @@ __device__ __forceinline__ void decode_work(const Params &p, int heads, Work &w)
     w.o[2] = t2 * p.own[2];
 #pragma unroll
     for (int i = 0; i < 3; i++) w.n[i] = (p.L[i] - w.g[i] + p.dil[i] - 1) / p.dil[i];
+}
+
+__device__ __forceinline__ void decode_work(const Params &p, int heads, Work &w)
+{
+    decode_work(p, heads, w, (int64_t)blockIdx.x);
 }
 
 /* Row r of a box -> box-relative coordinates. */
@@ -344,9 +355,9 @@ struct QueryBlock {
  * nothing to do (its owned box starts past its dilation group's extent: the
  * grid is sized for the largest group); the kernel returns, the whole block
  * alike. */
-__device__ __forceinline__ bool query_block(const Params &p, QueryBlock &qb)
+__device__ __forceinline__ bool query_block(const Params &p, QueryBlock &qb, int64_t idx)
 {
-    decode_work(p, p.H, qb.w);
+    decode_work(p, p.H, qb.w, idx);
 #pragma unroll
     for (int i = 0; i < 3; i++)
         if (qb.w.o[i] >= qb.w.n[i]) return false;
@@ -356,6 +367,11 @@ __device__ __forceinline__ bool query_block(const Params &p, QueryBlock &qb)
     qb.ntiles = qb.nt[0] * qb.nt[1] * qb.nt[2];
     qb.hk = qb.w.h / (p.H / p.Hkv);
     return true;
+}
+
+__device__ __forceinline__ bool query_block(const Params &p, QueryBlock &qb)
+{
+    return query_block(p, qb, (int64_t)blockIdx.x);
 }
 
 /* What a key-parallel block (dK/dV) works on: its Work (w.h is the KV

@@ -533,6 +533,15 @@ struct TileCursor {
         org[1] = lo[1];
         org[0] += box[0];
     }
+    /* tile t's origin, as t calls of next() from start() */
+    __device__ __forceinline__ void seek(int t, const int nt[3], const int lo[3], const int box[3])
+    {
+        j2 = t % nt[2];
+        j1 = (t / nt[2]) % nt[1];
+        org[0] = lo[0] + t / (nt[1] * nt[2]) * box[0];
+        org[1] = lo[1] + j1 * box[1];
+        org[2] = lo[2] + j2 * box[2];
+    }
 };
 
 /* NC (v10): consumer warpgroups of 64 query rows each (2: the 128-row box
@@ -540,13 +549,15 @@ struct TileCursor {
  * them for three consumer warpgroups) */
 constexpr int WS_BN = 64;
 template <int NC> __host__ __device__ constexpr int ws_nth() { return 128 * (NC + 1); }
+/* v12: floats of one split part: O of the box's rows, then (m, l) per row */
+template <int NC> __host__ __device__ constexpr size_t split_unit_floats() { return (size_t)64 * NC * (D + 2); }
 template <int NS, int NC = 2> constexpr size_t ws_smem_bytes()
 {
     return 1024 + 64 * NC * D * 2 + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8;
 }
 
 template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0,
-          int NC = 2>
+          int NC = 2, bool SPLIT = false>
 __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params p)
 {
     static_assert(OVL || !PP, "ping-pong with the overlapped loop only");
@@ -562,10 +573,23 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
     const uint32_t bar0 = smem_u32(sV + NS * KVB); /* full[s] at bar0 + 8s, empty[s] at bar0 + 8(NS + s) */
     const int tid = threadIdx.x;
 
+    /* SPLIT (v12): a block from p.sfull on is part `part` of box
+     * p.sfull + sunit / p.sparts and iterates tiles [t0, t0 + ntiles) of it */
+    int64_t bidx = blockIdx.x;
+    int sunit = -1, part = 0;
+    if (SPLIT && bidx >= p.sfull) {
+        sunit = (int)(bidx - p.sfull);
+        part = sunit % p.sparts;
+        bidx = p.sfull + sunit / p.sparts;
+    }
     QueryBlock blk;
-    if (!query_block(p, blk)) return;
+    if (!query_block(p, blk, bidx)) return;
     const Work &w = blk.w;
-    const int ntiles = blk.ntiles;
+    int ntiles = blk.ntiles, t0 = 0;
+    if (SPLIT && sunit >= 0) {
+        t0 = (int)((int64_t)part * blk.ntiles / p.sparts);
+        ntiles = (int)((int64_t)(part + 1) * blk.ntiles / p.sparts) - t0;
+    }
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < NS; s++) {
@@ -589,6 +613,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
         uint32_t ph = 0;
         TileCursor cur;
         cur.start(blk.lo);
+        if (SPLIT) cur.seek(t0, blk.nt, blk.lo, p.it);
         for (int t = 0; t < ntiles; t++) {
             if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
             gather_sw<T, BN, WS_NTH - WS_NCT>(sK + st * KVB, kb, p, p.k, w, ks, p.itprod, cur.org);
@@ -707,6 +732,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
      * s := exp2(s sl2 - m); alpha: O's factor */
     TileCursor cur;
     cur.start(blk.lo);
+    if (SPLIT) cur.seek(t0, blk.nt, blk.lo, p.it);
     auto softmax = [&](float alpha[2]) {
         const int *org = cur.org;
         bool full = true;
@@ -939,6 +965,23 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
     }
     if (PP && wgi == 0) named_sync(2, 256);
 
+    if (SPLIT && sunit >= 0) {
+        /* a part: unnormalised O (fp32), m (log2 units, scaled) and l of
+         * every box row, valid or not, for split_merge_kernel */
+        float *po = p.part + (size_t)sunit * split_unit_floats<NC>();
+        float *pml = po + QROWS * D;
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const float lsum = shfl_sum4(l[rr]);
+            const int r = warp * 16 + (lane >> 2) + rr * 8;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++)
+                *reinterpret_cast<float2 *>(po + r * D + j * 8 + 2 * (lane & 3)) =
+                    make_float2(o[4 * j + rr * 2], o[4 * j + rr * 2 + 1]);
+            if ((lane & 3) == 0) *reinterpret_cast<float2 *>(pml + 2 * r) = make_float2(m[rr], lsum);
+        }
+        return;
+    }
     int u[1][2][3];
     bool rvalid[1][2];
     lane_rows<1>(p, w, warp, lane, u, rvalid);
@@ -958,6 +1001,58 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
         }
         if (lb != nullptr && (lane & 3) == 0) lb[token_off(p, p.lse, w.g, u[0][rr])] = (m[rr] + log2f(lsum)) * LN2;
     }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
+/* v12: the merge of a split box's parts.  One warp per box row (4 rows a
+ * block of 128 threads), 4 columns a lane: over the parts in order 0..S-1,
+ * M = max m_j, L = sum l_j 2^(m_j - M), O = sum o_j 2^(m_j - M) / L, lse =
+ * (M + log2 L) ln 2: the unsplit kernel's epilogue over the union of the
+ * parts' tiles, in a fixed order (deterministic).  Rows outside their group
+ * (padding of the box) are skipped. */
+template <typename T, int NC> __global__ void __launch_bounds__(128) split_merge_kernel(const Params p)
+{
+#if TC_WGMMA_DEVICE
+    constexpr int QROWS = 64 * NC;
+    const int64_t gr = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31, r = (int)(gr % QROWS);
+    const int64_t sb = gr / QROWS;
+    Work w;
+    decode_work(p, p.H, w, p.sfull + sb);
+    int c[3], u[3];
+    box_coords(r, p.own, c);
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        u[i] = w.o[i] + c[i];
+        if (u[i] >= w.n[i]) return;
+    }
+    const float *base = p.part + (size_t)sb * p.sparts * split_unit_floats<NC>();
+    float mx = -INFINITY;
+    for (int j = 0; j < p.sparts; j++) mx = fmaxf(mx, base[(size_t)j * split_unit_floats<NC>() + QROWS * D + 2 * r]);
+    float L = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int j = 0; j < p.sparts; j++) {
+        const float *pu = base + (size_t)j * split_unit_floats<NC>();
+        const float2 ml = *reinterpret_cast<const float2 *>(pu + QROWS * D + 2 * r);
+        const float wj = ml.x == -INFINITY ? 0.f : exp2f(ml.x - mx);
+        const float4 v = *reinterpret_cast<const float4 *>(pu + r * D + 4 * lane);
+        L = fmaf(ml.y, wj, L);
+        acc[0] = fmaf(v.x, wj, acc[0]);
+        acc[1] = fmaf(v.y, wj, acc[1]);
+        acc[2] = fmaf(v.z, wj, acc[2]);
+        acc[3] = fmaf(v.w, wj, acc[3]);
+    }
+    const float inv = 1.f / L;
+    T *orow = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4] + token_off(p, p.o, w.g, u);
+    uint2 pk;
+    pk.x = Mma<T>::pack(acc[0] * inv, acc[1] * inv);
+    pk.y = Mma<T>::pack(acc[2] * inv, acc[3] * inv);
+    *reinterpret_cast<uint2 *>(orow + 4 * lane) = pk;
+    if (p.lse.data != nullptr && lane == 0)
+        reinterpret_cast<float *>(p.lse.data)[w.b * p.lse.s[0] + w.h * p.lse.s[4] + token_off(p, p.lse, w.g, u)] =
+            (mx + log2f(L)) * LN2;
 #else
     (void)p;
     __trap();
@@ -992,8 +1087,10 @@ static inline void sk_axis(int k, int off, int U, int ia, int ib, int &touched, 
  * block: query boxes x the two warpgroups' (tiles + weight x masked tiles),
  * a warpgroup's tiles being those of the block's tile grid that meet its
  * half box's union (the second half starts one half further); ties: more
- * rows per tile, then choose_box's query box.  Returns that cost. */
-static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int nc = 2)
+ * rows per tile, then choose_box's query box.  Returns that cost.  bn: the
+ * most rows of an iterated tile (v11: the dK/dV kernel's SK plans its query
+ * tiles of 32 or 64 rows with it). */
+static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int nc = 2, int bn = WS_BN)
 {
     int def[3];
     choose_box(nc == 2 ? BRQ : 64, ext, def);
@@ -1025,9 +1122,9 @@ static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int 
                 union_ext(p, ext, half, U, ia, ib);
                 double nbox = 1;
                 for (int i = 0; i < 3; i++) nbox *= cdiv(ext[i], own[i]);
-                for (int k0 = 1; k0 <= WS_BN && k0 <= U[0]; k0++)
-                    for (int k1 = 1; k0 * k1 <= WS_BN && k1 <= U[1]; k1++) {
-                        const int k2 = WS_BN / (k0 * k1) < U[2] ? WS_BN / (k0 * k1) : U[2];
+                for (int k0 = 1; k0 <= bn && k0 <= U[0]; k0++)
+                    for (int k1 = 1; k0 * k1 <= bn && k1 <= U[1]; k1++) {
+                        const int k2 = bn / (k0 * k1) < U[2] ? bn / (k0 * k1) : U[2];
                         const int k[3] = {k0, k1, k2};
                         double work = 0;
                         for (int g = 0; g < nc; g++) {
@@ -1077,6 +1174,63 @@ cudaError_t forward_ws(Params p, cudaStream_t st)
     static unsigned long long done;
     return launch(fwd_ws_kernel<T, NS, OVL, PP, PF, RED, QR, SK, NC>, &done, plan_grid(p, p.H), ws_nth<NC>(),
                   ws_smem_bytes<NS, NC>(), st, p);
+}
+
+/* v12, the split forward's plan (configuration 18): the boxes of NC 3 / SK 2
+ * (plan_ws_sk), the grid of whole boxes, and which boxes are split.  One
+ * block per SM (177 KB of shared memory), so a grid of g boxes runs in
+ * ceil(g / nsm) rounds; the last round's r = g mod nsm boxes leave SMs idle.
+ * Those r boxes are split in S = min(SPLIT_MAX, nsm / r) parts (each part a
+ * contiguous share of the box's tiles), so the tail round fills up to nsm
+ * SMs with blocks 1/S as long; the first g - r boxes are whole.  S < 2: no
+ * split (the plain kernel's work and result).  force_split (tests): every
+ * box in that many parts.  Returns the blocks to launch; p.sfull, p.sparts
+ * set, and *bytes: the parts' scratch (0: none). */
+constexpr int SPLIT_MAX = 8;
+static inline int64_t plan_split(Params &p, size_t *bytes)
+{
+    int ext[3];
+    group_ext(p, ext);
+    plan_ws_sk(p, ext, fwd_mask_weight(), 3);
+    const int64_t grid = plan_grid(p, p.H);
+    int64_t r = 0;
+    int S = 1;
+    if (p.force_split >= 2) {
+        S = p.force_split;
+        r = grid;
+    } else if (p.nsm > 0) {
+        r = grid % p.nsm;
+        if (r > 0) S = p.nsm / r < SPLIT_MAX ? (int)(p.nsm / r) : SPLIT_MAX;
+    }
+    if (S < 2 || grid <= 0) {
+        p.sfull = (int)grid;
+        p.sparts = 1;
+        *bytes = 0;
+        return grid;
+    }
+    p.sfull = (int)(grid - r);
+    p.sparts = S;
+    *bytes = (size_t)r * S * split_unit_floats<3>() * sizeof(float);
+    return p.sfull + r * S;
+}
+
+/* The split forward: fwd_ws_kernel with SPLIT (NC 3, SK 2, as
+ * configuration 15), then split_merge_kernel over the split boxes' rows.
+ * p: planned by plan_split already (p.sparts >= 1: the caller took its
+ * scratch) or not (p.sparts 0: planned here); p.part: plan_split's bytes of
+ * scratch (device) where it splits. */
+template <typename T, int NS> cudaError_t forward_ws_split(Params p, cudaStream_t st)
+{
+    size_t bytes = 0;
+    if (p.sparts < 1) plan_split(p, &bytes);
+    const int64_t grid = (int64_t)p.nown[0] * p.nown[1] * p.nown[2] * p.dil[0] * p.dil[1] * p.dil[2] * p.H * p.B;
+    const int64_t split = p.sparts >= 2 ? grid - p.sfull : 0; /* split boxes */
+    if (split > 0 && p.part == nullptr) return cudaErrorInvalidValue;
+    static unsigned long long done, done_m;
+    cudaError_t e = launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done,
+                           p.sfull + split * p.sparts, ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
+    if (e != cudaSuccess || split == 0) return e;
+    return launch(split_merge_kernel<T, 3>, &done_m, split * 64 * 3 / 4, 128, 0, st, p);
 }
 
 } /* namespace wg */

@@ -2,8 +2,9 @@
  * tc_wgmma_bwd.cuh - a Hopper backward of cuda-tc for head dim 128 (fp16/bf16):
  * warpgroup MMA (wgmma.mma_async, sm_90a only).  Shared by the library's
  * tc-bwd128-sm90a.cu (compiled for sm_90a alone; two of the variants, cuda-tc
- * configurations 11 and 12 and the default on sm_90) and the standalone
- * harness (all six, NOTES.md v5).
+ * configurations 11 and 12 and the default on sm_90, and since v11 the SK
+ * backward, configurations 16 and 17) and the standalone harness (all six,
+ * NOTES.md v5).
  *
  * Built from tc_wgmma.cuh's pieces (descriptors, the 128-byte swizzled tile
  * layout, the wgmma wrappers, fences) and tc_kernels.cuh's geometry; the
@@ -22,6 +23,9 @@
  *             MN-major, as V in the forward)
  *      dK  += dS^T Q  (same, B = the Q tile)
  *    dK, dV (64 + 64 floats per thread) stay in registers; written once.
+ *    SK (v11, two warpgroups): a warpgroup skips the query tiles outside its
+ *    own keys' inverse windows (exact: their products would add zeros), with
+ *    boxes planned for it (plan_dkv_sk; library configurations 16 and 17).
  *  - a query-parallel kernel (dq_kernel): a block owns 64 * QWG queries (one
  *    warpgroup per 64), iterates over the key tiles (BN keys) of the union of
  *    their windows as the forward does:
@@ -37,6 +41,8 @@
  */
 #ifndef NATTEN_TC_WGMMA_BWD_CUH
 #define NATTEN_TC_WGMMA_BWD_CUH
+
+#include <stdlib.h>
 
 #include "tc_wgmma.cuh"
 
@@ -113,12 +119,13 @@ template <int KWG, int BQ> constexpr size_t dkv_smem_bytes()
            2 * KWG * BQ * sizeof(uint64_t);
 }
 
-template <typename T, int KWG, int BQ, int MINB, bool OVL>
+template <typename T, int KWG, int BQ, int MINB, bool OVL, bool SK = false>
 __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
     constexpr int NT = KWG * 128, RK = KWG * 64, KT = tile_bytes<RK>(), QT = tile_bytes<BQ>();
     static_assert(BQ == 32 || BQ == 64, "query tiles of 32 or 64 rows");
+    static_assert(!SK || (KWG == 2 && !OVL), "SK: two warpgroups, no overlap");
     extern __shared__ __align__(1024) char smem_raw[];
     char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     char *sK = sm, *sV = sK + KT, *sQ = sV + KT, *sG = sQ + 2 * QT;
@@ -126,7 +133,10 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
     float *sD = sL + 2 * BQ;                            /* delta, [2][BQ] */
     uint64_t *sM = reinterpret_cast<uint64_t *>(sD + 2 * BQ); /* [2][KWG][BQ] */
     const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ = smem_u32(sQ), aG = smem_u32(sG);
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+    /* SK: wgi by a shuffle, so that ptxas sees it (and the skip decisions
+     * that follow) warp-uniform, as in fwd_ws_kernel */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5,
+              wgi = SK ? __shfl_sync(0xffffffffu, warp >> 2, 0) : warp >> 2;
 
     KeyBlock blk;
     if (!key_block(p, blk)) return;
@@ -147,6 +157,26 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
     kp.rep[0] = kp.rep[1] = 0;
     for (int c = 0; c < kp.it[1]; c++) kp.rep[0] |= 1ull << (c * kp.it[2]);
     for (int c = 0; c < kp.it[0]; c++) kp.rep[1] |= 1ull << (c * kp.it[1] * kp.it[2]);
+
+    /* SK (v11): the queries whose windows meet this warpgroup's keys,
+     * [slo, shi) per axis (none: its sub-box lies past the group's extent);
+     * a query tile outside them is skipped by the warpgroup (no products:
+     * none of its queries sees any of its keys), which still stages its
+     * share of the tiles and meets every barrier. */
+    int slo[3] = {0, 0, 0}, shi[3] = {0, 0, 0};
+    bool snone = false;
+    if (SK) {
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            const int first = w.o[i] + koff[i], last = min(first + kp.it[i], w.n[i]) - 1;
+            int a0, b0, a1, b1;
+            snone = snone || first > last;
+            inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], min(first, w.n[i] - 1), a0, b0);
+            inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], max(last, 0), a1, b1);
+            slo[i] = a0;
+            shi[i] = b1;
+        }
+    }
 
     const RowSlot ks = row_slot<RK, NT>(p.own), qs = row_slot<BQ, NT>(p.it);
     int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
@@ -208,69 +238,79 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
         fence_async_smem();
         __syncthreads();
 
-        /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T is computed, dS^T while dV is */
-        tile_products<T, BQ, KT, QT, OVL>(s, dp, aK, aQ, aV, aG, stage, wgi);
+        bool meet = true;
+        if (SK) {
+            int org[3];
+            tile_origin(t % ntq_all, ntq, lo, p.it, org);
+            meet = !snone;
+#pragma unroll
+            for (int i = 0; i < 3; i++) meet = meet && org[i] < shi[i] && org[i] + p.it[i] > slo[i];
+        }
+        if (meet) {
+            /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T is computed, dS^T while dV is */
+            tile_products<T, BQ, KT, QT, OVL>(s, dp, aK, aQ, aV, aG, stage, wgi);
 
-        /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
-        const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
-        const uint64_t *M = sM + (stage * KWG + wgi) * BQ;
-#pragma unroll
-        for (int j = 0; j < BQ / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int col = 8 * j + 2 * (lane & 3) + e;
-                const float l2 = L[col] * LOG2E;
-                const uint64_t m = M[col] >> krow;
-#pragma unroll
-                for (int rr = 0; rr < 2; rr++) {
-                    const int i = 4 * j + 2 * rr + e;
-                    s[i] = ((m >> (8 * rr)) & 1u) ? exp2f(fmaf(s[i], sl2, -l2)) : 0.f;
-                }
-            }
-        uint32_t pa[BQ / 16][4], da[BQ / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
-        /* dS^T = P^T (dP^T - delta), as the A operand of dK += dS^T Q */
-        auto make_ds = [&]() {
+            /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
+            const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
+            const uint64_t *M = sM + (stage * KWG + wgi) * BQ;
 #pragma unroll
             for (int j = 0; j < BQ / 8; j++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    const float dl = Dl[8 * j + 2 * (lane & 3) + e];
+                    const int col = 8 * j + 2 * (lane & 3) + e;
+                    const float l2 = L[col] * LOG2E;
+                    const uint64_t m = M[col] >> krow;
 #pragma unroll
                     for (int rr = 0; rr < 2; rr++) {
                         const int i = 4 * j + 2 * rr + e;
-                        dp[i] = s[i] * (dp[i] - dl);
+                        s[i] = ((m >> (8 * rr)) & 1u) ? exp2f(fmaf(s[i], sl2, -l2)) : 0.f;
                     }
                 }
+            uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 #pragma unroll
-            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
-        };
-        if (!OVL) make_ds();
+            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+            /* dS^T = P^T (dP^T - delta), as the A operand of dK += dS^T Q */
+            auto make_ds = [&]() {
+#pragma unroll
+                for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float dl = Dl[8 * j + 2 * (lane & 3) + e];
+#pragma unroll
+                        for (int rr = 0; rr < 2; rr++) {
+                            const int i = 4 * j + 2 * rr + e;
+                            dp[i] = s[i] * (dp[i] - dl);
+                        }
+                    }
+#pragma unroll
+                for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+            };
+            if (!OVL) make_ds();
 
-        /* dV += P^T dO, dK += dS^T Q: k-step kk = queries 16kk.., at byte
-         * 2048 kk of each half; LBO = the offset of the halves (B MN-major,
-         * as V in the forward) */
-        pin(dv);
-        pin(dk);
-        wg_fence();
+            /* dV += P^T dO, dK += dS^T Q: k-step kk = queries 16kk.., at byte
+             * 2048 kk of each half; LBO = the offset of the halves (B MN-major,
+             * as V in the forward) */
+            pin(dv);
+            pin(dk);
+            wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < BQ / 16; kk++)
-            mma_rs_n128<T>(dv, pa[kk], sdesc(aG + stage * QT + kk * 2048, QT / 2, 1024));
-        if (OVL) {
+            for (int kk = 0; kk < BQ / 16; kk++)
+                mma_rs_n128<T>(dv, pa[kk], sdesc(aG + stage * QT + kk * 2048, QT / 2, 1024));
+            if (OVL) {
+                wg_commit();
+                wg_wait<1>(); /* dP^T done, dV in flight */
+                pin(dp);
+                make_ds();
+                wg_fence(); /* da written since the last fence */
+            }
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++)
+                mma_rs_n128<T>(dk, da[kk], sdesc(aQ + stage * QT + kk * 2048, QT / 2, 1024));
             wg_commit();
-            wg_wait<1>(); /* dP^T done, dV in flight */
-            pin(dp);
-            make_ds();
-            wg_fence(); /* da written since the last fence */
-        }
-#pragma unroll
-        for (int kk = 0; kk < BQ / 16; kk++)
-            mma_rs_n128<T>(dk, da[kk], sdesc(aQ + stage * QT + kk * 2048, QT / 2, 1024));
-        wg_commit();
-        wg_wait<0>();
-        pin(dv);
-        pin(dk);
+            wg_wait<0>();
+            pin(dv);
+            pin(dk);
+        } /* SK: tiles outside the warpgroup's queries: no products */
         __syncthreads();
     }
     cp_wait<0>(); /* nothing may stay in flight (no tiles: keys in no window) */
@@ -509,6 +549,142 @@ cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
     plan_iter(k, BQ, ext);
     return launch(dkv_kernel<T, KWG, BQ, KMINB, OVL>, &done_dkv, plan_grid(k, k.Hkv), KWG * 128,
                   dkv_smem_bytes<KWG, BQ>(), st, k);
+}
+
+/*
+ * SK's boxes for the dK/dV kernel (v11): the owned key box (128 rows, powers
+ * of two, no side past twice its extent, or choose_box's; two warpgroups, the
+ * halves split_box makes) and the iterated query box (at most bq rows, any
+ * shape) that minimise the warpgroup tiles of the whole grid (one head):
+ * every block's tile grid over its keys' inverse-window union, a warpgroup
+ * counting the tiles that meet its half's union (the tiles it does not skip).
+ * Exact for the largest dilation group, not a typical-block model: a block's
+ * tiles are a product over the axes of per-axis counts, so the sum over the
+ * grid is the product of per-axis sums.  Ties: more rows per tile, then
+ * choose_box's box.  Returns the warpgroup tiles per head (-1: no memory for
+ * the search, choose_box's and plan_iter's boxes).
+ */
+static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
+{
+    int def[3];
+    choose_box(128, ext, def);
+    double best = -1;
+    int bprod = 0, bown[3] = {def[0], def[1], def[2]}, bit[3] = {1, 1, 1};
+    /* per block of an axis: lo, hi, and both halves' lo, hi (malloc: the
+     * library links no C++ runtime) */
+    int *span = nullptr;
+    size_t cap = 0;
+    for (int a = 0; a <= 7; a++)
+        for (int b = 0; a + b <= 7; b++) {
+            const int own[3] = {1 << a, 1 << b, 1 << (7 - a - b)};
+            const bool isdef = own[0] == def[0] && own[1] == def[1] && own[2] == def[2];
+            bool ok = true;
+            for (int i = 0; i < 3; i++) ok = ok && (own[i] == 1 || own[i] < 2 * ext[i]);
+            if (!ok && !isdef) continue;
+            const int sx = own[0] > 1 ? 0 : own[1] > 1 ? 1 : 2; /* split_box's axis */
+            /* per axis and tile width k (1..bq): the tiles summed over the
+             * axis's blocks, for warpgroup 0 and 1 (equal but on sx) */
+            double sum[3][2][65];
+            for (int i = 0; i < 3; i++) {
+                const int n = ext[i], nb = cdiv(n, own[i]), half = own[i] / 2;
+                if ((size_t)nb * 6 > cap) {
+                    free(span);
+                    cap = (size_t)nb * 6;
+                    span = static_cast<int *>(malloc(cap * sizeof(int)));
+                    if (span == nullptr) { /* no memory: choose_box's box, the fewest tiles */
+                        choose_box(128, ext, p.own);
+                        plan_iter(p, bq, ext);
+                        return -1;
+                    }
+                }
+                for (int x = 0; x < nb; x++) {
+                    const int first = x * own[i], last = (first + own[i] < n ? first + own[i] : n) - 1;
+                    int a0, b0, a1, b1;
+                    inv_win32(n, p.K[i], p.st[i], p.causal[i], first, a0, b0);
+                    inv_win32(n, p.K[i], p.st[i], p.causal[i], last, a1, b1);
+                    int *sp = &span[(size_t)x * 6];
+                    sp[0] = a0, sp[1] = b1;
+                    for (int g = 0; g < 2; g++) {
+                        const int gf = i == sx ? first + g * half : first;
+                        const int gl = i == sx ? (gf + half < n ? gf + half : n) - 1 : last;
+                        if (gf > gl) { /* past the extent: no tiles */
+                            sp[2 + 2 * g] = sp[3 + 2 * g] = a0;
+                            continue;
+                        }
+                        inv_win32(n, p.K[i], p.st[i], p.causal[i], gf, a0, b0);
+                        inv_win32(n, p.K[i], p.st[i], p.causal[i], gl, a1, b1);
+                        sp[2 + 2 * g] = a0, sp[3 + 2 * g] = b1;
+                    }
+                }
+                for (int k = 1; k <= bq; k++)
+                    for (int g = 0; g < 2; g++) {
+                        double t = 0;
+                        for (int x = 0; x < nb; x++) {
+                            const int *sp = &span[(size_t)x * 6];
+                            const int lo = sp[0], glo = sp[2 + 2 * g], ghi = sp[3 + 2 * g];
+                            if (ghi > glo) t += cdiv(ghi - lo, k) - (glo - lo) / k;
+                        }
+                        sum[i][g][k] = t;
+                    }
+            }
+            for (int k0 = 1; k0 <= bq && k0 <= ext[0]; k0++)
+                for (int k1 = 1; k0 * k1 <= bq && k1 <= ext[1]; k1++) {
+                    const int k2 = bq / (k0 * k1) < ext[2] ? bq / (k0 * k1) : ext[2];
+                    const int k[3] = {k0, k1, k2};
+                    double cost = 0;
+                    for (int g = 0; g < 2; g++) cost += sum[0][g][k[0]] * sum[1][g][k[1]] * sum[2][g][k[2]];
+                    const int prod = k0 * k1 * k2;
+                    const bool better = best < 0 || cost < best * (1 - 1e-12) ||
+                                        (cost <= best * (1 + 1e-12) && (prod > bprod || (prod == bprod && isdef)));
+                    if (better) {
+                        best = cost;
+                        bprod = prod;
+                        for (int i = 0; i < 3; i++) bown[i] = own[i], bit[i] = k[i];
+                    }
+                }
+        }
+    free(span);
+    for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
+    p.itprod = p.it[0] * p.it[1] * p.it[2];
+    p.rep[0] = p.rep[1] = 0;
+    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
+    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
+    return best;
+}
+
+/*
+ * The backward with SK's dK/dV (v11): 128-key boxes planned by plan_dkv_sk
+ * (BQ-query tiles, one block per SM), each warpgroup skipping the query
+ * tiles outside its keys' inverse windows; dQ as backward_v's variant 1
+ * (128-query boxes, 32-key tiles, two blocks per SM).  Same delta, same
+ * parts.
+ */
+template <typename T, int BQ> cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
+{
+    int ext[3];
+    group_ext(p, ext);
+    const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
+    if (rows == 0) return cudaSuccess;
+    cudaError_t e = cudaSuccess;
+    if (parts & 1) {
+        fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+    }
+    static unsigned long long done_dq, done_dkv;
+    if (parts & 2) {
+        Params q = p;
+        choose_box(2 * 64, ext, q.own);
+        plan_iter(q, 32, ext, fwd_mask_weight());
+        e = launch(dq_kernel<T, 2, 32, 2, false>, &done_dq, plan_grid(q, q.H), 2 * 128, dq_smem_bytes<2, 32>(), st,
+                   q);
+        if (e != cudaSuccess) return e;
+    }
+    if (!(parts & 4)) return cudaSuccess;
+    Params k = p;
+    plan_dkv_sk(k, ext, BQ);
+    return launch(dkv_kernel<T, 2, BQ, 1, false, true>, &done_dkv, plan_grid(k, k.Hkv), 2 * 128,
+                  dkv_smem_bytes<2, BQ>(), st, k);
 }
 
 } /* namespace wg */

@@ -771,14 +771,21 @@ static int bench(int reps, double w2, const char *cfgs, const char *probs, int f
  * every (query, key) pair with the key in the query's window must get its
  * mask bit in exactly one (block, query tile), and no other pair any.
  * Returns the number of wrong pairs; *pairs counts the pairs checked.
+ * sk (v11, kwg 2): the boxes of plan_dkv_sk, and each warpgroup skipping the
+ * query tiles outside its keys' inverse windows as dkv_kernel's SK does (a
+ * skipped tile sets none of its bits): no pair may be lost.
  */
-static long dkv_cover(int kwg, int bq, const tc::Params &p0, long *pairs)
+static long dkv_cover(int kwg, int bq, const tc::Params &p0, long *pairs, bool sk = false)
 {
     tc::Params p = p0;
     int ext[3], nown[3];
     tc::group_ext(p, ext);
-    tc::choose_box(kwg * 64, ext, p.own);
-    tc::plan_iter(p, bq, ext);
+    if (sk) {
+        tc::wg::plan_dkv_sk(p, ext, bq);
+    } else {
+        tc::choose_box(kwg * 64, ext, p.own);
+        tc::plan_iter(p, bq, ext);
+    }
     auto coords = [](int r, const int box[3], int c[3]) {
         c[2] = r % box[2];
         c[1] = (r / box[2]) % box[1];
@@ -819,6 +826,18 @@ static long dkv_cover(int kwg, int bq, const tc::Params &p0, long *pairs)
                     tc::Params kp;
                     int off[3], korg[3];
                     tc::wg::split_box(p.own, kwg, g, kp.it, off);
+                    if (sk) { /* dkv_kernel's skip decision, as written there */
+                        bool meet = true;
+                        for (int i = 0; i < 3; i++) {
+                            const int first = o[i] + off[i], last = std::min(first + kp.it[i], n[i]) - 1;
+                            int a0, b0, a1, b1;
+                            meet = meet && first <= last;
+                            tc::inv_win32(n[i], p.K[i], p.st[i], p.causal[i], std::min(first, n[i] - 1), a0, b0);
+                            tc::inv_win32(n[i], p.K[i], p.st[i], p.causal[i], std::max(last, 0), a1, b1);
+                            meet = meet && org[i] < b1 && org[i] + p.it[i] > a0;
+                        }
+                        if (!meet) continue;
+                    }
                     kp.rep[0] = kp.rep[1] = 0;
                     for (int c = 0; c < kp.it[1]; c++) kp.rep[0] |= 1ull << (c * kp.it[2]);
                     for (int c = 0; c < kp.it[0]; c++) kp.rep[1] |= 1ull << (c * kp.it[1] * kp.it[2]);
@@ -952,15 +971,15 @@ static int selftest(void)
             p.causal[i] = rnd(3) == 0;
             p.dil[i] = 1;
         }
-        for (int kwg = 1; kwg <= 2; kwg++)
+        for (int kwg = 1; kwg <= 3; kwg++) /* 3: two warpgroups with SK (v11) */
             for (int bq = 32; bq <= 64; bq *= 2) {
                 const long b0 = badc;
-                badc += dkv_cover(kwg, bq, p, &np);
+                badc += dkv_cover(kwg == 3 ? 2 : kwg, bq, p, &np, kwg == 3);
                 nprob++;
                 if (badc != b0 && badc - b0 < 100000)
-                    printf("dkv coverage: L %d,%d,%d K %d,%d,%d s %d,%d,%d c %d,%d,%d kwg %d bq %d: %ld wrong pairs\n",
+                    printf("dkv coverage: L %d,%d,%d K %d,%d,%d s %d,%d,%d c %d,%d,%d kwg %d%s bq %d: %ld wrong pairs\n",
                            p.L[0], p.L[1], p.L[2], p.K[0], p.K[1], p.K[2], p.st[0], p.st[1], p.st[2], p.causal[0],
-                           p.causal[1], p.causal[2], kwg, bq, badc - b0);
+                           p.causal[1], p.causal[2], kwg == 3 ? 2 : kwg, kwg == 3 ? " sk" : "", bq, badc - b0);
             }
     }
     printf("selftest: dK/dV coverage, %d plans, %ld pairs, %ld wrong\n", nprob, np, badc);
