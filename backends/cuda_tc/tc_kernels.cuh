@@ -473,7 +473,9 @@ template <typename T> __device__ __forceinline__ void acc_to_a(uint32_t a[4], co
  * instead of per-element coordinate compares.  The table is fwd_cfg below.
  */
 template <int W> constexpr int fwd_minb() { return W == 4 ? 2 : 4; }
-template <int W> constexpr int dq_minb() { return W == 4 ? 2 : 3; }
+/* dQ: at head dim 32 with four warps, four blocks per SM (128 registers a
+ * thread, as the dK/dV kernel); two elsewhere with four warps, three with two. */
+template <int D, int W> constexpr int dq_minb() { return W == 4 ? (D == 32 ? 4 : 2) : 3; }
 
 /* ---- forward ------------------------------------------------------------ */
 
@@ -813,7 +815,7 @@ template <int D, int BN> constexpr size_t dq_smem(size_t esz)
 }
 
 template <typename T, int D, int W, int BN>
-__global__ void __launch_bounds__(W * 32, dq_minb<W>()) fna_dq_kernel(const Params p)
+__global__ void __launch_bounds__(W * 32, dq_minb<D, W>()) fna_dq_kernel(const Params p)
 {
     constexpr int NTH = W * 32, MT = 4 / W, LDS = D + 8, KD = D / 16, NN = BN / 8;
     extern __shared__ __align__(16) char smem[];
