@@ -21,7 +21,7 @@ def block(src, start_pat):
     k = src.index('\n}', i)
     end = src.index('\n', k + 1) + 1 if src[k+2:k+3] != ';' else src.index('\n', k+1) + 1
     return src[i:end]
-for s in ['struct f2axis {', 'struct f2geo {', 'struct f2view {', 'T *f2at(const f2view', 'void f2win(int n', 'struct f2tile {', 'bool f2_get_tile(']:
+for s in ['struct f2axis {', 'struct f2geo {', 'struct f2view {', 'T *f2at(const f2view', 'void f2win(int n', 'struct f2tile {', 'bool f2_get_tile_at(', 'bool f2_get_tile(']:
     out.append(block(f2, s))
 # mma2d.cuh body between '#if !defined(__HIP__)' and its '#endif'
 a = mm.index('#if !defined(__HIP__)') + len('#if !defined(__HIP__)')
