@@ -1070,14 +1070,9 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
     fl_get_seg0(F, t, S, wh);
     const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
     int *rec = (int *)(ct_smem + F.roff) + wh * FH_REC, pos[4] = {0, 0, 0, 0};
-    if (hl == 0) {
-        fl_get_seg1(F, t, S);
-        pos[0] = fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, 0);
-        pos[1] = fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, 0);
-        if (F.hc > 1) fh_seg_put(rec, S, lane, pos);
-    }
     /* the warp's Q rows: row i is query (u0 + i / 8, c0 + i % 8); zeros
-     * outside the problem */
+     * outside the problem (issued before the first head's segment work
+     * below, which the block's barrier waits for anyway) */
     T *qs = st + warp * 16 * FM_ROW;
     {
         const int ri = lane >> 1, qr = ri >> 3, qc = ri & 7;
@@ -1089,6 +1084,12 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
             if (ok) fm_cp16(dst, src + 8 * ch);
             else *(uint4 *)dst = make_uint4(0u, 0u, 0u, 0u);
         }
+    }
+    if (hl == 0) {
+        fl_get_seg1(F, t, S);
+        pos[0] = fh_pos<T>(F, F.ra, t, O, b, h0, lr, lc, 0);
+        pos[1] = fh_pos<T>(F, F.ra, t, O, b, h0, lr + 1, lc, 0);
+        if (F.hc > 1) fh_seg_put(rec, S, lane, pos);
     }
     fm_cp_wait();
     __syncthreads(); /* the boxes, the Q rows and the first head's segments */
