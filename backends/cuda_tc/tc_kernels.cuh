@@ -1249,15 +1249,22 @@ inline double &fwd_mask_weight()
     return w;
 }
 
+/* What the kernels derive from the iterated box p.it: its row count and the
+ * replication masks of window_bits. */
+static inline void finish_iter(Params &p)
+{
+    p.itprod = p.it[0] * p.it[1] * p.it[2];
+    p.rep[0] = p.rep[1] = 0;
+    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
+    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
+}
+
 static inline void plan_iter(Params &p, int maxprod, const int ext[3], double weight = 0.0)
 {
     int U[3], ia[3], ib[3];
     union_ext(p, ext, p.own, U, ia, ib);
     best_box(maxprod, U, ia, ib, weight, p.it);
-    p.itprod = p.it[0] * p.it[1] * p.it[2];
-    p.rep[0] = p.rep[1] = 0;
-    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
-    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
+    finish_iter(p);
 }
 
 /* Owned boxes per axis over the largest dilation group; the grid size. */

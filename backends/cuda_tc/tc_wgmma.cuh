@@ -1149,10 +1149,7 @@ static inline double plan_ws_sk(Params &p, const int ext[3], double weight, int 
                     }
             }
     for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
-    p.itprod = p.it[0] * p.it[1] * p.it[2];
-    p.rep[0] = p.rep[1] = 0;
-    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
-    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
+    finish_iter(p);
     return best;
 }
 

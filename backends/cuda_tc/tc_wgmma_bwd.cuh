@@ -645,10 +645,7 @@ static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
         }
     free(span);
     for (int i = 0; i < 3; i++) p.own[i] = bown[i], p.it[i] = bit[i];
-    p.itprod = p.it[0] * p.it[1] * p.it[2];
-    p.rep[0] = p.rep[1] = 0;
-    for (int c = 0; c < p.it[1]; c++) p.rep[0] |= 1ull << (c * p.it[2]);
-    for (int c = 0; c < p.it[0]; c++) p.rep[1] |= 1ull << (c * p.it[1] * p.it[2]);
+    finish_iter(p);
     return best;
 }
 
@@ -665,21 +662,10 @@ template <typename T, int BQ> cudaError_t backward_sk(const Params &p, cudaStrea
     group_ext(p, ext);
     const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
-    cudaError_t e = cudaSuccess;
-    if (parts & 1) {
-        fna_delta_kernel<T, D><<<(unsigned)((rows + 255) / 256), 256, 0, st>>>(p, rows);
-        e = cudaGetLastError();
-        if (e != cudaSuccess) return e;
-    }
-    static unsigned long long done_dq, done_dkv;
-    if (parts & 2) {
-        Params q = p;
-        choose_box(2 * 64, ext, q.own);
-        plan_iter(q, 32, ext, fwd_mask_weight());
-        e = launch(dq_kernel<T, 2, 32, 2, false>, &done_dq, plan_grid(q, q.H), 2 * 128, dq_smem_bytes<2, 32>(), st,
-                   q);
-        if (e != cudaSuccess) return e;
-    }
+    /* delta and dQ: backward_v's variant 1 (configuration 12) */
+    cudaError_t e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 3);
+    if (e != cudaSuccess) return e;
+    static unsigned long long done_dkv;
     if (!(parts & 4)) return cudaSuccess;
     Params k = p;
     plan_dkv_sk(k, ext, BQ);

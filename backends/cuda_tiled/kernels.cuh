@@ -1657,7 +1657,7 @@ struct ops {
                 f2mk(p, NATTEN_ARG_LSE), f2mk(p, NATTEN_ARG_D_OUT), f2mk(p, NATTEN_ARG_D_Q), f2mk(p, NATTEN_ARG_D_K),
                 f2mk(p, NATTEN_ARG_D_V), ds, D, Dv, rpb, (int)p->heads, (float)p->scale, vec, rot);
             st = launched("fna_backward (dq, dk, dv)");
-            if (!st && want_drpb) st = f2_rpb_grad(p, s, ds);
+            if (!st && want_drpb) st = rpb_reduce<float>(p, s, ds_view(p, ds), "fna_backward (d_rpb)");
             natten_status s1 = ct_scratch_release(ds, s);
             return st ? st : s1;
         }
@@ -1682,13 +1682,13 @@ struct ops {
                 f2mk(p, NATTEN_ARG_D_V), delta, D, Dv, rpb, (int)p->heads, (float)p->scale, vec, rot);
             st = launched("fna_backward (dk, dv)");
         }
-        if (!st && want_drpb) st = f2_rpb_grad(p, s, ds);
+        if (!st && want_drpb) st = rpb_reduce<float>(p, s, ds_view(p, ds), "fna_backward (d_rpb)");
         natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
         return st ? st : s1 ? s1 : s2;
     }
 
-    /* d_rpb from the fast backward's dS scratch, a compact [B, X0, X1, X2, H, W] array */
-    static natten_status f2_rpb_grad(const natten_problem *p, cudaStream_t s, float *ds)
+    /* The backward's dS scratch (d_rpb's input) as a compact [B, X0, X1, X2, H, W] view */
+    static dview ds_view(const natten_problem *p, void *ds)
     {
         dview g;
         g.p = (char *)ds;
@@ -1697,7 +1697,7 @@ struct ops {
         g.s[2] = p->extent[2] * g.s[3];
         g.s[1] = p->extent[1] * g.s[2];
         g.s[0] = p->extent[0] * g.s[1];
-        return rpb_reduce<float>(p, s, g, "fna_backward (d_rpb)");
+        return g;
     }
 
     static natten_status fna_backward(const natten_problem *p, const natten_exec *x)
@@ -1750,17 +1750,7 @@ struct ops {
                 (A)p->scale);
             st = launched("fna_backward (dk, dv)");
         }
-        if (!st && want_drpb) {
-            /* dS scratch as a compact [B, X0, X1, X2, H, W] view */
-            dview g;
-            g.p = (char *)ds;
-            g.s[4] = p->window;
-            g.s[3] = p->heads * g.s[4];
-            g.s[2] = p->extent[2] * g.s[3];
-            g.s[1] = p->extent[1] * g.s[2];
-            g.s[0] = p->extent[0] * g.s[1];
-            st = rpb_reduce<A>(p, s, g, "fna_backward (d_rpb)");
-        }
+        if (!st && want_drpb) st = rpb_reduce<A>(p, s, ds_view(p, ds), "fna_backward (d_rpb)");
         {
             natten_status s1 = ct_scratch_release(ds, s), s2 = ct_scratch_release(delta, s);
             return st ? st : s1 ? s1 : s2;
