@@ -556,6 +556,90 @@ template <int NS, int NC = 2> constexpr size_t ws_smem_bytes()
     return 1024 + 64 * NC * D * 2 + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8;
 }
 
+/* v12/v14: the merge of a split box's parts, by the n consumer threads
+ * (tid 0..n-1) of the part that arrived last (fwd_ws_kernel).  Over the
+ * parts in order 0..S-1: M = max m_j, L = sum l_j 2^(m_j - M), O = sum o_j
+ * 2^(m_j - M) / L, lse = (M + log2 L) ln 2: the unsplit kernel's epilogue
+ * over the union of the parts' tiles, in a fixed order whichever part merges
+ * (deterministic; v12's merge kernel's arithmetic).  First a thread per box
+ * row: its weights 2^(m_j - M) and 1/L into shared memory sw (QROWS x
+ * (SPLIT_MAX + 1) floats) and its lse; then a warp per row, 4 columns a lane.
+ * Rows outside their group (padding of the box) are skipped.  The partials
+ * are read through L2 (ld.global.cg): other SMs wrote them in this launch. */
+constexpr int SPLIT_MAX = 8;
+template <typename T, int NC>
+__device__ __forceinline__ void split_merge_box(const Params &p, const Work &w, const float *pbox, float *sw, int tid,
+                                                int n)
+{
+    constexpr int QROWS = 64 * NC, SW = SPLIT_MAX + 1;
+    constexpr size_t UF = split_unit_floats<NC>();
+    const int S = p.sparts;
+    for (int r = tid; r < QROWS; r += n) {
+        float ml[SPLIT_MAX][2];
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < SPLIT_MAX; j++)
+            if (j < S) {
+                const float2 v = __ldcg(reinterpret_cast<const float2 *>(pbox + j * UF + QROWS * D + 2 * r));
+                ml[j][0] = v.x, ml[j][1] = v.y;
+                mx = fmaxf(mx, v.x);
+            }
+        float L = 0.f;
+#pragma unroll
+        for (int j = 0; j < SPLIT_MAX; j++)
+            if (j < S) {
+                const float wj = ml[j][0] == -INFINITY ? 0.f : exp2f(ml[j][0] - mx);
+                L = fmaf(ml[j][1], wj, L);
+                sw[r * SW + j] = wj;
+            }
+        sw[r * SW + SPLIT_MAX] = 1.f / L;
+        int c[3], u[3];
+        bool valid = true;
+        box_coords(r, p.own, c);
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = w.o[i] + c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        if (valid && p.lse.data != nullptr)
+            reinterpret_cast<float *>(p.lse.data)[w.b * p.lse.s[0] + w.h * p.lse.s[4] + token_off(p, p.lse, w.g, u)] =
+                (mx + log2f(L)) * LN2;
+    }
+    named_sync(1, n);
+    const int lane = tid & 31;
+    T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
+    for (int r = tid >> 5; r < QROWS; r += n >> 5) {
+        int c[3], u[3];
+        bool valid = true;
+        box_coords(r, p.own, c);
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = w.o[i] + c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        if (!valid) continue;
+        float4 v[SPLIT_MAX];
+#pragma unroll
+        for (int j = 0; j < SPLIT_MAX; j++)
+            if (j < S) v[j] = __ldcg(reinterpret_cast<const float4 *>(pbox + j * UF + r * D + 4 * lane));
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int j = 0; j < SPLIT_MAX; j++)
+            if (j < S) {
+                const float wj = sw[r * SW + j];
+                acc[0] = fmaf(v[j].x, wj, acc[0]);
+                acc[1] = fmaf(v[j].y, wj, acc[1]);
+                acc[2] = fmaf(v[j].z, wj, acc[2]);
+                acc[3] = fmaf(v[j].w, wj, acc[3]);
+            }
+        const float inv = sw[r * SW + SPLIT_MAX];
+        uint2 pk;
+        pk.x = Mma<T>::pack(acc[0] * inv, acc[1] * inv);
+        pk.y = Mma<T>::pack(acc[2] * inv, acc[3] * inv);
+        *reinterpret_cast<uint2 *>(ob + token_off(p, p.o, w.g, u) + 4 * lane) = pk;
+    }
+}
+
 template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0,
           int NC = 2, bool SPLIT = false>
 __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params p)
@@ -967,7 +1051,9 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
 
     if (SPLIT && sunit >= 0) {
         /* a part: unnormalised O (fp32), m (log2 units, scaled) and l of
-         * every box row, valid or not, for split_merge_kernel */
+         * every box row, valid or not */
+        const int sb = sunit / p.sparts; /* the split box */
+        const float *pbox = p.part + (size_t)sb * p.sparts * split_unit_floats<NC>();
         float *po = p.part + (size_t)sunit * split_unit_floats<NC>();
         float *pml = po + QROWS * D;
 #pragma unroll
@@ -980,6 +1066,34 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
                     make_float2(o[4 * j + rr * 2], o[4 * j + rr * 2 + 1]);
             if ((lane & 3) == 0) *reinterpret_cast<float2 *>(pml + 2 * r) = make_float2(m[rr], lsum);
         }
+        /* v14: the part of the box that arrives last merges the parts (v12's
+         * merge kernel, inside this kernel).  Release: every consumer fences
+         * its writes, the consumers meet, thread 0 fences and draws a ticket
+         * from the box's arrival counter (p.sticket[sb], zero at the launch);
+         * the part that draws sparts - 1 is last, every other part having
+         * released its partials before drawing.  That part puts the counter
+         * back to 0 (no part of this launch touches it again), so the next
+         * launch finds it zero (cuda-tc.cu keeps the counters between calls,
+         * or zeroes fresh ones).  The shared Q/K/V space is free once the
+         * consumers have met (every wgmma waited for, every stage consumed,
+         * the producer's copies landed before it left). */
+        __threadfence();
+        named_sync(1, WS_NCT);
+        volatile int *sflag = reinterpret_cast<volatile int *>(sK);
+        if (tid == 0) {
+            __threadfence();
+            const unsigned int ticket = atomicAdd(p.sticket + sb, 1u);
+            const int last = ticket == (unsigned int)p.sparts - 1u;
+            if (last) {
+                __threadfence();
+                atomicExch(p.sticket + sb, 0u);
+            }
+            *sflag = last;
+        }
+        named_sync(1, WS_NCT);
+        if (!*sflag) return;
+        __threadfence();
+        split_merge_box<T, NC>(p, w, pbox, reinterpret_cast<float *>(sV), tid, WS_NCT);
         return;
     }
     int u[1][2][3];
@@ -1001,58 +1115,6 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
         }
         if (lb != nullptr && (lane & 3) == 0) lb[token_off(p, p.lse, w.g, u[0][rr])] = (m[rr] + log2f(lsum)) * LN2;
     }
-#else
-    (void)p;
-    __trap();
-#endif
-}
-
-/* v12: the merge of a split box's parts.  One warp per box row (4 rows a
- * block of 128 threads), 4 columns a lane: over the parts in order 0..S-1,
- * M = max m_j, L = sum l_j 2^(m_j - M), O = sum o_j 2^(m_j - M) / L, lse =
- * (M + log2 L) ln 2: the unsplit kernel's epilogue over the union of the
- * parts' tiles, in a fixed order (deterministic).  Rows outside their group
- * (padding of the box) are skipped. */
-template <typename T, int NC> __global__ void __launch_bounds__(128) split_merge_kernel(const Params p)
-{
-#if TC_WGMMA_DEVICE
-    constexpr int QROWS = 64 * NC;
-    const int64_t gr = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31, r = (int)(gr % QROWS);
-    const int64_t sb = gr / QROWS;
-    Work w;
-    decode_work(p, p.H, w, p.sfull + sb);
-    int c[3], u[3];
-    box_coords(r, p.own, c);
-#pragma unroll
-    for (int i = 0; i < 3; i++) {
-        u[i] = w.o[i] + c[i];
-        if (u[i] >= w.n[i]) return;
-    }
-    const float *base = p.part + (size_t)sb * p.sparts * split_unit_floats<NC>();
-    float mx = -INFINITY;
-    for (int j = 0; j < p.sparts; j++) mx = fmaxf(mx, base[(size_t)j * split_unit_floats<NC>() + QROWS * D + 2 * r]);
-    float L = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int j = 0; j < p.sparts; j++) {
-        const float *pu = base + (size_t)j * split_unit_floats<NC>();
-        const float2 ml = *reinterpret_cast<const float2 *>(pu + QROWS * D + 2 * r);
-        const float wj = ml.x == -INFINITY ? 0.f : exp2f(ml.x - mx);
-        const float4 v = *reinterpret_cast<const float4 *>(pu + r * D + 4 * lane);
-        L = fmaf(ml.y, wj, L);
-        acc[0] = fmaf(v.x, wj, acc[0]);
-        acc[1] = fmaf(v.y, wj, acc[1]);
-        acc[2] = fmaf(v.z, wj, acc[2]);
-        acc[3] = fmaf(v.w, wj, acc[3]);
-    }
-    const float inv = 1.f / L;
-    T *orow = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4] + token_off(p, p.o, w.g, u);
-    uint2 pk;
-    pk.x = Mma<T>::pack(acc[0] * inv, acc[1] * inv);
-    pk.y = Mma<T>::pack(acc[2] * inv, acc[3] * inv);
-    *reinterpret_cast<uint2 *>(orow + 4 * lane) = pk;
-    if (p.lse.data != nullptr && lane == 0)
-        reinterpret_cast<float *>(p.lse.data)[w.b * p.lse.s[0] + w.h * p.lse.s[4] + token_off(p, p.lse, w.g, u)] =
-            (mx + log2f(L)) * LN2;
 #else
     (void)p;
     __trap();
@@ -1183,7 +1245,6 @@ cudaError_t forward_ws(Params p, cudaStream_t st)
  * split (the plain kernel's work and result).  force_split (tests): every
  * box in that many parts.  Returns the blocks to launch; p.sfull, p.sparts
  * set, and *bytes: the parts' scratch (0: none). */
-constexpr int SPLIT_MAX = 8;
 static inline int64_t plan_split(Params &p, size_t *bytes)
 {
     int ext[3];
@@ -1212,22 +1273,22 @@ static inline int64_t plan_split(Params &p, size_t *bytes)
 }
 
 /* The split forward: fwd_ws_kernel with SPLIT (NC 3, SK 2, as
- * configuration 15), then split_merge_kernel over the split boxes' rows.
- * p: planned by plan_split already (p.sparts >= 1: the caller took its
- * scratch) or not (p.sparts 0: planned here); p.part: plan_split's bytes of
- * scratch (device) where it splits. */
+ * configuration 15); the last part of each split box to finish merges it
+ * (v14; v12 launched split_merge_kernel for that).  p: planned by plan_split
+ * already (p.sparts >= 1: the caller took its scratch) or not (p.sparts 0:
+ * planned here); where it splits, p.part: plan_split's bytes of scratch
+ * (device), p.sticket: a counter per split box (grid - p.sfull of them), all
+ * zero at the launch and zero again after it. */
 template <typename T, int NS> cudaError_t forward_ws_split(Params p, cudaStream_t st)
 {
     size_t bytes = 0;
     if (p.sparts < 1) plan_split(p, &bytes);
     const int64_t grid = (int64_t)p.nown[0] * p.nown[1] * p.nown[2] * p.dil[0] * p.dil[1] * p.dil[2] * p.H * p.B;
     const int64_t split = p.sparts >= 2 ? grid - p.sfull : 0; /* split boxes */
-    if (split > 0 && p.part == nullptr) return cudaErrorInvalidValue;
-    static unsigned long long done, done_m;
-    cudaError_t e = launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done,
-                           p.sfull + split * p.sparts, ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
-    if (e != cudaSuccess || split == 0) return e;
-    return launch(split_merge_kernel<T, 3>, &done_m, split * 64 * 3 / 4, 128, 0, st, p);
+    if (split > 0 && (p.part == nullptr || p.sticket == nullptr)) return cudaErrorInvalidValue;
+    static unsigned long long done;
+    return launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done,
+                  p.sfull + split * p.sparts, ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
 }
 
 } /* namespace wg */
