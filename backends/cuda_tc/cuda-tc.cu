@@ -323,23 +323,23 @@ static const char *const config_names[TC_N_CONFIGS] = {
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
 #ifdef HAVE_CUDA_TC_SM90A
-/* ---- v14: the split forward's plan and scratch, kept between calls --------
+/* ---- v14: the split forward's plan and counters, kept between calls ------
  * The plan (plan_split: plan_ws_sk's box search, 1-2 us of host time before
  * the launch, inside the caller's timing) is remembered per problem shape in
- * a small table; the scratch (the parts' partial O, m, l and one arrival
- * counter per split box) is kept per device, so a call takes no allocation
- * and launches one kernel.  The kernel needs its counters zero at the launch
- * and leaves them zero (the merging part resets its box's counter), so the
- * kept counters are zeroed once, when allocated; two launches must not use
+ * a small table.  The kernel's arrival counters (one per split box) must be
+ * zero at the launch and are zero again after it (the merging part resets
+ * its box's), so they are kept in the module's data (tc_split_counters: zero
+ * when loaded, per device) and need no memset.  Two launches must not use
  * them at the same time, so every launch that uses them is ordered after the
  * previous one: on the same stream by the stream itself, from another stream
  * by waiting on an event recorded after that launch (split forwards on two
  * streams of one device therefore run one after the other: each one fills
  * the device anyway, that is when the split is chosen).  A stream under
- * graph capture (or one whose capture state cannot be read) takes fresh
- * scratch per call instead, its counters zeroed by a memset on the stream
- * (stream-ordered, as the backward's scratch): a graph may be launched while
- * another launch of it runs. */
+ * graph capture (or one whose capture state cannot be read), and a problem
+ * with more split boxes than counters, take fresh counters per call, zeroed
+ * by a memset on the stream: a graph may be launched while another launch of
+ * it runs.  The partials are stream-ordered scratch per call, as the
+ * backward's (kept memory would be reported as a leak at exit). */
 static pthread_mutex_t split_lock = PTHREAD_MUTEX_INITIALIZER;
 #define SPLIT_PLANS 16
 static struct split_plan {
@@ -351,13 +351,14 @@ static struct split_plan {
     int64_t grid;
 } split_plans[SPLIT_PLANS];
 static unsigned split_next; /* the entry the next new plan replaces (round robin) */
-static struct split_scratch {
-    char *buf;           /* device: ctr_bytes of counters (zero between launches), then part_bytes */
-    size_t ctr_bytes, part_bytes;
-    cudaEvent_t done;    /* recorded after the last launch that used buf */
+static struct split_state {
+    unsigned int *ctr;      /* the device's kept counters (tc_split_counters), once looked up */
+    size_t nctr;
+    int looked;
+    cudaEvent_t done;       /* recorded after the last launch that used ctr */
     unsigned long long sid; /* that launch's stream (cudaStreamGetId) */
     int used;
-} split_scratch[TC_MAX_DEVICES];
+} split_state[TC_MAX_DEVICES];
 
 static int split_key_eq(const struct split_plan *e, const tc::Params &q)
 {
@@ -408,15 +409,29 @@ static size_t split_plan_of(tc::Params &q, int64_t *grid)
 static cudaError_t split_forward(int dev, tc::Params &q, size_t bytes, int64_t nsplit, cudaStream_t s, int bf16)
 {
     const size_t cbytes = ((size_t)nsplit * sizeof(unsigned int) + 255) / 256 * 256;
+    struct split_state *k = &split_state[dev];
     cudaError_t e;
+    char *b = NULL;
+    int kept;
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(s, &cs) != cudaSuccess) {
         (void)cudaGetLastError();
         cs = cudaStreamCaptureStatusActive;
     }
-    if (cs != cudaStreamCaptureStatusNone) {
-        char *b = NULL;
-        if ((e = cc_malloc_async((void **)&b, cbytes + bytes, pools[dev], s)) != cudaSuccess) return e;
+    pthread_mutex_lock(&split_lock);
+    if (!k->looked) {
+        k->ctr = tc_split_counters(&k->nctr);
+        if (k->ctr == NULL) (void)cudaGetLastError();
+        k->looked = 1;
+    }
+    kept = cs == cudaStreamCaptureStatusNone && k->ctr != NULL && (size_t)nsplit <= k->nctr;
+    if (!kept) pthread_mutex_unlock(&split_lock);
+    /* the partials (and fresh counters where not kept) */
+    if ((e = cc_malloc_async((void **)&b, (kept ? 0 : cbytes) + bytes, pools[dev], s)) != cudaSuccess) {
+        if (kept) pthread_mutex_unlock(&split_lock);
+        return e;
+    }
+    if (!kept) {
         if ((e = cudaMemsetAsync(b, 0, cbytes, s)) == cudaSuccess) {
             q.sticket = (unsigned int *)b;
             q.part = (float *)(b + cbytes);
@@ -425,52 +440,38 @@ static cudaError_t split_forward(int dev, tc::Params &q, size_t bytes, int64_t n
         (void)cudaFreeAsync(b, s);
         return e;
     }
-    unsigned long long sid = 0;
-    int same = 0;
-    struct split_scratch *k = &split_scratch[dev];
-    pthread_mutex_lock(&split_lock);
+    {
+        unsigned long long sid = 0;
+        int same = 0;
 #if CUDART_VERSION >= 12000
-    if (cudaStreamGetId(s, &sid) == cudaSuccess) same = k->used && k->sid == sid;
-    else (void)cudaGetLastError();
+        if (cudaStreamGetId(s, &sid) == cudaSuccess) same = k->used && k->sid == sid;
+        else (void)cudaGetLastError();
 #endif
-    if (k->done == NULL && (e = cudaEventCreateWithFlags(&k->done, cudaEventDisableTiming)) != cudaSuccess) {
-        k->done = NULL;
-        goto out;
-    }
-    /* after the last launch that used the scratch (a stream waiting on its
-     * own earlier event: already so) */
-    if (k->used && !same && (e = cudaStreamWaitEvent(s, k->done, 0)) != cudaSuccess) goto out;
-    if (cbytes > k->ctr_bytes || bytes > k->part_bytes) {
-        /* grow: the old scratch is given back on s, after that launch */
-        if (k->buf) (void)cudaFreeAsync(k->buf, s);
-        k->buf = NULL;
-        k->ctr_bytes = cbytes > k->ctr_bytes ? cbytes : k->ctr_bytes;
-        k->part_bytes = bytes > k->part_bytes ? bytes : k->part_bytes;
-        e = cc_malloc_async((void **)&k->buf, k->ctr_bytes + k->part_bytes, pools[dev], s);
-        if (e == cudaSuccess && (e = cudaMemsetAsync(k->buf, 0, k->ctr_bytes, s)) != cudaSuccess)
-            (void)cudaFreeAsync(k->buf, s);
-        if (e != cudaSuccess) {
-            k->buf = NULL;
-            k->ctr_bytes = k->part_bytes = 0;
+        if (k->done == NULL && (e = cudaEventCreateWithFlags(&k->done, cudaEventDisableTiming)) != cudaSuccess) {
+            k->done = NULL;
             goto out;
         }
-    }
-    q.sticket = (unsigned int *)k->buf;
-    q.part = (float *)(k->buf + k->ctr_bytes);
-    e = tc_forward_d128_sm90a(q, s, bf16, 4);
-    {
-        /* recorded whatever the launch did: a later stream then waits for
-         * this one's work, the allocation or the memset at least */
-        const cudaError_t r = cudaEventRecord(k->done, s);
-        if (r == cudaSuccess) {
-            k->used = 1;
-            k->sid = sid;
-        } else if (e == cudaSuccess) {
-            e = r;
+        /* after the last launch that used the counters (a stream waiting on
+         * its own earlier event: already so) */
+        if (k->used && !same && (e = cudaStreamWaitEvent(s, k->done, 0)) != cudaSuccess) goto out;
+        q.sticket = k->ctr;
+        q.part = (float *)b;
+        e = tc_forward_d128_sm90a(q, s, bf16, 4);
+        if (e == cudaSuccess) {
+            /* the next user from another stream waits for this launch */
+            if ((e = cudaEventRecord(k->done, s)) == cudaSuccess) {
+                k->used = 1;
+                k->sid = sid;
+            } else {
+                /* not recorded: this launch's counters may still be in use,
+                 * which no later launch could wait for */
+                (void)cudaStreamSynchronize(s);
+            }
         }
     }
 out:
     pthread_mutex_unlock(&split_lock);
+    (void)cudaFreeAsync(b, s);
     return e;
 }
 #endif

@@ -57,6 +57,22 @@ cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16
                 : tc::wg::forward_v<__half, 0, 2, 64, false>(p, st);
 }
 
+/* v14: the split forward's arrival counters, one per split box, kept
+ * between launches: zero when the module loads, and every launch leaves
+ * them zero (the part that merges a box resets its counter).  Per device
+ * (module data); cuda-tc.cu orders the launches that use them. */
+#define TC_SPLIT_COUNTERS 4096
+static __device__ unsigned int split_counters[TC_SPLIT_COUNTERS] = {0u};
+
+unsigned int *tc_split_counters(size_t *n)
+{
+    void *a = nullptr;
+    *n = 0;
+    if (cudaGetSymbolAddress(&a, split_counters) != cudaSuccess) return nullptr;
+    *n = TC_SPLIT_COUNTERS;
+    return static_cast<unsigned int *>(a);
+}
+
 size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
 {
     size_t bytes = 0;

@@ -492,6 +492,17 @@ __device__ __forceinline__ void named_sync(int id, int n)
 {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
 }
+/* bar.red.or: named barrier id over n threads; true in every one of them iff
+ * any passed true (v14: the split forward's "last part" flag) */
+__device__ __forceinline__ bool named_sync_or(int id, int n, bool x)
+{
+    int r;
+    asm volatile("{\n .reg .pred p, q;\n setp.ne.s32 p, %1, 0;\n bar.red.or.pred q, %2, %3, p;\n selp.s32 %0, 1, 0, q;\n}\n"
+                 : "=r"(r)
+                 : "r"((int)x), "r"(id), "r"(n)
+                 : "memory");
+    return r != 0;
+}
 __device__ __forceinline__ void named_arrive(int id, int n)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
@@ -556,45 +567,54 @@ template <int NS, int NC = 2> constexpr size_t ws_smem_bytes()
     return 1024 + 64 * NC * D * 2 + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8;
 }
 
-/* v12/v14: the merge of a split box's parts, by the n consumer threads
- * (tid 0..n-1) of the part that arrived last (fwd_ws_kernel).  Over the
+/* v12/v14: the merge of a split box's parts, by the NTH consumer threads
+ * (tid 0..NTH-1) of the part that arrived last (fwd_ws_kernel).  Over the
  * parts in order 0..S-1: M = max m_j, L = sum l_j 2^(m_j - M), O = sum o_j
  * 2^(m_j - M) / L, lse = (M + log2 L) ln 2: the unsplit kernel's epilogue
  * over the union of the parts' tiles, in a fixed order whichever part merges
- * (deterministic; v12's merge kernel's arithmetic).  First a thread per box
- * row: its weights 2^(m_j - M) and 1/L into shared memory sw (QROWS x
- * (SPLIT_MAX + 1) floats) and its lse; then a warp per row, 4 columns a lane.
- * Rows outside their group (padding of the box) are skipped.  The partials
- * are read through L2 (ld.global.cg): other SMs wrote them in this launch. */
+ * (deterministic; v12's merge kernel's arithmetic).  A warp owns RPW box
+ * rows (rows w, w + NW, ...): lane i < RPW computes row i's weights
+ * 2^(m_j - M) and 1/L (and writes its lse), the warp then reads the parts'
+ * O of all its rows at once, part after part (RPW loads of 512 bytes in
+ * flight per warp: the latency of L2 is paid S + 1 times, not per row),
+ * each row's weights broadcast by a shuffle.  No shared memory.  Rows
+ * outside their group (padding of the box) are read but not written.  The
+ * partials are read through L2 (ld.global.cg): other SMs wrote them. */
 constexpr int SPLIT_MAX = 8;
-template <typename T, int NC>
-__device__ __forceinline__ void split_merge_box(const Params &p, const Work &w, const float *pbox, float *sw, int tid,
-                                                int n)
+template <typename T, int NC, int NTH>
+__device__ __forceinline__ void split_merge_box(const Params &p, const Work &w, const float *pbox, int tid)
 {
-    constexpr int QROWS = 64 * NC, SW = SPLIT_MAX + 1;
+    constexpr int QROWS = 64 * NC, NW = NTH / 32, RPW = QROWS / NW;
+    static_assert(QROWS % NW == 0 && RPW <= 32, "whole rows per warp");
     constexpr size_t UF = split_unit_floats<NC>();
-    const int S = p.sparts;
-    for (int r = tid; r < QROWS; r += n) {
+    const int S = p.sparts, lane = tid & 31, wq = tid >> 5;
+    /* lane i < RPW: row wq + i NW's weights */
+    float wt[SPLIT_MAX], inv = 0.f;
+    {
+        const int r = wq + (lane < RPW ? lane : 0) * NW;
         float ml[SPLIT_MAX][2];
         float mx = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < SPLIT_MAX; j++)
+        for (int j = 0; j < SPLIT_MAX; j++) {
+            ml[j][0] = -INFINITY, ml[j][1] = 0.f;
             if (j < S) {
                 const float2 v = __ldcg(reinterpret_cast<const float2 *>(pbox + j * UF + QROWS * D + 2 * r));
                 ml[j][0] = v.x, ml[j][1] = v.y;
                 mx = fmaxf(mx, v.x);
             }
+        }
         float L = 0.f;
 #pragma unroll
-        for (int j = 0; j < SPLIT_MAX; j++)
+        for (int j = 0; j < SPLIT_MAX; j++) {
+            wt[j] = 0.f;
             if (j < S) {
-                const float wj = ml[j][0] == -INFINITY ? 0.f : exp2f(ml[j][0] - mx);
-                L = fmaf(ml[j][1], wj, L);
-                sw[r * SW + j] = wj;
+                wt[j] = ml[j][0] == -INFINITY ? 0.f : exp2f(ml[j][0] - mx);
+                L = fmaf(ml[j][1], wt[j], L);
             }
-        sw[r * SW + SPLIT_MAX] = 1.f / L;
+        }
+        inv = 1.f / L;
         int c[3], u[3];
-        bool valid = true;
+        bool valid = lane < RPW;
         box_coords(r, p.own, c);
 #pragma unroll
         for (int i = 0; i < 3; i++) {
@@ -605,37 +625,41 @@ __device__ __forceinline__ void split_merge_box(const Params &p, const Work &w, 
             reinterpret_cast<float *>(p.lse.data)[w.b * p.lse.s[0] + w.h * p.lse.s[4] + token_off(p, p.lse, w.g, u)] =
                 (mx + log2f(L)) * LN2;
     }
-    named_sync(1, n);
-    const int lane = tid & 31;
+    float4 acc[RPW];
+#pragma unroll
+    for (int i = 0; i < RPW; i++) acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int j = 0; j < SPLIT_MAX; j++) {
+        if (j >= S) break;
+        float4 v[RPW];
+#pragma unroll
+        for (int i = 0; i < RPW; i++)
+            v[i] = __ldcg(reinterpret_cast<const float4 *>(pbox + j * UF + (size_t)(wq + i * NW) * D + 4 * lane));
+#pragma unroll
+        for (int i = 0; i < RPW; i++) {
+            const float wj = __shfl_sync(0xffffffffu, wt[j], i);
+            acc[i].x = fmaf(v[i].x, wj, acc[i].x);
+            acc[i].y = fmaf(v[i].y, wj, acc[i].y);
+            acc[i].z = fmaf(v[i].z, wj, acc[i].z);
+            acc[i].w = fmaf(v[i].w, wj, acc[i].w);
+        }
+    }
     T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
-    for (int r = tid >> 5; r < QROWS; r += n >> 5) {
+#pragma unroll
+    for (int i = 0; i < RPW; i++) {
+        const float iv = __shfl_sync(0xffffffffu, inv, i);
         int c[3], u[3];
         bool valid = true;
-        box_coords(r, p.own, c);
+        box_coords(wq + i * NW, p.own, c);
 #pragma unroll
-        for (int i = 0; i < 3; i++) {
-            u[i] = w.o[i] + c[i];
-            valid = valid && u[i] < w.n[i];
+        for (int a = 0; a < 3; a++) {
+            u[a] = w.o[a] + c[a];
+            valid = valid && u[a] < w.n[a];
         }
         if (!valid) continue;
-        float4 v[SPLIT_MAX];
-#pragma unroll
-        for (int j = 0; j < SPLIT_MAX; j++)
-            if (j < S) v[j] = __ldcg(reinterpret_cast<const float4 *>(pbox + j * UF + r * D + 4 * lane));
-        float acc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int j = 0; j < SPLIT_MAX; j++)
-            if (j < S) {
-                const float wj = sw[r * SW + j];
-                acc[0] = fmaf(v[j].x, wj, acc[0]);
-                acc[1] = fmaf(v[j].y, wj, acc[1]);
-                acc[2] = fmaf(v[j].z, wj, acc[2]);
-                acc[3] = fmaf(v[j].w, wj, acc[3]);
-            }
-        const float inv = sw[r * SW + SPLIT_MAX];
         uint2 pk;
-        pk.x = Mma<T>::pack(acc[0] * inv, acc[1] * inv);
-        pk.y = Mma<T>::pack(acc[2] * inv, acc[3] * inv);
+        pk.x = Mma<T>::pack(acc[i].x * iv, acc[i].y * iv);
+        pk.y = Mma<T>::pack(acc[i].z * iv, acc[i].w * iv);
         *reinterpret_cast<uint2 *>(ob + token_off(p, p.o, w.g, u) + 4 * lane) = pk;
     }
 }
@@ -1074,26 +1098,23 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
          * released its partials before drawing.  That part puts the counter
          * back to 0 (no part of this launch touches it again), so the next
          * launch finds it zero (cuda-tc.cu keeps the counters between calls,
-         * or zeroes fresh ones).  The shared Q/K/V space is free once the
-         * consumers have met (every wgmma waited for, every stage consumed,
-         * the producer's copies landed before it left). */
+         * or zeroes fresh ones). */
         __threadfence();
         named_sync(1, WS_NCT);
-        volatile int *sflag = reinterpret_cast<volatile int *>(sK);
+        bool last = false;
         if (tid == 0) {
             __threadfence();
             const unsigned int ticket = atomicAdd(p.sticket + sb, 1u);
-            const int last = ticket == (unsigned int)p.sparts - 1u;
+            last = ticket == (unsigned int)p.sparts - 1u;
             if (last) {
                 __threadfence();
                 atomicExch(p.sticket + sb, 0u);
             }
-            *sflag = last;
         }
-        named_sync(1, WS_NCT);
-        if (!*sflag) return;
+        /* thread 0's verdict to every consumer (a barrier with an OR) */
+        if (!named_sync_or(1, WS_NCT, last)) return;
         __threadfence();
-        split_merge_box<T, NC>(p, w, pbox, reinterpret_cast<float *>(sV), tid, WS_NCT);
+        split_merge_box<T, NC, WS_NCT>(p, w, pbox, tid);
         return;
     }
     int u[1][2][3];
