@@ -17,6 +17,7 @@
 #include "cases.h"
 
 #include <check.h>
+#include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,84 @@ START_TEST(split_forward)
 }
 END_TEST
 
+/* v14: the split forward's scratch.  Its arrival counters are kept between
+ * calls (zero at each launch, put back to zero by the merging part) and
+ * shared by every stream of the device, so two streams' launches must be
+ * ordered; under graph capture each call takes fresh, zeroed scratch.  _i 0:
+ * the two natural-split problems of split_cases (H200: 8 boxes in 8 parts,
+ * 18 in 7; the second grows the scratch) on two non-blocking streams, three
+ * calls each, issued alternately without a sync; _i 1: each call captured
+ * into a graph on its own stream, the two graphs launched twice each,
+ * alternately.  Outputs poisoned once before, compared with naive after. */
+START_TEST(split_streams)
+{
+    natten_context *ref_ctx, *ctx[2];
+    cudaStream_t s[2];
+    cudaGraph_t g[2] = {0};
+    cudaGraphExec_t ge[2] = {0};
+    tc_io ref[2], io[2];
+    DLTensor *T[2][R_COUNT];
+    ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
+    ck_assert_int_eq(natten_context_set_backend(ref_ctx, "naive"), NATTEN_SUCCESS);
+    set_config(WSKS_CONFIG);
+    for (int i = 0; i < 2; i++) {
+        uint64_t rng = seed ^ (uint64_t)(330 + i) * 104729u, rng2 = rng;
+        ck_assert(tc_setup(&ref[i], &split_cases[i], OP_FNA, tt_dtype("float16"), TT_COMPACT, kDLCPU, &rng));
+        ck_assert(tc_setup(&io[i], &split_cases[i], OP_FNA, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng2));
+        ck_assert_msg(tc_run(ref_ctx, &ref[i]) == NATTEN_SUCCESS, "naive: %s", natten_last_error());
+        ctx[i] = forced();
+        ck_assert_int_eq(cudaStreamCreateWithFlags(&s[i], cudaStreamNonBlocking), cudaSuccess);
+        ck_assert_int_eq(natten_context_set_stream(ctx[i], s[i]), NATTEN_SUCCESS);
+        for (int x = 0; x < R_COUNT; x++) {
+            T[i][x] = io[i].t[x] ? &io[i].t[x]->t : NULL;
+            if (io[i].t[x] && (io[i].outputs & (1u << x))) tt_poison(io[i].t[x]);
+        }
+    }
+    /* the uploads (legacy stream, pageable memory) landed before the
+     * non-blocking streams start */
+    ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+    for (int round = 0; round < (_i == 0 ? 3 : 1); round++)
+        for (int i = 0; i < 2; i++) {
+            natten_status st;
+            if (_i == 1) ck_assert_int_eq(cudaStreamBeginCapture(s[i], cudaStreamCaptureModeThreadLocal), cudaSuccess);
+            st = tc_call(ctx[i], OP_FNA, &io[i].params, T[i]);
+            if (_i == 1) ck_assert_int_eq(cudaStreamEndCapture(s[i], &g[i]), cudaSuccess);
+            if (st == NATTEN_ERROR_UNSUPPORTED && may_refuse(WSKS_CONFIG, &split_cases[i], OP_FNA, natten_last_error())) {
+                printf("refused (configuration %d): %s\n", WSKS_CONFIG, natten_last_error());
+                goto done;
+            }
+            ck_assert_msg(st == NATTEN_SUCCESS, "split forward on stream %d: %s", i, natten_last_error());
+        }
+    if (_i == 1) {
+        for (int i = 0; i < 2; i++) ck_assert_int_eq(cudaGraphInstantiate(&ge[i], g[i], 0), cudaSuccess);
+        for (int round = 0; round < 2; round++)
+            for (int i = 0; i < 2; i++) ck_assert_int_eq(cudaGraphLaunch(ge[i], s[i]), cudaSuccess);
+    }
+    for (int i = 0; i < 2; i++) {
+        tt_err e;
+        int x;
+        ck_assert_int_eq(cudaStreamSynchronize(s[i]), cudaSuccess);
+        for (x = 0; x < R_COUNT; x++)
+            if (io[i].t[x] && (io[i].outputs & (1u << x))) ck_assert(tt_download(io[i].t[x]));
+        x = tc_compare_runs(&io[i], &ref[i], 1e-2, &e);
+        ck_assert_msg(x < 0, "split forward on stream %d (%s): %s differs from naive: normalised %.3g, %lld bad", i,
+                      _i ? "graphs" : "streams", tc_role_names[x], e.norm, (long long)e.bad);
+    }
+done:
+    for (int i = 0; i < 2; i++) {
+        if (ge[i]) (void)cudaGraphExecDestroy(ge[i]);
+        if (g[i]) (void)cudaGraphDestroy(g[i]);
+        (void)cudaStreamSynchronize(s[i]);
+        natten_context_destroy(ctx[i]);
+        (void)cudaStreamDestroy(s[i]);
+        tc_teardown(&ref[i]);
+        tc_teardown(&io[i]);
+    }
+    set_config(0);
+    natten_context_destroy(ref_ctx);
+}
+END_TEST
+
 /* Measured selection times every configuration of the forced backend, on a
  * head-dim-128 problem forward (_i 0) and backward (_i 1): only the Hopper
  * configurations may be refused, with their device/build reasons. */
@@ -492,7 +571,7 @@ int main(void)
     seed = tt_seed();
     printf("check_cuda_tc: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
     s = suite_create("cuda-tc");
-    /* four cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
+    /* five cases, so that CK_RUN_CASE can pick one (tests/gpu-sanitize.sh) */
     tc = tcase_create("edges");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, edge_cases, 0, (int)(sizeof cases / sizeof cases[0]));
@@ -508,7 +587,12 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, hopper_backward, 0, 1 + N_WGB);
     tcase_add_loop_test(tc, hopper_forward, 0, 6);
+    suite_add_tcase(s, tc);
+    /* the split forward (v12, v14): a case of its own for the sanitizers */
+    tc = tcase_create("split");
+    tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, split_forward, 0, 5);
+    tcase_add_loop_test(tc, split_streams, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_set_timeout(tc, 600);

@@ -88,7 +88,7 @@ tests_check_cuda_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CUDA_CPPFLAGS)
 tests_check_cuda_LDADD = $(TEST_LIBS)
 check_PROGRAMS += tests/check_cuda_tc
 tests_check_cuda_tc_SOURCES = tests/check_cuda_tc.c
-tests_check_cuda_tc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_cuda_tc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CUDA_CPPFLAGS)
 tests_check_cuda_tc_LDADD = $(TEST_LIBS)
 endif
 else

@@ -10,6 +10,7 @@
 #include "natten-impl.h"
 #include "cuda-tc.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,160 @@ static const char *const config_names[TC_N_CONFIGS] = {
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
+#ifdef HAVE_CUDA_TC_SM90A
+/* ---- v14: the split forward's plan and counters, kept between calls ------
+ * The plan (plan_split: plan_ws_sk's box search, 1-2 us of host time before
+ * the launch, inside the caller's timing) is remembered per problem shape in
+ * a small table.  The kernel's arrival counters (one per split box) must be
+ * zero at the launch and are zero again after it (the merging part resets
+ * its box's), so they are kept in the module's data (tc_split_counters: zero
+ * when loaded, per device) and need no memset.  Two launches must not use
+ * them at the same time, so every launch that uses them is ordered after the
+ * previous one: on the same stream by the stream itself, from another stream
+ * by waiting on an event recorded after that launch (split forwards on two
+ * streams of one device therefore run one after the other: each one fills
+ * the device anyway, that is when the split is chosen).  A stream under
+ * graph capture (or one whose capture state cannot be read), and a problem
+ * with more split boxes than counters, take fresh counters per call, zeroed
+ * by a memset on the stream: a graph may be launched while another launch of
+ * it runs.  The partials are stream-ordered scratch per call, as the
+ * backward's (kept memory would be reported as a leak at exit). */
+static pthread_mutex_t split_lock = PTHREAD_MUTEX_INITIALIZER;
+#define SPLIT_PLANS 16
+static struct split_plan {
+    int used;
+    int L[3], K[3], dil[3], st[3], causal[3], B, H, Hkv, nsm, force_split; /* the key */
+    int own[3], it[3], nown[3], itprod, sfull, sparts;
+    uint64_t rep[2];
+    size_t bytes;
+    int64_t grid;
+} split_plans[SPLIT_PLANS];
+static unsigned split_next; /* the entry the next new plan replaces (round robin) */
+static struct split_state {
+    unsigned int *ctr;      /* the device's kept counters (tc_split_counters), once looked up */
+    size_t nctr;
+    int looked;
+    cudaEvent_t done;       /* recorded after the last launch that used ctr */
+    unsigned long long sid; /* that launch's stream (cudaStreamGetId) */
+    int used;
+} split_state[TC_MAX_DEVICES];
+
+static int split_key_eq(const struct split_plan *e, const tc::Params &q)
+{
+    for (int i = 0; i < 3; i++)
+        if (e->L[i] != q.L[i] || e->K[i] != q.K[i] || e->dil[i] != q.dil[i] || e->st[i] != q.st[i] ||
+            e->causal[i] != q.causal[i])
+            return 0;
+    return e->B == q.B && e->H == q.H && e->Hkv == q.Hkv && e->nsm == q.nsm && e->force_split == q.force_split;
+}
+
+/* tc_forward_split_plan(q, grid), remembered: q planned as it would plan it. */
+static size_t split_plan_of(tc::Params &q, int64_t *grid)
+{
+    pthread_mutex_lock(&split_lock);
+    for (int n = 0; n < SPLIT_PLANS; n++) {
+        const struct split_plan *e = &split_plans[n];
+        if (!e->used || !split_key_eq(e, q)) continue;
+        for (int i = 0; i < 3; i++) q.own[i] = e->own[i], q.it[i] = e->it[i], q.nown[i] = e->nown[i];
+        q.itprod = e->itprod, q.sfull = e->sfull, q.sparts = e->sparts;
+        q.rep[0] = e->rep[0], q.rep[1] = e->rep[1];
+        *grid = e->grid;
+        const size_t bytes = e->bytes;
+        pthread_mutex_unlock(&split_lock);
+        return bytes;
+    }
+    pthread_mutex_unlock(&split_lock);
+    const size_t bytes = tc_forward_split_plan(q, grid);
+    struct split_plan e;
+    memset(&e, 0, sizeof e);
+    e.used = 1;
+    for (int i = 0; i < 3; i++) {
+        e.L[i] = q.L[i], e.K[i] = q.K[i], e.dil[i] = q.dil[i], e.st[i] = q.st[i], e.causal[i] = q.causal[i];
+        e.own[i] = q.own[i], e.it[i] = q.it[i], e.nown[i] = q.nown[i];
+    }
+    e.B = q.B, e.H = q.H, e.Hkv = q.Hkv, e.nsm = q.nsm, e.force_split = q.force_split;
+    e.itprod = q.itprod, e.sfull = q.sfull, e.sparts = q.sparts;
+    e.rep[0] = q.rep[0], e.rep[1] = q.rep[1];
+    e.bytes = bytes;
+    e.grid = *grid;
+    pthread_mutex_lock(&split_lock);
+    split_plans[split_next++ % SPLIT_PLANS] = e;
+    pthread_mutex_unlock(&split_lock);
+    return bytes;
+}
+
+/* The split forward (which 4) of q, planned, with bytes of partials for its
+ * nsplit split boxes (> 0), on stream s of device dev (current). */
+static cudaError_t split_forward(int dev, tc::Params &q, size_t bytes, int64_t nsplit, cudaStream_t s, int bf16)
+{
+    const size_t cbytes = ((size_t)nsplit * sizeof(unsigned int) + 255) / 256 * 256;
+    struct split_state *k = &split_state[dev];
+    cudaError_t e;
+    char *b = NULL;
+    int kept;
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s, &cs) != cudaSuccess) {
+        (void)cudaGetLastError();
+        cs = cudaStreamCaptureStatusActive;
+    }
+    pthread_mutex_lock(&split_lock);
+    if (!k->looked) {
+        k->ctr = tc_split_counters(&k->nctr);
+        if (k->ctr == NULL) (void)cudaGetLastError();
+        k->looked = 1;
+    }
+    kept = cs == cudaStreamCaptureStatusNone && k->ctr != NULL && (size_t)nsplit <= k->nctr;
+    if (!kept) pthread_mutex_unlock(&split_lock);
+    /* the partials (and fresh counters where not kept) */
+    if ((e = cc_malloc_async((void **)&b, (kept ? 0 : cbytes) + bytes, pools[dev], s)) != cudaSuccess) {
+        if (kept) pthread_mutex_unlock(&split_lock);
+        return e;
+    }
+    if (!kept) {
+        if ((e = cudaMemsetAsync(b, 0, cbytes, s)) == cudaSuccess) {
+            q.sticket = (unsigned int *)b;
+            q.part = (float *)(b + cbytes);
+            e = tc_forward_d128_sm90a(q, s, bf16, 4);
+        }
+        (void)cudaFreeAsync(b, s);
+        return e;
+    }
+    {
+        unsigned long long sid = 0;
+        int same = 0;
+#if CUDART_VERSION >= 12000
+        if (cudaStreamGetId(s, &sid) == cudaSuccess) same = k->used && k->sid == sid;
+        else (void)cudaGetLastError();
+#endif
+        if (k->done == NULL && (e = cudaEventCreateWithFlags(&k->done, cudaEventDisableTiming)) != cudaSuccess) {
+            k->done = NULL;
+            goto out;
+        }
+        /* after the last launch that used the counters (a stream waiting on
+         * its own earlier event: already so) */
+        if (k->used && !same && (e = cudaStreamWaitEvent(s, k->done, 0)) != cudaSuccess) goto out;
+        q.sticket = k->ctr;
+        q.part = (float *)b;
+        e = tc_forward_d128_sm90a(q, s, bf16, 4);
+        if (e == cudaSuccess) {
+            /* the next user from another stream waits for this launch */
+            if ((e = cudaEventRecord(k->done, s)) == cudaSuccess) {
+                k->used = 1;
+                k->sid = sid;
+            } else {
+                /* not recorded: this launch's counters may still be in use,
+                 * which no later launch could wait for */
+                (void)cudaStreamSynchronize(s);
+            }
+        }
+    }
+out:
+    pthread_mutex_unlock(&split_lock);
+    (void)cudaFreeAsync(b, s);
+    return e;
+}
+#endif
+
 /* The Hopper backward variant run by default (head dim 128, sm_90): measured
  * on the H200 (fp16, NOTES.md v5), variant 1 (v23) was the fastest on the 2-D
  * (79.1 against 81.3 ms) and 3-D (279.0 against 340.0 ms) targets, variant 0
@@ -349,7 +504,7 @@ static int ws_default(const natten_problem *p, tc::Params &q, size_t *split_byte
         if (TC_WS_SPLIT_DEFAULT && p->rank == 1 && q.force_split < 2) {
             const tc::Params q0 = q;
             int64_t grid = 0;
-            const size_t bytes = tc_forward_split_plan(q, &grid);
+            const size_t bytes = split_plan_of(q, &grid);
             if (grid >= q.nsm && q.sparts >= 2) {
                 *split_bytes = bytes;
                 return 4;
@@ -422,15 +577,19 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
                           : variant == TC_WGMMA_VARIANT ? 0
                                                         : ws_default(p, q, &bytes);
         if (which == 4) {
-            /* planned once (host time counts: 1-2 us a plan) */
+            /* planned once (host time counts: 1-2 us a plan; remembered per
+             * shape, split_plan_of); one launch (v14) */
             int64_t grid = 0;
-            if (q.sparts < 1) bytes = tc_forward_split_plan(q, &grid);
-            if (bytes > 0 && (e = cc_malloc_async((void **)&q.part, bytes, pools[p->device.device_id], s)) !=
-                                 cudaSuccess)
-                return cc_error(e, "stream-ordered allocation of the split forward's partial results");
+            if (q.sparts < 1) bytes = split_plan_of(q, &grid);
+            else grid = tc::plan_grid(q, q.H);
+            const int64_t nsplit = q.sparts >= 2 ? grid - q.sfull : 0;
+            e = nsplit > 0 ? split_forward(p->device.device_id, q, bytes, nsplit, s, p->dtype == NATTEN_BF16)
+                           : tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, 4);
+            return e == cudaSuccess ? NATTEN_SUCCESS
+                   : cc_error(e, nsplit > 0 ? "split forward (sm_90a): its scratch or launch"
+                                            : "fused forward launch (sm_90a)");
         }
         e = tc_forward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, which);
-        if (q.part) (void)cudaFreeAsync(q.part, s);
         return e == cudaSuccess ? NATTEN_SUCCESS : cc_error(e, "fused forward launch (sm_90a)");
     }
 #endif

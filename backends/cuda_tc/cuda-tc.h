@@ -29,6 +29,9 @@ cudaError_t tc_probe_sm90a(void);
  * of whole boxes (*grid).  tc_forward_d128_sm90a's which 4 runs a p planned
  * so as it is (plans it itself when p.sparts is 0). */
 size_t tc_forward_split_plan(tc::Params &p, int64_t *grid);
+/* v14: the current device's kept arrival counters of the split forward
+ * (zero between launches; *n of them), or NULL (then *n is 0). */
+unsigned int *tc_split_counters(size_t *n);
 /* The Hopper backward, head dim 128 (tc-bwd128-sm90a.cu, built with the
  * forward's), variant which (0..3: the configurations named in cuda-tc.cu);
  * p.delta must hold B*H*L0*L1*L2 floats.  And whether its kernels load. */

@@ -14,6 +14,11 @@
  * variant F).  which 3 (v10): SK 2 with three consumer warpgroups, a
  * 192-row query box (NC 3), for less L2 traffic per FLOP. */
 #define WS_STAGES 4 /* harness variant t, the fastest of p..u (NOTES.md v7) */
+/* the split forward's ring (which 4); a build may set it (-DWS_SPLIT_STAGES=5:
+ * 214 KB of shared memory, NOTES.md v14) */
+#ifndef WS_SPLIT_STAGES
+#define WS_SPLIT_STAGES WS_STAGES
+#endif
 #define WS_PP true
 template <typename T> static auto kernel_of() { return tc::wg::fwd_kernel<T, 0, 2, 64, false>; }
 template <typename T> static auto ws_kernel_of() { return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP>; }
@@ -28,16 +33,17 @@ template <typename T> static auto wsk3_kernel_of()
 
 template <typename T> static auto wsks_kernel_of()
 {
-    return tc::wg::fwd_ws_kernel<T, WS_STAGES, true, WS_PP, false, false, false, 2, 3, true>;
+    return tc::wg::fwd_ws_kernel<T, WS_SPLIT_STAGES, true, WS_PP, false, false, false, 2, 3, true>;
 }
 
 /* which 4 (v12): which 3's kernel with the tail round's boxes split over
- * the idle SMs and merged by a second kernel (tc::wg::plan_split). */
+ * the idle SMs (tc::wg::plan_split), each split box merged by its last part
+ * (v14; v12 ran a second kernel for that). */
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
     if (which == 4)
-        return bf16 ? tc::wg::forward_ws_split<__nv_bfloat16, WS_STAGES>(p, st)
-                    : tc::wg::forward_ws_split<__half, WS_STAGES>(p, st);
+        return bf16 ? tc::wg::forward_ws_split<__nv_bfloat16, WS_SPLIT_STAGES>(p, st)
+                    : tc::wg::forward_ws_split<__half, WS_SPLIT_STAGES>(p, st);
     if (which == 3)
         return bf16 ? tc::wg::forward_ws<__nv_bfloat16, WS_STAGES, true, WS_PP, false, false, false, 2, 3>(p, st)
                     : tc::wg::forward_ws<__half, WS_STAGES, true, WS_PP, false, false, false, 2, 3>(p, st);
@@ -51,6 +57,22 @@ cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16
                 : tc::wg::forward_v<__half, 0, 2, 64, false>(p, st);
 }
 
+/* v14: the split forward's arrival counters, one per split box, kept
+ * between launches: zero when the module loads, and every launch leaves
+ * them zero (the part that merges a box resets its counter).  Per device
+ * (module data); cuda-tc.cu orders the launches that use them. */
+#define TC_SPLIT_COUNTERS 4096
+static __device__ unsigned int split_counters[TC_SPLIT_COUNTERS] = {0u};
+
+unsigned int *tc_split_counters(size_t *n)
+{
+    void *a = nullptr;
+    *n = 0;
+    if (cudaGetSymbolAddress(&a, split_counters) != cudaSuccess) return nullptr;
+    *n = TC_SPLIT_COUNTERS;
+    return static_cast<unsigned int *>(a);
+}
+
 size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
 {
     size_t bytes = 0;
@@ -62,7 +84,7 @@ size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
 cudaError_t tc_probe_sm90a(void)
 {
     cudaFuncAttributes fa;
-    const void *k[12] = {(const void *)kernel_of<__half>(),
+    const void *k[10] = {(const void *)kernel_of<__half>(),
                          (const void *)kernel_of<__nv_bfloat16>(),
                          (const void *)ws_kernel_of<__half>(),
                          (const void *)ws_kernel_of<__nv_bfloat16>(),
@@ -71,10 +93,8 @@ cudaError_t tc_probe_sm90a(void)
                          (const void *)wsk3_kernel_of<__half>(),
                          (const void *)wsk3_kernel_of<__nv_bfloat16>(),
                          (const void *)wsks_kernel_of<__half>(),
-                         (const void *)wsks_kernel_of<__nv_bfloat16>(),
-                         (const void *)tc::wg::split_merge_kernel<__half, 3>,
-                         (const void *)tc::wg::split_merge_kernel<__nv_bfloat16, 3>};
+                         (const void *)wsks_kernel_of<__nv_bfloat16>()};
     cudaError_t e = cudaSuccess;
-    for (int i = 0; i < 12 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
+    for (int i = 0; i < 10 && e == cudaSuccess; i++) e = cudaFuncGetAttributes(&fa, k[i]);
     return e;
 }

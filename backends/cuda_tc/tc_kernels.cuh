@@ -58,9 +58,12 @@ struct Params {
     /* v12, the forward's key-range split (tc_wgmma.cuh, fwd_ws_kernel's
      * SPLIT): blocks below sfull own a whole query box; the rest are units
      * (box sfull + u / sparts, part u % sparts: that share of the box's
-     * tiles) writing partial O, m, l to part for split_merge_kernel.  nsm:
-     * the device's SMs; force_split: a split count for every box (tests). */
+     * tiles) writing partial O, m, l to part; the last part of a box to
+     * finish (v14: counted by sticket, one counter per split box, zero at
+     * the launch and put back to zero by that part) merges them.  nsm: the
+     * device's SMs; force_split: a split count for every box (tests). */
     float *part;
+    unsigned int *sticket;
     int sfull, sparts, nsm, force_split;
 };
 

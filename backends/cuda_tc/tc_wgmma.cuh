@@ -492,6 +492,17 @@ __device__ __forceinline__ void named_sync(int id, int n)
 {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
 }
+/* bar.red.or: named barrier id over n threads; true in every one of them iff
+ * any passed true (v14: the split forward's "last part" flag) */
+__device__ __forceinline__ bool named_sync_or(int id, int n, bool x)
+{
+    int r;
+    asm volatile("{\n .reg .pred p, q;\n setp.ne.s32 p, %1, 0;\n bar.red.or.pred q, %2, %3, p;\n selp.s32 %0, 1, 0, q;\n}\n"
+                 : "=r"(r)
+                 : "r"((int)x), "r"(id), "r"(n)
+                 : "memory");
+    return r != 0;
+}
 __device__ __forceinline__ void named_arrive(int id, int n)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
@@ -554,6 +565,103 @@ template <int NC> __host__ __device__ constexpr size_t split_unit_floats() { ret
 template <int NS, int NC = 2> constexpr size_t ws_smem_bytes()
 {
     return 1024 + 64 * NC * D * 2 + NS * 2 * kv_bytes<WS_BN>() + 2 * NS * 8;
+}
+
+/* v12/v14: the merge of a split box's parts, by the NTH consumer threads
+ * (tid 0..NTH-1) of the part that arrived last (fwd_ws_kernel).  Over the
+ * parts in order 0..S-1: M = max m_j, L = sum l_j 2^(m_j - M), O = sum o_j
+ * 2^(m_j - M) / L, lse = (M + log2 L) ln 2: the unsplit kernel's epilogue
+ * over the union of the parts' tiles, in a fixed order whichever part merges
+ * (deterministic; v12's merge kernel's arithmetic).  A warp owns RPW box
+ * rows (rows w, w + NW, ...): lane i < RPW computes row i's weights
+ * 2^(m_j - M) and 1/L (and writes its lse), the warp then reads the parts'
+ * O of all its rows at once, part after part (RPW loads of 512 bytes in
+ * flight per warp: the latency of L2 is paid S + 1 times, not per row),
+ * each row's weights broadcast by a shuffle.  No shared memory.  Rows
+ * outside their group (padding of the box) are read but not written.  The
+ * partials are read through L2 (ld.global.cg): other SMs wrote them. */
+constexpr int SPLIT_MAX = 8;
+template <typename T, int NC, int NTH>
+__device__ __forceinline__ void split_merge_box(const Params &p, const Work &w, const float *pbox, int tid)
+{
+    constexpr int QROWS = 64 * NC, NW = NTH / 32, RPW = QROWS / NW;
+    static_assert(QROWS % NW == 0 && RPW <= 32, "whole rows per warp");
+    constexpr size_t UF = split_unit_floats<NC>();
+    const int S = p.sparts, lane = tid & 31, wq = tid >> 5;
+    /* lane i < RPW: row wq + i NW's weights */
+    float wt[SPLIT_MAX], inv = 0.f;
+    {
+        const int r = wq + (lane < RPW ? lane : 0) * NW;
+        float ml[SPLIT_MAX][2];
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < SPLIT_MAX; j++) {
+            ml[j][0] = -INFINITY, ml[j][1] = 0.f;
+            if (j < S) {
+                const float2 v = __ldcg(reinterpret_cast<const float2 *>(pbox + j * UF + QROWS * D + 2 * r));
+                ml[j][0] = v.x, ml[j][1] = v.y;
+                mx = fmaxf(mx, v.x);
+            }
+        }
+        float L = 0.f;
+#pragma unroll
+        for (int j = 0; j < SPLIT_MAX; j++) {
+            wt[j] = 0.f;
+            if (j < S) {
+                wt[j] = ml[j][0] == -INFINITY ? 0.f : exp2f(ml[j][0] - mx);
+                L = fmaf(ml[j][1], wt[j], L);
+            }
+        }
+        inv = 1.f / L;
+        int c[3], u[3];
+        bool valid = lane < RPW;
+        box_coords(r, p.own, c);
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = w.o[i] + c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        if (valid && p.lse.data != nullptr)
+            reinterpret_cast<float *>(p.lse.data)[w.b * p.lse.s[0] + w.h * p.lse.s[4] + token_off(p, p.lse, w.g, u)] =
+                (mx + log2f(L)) * LN2;
+    }
+    float4 acc[RPW];
+#pragma unroll
+    for (int i = 0; i < RPW; i++) acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int j = 0; j < SPLIT_MAX; j++) {
+        if (j >= S) break;
+        float4 v[RPW];
+#pragma unroll
+        for (int i = 0; i < RPW; i++)
+            v[i] = __ldcg(reinterpret_cast<const float4 *>(pbox + j * UF + (size_t)(wq + i * NW) * D + 4 * lane));
+#pragma unroll
+        for (int i = 0; i < RPW; i++) {
+            const float wj = __shfl_sync(0xffffffffu, wt[j], i);
+            acc[i].x = fmaf(v[i].x, wj, acc[i].x);
+            acc[i].y = fmaf(v[i].y, wj, acc[i].y);
+            acc[i].z = fmaf(v[i].z, wj, acc[i].z);
+            acc[i].w = fmaf(v[i].w, wj, acc[i].w);
+        }
+    }
+    T *ob = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4];
+#pragma unroll
+    for (int i = 0; i < RPW; i++) {
+        const float iv = __shfl_sync(0xffffffffu, inv, i);
+        int c[3], u[3];
+        bool valid = true;
+        box_coords(wq + i * NW, p.own, c);
+#pragma unroll
+        for (int a = 0; a < 3; a++) {
+            u[a] = w.o[a] + c[a];
+            valid = valid && u[a] < w.n[a];
+        }
+        if (!valid) continue;
+        uint2 pk;
+        pk.x = Mma<T>::pack(acc[i].x * iv, acc[i].y * iv);
+        pk.y = Mma<T>::pack(acc[i].z * iv, acc[i].w * iv);
+        *reinterpret_cast<uint2 *>(ob + token_off(p, p.o, w.g, u) + 4 * lane) = pk;
+    }
 }
 
 template <typename T, int NS, bool OVL, bool PP, bool PF = false, bool RED = false, bool QR = false, int SK = 0,
@@ -967,7 +1075,9 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
 
     if (SPLIT && sunit >= 0) {
         /* a part: unnormalised O (fp32), m (log2 units, scaled) and l of
-         * every box row, valid or not, for split_merge_kernel */
+         * every box row, valid or not */
+        const int sb = sunit / p.sparts; /* the split box */
+        const float *pbox = p.part + (size_t)sb * p.sparts * split_unit_floats<NC>();
         float *po = p.part + (size_t)sunit * split_unit_floats<NC>();
         float *pml = po + QROWS * D;
 #pragma unroll
@@ -980,6 +1090,31 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
                     make_float2(o[4 * j + rr * 2], o[4 * j + rr * 2 + 1]);
             if ((lane & 3) == 0) *reinterpret_cast<float2 *>(pml + 2 * r) = make_float2(m[rr], lsum);
         }
+        /* v14: the part of the box that arrives last merges the parts (v12's
+         * merge kernel, inside this kernel).  Release: every consumer fences
+         * its writes, the consumers meet, thread 0 fences and draws a ticket
+         * from the box's arrival counter (p.sticket[sb], zero at the launch);
+         * the part that draws sparts - 1 is last, every other part having
+         * released its partials before drawing.  That part puts the counter
+         * back to 0 (no part of this launch touches it again), so the next
+         * launch finds it zero (cuda-tc.cu keeps the counters between calls,
+         * or zeroes fresh ones). */
+        __threadfence();
+        named_sync(1, WS_NCT);
+        bool last = false;
+        if (tid == 0) {
+            __threadfence();
+            const unsigned int ticket = atomicAdd(p.sticket + sb, 1u);
+            last = ticket == (unsigned int)p.sparts - 1u;
+            if (last) {
+                __threadfence();
+                atomicExch(p.sticket + sb, 0u);
+            }
+        }
+        /* thread 0's verdict to every consumer (a barrier with an OR) */
+        if (!named_sync_or(1, WS_NCT, last)) return;
+        __threadfence();
+        split_merge_box<T, NC, WS_NCT>(p, w, pbox, tid);
         return;
     }
     int u[1][2][3];
@@ -1001,58 +1136,6 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
         }
         if (lb != nullptr && (lane & 3) == 0) lb[token_off(p, p.lse, w.g, u[0][rr])] = (m[rr] + log2f(lsum)) * LN2;
     }
-#else
-    (void)p;
-    __trap();
-#endif
-}
-
-/* v12: the merge of a split box's parts.  One warp per box row (4 rows a
- * block of 128 threads), 4 columns a lane: over the parts in order 0..S-1,
- * M = max m_j, L = sum l_j 2^(m_j - M), O = sum o_j 2^(m_j - M) / L, lse =
- * (M + log2 L) ln 2: the unsplit kernel's epilogue over the union of the
- * parts' tiles, in a fixed order (deterministic).  Rows outside their group
- * (padding of the box) are skipped. */
-template <typename T, int NC> __global__ void __launch_bounds__(128) split_merge_kernel(const Params p)
-{
-#if TC_WGMMA_DEVICE
-    constexpr int QROWS = 64 * NC;
-    const int64_t gr = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31, r = (int)(gr % QROWS);
-    const int64_t sb = gr / QROWS;
-    Work w;
-    decode_work(p, p.H, w, p.sfull + sb);
-    int c[3], u[3];
-    box_coords(r, p.own, c);
-#pragma unroll
-    for (int i = 0; i < 3; i++) {
-        u[i] = w.o[i] + c[i];
-        if (u[i] >= w.n[i]) return;
-    }
-    const float *base = p.part + (size_t)sb * p.sparts * split_unit_floats<NC>();
-    float mx = -INFINITY;
-    for (int j = 0; j < p.sparts; j++) mx = fmaxf(mx, base[(size_t)j * split_unit_floats<NC>() + QROWS * D + 2 * r]);
-    float L = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int j = 0; j < p.sparts; j++) {
-        const float *pu = base + (size_t)j * split_unit_floats<NC>();
-        const float2 ml = *reinterpret_cast<const float2 *>(pu + QROWS * D + 2 * r);
-        const float wj = ml.x == -INFINITY ? 0.f : exp2f(ml.x - mx);
-        const float4 v = *reinterpret_cast<const float4 *>(pu + r * D + 4 * lane);
-        L = fmaf(ml.y, wj, L);
-        acc[0] = fmaf(v.x, wj, acc[0]);
-        acc[1] = fmaf(v.y, wj, acc[1]);
-        acc[2] = fmaf(v.z, wj, acc[2]);
-        acc[3] = fmaf(v.w, wj, acc[3]);
-    }
-    const float inv = 1.f / L;
-    T *orow = reinterpret_cast<T *>(p.o.data) + w.b * p.o.s[0] + w.h * p.o.s[4] + token_off(p, p.o, w.g, u);
-    uint2 pk;
-    pk.x = Mma<T>::pack(acc[0] * inv, acc[1] * inv);
-    pk.y = Mma<T>::pack(acc[2] * inv, acc[3] * inv);
-    *reinterpret_cast<uint2 *>(orow + 4 * lane) = pk;
-    if (p.lse.data != nullptr && lane == 0)
-        reinterpret_cast<float *>(p.lse.data)[w.b * p.lse.s[0] + w.h * p.lse.s[4] + token_off(p, p.lse, w.g, u)] =
-            (mx + log2f(L)) * LN2;
 #else
     (void)p;
     __trap();
@@ -1183,7 +1266,6 @@ cudaError_t forward_ws(Params p, cudaStream_t st)
  * split (the plain kernel's work and result).  force_split (tests): every
  * box in that many parts.  Returns the blocks to launch; p.sfull, p.sparts
  * set, and *bytes: the parts' scratch (0: none). */
-constexpr int SPLIT_MAX = 8;
 static inline int64_t plan_split(Params &p, size_t *bytes)
 {
     int ext[3];
@@ -1212,22 +1294,22 @@ static inline int64_t plan_split(Params &p, size_t *bytes)
 }
 
 /* The split forward: fwd_ws_kernel with SPLIT (NC 3, SK 2, as
- * configuration 15), then split_merge_kernel over the split boxes' rows.
- * p: planned by plan_split already (p.sparts >= 1: the caller took its
- * scratch) or not (p.sparts 0: planned here); p.part: plan_split's bytes of
- * scratch (device) where it splits. */
+ * configuration 15); the last part of each split box to finish merges it
+ * (v14; v12 launched split_merge_kernel for that).  p: planned by plan_split
+ * already (p.sparts >= 1: the caller took its scratch) or not (p.sparts 0:
+ * planned here); where it splits, p.part: plan_split's bytes of scratch
+ * (device), p.sticket: a counter per split box (grid - p.sfull of them), all
+ * zero at the launch and zero again after it. */
 template <typename T, int NS> cudaError_t forward_ws_split(Params p, cudaStream_t st)
 {
     size_t bytes = 0;
     if (p.sparts < 1) plan_split(p, &bytes);
     const int64_t grid = (int64_t)p.nown[0] * p.nown[1] * p.nown[2] * p.dil[0] * p.dil[1] * p.dil[2] * p.H * p.B;
     const int64_t split = p.sparts >= 2 ? grid - p.sfull : 0; /* split boxes */
-    if (split > 0 && p.part == nullptr) return cudaErrorInvalidValue;
-    static unsigned long long done, done_m;
-    cudaError_t e = launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done,
-                           p.sfull + split * p.sparts, ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
-    if (e != cudaSuccess || split == 0) return e;
-    return launch(split_merge_kernel<T, 3>, &done_m, split * 64 * 3 / 4, 128, 0, st, p);
+    if (split > 0 && (p.part == nullptr || p.sticket == nullptr)) return cudaErrorInvalidValue;
+    static unsigned long long done;
+    return launch(fwd_ws_kernel<T, NS, true, true, false, false, false, 2, 3, true>, &done,
+                  p.sfull + split * p.sparts, ws_nth<3>(), ws_smem_bytes<NS, 3>(), st, p);
 }
 
 } /* namespace wg */

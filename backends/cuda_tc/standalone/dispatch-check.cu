@@ -21,6 +21,8 @@
 #include "tc_wgmma.cuh"
 
 static int g_called, g_which, g_variant, g_delta, g_part;
+static const unsigned int *g_ticket;
+static unsigned int g_counters[4096];
 static char g_msg[512];
 cudaError_t tc_run_f16(const tc::Params &p, cudaStream_t, int, int backward, int variant)
 { (void)backward; g_called = 1; g_variant = variant; g_delta = p.delta != nullptr; return cudaSuccess; }
@@ -30,7 +32,8 @@ cudaError_t tc_forward_d32(const tc::Params &, cudaStream_t, int, int) { return 
 cudaError_t tc_forward_d64(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
 cudaError_t tc_forward_d128(const tc::Params &, cudaStream_t, int, int) { return cudaSuccess; }
 cudaError_t tc_forward_d128_sm90a(const tc::Params &p, cudaStream_t, int, int which)
-{ g_called = 3; g_which = which; g_part = p.part != nullptr; return cudaSuccess; }
+{ g_called = 3; g_which = which; g_part = p.part != nullptr && p.sticket != nullptr; g_ticket = p.sticket; return cudaSuccess; }
+unsigned int *tc_split_counters(size_t *n) { *n = 4096; return g_counters; }
 /* the real plan (host code of tc_wgmma.cuh), as tc-fwd128-sm90a.cu has it */
 size_t tc_forward_split_plan(tc::Params &p, int64_t *grid)
 {
@@ -51,8 +54,20 @@ const char *natten_dtype_name(natten_dtype) { return "?"; }
 const char *natten_arg_name(natten_arg) { return "?"; }
 int natten_inner_contiguous(const natten_problem *, char *, size_t) { return 1; }
 
-#define cudaMallocAsync(ptr, bytes, s) ((*(ptr) = malloc(bytes)), cudaSuccess)
+static int g_allocs;
+#define cudaMallocAsync(ptr, bytes, s) ((*(ptr) = malloc(bytes)), g_allocs++, cudaSuccess)
 #define cudaFreeAsync(ptr, s) (free(ptr), cudaSuccess)
+/* v14: the split forward's kept scratch (no stream capture here, one stream) */
+static int g_event;
+#define cudaStreamIsCapturing(s, cs) ((*(cs) = cudaStreamCaptureStatusNone), cudaSuccess)
+#define cudaStreamGetId(s, id) ((*(id) = 1), cudaSuccess)
+#define cudaEventCreateWithFlags(ev, f) ((*(ev) = (cudaEvent_t)&g_event), cudaSuccess)
+static cudaError_t mock_wait(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+static cudaError_t mock_record(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+#define cudaStreamWaitEvent mock_wait
+#define cudaEventRecord mock_record
+static int g_memsets;
+#define cudaMemsetAsync(ptr, v, n, s) (memset((ptr), (v), (n)), g_memsets++, cudaSuccess)
 #include "cuda-tc.cu"
 
 static int fails;
@@ -165,6 +180,21 @@ int main(void)
             const int ok = st == NATTEN_SUCCESS && g_called == 3 && g_which == want[i] && g_part == (want[i] == 4);
             printf("%s fwd D128 rank%d %lld tokens nsm %d cfg0 -> called %d which %d scratch %d\n", ok ? "ok  " : "FAIL",
                    rank[i], (long long)p.tokens, nsm[i], g_called, g_which, g_part);
+            fails += !ok;
+        }
+        /* v14: the 1-D target's call takes the kept counters (no memset)
+         * and one allocation, its partials, each time */
+        {
+            devices[0].nsm = 132;
+            p.rank = 1; p.tokens = p.extent[0] = 32768; p.extent[1] = 1; p.kernel[0] = 2048; p.kernel[1] = 1;
+            g_allocs = g_memsets = 0;
+            g_ticket = nullptr;
+            natten_status st = run(&p, &x);
+            st = st ? st : run(&p, &x);
+            const int ok = st == NATTEN_SUCCESS && g_which == 4 && g_part == 1 && g_ticket == g_counters &&
+                           g_allocs == 2 && g_memsets == 0;
+            printf("%s fwd D128 rank1 32768 tokens twice: kept counters %d, allocations %d, memsets %d\n",
+                   ok ? "ok  " : "FAIL", g_ticket == g_counters, g_allocs, g_memsets);
             fails += !ok;
         }
         devices[0].nsm = 132;
