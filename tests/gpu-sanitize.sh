@@ -18,6 +18,8 @@
 #                      but its long `bigger` one, and check_cuda_tc's `edges`:
 #                      "check_cuda:stream,oom,device,empty,configs check_cuda_tc:edges");
 #                      "" runs every test whole
+#                      (a case that runs no check, e.g. a test's name given
+#                      instead of its case's, counts as failed)
 #   NO_API_ERRORS      TEST:CASE pairs whose memcheck run reports no CUDA API
 #                      errors (--report-api-errors no; accesses and leaks are
 #                      still checked): cases that fail an API call on purpose
@@ -140,7 +142,10 @@ for r in "${runs[@]}"; do
     999) failed=$((failed + 1)); echo "gpu-sanitize: $what: not run (SANITIZE_BUDGET=$budget s spent)" ;;
     124|137) failed=$((failed + 1))
        echo "gpu-sanitize: $what: STOPPED at the SANITIZE_BUDGET limit (exit $rc), see $log" ;;
-    0) clean=$((clean + 1)); echo "gpu-sanitize: $what: clean" ;;
+    0) if [ "$c" != - ] && grep -qE '[0-9]+%: Checks: 0,' "$log"; then
+           # CK_RUN_CASE named no case of the program: nothing was checked
+           failed=$((failed + 1)); echo "gpu-sanitize: $what: FAILED: no check ran (no case '$c'?), see $log"
+       else clean=$((clean + 1)); echo "gpu-sanitize: $what: clean"; fi ;;
     77) skipped=$((skipped + 1)); echo "gpu-sanitize: $what: skipped (nothing to run here)" ;;
     *) failed=$((failed + 1))
        echo "gpu-sanitize: $what: FAILED (exit $rc), see $log"
