@@ -160,6 +160,17 @@ __device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo, uint32_t 
            ((uint64_t)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
 }
 
+/* Descriptor d moved by `bytes` (a multiple of 16): the start address field
+ * alone, by a 32-bit add of the low word (no carry leaves the 14-bit field:
+ * shared addresses stay below 2^18).  v15: fwd_ws_kernel builds its
+ * descriptors once and moves them per stage and k-step, instead of sdesc's
+ * mask, shift and or per wgmma (~10 uniform instructions each). */
+__device__ __forceinline__ uint64_t sdesc_add(uint64_t d, uint32_t bytes)
+{
+    const uint32_t lo = (uint32_t)d + (bytes >> 4), hi = (uint32_t)(d >> 32);
+    return ((uint64_t)hi << 32) | lo;
+}
+
 constexpr int D = 128, BRQ = 128, NTH = 256;
 constexpr int QBYTES = BRQ * D * 2; /* one tile (two 64-column halves) */
 template <int BN> __host__ __device__ constexpr int kv_bytes() { return BN * D * 2; }
@@ -559,6 +570,13 @@ struct TileCursor {
  * of v7/v8; 3: a 192-row box, 512 threads, registers 32 / 160 as FA3 sets
  * them for three consumer warpgroups) */
 constexpr int WS_BN = 64;
+/* fwd_ws_kernel's softmax (v15): how far (log2 units) a tile's row maximum
+ * may exceed the row's reference before O and l are rescaled to it; P then
+ * stays <= 2^WS_RESCALE_SLACK (256: well inside fp16/bf16 and the fp32 sums).
+ * 0 rescales on every new maximum (v7..v14). */
+#ifndef WS_RESCALE_SLACK
+#define WS_RESCALE_SLACK 8.f
+#endif
 template <int NC> __host__ __device__ constexpr int ws_nth() { return 128 * (NC + 1); }
 /* v12: floats of one split part: O of the box's rows, then (m, l) per row */
 template <int NC> __host__ __device__ constexpr size_t split_unit_floats() { return (size_t)64 * NC * (D + 2); }
@@ -817,23 +835,28 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
     const float sl2 = p.scale * LOG2E;
     uint32_t pa[BN / 16][4];
 
+    /* the descriptors of stage 0's K and V and of this warpgroup's Q rows,
+     * moved per stage and k-step by sdesc_add (v15) */
+    const uint64_t dK0 = sdesc(aK, 16, 1024), dV0 = sdesc(aV, KVB / 2, 1024);
+    const uint64_t dQ0 = sdesc(aQ + wgi * 64 * 128, 16, 1024);
     auto issue_s = [&](int st) {
+        const uint64_t dK = sdesc_add(dK0, st * KVB);
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            const uint64_t db = sdesc(aK + st * KVB + (kk >> 2) * (KVB / 2) + (kk & 3) * 32, 16, 1024);
+            const uint64_t db = sdesc_add(dK, (kk >> 2) * (KVB / 2) + (kk & 3) * 32);
             if (QR) {
                 mma_rs_s64<T>(s, qa[kk], db, kk > 0);
             } else {
-                const uint64_t da = sdesc(aQ + (kk >> 2) * (QBY / 2) + wgi * 64 * 128 + (kk & 3) * 32, 16, 1024);
+                const uint64_t da = sdesc_add(dQ0, (kk >> 2) * (QBY / 2) + (kk & 3) * 32);
                 mma_ss<T, BN>(s, da, db, kk > 0);
             }
         }
         wg_commit();
     };
     auto issue_pv = [&](int st) {
+        const uint64_t dV = sdesc_add(dV0, st * KVB);
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++)
-            mma_rs_n128<T>(o, pa[kk], sdesc(aV + st * KVB + kk * 16 * 128, KVB / 2, 1024));
+        for (int kk = 0; kk < BN / 16; kk++) mma_rs_n128<T>(o, pa[kk], sdesc_add(dV, kk * 16 * 128));
         wg_commit();
     };
     /* mask the next tile's scores (tiles in order: cur), update m and l,
@@ -880,11 +903,19 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
                 for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + rr * 2], s[4 * j + rr * 2 + 1]));
             }
             mx = shfl_max4(mx) * sl2;
-            const float mnew = fmaxf(m[rr], mx);
-            const float muse = mnew == -INFINITY ? 0.f : mnew;
-            alpha[rr] = ex2_approx(m[rr] - muse);
-            m[rr] = mnew;
-            l[rr] *= alpha[rr];
+            /* v15: the row's reference m moves only when the tile's maximum
+             * exceeds it by more than WS_RESCALE_SLACK (log2 units; 0: by
+             * anything, the plain running maximum), so P <= 2^slack and O
+             * and l keep their scale (alpha = 1, no O rescale) on most tiles;
+             * O / l and lse = m + log2 l do not depend on the reference */
+            if (mx > m[rr] + WS_RESCALE_SLACK) {
+                alpha[rr] = ex2_approx(m[rr] - mx);
+                m[rr] = mx;
+                l[rr] *= alpha[rr];
+            } else {
+                alpha[rr] = 1.f;
+            }
+            const float muse = m[rr] == -INFINITY ? 0.f : m[rr];
             float ps[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
             for (int j = 0; j < BN / 8; j++)
