@@ -200,12 +200,10 @@ __device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params
         u[i] = org[i] + rs.c[i];
         valid = valid && u[i] < w.n[i];
     }
-    const T *src = valid ? base + token_off(p, t, w.g, u) : base;
+    /* this thread's first chunk; the others at immediate offsets (v16) */
+    const T *src = (valid ? base + token_off(p, t, w.g, u) : base) + rs.sub * CPT * 8;
 #pragma unroll
-    for (int j = 0; j < CPT; j++) {
-        const int ch = rs.sub * CPT + j;
-        cp_async16(dst + sw_off<R>(rs.r, ch), src + ch * 8, valid);
-    }
+    for (int j = 0; j < CPT; j++) cp_async16(dst + sw_off<R>(rs.r, rs.sub * CPT + j), src + j * 8, valid);
 }
 
 /* Variants (the harness builds them all; the library one):
