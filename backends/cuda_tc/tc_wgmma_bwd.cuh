@@ -239,8 +239,8 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
         const int *org = qw.org;
         const T *qb = head_base<T>(p.q, w.b, h);
         const T *gb = head_base<T>(p.dout, w.b, h);
-        gather_sw<T, BQ, NT>(sQ + stage * QT, qb, p, p.q, w, qs, p.itprod, org);
-        gather_sw<T, BQ, NT>(sG + stage * QT, gb, p, p.dout, w, qs, p.itprod, org);
+        gather_sw<T, BQ, NT, true>(sQ + stage * QT, qb, p, p.q, w, qs, p.itprod, org);
+        gather_sw<T, BQ, NT, true>(sG + stage * QT, gb, p, p.dout, w, qs, p.itprod, org);
         if (tid < BQ) {
             int uq[3], a[3] = {0, 0, 0}, b[3] = {0, 0, 0};
             bool valid = tid < p.itprod;
@@ -264,8 +264,8 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
         }
     };
 
-    gather_sw<T, RK, NT>(sK, kb, p, p.k, w, ks, RK, w.o);
-    gather_sw<T, RK, NT>(sV, vb, p, p.v, w, ks, RK, w.o);
+    gather_sw<T, RK, NT, true>(sK, kb, p, p.k, w, ks, RK, w.o);
+    gather_sw<T, RK, NT, true>(sV, vb, p, p.v, w, ks, RK, w.o);
     if (ntiles > 0) load_q(0);
     cp_commit();
     int qorg[3]; /* tile t's origin (SK) */
@@ -466,11 +466,11 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
     kw.start(lo, ntk, p.it);
     auto load_kv = [&](int stage) {
         const int *org = kw.org;
-        gather_sw<T, BN, NT>(sK + stage * KT, kb, p, p.k, w, ks, p.itprod, org);
-        gather_sw<T, BN, NT>(sV + stage * KT, vb, p, p.v, w, ks, p.itprod, org);
+        gather_sw<T, BN, NT, true>(sK + stage * KT, kb, p, p.k, w, ks, p.itprod, org);
+        gather_sw<T, BN, NT, true>(sV + stage * KT, vb, p, p.v, w, ks, p.itprod, org);
     };
-    gather_sw<T, RQ, NT>(sQ, qb, p, p.q, w, qs, RQ, w.o);
-    gather_sw<T, RQ, NT>(sG, gb, p, p.dout, w, qs, RQ, w.o);
+    gather_sw<T, RQ, NT, true>(sQ, qb, p, p.q, w, qs, RQ, w.o);
+    gather_sw<T, RQ, NT, true>(sG, gb, p, p.dout, w, qs, RQ, w.o);
     if (ntiles > 0) load_kv(0);
     cp_commit();
 
