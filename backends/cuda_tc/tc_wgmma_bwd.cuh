@@ -73,31 +73,34 @@ __host__ __device__ __forceinline__ void split_box(const int own[3], int halves,
 
 /*
  * One tile's two products of either kernel: S = A B^T into s and dP = C E^T
- * into dp, N columns each.  A and C are the warpgroup's resident 64-row
- * slices (tiles of RT bytes; warpgroup wgi's at byte wgi * 64 * 128), B and
- * E the streamed tiles of stage `stage` (ST bytes each); k-step kk lies in
- * half kk / 4 at byte 32 (kk % 4) of both.  With OVL, S's group is committed
- * on its own and only it is waited for (dP keeps running); otherwise both.
+ * into dp, N columns each.  dA and dC: descriptors of the warpgroup's
+ * resident 64-row slices (tiles of RT bytes; warpgroup wgi's at byte
+ * wgi * 64 * 128), dB and dE of the streamed tiles of this tile's stage (ST
+ * bytes each); k-step kk lies in half kk / 4 at byte 32 (kk % 4) of both.
+ * v16: the descriptors are built once by the caller and moved per k-step by
+ * sdesc_add (constant offsets), not rebuilt by sdesc per wgmma.  With OVL,
+ * S's group is committed on its own and only it is waited for (dP keeps
+ * running); otherwise both.
  */
 template <typename T, int N, int RT, int ST, bool OVL>
-__device__ __forceinline__ void tile_products(float (&s)[N / 2], float (&dp)[N / 2], uint32_t aA, uint32_t aB,
-                                              uint32_t aC, uint32_t aE, int stage, int wgi)
+__device__ __forceinline__ void tile_products(float (&s)[N / 2], float (&dp)[N / 2], uint64_t dA, uint64_t dB,
+                                              uint64_t dC, uint64_t dE)
 {
     pin(s);
     pin(dp);
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
-        const uint32_t ra = (kk >> 2) * (RT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
-        const uint32_t sa = stage * ST + (kk >> 2) * (ST / 2) + (kk & 3) * 32;
-        mma_ss<T, N>(s, sdesc(aA + ra, 16, 1024), sdesc(aB + sa, 16, 1024), kk > 0);
+        const uint32_t ra = (kk >> 2) * (RT / 2) + (kk & 3) * 32;
+        const uint32_t sa = (kk >> 2) * (ST / 2) + (kk & 3) * 32;
+        mma_ss<T, N>(s, sdesc_add(dA, ra), sdesc_add(dB, sa), kk > 0);
     }
     if (OVL) wg_commit();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
-        const uint32_t ra = (kk >> 2) * (RT / 2) + wgi * 64 * 128 + (kk & 3) * 32;
-        const uint32_t sa = stage * ST + (kk >> 2) * (ST / 2) + (kk & 3) * 32;
-        mma_ss<T, N>(dp, sdesc(aC + ra, 16, 1024), sdesc(aE + sa, 16, 1024), kk > 0);
+        const uint32_t ra = (kk >> 2) * (RT / 2) + (kk & 3) * 32;
+        const uint32_t sa = (kk >> 2) * (ST / 2) + (kk & 3) * 32;
+        mma_ss<T, N>(dp, sdesc_add(dC, ra), sdesc_add(dE, sa), kk > 0);
     }
     wg_commit();
     if (OVL) {
@@ -107,6 +110,52 @@ __device__ __forceinline__ void tile_products(float (&s)[N / 2], float (&dp)[N /
         pin(dp);
     }
     pin(s);
+}
+
+/*
+ * v16: the iterated tiles of a block's grid (nt[0] x nt[1] x nt[2] boxes of
+ * shape box from lo, the last axis fastest: tile_origin's order) walked one
+ * step per tile by their origins, instead of tile_origin's integer divisions
+ * per call: an axis wraps to lo when its origin reaches end = lo + nt * box.
+ * next() returns true when the walk wraps from the last tile to the first
+ * (the dK/dV kernel's next query head).  Every value is the block's.
+ */
+struct TileWalk {
+    int org[3], lo[3], end[3];
+    __device__ __forceinline__ void start(const int l[3], const int nt[3], const int box[3])
+    {
+#pragma unroll
+        for (int i = 0; i < 3; i++) org[i] = lo[i] = l[i], end[i] = l[i] + nt[i] * box[i];
+    }
+    __device__ __forceinline__ bool next(const int box[3])
+    {
+        bool carry = true; /* into axis i */
+#pragma unroll
+        for (int i = 2; i >= 0; i--) {
+            const int o = carry ? org[i] + box[i] : org[i];
+            const bool wrap = carry && o == end[i];
+            org[i] = wrap ? lo[i] : o;
+            carry = wrap;
+        }
+        return carry;
+    }
+};
+
+/*
+ * P = 2^x of the backward (v16).  fp16: one MUFU.EX2 (ex2_approx, flushing
+ * results below 2^-126 to zero) instead of exp2f's denormal fix-up (~7 more
+ * instructions per score: FSETP, PLOP3, two predicated FMULs, moves); the
+ * same bits as exp2f in every result: for x >= -126 both are the same
+ * MUFU.EX2, and a P below 2^-126 becomes 0 in fp16 either way, as does
+ * dS = P (dP - delta) (|dP - delta| < 2^41 for finite fp16 inputs and
+ * head dim 128: far below the 2^101 that would lift it to fp16's smallest
+ * subnormal, 2^-24), with the same sign.  bf16 (subnormals down to 2^-133)
+ * keeps exp2f.
+ */
+template <typename T> __device__ __forceinline__ float exp2_p(float x)
+{
+    if constexpr (std::is_same<T, __half>::value) return ex2_approx(x);
+    else return exp2f(x);
 }
 
 /* ---- dK, dV: key-parallel ------------------------------------------------ */
@@ -181,14 +230,17 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
     const RowSlot ks = row_slot<RK, NT>(p.own), qs = row_slot<BQ, NT>(p.it);
     int qc[3] = {0, 0, 0}; /* box coordinates of query row tid (< BQ) */
     if (tid < BQ) box_coords(tid, p.it, qc);
-    auto load_q = [&](int t, int stage) {
-        int org[3];
-        const int h = hk * gh + t / ntq_all;
-        tile_origin(t % ntq_all, ntq, lo, p.it, org);
+    /* the tile to stage next: query head hq, origin qw.org (v16: walked) */
+    TileWalk qw;
+    qw.start(lo, ntq, p.it);
+    int hq = hk * gh;
+    auto load_q = [&](int stage) {
+        const int h = hq;
+        const int *org = qw.org;
         const T *qb = head_base<T>(p.q, w.b, h);
         const T *gb = head_base<T>(p.dout, w.b, h);
-        gather_sw<T, BQ, NT>(sQ + stage * QT, qb, p, p.q, w, qs, p.itprod, org);
-        gather_sw<T, BQ, NT>(sG + stage * QT, gb, p, p.dout, w, qs, p.itprod, org);
+        gather_sw<T, BQ, NT, true>(sQ + stage * QT, qb, p, p.q, w, qs, p.itprod, org);
+        gather_sw<T, BQ, NT, true>(sG + stage * QT, gb, p, p.dout, w, qs, p.itprod, org);
         if (tid < BQ) {
             int uq[3], a[3] = {0, 0, 0}, b[3] = {0, 0, 0};
             bool valid = tid < p.itprod;
@@ -212,10 +264,17 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
         }
     };
 
-    gather_sw<T, RK, NT>(sK, kb, p, p.k, w, ks, RK, w.o);
-    gather_sw<T, RK, NT>(sV, vb, p, p.v, w, ks, RK, w.o);
-    if (ntiles > 0) load_q(0, 0);
+    gather_sw<T, RK, NT, true>(sK, kb, p, p.k, w, ks, RK, w.o);
+    gather_sw<T, RK, NT, true>(sV, vb, p, p.v, w, ks, RK, w.o);
+    if (ntiles > 0) load_q(0);
     cp_commit();
+    int qorg[3]; /* tile t's origin (SK) */
+
+    /* v16: descriptors built once, moved by sdesc_add (the resident K, V
+     * slices of this warpgroup; stage 0 of the Q, dO tiles) */
+    const uint64_t dK0 = sdesc(aK + wgi * 64 * 128, 16, 1024), dV0 = sdesc(aV + wgi * 64 * 128, 16, 1024);
+    const uint64_t dQ0 = sdesc(aQ, 16, 1024), dG0 = sdesc(aG, 16, 1024);
+    const uint64_t dQn = sdesc(aQ, QT / 2, 1024), dGn = sdesc(aG, QT / 2, 1024); /* B MN-major */
 
     float dk[64], dv[64], s[BQ / 2], dp[BQ / 2];
 #pragma unroll
@@ -228,8 +287,11 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
+#pragma unroll
+        for (int i = 0; i < 3; i++) qorg[i] = qw.org[i]; /* qw: at tile t */
         if (t + 1 < ntiles) {
-            load_q(t + 1, stage ^ 1);
+            if (qw.next(p.it)) hq++;
+            load_q(stage ^ 1);
             cp_commit();
             cp_wait<1>();
         } else {
@@ -240,15 +302,13 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 
         bool meet = true;
         if (SK) {
-            int org[3];
-            tile_origin(t % ntq_all, ntq, lo, p.it, org);
             meet = !snone;
 #pragma unroll
-            for (int i = 0; i < 3; i++) meet = meet && org[i] < shi[i] && org[i] + p.it[i] > slo[i];
+            for (int i = 0; i < 3; i++) meet = meet && qorg[i] < shi[i] && qorg[i] + p.it[i] > slo[i];
         }
         if (meet) {
             /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T is computed, dS^T while dV is */
-            tile_products<T, BQ, KT, QT, OVL>(s, dp, aK, aQ, aV, aG, stage, wgi);
+            tile_products<T, BQ, KT, QT, OVL>(s, dp, dK0, sdesc_add(dQ0, stage * QT), dV0, sdesc_add(dG0, stage * QT));
 
             /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
             const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
@@ -263,7 +323,7 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 #pragma unroll
                     for (int rr = 0; rr < 2; rr++) {
                         const int i = 4 * j + 2 * rr + e;
-                        s[i] = ((m >> (8 * rr)) & 1u) ? exp2f(fmaf(s[i], sl2, -l2)) : 0.f;
+                        s[i] = ((m >> (8 * rr)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -l2)) : 0.f;
                     }
                 }
             uint32_t pa[BQ / 16][4], da[BQ / 16][4];
@@ -295,7 +355,7 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++)
-                mma_rs_n128<T>(dv, pa[kk], sdesc(aG + stage * QT + kk * 2048, QT / 2, 1024));
+                mma_rs_n128<T>(dv, pa[kk], sdesc_add(dGn, stage * QT + kk * 2048));
             if (OVL) {
                 wg_commit();
                 wg_wait<1>(); /* dP^T done, dV in flight */
@@ -305,7 +365,7 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
             }
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++)
-                mma_rs_n128<T>(dk, da[kk], sdesc(aQ + stage * QT + kk * 2048, QT / 2, 1024));
+                mma_rs_n128<T>(dk, da[kk], sdesc_add(dQn, stage * QT + kk * 2048));
             wg_commit();
             wg_wait<0>();
             pin(dv);
@@ -363,7 +423,10 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
     char *sQ = sm, *sG = sQ + QT, *sK = sG + QT, *sV = sK + 2 * KT;
     int *sWin = reinterpret_cast<int *>(sV + 2 * KT); /* row r: a[3], -, b[3], - */
     const uint32_t aQ = smem_u32(sQ), aG = smem_u32(sG), aK = smem_u32(sK), aV = smem_u32(sV);
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = warp >> 2;
+    /* wgi by a shuffle (v16): warp-uniform to ptxas, so that the
+     * descriptors of this warpgroup's Q and dO slices live in uniform
+     * registers */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wgi = __shfl_sync(0xffffffffu, warp >> 2, 0);
 
     QueryBlock blk;
     if (!query_block(p, blk)) return;
@@ -398,16 +461,24 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
     }
 
     const RowSlot qs = row_slot<RQ, NT>(p.own), ks = row_slot<BN, NT>(p.it);
-    auto load_kv = [&](int t, int stage) {
-        int org[3];
-        tile_origin(t, ntk, lo, p.it, org);
-        gather_sw<T, BN, NT>(sK + stage * KT, kb, p, p.k, w, ks, p.itprod, org);
-        gather_sw<T, BN, NT>(sV + stage * KT, vb, p, p.v, w, ks, p.itprod, org);
+    /* the tile to stage next, walked (v16) */
+    TileWalk kw;
+    kw.start(lo, ntk, p.it);
+    auto load_kv = [&](int stage) {
+        const int *org = kw.org;
+        gather_sw<T, BN, NT, true>(sK + stage * KT, kb, p, p.k, w, ks, p.itprod, org);
+        gather_sw<T, BN, NT, true>(sV + stage * KT, vb, p, p.v, w, ks, p.itprod, org);
     };
-    gather_sw<T, RQ, NT>(sQ, qb, p, p.q, w, qs, RQ, w.o);
-    gather_sw<T, RQ, NT>(sG, gb, p, p.dout, w, qs, RQ, w.o);
-    if (ntiles > 0) load_kv(0, 0);
+    gather_sw<T, RQ, NT, true>(sQ, qb, p, p.q, w, qs, RQ, w.o);
+    gather_sw<T, RQ, NT, true>(sG, gb, p, p.dout, w, qs, RQ, w.o);
+    if (ntiles > 0) load_kv(0);
     cp_commit();
+
+    /* v16: descriptors built once, moved by sdesc_add (this warpgroup's Q,
+     * dO slices; stage 0 of the K, V tiles) */
+    const uint64_t dQ0 = sdesc(aQ + wgi * 64 * 128, 16, 1024), dG0 = sdesc(aG + wgi * 64 * 128, 16, 1024);
+    const uint64_t dK0 = sdesc(aK, 16, 1024), dV0 = sdesc(aV, 16, 1024);
+    const uint64_t dKn = sdesc(aK, KT / 2, 1024); /* B MN-major */
 
     float dq[64], s[BN / 2], dp[BN / 2];
 #pragma unroll
@@ -418,8 +489,12 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
+        int org[3]; /* tile t's origin (kw: at tile t) */
+#pragma unroll
+        for (int i = 0; i < 3; i++) org[i] = kw.org[i];
         if (t + 1 < ntiles) {
-            load_kv(t + 1, stage ^ 1);
+            kw.next(p.it);
+            load_kv(stage ^ 1);
             cp_commit();
             cp_wait<1>();
         } else {
@@ -429,13 +504,11 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
         __syncthreads();
 
         /* S = Q K^T, dP = dO V^T; OVL: P while dP is computed */
-        tile_products<T, BN, QT, KT, OVL>(s, dp, aQ, aK, aG, aV, stage, wgi);
+        tile_products<T, BN, QT, KT, OVL>(s, dp, dQ0, sdesc_add(dK0, stage * KT), dG0, sdesc_add(dV0, stage * KT));
 
         /* s[4j + 2rr + e]: row warp*16 + lane/4 + 8rr, key 8j + 2(lane & 3) + e;
          * the keys in the row's window as bits (tiles inside every owned
          * row's window: all real keys) */
-        int org[3];
-        tile_origin(t, ntk, lo, p.it, org);
         bool full = true;
 #pragma unroll
         for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
@@ -457,7 +530,7 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const int i = 4 * j + 2 * rr + e;
-                    s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2f(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
+                    s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
                 }
         }
         if (OVL) {
@@ -483,7 +556,7 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++)
-            mma_rs_n128<T>(dq, da[kk], sdesc(aK + stage * KT + kk * 2048, KT / 2, 1024));
+            mma_rs_n128<T>(dq, da[kk], sdesc_add(dKn, stage * KT + kk * 2048));
         wg_commit();
         wg_wait<0>();
         pin(dq);
