@@ -8,8 +8,10 @@
 
 /*
  * The variants (harness configurations 21 and 23, NOTES.md v5; measured on
- * the H200, fp16, backward alone: 2-D 256^2 K 80 81.3 / 79.1 ms, 3-D 340.0 /
- * 279.0 ms, 1-D 32768 K 2048 0.574 / 0.593 ms):
+ * the H200 then, fp16, backward alone: 2-D 256^2 K 80 81.3 / 79.1 ms, 3-D
+ * 340.0 / 279.0 ms, 1-D 32768 K 2048 0.574 / 0.593 ms; v16 has since cut
+ * every variant's instructions per tile, the library's defaults now 59.4 ms
+ * on 2-D and 235.0 ms on 3-D, NOTES.md v16):
  *  0 (v21): dK/dV over 128-key boxes (two warpgroups, one block per SM),
  *           64-query tiles; dQ over 64-query boxes, 64-key tiles, two blocks
  *           per SM;
@@ -17,7 +19,8 @@
  *           over 128-query boxes, 32-key tiles, two blocks per SM.
  * Neither overlaps the softmax with the products (OVL): the overlapped twins
  * were no faster.
- *  2, 3 (v11, NOTES.md; not yet run on a GPU): dK/dV over 128-key boxes
+ *  2, 3 (v11, NOTES.md; configurations 16 and 17, 16 the default for rank
+ *           2 from 2^17 rows since session 8): dK/dV over 128-key boxes
  *           planned for SK (plan_dkv_sk), each warpgroup skipping the query
  *           tiles outside its keys' inverse windows, 64- (2) or 32-query (3)
  *           tiles, one block per SM; dQ as variant 1.
