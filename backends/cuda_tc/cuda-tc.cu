@@ -344,9 +344,7 @@ static pthread_mutex_t split_lock = PTHREAD_MUTEX_INITIALIZER;
 #define SPLIT_PLANS 16
 static struct split_plan {
     int used;
-    int L[3], K[3], dil[3], st[3], causal[3], B, H, Hkv, nsm, force_split; /* the key */
-    int own[3], it[3], nown[3], itprod, sfull, sparts;
-    uint64_t rep[2];
+    tc::Params q; /* the problem (its key: split_key_eq) as planned (split_plan_copy) */
     size_t bytes;
     int64_t grid;
 } split_plans[SPLIT_PLANS];
@@ -360,13 +358,23 @@ static struct split_state {
     int used;
 } split_state[TC_MAX_DEVICES];
 
-static int split_key_eq(const struct split_plan *e, const tc::Params &q)
+/* The same plan: the fields plan_split reads (extents, window, dilation,
+ * stride, causal, batch and heads, SMs, forced split). */
+static int split_key_eq(const tc::Params &a, const tc::Params &q)
 {
     for (int i = 0; i < 3; i++)
-        if (e->L[i] != q.L[i] || e->K[i] != q.K[i] || e->dil[i] != q.dil[i] || e->st[i] != q.st[i] ||
-            e->causal[i] != q.causal[i])
+        if (a.L[i] != q.L[i] || a.K[i] != q.K[i] || a.dil[i] != q.dil[i] || a.st[i] != q.st[i] ||
+            a.causal[i] != q.causal[i])
             return 0;
-    return e->B == q.B && e->H == q.H && e->Hkv == q.Hkv && e->nsm == q.nsm && e->force_split == q.force_split;
+    return a.B == q.B && a.H == q.H && a.Hkv == q.Hkv && a.nsm == q.nsm && a.force_split == q.force_split;
+}
+
+/* The fields plan_split writes, from a planned src to dst. */
+static void split_plan_copy(tc::Params &dst, const tc::Params &src)
+{
+    for (int i = 0; i < 3; i++) dst.own[i] = src.own[i], dst.it[i] = src.it[i], dst.nown[i] = src.nown[i];
+    dst.itprod = src.itprod, dst.sfull = src.sfull, dst.sparts = src.sparts;
+    dst.rep[0] = src.rep[0], dst.rep[1] = src.rep[1];
 }
 
 /* tc_forward_split_plan(q, grid), remembered: q planned as it would plan it. */
@@ -375,10 +383,8 @@ static size_t split_plan_of(tc::Params &q, int64_t *grid)
     pthread_mutex_lock(&split_lock);
     for (int n = 0; n < SPLIT_PLANS; n++) {
         const struct split_plan *e = &split_plans[n];
-        if (!e->used || !split_key_eq(e, q)) continue;
-        for (int i = 0; i < 3; i++) q.own[i] = e->own[i], q.it[i] = e->it[i], q.nown[i] = e->nown[i];
-        q.itprod = e->itprod, q.sfull = e->sfull, q.sparts = e->sparts;
-        q.rep[0] = e->rep[0], q.rep[1] = e->rep[1];
+        if (!e->used || !split_key_eq(e->q, q)) continue;
+        split_plan_copy(q, e->q);
         *grid = e->grid;
         const size_t bytes = e->bytes;
         pthread_mutex_unlock(&split_lock);
@@ -387,15 +393,8 @@ static size_t split_plan_of(tc::Params &q, int64_t *grid)
     pthread_mutex_unlock(&split_lock);
     const size_t bytes = tc_forward_split_plan(q, grid);
     struct split_plan e;
-    memset(&e, 0, sizeof e);
     e.used = 1;
-    for (int i = 0; i < 3; i++) {
-        e.L[i] = q.L[i], e.K[i] = q.K[i], e.dil[i] = q.dil[i], e.st[i] = q.st[i], e.causal[i] = q.causal[i];
-        e.own[i] = q.own[i], e.it[i] = q.it[i], e.nown[i] = q.nown[i];
-    }
-    e.B = q.B, e.H = q.H, e.Hkv = q.Hkv, e.nsm = q.nsm, e.force_split = q.force_split;
-    e.itprod = q.itprod, e.sfull = q.sfull, e.sparts = q.sparts;
-    e.rep[0] = q.rep[0], e.rep[1] = q.rep[1];
+    e.q = q;
     e.bytes = bytes;
     e.grid = *grid;
     pthread_mutex_lock(&split_lock);
