@@ -982,9 +982,12 @@ __global__ void __launch_bounds__(W * 32, dq_minb<D, W>()) fna_dq_kernel(const P
 
 /* Query rows per iterated box in the dK/dV kernel (register budget). */
 template <int D> __host__ __device__ constexpr int dkv_bq() { return D == 32 || D >= 128 ? 32 : 64; }
-/* Blocks per SM the dK/dV kernel is built for: at head dim 32, four (128
- * registers a thread); two elsewhere. */
-template <int D> constexpr int dkv_minb() { return D == 32 ? 4 : 2; }
+/* Blocks per SM the dK/dV kernel is built for: at head dim 32, six (80
+ * registers a thread, 224 bytes of spills: on the H200 the 56x56 K 7 B 16
+ * H 2 backward ran 184-190 us against 192-193 us at four blocks (128
+ * registers), 5, 7 and 8 were slower; docs/runs/2026-11-30-s10-dkv32-minb.log);
+ * two elsewhere. */
+template <int D> constexpr int dkv_minb() { return D == 32 ? 6 : 2; }
 
 template <int D> constexpr size_t dkv_smem(size_t esz)
 {
