@@ -484,7 +484,10 @@ out:
  * (NOTES.md v12, device calls 17, 18) 2-D 77.29 / 76.66 against variant 1's
  * 80.29 / 79.65 ms,
  * but 3-D 284.74 against 281.28 and 1-D 0.814 against variant 0's 0.581 ms,
- * and its host plan (plan_dkv_sk, ~1 ms) would dominate small problems. */
+ * and its host plan (plan_dkv_sk, ~1 ms) would dominate small problems.
+ * v17: variant 1 runs its kernels with PIPE (tc-bwd128-sm90a.cu; 3-D 213.0 /
+ * 214.1 against 232.7 / 233.0 ms); variant 2 keeps its own (the 2-D target
+ * measured no change with PIPE in its dQ kernel). */
 #define TC_WGBSK_DEFAULT 1
 #ifdef HAVE_CUDA_TC_SM90A
 static int wgb_default(const natten_problem *p)
@@ -599,6 +602,13 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     }
 #ifdef HAVE_CUDA_TC_SM90A
     if (backward && run_wgb >= 0) {
+        if (run_wgb == 1) {
+            /* v17: variant 1's kernels run with PIPE; NATTEN_CUDA_TC_BWD_PIPE=0
+             * runs them as v16 left them (variant 4; same bits), for
+             * measurements against the same build */
+            const char *env = getenv("NATTEN_CUDA_TC_BWD_PIPE");
+            if (env != NULL && strcmp(env, "0") == 0) run_wgb = 4;
+        }
         e = tc_backward_d128_sm90a(q, s, p->dtype == NATTEN_BF16, run_wgb);
         if (e != cudaSuccess) st = cc_error(e, "fused backward launch (sm_90a)");
     } else

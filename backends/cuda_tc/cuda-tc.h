@@ -33,7 +33,8 @@ size_t tc_forward_split_plan(tc::Params &p, int64_t *grid);
  * (zero between launches; *n of them), or NULL (then *n is 0). */
 unsigned int *tc_split_counters(size_t *n);
 /* The Hopper backward, head dim 128 (tc-bwd128-sm90a.cu, built with the
- * forward's), variant which (0..3: the configurations named in cuda-tc.cu);
+ * forward's), variant which (0..3: the configurations named in cuda-tc.cu;
+ * 4: variant 1 without v17's PIPE, for measurements);
  * p.delta must hold B*H*L0*L1*L2 floats.  And whether its kernels load. */
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which);
 cudaError_t tc_probe_sm90a_bwd(void);

@@ -16,26 +16,36 @@
  *           64-query tiles; dQ over 64-query boxes, 64-key tiles, two blocks
  *           per SM;
  *  1 (v23): dK/dV over 64-key boxes, 32-query tiles, two blocks per SM; dQ
- *           over 128-query boxes, 32-key tiles, two blocks per SM.
+ *           over 128-query boxes, 32-key tiles, two blocks per SM.  Since
+ *           v17 both with PIPE (dkv_kernel's 2, dq_kernel's): one barrier per
+ *           tile, the next tile staged while S and dP run, and in dK/dV the
+ *           dV, dK products of a tile issued with the next tile's S^T, dP^T;
+ *           the same bits (NOTES.md v17: 3-D backward 213.0 / 214.1 against
+ *           232.7 / 233.0 ms in one process);
  * Neither overlaps the softmax with the products (OVL): the overlapped twins
  * were no faster.
  *  2, 3 (v11, NOTES.md; configurations 16 and 17, 16 the default for rank
  *           2 from 2^17 rows since session 8): dK/dV over 128-key boxes
  *           planned for SK (plan_dkv_sk), each warpgroup skipping the query
  *           tiles outside its keys' inverse windows, 64- (2) or 32-query (3)
- *           tiles, one block per SM; dQ as variant 1.
+ *           tiles, one block per SM; dQ as variant 1 without PIPE (v17: with
+ *           it, the 2-D backward measured the same, 58.4 / 59.3 against 58.7 /
+ *           58.9 ms; PIPE in SK's dK/dV makes ptxas serialise its wgmma);
+ *  4:       variant 1 as v16 left it (no PIPE), for measurements only
+ *           (cuda-tc.cu: NATTEN_CUDA_TC_BWD_PIPE=0).
  */
 template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
 {
     return which == 0   ? tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, st)
-           : which == 1 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
+           : which == 1 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false, 2, true>(p, st)
            : which == 2 ? tc::wg::backward_sk<T, 64>(p, st)
-                        : tc::wg::backward_sk<T, 32>(p, st);
+           : which == 3 ? tc::wg::backward_sk<T, 32>(p, st)
+                        : tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
-    if (which < 0 || which > 3 || p.delta == nullptr) return cudaErrorInvalidValue;
+    if (which < 0 || which > 4 || p.delta == nullptr) return cudaErrorInvalidValue;
     return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
 }
 
@@ -51,6 +61,8 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 1, 64, 2, false>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 1, 32, 2, false>);
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 1, 32, 2, false, false, 2>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);

@@ -38,6 +38,11 @@
  * one __syncthreads per tile before the MMAs and one after, wgmma.fence /
  * commit_group / wait_group 0 around each group of products (no overlap of
  * softmax and MMA inside a warpgroup; two or more warpgroups per SM overlap).
+ * PIPE (v17, template flag; the rank-3 default's kernels): the barrier after
+ * the products goes, the next tile is staged after the S, dP products are
+ * issued (its loads overlap them), and in dK/dV (PIPE 2) a tile's dV, dK
+ * products are issued with the next tile's S^T, dP^T and waited for by
+ * wait_group 1 and a second barrier before their stage is refilled.
  */
 #ifndef NATTEN_TC_WGMMA_BWD_CUH
 #define NATTEN_TC_WGMMA_BWD_CUH
@@ -112,6 +117,26 @@ __device__ __forceinline__ void tile_products(float (&s)[N / 2], float (&dp)[N /
     pin(s);
 }
 
+/* PIPE (v17): tile_products' two products issued as one group (wgmma.fence
+ * and commit by the caller), no wait. */
+template <typename T, int N, int RT, int ST>
+__device__ __forceinline__ void issue_products(float (&s)[N / 2], float (&dp)[N / 2], uint64_t dA, uint64_t dB,
+                                               uint64_t dC, uint64_t dE)
+{
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t ra = (kk >> 2) * (RT / 2) + (kk & 3) * 32;
+        const uint32_t sa = (kk >> 2) * (ST / 2) + (kk & 3) * 32;
+        mma_ss<T, N>(s, sdesc_add(dA, ra), sdesc_add(dB, sa), kk > 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t ra = (kk >> 2) * (RT / 2) + (kk & 3) * 32;
+        const uint32_t sa = (kk >> 2) * (ST / 2) + (kk & 3) * 32;
+        mma_ss<T, N>(dp, sdesc_add(dC, ra), sdesc_add(dE, sa), kk > 0);
+    }
+}
+
 /*
  * v16: the iterated tiles of a block's grid (nt[0] x nt[1] x nt[2] boxes of
  * shape box from lo, the last axis fastest: tile_origin's order) walked one
@@ -168,13 +193,14 @@ template <int KWG, int BQ> constexpr size_t dkv_smem_bytes()
            2 * KWG * BQ * sizeof(uint64_t);
 }
 
-template <typename T, int KWG, int BQ, int MINB, bool OVL, bool SK = false>
+template <typename T, int KWG, int BQ, int MINB, bool OVL, bool SK = false, int PIPE = 0>
 __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
     constexpr int NT = KWG * 128, RK = KWG * 64, KT = tile_bytes<RK>(), QT = tile_bytes<BQ>();
     static_assert(BQ == 32 || BQ == 64, "query tiles of 32 or 64 rows");
     static_assert(!SK || (KWG == 2 && !OVL), "SK: two warpgroups, no overlap");
+    static_assert(PIPE == 0 || !OVL, "PIPE: no OVL");
     extern __shared__ __align__(1024) char smem_raw[];
     char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     char *sK = sm, *sV = sK + KT, *sQ = sV + KT, *sG = sQ + 2 * QT;
@@ -285,6 +311,131 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
     /* this lane's key rows in its warpgroup's sub-box: krow + 8 rr */
     const int krow = (warp & 3) * 16 + (lane >> 2);
 
+    if constexpr (PIPE != 0) {
+        /*
+         * PIPE (v17): one barrier per tile, after which tile t + 1 is staged
+         * while tile t's S^T, dP^T products run; PIPE 1: dV, dK += ... of
+         * tile t waited for in tile t (the next barrier frees its stage);
+         * PIPE 2: issued in tile t + 1 as a group before its S^T, dP^T (P^T
+         * and dS^T fragments kept), waited for (wait_group 1) and a second
+         * barrier before tile t + 2 is staged over tile t's stage.  Same
+         * products in the same order as PIPE 0: the same bits.
+         */
+        uint32_t pa[BQ / 16][4], da[BQ / 16][4];
+        int pstage = 0;
+        bool pend = false; /* PIPE 2: tile pstage's dV, dK not issued yet */
+        auto issue_dvdk = [&](int st) {
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++)
+                mma_rs_n128<T>(dv, pa[kk], sdesc_add(dGn, st * QT + kk * 2048));
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++)
+                mma_rs_n128<T>(dk, da[kk], sdesc_add(dQn, st * QT + kk * 2048));
+        };
+        for (int t = 0; t < ntiles; t++) {
+            const int stage = t & 1;
+#pragma unroll
+            for (int i = 0; i < 3; i++) qorg[i] = qw.org[i]; /* qw: at tile t */
+            cp_wait<0>();
+            fence_async_smem();
+            __syncthreads();
+            bool meet = true;
+            if (SK) {
+                meet = !snone;
+#pragma unroll
+                for (int i = 0; i < 3; i++) meet = meet && qorg[i] < shi[i] && qorg[i] + p.it[i] > slo[i];
+            }
+            if (meet || pend) {
+                pin(s);
+                pin(dp);
+                pin(dv);
+                pin(dk);
+                wg_fence();
+                if (pend) {
+                    issue_dvdk(pstage);
+                    wg_commit();
+                }
+                if (meet) {
+                    issue_products<T, BQ, KT, QT>(s, dp, dK0, sdesc_add(dQ0, stage * QT), dV0,
+                                                  sdesc_add(dG0, stage * QT));
+                    wg_commit();
+                }
+            }
+            if (PIPE == 2) {
+                if (pend) {
+                    if (meet) wg_wait<1>();
+                    else wg_wait<0>();
+                    pin(dv);
+                    pin(dk);
+                    pend = false;
+                }
+                __syncthreads(); /* every warp's products over stage ^ 1 done */
+            }
+            if (t + 1 < ntiles) {
+                if (qw.next(p.it)) hq++;
+                load_q(stage ^ 1);
+                cp_commit();
+            }
+            if (meet) {
+                wg_wait<0>();
+                pin(dp);
+                pin(s);
+                const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
+                const uint64_t *M = sM + (stage * KWG + wgi) * BQ;
+#pragma unroll
+                for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int col = 8 * j + 2 * (lane & 3) + e;
+                        const float l2 = L[col] * LOG2E;
+                        const uint64_t m = M[col] >> krow;
+#pragma unroll
+                        for (int rr = 0; rr < 2; rr++) {
+                            const int i = 4 * j + 2 * rr + e;
+                            s[i] = ((m >> (8 * rr)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -l2)) : 0.f;
+                        }
+                    }
+#pragma unroll
+                for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+#pragma unroll
+                for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float dl = Dl[8 * j + 2 * (lane & 3) + e];
+#pragma unroll
+                        for (int rr = 0; rr < 2; rr++) {
+                            const int i = 4 * j + 2 * rr + e;
+                            dp[i] = s[i] * (dp[i] - dl);
+                        }
+                    }
+#pragma unroll
+                for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+                if (PIPE == 1) {
+                    pin(dv);
+                    pin(dk);
+                    wg_fence();
+                    issue_dvdk(stage);
+                    wg_commit();
+                    wg_wait<0>();
+                    pin(dv);
+                    pin(dk);
+                } else {
+                    pend = true;
+                    pstage = stage;
+                }
+            }
+        }
+        if (pend) {
+            pin(dv);
+            pin(dk);
+            wg_fence();
+            issue_dvdk(pstage);
+            wg_commit();
+            wg_wait<0>();
+            pin(dv);
+            pin(dk);
+        }
+    } else
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
 #pragma unroll
@@ -412,12 +563,13 @@ template <int QWG, int BN> constexpr size_t dq_smem_bytes()
     return 1024 + 2 * tile_bytes<QWG * 64>() + 2 * 2 * tile_bytes<BN>() + QWG * 64 * 8 * sizeof(int);
 }
 
-template <typename T, int QWG, int BN, int MINB, bool OVL>
+template <typename T, int QWG, int BN, int MINB, bool OVL, bool PIPE = false>
 __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
     constexpr int NT = QWG * 128, RQ = QWG * 64, QT = tile_bytes<RQ>(), KT = tile_bytes<BN>();
     static_assert(BN == 32 || BN == 64, "key tiles of 32 or 64 rows (64-bit masks)");
+    static_assert(!PIPE || !OVL, "PIPE: no OVL");
     extern __shared__ __align__(1024) char smem_raw[];
     char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     char *sQ = sm, *sG = sQ + QT, *sK = sG + QT, *sV = sK + 2 * KT;
@@ -487,6 +639,89 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
     for (int j = 0; j < BN / 2; j++) s[j] = dp[j] = 0.f;
     const float sl2 = p.scale * LOG2E;
 
+    /* the keys in row warp*16 + lane/4 + 8rr's window as bits, shifted for
+     * this lane (tiles inside every owned row's window: all real keys) */
+    auto row_bits = [&](const int org[3], int rr) {
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+        uint64_t bits;
+        if (full) {
+            bits = bit_range(0, p.itprod);
+        } else {
+            const int r = warp * 16 + rr * 8 + (lane >> 2);
+            const int4 x = *reinterpret_cast<const int4 *>(sWin + 8 * r);
+            const int4 y = *reinterpret_cast<const int4 *>(sWin + 8 * r + 4);
+            const int a[3] = {x.x, x.y, x.z}, b[3] = {y.x, y.y, y.z};
+            bits = window_bits(p, org, a, b);
+        }
+        return bits >> (2 * (lane & 3));
+    };
+    if constexpr (PIPE) {
+        /*
+         * PIPE (v17): one barrier per tile (not two), after which tile t + 1
+         * is staged while tile t's S, dP products run; dQ += dS K waited for
+         * in tile t, so that the next barrier frees its stage.  (Issuing it in
+         * tile t + 1 instead, as dkv_kernel's PIPE 2 does, needs the dS
+         * fragments kept: ptxas then serialises every wgmma, C7512, at the
+         * 128 registers of two blocks per SM.)  Same products in the same
+         * order as without PIPE: the same bits.
+         */
+        uint32_t da[BN / 16][4];
+        for (int t = 0; t < ntiles; t++) {
+            const int stage = t & 1;
+            int org[3]; /* tile t's origin (kw: at tile t) */
+#pragma unroll
+            for (int i = 0; i < 3; i++) org[i] = kw.org[i];
+            cp_wait<0>();
+            fence_async_smem();
+            __syncthreads();
+            pin(s);
+            pin(dp);
+            pin(dq);
+            wg_fence();
+            issue_products<T, BN, QT, KT>(s, dp, dQ0, sdesc_add(dK0, stage * KT), dG0, sdesc_add(dV0, stage * KT));
+            wg_commit();
+            if (t + 1 < ntiles) {
+                kw.next(p.it);
+                load_kv(stage ^ 1);
+                cp_commit();
+            }
+            wg_wait<0>();
+            pin(dp);
+            pin(s);
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const uint64_t bits = row_bits(org, rr);
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int i = 4 * j + 2 * rr + e;
+                        s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
+                    }
+            }
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int i = 4 * j + 2 * rr + e;
+                        s[i] *= dp[i] - dlt[rr]; /* dS */
+                    }
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(da[kk], &s[8 * kk], &s[8 * kk + 4]);
+            pin(dq);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++)
+                mma_rs_n128<T>(dq, da[kk], sdesc_add(dKn, stage * KT + kk * 2048));
+            wg_commit();
+            wg_wait<0>();
+            pin(dq);
+        }
+    } else
     for (int t = 0; t < ntiles; t++) {
         const int stage = t & 1;
         int org[3]; /* tile t's origin (kw: at tile t) */
@@ -594,7 +829,8 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
  * parts (timing of the pieces in the harness): bit 0 delta, bit 1 dQ, bit 2
  * dK/dV; the pieces left out must have run before on the same inputs.
  */
-template <typename T, int KWG, int BQ, int KMINB, int QWG, int BN, int QMINB, bool OVL>
+template <typename T, int KWG, int BQ, int KMINB, int QWG, int BN, int QMINB, bool OVL, int KPIPE = 0,
+          bool QPIPE = false>
 cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
 {
     int ext[3];
@@ -612,7 +848,7 @@ cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
         Params q = p;
         choose_box(QWG * 64, ext, q.own);
         plan_iter(q, BN, ext, fwd_mask_weight());
-        e = launch(dq_kernel<T, QWG, BN, QMINB, OVL>, &done_dq, plan_grid(q, q.H), QWG * 128,
+        e = launch(dq_kernel<T, QWG, BN, QMINB, OVL, QPIPE>, &done_dq, plan_grid(q, q.H), QWG * 128,
                    dq_smem_bytes<QWG, BN>(), st, q);
         if (e != cudaSuccess) return e;
     }
@@ -620,7 +856,7 @@ cudaError_t backward_v(const Params &p, cudaStream_t st, int parts = 7)
     Params k = p;
     choose_box(KWG * 64, ext, k.own);
     plan_iter(k, BQ, ext);
-    return launch(dkv_kernel<T, KWG, BQ, KMINB, OVL>, &done_dkv, plan_grid(k, k.Hkv), KWG * 128,
+    return launch(dkv_kernel<T, KWG, BQ, KMINB, OVL, false, KPIPE>, &done_dkv, plan_grid(k, k.Hkv), KWG * 128,
                   dkv_smem_bytes<KWG, BQ>(), st, k);
 }
 
@@ -729,20 +965,21 @@ static inline double plan_dkv_sk(Params &p, const int ext[3], int bq)
  * (128-query boxes, 32-key tiles, two blocks per SM).  Same delta, same
  * parts.
  */
-template <typename T, int BQ> cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
+template <typename T, int BQ, int KPIPE = 0, bool QPIPE = false>
+cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
 {
     int ext[3];
     group_ext(p, ext);
     const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
     /* delta and dQ: backward_v's variant 1 (configuration 12) */
-    cudaError_t e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 3);
+    cudaError_t e = backward_v<T, 1, 32, 2, 2, 32, 2, false, 0, QPIPE>(p, st, parts & 3);
     if (e != cudaSuccess) return e;
     static unsigned long long done_dkv;
     if (!(parts & 4)) return cudaSuccess;
     Params k = p;
     plan_dkv_sk(k, ext, BQ);
-    return launch(dkv_kernel<T, 2, BQ, 1, false, true>, &done_dkv, plan_grid(k, k.Hkv), 2 * 128,
+    return launch(dkv_kernel<T, 2, BQ, 1, false, true, KPIPE>, &done_dkv, plan_grid(k, k.Hkv), 2 * 128,
                   dkv_smem_bytes<2, BQ>(), st, k);
 }
 
