@@ -187,6 +187,48 @@ template <typename T> __device__ __forceinline__ float exp2_p(float x)
 
 /* K and V (one tile each), Q and dO (two stages each), lse and delta (two
  * stages), the window masks (two stages x KWG x BQ). */
+/*
+ * dkv_kernel's scores of one tile, in its S^T / dP^T fragments: s[4j + 2rr +
+ * e] is key krow + 8rr, query 8j + 2(lane & 3) + e.  P^T = exp(S^T scale -
+ * lse) where the query's window holds the key (bit krow + 8rr of the
+ * query's mask M), else 0; L the tile's lse, sl2 = scale log2(e).
+ */
+template <typename T, int BQ>
+__device__ __forceinline__ void dkv_p(float (&s)[BQ / 2], const float *L, const uint64_t *M, int krow, int lane,
+                                      float sl2)
+{
+#pragma unroll
+    for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int col = 8 * j + 2 * (lane & 3) + e;
+            const float l2 = L[col] * LOG2E;
+            const uint64_t m = M[col] >> krow;
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const int i = 4 * j + 2 * rr + e;
+                s[i] = ((m >> (8 * rr)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -l2)) : 0.f;
+            }
+        }
+}
+
+/* dS^T = P^T (dP^T - delta), in place of dP^T; Dl the tile's delta. */
+template <int BQ>
+__device__ __forceinline__ void dkv_ds(float (&dp)[BQ / 2], const float (&s)[BQ / 2], const float *Dl, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < BQ / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const float dl = Dl[8 * j + 2 * (lane & 3) + e];
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const int i = 4 * j + 2 * rr + e;
+                dp[i] = s[i] * (dp[i] - dl);
+            }
+        }
+}
+
 template <int KWG, int BQ> constexpr size_t dkv_smem_bytes()
 {
     return 1024 + 2 * tile_bytes<KWG * 64>() + 2 * 2 * tile_bytes<BQ>() + 2 * 2 * BQ * sizeof(float) +
@@ -380,34 +422,10 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
                 wg_wait<0>();
                 pin(dp);
                 pin(s);
-                const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
-                const uint64_t *M = sM + (stage * KWG + wgi) * BQ;
-#pragma unroll
-                for (int j = 0; j < BQ / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int col = 8 * j + 2 * (lane & 3) + e;
-                        const float l2 = L[col] * LOG2E;
-                        const uint64_t m = M[col] >> krow;
-#pragma unroll
-                        for (int rr = 0; rr < 2; rr++) {
-                            const int i = 4 * j + 2 * rr + e;
-                            s[i] = ((m >> (8 * rr)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -l2)) : 0.f;
-                        }
-                    }
+                dkv_p<T, BQ>(s, sL + stage * BQ, sM + (stage * KWG + wgi) * BQ, krow, lane, sl2);
 #pragma unroll
                 for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
-#pragma unroll
-                for (int j = 0; j < BQ / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float dl = Dl[8 * j + 2 * (lane & 3) + e];
-#pragma unroll
-                        for (int rr = 0; rr < 2; rr++) {
-                            const int i = 4 * j + 2 * rr + e;
-                            dp[i] = s[i] * (dp[i] - dl);
-                        }
-                    }
+                dkv_ds<BQ>(dp, s, sD + stage * BQ, lane);
 #pragma unroll
                 for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
                 if (PIPE == 1) {
@@ -461,38 +479,13 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
             /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T is computed, dS^T while dV is */
             tile_products<T, BQ, KT, QT, OVL>(s, dp, dK0, sdesc_add(dQ0, stage * QT), dV0, sdesc_add(dG0, stage * QT));
 
-            /* s[4j + 2rr + e]: key krow + 8rr, query 8j + 2(lane & 3) + e */
-            const float *L = sL + stage * BQ, *Dl = sD + stage * BQ;
-            const uint64_t *M = sM + (stage * KWG + wgi) * BQ;
-#pragma unroll
-            for (int j = 0; j < BQ / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int col = 8 * j + 2 * (lane & 3) + e;
-                    const float l2 = L[col] * LOG2E;
-                    const uint64_t m = M[col] >> krow;
-#pragma unroll
-                    for (int rr = 0; rr < 2; rr++) {
-                        const int i = 4 * j + 2 * rr + e;
-                        s[i] = ((m >> (8 * rr)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -l2)) : 0.f;
-                    }
-                }
+            dkv_p<T, BQ>(s, sL + stage * BQ, sM + (stage * KWG + wgi) * BQ, krow, lane, sl2);
             uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
             /* dS^T = P^T (dP^T - delta), as the A operand of dK += dS^T Q */
             auto make_ds = [&]() {
-#pragma unroll
-                for (int j = 0; j < BQ / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float dl = Dl[8 * j + 2 * (lane & 3) + e];
-#pragma unroll
-                        for (int rr = 0; rr < 2; rr++) {
-                            const int i = 4 * j + 2 * rr + e;
-                            dp[i] = s[i] * (dp[i] - dl);
-                        }
-                    }
+                dkv_ds<BQ>(dp, s, sD + stage * BQ, lane);
 #pragma unroll
                 for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
             };
@@ -558,6 +551,38 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 /* ---- dQ: query-parallel --------------------------------------------------- */
 
 /* Q and dO (one tile each), K and V (two stages each), the rows' windows. */
+/*
+ * dq_kernel's scores of one tile: s[4j + 2rr + e] is row warp * 16 + lane / 4
+ * + 8rr, key 8j + 2(lane & 3) + e.  dq_p: P of row half rr = exp(S scale -
+ * lse) where bit 8j + e of the row's window bits is set, else 0 (lse2 = the
+ * row's lse log2(e)); dq_ds: dS = P (dP - delta) in place of P.
+ */
+template <typename T, int BN>
+__device__ __forceinline__ void dq_p(float (&s)[BN / 2], uint64_t bits, int rr, float sl2, float lse2)
+{
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int i = 4 * j + 2 * rr + e;
+            s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -lse2)) : 0.f;
+        }
+}
+
+template <int BN>
+__device__ __forceinline__ void dq_ds(float (&s)[BN / 2], const float (&dp)[BN / 2], const float (&dlt)[2])
+{
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int i = 4 * j + 2 * rr + e;
+                s[i] *= dp[i] - dlt[rr];
+            }
+}
+
 template <int QWG, int BN> constexpr size_t dq_smem_bytes()
 {
     return 1024 + 2 * tile_bytes<QWG * 64>() + 2 * 2 * tile_bytes<BN>() + QWG * 64 * 8 * sizeof(int);
@@ -691,25 +716,8 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
             pin(dp);
             pin(s);
 #pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-                const uint64_t bits = row_bits(org, rr);
-#pragma unroll
-                for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int i = 4 * j + 2 * rr + e;
-                        s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
-                    }
-            }
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int rr = 0; rr < 2; rr++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int i = 4 * j + 2 * rr + e;
-                        s[i] *= dp[i] - dlt[rr]; /* dS */
-                    }
+            for (int rr = 0; rr < 2; rr++) dq_p<T, BN>(s, row_bits(org, rr), rr, sl2, lse2[rr]);
+            dq_ds<BN>(s, dp, dlt);
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(da[kk], &s[8 * kk], &s[8 * kk + 4]);
             pin(dq);
@@ -759,29 +767,14 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
                 const int a[3] = {x.x, x.y, x.z}, b[3] = {y.x, y.y, y.z};
                 bits = window_bits(p, org, a, b);
             }
-            bits >>= 2 * (lane & 3);
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int i = 4 * j + 2 * rr + e;
-                    s[i] = ((bits >> (8 * j + e)) & 1u) ? exp2_p<T>(fmaf(s[i], sl2, -lse2[rr])) : 0.f;
-                }
+            dq_p<T, BN>(s, bits >> 2 * (lane & 3), rr, sl2, lse2[rr]);
         }
         if (OVL) {
             pin(s); /* the exponentials before the wait, not sunk past it */
             wg_wait<0>();
             pin(dp);
         }
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-            for (int rr = 0; rr < 2; rr++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int i = 4 * j + 2 * rr + e;
-                    s[i] *= dp[i] - dlt[rr]; /* dS */
-                }
+        dq_ds<BN>(s, dp, dlt);
         uint32_t da[BN / 16][4];
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(da[kk], &s[8 * kk], &s[8 * kk + 4]);
