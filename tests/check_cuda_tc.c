@@ -264,6 +264,61 @@ START_TEST(hopper_backward)
 }
 END_TEST
 
+/* v17: configuration 12's backward runs its kernels with PIPE (one barrier
+ * a tile, dV/dK issued with the next tile); NATTEN_CUDA_TC_BWD_PIPE=0 runs
+ * the same build's kernels without it (variant 4, for measurements).  Both
+ * issue the same products in the same order, so dQ, dK and dV must be
+ * bit-identical: case _i of wg_cases, fp16 and bf16 in turn, the PIPE=0 run
+ * also compared with naive.  Refusals off sm_90a pass. */
+START_TEST(hopper_backward_pipe_off)
+{
+    natten_context *ctx = forced();
+    const ref_problem *r = &wg_cases[_i];
+    const int config = wgb_configs[1]; /* 12 */
+    const size_t t = (size_t)_i % 2;
+    uint64_t rng = seed ^ (uint64_t)(400 + _i);
+    tc_io io;
+    void *first[R_COUNT] = {0};
+    natten_status st;
+    ck_assert(tc_setup(&io, r, OP_FNA_BW, tt_dtype(tols[t].dtype), TT_COMPACT, kDLCUDA, &rng));
+    set_config(config);
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_BWD_PIPE"), 0);
+    st = tc_run(ctx, &io);
+    if (st == NATTEN_ERROR_UNSUPPORTED && may_refuse(config, r, OP_FNA_BW, natten_last_error())) {
+        printf("refused (configuration %d): %s\n", config, natten_last_error());
+        set_config(0);
+        tc_teardown(&io);
+        natten_context_destroy(ctx);
+        return;
+    }
+    ck_assert_msg(st == NATTEN_SUCCESS, "%s", natten_last_error());
+    for (int x = 0; x < R_COUNT; x++) {
+        if (!(io.outputs & (1u << x))) continue;
+        first[x] = malloc(io.t[x]->bytes);
+        ck_assert(first[x] != NULL);
+        memcpy(first[x], io.t[x]->host, io.t[x]->bytes);
+    }
+    ck_assert_int_eq(setenv("NATTEN_CUDA_TC_BWD_PIPE", "0", 1), 0);
+    st = tc_run(ctx, &io); /* outputs poisoned again first */
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_BWD_PIPE"), 0);
+    ck_assert_msg(st == NATTEN_SUCCESS, "NATTEN_CUDA_TC_BWD_PIPE=0: %s", natten_last_error());
+    for (int x = 0; x < R_COUNT; x++) {
+        if (!first[x]) continue;
+        ck_assert_msg(tt_buffer_equal(io.t[x], first[x]),
+                      "%s of wg_cases[%d] (%s) differs between configuration 12 with and without PIPE",
+                      tc_role_names[x], _i, tols[t].dtype);
+        free(first[x]);
+    }
+    tc_teardown(&io);
+    set_config(config);
+    ck_assert_int_eq(setenv("NATTEN_CUDA_TC_BWD_PIPE", "0", 1), 0);
+    compare_r(r, 100 + _i, OP_FNA_BW, tols[t].dtype, tols[t].limit, TT_HEADS_FIRST, ctx, config);
+    ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_BWD_PIPE"), 0);
+    set_config(0);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
 /* The Hopper forwards on the backward's edge cases (head dim 128): through
  * the default (_i 0), configuration 10 (_i 1), 13 (_i 2), 14 (_i 3), 15
  * (_i 4) and 18 (_i 5); both dtypes (each case one, in turn), both layouts. */
@@ -587,6 +642,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, hopper_backward, 0, 1 + N_WGB);
     tcase_add_loop_test(tc, hopper_forward, 0, 6);
+    tcase_add_loop_test(tc, hopper_backward_pipe_off, 0, (int)(sizeof wg_cases / sizeof wg_cases[0]));
     suite_add_tcase(s, tc);
     /* the split forward (v12, v14): a case of its own for the sanitizers */
     tc = tcase_create("split");
