@@ -7,7 +7,9 @@
  * forced onto "openmp" (several thread counts, layouts and dtypes) and is
  * compared with the naive backend on the same inputs, with the tolerances of
  * check_equivalence.  Then: the same call twice gives bit-identical outputs,
- * and a non-unit head-dim stride is refused with a reason.
+ * and a non-unit head-dim stride is refused with a reason.  Every
+ * configuration, and tensors off a cache-line boundary, are a second
+ * program built from this file (check_openmp_configs, CHECK_OPENMP_CONFIGS).
  */
 #include "cases.h"
 
@@ -91,8 +93,6 @@ static const struct tol {
     {"bfloat16", 5e-2},
 };
 
-static const int thread_counts[] = {1, 2, 3};
-
 static uint64_t seed;
 
 static natten_context *context(const char *backend, int threads)
@@ -138,6 +138,11 @@ static void compare_case(const tc_case *c, tc_op op, const struct tol *tl, tt_la
     natten_context_destroy(ref_ctx);
 }
 
+#ifndef CHECK_OPENMP_CONFIGS /* check_openmp: tiling edges, reproducibility, refusals */
+#define PROGRAM "check_openmp"
+
+static const int thread_counts[] = {1, 2, 3};
+
 /* _i: one case; every op, dtype and a rotation of layouts and thread counts. */
 START_TEST(tiling_edges)
 {
@@ -149,29 +154,6 @@ START_TEST(tiling_edges)
             int threads = thread_counts[(n / 3) % 3];
             compare_case(c, (tc_op)op, &tolerances[t], layout, threads, "openmp");
         }
-}
-END_TEST
-
-/* _i: configuration _i of the backend, forced as "openmp/<index>" (the tuner's candidates;
- * the default runs in tiling_edges): the fused ops of every case in float32 and float16. */
-START_TEST(each_config)
-{
-    char name[32];
-    natten_context *probe;
-    snprintf(name, sizeof name, "openmp/%d", _i);
-    ck_assert_int_eq(natten_context_create(&probe), NATTEN_SUCCESS);
-    ck_assert_msg(natten_context_set_backend(probe, name) == NATTEN_SUCCESS, "%s: %s", name, natten_last_error());
-    if (_i == OPENMP_CONFIGS - 1) {
-        snprintf(name, sizeof name, "openmp/%d", _i + 1);
-        ck_assert_msg(natten_context_set_backend(probe, name) == NATTEN_ERROR_BACKEND_UNAVAILABLE,
-                      "openmp has more than %d configurations: test the new one", OPENMP_CONFIGS);
-        snprintf(name, sizeof name, "openmp/%d", _i);
-    }
-    natten_context_destroy(probe);
-    for (int c = 0; c < ncases; c++)
-        for (int op = OP_FNA; op <= OP_FNA_BW; op++)
-            for (size_t t = 1; t <= 2; t++) /* float32, float16 */
-                compare_case(&cases[c], (tc_op)op, &tolerances[t], TT_COMPACT, 2, name);
 }
 END_TEST
 
@@ -205,6 +187,46 @@ START_TEST(reproducible)
         tc_teardown(&io);
         natten_context_destroy(ctx);
     }
+}
+END_TEST
+
+/* A strided head dim is refused with a reason, not copied. */
+START_TEST(refuses_strided_head_dim)
+{
+    uint64_t rng = seed;
+    natten_context *ctx = context("openmp", 0);
+    tc_io io;
+    ck_assert(tc_setup(&io, &cases[0].r, OP_FNA, tt_dtype("float32"), TT_INNER_STRIDED, kDLCPU, &rng));
+    ck_assert_int_eq(tc_run(ctx, &io), NATTEN_ERROR_UNSUPPORTED);
+    ck_assert_msg(strstr(natten_last_error(), "stride") != NULL, "reason: %s", natten_last_error());
+    tc_teardown(&io);
+    natten_context_destroy(ctx);
+}
+END_TEST
+
+#else /* check_openmp_configs: every configuration, misaligned tensors */
+#define PROGRAM "check_openmp_configs"
+
+/* _i: configuration _i of the backend, forced as "openmp/<index>" (the tuner's candidates;
+ * the default runs in tiling_edges): the fused ops of every case in float32 and float16. */
+START_TEST(each_config)
+{
+    char name[32];
+    natten_context *probe;
+    snprintf(name, sizeof name, "openmp/%d", _i);
+    ck_assert_int_eq(natten_context_create(&probe), NATTEN_SUCCESS);
+    ck_assert_msg(natten_context_set_backend(probe, name) == NATTEN_SUCCESS, "%s: %s", name, natten_last_error());
+    if (_i == OPENMP_CONFIGS - 1) {
+        snprintf(name, sizeof name, "openmp/%d", _i + 1);
+        ck_assert_msg(natten_context_set_backend(probe, name) == NATTEN_ERROR_BACKEND_UNAVAILABLE,
+                      "openmp has more than %d configurations: test the new one", OPENMP_CONFIGS);
+        snprintf(name, sizeof name, "openmp/%d", _i);
+    }
+    natten_context_destroy(probe);
+    for (int c = 0; c < ncases; c++)
+        for (int op = OP_FNA; op <= OP_FNA_BW; op++)
+            for (size_t t = 1; t <= 2; t++) /* float32, float16 */
+                compare_case(&cases[c], (tc_op)op, &tolerances[t], TT_COMPACT, 2, name);
 }
 END_TEST
 
@@ -254,45 +276,54 @@ START_TEST(misaligned_tensors)
 }
 END_TEST
 
-/* A strided head dim is refused with a reason, not copied. */
-START_TEST(refuses_strided_head_dim)
-{
-    uint64_t rng = seed;
-    natten_context *ctx = context("openmp", 0);
-    tc_io io;
-    ck_assert(tc_setup(&io, &cases[0].r, OP_FNA, tt_dtype("float32"), TT_INNER_STRIDED, kDLCPU, &rng));
-    ck_assert_int_eq(tc_run(ctx, &io), NATTEN_ERROR_UNSUPPORTED);
-    ck_assert_msg(strstr(natten_last_error(), "stride") != NULL, "reason: %s", natten_last_error());
-    tc_teardown(&io);
-    natten_context_destroy(ctx);
-}
-END_TEST
+#endif
 
 int main(void)
 {
     Suite *s = suite_create("openmp");
-    TCase *tc = tcase_create("openmp vs naive");
+    TCase *tc;
     SRunner *sr;
     int failed;
     {
         natten_context *ctx;
         natten_context_create(&ctx);
         if (natten_context_set_backend(ctx, "openmp") != NATTEN_SUCCESS) {
-            printf("check_openmp: the openmp backend is not available: %s\n", natten_last_error());
+            printf("%s: the openmp backend is not available: %s\n", PROGRAM, natten_last_error());
             natten_context_destroy(ctx);
             return 77;
         }
         natten_context_destroy(ctx);
     }
     seed = tt_seed();
-    printf("check_openmp: seed %llu (set NATTEN_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    printf("%s: seed %llu (set NATTEN_TEST_SEED to repeat)\n", PROGRAM, (unsigned long long)seed);
+    /* One Check case per kind of test, so that each can run alone
+     * (CK_RUN_CASE=edges|reproducible|refusals|configs|misaligned).  The
+     * suite is built twice (tests/local.mk): check_openmp runs the first
+     * three, check_openmp_configs (CHECK_OPENMP_CONFIGS) the last two, so
+     * that `make -j2 check` runs the halves side by side (under CI's
+     * sanitizers each half takes minutes). */
+#ifndef CHECK_OPENMP_CONFIGS
+    tc = tcase_create("edges");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, tiling_edges, 0, ncases);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reproducible");
+    tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, reproducible, 0, 12);
-    tcase_add_loop_test(tc, each_config, 0, OPENMP_CONFIGS);
-    tcase_add_loop_test(tc, misaligned_tensors, 0, 16);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("refusals");
     tcase_add_test(tc, refuses_strided_head_dim);
     suite_add_tcase(s, tc);
+#else
+    tc = tcase_create("configs");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, each_config, 0, OPENMP_CONFIGS);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("misaligned");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, misaligned_tensors, 0, 16);
+    suite_add_tcase(s, tc);
+#endif
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -47,11 +47,17 @@ tests_check_symbols_LDADD = libnatten.la $(CHECK_LIBS)
 docs_examples_hello_SOURCES = docs/examples/hello.c
 docs_examples_hello_LDADD = libnatten.la
 if ENABLE_OPENMP_BACKEND
-# The OpenMP backend's tiling edges and run-to-run reproducibility.
-check_PROGRAMS += tests/check_openmp
+# The OpenMP backend's tiling edges and run-to-run reproducibility; its
+# configurations and misaligned tensors from the same source, as a second
+# program that `make -j` runs beside the first.
+check_PROGRAMS += tests/check_openmp tests/check_openmp_configs
 tests_check_openmp_SOURCES = tests/check_openmp.c
 tests_check_openmp_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_openmp_LDADD = $(TEST_LIBS)
+tests_check_openmp_configs_SOURCES = tests/check_openmp.c
+tests_check_openmp_configs_CPPFLAGS = $(AM_CPPFLAGS) -DCHECK_OPENMP_CONFIGS
+tests_check_openmp_configs_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_openmp_configs_LDADD = $(TEST_LIBS)
 endif
 EXTRA_DIST += tests/exports.sh
 # OpenMP threads wait passively (sleep, not spin) unless told otherwise: the
