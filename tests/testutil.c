@@ -251,24 +251,49 @@ void ref_window_1d(int64_t L, int K, int d, int s, int causal, int64_t i, int64_
     *b = *a + K;
 }
 
-int ref_member(const ref_problem *r, int64_t i, int64_t j, int64_t *slot, int64_t *rpb_index)
+/* ref_member's query side, done once per query by the dense loops below:
+ * per axis, the query's dilation group g, its position u in the group and
+ * its window [a, b) in the group's coordinates. */
+typedef struct {
+    int64_t g[3], u[3], a[3], b[3];
+} ref_query;
+
+static void ref_query_of(const ref_problem *r, int64_t i, ref_query *q)
 {
-    int64_t ci[3], cj[3], sl = 0, e = 0;
+    int64_t ci[3];
     for (int ax = r->rank - 1; ax >= 0; ax--) {
         ci[ax] = i % r->S[ax]; i /= r->S[ax];
+    }
+    for (int ax = 0; ax < r->rank; ax++) {
+        q->g[ax] = ci[ax] % r->d[ax];
+        q->u[ax] = ci[ax] / r->d[ax];
+        ref_window_1d(r->S[ax], r->K[ax], r->d[ax], r->s[ax], r->causal[ax], ci[ax], &q->a[ax], &q->b[ax]);
+    }
+}
+
+static int ref_member_q(const ref_problem *r, const ref_query *q, int64_t j, int64_t *slot, int64_t *rpb_index)
+{
+    int64_t cj[3], sl = 0, e = 0;
+    for (int ax = r->rank - 1; ax >= 0; ax--) {
         cj[ax] = j % r->S[ax]; j /= r->S[ax];
     }
     for (int ax = 0; ax < r->rank; ax++) {
-        int64_t a, b, d = r->d[ax], jg = cj[ax] / d;
-        if (cj[ax] % d != ci[ax] % d) return 0;
-        ref_window_1d(r->S[ax], r->K[ax], r->d[ax], r->s[ax], r->causal[ax], ci[ax], &a, &b);
-        if (jg < a || jg >= b) return 0;
-        sl = sl * r->K[ax] + (jg - a);
-        e = e * (2 * r->K[ax] - 1) + (jg - ci[ax] / d + r->K[ax] - 1);
+        int64_t jg = cj[ax] / r->d[ax];
+        if (cj[ax] % r->d[ax] != q->g[ax]) return 0;
+        if (jg < q->a[ax] || jg >= q->b[ax]) return 0;
+        sl = sl * r->K[ax] + (jg - q->a[ax]);
+        e = e * (2 * r->K[ax] - 1) + (jg - q->u[ax] + r->K[ax] - 1);
     }
     *slot = sl;
     *rpb_index = e;
     return 1;
+}
+
+int ref_member(const ref_problem *r, int64_t i, int64_t j, int64_t *slot, int64_t *rpb_index)
+{
+    ref_query q;
+    ref_query_of(r, i, &q);
+    return ref_member_q(r, &q, j, slot, rpb_index);
 }
 
 static int64_t rpb_size(const ref_problem *r)
@@ -293,15 +318,18 @@ void ref_qk(const ref_problem *r, const double *q, const double *k, const double
     int64_t N = ref_tokens(r), W = ref_window(r), E = rpb_size(r);
     for (int64_t x = 0; x < r->B * N * r->H * W; x++) attn[x] = -INFINITY;
     for (int64_t b = 0; b < r->B; b++)
-        for (int64_t i = 0; i < N; i++)
+        for (int64_t i = 0; i < N; i++) {
+            ref_query qi;
+            ref_query_of(r, i, &qi);
             for (int64_t h = 0; h < r->H; h++)
                 for (int64_t j = 0; j < N; j++) {
                     int64_t slot, e;
-                    if (!ref_member(r, i, j, &slot, &e)) continue;
+                    if (!ref_member_q(r, &qi, j, &slot, &e)) continue;
                     attn[TOK(r, b, i, h, W) + slot] =
                         ddot(q + TOK(r, b, i, h, r->D), k + TOK(r, b, j, h, r->D), r->D) +
                         (rpb ? rpb[h * E + e] : 0.0);
                 }
+        }
 }
 
 void ref_qk_backward(const ref_problem *r, const double *d_attn, const double *q, const double *k,
@@ -312,11 +340,13 @@ void ref_qk_backward(const ref_problem *r, const double *d_attn, const double *q
     memset(d_k, 0, sizeof(double) * (size_t)(r->B * N * r->H * r->D));
     if (d_rpb) memset(d_rpb, 0, sizeof(double) * (size_t)(r->H * E));
     for (int64_t b = 0; b < r->B; b++)
-        for (int64_t i = 0; i < N; i++)
+        for (int64_t i = 0; i < N; i++) {
+            ref_query qi;
+            ref_query_of(r, i, &qi);
             for (int64_t h = 0; h < r->H; h++)
                 for (int64_t j = 0; j < N; j++) {
                     int64_t slot, e;
-                    if (!ref_member(r, i, j, &slot, &e)) continue;
+                    if (!ref_member_q(r, &qi, j, &slot, &e)) continue;
                     double g = d_attn[TOK(r, b, i, h, W) + slot];
                     for (int64_t c = 0; c < r->D; c++) {
                         d_q[TOK(r, b, i, h, r->D) + c] += g * k[TOK(r, b, j, h, r->D) + c];
@@ -324,6 +354,7 @@ void ref_qk_backward(const ref_problem *r, const double *d_attn, const double *q
                     }
                     if (d_rpb) d_rpb[h * E + e] += g;
                 }
+        }
 }
 
 void ref_av(const ref_problem *r, const double *attn, const double *v, double *out)
@@ -331,15 +362,18 @@ void ref_av(const ref_problem *r, const double *attn, const double *v, double *o
     int64_t N = ref_tokens(r), W = ref_window(r);
     memset(out, 0, sizeof(double) * (size_t)(r->B * N * r->H * r->Dv));
     for (int64_t b = 0; b < r->B; b++)
-        for (int64_t i = 0; i < N; i++)
+        for (int64_t i = 0; i < N; i++) {
+            ref_query qi;
+            ref_query_of(r, i, &qi);
             for (int64_t h = 0; h < r->H; h++)
                 for (int64_t j = 0; j < N; j++) {
                     int64_t slot, e;
-                    if (!ref_member(r, i, j, &slot, &e)) continue;
+                    if (!ref_member_q(r, &qi, j, &slot, &e)) continue;
                     double w = attn[TOK(r, b, i, h, W) + slot];
                     for (int64_t c = 0; c < r->Dv; c++)
                         out[TOK(r, b, i, h, r->Dv) + c] += w * v[TOK(r, b, j, h, r->Dv) + c];
                 }
+        }
 }
 
 void ref_av_backward(const ref_problem *r, const double *d_out, const double *attn, const double *v,
@@ -349,33 +383,38 @@ void ref_av_backward(const ref_problem *r, const double *d_out, const double *at
     memset(d_attn, 0, sizeof(double) * (size_t)(r->B * N * r->H * W));
     memset(d_v, 0, sizeof(double) * (size_t)(r->B * N * r->H * r->Dv));
     for (int64_t b = 0; b < r->B; b++)
-        for (int64_t i = 0; i < N; i++)
+        for (int64_t i = 0; i < N; i++) {
+            ref_query qi;
+            ref_query_of(r, i, &qi);
             for (int64_t h = 0; h < r->H; h++)
                 for (int64_t j = 0; j < N; j++) {
                     int64_t slot, e;
-                    if (!ref_member(r, i, j, &slot, &e)) continue;
+                    if (!ref_member_q(r, &qi, j, &slot, &e)) continue;
                     d_attn[TOK(r, b, i, h, W) + slot] =
                         ddot(d_out + TOK(r, b, i, h, r->Dv), v + TOK(r, b, j, h, r->Dv), r->Dv);
                     for (int64_t c = 0; c < r->Dv; c++)
                         d_v[TOK(r, b, j, h, r->Dv) + c] +=
                             attn[TOK(r, b, i, h, W) + slot] * d_out[TOK(r, b, i, h, r->Dv) + c];
                 }
+        }
 }
 
-/* Dense masked logits of query (b, i, h) over all N keys; returns lse. */
+/* Dense masked logits of query (b, i, h) over all N keys (qi: ref_query_of
+ * i); returns lse. */
 static double dense_logits(const ref_problem *r, const double *q, const double *k, const double *rpb,
-                           int64_t b, int64_t i, int64_t h, double *z)
+                           int64_t b, int64_t i, const ref_query *qi, int64_t h, double *z)
 {
     int64_t N = ref_tokens(r), E = rpb_size(r), hk = h / (r->H / r->Hkv);
     double m = -INFINITY, s = 0;
     for (int64_t j = 0; j < N; j++) {
         int64_t slot, e;
-        if (!ref_member(r, i, j, &slot, &e)) { z[j] = -INFINITY; continue; }
+        if (!ref_member_q(r, qi, j, &slot, &e)) { z[j] = -INFINITY; continue; }
         z[j] = r->scale * ddot(q + TOK(r, b, i, h, r->D), k + TOKKV(r, b, j, hk, r->D), r->D) +
                (rpb ? rpb[h * E + e] : 0.0);
         if (z[j] > m) m = z[j];
     }
-    for (int64_t j = 0; j < N; j++) s += exp(z[j] - m);
+    for (int64_t j = 0; j < N; j++)
+        if (z[j] != -INFINITY) s += exp(z[j] - m); /* a masked key adds exp(-inf) = 0 */
     return m + log(s);
 }
 
@@ -385,19 +424,22 @@ void ref_fna(const ref_problem *r, const double *q, const double *k, const doubl
     int64_t N = ref_tokens(r);
     double *z = malloc(sizeof(double) * (size_t)N);
     for (int64_t b = 0; b < r->B; b++)
-        for (int64_t i = 0; i < N; i++)
+        for (int64_t i = 0; i < N; i++) {
+            ref_query qi;
+            ref_query_of(r, i, &qi);
             for (int64_t h = 0; h < r->H; h++) {
                 int64_t hk = h / (r->H / r->Hkv);
-                double l = dense_logits(r, q, k, rpb, b, i, h, z);
+                double l = dense_logits(r, q, k, rpb, b, i, &qi, h, z);
                 double *o = out + TOK(r, b, i, h, r->Dv);
                 for (int64_t c = 0; c < r->Dv; c++) o[c] = 0;
                 for (int64_t j = 0; j < N; j++) {
-                    double pj = exp(z[j] - l);
+                    double pj = z[j] == -INFINITY ? 0 : exp(z[j] - l);
                     if (pj == 0) continue;
                     for (int64_t c = 0; c < r->Dv; c++) o[c] += pj * v[TOKKV(r, b, j, hk, r->Dv) + c];
                 }
                 if (lse) lse[(b * N + i) * r->H + h] = l;
             }
+        }
     free(z);
 }
 
@@ -412,16 +454,18 @@ void ref_fna_backward(const ref_problem *r, const double *q, const double *k, co
     memset(d_v, 0, sizeof(double) * (size_t)(r->B * N * r->Hkv * r->Dv));
     if (d_rpb) memset(d_rpb, 0, sizeof(double) * (size_t)(r->H * E));
     for (int64_t b = 0; b < r->B; b++)
-        for (int64_t i = 0; i < N; i++)
+        for (int64_t i = 0; i < N; i++) {
+            ref_query qi;
+            ref_query_of(r, i, &qi);
             for (int64_t h = 0; h < r->H; h++) {
                 int64_t hk = h / (r->H / r->Hkv);
                 const double *dO = d_out + TOK(r, b, i, h, r->Dv);
                 double delta = ddot(dO, out + TOK(r, b, i, h, r->Dv), r->Dv);
                 double l = lse[(b * N + i) * r->H + h];
-                dense_logits(r, q, k, rpb, b, i, h, z);
+                dense_logits(r, q, k, rpb, b, i, &qi, h, z);
                 for (int64_t j = 0; j < N; j++) {
                     int64_t slot, e;
-                    if (!ref_member(r, i, j, &slot, &e)) continue;
+                    if (!ref_member_q(r, &qi, j, &slot, &e)) continue;
                     double P = exp(z[j] - l);
                     double dS = P * (ddot(dO, v + TOKKV(r, b, j, hk, r->Dv), r->Dv) - delta);
                     for (int64_t c = 0; c < r->D; c++) {
@@ -432,5 +476,6 @@ void ref_fna_backward(const ref_problem *r, const double *q, const double *k, co
                     if (d_rpb) d_rpb[h * E + e] += dS;
                 }
             }
+        }
     free(z);
 }
