@@ -216,9 +216,11 @@ static natten_status qk_backward(const natten_problem *p, const natten_exec *ex)
             if (!slot_key(p, &n, t, key, e)) continue;
             double g = ld(p, NATTEN_ARG_D_ATTN, at(p, NATTEN_ARG_D_ATTN, b, x, h, t));
             double *dqr = acc_at(&dq, b, x, h), *dkr = acc_at(&dk, b, key, h);
+            int64_t ok = at(p, NATTEN_ARG_K, b, key, h, 0), sk = p->arg[NATTEN_ARG_K].stride[NV_C];
+            int64_t oq = at(p, NATTEN_ARG_Q, b, x, h, 0), sq = p->arg[NATTEN_ARG_Q].stride[NV_C];
             for (int64_t c = 0; c < p->dim; c++) {
-                dqr[c] += g * ld(p, NATTEN_ARG_K, at(p, NATTEN_ARG_K, b, key, h, c));
-                dkr[c] += g * ld(p, NATTEN_ARG_Q, at(p, NATTEN_ARG_Q, b, x, h, c));
+                dqr[c] += g * ld(p, NATTEN_ARG_K, ok + c * sk);
+                dkr[c] += g * ld(p, NATTEN_ARG_Q, oq + c * sq);
             }
             if (want_rpb) *rpb_acc_at(&dr, h, e) += g;
         }
@@ -243,7 +245,8 @@ static natten_status av_forward(const natten_problem *p, const natten_exec *ex)
             int64_t key[3], e[3];
             if (!slot_key(p, &n, t, key, e)) continue;
             double w = ld(p, NATTEN_ARG_ATTN, at(p, NATTEN_ARG_ATTN, b, x, h, t));
-            for (int64_t c = 0; c < p->dim_v; c++) o[c] += w * ld(p, NATTEN_ARG_V, at(p, NATTEN_ARG_V, b, key, h, c));
+            int64_t ov = at(p, NATTEN_ARG_V, b, key, h, 0), sv = p->arg[NATTEN_ARG_V].stride[NV_C];
+            for (int64_t c = 0; c < p->dim_v; c++) o[c] += w * ld(p, NATTEN_ARG_V, ov + c * sv);
         }
         for (int64_t c = 0; c < p->dim_v; c++) st(p, NATTEN_ARG_OUT, at(p, NATTEN_ARG_OUT, b, x, h, c), o[c]);
     }
@@ -317,7 +320,8 @@ static natten_status fna_forward(const natten_problem *p, const natten_exec *ex)
             int64_t key[3], e[3];
             if (!slot_key(p, &n, t, key, e)) continue;
             double w = exp(z[t] - lse);
-            for (int64_t c = 0; c < p->dim_v; c++) o[c] += w * ld(p, NATTEN_ARG_V, at(p, NATTEN_ARG_V, b, key, hk, c));
+            int64_t ov = at(p, NATTEN_ARG_V, b, key, hk, 0), sv = p->arg[NATTEN_ARG_V].stride[NV_C];
+            for (int64_t c = 0; c < p->dim_v; c++) o[c] += w * ld(p, NATTEN_ARG_V, ov + c * sv);
         }
         for (int64_t c = 0; c < p->dim_v; c++) st(p, NATTEN_ARG_OUT, at(p, NATTEN_ARG_OUT, b, x, h, c), o[c]);
         if (natten_has(p, NATTEN_ARG_LSE))
