@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
+
 namespace ct {
 
 typedef int64_t i64;
@@ -1257,9 +1259,17 @@ static inline bool fl_plan(const natten_problem *p, size_t esz, i64 heads, size_
  * loads, 2-byte accesses of window slots 2 tq + 8 n + e - w(gq) inside a
  * window of K1 columns; else AV's output, 4-byte stores at 2 tq + 8 n.  On
  * the 56x56 K 7 problem (hc * E = 196) the merged layout meets 1.9 words a
- * bank in the products' stores (Nsight Compute: 2.0), pad 32 one. */
+ * bank in the products' stores (Nsight Compute: 2.0), pad 32 one.  The count
+ * depends on qe mod 64 only (a bank is a word of 2-byte elements mod 32) and
+ * takes ~50 us, about a kernel's time (measured on the H200: +13 us a QK call
+ * in natten-bench while it ran on every call), so each (win, K1, qe mod 64)
+ * is counted once and remembered. */
 static inline int fh_pad_pick(i64 qe, int K1, bool win)
 {
+    static std::atomic<signed char> memo[2][FL_KC + 1][64]; /* pad + 1; 0: not counted yet */
+    std::atomic<signed char> *mp = K1 >= 1 && K1 <= FL_KC ? &memo[win ? 1 : 0][K1][qe & 63] : nullptr;
+    const int known = mp ? mp->load(std::memory_order_relaxed) : 0;
+    if (known) return known - 1;
     int best = 0, bc = -1;
     for (int pad = 0; pad < 64; pad += 8) {
         const i64 P = qe + pad;
@@ -1288,6 +1298,7 @@ static inline int fh_pad_pick(i64 qe, int K1, bool win)
             best = pad;
         }
     }
+    if (mp) mp->store((signed char)(best + 1), std::memory_order_relaxed);
     return best;
 }
 

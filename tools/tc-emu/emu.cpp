@@ -20,6 +20,7 @@
 // TC_EMU_NOTAB=1: the lean and head-group kernels compute their tiles (flgeo's
 // table switched off, as for problems with more than FL_TT tiles an axis).
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -480,6 +481,9 @@ int main(int argc, char **argv) {
         // dilated columns (one run a query), token tensors heads-first
         {2, 1, 4, 32, 32, {15, 23}, {3, 7}, {1, 2}, {1, 1}, {0, 0}, 1, 2},
         {2, 2, 2, 16, 32, {11, 27}, {5, 5}, {2, 1}, {1, 3}, {1, 0}, 0, 2},
+        // four heads, rows 21 x 196 elements apart: with TC_EMU_AL=1 padded runs (pad 32) that start
+        // at 0 and 4 mod 8 elements, a partial last tile (chunks of two queries, partial chunks)
+        {2, 2, 4, 32, 32, {19, 21}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
     };
     int only = argc > 1 ? atoi(argv[1]) : -1;
     for (size_t i = 0; i < probs.size(); i++) {
