@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
+
 namespace ct {
 
 typedef int64_t i64;
@@ -1247,19 +1249,85 @@ static inline bool fl_plan(const natten_problem *p, size_t esz, i64 heads, size_
     return true;
 }
 
+/* The pad after each query's hc * E elements in a merged run staged in
+ * shared memory (fhruns.pad, mma2d.cuh): of 0, 8, ..., 56, the one for which
+ * a warp's accesses (lanes 4 gq + tq, query gq of the tile row) meet the
+ * fewest distinct words in one bank, summed over the run's start at an even
+ * and an odd element and three patterns of window starts (inside the
+ * image: query gq's window one column right of gq - 1's; the left and right
+ * borders, where the windows stay).  win: QK's product stores and AV's A
+ * loads, 2-byte accesses of window slots 2 tq + 8 n + e - w(gq) inside a
+ * window of K1 columns; else AV's output, 4-byte stores at 2 tq + 8 n.  On
+ * the 56x56 K 7 problem (hc * E = 196) the merged layout meets 1.9 words a
+ * bank in the products' stores (Nsight Compute: 2.0), pad 32 one.  The count
+ * depends on qe mod 64 only (a bank is a word of 2-byte elements mod 32) and
+ * takes ~50 us, about a kernel's time (measured on the H200: +13 us a QK call
+ * in natten-bench while it ran on every call), so each (win, K1, qe mod 64)
+ * is counted once and remembered. */
+static inline int fh_pad_pick(i64 qe, int K1, bool win)
+{
+    static std::atomic<signed char> memo[2][FL_KC + 1][64]; /* pad + 1; 0: not counted yet */
+    std::atomic<signed char> *mp = K1 >= 1 && K1 <= FL_KC ? &memo[win ? 1 : 0][K1][qe & 63] : nullptr;
+    const int known = mp ? mp->load(std::memory_order_relaxed) : 0;
+    if (known) return known - 1;
+    int best = 0, bc = -1;
+    for (int pad = 0; pad < 64; pad += 8) {
+        const i64 P = qe + pad;
+        int c = 0;
+        for (int b = 0; b < (win ? 2 : 1); b++)
+            for (int pat = 0; pat < (win ? 3 : 1); pat++)
+                for (int n = 0; n < 2; n++)
+                    for (int e = 0; e < (win ? 2 : 1); e++) {
+                        int cnt[32] = {0}, m = 0;
+                        for (int gq = 0; gq < 8; gq++) {
+                            const int h = K1 / 2,
+                                      w = !win ? 0 : pat == 0 ? gq : pat == 1 ? (gq > h ? gq - h : 0) : (gq < 7 - h ? gq : 7 - h);
+                            for (int tq = 0; tq < 4; tq++) {
+                                const int sl = 2 * tq + 8 * n + e - w;
+                                if (win && (sl < 0 || sl >= K1)) continue;
+                                /* a lane's word (distinct ones: the lanes of a query 2
+                                 * elements apart, the queries P >= 16 apart) */
+                                const int bk = (int)(((b + gq * P + sl) >> 1) & 31);
+                                if (++cnt[bk] > m) m = cnt[bk];
+                            }
+                        }
+                        c += m;
+                    }
+        if (bc < 0 || c < bc) {
+            bc = c;
+            best = pad;
+        }
+    }
+    if (mp) mp->store((signed char)(best + 1), std::memory_order_relaxed);
+    return best;
+}
+
 /* The runs of a tensor with E elements per (query, head) and query column
- * stride sc (fhruns); returns the shared elements they take. */
-static inline i64 fh_runs_make(fhruns &R, i64 E, int hc, i64 T0, i64 T1, i64 d1, i64 sc)
+ * stride sc (fhruns); returns the shared elements they take.  al4: every run
+ * starts at a multiple of 4 elements (fh_al4), so merged runs may be padded
+ * (fh_pad_pick with K1 and win). */
+static inline i64 fh_runs_make(fhruns &R, i64 E, int hc, i64 T0, i64 T1, i64 d1, i64 sc, bool al4, int K1, bool win)
 {
     R.E = (int)E;
     R.merged = d1 * sc == hc * E;
-    const i64 nrun = R.merged ? T0 : T0 * T1, rlen = R.merged ? T1 * hc * E : hc * E, rstr = (rlen + 14) / 8 * 8;
+    const i64 nrun = R.merged ? T0 : T0 * T1, rlen = R.merged ? T1 * hc * E : hc * E;
+    R.pad = R.merged && al4 && (hc * E) % 4 == 0 && T1 > 1 ? fh_pad_pick(hc * E, K1, win) : 0;
+    R.qp = (int)(hc * E + R.pad);
+    R.cq = fl_div_make(hc * E);
+    const i64 rstr = ((R.merged ? T1 * R.qp : rlen) + 14) / 8 * 8;
     R.nrun = (int)nrun;
     R.rlen = (int)rlen;
     R.rstr = (int)rstr;
-    R.nchk = (int)(rstr / 8);
-    R.cr = fl_div_make(rstr / 8);
+    R.nchk = (int)((rlen + 14) / 8);
+    R.cr = fl_div_make(R.nchk);
     return nrun * rstr;
+}
+
+/* A tensor of 2-byte elements whose (batch, row, column) strides and start
+ * are multiples of 4 elements (fh_runs_make's al4, with hc * E one too) */
+static inline bool fh_al4(const f2view &v)
+{
+    return ((size_t)v.p & 7) == 0 && v.sb % 4 == 0 && v.sr % 4 == 0 && v.sc % 4 == 0;
 }
 
 /*
@@ -1277,24 +1345,29 @@ static inline i64 fh_runs_make(fhruns &R, i64 E, int hc, i64 T0, i64 T1, i64 d1,
  * as runs in the attention runs' place (ostage).
  */
 static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_t budget, size_t hbudget, int hmax,
-                           bool av, i64 ash, i64 asc, i64 Dv, i64 osh, i64 osc, f2plan &P, flgeo &F)
+                           bool av, i64 ash, i64 asc, i64 Dv, i64 osh, i64 osc, unsigned al4, f2plan &P, flgeo &F)
 {
     if (heads < 1 || !fl_plan(p, esz, heads, budget, av, P, F)) return false;
     const i64 W = (i64)P.g.ax[0].K * P.g.ax[1].K, T0 = P.g.ax[0].T, T1 = P.g.ax[1].T, d1 = P.g.ax[1].d;
     if (ash != W) return false;
     const int nw = (int)P.block.x / 32;
     const i64 pos = (i64)P.g.spr * P.g.spc + (av ? 1 : 16);
-    for (int hc = 4; hc >= 1; hc /= 2) {
-        if (hc > hmax || heads % hc || hc * nw > 16) continue;
+    const int K1 = P.g.ax[1].K;
+    for (int it = 0; it < 6; it++) {
+        /* hc 4, 2, 1, each first with the padded runs where al4 allows them
+         * (bit 0: the attention's, bit 1: AV's output's), then without */
+        const int hc = 4 >> (it >> 1), pads = !(it & 1);
+        if (hc > hmax || heads % hc || hc * nw > 16 || (pads && !al4)) continue;
+        const unsigned al = pads ? al4 : 0u;
         fhruns ra, ro;
         memset(&ro, 0, sizeof ro);
-        i64 region = fh_runs_make(ra, W, hc, T0, T1, d1, asc);
+        i64 region = fh_runs_make(ra, W, hc, T0, T1, d1, asc, al & 1u, K1, true);
         if (hc == 1 && !ra.merged) return false;
         if (!av && region < (i64)hc * nw * 16 * FM_ROW) region = (i64)hc * nw * 16 * FM_ROW;
         /* AV's output through shared memory too where its heads are adjacent */
         bool ostage = false;
         if (av && osh == Dv) {
-            const i64 ro_size = fh_runs_make(ro, Dv, hc, T0, T1, d1, osc);
+            const i64 ro_size = fh_runs_make(ro, Dv, hc, T0, T1, d1, osc, (al & 2u) != 0, K1, false);
             ostage = hc > 1 || ro.merged;
             if (ostage && ro_size > region) region = ro_size;
         }
@@ -1362,6 +1435,14 @@ static inline int f2_rot(void)
     return e && *e && strcmp(e, "0") != 0;
 }
 
+/* The head-group kernels' padded runs (fh_pad_pick), unless
+ * NATTEN_CUDA_TILED_PAD is "0" (main's layout before them, for the A/B). */
+static inline bool fh_pads(void)
+{
+    const char *e = getenv("NATTEN_CUDA_TILED_PAD");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
 {
     const ct_device *d = ct_device_at(p->device.device_id);
@@ -1426,7 +1507,7 @@ struct ops {
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,
-                        F, L)) {
+                        fh_pads() && fh_al4(f2mk(p, O)) ? 1u : 0u, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 const void *fn = rpb ? (const void *)qkh_kernel<T, true> : (const void *)qkh_kernel<T, false>;
                 if ((st = f2_smem_attr(fn, F.smem))) return st;
@@ -1495,7 +1576,8 @@ struct ops {
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,
-                        f2mk(p, O).sh, f2mk(p, O).sc, F, L)) {
+                        f2mk(p, O).sh, f2mk(p, O).sc,
+                        fh_pads() ? (fh_al4(f2mk(p, Wt)) ? 1u : 0u) | (fh_al4(f2mk(p, O)) ? 2u : 0u) : 0u, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avh_kernel<T>, F.smem))) return st;
                 avh_kernel<T><<<F.grid, F.block, F.smem, s>>>(L, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);

@@ -87,6 +87,19 @@ __device__ __forceinline__ void fm_cp16(void *dst, const void *src)
 #endif
 }
 
+/* an 8-byte cp.async (.ca: .cg takes only 16 bytes): the padded runs'
+ * chunks that straddle two queries (fh_copy) */
+__device__ __forceinline__ void fm_cp8(void *dst, const void *src)
+{
+#if FM_ON
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
+#else
+    (void)dst;
+    (void)src;
+#endif
+}
+
 __device__ __forceinline__ void fm_cp_wait()
 {
 #if FM_ON
@@ -380,9 +393,18 @@ struct fhruns {
     int merged; /* a tile row's queries' hc heads are one run in memory */
     int nrun;   /* runs per tile: tile rows (merged) or queries */
     int rlen;   /* elements per run: T1 * hc * E (merged) or hc * E */
-    int rstr;   /* shared elements per run: rlen + 7 rounded up to 8 (room for the shift) */
-    int nchk;   /* 16-byte chunks per run (any shift) */
+    int rstr;   /* shared elements per run: rlen (+ the pads) + 7 rounded up to 8 (room for the shift) */
+    int nchk;   /* 16-byte chunks per run in global memory (any shift) */
     fldiv cr;   /* division by nchk */
+    /* merged runs only: in shared memory a query's hc * E elements are
+     * followed by pad more (a multiple of 8, fh_pad_pick; 0: none), so that
+     * the 8 queries of a warp's 2-byte accesses (QK's products, AV's A
+     * fragments) fall into different banks; only where every run starts at
+     * a multiple of 4 elements and hc * E is one (a 16-byte chunk then
+     * straddles two queries at most at its middle: two 8-byte halves) */
+    int pad;
+    int qp;   /* shared elements per query: hc * E + pad */
+    fldiv cq; /* division by hc * E */
 };
 
 #define FL_TT 32 /* (dilation group, tile) pairs per axis in flgeo's tile table */
@@ -954,16 +976,18 @@ __device__ __forceinline__ int fh_pos(const flgeo &F, const fhruns &R, const f2t
     const int rho = R.merged ? r : (r << F.lt1) + c;
     int n;
     const T *g = fh_run<T>(F, R, t, O, b, h0, rho, n);
-    return rho * R.rstr + (int)(((size_t)g >> 1) & 7) + (R.merged ? c * F.hc * R.E : 0) + hl * R.E;
+    return rho * R.rstr + (int)(((size_t)g >> 1) & 7) + (R.merged ? c * R.qp : 0) + hl * R.E;
 }
 
 /* The tile's runs between shared (st) and global memory, by the whole block:
  * STORE writes them out, else they come in (cp.async for whole chunks: the
- * caller waits).  Thread i takes chunks i, i + nthr, ... (chunk i at st +
- * 8 i: rstr = 8 nchk); its run and chunk within the run step by nthr's
- * quotient and remainder (one division, none per chunk), and a run's first
- * element lies at a 32-bit offset from the tile's (fh_run's address without
- * its 64-bit multiplications), its shift mod 8 from that offset. */
+ * caller waits).  Thread i takes chunks i, i + nthr, ... of the nrun x nchk
+ * chunks in global memory, chunk k of run rho at st + rho rstr + 8 k in
+ * shared memory (so), plus R.pad for each query before it in the run when
+ * padded; its run and chunk within the run step by nthr's quotient and
+ * remainder (one division, none per chunk), and a run's first element lies
+ * at a 32-bit offset from the tile's (fh_run's address without its 64-bit
+ * multiplications), its shift mod 8 from that offset. */
 template <typename T, bool STORE>
 __device__ __forceinline__ void fh_copy(const flgeo &F, const fhruns &R, const f2tile &t, const f2view &O, int b,
                                         int h0, T *st)
@@ -972,40 +996,71 @@ __device__ __forceinline__ void fh_copy(const flgeo &F, const fhruns &R, const f
     const int total = R.nrun * R.nchk, nthr = (int)blockDim.x, i0 = (int)threadIdx.x;
     if (i0 >= total) return;
     const int drho = fl_quo(R.cr, nthr), dk = nthr - drho * R.nchk, cm = (1 << F.lt1) - 1;
+    const int dso = drho * R.rstr + 8 * dk, wso = R.rstr - 8 * R.nchk;
     const int nr = t.u1[0] - t.u0[0] + 1, ncl = t.u1[1] - t.u0[1] + 1, rs = G.ax[0].d * O.sr,
               cs = G.ax[1].d * O.sc, n = R.merged ? ncl * F.hc * R.E : R.rlen;
     T *const gt = f2at<T>(O, b, h0) + (t.u0[0] * G.ax[0].d + t.g[0]) * O.sr + (t.u0[1] * G.ax[1].d + t.g[1]) * O.sc;
     const int sh0 = (int)(((size_t)gt >> 1) & 7);
-    auto loop = [&](auto M) {
-        const bool merged = decltype(M)::v;
-        int rho = fl_quo(R.cr, i0), k = i0 - rho * R.nchk;
+    auto loop = [&](auto M, auto PD) {
+        const bool merged = decltype(M)::v, padded = decltype(PD)::v;
+        int rho = fl_quo(R.cr, i0), k = i0 - rho * R.nchk, so = rho * R.rstr + 8 * k;
         for (int i = i0; i < total; i += nthr) {
             const int r = merged ? rho : rho >> F.lt1, c = merged ? 0 : rho & cm;
             const int off = merged ? r * rs : r * rs + c * cs, e0 = 8 * k - ((sh0 + off) & 7);
             if (r < nr && (merged || c < ncl) && e0 < n) {
-                T *g = gt + (off + e0), *s = st + 8 * i;
-                if (e0 >= 0 && e0 + 8 <= n) {
-                    if (STORE) *(uint4 *)g = *(const uint4 *)s;
-                    else fm_cp16(s, g);
-                } else {
+                T *g = gt + (off + e0), *s = st + so;
+                if (!padded) {
+                    if (e0 >= 0 && e0 + 8 <= n) {
+                        if (STORE) *(uint4 *)g = *(const uint4 *)s;
+                        else fm_cp16(s, g);
+                    } else {
 #pragma unroll
-                    for (int u = 0; u < 8; u++) {
-                        if (e0 + u < 0 || e0 + u >= n) continue;
-                        if (STORE) g[u] = s[u];
-                        else s[u] = g[u];
+                        for (int u = 0; u < 8; u++) {
+                            if (e0 + u < 0 || e0 + u >= n) continue;
+                            if (STORE) g[u] = s[u];
+                            else s[u] = g[u];
+                        }
+                    }
+                } else {
+                    /* elements e0 .. e0 + 3 belong to query q0 of the run,
+                     * e0 + 4 .. e0 + 7 to q1 (the shift is 0 or 4: e0 >= -4) */
+                    const int q0 = e0 >= 0 ? fl_quo(R.cq, e0) : 0, q1 = fl_quo(R.cq, e0 + 4);
+                    T *s0 = s + R.pad * q0, *s1 = s + 4 + R.pad * q1;
+                    if (e0 >= 0 && e0 + 8 <= n) {
+                        if (q0 == q1) {
+                            if (STORE) *(uint4 *)g = *(const uint4 *)s0;
+                            else fm_cp16(s0, g);
+                        } else if (STORE) {
+                            const uint2 lo = *(const uint2 *)s0, hi = *(const uint2 *)s1;
+                            *(uint4 *)g = make_uint4(lo.x, lo.y, hi.x, hi.y);
+                        } else {
+                            fm_cp8(s0, g);
+                            fm_cp8(s1, g + 4);
+                        }
+                    } else {
+#pragma unroll
+                        for (int u = 0; u < 8; u++) {
+                            if (e0 + u < 0 || e0 + u >= n) continue;
+                            T *su = u < 4 ? s0 + u : s1 + (u - 4);
+                            if (STORE) g[u] = *su;
+                            else *su = g[u];
+                        }
                     }
                 }
             }
             k += dk;
             rho += drho;
+            so += dso;
             if (k >= R.nchk) {
                 k -= R.nchk;
                 rho++;
+                so += wso;
             }
         }
     };
-    if (R.merged) loop(flb<true>());
-    else loop(flb<false>());
+    if (!R.merged) loop(flb<false>(), flb<false>());
+    else if (R.pad) loop(flb<true>(), flb<true>());
+    else loop(flb<true>(), flb<false>());
 }
 
 #define FH_REC 264 /* ints per warp of a head in the segment records: 8, then 8 a lane */

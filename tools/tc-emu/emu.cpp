@@ -20,6 +20,7 @@
 // TC_EMU_NOTAB=1: the lean and head-group kernels compute their tiles (flgeo's
 // table switched off, as for problems with more than FL_TT tiles an axis).
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -42,6 +43,9 @@ struct dim3 {
 };
 struct uint4 {
     unsigned x, y, z, w;
+};
+struct uint2 {
+    unsigned x, y;
 };
 static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
 #define __device__
@@ -182,6 +186,7 @@ static void fm_ldsm2(const void *p, unsigned &r0, unsigned &r1) {
     r1 = r[1];
 }
 static void fm_cp16(void *dst, const void *src) { memcpy(dst, src, 16); }
+static void fm_cp8(void *dst, const void *src) { memcpy(dst, src, 8); }
 static void fm_cp_wait() {}
 static unsigned __cvta_generic_to_shared(const void *p) { return (unsigned)((const unsigned char *)p - cur->smem); }
 static void fl_sts16(unsigned a, unsigned short v) { memcpy(cur->smem + a, &v, 2); }
@@ -241,7 +246,7 @@ struct Ten {
 static Ten mk(const Prob &P, int C, std::mt19937 &rng, bool fill, bool hf) {
     Ten t;
     int X0 = P.rank == 2 ? P.L[0] : 1, X1 = P.rank == 2 ? P.L[1] : P.L[0];
-    t.v.resize((size_t)P.B * P.H * X0 * X1 * C + 1);
+    t.v.resize((size_t)P.B * P.H * X0 * X1 * C + 4);
     std::uniform_real_distribution<float> U(-1, 1);
     for (auto &x : t.v)
         x = fill ? (__half)U(rng) : (__half)NAN;
@@ -303,9 +308,12 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     const bool hft = P.headsfirst != 0, hfa = P.headsfirst == 1;
     Ten Q = mk(P, P.D, rng, true, hft), K = mk(P, P.D, rng, true, hft), V = mk(P, P.Dv, rng, true, hft);
     Ten A = mk(P, W, rng, false, hfa), Wt = mk(P, W, rng, true, hfa), O = mk(P, P.Dv, rng, false, hft);
-    // odd offset for the attention tensors (2-byte alignment only)
-    A.view.p += 2;
-    Wt.view.p += 2;
+    // odd offset for the attention tensors (2-byte alignment only), unless
+    // TC_EMU_AL=1: then 8 bytes, so that the head-group kernels may take
+    // padded runs (fh_al4, fh_pad_pick) where the strides allow
+    const int aoff = getenv("TC_EMU_AL") ? 8 : 2;
+    A.view.p += aoff;
+    Wt.view.p += aoff;
     std::vector<__half> rpbv((size_t)P.H * (2 * K0 - 1) * (2 * K1 - 1));
     std::uniform_real_distribution<float> U(-1, 1);
     for (auto &x : rpbv)
@@ -323,7 +331,8 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     int causal = c0 | c1;
     // QK
     if (mode == 2) {
-        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, false, A.view.sh, A.view.sc, 0, 0, 0, F, G)) {
+        if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, false, A.view.sh, A.view.sc, 0, 0, 0,
+                     fh_al4(A.view) ? 1u : 0u, F, G)) {
             printf("  heads: fh_plan(qk) refused (heads not adjacent, or nothing to gain)\n");
             return;
         }
@@ -357,7 +366,7 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     // AV
     if (mode == 2) {
         if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, true, Wt.view.sh, Wt.view.sc, P.Dv, O.view.sh,
-                     O.view.sc, F, G)) {
+                     O.view.sc, (fh_al4(Wt.view) ? 1u : 0u) | (fh_al4(O.view) ? 2u : 0u), F, G)) {
             printf("  heads: fh_plan(av) refused\n");
             return;
         }
@@ -438,9 +447,11 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
         bad++;
         printf("  qk wrote before the tensor\n");
     }
-    printf("  %s: max err qk %.3g av %.3g, %ld bad; grid %u x %u x %u, block %u, smem %zu, tile %d x %d\n",
+    printf("  %s: max err qk %.3g av %.3g, %ld bad; grid %u x %u x %u, block %u, smem %zu, tile %d x %d",
            mode == 2 ? (hmax < 4 ? "heads-2" : "heads") : lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
            F.g.ax[1].T);
+    if (mode == 2) printf(", av pads %d/%d", G.ra.pad, G.ro.pad);
+    printf("\n");
     if (bad)
         failures++;
 }
@@ -470,6 +481,9 @@ int main(int argc, char **argv) {
         // dilated columns (one run a query), token tensors heads-first
         {2, 1, 4, 32, 32, {15, 23}, {3, 7}, {1, 2}, {1, 1}, {0, 0}, 1, 2},
         {2, 2, 2, 16, 32, {11, 27}, {5, 5}, {2, 1}, {1, 3}, {1, 0}, 0, 2},
+        // four heads, rows 21 x 196 elements apart: with TC_EMU_AL=1 padded runs (pad 32) that start
+        // at 0 and 4 mod 8 elements, a partial last tile (chunks of two queries, partial chunks)
+        {2, 2, 4, 32, 32, {19, 21}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
     };
     int only = argc > 1 ? atoi(argv[1]) : -1;
     for (size_t i = 0; i < probs.size(); i++) {

@@ -29,13 +29,13 @@ b = mm.rindex('#endif /* !__HIP__ */')
 body = mm[a:b]
 # drop the FM_ON definition block
 body = re.sub(r'#if defined\(__CUDA_ARCH__\) && __CUDA_ARCH__ >= 800\n#  define FM_ON 1\n#else\n#  define FM_ON 0\n#endif\n', '', body)
-for name in ['void fm_mma(', 'void fm_mma0(', 'void fm_ldsm_t4(', 'void fm_ldsm4(', 'void fm_ldsm2(', 'void fm_cp16(', 'void fm_cp_wait(', 'void fl_sts16(']:
+for name in ['void fm_mma(', 'void fm_mma0(', 'void fm_ldsm_t4(', 'void fm_ldsm4(', 'void fm_ldsm2(', 'void fm_cp16(', 'void fm_cp8(', 'void fm_cp_wait(', 'void fl_sts16(']:
     blk = block(body, name)
     body = body.replace(blk, '')
 body = body.replace('extern __shared__ __align__(16) unsigned char ct_smem[];', 'unsigned char *ct_smem = emu_smem();')
 out.append(body)
 out.append(block(kc, 'static inline void f2_axes('))
 out.append(block(kc, 'struct f2plan {'))
-for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline i64 fh_runs_make(', 'static inline bool fh_plan(']:
+for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline int fh_pad_pick(', 'static inline i64 fh_runs_make(', 'static inline bool fh_al4(', 'static inline bool fh_plan(']:
     out.append(block(kc, s))
 open(sys.argv[2], 'w').write('\n'.join(out))
