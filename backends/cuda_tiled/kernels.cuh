@@ -1435,12 +1435,15 @@ static inline int f2_rot(void)
     return e && *e && strcmp(e, "0") != 0;
 }
 
-/* The head-group kernels' padded runs (fh_pad_pick), unless
- * NATTEN_CUDA_TILED_PAD is "0" (main's layout before them, for the A/B). */
-static inline bool fh_pads(void)
+/* The head-group kernels' padded runs (fh_pad_pick): AV's by default; QK's
+ * only with NATTEN_CUDA_TILED_PAD=1 (on the H200 it measured no faster than
+ * the unpadded layout: medians +0.2 to +2.8 us in three rounds, NOTES.md
+ * "qkc"); NATTEN_CUDA_TILED_PAD=0: neither (the layout before them). */
+static inline bool fh_pads(bool qk)
 {
     const char *e = getenv("NATTEN_CUDA_TILED_PAD");
-    return !(e && strcmp(e, "0") == 0);
+    if (e && strcmp(e, "0") == 0) return false;
+    return !qk || (e && strcmp(e, "1") == 0);
 }
 
 static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
@@ -1507,7 +1510,7 @@ struct ops {
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,
-                        fh_pads() && fh_al4(f2mk(p, O)) ? 1u : 0u, F, L)) {
+                        fh_pads(true) && fh_al4(f2mk(p, O)) ? 1u : 0u, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 const void *fn = rpb ? (const void *)qkh_kernel<T, true> : (const void *)qkh_kernel<T, false>;
                 if ((st = f2_smem_attr(fn, F.smem))) return st;
@@ -1577,7 +1580,7 @@ struct ops {
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,
                         f2mk(p, O).sh, f2mk(p, O).sc,
-                        fh_pads() ? (fh_al4(f2mk(p, Wt)) ? 1u : 0u) | (fh_al4(f2mk(p, O)) ? 2u : 0u) : 0u, F, L)) {
+                        fh_pads(false) ? (fh_al4(f2mk(p, Wt)) ? 1u : 0u) | (fh_al4(f2mk(p, O)) ? 2u : 0u) : 0u, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avh_kernel<T>, F.smem))) return st;
                 avh_kernel<T><<<F.grid, F.block, F.smem, s>>>(L, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);
