@@ -21,4 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic> /* kernels.cuh: fh_pad_pick's remembered pads */
+
 #endif
