@@ -264,6 +264,31 @@ START_TEST(hopper_backward)
 }
 END_TEST
 
+/* A copy of each output of io (host side, after tc_run), for same_outputs. */
+static void keep_outputs(const tc_io *io, void *first[R_COUNT])
+{
+    for (int x = 0; x < R_COUNT; x++) {
+        first[x] = NULL;
+        if (!(io->outputs & (1u << x))) continue;
+        first[x] = malloc(io->t[x]->bytes);
+        ck_assert(first[x] != NULL);
+        memcpy(first[x], io->t[x]->host, io->t[x]->bytes);
+    }
+}
+
+/* Each output of io bit-identical to its copy kept by keep_outputs (what:
+ * the failure message after the output's name); the copies are freed. */
+static void same_outputs(const tc_io *io, void *first[R_COUNT], const char *what)
+{
+    for (int x = 0; x < R_COUNT; x++) {
+        if (!(io->outputs & (1u << x))) continue;
+        ck_assert(first[x] != NULL);
+        ck_assert_msg(tt_buffer_equal(io->t[x], first[x]), "%s %s", tc_role_names[x], what);
+        free(first[x]);
+        first[x] = NULL;
+    }
+}
+
 /* v17: configuration 12's backward runs its kernels with PIPE (one barrier
  * a tile, dV/dK issued with the next tile); NATTEN_CUDA_TC_BWD_PIPE=0 runs
  * the same build's kernels without it (variant 4, for measurements).  Both
@@ -279,6 +304,7 @@ START_TEST(hopper_backward_pipe_off)
     uint64_t rng = seed ^ (uint64_t)(400 + _i);
     tc_io io;
     void *first[R_COUNT] = {0};
+    char what[128];
     natten_status st;
     ck_assert(tc_setup(&io, r, OP_FNA_BW, tt_dtype(tols[t].dtype), TT_COMPACT, kDLCUDA, &rng));
     set_config(config);
@@ -292,23 +318,14 @@ START_TEST(hopper_backward_pipe_off)
         return;
     }
     ck_assert_msg(st == NATTEN_SUCCESS, "%s", natten_last_error());
-    for (int x = 0; x < R_COUNT; x++) {
-        if (!(io.outputs & (1u << x))) continue;
-        first[x] = malloc(io.t[x]->bytes);
-        ck_assert(first[x] != NULL);
-        memcpy(first[x], io.t[x]->host, io.t[x]->bytes);
-    }
+    keep_outputs(&io, first);
     ck_assert_int_eq(setenv("NATTEN_CUDA_TC_BWD_PIPE", "0", 1), 0);
     st = tc_run(ctx, &io); /* outputs poisoned again first */
     ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_BWD_PIPE"), 0);
     ck_assert_msg(st == NATTEN_SUCCESS, "NATTEN_CUDA_TC_BWD_PIPE=0: %s", natten_last_error());
-    for (int x = 0; x < R_COUNT; x++) {
-        if (!first[x]) continue;
-        ck_assert_msg(tt_buffer_equal(io.t[x], first[x]),
-                      "%s of wg_cases[%d] (%s) differs between configuration 12 with and without PIPE",
-                      tc_role_names[x], _i, tols[t].dtype);
-        free(first[x]);
-    }
+    snprintf(what, sizeof what, "of wg_cases[%d] (%s) differs between configuration 12 with and without PIPE", _i,
+             tols[t].dtype);
+    same_outputs(&io, first, what);
     tc_teardown(&io);
     set_config(config);
     ck_assert_int_eq(setenv("NATTEN_CUDA_TC_BWD_PIPE", "0", 1), 0);
@@ -569,6 +586,7 @@ START_TEST(deterministic)
     uint64_t rng = seed;
     tc_io io;
     void *first[R_COUNT] = {0};
+    char what[128];
     natten_status st;
     ck_assert(tc_setup(&io, r, op, tt_dtype("float16"), TT_COMPACT, kDLCUDA, &rng));
     set_config(config);
@@ -583,19 +601,10 @@ START_TEST(deterministic)
         return;
     }
     ck_assert_msg(st == NATTEN_SUCCESS, "%s", natten_last_error());
-    for (int x = 0; x < R_COUNT; x++) {
-        if (!(io.outputs & (1u << x))) continue;
-        first[x] = malloc(io.t[x]->bytes);
-        ck_assert(first[x] != NULL);
-        memcpy(first[x], io.t[x]->host, io.t[x]->bytes);
-    }
+    keep_outputs(&io, first);
     ck_assert_msg(tc_run(ctx, &io) == NATTEN_SUCCESS, "%s", natten_last_error());
-    for (int x = 0; x < R_COUNT; x++) {
-        if (!first[x]) continue;
-        ck_assert_msg(tt_buffer_equal(io.t[x], first[x]), "%s differs between two runs (configuration %d)",
-                      tc_role_names[x], config);
-        free(first[x]);
-    }
+    snprintf(what, sizeof what, "differs between two runs (configuration %d)", config);
+    same_outputs(&io, first, what);
     set_config(0);
     ck_assert_int_eq(unsetenv("NATTEN_CUDA_TC_SPLIT"), 0);
     tc_teardown(&io);

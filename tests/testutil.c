@@ -251,9 +251,10 @@ void ref_window_1d(int64_t L, int K, int d, int s, int causal, int64_t i, int64_
     *b = *a + K;
 }
 
-/* ref_member's query side, done once per query by the dense loops below:
- * per axis, the query's dilation group g, its position u in the group and
- * its window [a, b) in the group's coordinates. */
+/* Membership of key token j in query token i's neighbourhood (all axes), in
+ * two parts so that the dense loops below do the query's part once per
+ * query.  ref_query_of: per axis, the query's dilation group g, its position
+ * u in the group and its window [a, b) in the group's coordinates. */
 typedef struct {
     int64_t g[3], u[3], a[3], b[3];
 } ref_query;
@@ -271,6 +272,7 @@ static void ref_query_of(const ref_problem *r, int64_t i, ref_query *q)
     }
 }
 
+/* Is key token j in the neighbourhood of q?  If so, its slot and RPB index. */
 static int ref_member_q(const ref_problem *r, const ref_query *q, int64_t j, int64_t *slot, int64_t *rpb_index)
 {
     int64_t cj[3], sl = 0, e = 0;
@@ -287,13 +289,6 @@ static int ref_member_q(const ref_problem *r, const ref_query *q, int64_t j, int
     *slot = sl;
     *rpb_index = e;
     return 1;
-}
-
-int ref_member(const ref_problem *r, int64_t i, int64_t j, int64_t *slot, int64_t *rpb_index)
-{
-    ref_query q;
-    ref_query_of(r, i, &q);
-    return ref_member_q(r, &q, j, slot, rpb_index);
 }
 
 static int64_t rpb_size(const ref_problem *r)

@@ -87,8 +87,6 @@ int64_t ref_tokens(const ref_problem *r);
 int64_t ref_window(const ref_problem *r);
 /* Test-side window (NATTEN's max + border-correction form, not the library's). */
 void ref_window_1d(int64_t L, int K, int d, int s, int causal, int64_t i, int64_t *a, int64_t *b);
-/* Is key token j a neighbour of query token i (all axes)?  If so, its slot. */
-int ref_member(const ref_problem *r, int64_t i, int64_t j, int64_t *slot, int64_t *rpb_index);
 
 /* Arrays are compact, logical order: tokens [B, N, H, C], attn [B, N, H, W],
  * lse [B, N, H], rpb [H, E0, E1, E2]. */
