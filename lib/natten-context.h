@@ -36,9 +36,10 @@ struct natten_context {
     char report_sig[NATTEN_SIG_LEN];
 };
 
-/* select.c: the remembered winner of sig (1) or 0; and remember one (which
- * replaces an older winner of the same signature). */
+/* select.c: the remembered winner of sig (1) or 0, how many are remembered;
+ * and remember one (which replaces an older winner of the same signature). */
 NATTEN_INTERNAL int natten_tuned_find(natten_context *ctx, const char *sig, natten_tuned *out);
+NATTEN_INTERNAL int natten_tuned_count(natten_context *ctx); /* winners remembered so far */
 NATTEN_INTERNAL natten_status natten_tuned_put(natten_context *ctx, const natten_tuned *t);
 
 /* select.c: the backend and configuration to run p with (see select.c), or

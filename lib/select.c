@@ -56,6 +56,15 @@ int natten_tuned_find(natten_context *ctx, const char *sig, natten_tuned *out)
     return found;
 }
 
+int natten_tuned_count(natten_context *ctx)
+{
+    int n;
+    pthread_mutex_lock(&ctx->lock);
+    n = ctx->n_tuned;
+    pthread_mutex_unlock(&ctx->lock);
+    return n;
+}
+
 natten_status natten_tuned_put(natten_context *ctx, const natten_tuned *t)
 {
     natten_status st = NATTEN_SUCCESS;
@@ -238,13 +247,17 @@ static pick_origin decide(natten_context *ctx, const natten_problem *p, int may_
     int measuring = atomic_load(&ctx->tuning) == NATTEN_TUNING_MEASURE;
 
     *config = 0;
-    context_signature(ctx, p, sig);
+    /* The signature is the key of remembered picks and of measurements; a
+     * context with neither (the common case) does not build it: formatting
+     * it was most of the library's host time in a small call. */
+    if (measuring || natten_tuned_count(ctx) > 0) context_signature(ctx, p, sig);
+    else sig[0] = '\0';
     if (ctx->forced) {
         *b = ctx->forced;
         if (!natten_applicable(ctx->forced, p, why, len)) return BY_NONE;
         if (ctx->forced_config >= 0) {
             *config = ctx->forced_config;
-        } else if (natten_config_count(ctx->forced) > 1) { /* measure its configurations alone */
+        } else if (natten_config_count(ctx->forced) > 1 && sig[0]) { /* measure its configurations alone */
             size_t n = strlen(sig);
             snprintf(sig + n, sizeof sig - n, "/only=%s", ctx->forced->name);
             if (natten_tuned_find(ctx, sig, &t) && t.backend == ctx->forced) *config = t.config;
