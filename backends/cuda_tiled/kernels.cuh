@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include <atomic>
+#include <pthread.h>
 
 namespace ct {
 
@@ -1396,11 +1397,41 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
 }
 #endif
 
-/* Dynamic shared memory beyond the default needs the kernel's opt-in. */
+/* Dynamic shared memory beyond the default needs the kernel's opt-in, once
+ * per kernel, device and size: the largest size set so far is remembered per
+ * (kernel, device) (a table of F2_ATTR_SLOTS; when it is full, every call sets
+ * the attribute as before).  The attribute is a limit, not a reservation, so
+ * a smaller launch after a larger one needs nothing.  (cudaFuncSetAttribute
+ * took ~0.35 us of host time a call on the H200's host, inside the time of
+ * each small call.) */
+#define F2_ATTR_SLOTS 128
 static inline natten_status f2_smem_attr(const void *fn, size_t smem)
 {
-    cudaError_t e = smem > 48 * 1024 ? cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)
-                                     : cudaSuccess;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        const void *fn;
+        int dev;
+        size_t smem;
+    } set[F2_ATTR_SLOTS];
+    static int n_set;
+    int dev = -1, i = 0;
+    cudaError_t e;
+    if (smem <= 48 * 1024) return NATTEN_SUCCESS;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        dev = -1;
+    }
+    /* under the lock throughout, so that the attribute and the table agree */
+    pthread_mutex_lock(&lock);
+    for (; i < n_set && !(set[i].fn == fn && set[i].dev == dev); i++) {}
+    if (i < n_set && set[i].smem >= smem) {
+        pthread_mutex_unlock(&lock);
+        return NATTEN_SUCCESS;
+    }
+    e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e == cudaSuccess && dev >= 0 && i == n_set && n_set < F2_ATTR_SLOTS) set[n_set++] = {fn, dev, smem};
+    else if (e == cudaSuccess && i < n_set) set[i].smem = smem;
+    pthread_mutex_unlock(&lock);
     return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFuncSetAttribute");
 }
 
@@ -1484,11 +1515,10 @@ struct ops {
 
     /* The tensor-core kernels (mma2d.cuh): fp16/bf16, a device and image of
      * sm_80+, head dim 16 or 32, not switched off by the configuration. */
-    static bool fm_usable(const natten_problem *p, const natten_exec *x, int dim)
+    static bool fm_usable(const natten_problem *p, const f2cfg &cf, int dim)
     {
         const ct_device *d = ct_device_at(p->device.device_id);
-        return sizeof(T) == 2 && d && d->mma && (dim == 16 || dim == 32) && f2_usable(p, dim) &&
-               f2_config(p, x).mma;
+        return sizeof(T) == 2 && d && d->mma && (dim == 16 || dim == 32) && cf.mma && f2_usable(p, dim);
     }
 
     /* O[q, slot] = X[q] . Y[key of slot] (+ rpb); masked slots = mval */
@@ -1503,10 +1533,10 @@ struct ops {
         if constexpr (sizeof(T) == 2) {
             f2plan F;
             flgeo L;
-            const bool fits = fm_usable(p, x, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) &&
+            const f2cfg cf = f2_config(p, x);
+            const bool fits = fm_usable(p, cf, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) &&
                               f2_fits(p, O, p->window) && (!rpb || f2_fits(p, R, 1)) && f2_vec(p, X, sizeof(T), D) &&
                               f2_vec(p, Y, sizeof(T), D);
-            const f2cfg cf = f2_config(p, x);
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,
@@ -1520,7 +1550,7 @@ struct ops {
                 else qkh_kernel<T, false><<<F.grid, F.block, F.smem, s>>>(L, vx, vy, vr, vo, D, (float)mval, causal);
                 return launched(what);
             }
-            if (fits && f2_config(p, x).lean && fl_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, false, F, L)) {
+            if (fits && cf.lean && fl_plan(p, sizeof(T), p->heads, cf.budget, false, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 const void *fn = rpb ? (const void *)qkl_kernel<T, true> : (const void *)qkl_kernel<T, false>;
                 if ((st = f2_smem_attr(fn, F.smem))) return st;
@@ -1530,7 +1560,7 @@ struct ops {
                 else qkl_kernel<T, false><<<F.grid, F.block, F.smem, s>>>(L, vx, vy, vr, vo, D, (float)mval, causal);
                 return launched(what);
             }
-            if (fits && fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
+            if (fits && fm_plan(p, sizeof(T), p->heads, cf.budget, F)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)qkm_kernel<T>, F.smem))) return st;
                 qkm_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, X), f2mk(p, Y),
@@ -1573,9 +1603,9 @@ struct ops {
         if constexpr (sizeof(T) == 2) {
             f2plan F;
             flgeo L;
-            const bool fits = fm_usable(p, x, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) &&
-                              f2_fits(p, O, Dv) && f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
             const f2cfg cf = f2_config(p, x);
+            const bool fits = fm_usable(p, cf, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) &&
+                              f2_fits(p, O, Dv) && f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,
@@ -1586,13 +1616,13 @@ struct ops {
                 avh_kernel<T><<<F.grid, F.block, F.smem, s>>>(L, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);
                 return launched(what);
             }
-            if (fits && f2_config(p, x).lean && fl_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, true, F, L)) {
+            if (fits && cf.lean && fl_plan(p, sizeof(T), p->heads, cf.budget, true, F, L)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avl_kernel<T>, F.smem))) return st;
                 avl_kernel<T><<<F.grid, F.block, F.smem, s>>>(L, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);
                 return launched(what);
             }
-            if (fits && fm_plan(p, sizeof(T), p->heads, f2_config(p, x).budget, F)) {
+            if (fits && fm_plan(p, sizeof(T), p->heads, cf.budget, F)) {
                 if (F.empty) return NATTEN_SUCCESS;
                 if ((st = f2_smem_attr((const void *)avm_kernel<T>, F.smem))) return st;
                 avm_kernel<T><<<F.grid, F.block, F.smem, s>>>(F.g, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), Dv);

@@ -22,5 +22,6 @@
 #include <string.h>
 
 #include <atomic> /* kernels.cuh: fh_pad_pick's remembered pads */
+#include <pthread.h> /* kernels.cuh: f2_smem_attr's table */
 
 #endif
