@@ -1,14 +1,22 @@
 /*
- * host-cost.cu (v14) - where the host time of one natten_fna_forward call goes
- * on the 1-D target (32768 tokens, window 2048, H 1, D 128, fp16, cuda-tc):
- * the host time of the whole call (clock_gettime around it, no sync inside),
- * the CUDA events around it as natten-bench takes them, and the host time of
- * the runtime calls a call makes or could make, each alone.  Medians of N
- * (default 200) after 20 warm-up calls.  Built by hand against a build
- * directory BUILD (libnatten in BUILD/.libs):
+ * host-cost.cu (v14; problems on the command line since session 12) - where
+ * the time of one natten call goes on the GPU problems that are timed in
+ * microseconds: the host time of the whole call (clock_gettime around it, no
+ * sync inside), the CUDA events around it as natten-bench takes them (the
+ * stream idle before the call, so the host time before the first launch
+ * counts), the GPU time a call takes when calls run back to back (host time
+ * hidden behind the previous call), and the host time of the runtime calls a
+ * call makes or could make, each alone.  Medians of N after 20 warm-up calls.
+ * Built by hand against a build directory BUILD (libnatten in BUILD/.libs):
  *   nvcc -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -I lib -I BUILD \
  *       backends/cuda_tc/standalone/host-cost.cu -L BUILD/.libs -lnatten -o host-cost
- * Run: LD_LIBRARY_PATH=<lib dir> ./host-cost [N]
+ * Run: LD_LIBRARY_PATH=<lib dir> ./host-cost PROBLEM [N] [BACKEND]
+ *   PROBLEM: 1d   natten_fna_forward, 1-D 32768, K 2048, H 1, D 128, fp16 (cuda-tc)
+ *            56   natten_fna_forward, 2-D 56x56, K 7, B 16, H 2, D 32, fp16 (cuda-tc)
+ *            56b  natten_fna_backward on the same problem (cuda-tc)
+ *            qk   natten_qk_forward, 2-D 56x56, K 7, B 64, H 4, D 32, fp16 (cuda-tiled)
+ *            av   natten_av_forward on the same problem (cuda-tiled)
+ *            runtime  only the runtime calls and an empty launch
  */
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -43,87 +51,142 @@ __global__ void empty_kernel(int *x)
         }                                                                                                              \
     } while (0)
 
-static DLTensor tensor(void *data, int ndim, const int64_t *shape, DLDataType dt)
-{
+/* A device tensor of the given shape, contiguous, zero-filled. */
+struct dt {
     DLTensor t;
-    memset(&t, 0, sizeof t);
-    t.data = data;
-    t.device.device_type = kDLCUDA;
-    t.device.device_id = 0;
-    t.ndim = ndim;
-    t.dtype = dt;
-    t.shape = const_cast<int64_t *>(shape);
-    return t;
+    int64_t shape[6];
+};
+static void make(dt *x, int ndim, const int64_t *shape, int bits)
+{
+    size_t n = 1;
+    void *p;
+    memset(x, 0, sizeof *x);
+    for (int i = 0; i < ndim; i++) x->shape[i] = shape[i], n *= (size_t)shape[i];
+    CK(cudaMalloc(&p, n * bits / 8));
+    CK(cudaMemset(p, 0, n * bits / 8));
+    x->t.data = p;
+    x->t.device.device_type = kDLCUDA;
+    x->t.device.device_id = 0;
+    x->t.ndim = ndim;
+    x->t.dtype.code = kDLFloat;
+    x->t.dtype.bits = (uint8_t)bits;
+    x->t.dtype.lanes = 1;
+    x->t.shape = x->shape;
+}
+
+struct problem {
+    natten_context *ctx;
+    natten_params p;
+    int kind; /* 0 fna fwd, 1 fna bwd, 2 qk, 3 av */
+    dt q, k, v, o, lse, a, dq, dk, dv, dout;
+};
+
+static natten_status call(problem *P)
+{
+    switch (P->kind) {
+    case 0: return natten_fna_forward(P->ctx, &P->p, &P->q.t, &P->k.t, &P->v.t, NULL, &P->o.t, &P->lse.t);
+    case 1:
+        return natten_fna_backward(P->ctx, &P->p, &P->q.t, &P->k.t, &P->v.t, NULL, &P->o.t, &P->lse.t, &P->dout.t,
+                                   &P->dq.t, &P->dk.t, &P->dv.t, NULL);
+    case 2: return natten_qk_forward(P->ctx, &P->p, &P->q.t, &P->k.t, NULL, &P->a.t);
+    default: return natten_av_forward(P->ctx, &P->p, &P->a.t, &P->v.t, &P->o.t);
+    }
 }
 
 int main(int argc, char **argv)
 {
-    const int N = argc > 1 ? atoi(argv[1]) : 200;
-    const int64_t L = 32768, H = 1, D = 128;
-    static const int64_t shp[4] = {1, L, H, D}, lshp[3] = {1, L, H};
-    void *q, *k, *v, *o, *lse;
-    CK(cudaMalloc(&q, L * H * D * 2));
-    CK(cudaMalloc(&k, L * H * D * 2));
-    CK(cudaMalloc(&v, L * H * D * 2));
-    CK(cudaMalloc(&o, L * H * D * 2));
-    CK(cudaMalloc(&lse, L * H * 4));
-    CK(cudaMemset(q, 0, L * H * D * 2));
-    CK(cudaMemset(k, 0, L * H * D * 2));
-    CK(cudaMemset(v, 0, L * H * D * 2));
-    const DLDataType f16 = {kDLFloat, 16, 1}, f32 = {kDLFloat, 32, 1};
-    DLTensor tq = tensor(q, 4, shp, f16), tk = tensor(k, 4, shp, f16), tv = tensor(v, 4, shp, f16),
-             to = tensor(o, 4, shp, f16), tl = tensor(lse, 3, lshp, f32);
+    const char *which = argc > 1 ? argv[1] : "1d";
+    const int N = argc > 2 ? atoi(argv[2]) : 200;
+    const char *backend = argc > 3 ? argv[3] : NULL;
+    problem P;
+    memset(&P, 0, sizeof P);
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    natten_context *ctx;
-    natten_params p;
-    const int ks[1] = {2048};
-    if (natten_context_create(&ctx) || natten_params_init(&p, 1, ks) || natten_context_set_backend(ctx, "cuda-tc") ||
-        natten_context_set_stream(ctx, s)) {
-        printf("natten setup: %s\n", natten_last_error());
-        return 1;
-    }
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    std::vector<double> host, host_sync, ev;
-    for (int i = 0; i < 20 + N; i++) {
-        CK(cudaStreamSynchronize(s));
-        CK(cudaEventRecord(e0, s));
-        const double t0 = now_us();
-        if (natten_fna_forward(ctx, &p, &tq, &tk, &tv, NULL, &to, &tl) != NATTEN_SUCCESS) {
+    if (strcmp(which, "runtime") != 0) {
+        int rank, ks[3];
+        int64_t sh[6], lsh[5], ash[6];
+        int nd;
+        if (strcmp(which, "1d") == 0) {
+            rank = 1, ks[0] = 2048, P.kind = 0;
+            const int64_t a[] = {1, 32768, 1, 128};
+            memcpy(sh, a, sizeof a);
+            nd = 4;
+        } else if (strcmp(which, "56") == 0 || strcmp(which, "56b") == 0) {
+            rank = 2, ks[0] = ks[1] = 7, P.kind = which[2] == 'b';
+            const int64_t a[] = {16, 56, 56, 2, 32};
+            memcpy(sh, a, sizeof a);
+            nd = 5;
+        } else if (strcmp(which, "qk") == 0 || strcmp(which, "av") == 0) {
+            rank = 2, ks[0] = ks[1] = 7, P.kind = which[0] == 'q' ? 2 : 3;
+            const int64_t a[] = {64, 56, 56, 4, 32};
+            memcpy(sh, a, sizeof a);
+            nd = 5;
+        } else {
+            printf("unknown problem '%s' (1d, 56, 56b, qk, av, runtime)\n", which);
+            return 2;
+        }
+        memcpy(lsh, sh, sizeof(int64_t) * (nd - 1));
+        memcpy(ash, sh, sizeof(int64_t) * (nd - 1));
+        ash[nd - 1] = rank == 1 ? ks[0] : (int64_t)ks[0] * ks[1];
+        make(&P.q, nd, sh, 16), make(&P.k, nd, sh, 16), make(&P.v, nd, sh, 16), make(&P.o, nd, sh, 16);
+        if (P.kind <= 1) make(&P.lse, nd - 1, lsh, 32);
+        if (P.kind >= 2) make(&P.a, nd, ash, 16);
+        if (P.kind == 1) make(&P.dq, nd, sh, 16), make(&P.dk, nd, sh, 16), make(&P.dv, nd, sh, 16),
+                         make(&P.dout, nd, sh, 16);
+        if (!backend) backend = P.kind >= 2 ? "cuda-tiled" : "cuda-tc";
+        if (natten_context_create(&P.ctx) || natten_params_init(&P.p, rank, ks) ||
+            natten_context_set_backend(P.ctx, backend) || natten_context_set_stream(P.ctx, s)) {
+            printf("natten setup: %s\n", natten_last_error());
+            return 1;
+        }
+        if (P.kind == 1 && natten_fna_forward(P.ctx, &P.p, &P.q.t, &P.k.t, &P.v.t, NULL, &P.o.t, &P.lse.t)) {
             printf("natten_fna_forward: %s\n", natten_last_error());
             return 1;
         }
-        const double t1 = now_us();
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        const double t2 = now_us();
-        float ms = 0;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        if (i >= 20) host.push_back(t1 - t0), host_sync.push_back(t2 - t0), ev.push_back(ms * 1e3);
-    }
-    printf("natten_fna_forward, 1-D 32768 K 2048 H 1 D 128 fp16, cuda-tc (%d calls, medians):\n", N);
-    printf("  host time of the call           %8.2f us\n", median(host));
-    printf("  host time to the end of the GPU %8.2f us\n", median(host_sync));
-    printf("  CUDA events around the call     %8.2f us\n", median(ev));
-    /* back-to-back calls, as a loop of a user would issue them */
-    {
+        std::vector<double> host, host_sync, ev;
+        for (int i = 0; i < 20 + N; i++) {
+            CK(cudaStreamSynchronize(s));
+            CK(cudaEventRecord(e0, s));
+            const double t0 = now_us();
+            if (call(&P) != NATTEN_SUCCESS) {
+                printf("%s: %s\n", which, natten_last_error());
+                return 1;
+            }
+            const double t1 = now_us();
+            CK(cudaEventRecord(e1, s));
+            CK(cudaEventSynchronize(e1));
+            const double t2 = now_us();
+            float ms = 0;
+            CK(cudaEventElapsedTime(&ms, e0, e1));
+            if (i >= 20) host.push_back(t1 - t0), host_sync.push_back(t2 - t0), ev.push_back(ms * 1e3);
+        }
+        printf("%s on %s (%d calls, medians):\n", which, natten_context_last_backend(P.ctx), N);
+        printf("  host time of the call           %8.2f us\n", median(host));
+        printf("  host time to the end of the GPU %8.2f us\n", median(host_sync));
+        printf("  CUDA events around the call     %8.2f us\n", median(ev));
+        /* back-to-back calls, as a loop of a user would issue them (at most
+         * 500: more would fill the launch queue and make the host wait) */
+        const int nb = N < 500 ? N : 500;
         CK(cudaStreamSynchronize(s));
         CK(cudaEventRecord(e0, s));
         const double t0 = now_us();
-        for (int i = 0; i < N; i++) natten_fna_forward(ctx, &p, &tq, &tk, &tv, NULL, &to, &tl);
+        for (int i = 0; i < nb; i++) call(&P);
         const double t1 = now_us();
         CK(cudaEventRecord(e1, s));
         CK(cudaEventSynchronize(e1));
         float ms = 0;
         CK(cudaEventElapsedTime(&ms, e0, e1));
-        printf("  %d back-to-back calls: host %.2f us a call, GPU (events) %.2f us a call\n", N, (t1 - t0) / N,
-               ms * 1e3 / N);
+        printf("  %d back-to-back calls: host %.2f us a call, GPU (events) %.2f us a call\n", nb, (t1 - t0) / nb,
+               ms * 1e3 / nb);
+        natten_context_destroy(P.ctx);
+        return 0;
     }
     /* the runtime calls, each alone (host time, medians) */
     {
-        std::vector<double> a[9];
+        std::vector<double> a[10];
         cudaMemPool_t pool;
         cudaMemPoolProps pr;
         memset(&pr, 0, sizeof pr);
@@ -137,7 +200,7 @@ int main(int argc, char **argv)
         CK(cudaEventCreateWithFlags(&ev2, cudaEventDisableTiming));
         for (int i = 0; i < 20 + N; i++) {
             CK(cudaStreamSynchronize(s));
-            double t[10];
+            double t[11];
             int dev;
             void *b;
             unsigned long long id;
@@ -159,15 +222,19 @@ int main(int argc, char **argv)
             t[7] = now_us();
             CK(cudaEventRecord(ev2, s));
             t[8] = now_us();
-            (void)getenv("NATTEN_CUDA_TC_CONFIG");
+            if (getenv("NATTEN_CUDA_TC_CONFIG") == (const char *)1) printf("?");
             t[9] = now_us();
+            CK(cudaFuncSetAttribute((const void *)empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    100 * 1024));
+            t[10] = now_us();
             if (i >= 20)
-                for (int j = 0; j < 9; j++) a[j].push_back(t[j + 1] - t[j]);
+                for (int j = 0; j < 10; j++) a[j].push_back(t[j + 1] - t[j]);
         }
-        static const char *name[9] = {"cudaGetDevice", "cudaMallocFromPoolAsync (11 MB)", "cudaFreeAsync",
-                                      "kernel launch (249 x 512, empty)", "cudaGetLastError", "cudaStreamIsCapturing",
-                                      "cudaStreamGetId", "cudaEventRecord", "getenv"};
-        for (int j = 0; j < 9; j++) printf("  %-34s %8.3f us\n", name[j], median(a[j]));
+        static const char *name[10] = {"cudaGetDevice", "cudaMallocFromPoolAsync (11 MB)", "cudaFreeAsync",
+                                       "kernel launch (249 x 512, empty)", "cudaGetLastError",
+                                       "cudaStreamIsCapturing", "cudaStreamGetId", "cudaEventRecord", "getenv",
+                                       "cudaFuncSetAttribute (smem)"};
+        for (int j = 0; j < 10; j++) printf("  %-34s %8.3f us\n", name[j], median(a[j]));
     }
     /* the GPU time of an empty launch after a host gap, as events see it */
     {
@@ -184,6 +251,5 @@ int main(int argc, char **argv)
         }
         printf("  events around one empty launch    %8.2f us\n", median(g));
     }
-    natten_context_destroy(ctx);
     return 0;
 }
