@@ -165,9 +165,9 @@ typedef struct natten_tuning_result {
                                   prediction, runs 0), not timed further; see NATTEN_TUNING_PRUNE */
 } natten_tuning_result;
 
-/* The candidates of the last problem this context measured, fastest first
- * (results[0] is the winner when its status is SUCCESS), refused and failed
- * ones after.  Writes min(capacity, total) entries; *count (nullable) gets
+/* The candidates of the last problem this context measured: fully timed ones
+ * fastest first (results[0] is the winner when its status is SUCCESS), then
+ * the pruned ones by their time, refused and failed ones after.  Writes min(capacity, total) entries; *count (nullable) gets
  * the total.  signature (nullable) gets the problem's signature text.
  * NATTEN_ERROR_INVALID_ARGUMENT if nothing was measured yet. */
 NATTEN_API natten_status natten_context_tuning_report(natten_context *ctx,

@@ -371,12 +371,18 @@ out:
     natten_clear_error();
 }
 
-/* Timed ones fastest first (ties keep registry order), then the rest in order. */
+/* Fully timed ones fastest first, then the pruned ones by their single time
+ * or prediction (ties keep registry order), then the rest in order.  A pruned
+ * candidate never comes first: its time exceeded f x the best of the first
+ * pass, but refine() re-times the best backend's configurations afterwards,
+ * and under load their medians can rise above it (seen in CI: a pruned
+ * candidate sorted first and won). */
 static int cmp_candidate(const void *a, const void *b)
 {
     const natten_candidate *x = a, *y = b;
     int xo = x->status == NATTEN_SUCCESS, yo = y->status == NATTEN_SUCCESS;
     if (xo != yo) return yo - xo;
+    if (xo && x->pruned != y->pruned) return x->pruned - y->pruned;
     if (xo && x->ms != y->ms) return x->ms < y->ms ? -1 : 1;
     return 0;
 }

@@ -443,9 +443,13 @@ START_TEST(first_is_never_pruned)
     ck_assert(!c[0].pruned);
     for (int i = 1; i < 5; i++) ck_assert(c[i].ms >= c[0].ms);
     ck_assert_int_eq(scripts[0].calls, 2); /* a: cold over a second: timed once more only */
-    ck_assert(c[4].config == 0 && !c[4].pruned && c[4].ms == 9000.0 && c[4].runs == 1);
-    /* e: warm 20 > 1 x 7.5 (d's): pruned, and sorted by that single time */
-    ck_assert(c[1].config == 4 && c[1].pruned && c[1].ms == 20.0);
+    /* the fully timed ones first, fastest first: d 7.5, b 34, a 9000 (timed once) */
+    ck_assert(c[0].config == 3 && c[0].ms == 7.5);
+    ck_assert(c[1].config == 1 && !c[1].pruned && c[1].ms == 34.0);
+    ck_assert(c[2].config == 0 && !c[2].pruned && c[2].ms == 9000.0 && c[2].runs == 1);
+    /* then the pruned ones by their single time: e (warm 20 > 1 x 7.5, d's), c (cold 5000) */
+    ck_assert(c[3].config == 4 && c[3].pruned && c[3].ms == 20.0);
+    ck_assert(c[4].config == 2 && c[4].pruned && c[4].ms == 5000.0);
 }
 END_TEST
 
