@@ -167,8 +167,9 @@ typedef struct natten_tuning_result {
 
 /* The candidates of the last problem this context measured: fully timed ones
  * fastest first (results[0] is the winner when its status is SUCCESS), then
- * the pruned ones by their time, refused and failed ones after.  Writes min(capacity, total) entries; *count (nullable) gets
- * the total.  signature (nullable) gets the problem's signature text.
+ * the pruned ones by their time, refused and failed ones after.  Writes
+ * min(capacity, total) entries; *count (nullable) gets the total.
+ * signature (nullable) gets the problem's signature text.
  * NATTEN_ERROR_INVALID_ARGUMENT if nothing was measured yet. */
 NATTEN_API natten_status natten_context_tuning_report(natten_context *ctx,
                                                       natten_tuning_result *results,

@@ -17,7 +17,6 @@ EXTRA_DIST += $(tc_headers) backends/cuda_tc/NOTES.md backends/cuda_tc/standalon
 	backends/cuda_tc/standalone/gpu-run15.sh backends/cuda_tc/standalone/gpu-run16.sh \
 	backends/cuda_tc/standalone/gpu-run17.sh backends/cuda_tc/standalone/gpu-run18.sh \
 	backends/cuda_tc/standalone/gpu-run-split.sh backends/cuda_tc/standalone/gpu-run-tc11.sh \
-	backends/cuda_tc/standalone/host-cost.cu \
 	backends/cuda_tc/standalone/dispatch-check.cu backends/cuda_tc/standalone/bwd-count.cu \
 	backends/cuda_tc/tc-fwd128-sm90a.cu backends/cuda_tc/tc-bwd128-sm90a.cu
 if HAVE_CUDA_TC
