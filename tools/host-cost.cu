@@ -12,7 +12,10 @@
  *   nvcc -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -I SRC/lib -I BUILD \
  *       SRC/tools/host-cost.cu -L BUILD/.libs -lnatten -o host-cost
  * Run: LD_LIBRARY_PATH=BUILD/.libs ./host-cost PROBLEM [N] [BACKEND]
- *   PROBLEM: 1d   natten_fna_forward, 1-D 32768, K 2048, H 1, D 128, fp16 (cuda-tc)
+ *   PROBLEM: 1d   natten_fna_forward, 1-D 32768, K 2048, H 1, D 128, fp16 (cuda-tc);
+ *                 1d:N:K the same with extent N and window K (session 13: a
+ *                 block's fixed cost against its per-tile cost, from the
+ *                 back-to-back times of grids of whole rounds)
  *            56   natten_fna_forward, 2-D 56x56, K 7, B 16, H 2, D 32, fp16 (cuda-tc)
  *            56b  natten_fna_backward on the same problem (cuda-tc)
  *            qk   natten_qk_forward, 2-D 56x56, K 7, B 64, H 4, D 32, fp16 (cuda-tiled)
@@ -147,9 +150,14 @@ int main(int argc, char **argv)
         int rank, ks[3];
         int64_t sh[6], lsh[5], ash[6];
         int nd;
-        if (strcmp(which, "1d") == 0) {
-            rank = 1, ks[0] = 2048, P.kind = 0;
-            const int64_t a[] = {1, 32768, 1, 128};
+        if (strncmp(which, "1d", 2) == 0 && (which[2] == 0 || which[2] == ':')) {
+            long n1 = 32768, k1 = 2048;
+            if (which[2] == ':' && (sscanf(which + 3, "%ld:%ld", &n1, &k1) != 2 || n1 < 1 || k1 < 1 || k1 > n1)) {
+                printf("1d:N:K wants an extent N and a window K <= N\n");
+                return 2;
+            }
+            rank = 1, ks[0] = (int)k1, P.kind = 0;
+            const int64_t a[] = {1, n1, 1, 128};
             memcpy(sh, a, sizeof a);
             nd = 4;
         } else if (strcmp(which, "56") == 0 || strcmp(which, "56b") == 0) {
@@ -163,7 +171,7 @@ int main(int argc, char **argv)
             memcpy(sh, a, sizeof a);
             nd = 5;
         } else {
-            printf("unknown problem '%s' (1d, 56, 56b, qk, av, runtime)\n", which);
+            printf("unknown problem '%s' (1d[:N:K], 56, 56b, qk, av, runtime, tiny)\n", which);
             return 2;
         }
         memcpy(lsh, sh, sizeof(int64_t) * (nd - 1));
