@@ -201,17 +201,31 @@ __device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params
         valid = valid && u[i] < w.n[i];
     }
     const T *src = valid ? base + token_off(p, t, w.g, u) : base;
+    /* v22: copy j of a row's TPR threads takes chunks j TPR .. j TPR + TPR - 1,
+     * one a thread, so that a warp's copy asks for whole 32-byte sectors (TPR
+     * 2: a sector in each of 16 rows).  v1..v21 gave each thread CPT
+     * consecutive chunks: a warp's copy asked for half a sector in each of 16
+     * rows, 32 lines, and every sector twice.  -10 % on every forward, -7 %
+     * on the backward (NOTES.md v22).  TC_GATHER_OLD (A/B builds) keeps the
+     * old order. */
+#ifndef TC_GATHER_OLD
+    constexpr int CS = TPR;
+    const int c0 = rs.sub;
+#else
+    constexpr int CS = 1;
+    const int c0 = rs.sub * CPT;
+#endif
     if constexpr (IMM) {
         /* the backward's (v16): this thread's first chunk's address, the
          * others at immediate offsets (the same addresses; in the forward
          * this form measured 7-9 % slower, so it keeps the one below) */
-        src += rs.sub * CPT * 8;
+        src += c0 * 8;
 #pragma unroll
-        for (int j = 0; j < CPT; j++) cp_async16(dst + sw_off<R>(rs.r, rs.sub * CPT + j), src + j * 8, valid);
+        for (int j = 0; j < CPT; j++) cp_async16(dst + sw_off<R>(rs.r, c0 + j * CS), src + j * CS * 8, valid);
     } else {
 #pragma unroll
         for (int j = 0; j < CPT; j++) {
-            const int ch = rs.sub * CPT + j;
+            const int ch = c0 + j * CS;
             cp_async16(dst + sw_off<R>(rs.r, ch), src + ch * 8, valid);
         }
     }
