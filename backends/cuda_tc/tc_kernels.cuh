@@ -320,7 +320,10 @@ __device__ __forceinline__ void load_rows(const Params &p, T *s, const T *base, 
     T *dst = s + rs.r * LDS;
 #pragma unroll
     for (int j = 0; j < CPT; j++) {
-        int ch = rs.sub * CPT + j;
+        /* v22: adjacent threads of a row on adjacent chunks in each copy
+         * (whole sectors, as gather_sw in tc_wgmma.cuh; -0.5 % on the 56x56
+         * problem's forward and backward, back to back) */
+        const int ch = j * TPR + rs.sub;
         cp_async16(dst + ch * 8, src + ch * 8, valid);
     }
     if (coords != nullptr && rs.sub == 0) {
