@@ -739,6 +739,18 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
         t0 = (int)((int64_t)part * blk.ntiles / p.sparts);
         ntiles = (int)((int64_t)(part + 1) * blk.ntiles / p.sparts) - t0;
     }
+    /* v22: the consumers' Q rows are asked for first, before the producer
+     * fills its ring (NS tiles of copies that would otherwise queue ahead of
+     * them); they wait for them after the barrier */
+    auto gather_q = [&]() {
+        const T *qb = head_base<T>(p.q, w.b, w.h);
+        const RowSlot qs = row_slot<QROWS, WS_NCT>(p.own);
+        gather_sw<T, QROWS, WS_NCT>(sQ, qb, p, p.q, w, qs, QROWS, w.o);
+        cp_commit();
+    };
+#ifndef TC_Q_AFTER_SYNC
+    if (tid < WS_NCT) gather_q();
+#endif
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < NS; s++) {
@@ -795,12 +807,9 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
      * made from it) uniform: wgmmas under a branch it takes for divergent
      * are serialized (C7520) */
     const int lane = tid & 31, warp = tid >> 5, wgi = SK ? __shfl_sync(0xffffffffu, warp >> 2, 0) : warp >> 2;
-    {
-        const T *qb = head_base<T>(p.q, w.b, w.h);
-        const RowSlot qs = row_slot<QROWS, WS_NCT>(p.own);
-        gather_sw<T, QROWS, WS_NCT>(sQ, qb, p, p.q, w, qs, QROWS, w.o);
-        cp_commit();
-    }
+#ifdef TC_Q_AFTER_SYNC
+    gather_q();
+#endif
     int wa[2][3], wb[2][3];
     {
         int u[1][2][3];
