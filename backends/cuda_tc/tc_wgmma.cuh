@@ -206,26 +206,19 @@ __device__ __forceinline__ void gather_sw(char *dst, const T *base, const Params
      * 2: a sector in each of 16 rows).  v1..v21 gave each thread CPT
      * consecutive chunks: a warp's copy asked for half a sector in each of 16
      * rows, 32 lines, and every sector twice.  -10 % on every forward, -7 %
-     * on the backward (NOTES.md v22).  TC_GATHER_OLD (A/B builds) keeps the
-     * old order. */
-#ifndef TC_GATHER_OLD
-    constexpr int CS = TPR;
+     * on the backward (NOTES.md v22). */
     const int c0 = rs.sub;
-#else
-    constexpr int CS = 1;
-    const int c0 = rs.sub * CPT;
-#endif
     if constexpr (IMM) {
         /* the backward's (v16): this thread's first chunk's address, the
          * others at immediate offsets (the same addresses; in the forward
          * this form measured 7-9 % slower, so it keeps the one below) */
         src += c0 * 8;
 #pragma unroll
-        for (int j = 0; j < CPT; j++) cp_async16(dst + sw_off<R>(rs.r, c0 + j * CS), src + j * CS * 8, valid);
+        for (int j = 0; j < CPT; j++) cp_async16(dst + sw_off<R>(rs.r, c0 + j * TPR), src + j * TPR * 8, valid);
     } else {
 #pragma unroll
         for (int j = 0; j < CPT; j++) {
-            const int ch = c0 + j * CS;
+            const int ch = c0 + j * TPR;
             cp_async16(dst + sw_off<R>(rs.r, ch), src + ch * 8, valid);
         }
     }
@@ -748,9 +741,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
         gather_sw<T, QROWS, WS_NCT>(sQ, qb, p, p.q, w, qs, QROWS, w.o);
         cp_commit();
     };
-#ifndef TC_Q_AFTER_SYNC
     if (tid < WS_NCT) gather_q();
-#endif
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < NS; s++) {
@@ -807,9 +798,6 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
      * made from it) uniform: wgmmas under a branch it takes for divergent
      * are serialized (C7520) */
     const int lane = tid & 31, warp = tid >> 5, wgi = SK ? __shfl_sync(0xffffffffu, warp >> 2, 0) : warp >> 2;
-#ifdef TC_Q_AFTER_SYNC
-    gather_q();
-#endif
     int wa[2][3], wb[2][3];
     {
         int u[1][2][3];
