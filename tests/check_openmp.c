@@ -232,9 +232,9 @@ END_TEST
  * of the backend, each forced as "openmp/<index>" (the tuner's candidates; the
  * default runs in tiling_edges too), all against one naive result per op and
  * dtype: the configurations see the same inputs (compact layout, 2 threads),
- * and the naive reference is most of this test's time (under CI's sanitizers,
- * case 24 alone, K 33 x 33, took 68 s of naive time when each configuration
- * had its own). */
+ * and the naive reference is most of this test's time (built with CI's
+ * sanitizer flags, case 24 alone, K 33 x 33, took 68 s of naive time when each
+ * configuration had its own). */
 START_TEST(each_config)
 {
     char name[32];
