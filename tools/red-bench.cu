@@ -12,9 +12,10 @@
  *   st4   plain 16-byte stores of the same addresses (no reduction: the
  *         traffic's floor, wrong as a sum);
  * and, for scale, a device-to-device copy of the dQ tensor.  Medians of N
- * (default 5) timed runs with CUDA events.  Not built by make:
+ * (default 5) timed runs with CUDA events; the key tile KT0 x KT1 (default
+ * 8 x 16, each dividing 256) from the command line.  Not built by make:
  *   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 tools/red-bench.cu -o red-bench
- *   ./red-bench [N]
+ *   ./red-bench [N [KT0 KT1]]
  */
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@
         }                                                                                       \
     } while (0)
 
-enum { L = 256, KW = 80, H = 24, D = 128, QT0 = 8, QT1 = 8, KT0 = 8, KT1 = 16 };
+enum { L = 256, KW = 80, H = 24, D = 128, QT0 = 8, QT1 = 8 };
 
 /* window start of query u (stride 1, not causal; natten_window_g) */
 __host__ __device__ static int wstart(int u)
@@ -55,10 +56,10 @@ __host__ __device__ static void qtiles(int k0, int n, int qt, int &a, int &b)
 }
 
 template <int MODE>
-__global__ void __launch_bounds__(256) add_kernel(float *dq, const int *tr, const int *tc)
+__global__ void __launch_bounds__(256) add_kernel(float *dq, const int *tr, const int *tc, int nkc)
 {
     const int kt = blockIdx.x, h = blockIdx.y;
-    const int nkc = L / KT1, ky = kt / nkc, kx = kt - ky * nkc;
+    const int ky = kt / nkc, kx = kt - ky * nkc;
     const int ra = tr[2 * ky], rb = tr[2 * ky + 1], ca = tc[2 * kx], cb = tc[2 * kx + 1];
     const int t = (int)threadIdx.x, row = t >> 2, part = t & 3; /* 64 rows, 4 threads a row */
     const float v = 1.0f / 1024;
@@ -85,6 +86,11 @@ __global__ void __launch_bounds__(256) add_kernel(float *dq, const int *tr, cons
 int main(int argc, char **argv)
 {
     const int N = argc > 1 ? atoi(argv[1]) : 5;
+    const int KT0 = argc > 3 ? atoi(argv[2]) : 8, KT1 = argc > 3 ? atoi(argv[3]) : 16;
+    if (N < 1 || KT0 < 1 || KT1 < 1 || L % KT0 || L % KT1) {
+        fprintf(stderr, "red-bench: N >= 1, and KT0, KT1 dividing %d\n", L);
+        return 2;
+    }
     const size_t n = (size_t)L * L * H * D;
     float *dq, *dq2;
     CK(cudaMalloc(&dq, n * sizeof(float)));
@@ -115,9 +121,9 @@ int main(int argc, char **argv)
         std::vector<float> ms;
         for (int r = 0; r < N + 1; r++) {
             CK(cudaEventRecord(e0));
-            if (m == 0) add_kernel<0><<<grid, 256>>>(dq, dtr, dtc);
-            else if (m == 1) add_kernel<1><<<grid, 256>>>(dq, dtr, dtc);
-            else if (m == 2) add_kernel<2><<<grid, 256>>>(dq, dtr, dtc);
+            if (m == 0) add_kernel<0><<<grid, 256>>>(dq, dtr, dtc, L / KT1);
+            else if (m == 1) add_kernel<1><<<grid, 256>>>(dq, dtr, dtc, L / KT1);
+            else if (m == 2) add_kernel<2><<<grid, 256>>>(dq, dtr, dtc, L / KT1);
             else CK(cudaMemcpyAsync(dq2, dq, n * sizeof(float), cudaMemcpyDeviceToDevice));
             CK(cudaEventRecord(e1));
             CK(cudaEventSynchronize(e1));
