@@ -14,7 +14,7 @@
  * and, for scale, a device-to-device copy of the dQ tensor.  Medians of N
  * (default 5) timed runs with CUDA events; the key tile KT0 x KT1 (default
  * 8 x 16, each dividing 256) from the command line.  Not built by make:
- *   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 tools/red-bench.cu -o red-bench
+ *   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I lib tools/red-bench.cu -o red-bench
  *   ./red-bench [N [KT0 KT1]]
  */
 #include <cuda_runtime.h>
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <algorithm>
 #include <vector>
+#include "natten-window.h"
 
 #define CK(x)                                                                                   \
     do {                                                                                        \
@@ -34,25 +35,15 @@
 
 enum { L = 256, KW = 80, H = 24, D = 128, QT0 = 8, QT1 = 8 };
 
-/* window start of query u (stride 1, not causal; natten_window_g) */
-__host__ __device__ static int wstart(int u)
+/* query tiles (in tile units, inclusive) whose windows hold any key of [k0, k0 + n):
+ * windows move monotonically, so from the inverse windows of the first and last key */
+static void qtiles(int k0, int n, int qt, int &a, int &b)
 {
-    int a = u - KW / 2;
-    if (a > L - KW) a = L - KW;
-    return a < 0 ? 0 : a;
-}
-
-/* query tiles (in tile units, inclusive) whose windows hold any key of [k0, k0 + n) */
-__host__ __device__ static void qtiles(int k0, int n, int qt, int &a, int &b)
-{
-    int lo = L, hi = -1;
-    for (int u = 0; u < L; u++)
-        if (wstart(u) <= k0 + n - 1 && wstart(u) + KW > k0) {
-            lo = u < lo ? u : lo;
-            hi = u;
-        }
-    a = lo / qt;
-    b = hi / qt;
+    int64_t qa, qb, ra, rb;
+    natten_inverse_window_g(L, KW, 1, 0, k0, &qa, &qb);
+    natten_inverse_window_g(L, KW, 1, 0, k0 + n - 1, &ra, &rb);
+    a = (int)(qa / qt);
+    b = (int)((rb - 1) / qt);
 }
 
 template <int MODE>
@@ -91,11 +82,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "red-bench: N >= 1, and KT0, KT1 dividing %d\n", L);
         return 2;
     }
-    const size_t n = (size_t)L * L * H * D;
-    float *dq, *dq2;
-    CK(cudaMalloc(&dq, n * sizeof(float)));
-    CK(cudaMalloc(&dq2, n * sizeof(float)));
-    CK(cudaMemset(dq, 0, n * sizeof(float)));
     std::vector<int> tr(2 * (L / KT0)), tc(2 * (L / KT1));
     long pairs = 0;
     for (int i = 0; i < L / KT0; i++) qtiles(i * KT0, KT0, QT0, tr[2 * i], tr[2 * i + 1]);
@@ -103,15 +89,21 @@ int main(int argc, char **argv)
     for (int i = 0; i < L / KT0; i++)
         for (int j = 0; j < L / KT1; j++) pairs += (long)(tr[2 * i + 1] - tr[2 * i] + 1) * (tc[2 * j + 1] - tc[2 * j] + 1);
     pairs *= H;
+    const double bytes = (double)pairs * 64 * D * sizeof(float);
+    printf("red-bench: 2-D %dx%d, window %d, H %d, D %d; key tiles %dx%d, query tiles %dx%d: %ld (key tile, query tile) "
+           "pairs, %.1f GB of dQ partial sums\n",
+           L, L, KW, H, D, KT0, KT1, QT0, QT1, pairs, bytes * 1e-9);
+    fflush(stdout); /* the plan above needs no GPU */
+    const size_t n = (size_t)L * L * H * D;
+    float *dq, *dq2;
+    CK(cudaMalloc(&dq, n * sizeof(float)));
+    CK(cudaMalloc(&dq2, n * sizeof(float)));
+    CK(cudaMemset(dq, 0, n * sizeof(float)));
     int *dtr, *dtc;
     CK(cudaMalloc(&dtr, tr.size() * sizeof(int)));
     CK(cudaMalloc(&dtc, tc.size() * sizeof(int)));
     CK(cudaMemcpy(dtr, tr.data(), tr.size() * sizeof(int), cudaMemcpyHostToDevice));
     CK(cudaMemcpy(dtc, tc.data(), tc.size() * sizeof(int), cudaMemcpyHostToDevice));
-    const double bytes = (double)pairs * 64 * D * sizeof(float);
-    printf("red-bench: 2-D %dx%d, window %d, H %d, D %d; key tiles %dx%d, query tiles %dx%d: %ld (key tile, query tile) "
-           "pairs, %.1f GB of dQ partial sums\n",
-           L, L, KW, H, D, KT0, KT1, QT0, QT1, pairs, bytes * 1e-9);
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
