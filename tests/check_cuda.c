@@ -252,14 +252,23 @@ static const ref_problem tc_shapes[] = {
     {2, 2, 4, 4, 32, 32, {19, 22, 1}, {7, 7, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     {2, 1, 4, 4, 16, 16, {13, 17, 1}, {5, 3, 1}, {1, 1, 1}, {2, 1, 1}, {1, 1, 0}, 0, 0},
     {2, 1, 6, 6, 32, 32, {17, 20, 1}, {3, 5, 1}, {2, 2, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    /* the bulk-copy QK of sm_90+ (qkb: heads 1, 2 or 4, head dim 32, not
+     * causal): runs not 16-byte aligned (19 columns of 4 x 15 slots) with
+     * row dilation and RPB, even windows over several tiles, two heads with
+     * row dilation and strides */
+    {2, 2, 4, 4, 32, 32, {21, 19, 1}, {5, 3, 1}, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
+    {2, 3, 4, 4, 32, 32, {30, 40, 1}, {6, 8, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0},
+    {2, 2, 2, 2, 32, 32, {33, 29, 1}, {7, 9, 1}, {3, 1, 1}, {2, 3, 1}, {0, 0, 0}, 0, 0},
 };
 
 /* The fast 2-D kernels under each configuration's tile budget (other tile
  * shapes, so other partial tiles), and with the fast kernels switched off for
  * the same problems (the generic kernels on a 2-D problem with a short head
  * dim); the tensor-core configurations (0: default, lean kernels and their
- * head-group variants; 4: tc-wide; 5: tc-lean-per-head) also on tc_shapes in
- * fp16 and bf16. */
+ * head-group variants, on sm_90+ the bulk-copy QK; 4: tc-wide; 5:
+ * tc-lean-per-head; 6: tc-head-groups) also on tc_shapes in fp16 and bf16,
+ * and the default with the bulk-copy QK's grid capped at 3 blocks (many
+ * tiles a block: its ring of stages and run buffers wraps). */
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
@@ -269,11 +278,14 @@ START_TEST(configs_and_generic)
                                          {"NATTEN_CUDA_TILED_CONFIG", "3"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "4"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "5"},
+                                         {"NATTEN_CUDA_TILED_CONFIG", "6"},
+                                         {"NATTEN_CUDA_TILED_BLOCKS", "3"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
-        const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&
-                       (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0 ||
-                        strcmp(env[e][1], "5") == 0);
+        const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_BLOCKS") == 0 ||
+                       (strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&
+                        (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0 ||
+                         strcmp(env[e][1], "5") == 0 || strcmp(env[e][1], "6") == 0));
         ck_assert_int_eq(setenv(env[e][0], env[e][1], 1), 0);
         for (size_t c = 3; c <= 4; c++)
             for (int op = 0; op < OP_COUNT; op++) {

@@ -17,10 +17,13 @@
 #              else /usr/local/cuda/bin/ncu)
 #   T_ONE      seconds per profile (default 120; ncu replays the kernel once
 #              per section pass)
-#   NCU_EXTRA  more ncu options (e.g. "--set full", "--print-details all")
+#   NCU_EXTRA  more ncu options (e.g. "--set full", "--print-details all"; with
+#              NCU_SECTIONS=SourceCounters and "--page source --print-source sass
+#              --csv", a per-SASS-line report: tools/ncu-source-digest.py reads it)
 # Profiles (name: natten-bench arguments; kernel filter):
 #   tiled-qk-f16:   cuda-tiled qk fp16, 2-D 56x56 K 7, B 64 H 4 D 32 (forward);
-#                   the tensor-core qkh_kernel (the default on sm_80+ with a
+#                   the bulk-copy qkb_kernel (the default on sm_90+ where it
+#                   applies), the tensor-core qkh_kernel (the default on sm_80+ with a
 #                   query's heads adjacent), qkl_kernel (tc-lean-per-head) or
 #                   qkm_kernel (tc-wide), the fast 2-D kernel qk2_kernel or the
 #                   generic pn_kernel
@@ -74,7 +77,7 @@ declare -A args=(
     [tc-dkv-f16-256]="--backend cuda-tc --op fna --backward --dtype float16 -i 256 256 -w 80 -b 1 -n 24 -d 128"
 )
 declare -A kernel=(
-    [tiled-qk-f16]="regex:qkh_kernel|qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
+    [tiled-qk-f16]="regex:qkb_kernel|qkh_kernel|qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
     [tiled-av-f16]="regex:avh_kernel|avl_kernel|avm_kernel|av2_kernel|nn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
     [tiled-dq-f32]="regex:dq2_kernel|dq_kernel"
@@ -104,7 +107,7 @@ for name in ${PROFILES:-tiled-qk-f16 tiled-av-f16 tiled-fna-f32 tiled-dq-f32 til
     } >"$report" 2>&1
     rc=$?
     t1=$(date +%s)
-    if [ $rc -eq 0 ] && grep -q "Section: " "$report"; then
+    if [ $rc -eq 0 ] && grep -qE 'Section: |^"Address"' "$report"; then
         ok=$((ok + 1))
         echo "gpu-profile: $name: ok ($((t1 - t0)) s), $report"
         # the headline numbers into the caller's log

@@ -170,7 +170,7 @@ extern "C" const natten_backend CT_BACKEND;
 #if CT_HOST_PASS
 static const char *const ct_config_names[CT_N_CONFIGS] = {"default", "big-tiles", "big-tiles-110k",
                                                             "no-tensor-cores", "tc-wide",
-                                                            "tc-lean-per-head"};
+                                                            "tc-lean-per-head", "tc-head-groups"};
 #endif
 
 #if CT_HOST_PASS

@@ -63,8 +63,10 @@ natten_status ct_scratch_release(void *ptr, cudaStream_t s); /* NULL: nothing */
  * big-tiles, big-tiles-110k), the default plan without the tensor-core
  * kernels (no-tensor-cores), with the first, wider tensor-core kernels
  * for the unfused ops (tc-wide), and with the lean ones per head only
- * (tc-lean-per-head: no head-group qkh/avh); f2_config in kernels.cuh. */
-#define CT_N_CONFIGS 6
+ * (tc-lean-per-head: no head-group qkh/avh), and without the bulk-copy QK
+ * of sm_90+ (tc-head-groups: qkh where qkb would run); f2_config in
+ * kernels.cuh. */
+#define CT_N_CONFIGS 7
 
 /* One entry point per op, per dtype. */
 typedef struct ct_ops {

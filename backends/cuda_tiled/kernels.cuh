@@ -744,6 +744,7 @@ __global__ void __launch_bounds__(256) rpb_reduce_kernel(geo G, dview Gr, dview 
 
 #include "fast2d.cuh"
 #include "mma2d.cuh"
+#include "bulk2d.cuh"
 
 /* ==== host side: tile planning and launches =========================================== */
 
@@ -952,7 +953,9 @@ struct f2cfg {
     bool mma;
     bool lean; /* the unfused ops' tensor-core kernels with fewer instructions (qkl/avl, mma2d.cuh) */
     bool hg;   /* and their head-group variants (qkh/avh) where the layout allows */
+    bool bulk; /* and on sm_90+ the bulk-copy QK (qkb, bulk2d.cuh) where it applies */
     size_t hbudget; /* shared memory a head-group block may use */
+    size_t optin;   /* shared memory a block may opt in to */
 };
 
 static inline bool f2_plan(const natten_problem *p, int kind, size_t esz, i64 heads, f2cfg cfg, f2plan &P)
@@ -1395,6 +1398,62 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
     }
     return false;
 }
+
+/*
+ * Plan of the bulk-copy QK (qkb_kernel, bulk2d.cuh): fl_plan's tile, one
+ * block of all H <= 4 heads (a query's heads one run, a tile row's queries
+ * one run: the attention tensor's heads adjacent, ash == W, and its columns
+ * too, asc == H W, no column dilation), head dim 32, no causal axis, rank 2
+ * with two query rows a warp; q and k (views vq, vk) with their heads
+ * adjacent and every position 16-byte aligned (bulk copies).  Shared memory
+ * within optin.  false: the caller takes qkh and the others.
+ */
+static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f2view &vq, const f2view &vk, i64 ash,
+                           i64 asc, f2plan &P, qbgeo &B)
+{
+    const i64 H = p->heads;
+    if (p->rank != 2 || D != 32 || (H != 1 && H != 2 && H != 4) || p->causal[0] || p->causal[1] || p->causal[2])
+        return false;
+    for (int i = 0; i < 2; i++) {
+        const f2view &v = i ? vk : vq;
+        if (((size_t)v.p & 15) || v.sh != D || v.sb % 8 || v.sr % 8 || v.sc != H * D) return false;
+    }
+    memset(&B, 0, sizeof B);
+    flgeo &F = B.F;
+    /* fl_plan's budget is only its own tile choice's (qkh takes the same tile) */
+    if (!fl_plan(p, 2, H, 72 * 1024, false, P, F) || F.rpw != 2) return false;
+    const i64 W = (i64)P.g.ax[0].K * P.g.ax[1].K, T0 = P.g.ax[0].T, T1 = P.g.ax[1].T, d1 = P.g.ax[1].d;
+    const int nw = (int)P.block.x / 32;
+    if (ash != W || asc != H * W || d1 != 1 || H * nw > QB_MAXC) return false;
+    fh_runs_make(F.ra, W, (int)H, T0, T1, d1, asc, false, P.g.ax[1].K, true);
+    if (!F.ra.merged) return false;
+    F.hc = (int)H;
+    F.lnw = nw == 1 ? 0 : nw == 2 ? 1 : nw == 4 ? 2 : nw == 8 ? 3 : 4;
+    F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
+    const i64 ntiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, items = p->batch * ntiles;
+    if (items > 0x7fffffffLL) return false;
+    B.nc = (int)H * nw;
+    /* producer warps: one for every two consumer warps (8 for four heads:
+     * on the H200's 56x56 QK, 1, 2, 4 and 8 took 166, 115, 89 and 82 us a
+     * call back to back; cuda-tiled NOTES "bulk2d"), or
+     * NATTEN_CUDA_TILED_PRODUCERS (1, 2, 4 or 8) */
+    const char *np = getenv("NATTEN_CUDA_TILED_PRODUCERS");
+    const int npe = np ? atoi(np) : 0;
+    B.np = npe == 1 || npe == 2 || npe == 4 || npe == 8 ? npe : B.nc >= 2 ? B.nc / 2 : 1;
+    B.pb = (int)(H * D * 2);
+    B.psb = B.pb + 16;
+    B.sq = (P.g.spr * P.g.spc + 16) * B.psb;
+    B.sst = B.sq + (int)(T0 * T1) * B.psb;
+    B.sruns = QB_BARS + 2 * B.sst;
+    B.srun = (int)(((i64)F.ra.nrun * F.ra.rstr * 2 + 127) / 128 * 128);
+    B.ntiles = (int)ntiles;
+    B.items = (int)items;
+    B.nt = fl_div_make(ntiles > 0 ? ntiles : 1);
+    P.smem = (size_t)B.sruns + 2 * (size_t)B.srun;
+    P.block = dim3((unsigned)(32 * (B.nc + B.np)), 1, 1);
+    P.empty = items == 0;
+    return P.smem <= optin;
+}
 #endif
 
 /* Dynamic shared memory beyond the default needs the kernel's opt-in, once
@@ -1434,6 +1493,49 @@ static inline natten_status f2_smem_attr(const void *fn, size_t smem)
     pthread_mutex_unlock(&lock);
     return e == cudaSuccess ? NATTEN_SUCCESS : ct_error(e, "cudaFuncSetAttribute");
 }
+
+#if !defined(__HIP__)
+/* Whether the image the current device runs for fn (a bulk2d.cuh kernel) is
+ * one for sm_90+, where its body exists, and how many blocks of it (threads,
+ * smem) fit on an SM (blocks: 0 where the image is older): asked of the
+ * runtime once per (kernel, device, threads, smem) and remembered (a table
+ * of F2_ATTR_SLOTS; when it is full, asked on every call). */
+static inline natten_status qb_fit(const void *fn, int threads, size_t smem, int &blocks)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        const void *fn;
+        int dev, threads;
+        size_t smem;
+        int blocks;
+    } memo[F2_ATTR_SLOTS];
+    static int n_memo;
+    int dev = -1;
+    cudaError_t e = cudaGetDevice(&dev);
+    blocks = 0;
+    if (e != cudaSuccess) return ct_error(e, "cudaGetDevice");
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n_memo; i++)
+        if (memo[i].fn == fn && memo[i].dev == dev && memo[i].threads == threads && memo[i].smem == smem) {
+            blocks = memo[i].blocks;
+            pthread_mutex_unlock(&lock);
+            return NATTEN_SUCCESS;
+        }
+    pthread_mutex_unlock(&lock);
+    cudaFuncAttributes a;
+    if ((e = cudaFuncGetAttributes(&a, fn)) != cudaSuccess) return ct_error(e, "cudaFuncGetAttributes");
+    if (a.binaryVersion >= 90) {
+        natten_status st = f2_smem_attr(fn, smem);
+        if (st) return st;
+        if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fn, threads, smem)) != cudaSuccess)
+            return ct_error(e, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    }
+    pthread_mutex_lock(&lock);
+    if (n_memo < F2_ATTR_SLOTS) memo[n_memo++] = {fn, dev, threads, smem, blocks};
+    pthread_mutex_unlock(&lock);
+    return NATTEN_SUCCESS;
+}
+#endif
 
 /*
  * The backend's configurations (config 0: the default).  The default plan
@@ -1491,6 +1593,8 @@ static inline f2cfg f2_config(const natten_problem *p, const natten_exec *x)
     c.mma = cfg != 3;
     c.lean = cfg != 3 && cfg != 4;
     c.hg = c.lean && cfg != 5;
+    c.bulk = c.hg && cfg != 6;
+    c.optin = optin;
     /* two head-group blocks per SM where the device allows (H200: 227 KiB
      * opt-in, 228 KiB per SM, 1 KiB reserved per block) */
     c.hbudget = optin < 112 * 1024 ? optin : 112 * 1024;
@@ -1537,6 +1641,27 @@ struct ops {
             const bool fits = fm_usable(p, cf, D) && f2_fits(p, X, D) && f2_fits(p, Y, D) &&
                               f2_fits(p, O, p->window) && (!rpb || f2_fits(p, R, 1)) && f2_vec(p, X, sizeof(T), D) &&
                               f2_vec(p, Y, sizeof(T), D);
+            /* sm_90+: the bulk-copy kernel where it applies (qb_plan) */
+            const ct_device *dv = ct_device_at(p->device.device_id);
+            qbgeo B;
+            f2plan PB;
+            if (fits && cf.bulk && dv && dv->cc >= 90 &&
+                qb_plan(p, cf.optin, D, f2mk(p, X), f2mk(p, Y), f2mk(p, O).sh, f2mk(p, O).sc, PB, B)) {
+                if (PB.empty) return NATTEN_SUCCESS;
+                const void *fn = rpb ? (const void *)qkb_kernel<T, true> : (const void *)qkb_kernel<T, false>;
+                int nb = 0;
+                if ((st = qb_fit(fn, (int)PB.block.x, PB.smem, nb))) return st;
+                if (nb > 0) {
+                    /* NATTEN_CUDA_TILED_BLOCKS caps the grid (tests: many tiles a block) */
+                    const char *cap = getenv("NATTEN_CUDA_TILED_BLOCKS");
+                    const i64 most = cap && atoi(cap) > 0 ? (i64)atoi(cap) : (i64)nb * dv->sms;
+                    const dim3 grid((unsigned)(B.items < most ? B.items : most), 1, 1);
+                    const f2view vx = f2mk(p, X), vy = f2mk(p, Y), vr = rpb ? f2mk(p, R) : vx, vo = f2mk(p, O);
+                    if (rpb) qkb_kernel<T, true><<<grid, PB.block, PB.smem, s>>>(B, vx, vy, vr, vo, D);
+                    else qkb_kernel<T, false><<<grid, PB.block, PB.smem, s>>>(B, vx, vy, vr, vo, D);
+                    return launched(what);
+                }
+            }
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, false, f2mk(p, O).sh, f2mk(p, O).sc, 0, 0, 0,

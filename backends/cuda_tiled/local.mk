@@ -2,7 +2,7 @@
 # fp16, bf16 on sm_80+).  One .cu per dtype so that `make -j` compiles them
 # side by side; kernels.cuh holds the templates they instantiate.
 ct_headers = backends/cuda_tiled/cuda-tiled.h backends/cuda_tiled/kernels.cuh backends/cuda_tiled/fast2d.cuh \
-	backends/cuda_tiled/mma2d.cuh
+	backends/cuda_tiled/mma2d.cuh backends/cuda_tiled/bulk2d.cuh
 EXTRA_DIST += $(ct_headers)
 if HAVE_CUDA
 libnatten_la_SOURCES += backends/cuda_tiled/cuda-tiled.cu \
@@ -12,7 +12,7 @@ backends/cuda_tiled/cuda-tiled.lo backends/cuda_tiled/tiled-f32.lo backends/cuda
 backends/cuda_tiled/tiled-f16.lo backends/cuda_tiled/tiled-bf16.lo: \
 	$(srcdir)/backends/cuda_tiled/cuda-tiled.h $(srcdir)/backends/cuda_tiled/kernels.cuh \
 	$(srcdir)/backends/cuda_tiled/fast2d.cuh $(srcdir)/backends/cuda_tiled/mma2d.cuh \
-	$(srcdir)/backends/cuda-common.cuh \
+	$(srcdir)/backends/cuda_tiled/bulk2d.cuh $(srcdir)/backends/cuda-common.cuh \
 	$(srcdir)/lib/natten-impl.h $(srcdir)/lib/natten-window.h
 endif
 

@@ -451,11 +451,12 @@ __device__ __forceinline__ void fl_win(int n, int K, int s, const fldiv &sd, int
     }
 }
 
-/* f2_get_tile without divisions: from the host's table (tt), else computed */
-__device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
+/* f2_get_tile without divisions for tile r (0 <= r < the tiles of all
+ * dilation groups): from the host's table (tt), else computed */
+__device__ __forceinline__ bool fl_tile_at(const flgeo &F, int r, f2tile &t)
 {
     const f2geo &G = F.g;
-    int r = (int)(blockIdx.y + blockIdx.z * gridDim.y), q;
+    int q;
     if (F.tt) {
         const int n1 = G.ax[1].d * G.ax[1].nt, i0 = fl_quo(F.dn1, r), i1 = r - i0 * n1;
         if (i0 >= G.ax[0].d * G.ax[0].nt) return false;
@@ -496,6 +497,12 @@ __device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
         t.bb[a] = min(t.bb[a], t.ba[a] + (a ? G.spc : G.spr));
     }
     return true;
+}
+
+/* the tile of this block (grid y and z walk the tiles) */
+__device__ __forceinline__ bool fl_get_tile(const flgeo &F, f2tile &t)
+{
+    return fl_tile_at(F, (int)(blockIdx.y + blockIdx.z * gridDim.y), t);
 }
 
 /* Issue the cp.async copies of the box's rows of v (D = 16 or 32 elements)
@@ -649,10 +656,12 @@ template <bool B> struct flb {
 
 /* The QK products of a warp's segment (fl_get_seg), the bias added with RPB,
  * into the kernel's output buffer (qkl_kernel's per-warp rows, qkh_kernel's
- * staged runs): p0 and p1 point at window slot 0 of the lane's query in the
- * segment's rows 0 and 1.  The segment has at least one row. */
-template <typename T, bool RPB>
-__device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, const flseg &S, const T *box,
+ * and qkb_kernel's staged runs): p0 and p1 point at window slot 0 of the
+ * lane's query in the segment's rows 0 and 1; staged position i of the box
+ * starts at box[i * ps] (the callers pass a constant); the key rows' loop
+ * unrolled UNROLL times.  The segment has at least one row. */
+template <typename T, bool RPB, int UNROLL = 1>
+__device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, const flseg &S, const T *box, int ps,
                                                const unsigned (&qa)[2][4], const f2view &R, int h, int lane, T *p0,
                                                T *p1)
 {
@@ -666,8 +675,8 @@ __device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, 
     const T *rp = RPB ? f2at<T>(R, 0, h) + (S.ns + 2 * tq + t.ba[1] - S.col + K1 - 1) * R.sc : (const T *)0;
     (void)rp;
     /* B fragments: lane l gives key ns + (l & 7) (+ 8 for the second n-tile), d 8 (l >> 3) */
-    const T *kb = box + (S.ra0 - t.ba[0]) * G.spc * FM_ROW + (S.ns + (lane & 7)) * FM_ROW + 8 * (lane >> 3);
-    const int kstep = G.spc * FM_ROW;
+    const T *kb = box + (S.ra0 - t.ba[0]) * G.spc * ps + (S.ns + (lane & 7)) * ps + 8 * (lane >> 3);
+    const int kstep = G.spc * ps;
     p0 += j;
     p1 += j + (S.ra0 - S.ra1) * K1;
     /* key rows [ra0, rb1) in three runs: row 0's only, both rows', row 1's
@@ -676,12 +685,12 @@ __device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, 
         const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
         const T *kp = kb + (k0 - S.ra0) * kstep;
         T *q0 = p0 + (k0 - S.ra0) * K1, *q1 = p1 + (k0 - S.ra0) * K1;
-#pragma unroll 1
+#pragma unroll UNROLL
         for (int kr = k0; kr < k1; kr++, kp += kstep, q0 += K1, q1 += K1) {
             unsigned bb[8];
             float c[2][4];
             fm_ldsm4(kp, bb[0], bb[1], bb[2], bb[3]);
-            fm_ldsm4(kp + 8 * FM_ROW, bb[4], bb[5], bb[6], bb[7]);
+            fm_ldsm4(kp + 8 * ps, bb[4], bb[5], bb[6], bb[7]);
             fm_mma0<T>(c[0], qa[0], bb[0], bb[1]);
             fm_mma0<T>(c[1], qa[0], bb[4], bb[5]);
             fm_mma<T>(c[0], qa[1], bb[2], bb[3]);
@@ -776,7 +785,7 @@ __global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f
         p0 = ob + gq * WP + (int)(((size_t)g0 >> 1) & 1);
         p1 = ob + (8 + gq) * WP + (int)(((size_t)(g0 + orow) >> 1) & 1);
     }
-    fl_qk_products<T, RPB>(G, t, S, box, qa, R, h, lane, p0, p1);
+    fl_qk_products<T, RPB>(G, t, S, box, FM_ROW, qa, R, h, lane, p0, p1);
     __syncwarp();
     /* write-out: 8 lanes per query, 4 queries at a time (group g: row g / 2,
      * columns 4 (g % 2) + lane / 8); a query's full 4-byte words, then at
@@ -1162,7 +1171,7 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
     }
     if (S.nrow > 0) {
         T *p0 = st + pos[0] + hl * F.ra.E, *p1 = st + pos[1] + hl * F.ra.E;
-        fl_qk_products<T, RPB>(G, t, S, box, qa, R, h, lane, p0, p1);
+        fl_qk_products<T, RPB>(G, t, S, box, FM_ROW, qa, R, h, lane, p0, p1);
     }
     __syncthreads(); /* the runs */
     fh_copy<T, true>(F, F.ra, t, O, b, h0, st);
