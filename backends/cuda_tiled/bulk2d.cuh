@@ -58,6 +58,7 @@ struct qbgeo {
     int items;  /* batch x ntiles */
     int nc;     /* consumer warps: hc << lnw */
     int np;     /* producer warps (after the consumers) */
+    int plain;  /* every thread waits for its own copies and arrives itself (slower; see qb_plan) */
     int pb;     /* bytes a position's copy moves: hc * D * 2 */
     int psb;    /* bytes a staged position takes: pb + 16 */
     int sq;     /* bytes from a stage's start to its query positions */
@@ -246,7 +247,12 @@ __device__ __forceinline__ void qb_produce(const qbgeo &B, const f2view &Q, cons
         qb_copy<T>(kg, st + 16 * k, (t.bb[0] - t.ba[0]) * nc, nc, G.spc, B.psb, d0 * Kt.sr, d1 * Kt.sc, i0, dp);
         qb_copy<T>(qg, st + (unsigned)B.sq + 16 * k, (t.u1[0] - t.u0[0] + 1) * qc, qc, T1, B.psb, d0 * Q.sr,
                    d1 * Q.sc, i0, dp);
-        qb_arrive_copies(full);
+        if (!B.plain) {
+            qb_arrive_copies(full);
+        } else {
+            fm_cp_wait(); /* plain: the thread's own copies landed, then an ordinary arrival */
+            qb_arrive(full);
+        }
     }
 }
 
@@ -265,8 +271,8 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
     if (threadIdx.x == 0) {
         qb_init(sb, (unsigned)(32 * B.np));
         qb_init(sb + 8, (unsigned)(32 * B.np));
-        qb_init(sb + 16, (unsigned)B.nc);
-        qb_init(sb + 24, (unsigned)B.nc);
+        qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
+        qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads(); /* the barriers; the only block-wide one */
@@ -304,9 +310,10 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
             fl_qk_products<T, RPB, 2>(G, t, S, stage, ps, qa, R, hl, lane, st + pos0, st + pos1);
         }
         __syncwarp();
+        if (B.plain) qb_arrive(sb + 16 + 8 * s); /* the stage read (plain: by every lane) */
         if (lane == 0) {
-            qb_arrive(sb + 16 + 8 * s); /* the stage read */
-            qb_store_wait<true>();      /* this lane's stores of the tile before: the other buffer free */
+            if (!B.plain) qb_arrive(sb + 16 + 8 * s);
+            qb_store_wait<true>(); /* this lane's stores of the tile before: the other buffer free */
         }
         qb_fence();
         /* the group's runs written, its earlier stores read: barrier 1 + gr

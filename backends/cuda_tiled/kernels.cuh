@@ -1440,6 +1440,14 @@ static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f
     const char *np = getenv("NATTEN_CUDA_TILED_PRODUCERS");
     const int npe = np ? atoi(np) : 0;
     B.np = npe == 1 || npe == 2 || npe == 4 || npe == 8 ? npe : B.nc >= 2 ? B.nc / 2 : 1;
+    /* NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread waits for its own
+     * copies (cp.async.wait_all) and arrives on the stage's barrier with an
+     * ordinary arrival, and every consumer lane arrives on "empty" itself,
+     * instead of the copies' asynchronous arrivals and one arrival a warp
+     * after __syncwarp: the same results, slower; the form whose ordering
+     * compute-sanitizer's racecheck follows (cuda-tiled NOTES "bulk2d") */
+    const char *ps = getenv("NATTEN_CUDA_TILED_PLAIN_SYNC");
+    B.plain = ps && *ps == '1';
     B.pb = (int)(H * D * 2);
     B.psb = B.pb + 16;
     B.sq = (P.g.spr * P.g.spc + 16) * B.psb;
