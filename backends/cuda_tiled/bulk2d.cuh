@@ -38,8 +38,8 @@
 #if !defined(__HIP__)
 
 /* The kernel's body exists only in images for sm_90+ (bulk copies and
- * transaction-count mbarriers); the host launches it only where the image
- * the device runs is one (qb_image). */
+ * mbarriers that cp.async arrives on); the host launches it only where the
+ * image the device runs is one (qb_fit). */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #  define QB_ON 1
 #else
@@ -49,7 +49,7 @@
 #define QB_MAXC 16                    /* consumer warps at most */
 #define QB_MAXP 8                     /* producer warps at most */
 #define QB_MAXT (32 * (QB_MAXC + QB_MAXP))
-#define QB_BARS 128                  /* bytes before the stages: the four mbarriers */
+#define QB_BARS 128                   /* bytes before the stages: the four mbarriers */
 
 struct qbgeo {
     flgeo F;    /* tile plan and table (fl_plan), hc = H, lnw, F.ra: the merged runs, no pad */
@@ -322,7 +322,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
         /* run rho of the group goes out from its warp of head rho % 2 (of
          * head 0 when hc is 1) and column segment 0: its 16-byte-aligned
          * middle as one bulk store (lane 0), its ends by lanes 0..6, 8..14 */
-        if (wcl == 0)
+        if (wcl != 0) continue;
         for (int rho = 2 * gr + hl; rho < min(2 * gr + 2, F.ra.nrun); rho += F.hc) {
             int n;
             T *g = fh_run<T>(F, F.ra, t, O, b, 0, rho, n);
