@@ -82,14 +82,12 @@ __device__ __forceinline__ void qb_init(unsigned bar, unsigned count)
 #endif
 }
 
-/* one arrival, and bytes more that the stage's copies will complete */
-__device__ __forceinline__ void qb_expect(unsigned bar, unsigned bytes)
+/* the barriers' initialisation visible to the block's other threads and to
+ * the asynchronous copies (before the __syncthreads that publishes it) */
+__device__ __forceinline__ void qb_init_fence()
 {
 #if QB_ON
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-#else
-    (void)bar;
-    (void)bytes;
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #endif
 }
 
@@ -273,7 +271,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
         qb_init(sb + 8, (unsigned)(32 * B.np));
         qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
         qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        qb_init_fence();
     }
     __syncthreads(); /* the barriers; the only block-wide one */
     if (warp >= B.nc) {

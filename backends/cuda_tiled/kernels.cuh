@@ -1405,8 +1405,10 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
  * one run: the attention tensor's heads adjacent, ash == W, and its columns
  * too, asc == H W, no column dilation), head dim 32, no causal axis, rank 2
  * with two query rows a warp; q and k (views vq, vk) with their heads
- * adjacent and every position 16-byte aligned (bulk copies).  Shared memory
- * within optin.  false: the caller takes qkh and the others.
+ * adjacent and every position 16-byte aligned (16-byte copies).  Shared
+ * memory within optin (two stages of qkh's tile; where they do not fit, qkh
+ * runs: a smaller tile for qkb was not measured against qkh's larger one).
+ * false: the caller takes qkh and the others.
  */
 static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f2view &vq, const f2view &vk, i64 ash,
                            i64 asc, f2plan &P, qbgeo &B)

@@ -658,7 +658,7 @@ template <bool B> struct flb {
  * into the kernel's output buffer (qkl_kernel's per-warp rows, qkh_kernel's
  * and qkb_kernel's staged runs): p0 and p1 point at window slot 0 of the
  * lane's query in the segment's rows 0 and 1; staged position i of the box
- * starts at box[i * ps] (the callers pass a constant); the key rows' loop
+ * starts at box[i * ps] (qkl and qkh pass the constant FM_ROW); the key rows' loop
  * unrolled UNROLL times.  The segment has at least one row. */
 template <typename T, bool RPB, int UNROLL = 1>
 __device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, const flseg &S, const T *box, int ps,

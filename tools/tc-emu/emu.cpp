@@ -6,9 +6,12 @@
 // collectives meeting at per-warp barriers.  Shared memory starts as 0xff
 // (NaN halves), so a product that reads a position nobody wrote shows up.
 // Each problem runs the wide kernels (qkm/avm, fm_plan), the lean ones
-// (qkl/avl, fl_plan) and their head-group variants (qkh/avh, fh_plan, where
-// it takes the layout) in fp16 and compares QK (with RPB, -inf where masked)
-// and AV against a float reference computed from the same inputs.
+// (qkl/avl, fl_plan), their head-group variants (qkh/avh, fh_plan, where
+// it takes the layout) and the bulk-copy QK of bulk2d.cuh (qkb, qb_plan,
+// where it applies; its mbarriers and named barriers emulated with phases,
+// 3 blocks so that each walks several tiles) in fp16 and compares QK (with
+// RPB, -inf where masked) and AV against a float reference computed from the
+// same inputs.
 //
 //   python3 tools/tc-emu/gen.py . /tmp/tc-emu-gen.h &&
 //   g++ -std=c++20 -O1 -pthread -w -DTC_EMU_GEN=\"/tmp/tc-emu-gen.h\" \
@@ -22,7 +25,11 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +60,7 @@ static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) {
 #define __forceinline__ inline
 #define __launch_bounds__(a, b)
 #define FM_ON 1
+#define QB_ON 1
 thread_local dim3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 static inline int min(int a, int b) { return a < b ? a : b; }
@@ -63,6 +71,7 @@ static inline float to_acc(__half x) { return (float)x; }
 static inline void put(__half *p, float x) { *p = (__half)x; }
 struct natten_problem {
     int rank;
+    i64 heads;
     i64 extent[3];
     int kernel[3], dilation[3], stride[3], causal[3];
     i64 batch;
@@ -74,10 +83,19 @@ struct Warp {
     const void *ptr[32];
     float f[32][4];
 };
+// an mbarrier (bulk2d.cuh): arrivals expected a phase, still pending, phases completed
+struct MBar {
+    std::mutex m;
+    std::condition_variable cv;
+    unsigned count = 0, pending = 0, phase = 0;
+};
 struct Block {
     unsigned char *smem;
     std::barrier<> *bar;
     std::vector<std::unique_ptr<Warp>> warps;
+    std::mutex lock;                                    // for the two maps
+    std::map<unsigned, std::unique_ptr<MBar>> mbars;    // by shared-memory offset
+    std::map<int, std::unique_ptr<std::barrier<>>> named; // bar.sync id
 };
 thread_local Block *cur;
 static inline unsigned char *emu_smem() { return cur->smem; }
@@ -190,6 +208,63 @@ static void fm_cp8(void *dst, const void *src) { memcpy(dst, src, 8); }
 static void fm_cp_wait() {}
 static unsigned __cvta_generic_to_shared(const void *p) { return (unsigned)((const unsigned char *)p - cur->smem); }
 static void fl_sts16(unsigned a, unsigned short v) { memcpy(cur->smem + a, &v, 2); }
+// bulk2d.cuh's primitives: mbarriers with phases (an arrival on a barrier
+// whose phase has no pending arrival left, or a wait of 30 s, fails the run),
+// named barriers; copies (cp.async, bulk stores) happen at once
+static MBar &emu_mbar(unsigned a) {
+    std::lock_guard<std::mutex> g(cur->lock);
+    auto &b = cur->mbars[a];
+    if (!b) b.reset(new MBar);
+    return *b;
+}
+static unsigned qb_sa(const void *p) { return __cvta_generic_to_shared(p); }
+static void qb_init(unsigned a, unsigned n) {
+    MBar &b = emu_mbar(a);
+    std::lock_guard<std::mutex> g(b.m);
+    b.count = b.pending = n;
+    b.phase = 0;
+}
+static void qb_init_fence() {}
+static void qb_arrive(unsigned a) {
+    MBar &b = emu_mbar(a);
+    std::lock_guard<std::mutex> g(b.m);
+    if (b.count == 0) {
+        fflush(stdout);
+        fprintf(stderr, "  mbarrier %u: arrival before its initialisation\n", a);
+        abort();
+    }
+    if (--b.pending == 0) {
+        b.phase++;
+        b.pending = b.count;
+        b.cv.notify_all();
+    }
+}
+static void qb_arrive_copies(unsigned a) { qb_arrive(a); }
+// the phase of this parity has completed: the one in progress has the other parity
+static void qb_wait(unsigned a, unsigned parity) {
+    MBar &b = emu_mbar(a);
+    std::unique_lock<std::mutex> g(b.m);
+    if (!b.cv.wait_for(g, std::chrono::seconds(30), [&] { return (b.phase & 1u) != parity; })) {
+        fflush(stdout);
+        fprintf(stderr, "  mbarrier %u: thread %u waited 30 s for parity %u (phase %u): deadlock\n", a, threadIdx.x,
+                parity, b.phase);
+        abort();
+    }
+}
+static void qb_cp16(unsigned s, const void *g) { memcpy(cur->smem + s, g, 16); }
+static void qb_store(void *dst, unsigned src, unsigned bytes) { memcpy(dst, cur->smem + src, bytes); }
+template <bool READ> static void qb_store_wait() {}
+static void qb_fence() {}
+static void qb_sync(int id, int threads) {
+    std::barrier<> *b;
+    {
+        std::lock_guard<std::mutex> g(cur->lock);
+        auto &p = cur->named[id];
+        if (!p) p.reset(new std::barrier<>(threads));
+        b = p.get();
+    }
+    b->arrive_and_wait();
+}
 #ifndef TC_EMU_GEN
 #define TC_EMU_GEN "tc-emu-gen.h"
 #endif
@@ -276,6 +351,7 @@ static natten_problem np(const Prob &P) {
     memset(&p, 0, sizeof p);
     p.rank = P.rank;
     p.batch = P.B;
+    p.heads = P.H;
     for (int a = 0; a < 3; a++) {
         p.extent[a] = 1;
         p.kernel[a] = 1;
@@ -294,7 +370,8 @@ static natten_problem np(const Prob &P) {
 }
 static int failures = 0;
 // mode 0: qkm/avm (fm_plan); 1: qkl/avl (fl_plan); 2: qkh/avh (fh_plan, at most hmax heads a block;
-// skipped where it refuses the layout)
+// skipped where it refuses the layout); 3: qkb (qb_plan, TC_EMU_NB blocks, default 3: several tiles a
+// block) and avh
 static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     const bool lean = mode == 1;
     std::mt19937 rng(seed);
@@ -330,7 +407,22 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     const float mval = -INFINITY;
     int causal = c0 | c1;
     // QK
-    if (mode == 2) {
+    if (mode == 3) {
+        qbgeo B;
+        if (!qb_plan(&p, 227 * 1024, P.D, Q.view, K.view, A.view.sh, A.view.sc, F, B)) {
+            printf("  bulk: qb_plan refused\n");
+            return;
+        }
+        if (getenv("TC_EMU_NOTAB")) B.F.tt = 0;
+        const int nb = getenv("TC_EMU_NB") ? atoi(getenv("TC_EMU_NB")) : 3;
+        F.grid = dim3((unsigned)std::max(1, std::min(B.items, nb)), 1, 1);
+        launch(F.grid, F.block, F.smem, [&] {
+            if (P.rpb)
+                qkb_kernel<__half, true>(B, Q.view, K.view, R, A.view, P.D);
+            else
+                qkb_kernel<__half, false>(B, Q.view, K.view, R, A.view, P.D);
+        });
+    } else if (mode == 2) {
         if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, false, A.view.sh, A.view.sc, 0, 0, 0,
                      fh_al4(A.view) ? 1u : 0u, F, G)) {
             printf("  heads: fh_plan(qk) refused (heads not adjacent, or nothing to gain)\n");
@@ -364,14 +456,16 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
                [&] { qkm_kernel<__half>(F.g, Q.view, K.view, R, A.view, P.D, P.rpb, mval, causal); });
     }
     // AV
-    if (mode == 2) {
+    if (mode >= 2) {
+        f2plan FA;
         if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, true, Wt.view.sh, Wt.view.sc, P.Dv, O.view.sh,
-                     O.view.sc, (fh_al4(Wt.view) ? 1u : 0u) | (fh_al4(O.view) ? 2u : 0u), F, G)) {
+                     O.view.sc, (fh_al4(Wt.view) ? 1u : 0u) | (fh_al4(O.view) ? 2u : 0u), FA, G)) {
             printf("  heads: fh_plan(av) refused\n");
             return;
         }
         if (getenv("TC_EMU_NOTAB")) G.tt = 0; // the tiles computed in the kernel, not from the table
-        launch(F.grid, F.block, F.smem, [&] { avh_kernel<__half>(G, Wt.view, V.view, O.view, P.Dv); });
+        launch(FA.grid, FA.block, FA.smem, [&] { avh_kernel<__half>(G, Wt.view, V.view, O.view, P.Dv); });
+        if (mode == 2) F = FA;
     } else if (lean) {
         if (!fl_plan(&p, 2, P.H, 72 * 1024, true, F, G)) {
             printf("  fl_plan(av) refused\n");
@@ -448,7 +542,7 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
         printf("  qk wrote before the tensor\n");
     }
     printf("  %s: max err qk %.3g av %.3g, %ld bad; grid %u x %u x %u, block %u, smem %zu, tile %d x %d",
-           mode == 2 ? (hmax < 4 ? "heads-2" : "heads") : lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
+           mode == 3 ? "bulk" : mode == 2 ? (hmax < 4 ? "heads-2" : "heads") : lean ? "lean" : "default", eq, ea, bad, F.grid.x, F.grid.y, F.grid.z, F.block.x, F.smem, F.g.ax[0].T,
            F.g.ax[1].T);
     if (mode == 2) printf(", av pads %d/%d", G.ra.pad, G.ro.pad);
     printf("\n");
@@ -484,6 +578,11 @@ int main(int argc, char **argv) {
         // four heads, rows 21 x 196 elements apart: with TC_EMU_AL=1 padded runs (pad 32) that start
         // at 0 and 4 mod 8 elements, a partial last tile (chunks of two queries, partial chunks)
         {2, 2, 4, 32, 32, {19, 21}, {7, 7}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
+        // the bulk-copy QK: even windows with row dilation and RPB (2 x 8 tiles); two heads, row dilation
+        // and stride (4 x 32); check_cuda's even-window shape over three images
+        {2, 2, 4, 32, 32, {17, 19}, {6, 4}, {2, 1}, {1, 1}, {0, 0}, 1, 0},
+        {2, 1, 2, 32, 32, {33, 29}, {7, 5}, {3, 1}, {2, 1}, {0, 0}, 0, 0},
+        {2, 3, 4, 32, 32, {30, 40}, {6, 4}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
     };
     int only = argc > 1 ? atoi(argv[1]) : -1;
     for (size_t i = 0; i < probs.size(); i++) {
@@ -493,7 +592,7 @@ int main(int argc, char **argv) {
         printf("problem %zu: rank %d B %d H %d D %d Dv %d L %dx%d K %dx%d d %dx%d s %dx%d c %d%d rpb %d %s\n", i,
                P.rank, P.B, P.H, P.D, P.Dv, P.L[0], P.L[1], P.K[0], P.K[1], P.d[0], P.d[1], P.s[0], P.s[1], P.c[0],
                P.c[1], P.rpb, P.headsfirst == 2 ? "tokens heads-first" : P.headsfirst ? "heads-first" : "heads-last");
-        for (int mode = 0; mode < 3; mode++)
+        for (int mode = 0; mode < 4; mode++)
             run(P, mode, 1 + (int)i);
         if (P.H % 4 == 0) // head pairs (fh_plan's hc 2, as for H 2 or 6)
             run(P, 2, 1 + (int)i, 2);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """tools/tc-emu/gen.py SRCDIR OUT.h: copy cuda-tiled's tensor-core kernels
-(mma2d.cuh), the structs they use (fast2d.cuh) and their host plans
-(kernels.cuh) into one header that tc-emu's emu.cpp compiles on the host; the
-asm primitives are left out (emu.cpp supplies them)."""
+(mma2d.cuh, bulk2d.cuh), the structs they use (fast2d.cuh) and their host
+plans (kernels.cuh) into one header that tc-emu's emu.cpp compiles on the
+host; the asm primitives are left out (emu.cpp supplies them)."""
 import re, sys
 root = sys.argv[1]
 f2 = open(root + '/backends/cuda_tiled/fast2d.cuh').read()
@@ -34,8 +34,20 @@ for name in ['void fm_mma(', 'void fm_mma0(', 'void fm_ldsm_t4(', 'void fm_ldsm4
     body = body.replace(blk, '')
 body = body.replace('extern __shared__ __align__(16) unsigned char ct_smem[];', 'unsigned char *ct_smem = emu_smem();')
 out.append(body)
+# bulk2d.cuh (qkb) the same way: its asm primitives come from emu.cpp
+bk = open(root + '/backends/cuda_tiled/bulk2d.cuh').read()
+a = bk.index('#if !defined(__HIP__)') + len('#if !defined(__HIP__)')
+b = bk.rindex('#endif /* !__HIP__ */')
+body = bk[a:b]
+body = re.sub(r'#if defined\(__CUDA_ARCH__\) && __CUDA_ARCH__ >= 900\n#  define QB_ON 1\n#else\n#  define QB_ON 0\n#endif\n', '', body)
+for name in ['unsigned qb_sa(', 'void qb_init(', 'void qb_init_fence(', 'void qb_arrive(', 'void qb_wait(', 'void qb_cp16(',
+             'void qb_arrive_copies(', 'void qb_store(', 'void qb_store_wait(', 'void qb_fence(', 'void qb_sync(']:
+    blk = block(body, name)
+    body = body.replace(blk, '')
+body = body.replace('extern __shared__ __align__(16) unsigned char ct_smem[];', 'unsigned char *ct_smem = emu_smem();')
+out.append(body)
 out.append(block(kc, 'static inline void f2_axes('))
 out.append(block(kc, 'struct f2plan {'))
-for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline int fh_pad_pick(', 'static inline i64 fh_runs_make(', 'static inline bool fh_al4(', 'static inline bool fh_plan(']:
+for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline int fh_pad_pick(', 'static inline i64 fh_runs_make(', 'static inline bool fh_al4(', 'static inline bool fh_plan(', 'static inline bool qb_plan(']:
     out.append(block(kc, s))
 open(sys.argv[2], 'w').write('\n'.join(out))
