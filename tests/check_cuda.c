@@ -33,7 +33,11 @@ static int bf16_ok(void)
 
 /* Run op on case r with the backend on device tensors and with naive on host
  * tensors of the same values; compare every output. */
-static void compare(const ref_problem *r, tc_op op, const char *dtype, double limit, natten_context *ctx)
+/* op on the backend under test against naive; the GPU's tensors in layout
+ * (the token tensors heads-first or, TT_COMPACT, heads-last as the
+ * reference's) */
+static void compare_in(const ref_problem *r, tc_op op, const char *dtype, double limit, natten_context *ctx,
+                       tt_layout layout)
 {
     natten_context *ref_ctx;
     uint64_t rng = seed ^ (uint64_t)op * 7919u, rng2 = rng;
@@ -46,7 +50,7 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     ck_assert_int_eq(natten_context_create(&ref_ctx), NATTEN_SUCCESS);
     ck_assert_int_eq(natten_context_set_backend(ref_ctx, "naive"), NATTEN_SUCCESS);
     ck_assert(tc_setup(&ref, r, op, tt_dtype(dtype), TT_COMPACT, kDLCPU, &rng));
-    ck_assert(tc_setup(&io, r, op, tt_dtype(dtype), TT_HEADS_FIRST, kDLCUDA, &rng2));
+    ck_assert(tc_setup(&io, r, op, tt_dtype(dtype), layout, kDLCUDA, &rng2));
     ck_assert_msg(tc_run(ref_ctx, &ref) == NATTEN_SUCCESS, "naive: %s", natten_last_error());
     st = tc_run(ctx, &io);
     ck_assert_msg(st == NATTEN_SUCCESS, "%s %s %s on %s: %s", BACKEND, tc_op_names[op], dtype, desc,
@@ -58,6 +62,11 @@ static void compare(const ref_problem *r, tc_op op, const char *dtype, double li
     tc_teardown(&ref);
     tc_teardown(&io);
     natten_context_destroy(ref_ctx);
+}
+
+static void compare(const ref_problem *r, tc_op op, const char *dtype, double limit, natten_context *ctx)
+{
+    compare_in(r, op, dtype, limit, ctx, TT_HEADS_FIRST);
 }
 
 static natten_context *forced(void)
@@ -260,6 +269,13 @@ static const ref_problem tc_shapes[] = {
     {2, 2, 4, 4, 32, 32, {21, 19, 1}, {5, 3, 1}, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 1},
     {2, 3, 4, 4, 32, 32, {30, 40, 1}, {6, 4, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0},
     {2, 2, 2, 2, 32, 32, {33, 29, 1}, {7, 5, 1}, {3, 1, 1}, {2, 1, 1}, {0, 0, 0}, 0, 0},
+    /* the bulk-copy AV of sm_90+ (avb: its attention runs 16-byte aligned,
+     * so a row of the attention tensor a multiple of 8 elements, and the
+     * last tile's runs too): two heads of 25 slots over partial tiles with
+     * row dilation, one head of even windows with column strides; the 19 x
+     * 22 shape above (four heads, partial tiles) takes it as well */
+    {2, 2, 2, 2, 32, 32, {18, 20, 1}, {5, 5, 1}, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, 0},
+    {2, 1, 1, 1, 32, 32, {16, 24, 1}, {4, 6, 1}, {1, 1, 1}, {1, 2, 1}, {0, 0, 0}, 0, 0},
 };
 
 /* The fast 2-D kernels under each configuration's tile budget (other tile
@@ -297,6 +313,14 @@ START_TEST(configs_and_generic)
             for (int op = 0; op < OP_COUNT; op++) {
                 compare(&tc_shapes[c], (tc_op)op, "float16", 1e-2, ctx);
                 if (bf16_ok()) compare(&tc_shapes[c], (tc_op)op, "bfloat16", 5e-2, ctx);
+            }
+        /* the forward QK and AV with every tensor heads-last as well: the
+         * layout the bulk-copy kernels need (their q, k and v with the heads
+         * adjacent; heads-first token tensors above never reach them) */
+        for (size_t c = 0; tc && c < sizeof tc_shapes / sizeof tc_shapes[0]; c++)
+            for (int op = OP_QK; op <= OP_AV; op += OP_AV - OP_QK) {
+                compare_in(&tc_shapes[c], (tc_op)op, "float16", 1e-2, ctx, TT_COMPACT);
+                if (bf16_ok()) compare_in(&tc_shapes[c], (tc_op)op, "bfloat16", 5e-2, ctx, TT_COMPACT);
             }
         ck_assert_int_eq(unsetenv(env[e][0]), 0);
     }

@@ -1,38 +1,44 @@
 /*
- * bulk2d.cuh - cuda-tiled's unfused fp16/bf16 QK for devices of compute
- * capability 9.0 or more, with its data moved by the bulk-copy (TMA) engine;
- * included by kernels.cuh after mma2d.cuh, whose tiles, windows, segments,
- * products and runs it reuses.
+ * bulk2d.cuh - cuda-tiled's unfused fp16/bf16 QK and AV for devices of
+ * compute capability 9.0 or more, with producer warps that stage each tile's
+ * operands while consumer warps work on the previous tile; included by
+ * kernels.cuh after mma2d.cuh, whose tiles, windows, segments, products and
+ * runs it reuses.
  *
- * Why (issue #8, cuda-tiled NOTES "bulk2d"): the head-group kernel qkh does
- * what mma2d.cuh's lean kernels do, one tile per block: stage the keys, wait,
- * multiply, write out, exit.  Its 16 warps spend most of their ~900
- * instructions on the copies in and out (16-byte cp.async and stores, their
- * addresses) and its block's phases do not overlap, so it is neither
- * memory- nor issue-bound.  Here one block an SM (hc = H <= 4 heads, all of
- * a query's heads) walks its share of the tiles with
- *  - producer warps that stage tile j + 1 while the consumers work on j:
- *    the tile's key box and query positions (a position's hc head vectors
- *    are contiguous in a heads-last tensor) by 16-byte cp.async into a
- *    two-stage ring, each thread arriving on the stage's "full" mbarrier when
- *    its copies have landed; the consumers release a stage on its "empty"
- *    mbarrier once they have read it;
- *  - hc x (warps a head) consumer warps: fl_qk_products into the tile's
- *    staged attention runs (a tile row's queries and heads: one contiguous
- *    run in global memory), then each run goes out as one bulk store (the
- *    TMA engine: one instruction) of its 16-byte-aligned middle, its ends
- *    (at most 7 elements each) by plain stores; two run buffers, so the
+ * Why (issue #8, cuda-tiled NOTES "bulk2d"): the head-group kernels qkh/avh
+ * do what mma2d.cuh's lean kernels do, one tile per block: stage the
+ * operands, wait, multiply, write out, exit.  Their 16 warps spend most of
+ * their ~900 instructions on the copies in and out (16-byte cp.async and
+ * stores, their addresses) and a block's phases do not overlap, so they are
+ * neither memory- nor issue-bound.  Here one block an SM (hc = H <= 4 heads,
+ * all of a query's heads) walks its share of the tiles with
+ *  - producer warps that stage tile j + 1 while the consumers work on j, by
+ *    16-byte cp.async into a two-stage ring, each thread arriving on the
+ *    stage's "full" mbarrier when its copies have landed; the consumers
+ *    release a stage on its "empty" mbarrier once they have read it.  QK
+ *    (qkb) stages the tile's key box and query positions (a position's hc
+ *    head vectors are contiguous in a heads-last tensor); AV (avb) the
+ *    value box and the tile rows' attention runs (a tile row's queries and
+ *    heads: one contiguous run in global memory);
+ *  - hc x (warps a head) consumer warps.  qkb: fl_qk_products into the
+ *    tile's staged attention runs, then each run goes out as one bulk store
+ *    (the TMA engine: one instruction) of its 16-byte-aligned middle, its
+ *    ends (at most 7 elements each) by plain stores; two run buffers, so the
  *    products of tile j + 1 go on while tile j's stores read theirs.  The
  *    warps of a pair of tile rows (every head's) meet at their own named
- *    barrier before their two runs go out, not the whole block.
+ *    barrier before their two runs go out, not the whole block.  avb: A
+ *    fragments from the staged runs as avh builds them, B fragments from the
+ *    staged values, the output straight to global memory (one 16-byte store
+ *    a lane after a 4x4 transpose within each quad).
  * A staged position is hc * D elements and 16 bytes of pad (hc * D * 2 + 16
  * bytes: an odd number of 16-byte units, so that ldmatrix's 8 rows of one
  * head fall into 8 different bank groups).
  *
- * Scope (qb_plan): rank 2, head dim 32, no causal axis, a merged attention
- * layout (heads last, no column dilation), q and k with their heads adjacent
- * and 16-byte aligned positions; RPB, dilation of the rows, strides, even K:
- * as qkh.  Everything else keeps qkh/qkl/qkm.
+ * Scope (qb_plan, ab_plan): rank 2, head dim 32, no causal axis, a merged
+ * attention layout (heads last, no column dilation), the head vectors of a
+ * position adjacent and 16-byte aligned; RPB, dilation of the rows, strides,
+ * even K: as qkh/avh.  avb also needs its attention runs 16-byte aligned.
+ * Everything else keeps qkh/avh, qkl/avl or qkm/avm.
  */
 
 #if !defined(__HIP__)
@@ -61,10 +67,12 @@ struct qbgeo {
     int plain;  /* every thread waits for its own copies and arrives itself (slower; see qb_plan) */
     int pb;     /* bytes a position's copy moves: hc * D * 2 */
     int psb;    /* bytes a staged position takes: pb + 16 */
-    int sq;     /* bytes from a stage's start to its query positions */
-    int sst;    /* bytes per stage: box (spr * spc + 16 positions) and T0 * T1 query positions */
-    int sruns;  /* bytes from the start to the run buffers */
-    int srun;   /* bytes per run buffer (nrun * rstr elements, 128-byte multiple) */
+    int sq;     /* bytes from a stage's start to its second part: QK's query positions, AV's attention runs */
+    int sst;    /* bytes per stage: QK: box (spr * spc + 16 positions) and T0 * T1 query positions;
+                 * AV: box (spr * spc positions) and T0 attention runs */
+    int sruns;  /* bytes from the start to what follows the stages: QK's run buffers, AV's zero position */
+    int srun;   /* QK: bytes per run buffer (nrun * rstr elements, 128-byte multiple); AV: bytes per
+                 * staged attention run (T1 hc W elements, a 16-byte multiple) */
 };
 
 __device__ __forceinline__ unsigned qb_sa(const void *p)
@@ -334,6 +342,221 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
         }
     }
     if (lane == 0) qb_store_wait<false>();
+#endif
+}
+
+/*
+ * avb_kernel: the AV of the same problems the same way (ab_plan).  Why
+ * (cuda-tiled NOTES "bulk2d: avb"): avh is qkh's mirror image, one tile a
+ * block with no overlap of its phases (108.8 us on the 56x56 problem where
+ * qkb's QK takes 86).  Here the producers stage, for tile j + 1, the V box
+ * (positions of hc head vectors, padded as qkb's) and the tile rows'
+ * attention runs (a tile row's queries and heads: one contiguous run in
+ * global memory, 16-byte aligned and a multiple of 16 bytes long in every
+ * tile, ab_plan) as 16-byte cp.async; the consumers build their A fragments
+ * from the staged runs and their B fragments from the box as avh does, then
+ * write each query's Dv = 32 outputs of a head straight to global memory:
+ * the quad's four lanes exchange their words (two shuffle rounds) so that
+ * each lane holds 8 consecutive elements, one 16-byte store (a query's
+ * head is 64 bytes: two whole sectors a quad).  Keys past the box's columns
+ * read a zero position (as avh's zrow: the weights there are zero, and a
+ * stale position of an earlier tile could hold an infinity).
+ */
+
+/* A tile's nr attention runs of n elements each (n a multiple of 8; run r
+ * at g + r rs in global memory, 16-byte aligned) as 16-byte chunks to
+ * s + r srb; the thread takes chunks i0, i0 + dp, ... of the nr x n / 8. */
+template <typename T>
+__device__ __forceinline__ void qb_copy_runs(const T *g, unsigned s, int nr, int n, int rs, int srb, int i0, int dp)
+{
+    const int nchk = n >> 3;
+    int r = 0, c = i0;
+    while (c >= nchk) c -= nchk, r++;
+    int go = r * rs + 8 * c;
+    s += (unsigned)(r * srb + 16 * c);
+    const int gwrap = rs - 8 * nchk;
+    const unsigned swrap = (unsigned)(srb - 16 * nchk);
+    while (r < nr) {
+        qb_cp16(s, g + go);
+        c += dp;
+        go += 8 * dp;
+        s += (unsigned)(16 * dp);
+        while (c >= nchk) {
+            c -= nchk;
+            r++;
+            go += gwrap;
+            s += swrap;
+        }
+    }
+}
+
+/* AV's producer warps (thread pt of 32 np): stage j of its block's tiles in
+ * stage j % 2, its V box and its attention runs, each thread arriving on
+ * the stage's "full" barrier once its copies have landed. */
+template <typename T>
+__device__ __forceinline__ void qb_produce_av(const qbgeo &B, const f2view &Wt, const f2view &V, unsigned sb, int pt)
+{
+    const flgeo &F = B.F;
+    const f2geo &G = F.g;
+    const int d0 = G.ax[0].d, d1 = G.ax[1].d, cpp = B.pb >> 4, k = pt & (cpp - 1);
+    const int dp = 32 * B.np / cpp, i0 = pt / cpp, qe = F.hc * F.ra.E;
+    int j = 0;
+    for (int it = (int)blockIdx.x; it < B.items; it += (int)gridDim.x) {
+        int b;
+        f2tile t;
+        if (!qb_item(B, it, b, t)) continue;
+        const int s = j & 1;
+        const unsigned full = sb + 8 * s, empty = sb + 16 + 8 * s, st = sb + QB_BARS + (unsigned)(s * B.sst);
+        qb_wait(empty, ((j >> 1) & 1) ^ 1);
+        j++;
+        const int nc = t.bb[1] - t.ba[1];
+        const T *vg = f2at<T>(V, b, 0) + (t.ba[0] * d0 + t.g[0]) * V.sr + (t.ba[1] * d1 + t.g[1]) * V.sc + 8 * k;
+        const T *ag = f2at<T>(Wt, b, 0) + (t.u0[0] * d0 + t.g[0]) * Wt.sr + (t.u0[1] * d1 + t.g[1]) * Wt.sc;
+        qb_copy<T>(vg, st + 16 * k, (t.bb[0] - t.ba[0]) * nc, nc, G.spc, B.psb, d0 * V.sr, d1 * V.sc, i0, dp);
+        qb_copy_runs<T>(ag, st + (unsigned)B.sq, t.u1[0] - t.u0[0] + 1, (t.u1[1] - t.u0[1] + 1) * qe, d0 * Wt.sr,
+                        B.srun, pt, 32 * B.np);
+        if (!B.plain) {
+            qb_arrive_copies(full);
+        } else {
+            fm_cp_wait();
+            qb_arrive(full);
+        }
+    }
+}
+
+/* Lanes 4 gq + tq of a quad hold words w[n] = elements 8 n + 2 tq, + 1 of
+ * their query (n < 4); afterwards lane tq holds elements 8 tq .. 8 tq + 7
+ * (a 4 x 4 transpose of words within the quad: two rounds of two shuffles). */
+__device__ __forceinline__ uint4 qb_quad_t(const unsigned (&w)[4], int tq)
+{
+    const bool hi = (tq & 2) != 0, odd = (tq & 1) != 0;
+    /* round 1 (lanes tq, tq ^ 2): the lower pair keeps words 0, 1 and takes
+     * its partner's 0, 1; the upper keeps 2, 3 and takes its partner's 2, 3 */
+    const unsigned r0 = __shfl_xor_sync(0xffffffffu, hi ? w[0] : w[2], 2);
+    const unsigned r1 = __shfl_xor_sync(0xffffffffu, hi ? w[1] : w[3], 2);
+    const unsigned x0 = hi ? r0 : w[0], x1 = hi ? r1 : w[1], x2 = hi ? w[2] : r0, x3 = hi ? w[3] : r1;
+    /* now x0, x1: row (tq & 1), words c, c + 1 (c = tq & 2); x2, x3: row
+     * (tq & 1) + 2; round 2 (lanes tq, tq ^ 1) keeps word c + (tq & 1) */
+    const unsigned y0 = __shfl_xor_sync(0xffffffffu, odd ? x0 : x1, 1);
+    const unsigned y1 = __shfl_xor_sync(0xffffffffu, odd ? x2 : x3, 1);
+    return odd ? make_uint4(y0, x1, y1, x3) : make_uint4(x0, y0, x2, y1);
+}
+
+/* Shared memory: the mbarriers, two stages (box, then the tile's attention
+ * runs), the zero position.  Block: nc consumer warps, then np producers. */
+template <typename T>
+__global__ void __launch_bounds__(QB_MAXT, 1) avb_kernel(qbgeo B, f2view Wt, f2view V, f2view O, int D)
+{
+#if QB_ON
+    extern __shared__ __align__(16) unsigned char ct_smem[];
+    const flgeo &F = B.F;
+    const f2geo &G = F.g;
+    const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
+    const unsigned sb = qb_sa(ct_smem);
+    if (threadIdx.x == 0) {
+        qb_init(sb, (unsigned)(32 * B.np));
+        qb_init(sb + 8, (unsigned)(32 * B.np));
+        qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
+        qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
+        qb_init_fence();
+    }
+    for (int i = (int)threadIdx.x; i < B.psb / 16; i += (int)blockDim.x)
+        ((uint4 *)(ct_smem + B.sruns))[i] = make_uint4(0u, 0u, 0u, 0u);
+    __syncthreads(); /* the barriers and the zero position; the only block-wide one */
+    if (warp >= B.nc) {
+        qb_produce_av<T>(B, Wt, V, sb, (int)threadIdx.x - 32 * B.nc);
+        return;
+    }
+    const int hl = warp >> F.lnw, wh = warp - (hl << F.lnw), ps = B.psb / (int)sizeof(T);
+    const int K1 = G.ax[1].K, tq = lane & 3, d0 = G.ax[0].d, d1 = G.ax[1].d, E = F.ra.E, qe = F.hc * E;
+    const int rstr = B.srun / (int)sizeof(T);
+    const T *zrow = (const T *)(ct_smem + B.sruns) + hl * D + (lane >> 4) * 8;
+    int j = 0;
+    for (int it = (int)blockIdx.x; it < B.items; it += (int)gridDim.x) {
+        int b;
+        f2tile t;
+        if (!qb_item(B, it, b, t)) continue;
+        const int s = j & 1;
+        const unsigned ph = (unsigned)(j >> 1) & 1u;
+        j++;
+        /* the tile's geometry while its copies land */
+        flseg S;
+        fl_get_seg0(F, t, S, wh);
+        fl_get_seg1(F, t, S);
+        const int nc = t.bb[1] - t.ba[1], lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
+        const unsigned char *stg = ct_smem + QB_BARS + s * B.sst;
+        /* A fragment registers as avh's: rows gq (query row 0) and gq + 8
+         * (row 1), staged columns ns + 2 tq (+ 1, + 8, + 9): window columns
+         * jw (+ 1, + 8, + 9) of the lane's queries, read where inside the
+         * window; B: lane l gives key ns + (l & 15), d 8 (l >> 4) */
+        const int jw = S.ns + 2 * tq - S.ca;
+        const unsigned short *x0b = (const unsigned short *)(stg + B.sq) + lr * rstr + lc * qe + hl * E + jw;
+        const unsigned short *x1b = x0b + rstr;
+        const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
+        const bool w00 = (unsigned)jw < cn, w01 = (unsigned)(jw + 1) < cn, w10 = (unsigned)(jw + 8) < cn,
+                   w11 = (unsigned)(jw + 9) < cn;
+        const int key = S.ns + (lane & 15), kstep = G.spc * ps;
+        const T *vb = key < nc ? (const T *)stg + hl * D + (S.ra0 - t.ba[0]) * kstep + key * ps + (lane >> 4) * 8
+                               : zrow;
+        const int vstep = key < nc ? kstep : 0;
+        float acc[4][4];
+#pragma unroll
+        for (int n = 0; n < 4; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+        qb_wait(sb + 8 * s, ph);
+        if (S.nrow > 0) {
+            auto run = [&](int k0, int k1, auto V0, auto V1) {
+                const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
+                const T *vp = vb + (k0 - S.ra0) * vstep;
+                const unsigned short *x0 = x0b + (k0 - S.ra0) * K1, *x1 = x1b + (k0 - S.ra1) * K1;
+#pragma unroll 1
+                for (int kr = k0; kr < k1; kr++, vp += vstep, x0 += K1, x1 += K1) {
+                    unsigned a[4], b0, b1, b2, b3;
+                    const unsigned l00 = v0 && w00 ? x0[0] : 0u, l01 = v0 && w01 ? x0[1] : 0u;
+                    const unsigned l10 = v0 && w10 ? x0[8] : 0u, l11 = v0 && w11 ? x0[9] : 0u;
+                    const unsigned m00 = v1 && w00 ? x1[0] : 0u, m01 = v1 && w01 ? x1[1] : 0u;
+                    const unsigned m10 = v1 && w10 ? x1[8] : 0u, m11 = v1 && w11 ? x1[9] : 0u;
+                    a[0] = l00 | l01 << 16;
+                    a[1] = m00 | m01 << 16;
+                    a[2] = l10 | l11 << 16;
+                    a[3] = m10 | m11 << 16;
+                    fm_ldsm_t4(vp, b0, b1, b2, b3);
+                    fm_mma<T>(acc[0], a, b0, b1);
+                    fm_mma<T>(acc[1], a, b2, b3);
+                    fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
+                    fm_mma<T>(acc[2], a, b0, b1);
+                    fm_mma<T>(acc[3], a, b2, b3);
+                }
+            };
+            if (S.nrow > 1) {
+                run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
+                run(S.ra1, S.rb0, flb<true>(), flb<true>());
+                run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
+            } else {
+                run(S.ra0, S.rb0, flb<true>(), flb<false>());
+            }
+        }
+        __syncwarp();
+        if (B.plain) qb_arrive(sb + 16 + 8 * s); /* the stage read (plain: by every lane) */
+        if (lane == 0 && !B.plain) qb_arrive(sb + 16 + 8 * s);
+        /* the output: each lane 8 consecutive elements of its query's head */
+        T *op = f2at<T>(O, b, hl) + (S.u0 * d0 + t.g[0]) * O.sr + (S.col * d1 + t.g[1]) * O.sc + 8 * tq;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            if (r >= S.nrow) break;
+            unsigned w[4];
+#pragma unroll
+            for (int n = 0; n < 4; n++) {
+                T e[2];
+                put(&e[0], acc[n][2 * r]);
+                put(&e[1], acc[n][2 * r + 1]);
+                w[n] = fm_pack<T>(e[0], e[1]);
+            }
+            const uint4 o = qb_quad_t(w, tq);
+            if (S.qon) *(uint4 *)(op + r * d0 * O.sr) = o;
+        }
+    }
 #endif
 }
 

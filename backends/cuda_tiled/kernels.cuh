@@ -1399,6 +1399,25 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
     return false;
 }
 
+/* The bulk-copy kernels' warps (qkb, avb: nc consumers already set):
+ * producer warps, one for every two consumer warps (8 for four heads: on the
+ * H200's 56x56 QK, 1, 2, 4 and 8 took 166, 115, 89 and 82 us a call back to
+ * back; cuda-tiled NOTES "bulk2d"), or NATTEN_CUDA_TILED_PRODUCERS (1, 2, 4
+ * or 8); and NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread waits for
+ * its own copies (cp.async.wait_all) and arrives on the stage's barrier with
+ * an ordinary arrival, and every consumer lane arrives on "empty" itself,
+ * instead of the copies' asynchronous arrivals and one arrival a warp after
+ * __syncwarp: the same results, slower; the form whose ordering
+ * compute-sanitizer's racecheck follows (cuda-tiled NOTES "bulk2d"). */
+static inline void qb_warps(qbgeo &B)
+{
+    const char *np = getenv("NATTEN_CUDA_TILED_PRODUCERS");
+    const int npe = np ? atoi(np) : 0;
+    B.np = npe == 1 || npe == 2 || npe == 4 || npe == 8 ? npe : B.nc >= 2 ? B.nc / 2 : 1;
+    const char *ps = getenv("NATTEN_CUDA_TILED_PLAIN_SYNC");
+    B.plain = ps && *ps == '1';
+}
+
 /*
  * Plan of the bulk-copy QK (qkb_kernel, bulk2d.cuh): fl_plan's tile, one
  * block of all H <= 4 heads (a query's heads one run, a tile row's queries
@@ -1435,21 +1454,7 @@ static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f
     const i64 ntiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, items = p->batch * ntiles;
     if (items > 0x7fffffffLL) return false;
     B.nc = (int)H * nw;
-    /* producer warps: one for every two consumer warps (8 for four heads:
-     * on the H200's 56x56 QK, 1, 2, 4 and 8 took 166, 115, 89 and 82 us a
-     * call back to back; cuda-tiled NOTES "bulk2d"), or
-     * NATTEN_CUDA_TILED_PRODUCERS (1, 2, 4 or 8) */
-    const char *np = getenv("NATTEN_CUDA_TILED_PRODUCERS");
-    const int npe = np ? atoi(np) : 0;
-    B.np = npe == 1 || npe == 2 || npe == 4 || npe == 8 ? npe : B.nc >= 2 ? B.nc / 2 : 1;
-    /* NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread waits for its own
-     * copies (cp.async.wait_all) and arrives on the stage's barrier with an
-     * ordinary arrival, and every consumer lane arrives on "empty" itself,
-     * instead of the copies' asynchronous arrivals and one arrival a warp
-     * after __syncwarp: the same results, slower; the form whose ordering
-     * compute-sanitizer's racecheck follows (cuda-tiled NOTES "bulk2d") */
-    const char *ps = getenv("NATTEN_CUDA_TILED_PLAIN_SYNC");
-    B.plain = ps && *ps == '1';
+    qb_warps(B);
     B.pb = (int)(H * D * 2);
     B.psb = B.pb + 16;
     B.sq = (P.g.spr * P.g.spc + 16) * B.psb;
@@ -1460,6 +1465,57 @@ static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f
     B.items = (int)items;
     B.nt = fl_div_make(ntiles > 0 ? ntiles : 1);
     P.smem = (size_t)B.sruns + 2 * (size_t)B.srun;
+    P.block = dim3((unsigned)(32 * (B.nc + B.np)), 1, 1);
+    P.empty = items == 0;
+    return P.smem <= optin;
+}
+
+/*
+ * Plan of the bulk-copy AV (avb_kernel, bulk2d.cuh): fl_plan's AV tile (as
+ * avh's), one block of all H <= 4 heads, Dv 32, no causal axis, rank 2; the
+ * attention tensor (view va) with its heads and columns adjacent (a tile
+ * row's queries and heads one run, no column dilation) and every run
+ * 16-byte aligned and a multiple of 8 elements long (the tensor's start and
+ * its batch and row strides, and the last tile's columns x H W); v (view vv)
+ * with its heads adjacent and 16-byte aligned positions; the output (vo)
+ * with every head's vector 16-byte aligned.  Shared memory within optin.
+ * false: the caller takes avh and the others.
+ */
+static inline bool ab_plan(const natten_problem *p, size_t optin, int Dv, const f2view &va, const f2view &vv,
+                           const f2view &vo, f2plan &P, qbgeo &B)
+{
+    const i64 H = p->heads;
+    if (p->rank != 2 || Dv != 32 || (H != 1 && H != 2 && H != 4) || p->causal[0] || p->causal[1] || p->causal[2])
+        return false;
+    if (((size_t)vv.p & 15) || vv.sh != Dv || vv.sb % 8 || vv.sr % 8 || vv.sc != H * Dv) return false;
+    if (((size_t)vo.p & 15) || vo.sb % 8 || vo.sh % 8 || vo.sr % 8 || vo.sc % 8) return false;
+    memset(&B, 0, sizeof B);
+    flgeo &F = B.F;
+    if (!fl_plan(p, 2, H, 72 * 1024, true, P, F)) return false;
+    const i64 W = (i64)P.g.ax[0].K * P.g.ax[1].K, T0 = P.g.ax[0].T, T1 = P.g.ax[1].T, d1 = P.g.ax[1].d;
+    const i64 n1 = P.g.ax[1].L, last = n1 - (n1 - 1) / T1 * T1;
+    const int nw = (int)P.block.x / 32;
+    if (va.sh != W || va.sc != H * W || d1 != 1 || H * nw > QB_MAXC) return false;
+    if (((size_t)va.p & 15) || va.sb % 8 || va.sr % 8 || (T1 * H * W) % 8 || (last * H * W) % 8) return false;
+    fh_runs_make(F.ra, W, (int)H, T0, T1, d1, va.sc, false, P.g.ax[1].K, true);
+    if (!F.ra.merged) return false;
+    F.hc = (int)H;
+    F.lnw = nw == 1 ? 0 : nw == 2 ? 1 : nw == 4 ? 2 : nw == 8 ? 3 : 4;
+    F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
+    const i64 ntiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, items = p->batch * ntiles;
+    if (items > 0x7fffffffLL) return false;
+    B.nc = (int)H * nw;
+    qb_warps(B);
+    B.pb = (int)(H * Dv * 2);
+    B.psb = B.pb + 16;
+    B.srun = (int)(T1 * H * W * 2);
+    B.sq = P.g.spr * P.g.spc * B.psb;
+    B.sst = B.sq + (int)T0 * B.srun;
+    B.sruns = QB_BARS + 2 * B.sst;
+    B.ntiles = (int)ntiles;
+    B.items = (int)items;
+    B.nt = fl_div_make(ntiles > 0 ? ntiles : 1);
+    P.smem = (size_t)B.sruns + (size_t)B.psb;
     P.block = dim3((unsigned)(32 * (B.nc + B.np)), 1, 1);
     P.empty = items == 0;
     return P.smem <= optin;
@@ -1544,6 +1600,16 @@ static inline natten_status qb_fit(const void *fn, int threads, size_t smem, int
     if (n_memo < F2_ATTR_SLOTS) memo[n_memo++] = {fn, dev, threads, smem, blocks};
     pthread_mutex_unlock(&lock);
     return NATTEN_SUCCESS;
+}
+
+/* The bulk-copy kernels' grid: nb blocks an SM (qb_fit) on every SM, at
+ * most one a tile; NATTEN_CUDA_TILED_BLOCKS caps it (tests: many tiles a
+ * block, the rings wrap). */
+static inline dim3 qb_grid(const qbgeo &B, int nb, const ct_device *dv)
+{
+    const char *cap = getenv("NATTEN_CUDA_TILED_BLOCKS");
+    const i64 most = cap && atoi(cap) > 0 ? (i64)atoi(cap) : (i64)nb * dv->sms;
+    return dim3((unsigned)(B.items < most ? B.items : most), 1, 1);
 }
 #endif
 
@@ -1662,10 +1728,7 @@ struct ops {
                 int nb = 0;
                 if ((st = qb_fit(fn, (int)PB.block.x, PB.smem, nb))) return st;
                 if (nb > 0) {
-                    /* NATTEN_CUDA_TILED_BLOCKS caps the grid (tests: many tiles a block) */
-                    const char *cap = getenv("NATTEN_CUDA_TILED_BLOCKS");
-                    const i64 most = cap && atoi(cap) > 0 ? (i64)atoi(cap) : (i64)nb * dv->sms;
-                    const dim3 grid((unsigned)(B.items < most ? B.items : most), 1, 1);
+                    const dim3 grid = qb_grid(B, nb, dv);
                     const f2view vx = f2mk(p, X), vy = f2mk(p, Y), vr = rpb ? f2mk(p, R) : vx, vo = f2mk(p, O);
                     if (rpb) qkb_kernel<T, true><<<grid, PB.block, PB.smem, s>>>(B, vx, vy, vr, vo, D);
                     else qkb_kernel<T, false><<<grid, PB.block, PB.smem, s>>>(B, vx, vy, vr, vo, D);
@@ -1741,6 +1804,21 @@ struct ops {
             const f2cfg cf = f2_config(p, x);
             const bool fits = fm_usable(p, cf, Dv) && f2_fits(p, Wt, p->window) && f2_fits(p, Y, Dv) &&
                               f2_fits(p, O, Dv) && f2_vec(p, Y, sizeof(T), Dv) && f2_vec(p, O, sizeof(T), Dv);
+            /* sm_90+: the bulk-copy kernel where it applies (ab_plan) */
+            const ct_device *dv = ct_device_at(p->device.device_id);
+            qbgeo B;
+            f2plan PB;
+            if (fits && cf.bulk && dv && dv->cc >= 90 &&
+                ab_plan(p, cf.optin, Dv, f2mk(p, Wt), f2mk(p, Y), f2mk(p, O), PB, B)) {
+                if (PB.empty) return NATTEN_SUCCESS;
+                int nb = 0;
+                if ((st = qb_fit((const void *)avb_kernel<T>, (int)PB.block.x, PB.smem, nb))) return st;
+                if (nb > 0) {
+                    avb_kernel<T><<<qb_grid(B, nb, dv), PB.block, PB.smem, s>>>(B, f2mk(p, Wt), f2mk(p, Y),
+                                                                                f2mk(p, O), Dv);
+                    return launched(what);
+                }
+            }
             /* a query's heads adjacent in the attention tensor: head groups (fh_plan) */
             if (fits && cf.hg &&
                 fh_plan(p, sizeof(T), p->heads, cf.budget, cf.hbudget, 4, true, f2mk(p, Wt).sh, f2mk(p, Wt).sc, Dv,

@@ -7,9 +7,10 @@
 // (NaN halves), so a product that reads a position nobody wrote shows up.
 // Each problem runs the wide kernels (qkm/avm, fm_plan), the lean ones
 // (qkl/avl, fl_plan), their head-group variants (qkh/avh, fh_plan, where
-// it takes the layout) and the bulk-copy QK of bulk2d.cuh (qkb, qb_plan,
-// where it applies; its mbarriers and named barriers emulated with phases,
-// 3 blocks so that each walks several tiles) in fp16 and compares QK (with
+// it takes the layout) and the bulk-copy QK and AV of bulk2d.cuh (qkb,
+// qb_plan; avb, ab_plan, its attention tensor 16-byte aligned; each where
+// it applies, else qkh/avh; their mbarriers and named barriers emulated
+// with phases, 3 blocks so that each walks several tiles) in fp16 and compares QK (with
 // RPB, -inf where masked) and AV against a float reference computed from the
 // same inputs.
 //
@@ -111,6 +112,7 @@ static int __shfl_sync(unsigned, int v, int src) {
     w.bar.arrive_and_wait();
     return r;
 }
+static unsigned __shfl_xor_sync(unsigned m, unsigned v, int x) { return (unsigned)__shfl_sync(m, (int)v, lane_() ^ x); }
 static inline float h2f(uint32_t bits16) {
     uint16_t b = (uint16_t)bits16;
     __half h;
@@ -371,7 +373,7 @@ static natten_problem np(const Prob &P) {
 static int failures = 0;
 // mode 0: qkm/avm (fm_plan); 1: qkl/avl (fl_plan); 2: qkh/avh (fh_plan, at most hmax heads a block;
 // skipped where it refuses the layout); 3: qkb (qb_plan, TC_EMU_NB blocks, default 3: several tiles a
-// block) and avh
+// block) and avb (ab_plan; avh where it refuses)
 static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     const bool lean = mode == 1;
     std::mt19937 rng(seed);
@@ -407,12 +409,12 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
     const float mval = -INFINITY;
     int causal = c0 | c1;
     // QK
-    if (mode == 3) {
-        qbgeo B;
-        if (!qb_plan(&p, 227 * 1024, P.D, Q.view, K.view, A.view.sh, A.view.sc, F, B)) {
-            printf("  bulk: qb_plan refused\n");
-            return;
-        }
+    // (mode 3: qkb where qb_plan takes the problem, else qkh as mode 2)
+    qbgeo QB;
+    const bool qkb = mode == 3 && qb_plan(&p, 227 * 1024, P.D, Q.view, K.view, A.view.sh, A.view.sc, F, QB);
+    if (mode == 3 && !qkb) printf("  bulk: qb_plan refused (qkh)\n");
+    if (qkb) {
+        qbgeo &B = QB;
         if (getenv("TC_EMU_NOTAB")) B.F.tt = 0;
         const int nb = getenv("TC_EMU_NB") ? atoi(getenv("TC_EMU_NB")) : 3;
         F.grid = dim3((unsigned)std::max(1, std::min(B.items, nb)), 1, 1);
@@ -422,7 +424,7 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
             else
                 qkb_kernel<__half, false>(B, Q.view, K.view, R, A.view, P.D);
         });
-    } else if (mode == 2) {
+    } else if (mode >= 2) {
         if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, false, A.view.sh, A.view.sc, 0, 0, 0,
                      fh_al4(A.view) ? 1u : 0u, F, G)) {
             printf("  heads: fh_plan(qk) refused (heads not adjacent, or nothing to gain)\n");
@@ -455,8 +457,28 @@ static void run(const Prob &P, int mode, int seed, int hmax = 4) {
         launch(F.grid, F.block, F.smem,
                [&] { qkm_kernel<__half>(F.g, Q.view, K.view, R, A.view, P.D, P.rpb, mval, causal); });
     }
-    // AV
-    if (mode >= 2) {
+    // AV (mode 3: avb where ab_plan takes the problem, its attention tensor
+    // 16-byte aligned for it; else avh)
+    bool avb = false;
+    if (mode == 3) {
+        qbgeo B;
+        f2plan FB;
+        Wt.view.p -= aoff;
+        avb = ab_plan(&p, 227 * 1024, P.Dv, Wt.view, V.view, O.view, FB, B);
+        if (avb) {
+            if (getenv("TC_EMU_NOTAB")) B.F.tt = 0;
+            const int nb = getenv("TC_EMU_NB") ? atoi(getenv("TC_EMU_NB")) : 3;
+            FB.grid = dim3((unsigned)std::max(1, std::min(B.items, nb)), 1, 1);
+            launch(FB.grid, FB.block, FB.smem, [&] { avb_kernel<__half>(B, Wt.view, V.view, O.view, P.Dv); });
+            printf("  bulk av: avb, block %u, smem %zu, tile %d x %d\n", FB.block.x, FB.smem, FB.g.ax[0].T,
+                   FB.g.ax[1].T);
+        } else {
+            printf("  bulk av: ab_plan refused (avh)\n");
+            Wt.view.p += aoff;
+        }
+    }
+    if (avb) {
+    } else if (mode >= 2) {
         f2plan FA;
         if (!fh_plan(&p, 2, P.H, 72 * 1024, 112 * 1024, hmax, true, Wt.view.sh, Wt.view.sc, P.Dv, O.view.sh,
                      O.view.sc, (fh_al4(Wt.view) ? 1u : 0u) | (fh_al4(O.view) ? 2u : 0u), FA, G)) {
@@ -583,6 +605,9 @@ int main(int argc, char **argv) {
         {2, 2, 4, 32, 32, {17, 19}, {6, 4}, {2, 1}, {1, 1}, {0, 0}, 1, 0},
         {2, 1, 2, 32, 32, {33, 29}, {7, 5}, {3, 1}, {2, 1}, {0, 0}, 0, 0},
         {2, 3, 4, 32, 32, {30, 40}, {6, 4}, {1, 1}, {1, 1}, {0, 0}, 0, 0},
+        // the bulk-copy AV (aligned runs): check_cuda's two avb shapes
+        {2, 2, 2, 32, 32, {18, 20}, {5, 5}, {2, 1}, {1, 1}, {0, 0}, 0, 0},
+        {2, 1, 1, 32, 32, {16, 24}, {4, 6}, {1, 1}, {1, 2}, {0, 0}, 0, 0},
     };
     int only = argc > 1 ? atoi(argv[1]) : -1;
     for (size_t i = 0; i < probs.size(); i++) {
