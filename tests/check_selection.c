@@ -486,9 +486,17 @@ START_TEST(wisdom_rejects_damage)
     memcpy(b, good, len + 1);
     ck_assert_int_eq(import_text(fresh, bad, b, resalt(b, len, "natten-wisdom 1", "natten-wisdom 2")),
                      NATTEN_ERROR_UNSUPPORTED);
-    memcpy(b, good, len + 1); /* an unknown configuration name */
-    ck_assert_int_eq(import_text(fresh, bad, b, resalt(b, len, " default ", " no-such-config ")),
-                     NATTEN_ERROR_UNSUPPORTED);
+    memcpy(b, good, len + 1); /* an unknown configuration name, in the first entry */
+    {
+        char be[64], cf[64], from[160], to[160];
+        const char *e = strstr(b, "\nentry ");
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(sscanf(e, "\nentry %63s %63s", be, cf), 2);
+        snprintf(from, sizeof from, "\nentry %s %s ", be, cf);
+        snprintf(to, sizeof to, "\nentry %s no-such-config ", be);
+        ck_assert_int_eq(import_text(fresh, bad, b, resalt(b, len, from, to)), NATTEN_ERROR_UNSUPPORTED);
+        ck_assert_msg(strstr(natten_last_error(), "no-such-config") != NULL, "%s", natten_last_error());
+    }
     ck_assert(!remembered(fresh, &io));
     /* a broken NATTEN_WISDOM file is ignored, not fatal */
     spit(bad, "natten-wisdom 1\nlibr", 20);
