@@ -27,7 +27,7 @@
 #                   query's heads adjacent), qkl_kernel (tc-lean-per-head) or
 #                   qkm_kernel (tc-wide), the fast 2-D kernel qk2_kernel or the
 #                   generic pn_kernel
-#   tiled-av-f16:   cuda-tiled av fp16, the same problem; avh_kernel, avl_kernel,
+#   tiled-av-f16:   cuda-tiled av fp16, the same problem; avb_kernel (sm_90+), avh_kernel, avl_kernel,
 #                   avm_kernel, av2_kernel or nn_kernel
 #   tiled-fna-f32:  cuda-tiled fna fp32, 2-D 56x56 K 7, B 16 H 2 D 32 (forward);
 #                   fna2_kernel or fwd_kernel
@@ -78,7 +78,7 @@ declare -A args=(
 )
 declare -A kernel=(
     [tiled-qk-f16]="regex:qkb_kernel|qkh_kernel|qkl_kernel|qkm_kernel|qk2_kernel|pn_kernel"
-    [tiled-av-f16]="regex:avh_kernel|avl_kernel|avm_kernel|av2_kernel|nn_kernel"
+    [tiled-av-f16]="regex:avb_kernel|avh_kernel|avl_kernel|avm_kernel|av2_kernel|nn_kernel"
     [tiled-fna-f32]="regex:fna2_kernel|fwd_kernel"
     [tiled-dq-f32]="regex:dq2_kernel|dq_kernel"
     [tiled-dkv-f32]="regex:dkv2_kernel|dkv_kernel"

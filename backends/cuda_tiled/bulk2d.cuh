@@ -148,6 +148,35 @@ __device__ __forceinline__ void qb_arrive_copies(unsigned bar)
 #endif
 }
 
+/* the barrier's arrival that also expects bytes more of asynchronous
+ * transactions (qb_load's) before its phase can complete */
+__device__ __forceinline__ void qb_arrive_tx(unsigned bar, unsigned bytes)
+{
+#if QB_ON
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#else
+    (void)bar;
+    (void)bytes;
+#endif
+}
+
+/* bytes (a multiple of 16, both addresses 16-byte aligned) from global to
+ * shared memory by one bulk copy (the TMA engine), its bytes counted as
+ * transactions of the barrier bar (expected there by qb_arrive_tx) */
+__device__ __forceinline__ void qb_load(unsigned dst, const void *src, unsigned bytes, unsigned bar)
+{
+#if QB_ON
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+#else
+    (void)dst;
+    (void)src;
+    (void)bytes;
+    (void)bar;
+#endif
+}
+
 /* bytes (a multiple of 16, both addresses 16-byte aligned) from shared to
  * global memory, in this thread's bulk group */
 __device__ __forceinline__ void qb_store(void *dst, unsigned src, unsigned bytes)
@@ -199,32 +228,34 @@ __device__ __forceinline__ bool qb_item(const qbgeo &B, int it, int &b, f2tile &
     return fl_tile_at(B.F, it - b * B.ntiles, t);
 }
 
-/* Positions [0, n) of a box of nc columns a row, the thread's 16-byte
- * chunk k of each (cpp chunks a position) by cp.async: from g + go (go: the
- * element offset of position i0's chunk k; rs, cs: the row and column
- * steps in elements) to the shared address s (spc positions of psb bytes a
- * row).  The thread takes positions i0, i0 + dp, ... (dp cpp = the producer
- * threads, so its chunk stays k), stepping its offsets without divisions. */
+/* The nr x nc positions of a box, the thread's 16-byte chunk k of each
+ * (cpp chunks a position) by cp.async: from g + go (go: the element offset
+ * of position (0, 0)'s chunk k; rs, cs: the row and column steps in
+ * elements) to the shared address s (spc positions of psb bytes a row).
+ * The thread is v of dp (dp cpp = the producer threads, so its chunk stays
+ * k): it takes columns v, v + dp, ... and every row of each; where dp is
+ * twice nc or more, the dp / nc threads of a column share its rows instead
+ * (thread v: column v % nc, rows v / nc, + dp / nc, ...).  Each copy costs
+ * the loop a few instructions (cuda-tiled NOTES "bulk2d: leaner producers":
+ * the earlier position-by-position walk took ~29 a copy). */
 template <typename T>
-__device__ __forceinline__ void qb_copy(const T *g, unsigned s, int n, int nc, int spc, int psb, int rs, int cs,
-                                        int i0, int dp)
+__device__ __forceinline__ void qb_copy(const T *g, unsigned s, int nr, int nc, int spc, int psb, int rs, int cs, int v,
+                                        int dp)
 {
-    int r = 0, c = i0;
-    while (c >= nc) c -= nc, r++;
-    int go = r * rs + c * cs;
-    s += (unsigned)((r * spc + c) * psb);
-    const int gstep = dp * cs, gwrap = rs - nc * cs;
-    const unsigned sstep = (unsigned)(dp * psb), swrap = (unsigned)((spc - nc) * psb);
-    for (int i = i0; i < n; i += dp) {
-        qb_cp16(s, g + go);
-        c += dp;
-        go += gstep;
-        s += sstep;
-        while (c >= nc) {
-            c -= nc;
-            go += gwrap;
-            s += swrap;
-        }
+    int c0 = v, r0 = 0, rstep = 1;
+    if (dp >= 2 * nc) {
+        rstep = dp / nc;
+        r0 = v / nc;
+        c0 = v - r0 * nc;
+        if (r0 >= rstep) return;
+    }
+    const int gstep = rstep * rs;
+    const unsigned sstep = (unsigned)(rstep * spc * psb);
+    for (int c = c0; c < nc; c += dp) {
+        const T *gp = g + r0 * rs + c * cs;
+        unsigned sp = s + (unsigned)((r0 * spc + c) * psb);
+#pragma unroll 2
+        for (int r = r0; r < nr; r += rstep, gp += gstep, sp += sstep) qb_cp16(sp, gp);
     }
 }
 
@@ -250,9 +281,9 @@ __device__ __forceinline__ void qb_produce(const qbgeo &B, const f2view &Q, cons
         const int nc = t.bb[1] - t.ba[1], qc = t.u1[1] - t.u0[1] + 1;
         const T *kg = f2at<T>(Kt, b, 0) + (t.ba[0] * d0 + t.g[0]) * Kt.sr + (t.ba[1] * d1 + t.g[1]) * Kt.sc + 8 * k;
         const T *qg = f2at<T>(Q, b, 0) + (t.u0[0] * d0 + t.g[0]) * Q.sr + (t.u0[1] * d1 + t.g[1]) * Q.sc + 8 * k;
-        qb_copy<T>(kg, st + 16 * k, (t.bb[0] - t.ba[0]) * nc, nc, G.spc, B.psb, d0 * Kt.sr, d1 * Kt.sc, i0, dp);
-        qb_copy<T>(qg, st + (unsigned)B.sq + 16 * k, (t.u1[0] - t.u0[0] + 1) * qc, qc, T1, B.psb, d0 * Q.sr,
-                   d1 * Q.sc, i0, dp);
+        qb_copy<T>(kg, st + 16 * k, t.bb[0] - t.ba[0], nc, G.spc, B.psb, d0 * Kt.sr, d1 * Kt.sc, i0, dp);
+        qb_copy<T>(qg, st + (unsigned)B.sq + 16 * k, t.u1[0] - t.u0[0] + 1, qc, T1, B.psb, d0 * Q.sr, d1 * Q.sc, i0,
+                   dp);
         if (!B.plain) {
             qb_arrive_copies(full);
         } else {
@@ -363,36 +394,12 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
  * stale position of an earlier tile could hold an infinity).
  */
 
-/* A tile's nr attention runs of n elements each (n a multiple of 8; run r
- * at g + r rs in global memory, 16-byte aligned) as 16-byte chunks to
- * s + r srb; the thread takes chunks i0, i0 + dp, ... of the nr x n / 8. */
-template <typename T>
-__device__ __forceinline__ void qb_copy_runs(const T *g, unsigned s, int nr, int n, int rs, int srb, int i0, int dp)
-{
-    const int nchk = n >> 3;
-    int r = 0, c = i0;
-    while (c >= nchk) c -= nchk, r++;
-    int go = r * rs + 8 * c;
-    s += (unsigned)(r * srb + 16 * c);
-    const int gwrap = rs - 8 * nchk;
-    const unsigned swrap = (unsigned)(srb - 16 * nchk);
-    while (r < nr) {
-        qb_cp16(s, g + go);
-        c += dp;
-        go += 8 * dp;
-        s += (unsigned)(16 * dp);
-        while (c >= nchk) {
-            c -= nchk;
-            r++;
-            go += gwrap;
-            s += swrap;
-        }
-    }
-}
-
 /* AV's producer warps (thread pt of 32 np): stage j of its block's tiles in
- * stage j % 2, its V box and its attention runs, each thread arriving on
- * the stage's "full" barrier once its copies have landed. */
+ * stage j % 2, its V box by cp.async, each thread arriving on the stage's
+ * "full" barrier once its copies have landed, and its attention runs (nr
+ * runs of n elements, 16-byte aligned, a multiple of 16 bytes: ab_plan) by
+ * one bulk copy each from thread 0, which first arrives once more on "full"
+ * expecting their bytes (the barrier counts 32 np + 1 arrivals). */
 template <typename T>
 __device__ __forceinline__ void qb_produce_av(const qbgeo &B, const f2view &Wt, const f2view &V, unsigned sb, int pt)
 {
@@ -412,9 +419,13 @@ __device__ __forceinline__ void qb_produce_av(const qbgeo &B, const f2view &Wt, 
         const int nc = t.bb[1] - t.ba[1];
         const T *vg = f2at<T>(V, b, 0) + (t.ba[0] * d0 + t.g[0]) * V.sr + (t.ba[1] * d1 + t.g[1]) * V.sc + 8 * k;
         const T *ag = f2at<T>(Wt, b, 0) + (t.u0[0] * d0 + t.g[0]) * Wt.sr + (t.u0[1] * d1 + t.g[1]) * Wt.sc;
-        qb_copy<T>(vg, st + 16 * k, (t.bb[0] - t.ba[0]) * nc, nc, G.spc, B.psb, d0 * V.sr, d1 * V.sc, i0, dp);
-        qb_copy_runs<T>(ag, st + (unsigned)B.sq, t.u1[0] - t.u0[0] + 1, (t.u1[1] - t.u0[1] + 1) * qe, d0 * Wt.sr,
-                        B.srun, pt, 32 * B.np);
+        if (pt == 0) {
+            const int nr = t.u1[0] - t.u0[0] + 1;
+            const unsigned rb = (unsigned)(sizeof(T) * (t.u1[1] - t.u0[1] + 1) * qe);
+            qb_arrive_tx(full, (unsigned)nr * rb);
+            for (int r = 0; r < nr; r++) qb_load(st + (unsigned)(B.sq + r * B.srun), ag + r * d0 * Wt.sr, rb, full);
+        }
+        qb_copy<T>(vg, st + 16 * k, t.bb[0] - t.ba[0], nc, G.spc, B.psb, d0 * V.sr, d1 * V.sc, i0, dp);
         if (!B.plain) {
             qb_arrive_copies(full);
         } else {
@@ -454,8 +465,8 @@ __global__ void __launch_bounds__(QB_MAXT, 1) avb_kernel(qbgeo B, f2view Wt, f2v
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const unsigned sb = qb_sa(ct_smem);
     if (threadIdx.x == 0) {
-        qb_init(sb, (unsigned)(32 * B.np));
-        qb_init(sb + 8, (unsigned)(32 * B.np));
+        qb_init(sb, (unsigned)(32 * B.np + 1)); /* + 1: the runs' bulk copies (qb_produce_av) */
+        qb_init(sb + 8, (unsigned)(32 * B.np + 1));
         qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
         qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
         qb_init_fence();

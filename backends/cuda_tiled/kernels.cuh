@@ -1402,8 +1402,8 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
 /* The bulk-copy kernels' warps (qkb, avb: nc consumers already set):
  * producer warps, one for every two consumer warps (8 for four heads: on the
  * H200's 56x56 QK, 1, 2, 4 and 8 took 166, 115, 89 and 82 us a call back to
- * back; cuda-tiled NOTES "bulk2d"), or NATTEN_CUDA_TILED_PRODUCERS (1, 2, 4
- * or 8); and NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread waits for
+ * back; cuda-tiled NOTES "bulk2d"), or NATTEN_CUDA_TILED_PRODUCERS (1 to
+ * QB_MAXP); and NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread waits for
  * its own copies (cp.async.wait_all) and arrives on the stage's barrier with
  * an ordinary arrival, and every consumer lane arrives on "empty" itself,
  * instead of the copies' asynchronous arrivals and one arrival a warp after
@@ -1413,7 +1413,7 @@ static inline void qb_warps(qbgeo &B)
 {
     const char *np = getenv("NATTEN_CUDA_TILED_PRODUCERS");
     const int npe = np ? atoi(np) : 0;
-    B.np = npe == 1 || npe == 2 || npe == 4 || npe == 8 ? npe : B.nc >= 2 ? B.nc / 2 : 1;
+    B.np = npe >= 1 && npe <= QB_MAXP ? npe : B.nc >= 2 ? B.nc / 2 : 1;
     const char *ps = getenv("NATTEN_CUDA_TILED_PLAIN_SYNC");
     B.plain = ps && *ps == '1';
 }

@@ -84,11 +84,13 @@ struct Warp {
     const void *ptr[32];
     float f[32][4];
 };
-// an mbarrier (bulk2d.cuh): arrivals expected a phase, still pending, phases completed
+// an mbarrier (bulk2d.cuh): arrivals expected a phase, still pending, phases
+// completed; tx: transaction bytes expected (qb_arrive_tx) less those done (qb_load)
 struct MBar {
     std::mutex m;
     std::condition_variable cv;
     unsigned count = 0, pending = 0, phase = 0;
+    long long tx = 0;
 };
 struct Block {
     unsigned char *smem;
@@ -219,6 +221,15 @@ static MBar &emu_mbar(unsigned a) {
     if (!b) b.reset(new MBar);
     return *b;
 }
+// the phase completes when no arrival is pending and no transaction byte
+// (called with b.m held)
+static void emu_mbar_step(MBar &b) {
+    if (b.pending == 0 && b.tx == 0) {
+        b.phase++;
+        b.pending = b.count;
+        b.cv.notify_all();
+    }
+}
 static unsigned qb_sa(const void *p) { return __cvta_generic_to_shared(p); }
 static void qb_init(unsigned a, unsigned n) {
     MBar &b = emu_mbar(a);
@@ -235,13 +246,32 @@ static void qb_arrive(unsigned a) {
         fprintf(stderr, "  mbarrier %u: arrival before its initialisation\n", a);
         abort();
     }
-    if (--b.pending == 0) {
-        b.phase++;
-        b.pending = b.count;
-        b.cv.notify_all();
+    if (b.pending == 0) {
+        fflush(stdout);
+        fprintf(stderr, "  mbarrier %u: arrival on a phase that waits for transactions only\n", a);
+        abort();
     }
+    --b.pending;
+    emu_mbar_step(b);
 }
 static void qb_arrive_copies(unsigned a) { qb_arrive(a); }
+static void qb_arrive_tx(unsigned a, unsigned bytes) {
+    {
+        MBar &b = emu_mbar(a);
+        std::lock_guard<std::mutex> g(b.m);
+        b.tx += bytes;
+    }
+    qb_arrive(a);
+}
+// the copy at once, then its bytes done on the barrier (a phase whose
+// expected bytes never match its copies' never completes: the 30-s wait fails)
+static void qb_load(unsigned s, const void *src, unsigned bytes, unsigned a) {
+    memcpy(cur->smem + s, src, bytes);
+    MBar &b = emu_mbar(a);
+    std::lock_guard<std::mutex> g(b.m);
+    b.tx -= bytes;
+    emu_mbar_step(b);
+}
 // the phase of this parity has completed: the one in progress has the other parity
 static void qb_wait(unsigned a, unsigned parity) {
     MBar &b = emu_mbar(a);

@@ -41,7 +41,7 @@ b = bk.rindex('#endif /* !__HIP__ */')
 body = bk[a:b]
 body = re.sub(r'#if defined\(__CUDA_ARCH__\) && __CUDA_ARCH__ >= 900\n#  define QB_ON 1\n#else\n#  define QB_ON 0\n#endif\n', '', body)
 for name in ['unsigned qb_sa(', 'void qb_init(', 'void qb_init_fence(', 'void qb_arrive(', 'void qb_wait(', 'void qb_cp16(',
-             'void qb_arrive_copies(', 'void qb_store(', 'void qb_store_wait(', 'void qb_fence(', 'void qb_sync(']:
+             'void qb_arrive_copies(', 'void qb_arrive_tx(', 'void qb_load(', 'void qb_store(', 'void qb_store_wait(', 'void qb_fence(', 'void qb_sync(']:
     blk = block(body, name)
     body = body.replace(blk, '')
 body = body.replace('extern __shared__ __align__(16) unsigned char ct_smem[];', 'unsigned char *ct_smem = emu_smem();')
