@@ -19,7 +19,8 @@
  *    (qkb) stages the tile's key box and query positions (a position's hc
  *    head vectors are contiguous in a heads-last tensor); AV (avb) the
  *    value box and the tile rows' attention runs (a tile row's queries and
- *    heads: one contiguous run in global memory);
+ *    heads: one contiguous run in global memory, one bulk copy whose bytes
+ *    the "full" barrier counts);
  *  - hc x (warps a head) consumer warps.  qkb: fl_qk_products into the
  *    tile's staged attention runs, then each run goes out as one bulk store
  *    (the TMA engine: one instruction) of its 16-byte-aligned middle, its
@@ -381,10 +382,10 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
  * (cuda-tiled NOTES "bulk2d: avb"): avh is qkh's mirror image, one tile a
  * block with no overlap of its phases (108.8 us on the 56x56 problem where
  * qkb's QK takes 86).  Here the producers stage, for tile j + 1, the V box
- * (positions of hc head vectors, padded as qkb's) and the tile rows'
- * attention runs (a tile row's queries and heads: one contiguous run in
- * global memory, 16-byte aligned and a multiple of 16 bytes long in every
- * tile, ab_plan) as 16-byte cp.async; the consumers build their A fragments
+ * (positions of hc head vectors, padded as qkb's) as 16-byte cp.async and
+ * the tile rows' attention runs (a tile row's queries and heads: one
+ * contiguous run in global memory, 16-byte aligned and a multiple of 16
+ * bytes long in every tile, ab_plan) as one bulk copy each; the consumers build their A fragments
  * from the staged runs and their B fragments from the box as avh does, then
  * write each query's Dv = 32 outputs of a head straight to global memory:
  * the quad's four lanes exchange their words (two shuffle rounds) so that
