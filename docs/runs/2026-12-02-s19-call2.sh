@@ -1,0 +1,3 @@
+#!/bin/bash
+# session 19, call 2 (the machine of call 1, still warm: its build): ncu of avb before the producer change
+L=/tmp/s19b; mkdir -p $L; for p in 8; do OUT=$L/prof-av-p$p NATTEN_CUDA_TILED_PRODUCERS=$p NCU_SECTIONS="SpeedOfLight WarpStateStats MemoryWorkloadAnalysis MemoryWorkloadAnalysis_Tables" PROFILES="tiled-av-f16" T_ONE=100 timeout 110 tools/gpu-profile.sh . > $L/prof-av-p$p.log 2>&1; done; OUT=$L/src NCU_SECTIONS="SourceCounters" NCU_EXTRA="--page source --print-source sass --csv" PROFILES="tiled-av-f16" T_ONE=120 timeout 130 tools/gpu-profile.sh . > $L/src.log 2>&1; python3 tools/ncu-source-digest.py $L/src/profile-tiled-av-f16.txt > $L/src-digest.txt 2>&1; cd /tmp && tar czf $OUT/s19b.tgz s19b
