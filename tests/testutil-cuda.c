@@ -15,9 +15,14 @@ static int cu_alloc(void **p, size_t bytes)
 
 static void cu_release(void *p) { (void)cudaFree(p); }
 
+/* From pageable memory cudaMemcpy may return before its DMA has landed, and
+ * a kernel on a non-blocking stream does not wait for the legacy stream's
+ * copy: the legacy stream is synchronised, so that an upload (inputs, and
+ * the poison of outputs) is in place for whatever stream runs next. */
 static int cu_upload(void *dev, const void *host, size_t bytes)
 {
-    return cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice) == cudaSuccess;
+    return cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice) == cudaSuccess &&
+           cudaStreamSynchronize(0) == cudaSuccess;
 }
 
 static int cu_download(void *host, const void *dev, size_t bytes)
