@@ -222,11 +222,54 @@ __device__ __forceinline__ void qb_sync(int id, int threads)
 #endif
 }
 
+/* The stages' barriers at sb (thread 0): full[2], each phase the arrivals of
+ * the producer threads' copies and extra more, then empty[2], each phase one
+ * arrival a consumer warp (plain: one a consumer lane). */
+__device__ __forceinline__ void qb_init_bars(unsigned sb, const qbgeo &B, int extra)
+{
+    qb_init(sb, (unsigned)(32 * B.np + extra));
+    qb_init(sb + 8, (unsigned)(32 * B.np + extra));
+    qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
+    qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
+    qb_init_fence();
+}
+
 /* item it's batch and tile; false where the tile lies past its group */
 __device__ __forceinline__ bool qb_item(const qbgeo &B, int it, int &b, f2tile &t)
 {
     b = fl_quo(B.nt, it);
     return fl_tile_at(B.F, it - b * B.ntiles, t);
+}
+
+/* A producer thread's next item it: its batch b and tile t (false: past its
+ * group, nothing to stage), once the stage of the block's j-th tile (j % 2)
+ * is free: that stage's "full" barrier and its shared address st. */
+__device__ __forceinline__ bool qb_stage(const qbgeo &B, int it, unsigned sb, int &j, int &b, f2tile &t,
+                                         unsigned &full, unsigned &st)
+{
+    if (!qb_item(B, it, b, t)) return false;
+    const int s = j & 1;
+    full = sb + 8 * s;
+    st = sb + QB_BARS + (unsigned)(s * B.sst);
+    qb_wait(sb + 16 + 8 * s, ((j >> 1) & 1) ^ 1); /* its "empty" barrier */
+    j++;
+    return true;
+}
+
+/* A consumer warp's (wh of its head) next item it: its batch b, tile t and
+ * the warp's segment S (worked out while the copies land), the stage s of
+ * the block's j-th tile and the phase ph of its "full" barrier to wait for;
+ * false: past its group. */
+__device__ __forceinline__ bool qb_take(const qbgeo &B, int it, int wh, int &j, int &b, f2tile &t, flseg &S, int &s,
+                                        unsigned &ph)
+{
+    if (!qb_item(B, it, b, t)) return false;
+    s = j & 1;
+    ph = (unsigned)(j >> 1) & 1u;
+    j++;
+    fl_get_seg0(B.F, t, S, wh);
+    fl_get_seg1(B.F, t, S);
+    return true;
 }
 
 /* The nr x nc positions of a box, the thread's 16-byte chunk k of each
@@ -274,11 +317,8 @@ __device__ __forceinline__ void qb_produce(const qbgeo &B, const f2view &Q, cons
     for (int it = (int)blockIdx.x; it < B.items; it += (int)gridDim.x) {
         int b;
         f2tile t;
-        if (!qb_item(B, it, b, t)) continue;
-        const int s = j & 1;
-        const unsigned full = sb + 8 * s, empty = sb + 16 + 8 * s, st = sb + QB_BARS + (unsigned)(s * B.sst);
-        qb_wait(empty, ((j >> 1) & 1) ^ 1);
-        j++;
+        unsigned full, st;
+        if (!qb_stage(B, it, sb, j, b, t, full, st)) continue;
         const int nc = t.bb[1] - t.ba[1], qc = t.u1[1] - t.u0[1] + 1;
         const T *kg = f2at<T>(Kt, b, 0) + (t.ba[0] * d0 + t.g[0]) * Kt.sr + (t.ba[1] * d1 + t.g[1]) * Kt.sc + 8 * k;
         const T *qg = f2at<T>(Q, b, 0) + (t.u0[0] * d0 + t.g[0]) * Q.sr + (t.u0[1] * d1 + t.g[1]) * Q.sc + 8 * k;
@@ -307,11 +347,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const unsigned sb = qb_sa(ct_smem);
     if (threadIdx.x == 0) {
-        qb_init(sb, (unsigned)(32 * B.np));
-        qb_init(sb + 8, (unsigned)(32 * B.np));
-        qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
-        qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
-        qb_init_fence();
+        qb_init_bars(sb, B, 0);
     }
     __syncthreads(); /* the barriers; the only block-wide one */
     if (warp >= B.nc) {
@@ -324,14 +360,10 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
     for (int it = (int)blockIdx.x; it < B.items; it += (int)gridDim.x) {
         int b;
         f2tile t;
-        if (!qb_item(B, it, b, t)) continue;
-        const int s = j & 1;
-        const unsigned ph = (unsigned)(j >> 1) & 1u;
-        j++;
-        /* the tile's geometry while its copies land */
         flseg S;
-        fl_get_seg0(F, t, S, wh);
-        fl_get_seg1(F, t, S);
+        int s;
+        unsigned ph;
+        if (!qb_take(B, it, wh, j, b, t, S, s, ph)) continue;
         const int lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
         T *st = (T *)(ct_smem + B.sruns + s * B.srun);
         const int pos0 = fh_pos<T>(F, F.ra, t, O, b, 0, lr, lc, hl), pos1 = fh_pos<T>(F, F.ra, t, O, b, 0, lr + 1, lc, hl);
@@ -412,11 +444,8 @@ __device__ __forceinline__ void qb_produce_av(const qbgeo &B, const f2view &Wt, 
     for (int it = (int)blockIdx.x; it < B.items; it += (int)gridDim.x) {
         int b;
         f2tile t;
-        if (!qb_item(B, it, b, t)) continue;
-        const int s = j & 1;
-        const unsigned full = sb + 8 * s, empty = sb + 16 + 8 * s, st = sb + QB_BARS + (unsigned)(s * B.sst);
-        qb_wait(empty, ((j >> 1) & 1) ^ 1);
-        j++;
+        unsigned full, st;
+        if (!qb_stage(B, it, sb, j, b, t, full, st)) continue;
         const int nc = t.bb[1] - t.ba[1];
         const T *vg = f2at<T>(V, b, 0) + (t.ba[0] * d0 + t.g[0]) * V.sr + (t.ba[1] * d1 + t.g[1]) * V.sc + 8 * k;
         const T *ag = f2at<T>(Wt, b, 0) + (t.u0[0] * d0 + t.g[0]) * Wt.sr + (t.u0[1] * d1 + t.g[1]) * Wt.sc;
@@ -466,11 +495,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) avb_kernel(qbgeo B, f2view Wt, f2v
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const unsigned sb = qb_sa(ct_smem);
     if (threadIdx.x == 0) {
-        qb_init(sb, (unsigned)(32 * B.np + 1)); /* + 1: the runs' bulk copies (qb_produce_av) */
-        qb_init(sb + 8, (unsigned)(32 * B.np + 1));
-        qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
-        qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
-        qb_init_fence();
+        qb_init_bars(sb, B, 1); /* + 1: the runs' bulk copies (qb_produce_av) */
     }
     for (int i = (int)threadIdx.x; i < B.psb / 16; i += (int)blockDim.x)
         ((uint4 *)(ct_smem + B.sruns))[i] = make_uint4(0u, 0u, 0u, 0u);
@@ -487,14 +512,10 @@ __global__ void __launch_bounds__(QB_MAXT, 1) avb_kernel(qbgeo B, f2view Wt, f2v
     for (int it = (int)blockIdx.x; it < B.items; it += (int)gridDim.x) {
         int b;
         f2tile t;
-        if (!qb_item(B, it, b, t)) continue;
-        const int s = j & 1;
-        const unsigned ph = (unsigned)(j >> 1) & 1u;
-        j++;
-        /* the tile's geometry while its copies land */
         flseg S;
-        fl_get_seg0(F, t, S, wh);
-        fl_get_seg1(F, t, S);
+        int s;
+        unsigned ph;
+        if (!qb_take(B, it, wh, j, b, t, S, s, ph)) continue;
         const int nc = t.bb[1] - t.ba[1], lr = S.u0 - t.u0[0], lc = S.col - t.u0[1];
         const unsigned char *stg = ct_smem + QB_BARS + s * B.sst;
         /* A fragment registers as avh's: rows gq (query row 0) and gq + 8
@@ -517,38 +538,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) avb_kernel(qbgeo B, f2view Wt, f2v
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
         qb_wait(sb + 8 * s, ph);
-        if (S.nrow > 0) {
-            auto run = [&](int k0, int k1, auto V0, auto V1) {
-                const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
-                const T *vp = vb + (k0 - S.ra0) * vstep;
-                const unsigned short *x0 = x0b + (k0 - S.ra0) * K1, *x1 = x1b + (k0 - S.ra1) * K1;
-#pragma unroll 1
-                for (int kr = k0; kr < k1; kr++, vp += vstep, x0 += K1, x1 += K1) {
-                    unsigned a[4], b0, b1, b2, b3;
-                    const unsigned l00 = v0 && w00 ? x0[0] : 0u, l01 = v0 && w01 ? x0[1] : 0u;
-                    const unsigned l10 = v0 && w10 ? x0[8] : 0u, l11 = v0 && w11 ? x0[9] : 0u;
-                    const unsigned m00 = v1 && w00 ? x1[0] : 0u, m01 = v1 && w01 ? x1[1] : 0u;
-                    const unsigned m10 = v1 && w10 ? x1[8] : 0u, m11 = v1 && w11 ? x1[9] : 0u;
-                    a[0] = l00 | l01 << 16;
-                    a[1] = m00 | m01 << 16;
-                    a[2] = l10 | l11 << 16;
-                    a[3] = m10 | m11 << 16;
-                    fm_ldsm_t4(vp, b0, b1, b2, b3);
-                    fm_mma<T>(acc[0], a, b0, b1);
-                    fm_mma<T>(acc[1], a, b2, b3);
-                    fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
-                    fm_mma<T>(acc[2], a, b0, b1);
-                    fm_mma<T>(acc[3], a, b2, b3);
-                }
-            };
-            if (S.nrow > 1) {
-                run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
-                run(S.ra1, S.rb0, flb<true>(), flb<true>());
-                run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
-            } else {
-                run(S.ra0, S.rb0, flb<true>(), flb<false>());
-            }
-        }
+        if (S.nrow > 0) fh_av_products<T>(S, vb, vstep, x0b, x1b, K1, w00, w01, w10, w11, 32, acc);
         __syncwarp();
         if (B.plain) qb_arrive(sb + 16 + 8 * s); /* the stage read (plain: by every lane) */
         if (lane == 0 && !B.plain) qb_arrive(sb + 16 + 8 * s);

@@ -1418,6 +1418,34 @@ static inline void qb_warps(qbgeo &B)
     B.plain = ps && *ps == '1';
 }
 
+/* What qb_plan and ab_plan share once fl_plan has taken the problem (P, B.F)
+ * with nw warps a head: the attention tensor's merged runs (column stride
+ * asc), all H heads a block, the warps (nc consumers, qb_warps' producers,
+ * P.block), a position's bytes for head dim D, the items; false where the
+ * runs are not merged or the items exceed an int. */
+static inline bool qb_common(const natten_problem *p, int D, i64 asc, int nw, f2plan &P, qbgeo &B)
+{
+    flgeo &F = B.F;
+    const i64 H = p->heads, W = (i64)P.g.ax[0].K * P.g.ax[1].K, T1 = P.g.ax[1].T;
+    fh_runs_make(F.ra, W, (int)H, P.g.ax[0].T, T1, P.g.ax[1].d, asc, false, P.g.ax[1].K, true);
+    if (!F.ra.merged) return false;
+    F.hc = (int)H;
+    F.lnw = nw == 1 ? 0 : nw == 2 ? 1 : nw == 4 ? 2 : nw == 8 ? 3 : 4;
+    F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
+    const i64 ntiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, items = p->batch * ntiles;
+    if (items > 0x7fffffffLL) return false;
+    B.nc = (int)H * nw;
+    qb_warps(B);
+    B.pb = (int)(H * D * 2);
+    B.psb = B.pb + 16;
+    B.ntiles = (int)ntiles;
+    B.items = (int)items;
+    B.nt = fl_div_make(ntiles > 0 ? ntiles : 1);
+    P.block = dim3((unsigned)(32 * (B.nc + B.np)), 1, 1);
+    P.empty = items == 0;
+    return true;
+}
+
 /*
  * Plan of the bulk-copy QK (qkb_kernel, bulk2d.cuh): fl_plan's tile, one
  * block of all H <= 4 heads (a query's heads one run, a tile row's queries
@@ -1446,27 +1474,12 @@ static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f
     const i64 W = (i64)P.g.ax[0].K * P.g.ax[1].K, T0 = P.g.ax[0].T, T1 = P.g.ax[1].T, d1 = P.g.ax[1].d;
     const int nw = (int)P.block.x / 32;
     if (ash != W || asc != H * W || d1 != 1 || H * nw > QB_MAXC) return false;
-    fh_runs_make(F.ra, W, (int)H, T0, T1, d1, asc, false, P.g.ax[1].K, true);
-    if (!F.ra.merged) return false;
-    F.hc = (int)H;
-    F.lnw = nw == 1 ? 0 : nw == 2 ? 1 : nw == 4 ? 2 : nw == 8 ? 3 : 4;
-    F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
-    const i64 ntiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, items = p->batch * ntiles;
-    if (items > 0x7fffffffLL) return false;
-    B.nc = (int)H * nw;
-    qb_warps(B);
-    B.pb = (int)(H * D * 2);
-    B.psb = B.pb + 16;
+    if (!qb_common(p, D, asc, nw, P, B)) return false;
     B.sq = (P.g.spr * P.g.spc + 16) * B.psb;
     B.sst = B.sq + (int)(T0 * T1) * B.psb;
     B.sruns = QB_BARS + 2 * B.sst;
     B.srun = (int)(((i64)F.ra.nrun * F.ra.rstr * 2 + 127) / 128 * 128);
-    B.ntiles = (int)ntiles;
-    B.items = (int)items;
-    B.nt = fl_div_make(ntiles > 0 ? ntiles : 1);
     P.smem = (size_t)B.sruns + 2 * (size_t)B.srun;
-    P.block = dim3((unsigned)(32 * (B.nc + B.np)), 1, 1);
-    P.empty = items == 0;
     return P.smem <= optin;
 }
 
@@ -1497,27 +1510,12 @@ static inline bool ab_plan(const natten_problem *p, size_t optin, int Dv, const 
     const int nw = (int)P.block.x / 32;
     if (va.sh != W || va.sc != H * W || d1 != 1 || H * nw > QB_MAXC) return false;
     if (((size_t)va.p & 15) || va.sb % 8 || va.sr % 8 || (T1 * H * W) % 8 || (last * H * W) % 8) return false;
-    fh_runs_make(F.ra, W, (int)H, T0, T1, d1, va.sc, false, P.g.ax[1].K, true);
-    if (!F.ra.merged) return false;
-    F.hc = (int)H;
-    F.lnw = nw == 1 ? 0 : nw == 2 ? 1 : nw == 4 ? 2 : nw == 8 ? 3 : 4;
-    F.lt1 = T1 == 8 ? 3 : T1 == 16 ? 4 : T1 == 32 ? 5 : 6;
-    const i64 ntiles = (i64)P.g.ax[0].d * P.g.ax[0].nt * P.g.ax[1].d * P.g.ax[1].nt, items = p->batch * ntiles;
-    if (items > 0x7fffffffLL) return false;
-    B.nc = (int)H * nw;
-    qb_warps(B);
-    B.pb = (int)(H * Dv * 2);
-    B.psb = B.pb + 16;
+    if (!qb_common(p, Dv, va.sc, nw, P, B)) return false;
     B.srun = (int)(T1 * H * W * 2);
     B.sq = P.g.spr * P.g.spc * B.psb;
     B.sst = B.sq + (int)T0 * B.srun;
     B.sruns = QB_BARS + 2 * B.sst;
-    B.ntiles = (int)ntiles;
-    B.items = (int)items;
-    B.nt = fl_div_make(ntiles > 0 ? ntiles : 1);
     P.smem = (size_t)B.sruns + (size_t)B.psb;
-    P.block = dim3((unsigned)(32 * (B.nc + B.np)), 1, 1);
-    P.empty = items == 0;
     return P.smem <= optin;
 }
 #endif

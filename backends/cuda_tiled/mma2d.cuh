@@ -815,6 +815,24 @@ __global__ void __launch_bounds__(FM_THREADS, 4) qkl_kernel(flgeo F, f2view Q, f
 #endif
 }
 
+/* One key row of a warp's AV products: acc[n] += a (16 queries x the 16
+ * staged columns of the row) x the values' B fragments by ldmatrix.trans
+ * from vp (lane l: key l & 15, d 8 (l >> 4) on), d columns 8 n.., n < 2, or
+ * n < 4 where D > 16 */
+template <typename T>
+__device__ __forceinline__ void fl_av_mma(const T *vp, const unsigned (&a)[4], int D, float (&acc)[4][4])
+{
+    unsigned b0, b1, b2, b3;
+    fm_ldsm_t4(vp, b0, b1, b2, b3);
+    fm_mma<T>(acc[0], a, b0, b1);
+    fm_mma<T>(acc[1], a, b2, b3);
+    if (D > 16) {
+        fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
+        fm_mma<T>(acc[2], a, b0, b1);
+        fm_mma<T>(acc[3], a, b2, b3);
+    }
+}
+
 /* Shared memory: box, the zero position, then QS * 16 elements per warp.
  * The warp's staged columns span at most 16 (one k-tile) and W <= 64
  * (fl_plan). */
@@ -905,19 +923,12 @@ __global__ void __launch_bounds__(FM_THREADS, 4) avl_kernel(flgeo F, f2view Wt, 
     const int vstep = key < nc ? kstep : 0;
     for (int kr = S.ra0; kr < rend; kr++, w0 += FL_KC, w1 += FL_KC, vp += vstep) {
         if (kr >= S.rb0 && (S.nrow < 2 || kr < S.ra1)) continue; /* in neither row's window (uniform) */
-        unsigned a[4], b0, b1, b2, b3;
+        unsigned a[4];
         a[0] = *(const unsigned *)w0;
         a[1] = *(const unsigned *)w1;
         a[2] = *(const unsigned *)(w0 + 8);
         a[3] = *(const unsigned *)(w1 + 8);
-        fm_ldsm_t4(vp, b0, b1, b2, b3);
-        fm_mma<T>(acc[0], a, b0, b1);
-        fm_mma<T>(acc[1], a, b2, b3);
-        if (D > 16) {
-            fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
-            fm_mma<T>(acc[2], a, b0, b1);
-            fm_mma<T>(acc[3], a, b2, b3);
-        }
+        fl_av_mma<T>(vp, a, D, acc);
     }
     if (!S.qon) return;
     T *op = f2at<T>(O, b, h) + (S.u0 * d0 + t.g[0]) * O.sr + (S.col * d1 + t.g[1]) * O.sc + 2 * tq;
@@ -1178,6 +1189,45 @@ __global__ void __launch_bounds__(FH_THREADS, 2) qkh_kernel(flgeo F, f2view Q, f
 #endif
 }
 
+/* A warp's AV products over its segment's key rows (avh, avb): acc[n] (d
+ * columns 8 n .. 8 n + 7, n < 4, those under D) += the attention weights of
+ * the segment's queries (A fragments: 16-bit loads from the staged runs at
+ * x0b, x1b, its two query rows, one key row K1 elements on; w00..w11: the
+ * lane's four columns inside its query's window) times the staged values
+ * (B fragments by ldmatrix.trans from vb, vstep elements a key row); the
+ * key rows both query rows see in one loop, those of one row in another. */
+template <typename T>
+__device__ __forceinline__ void fh_av_products(const flseg &S, const T *vb, int vstep, const unsigned short *x0b,
+                                               const unsigned short *x1b, int K1, bool w00, bool w01, bool w10,
+                                               bool w11, int D, float (&acc)[4][4])
+{
+    auto run = [&](int k0, int k1, auto V0, auto V1) {
+        const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
+        const T *vp = vb + (k0 - S.ra0) * vstep;
+        const unsigned short *x0 = x0b + (k0 - S.ra0) * K1, *x1 = x1b + (k0 - S.ra1) * K1;
+#pragma unroll 1
+        for (int kr = k0; kr < k1; kr++, vp += vstep, x0 += K1, x1 += K1) {
+            unsigned a[4];
+            const unsigned l00 = v0 && w00 ? x0[0] : 0u, l01 = v0 && w01 ? x0[1] : 0u;
+            const unsigned l10 = v0 && w10 ? x0[8] : 0u, l11 = v0 && w11 ? x0[9] : 0u;
+            const unsigned m00 = v1 && w00 ? x1[0] : 0u, m01 = v1 && w01 ? x1[1] : 0u;
+            const unsigned m10 = v1 && w10 ? x1[8] : 0u, m11 = v1 && w11 ? x1[9] : 0u;
+            a[0] = l00 | l01 << 16;
+            a[1] = m00 | m01 << 16;
+            a[2] = l10 | l11 << 16;
+            a[3] = m10 | m11 << 16;
+            fl_av_mma<T>(vp, a, D, acc);
+        }
+    };
+    if (S.nrow > 1) {
+        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
+        run(S.ra1, S.rb0, flb<true>(), flb<true>());
+        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
+    } else {
+        run(S.ra0, S.rb0, flb<true>(), flb<false>());
+    }
+}
+
 /* Shared memory: hc boxes of BX elements (positions, then the zero one),
  * then the staged runs of attention rows, in whose place those of the
  * output go (ostage: the output's heads adjacent too). */
@@ -1221,51 +1271,21 @@ __global__ void __launch_bounds__(FH_THREADS, 2) avh_kernel(flgeo F, f2view Wt, 
 #pragma unroll
         for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
     if (S.nrow > 0) {
-    /* A fragment registers: rows gq (query row 0) and gq + 8 (row 1), staged
-     * columns ns + 2 tq (+ 1, + 8, + 9): window columns j (+ 1, + 8, + 9) of
-     * the lane's queries, read where inside the window; B: lane l gives key
-     * ns + (l & 15), d 8 (l >> 4) */
-    const int j = S.ns + 2 * tq - S.ca;
-    const unsigned short *x0b = (const unsigned short *)st + pos[0] + hl * F.ra.E + j;
-    const unsigned short *x1b = (const unsigned short *)st + pos[1] + hl * F.ra.E + j;
-    const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
-    const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
-               w11 = (unsigned)(j + 9) < cn;
-    const int key = S.ns + (lane & 15), kstep = G.spc * FM_ROW;
-    const T *vb = key < nc ? box + (S.ra0 - t.ba[0]) * kstep + key * FM_ROW + (lane >> 4) * 8 : zrow + (lane >> 4) * 8;
-    const int vstep = key < nc ? kstep : 0;
-    auto run = [&](int k0, int k1, auto V0, auto V1) {
-        const bool v0 = decltype(V0)::v, v1 = decltype(V1)::v;
-        const T *vp = vb + (k0 - S.ra0) * vstep;
-        const unsigned short *x0 = x0b + (k0 - S.ra0) * K1, *x1 = x1b + (k0 - S.ra1) * K1;
-#pragma unroll 1
-        for (int kr = k0; kr < k1; kr++, vp += vstep, x0 += K1, x1 += K1) {
-            unsigned a[4], b0, b1, b2, b3;
-            const unsigned l00 = v0 && w00 ? x0[0] : 0u, l01 = v0 && w01 ? x0[1] : 0u;
-            const unsigned l10 = v0 && w10 ? x0[8] : 0u, l11 = v0 && w11 ? x0[9] : 0u;
-            const unsigned m00 = v1 && w00 ? x1[0] : 0u, m01 = v1 && w01 ? x1[1] : 0u;
-            const unsigned m10 = v1 && w10 ? x1[8] : 0u, m11 = v1 && w11 ? x1[9] : 0u;
-            a[0] = l00 | l01 << 16;
-            a[1] = m00 | m01 << 16;
-            a[2] = l10 | l11 << 16;
-            a[3] = m10 | m11 << 16;
-            fm_ldsm_t4(vp, b0, b1, b2, b3);
-            fm_mma<T>(acc[0], a, b0, b1);
-            fm_mma<T>(acc[1], a, b2, b3);
-            if (D > 16) {
-                fm_ldsm_t4(vp + 16, b0, b1, b2, b3);
-                fm_mma<T>(acc[2], a, b0, b1);
-                fm_mma<T>(acc[3], a, b2, b3);
-            }
-        }
-    };
-    if (S.nrow > 1) {
-        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
-        run(S.ra1, S.rb0, flb<true>(), flb<true>());
-        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
-    } else {
-        run(S.ra0, S.rb0, flb<true>(), flb<false>());
-    }
+        /* A fragment registers: rows gq (query row 0) and gq + 8 (row 1), staged
+         * columns ns + 2 tq (+ 1, + 8, + 9): window columns j (+ 1, + 8, + 9) of
+         * the lane's queries, read where inside the window; B: lane l gives key
+         * ns + (l & 15), d 8 (l >> 4) */
+        const int j = S.ns + 2 * tq - S.ca;
+        const unsigned short *x0b = (const unsigned short *)st + pos[0] + hl * F.ra.E + j;
+        const unsigned short *x1b = (const unsigned short *)st + pos[1] + hl * F.ra.E + j;
+        const unsigned cn = S.qon ? (unsigned)S.cn : 0u;
+        const bool w00 = (unsigned)j < cn, w01 = (unsigned)(j + 1) < cn, w10 = (unsigned)(j + 8) < cn,
+                   w11 = (unsigned)(j + 9) < cn;
+        const int key = S.ns + (lane & 15), kstep = G.spc * FM_ROW;
+        const T *vb = key < nc ? box + (S.ra0 - t.ba[0]) * kstep + key * FM_ROW + (lane >> 4) * 8
+                               : zrow + (lane >> 4) * 8;
+        const int vstep = key < nc ? kstep : 0;
+        fh_av_products<T>(S, vb, vstep, x0b, x1b, K1, w00, w01, w10, w11, D, acc);
     }
     if (F.ostage) {
         __syncthreads(); /* every warp done with the attention runs: the output's take their place */

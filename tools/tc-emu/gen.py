@@ -48,6 +48,6 @@ body = body.replace('extern __shared__ __align__(16) unsigned char ct_smem[];', 
 out.append(body)
 out.append(block(kc, 'static inline void f2_axes('))
 out.append(block(kc, 'struct f2plan {'))
-for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline int fh_pad_pick(', 'static inline i64 fh_runs_make(', 'static inline bool fh_al4(', 'static inline bool fh_plan(', 'static inline void qb_warps(', 'static inline bool qb_plan(', 'static inline bool ab_plan(']:
+for s in ['static inline bool fm_plan(', 'static inline fldiv fl_div_make(', 'static inline void fl_tab_make(', 'static inline bool fl_plan(', 'static inline int fh_pad_pick(', 'static inline i64 fh_runs_make(', 'static inline bool fh_al4(', 'static inline bool fh_plan(', 'static inline void qb_warps(', 'static inline bool qb_common(', 'static inline bool qb_plan(', 'static inline bool ab_plan(']:
     out.append(block(kc, s))
 open(sys.argv[2], 'w').write('\n'.join(out))
