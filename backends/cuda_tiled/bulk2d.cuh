@@ -279,9 +279,9 @@ __device__ __forceinline__ bool qb_take(const qbgeo &B, int it, int wh, int &j, 
  * The thread is v of dp (dp cpp = the producer threads, so its chunk stays
  * k): it takes columns v, v + dp, ... and every row of each; where dp is
  * twice nc or more, the dp / nc threads of a column share its rows instead
- * (thread v: column v % nc, rows v / nc, + dp / nc, ...).  Each copy costs
- * the loop a few instructions (cuda-tiled NOTES "bulk2d: leaner producers":
- * the earlier position-by-position walk took ~29 a copy). */
+ * (thread v: column v % nc, rows v / nc, + dp / nc, ...).  A copy costs
+ * the loop 10 warp instructions on the H200's profile, the earlier
+ * position-by-position walk 30 (cuda-tiled NOTES "bulk2d: avb"). */
 template <typename T>
 __device__ __forceinline__ void qb_copy(const T *g, unsigned s, int nr, int nc, int spc, int psb, int rs, int cs, int v,
                                         int dp)

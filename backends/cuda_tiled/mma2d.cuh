@@ -654,6 +654,22 @@ template <bool B> struct flb {
     static constexpr bool v = B;
 };
 
+/* A warp's segment's key rows in three runs, run(k0, k1, V0, V1) with flb
+ * flags for "query row 0 sees these key rows" and "row 1 does": those only
+ * row 0 sees, those both see, those only row 1 sees (one run of row 0's when
+ * the segment has one row); each run's flags are compile-time constants. */
+template <typename R>
+__device__ __forceinline__ void fl_row_runs(const flseg &S, R &&run)
+{
+    if (S.nrow > 1) {
+        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
+        run(S.ra1, S.rb0, flb<true>(), flb<true>());
+        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
+    } else {
+        run(S.ra0, S.rb0, flb<true>(), flb<false>());
+    }
+}
+
 /* The QK products of a warp's segment (fl_get_seg), the bias added with RPB,
  * into the kernel's output buffer (qkl_kernel's per-warp rows, qkh_kernel's
  * and qkb_kernel's staged runs): p0 and p1 point at window slot 0 of the
@@ -720,13 +736,7 @@ __device__ __forceinline__ void fl_qk_products(const f2geo &G, const f2tile &t, 
             }
         }
     };
-    if (S.nrow > 1) {
-        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
-        run(S.ra1, S.rb0, flb<true>(), flb<true>());
-        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
-    } else {
-        run(S.ra0, S.rb0, flb<true>(), flb<false>());
-    }
+    fl_row_runs(S, run);
 }
 
 /* Shared memory: box (spr * spc positions, then 16 more that no one writes:
@@ -1219,13 +1229,7 @@ __device__ __forceinline__ void fh_av_products(const flseg &S, const T *vb, int 
             fl_av_mma<T>(vp, a, D, acc);
         }
     };
-    if (S.nrow > 1) {
-        run(S.ra0, min(S.ra1, S.rb0), flb<true>(), flb<false>());
-        run(S.ra1, S.rb0, flb<true>(), flb<true>());
-        run(max(S.ra1, S.rb0), S.rb1, flb<false>(), flb<true>());
-    } else {
-        run(S.ra0, S.rb0, flb<true>(), flb<false>());
-    }
+    fl_row_runs(S, run);
 }
 
 /* Shared memory: hc boxes of BX elements (positions, then the zero one),
