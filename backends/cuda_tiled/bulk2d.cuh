@@ -12,15 +12,18 @@
  * stores, their addresses) and a block's phases do not overlap, so they are
  * neither memory- nor issue-bound.  Here one block an SM (hc = H <= 4 heads,
  * all of a query's heads) walks its share of the tiles with
- *  - producer warps that stage tile j + 1 while the consumers work on j, by
- *    16-byte cp.async into a two-stage ring, each thread arriving on the
- *    stage's "full" mbarrier when its copies have landed; the consumers
- *    release a stage on its "empty" mbarrier once they have read it.  QK
- *    (qkb) stages the tile's key box and query positions (a position's hc
- *    head vectors are contiguous in a heads-last tensor); AV (avb) the
- *    value box and the tile rows' attention runs (a tile row's queries and
- *    heads: one contiguous run in global memory, one bulk copy whose bytes
- *    the "full" barrier counts);
+ *  - producer warps that stage tile j + 1 while the consumers work on j
+ *    into a two-stage ring; a stage's "full" mbarrier completes when its
+ *    copies have landed, and the consumers release it on its "empty"
+ *    mbarrier once they have read it.  QK (qkb) stages the tile's key box
+ *    and query positions, each position (its hc head vectors, contiguous in
+ *    a heads-last tensor) by one bulk copy whose bytes "full" counts (the
+ *    16-byte cp.async copies before cost the producers ~20x the
+ *    instructions and the QK 5-7 us: NOTES "bulk2d: positions by bulk
+ *    copies"); AV (avb) the value box by 16-byte cp.async, each thread
+ *    arriving on "full" when its copies have landed, and the tile rows'
+ *    attention runs (a tile row's queries and heads: one contiguous run in
+ *    global memory) by one bulk copy each;
  *  - hc x (warps a head) consumer warps.  qkb: fl_qk_products into the
  *    tile's staged attention runs, then each run goes out as one bulk store
  *    (the TMA engine: one instruction) of its 16-byte-aligned middle, its
@@ -66,6 +69,7 @@ struct qbgeo {
     int nc;     /* consumer warps: hc << lnw */
     int np;     /* producer warps (after the consumers) */
     int plain;  /* every thread waits for its own copies and arrives itself (slower; see qb_plan) */
+    int pbulk;  /* qkb: each staged position by one bulk copy, the "full" barrier counting their bytes */
     int pb;     /* bytes a position's copy moves: hc * D * 2 */
     int psb;    /* bytes a staged position takes: pb + 16 */
     int sq;     /* bytes from a stage's start to its second part: QK's query positions, AV's attention runs */
@@ -222,13 +226,13 @@ __device__ __forceinline__ void qb_sync(int id, int threads)
 #endif
 }
 
-/* The stages' barriers at sb (thread 0): full[2], each phase the arrivals of
- * the producer threads' copies and extra more, then empty[2], each phase one
- * arrival a consumer warp (plain: one a consumer lane). */
-__device__ __forceinline__ void qb_init_bars(unsigned sb, const qbgeo &B, int extra)
+/* The stages' barriers at sb (thread 0): full[2], each phase nfull
+ * arrivals, then empty[2], each phase one arrival a consumer warp (plain:
+ * one a consumer lane). */
+__device__ __forceinline__ void qb_init_bars(unsigned sb, const qbgeo &B, int nfull)
 {
-    qb_init(sb, (unsigned)(32 * B.np + extra));
-    qb_init(sb + 8, (unsigned)(32 * B.np + extra));
+    qb_init(sb, (unsigned)nfull);
+    qb_init(sb + 8, (unsigned)nfull);
     qb_init(sb + 16, (unsigned)(B.plain ? 32 * B.nc : B.nc));
     qb_init(sb + 24, (unsigned)(B.plain ? 32 * B.nc : B.nc));
     qb_init_fence();
@@ -304,8 +308,13 @@ __device__ __forceinline__ void qb_copy(const T *g, unsigned s, int nr, int nc, 
 }
 
 /* The producer warps (thread pt of 32 np): stage j of its block's tiles in
- * stage j % 2 (its box and its query positions), each thread arriving on
- * the stage's "full" barrier once its copies have landed. */
+ * stage j % 2 (its box and its query positions).  With B.pbulk, each
+ * position (a query's or key's hc head vectors, contiguous in global
+ * memory) by one bulk copy (the TMA engine), thread v of the producers
+ * taking positions v, v + 32 np, ... of the box and then the queries, and
+ * thread 0 arriving on the stage's "full" barrier with the tile's bytes
+ * expected (the barrier counts that one arrival); else 16-byte cp.async
+ * copies (qb_copy), each thread arriving once its copies have landed. */
 template <typename T>
 __device__ __forceinline__ void qb_produce(const qbgeo &B, const f2view &Q, const f2view &Kt, unsigned sb, int pt)
 {
@@ -319,12 +328,24 @@ __device__ __forceinline__ void qb_produce(const qbgeo &B, const f2view &Q, cons
         f2tile t;
         unsigned full, st;
         if (!qb_stage(B, it, sb, j, b, t, full, st)) continue;
-        const int nc = t.bb[1] - t.ba[1], qc = t.u1[1] - t.u0[1] + 1;
-        const T *kg = f2at<T>(Kt, b, 0) + (t.ba[0] * d0 + t.g[0]) * Kt.sr + (t.ba[1] * d1 + t.g[1]) * Kt.sc + 8 * k;
-        const T *qg = f2at<T>(Q, b, 0) + (t.u0[0] * d0 + t.g[0]) * Q.sr + (t.u0[1] * d1 + t.g[1]) * Q.sc + 8 * k;
-        qb_copy<T>(kg, st + 16 * k, t.bb[0] - t.ba[0], nc, G.spc, B.psb, d0 * Kt.sr, d1 * Kt.sc, i0, dp);
-        qb_copy<T>(qg, st + (unsigned)B.sq + 16 * k, t.u1[0] - t.u0[0] + 1, qc, T1, B.psb, d0 * Q.sr, d1 * Q.sc, i0,
-                   dp);
+        const int nr = t.bb[0] - t.ba[0], nc = t.bb[1] - t.ba[1], qr = t.u1[0] - t.u0[0] + 1,
+                  qc = t.u1[1] - t.u0[1] + 1;
+        const T *kg = f2at<T>(Kt, b, 0) + (t.ba[0] * d0 + t.g[0]) * Kt.sr + (t.ba[1] * d1 + t.g[1]) * Kt.sc;
+        const T *qg = f2at<T>(Q, b, 0) + (t.u0[0] * d0 + t.g[0]) * Q.sr + (t.u0[1] * d1 + t.g[1]) * Q.sc;
+        if (B.pbulk) {
+            const int nb = nr * nc, n = nb + qr * qc;
+            if (pt == 0) qb_arrive_tx(full, (unsigned)(n * B.pb));
+            for (int i = pt; i < n; i += 32 * B.np) {
+                const bool key = i < nb;
+                const int e = key ? i : i - nb, w = key ? nc : qc, r = e / w, c = e - r * w;
+                const T *src = key ? kg + r * d0 * Kt.sr + c * d1 * Kt.sc : qg + r * d0 * Q.sr + c * d1 * Q.sc;
+                const int at = key ? (r * G.spc + c) * B.psb : B.sq + (r * T1 + c) * B.psb;
+                qb_load(st + (unsigned)at, src, (unsigned)B.pb, full);
+            }
+            continue;
+        }
+        qb_copy<T>(kg + 8 * k, st + 16 * k, nr, nc, G.spc, B.psb, d0 * Kt.sr, d1 * Kt.sc, i0, dp);
+        qb_copy<T>(qg + 8 * k, st + (unsigned)B.sq + 16 * k, qr, qc, T1, B.psb, d0 * Q.sr, d1 * Q.sc, i0, dp);
         if (!B.plain) {
             qb_arrive_copies(full);
         } else {
@@ -347,7 +368,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) qkb_kernel(qbgeo B, f2view Q, f2vi
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const unsigned sb = qb_sa(ct_smem);
     if (threadIdx.x == 0) {
-        qb_init_bars(sb, B, 0);
+        qb_init_bars(sb, B, B.pbulk ? 1 : 32 * B.np); /* pbulk: producer thread 0's arrival */
     }
     __syncthreads(); /* the barriers; the only block-wide one */
     if (warp >= B.nc) {
@@ -495,7 +516,7 @@ __global__ void __launch_bounds__(QB_MAXT, 1) avb_kernel(qbgeo B, f2view Wt, f2v
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const unsigned sb = qb_sa(ct_smem);
     if (threadIdx.x == 0) {
-        qb_init_bars(sb, B, 1); /* + 1: the runs' bulk copies (qb_produce_av) */
+        qb_init_bars(sb, B, 32 * B.np + 1); /* + 1: the runs' bulk copies (qb_produce_av) */
     }
     for (int i = (int)threadIdx.x; i < B.psb / 16; i += (int)blockDim.x)
         ((uint4 *)(ct_smem + B.sruns))[i] = make_uint4(0u, 0u, 0u, 0u);

@@ -1401,11 +1401,13 @@ static inline bool fh_plan(const natten_problem *p, size_t esz, i64 heads, size_
 
 /* The bulk-copy kernels' warps (qkb, avb: nc consumers already set):
  * producer warps, one for every two consumer warps (8 for four heads: on the
- * H200's 56x56 QK, 1, 2, 4 and 8 took 166, 115, 89 and 82 us a call back to
- * back; cuda-tiled NOTES "bulk2d"), or NATTEN_CUDA_TILED_PRODUCERS (1 to
- * QB_MAXP); and NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread waits for
- * its own copies (cp.async.wait_all) and arrives on the stage's barrier with
- * an ordinary arrival, and every consumer lane arrives on "empty" itself,
+ * H200's 56x56 QK with 16-byte copies, 1, 2, 4 and 8 took 166, 115, 89 and
+ * 82 us a call back to back; cuda-tiled NOTES "bulk2d"; not measured again
+ * since qkb's positions became one bulk copy each), or
+ * NATTEN_CUDA_TILED_PRODUCERS (1 to QB_MAXP); and
+ * NATTEN_CUDA_TILED_PLAIN_SYNC=1: each producer thread of cp.async copies
+ * waits for its own copies (cp.async.wait_all) and arrives on the stage's
+ * barrier with an ordinary arrival, and every consumer lane arrives on "empty" itself,
  * instead of the copies' asynchronous arrivals and one arrival a warp after
  * __syncwarp: the same results, slower; the form whose ordering
  * compute-sanitizer's racecheck follows (cuda-tiled NOTES "bulk2d"). */
@@ -1452,7 +1454,8 @@ static inline bool qb_common(const natten_problem *p, int D, i64 asc, int nw, f2
  * one run: the attention tensor's heads adjacent, ash == W, and its columns
  * too, asc == H W, no column dilation), head dim 32, no causal axis, rank 2
  * with two query rows a warp; q and k (views vq, vk) with their heads
- * adjacent and every position 16-byte aligned (16-byte copies).  Shared
+ * adjacent and every position 16-byte aligned (a position is one bulk copy,
+ * B.pbulk, or 16-byte copies).  Shared
  * memory within optin (two stages of qkh's tile; where they do not fit, qkh
  * runs: a smaller tile for qkb was not measured against qkh's larger one).
  * false: the caller takes qkh and the others.
@@ -1475,6 +1478,10 @@ static inline bool qb_plan(const natten_problem *p, size_t optin, int D, const f
     const int nw = (int)P.block.x / 32;
     if (ash != W || asc != H * W || d1 != 1 || H * nw > QB_MAXC) return false;
     if (!qb_common(p, D, asc, nw, P, B)) return false;
+    /* each position by one bulk copy (NATTEN_CUDA_TILED_PBULK=0: the 16-byte
+     * cp.async copies of session 19) */
+    const char *pbulk = getenv("NATTEN_CUDA_TILED_PBULK");
+    B.pbulk = !(pbulk && strcmp(pbulk, "0") == 0);
     B.sq = (P.g.spr * P.g.spc + 16) * B.psb;
     B.sst = B.sq + (int)(T0 * T1) * B.psb;
     B.sruns = QB_BARS + 2 * B.sst;

@@ -327,6 +327,16 @@ static void launch(dim3 grid, dim3 block, size_t smem, std::function<void()> bod
                     });
                 for (auto &t : th)
                     t.join();
+                /* every phase's expected bytes met by its copies: bytes left
+                 * over mean a count that does not match the copies (on a GPU
+                 * an early or late phase) */
+                for (auto &m : B.mbars)
+                    if (m.second->tx != 0) {
+                        fflush(stdout);
+                        fprintf(stderr, "  mbarrier %u: %lld transaction bytes left at the block's end\n", m.first,
+                                m.second->tx);
+                        abort();
+                    }
             }
 }
 
