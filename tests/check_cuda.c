@@ -284,8 +284,10 @@ static const ref_problem tc_shapes[] = {
  * dim); the tensor-core configurations (0: default, lean kernels and their
  * head-group variants, on sm_90+ the bulk-copy QK; 4: tc-wide; 5:
  * tc-lean-per-head; 6: tc-head-groups) also on tc_shapes in fp16 and bf16,
- * and the default with the bulk-copy QK's grid capped at 3 blocks (many
- * tiles a block: its ring of stages and run buffers wraps). */
+ * the default with the bulk-copy QK's grid capped at 3 blocks (many
+ * tiles a block: its ring of stages and run buffers wraps), and the default
+ * with the bulk-copy QK's 16-byte copies instead of a bulk copy a position
+ * (NATTEN_CUDA_TILED_PBULK=0). */
 START_TEST(configs_and_generic)
 {
     natten_context *ctx = forced();
@@ -297,9 +299,11 @@ START_TEST(configs_and_generic)
                                          {"NATTEN_CUDA_TILED_CONFIG", "5"},
                                          {"NATTEN_CUDA_TILED_CONFIG", "6"},
                                          {"NATTEN_CUDA_TILED_BLOCKS", "3"},
+                                         {"NATTEN_CUDA_TILED_PBULK", "0"},
                                          {"NATTEN_CUDA_TILED_NO_FAST", "1"}};
     for (size_t e = 0; e < sizeof env / sizeof env[0]; e++) {
         const int tc = strcmp(env[e][0], "NATTEN_CUDA_TILED_BLOCKS") == 0 ||
+                       strcmp(env[e][0], "NATTEN_CUDA_TILED_PBULK") == 0 ||
                        (strcmp(env[e][0], "NATTEN_CUDA_TILED_CONFIG") == 0 &&
                         (strcmp(env[e][1], "0") == 0 || strcmp(env[e][1], "4") == 0 ||
                          strcmp(env[e][1], "5") == 0 || strcmp(env[e][1], "6") == 0));
