@@ -1,6 +1,8 @@
 #!/bin/bash
 # session 20, call 3: where qkb's time goes on the 56x56 QK (main's kernel, 8bac5fb): natten-bench of
-# diagnostic builds (static, sm_90, built here; never committed): QB_DIAG=1 producers copy nothing
+# diagnostic builds (static, sm_90, built here from 8bac5fb + docs/runs/2026-12-02-s20-diag.patch,
+# `make natten-bench NVCCFLAGS=-DQB_DIAG=N` in a `configure --with-cuda-arch=90 --disable-shared`
+# build; the patch is not applied to main): QB_DIAG=1 producers copy nothing
 # (arrive at once: the consumers' time alone), 2 consumers skip the products (the producers' time
 # and the pipeline's), 3 both (barriers, set-up, stores); alternating with main.  Outputs are
 # garbage in the diagnostic builds (--no-verify).  Also: main's median of 100 runs against 20.
