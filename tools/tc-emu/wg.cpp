@@ -7,14 +7,16 @@
 //
 //   python3 tools/tc-emu/gen-wg.py . /tmp/wg-gen.h &&
 //   g++ -std=c++20 -O1 -pthread -w -I lib -DWG_EMU_GEN=\"/tmp/wg-gen.h\" \
-//       tools/tc-emu/wg.cpp -o /tmp/wg-emu && /tmp/wg-emu [PROBLEM [KERNEL]]
+//       tools/tc-emu/wg.cpp -o /tmp/wg-emu && /tmp/wg-emu [PROBLEM [KERNEL [DTYPE]]]
 //
-// PROBLEM: a name from probs[] below, "all" (the default; CI runs it, ~2 min
-// on two cores) or "quick" (2d and 1d-causal: every Hopper entry point, the
-// split forward splitting); KERNEL: one entry point (mma: the mma.sync
-// forward and backward, every head dim; wg0, ws1..ws3, split, wgb0..wgb3:
-// the Hopper ones, head dim 128).  Emulation is barrier-bound: another busy
-// process on the machine slows it several times.
+// PROBLEM: a name from probs[] below, "all" (the default; ~3 min on two
+// cores) or "quick" (2d and 1d-causal: every Hopper entry point, the
+// split forward splitting); KERNEL: "all" (the default) or one entry point
+// (mma: the mma.sync forward and backward, every head dim; wg0, ws1..ws3,
+// split, wgb0..wgb3: the Hopper ones, head dim 128); DTYPE: fp16 (the
+// default) or bf16 (limits 5e-2 instead of 1e-2 for O and 2e-2 for the
+// gradients).  Emulation is barrier-bound: another busy process on the
+// machine slows it several times.
 //
 // What it models, and how strictly:
 //  - wgmma.mma_async (m64nNk16, f32 += f16/bf16): A and B through their
@@ -698,11 +700,16 @@ static const Prob probs[] = {
     {"2d-d32",    2, 2, 1, 1, 32,  {15, 17, 1}, {5, 4, 1},   {2, 1, 1}, {1, 2, 1}, {0, 0, 0}},
 };
 
-typedef __half H16;
-static std::vector<H16> rnd(size_t n, std::mt19937 &g, float scale) {
+template <typename T> static T to_t(float x);
+template <> __half to_t<__half>(float x) { return (__half)x; }
+template <> __nv_bfloat16 to_t<__nv_bfloat16>(float x) { return {f2bf(x)}; }
+static inline double to_d(__half x) { return (double)(float)x; }
+static inline double to_d(__nv_bfloat16 x) { return (double)bf2f(x.x); }
+static inline double to_d(float x) { return (double)x; }
+template <typename T> static std::vector<T> rnd(size_t n, std::mt19937 &g, float scale) {
     std::uniform_real_distribution<float> U(-scale, scale);
-    std::vector<H16> v(n);
-    for (auto &x : v) x = (H16)U(g);
+    std::vector<T> v(n);
+    for (auto &x : v) x = to_t<T>(U(g));
     return v;
 }
 static tc::Tensor tens(void *data, const Prob &P, int heads, int C) {
@@ -720,8 +727,9 @@ struct Ref {
     std::vector<double> o, lse, dq, dk, dv;
 };
 // The fused forward and backward in double from the spec's windows.
-static Ref reference(const Prob &P, const std::vector<H16> &q, const std::vector<H16> &k, const std::vector<H16> &v,
-                     const std::vector<H16> &dout, double scale) {
+template <typename T>
+static Ref reference(const Prob &P, const std::vector<T> &q, const std::vector<T> &k, const std::vector<T> &v,
+                     const std::vector<T> &dout, double scale) {
     const int D = P.D, N = P.L[0] * P.L[1] * P.L[2], G = P.H / P.Hkv;
     Ref r;
     r.o.assign((size_t)P.B * N * P.H * D, 0);
@@ -749,7 +757,7 @@ static Ref reference(const Prob &P, const std::vector<H16> &q, const std::vector
                 double m = -INFINITY, sum = 0;
                 for (size_t j = 0; j < keys.size(); j++) {
                     double t = 0;
-                    for (int c = 0; c < D; c++) t += (double)q[qo + c] * (double)k[ko(keys[j]) + c];
+                    for (int c = 0; c < D; c++) t += to_d(q[qo + c]) * to_d(k[ko(keys[j]) + c]);
                     s[j] = t * scale;
                     m = std::max(m, s[j]);
                 }
@@ -758,20 +766,20 @@ static Ref reference(const Prob &P, const std::vector<H16> &q, const std::vector
                 r.lse[((size_t)b * N + x) * P.H + h] = lse;
                 for (size_t j = 0; j < keys.size(); j++) {
                     const double p = exp(s[j] - lse);
-                    for (int c = 0; c < D; c++) r.o[qo + c] += p * (double)v[ko(keys[j]) + c];
+                    for (int c = 0; c < D; c++) r.o[qo + c] += p * to_d(v[ko(keys[j]) + c]);
                 }
                 /* backward, from the exact O */
                 double delta = 0;
-                for (int c = 0; c < D; c++) delta += (double)dout[qo + c] * r.o[qo + c];
+                for (int c = 0; c < D; c++) delta += to_d(dout[qo + c]) * r.o[qo + c];
                 for (size_t j = 0; j < keys.size(); j++) {
                     const double p = exp(s[j] - lse);
                     double t = 0;
-                    for (int c = 0; c < D; c++) t += (double)dout[qo + c] * (double)v[ko(keys[j]) + c];
+                    for (int c = 0; c < D; c++) t += to_d(dout[qo + c]) * to_d(v[ko(keys[j]) + c]);
                     const double ds = p * (t - delta);
                     for (int c = 0; c < D; c++) {
-                        r.dq[qo + c] += scale * ds * (double)k[ko(keys[j]) + c];
-                        r.dk[ko(keys[j]) + c] += scale * ds * (double)q[qo + c];
-                        r.dv[ko(keys[j]) + c] += p * (double)dout[qo + c];
+                        r.dq[qo + c] += scale * ds * to_d(k[ko(keys[j]) + c]);
+                        r.dk[ko(keys[j]) + c] += scale * ds * to_d(q[qo + c]);
+                        r.dv[ko(keys[j]) + c] += p * to_d(dout[qo + c]);
                     }
                 }
             }
@@ -784,7 +792,7 @@ template <typename V> static double err_of(const std::vector<V> &got, const std:
     *bad = 0;
     for (size_t i = 0; i < want.size(); i++) {
         mx = std::max(mx, fabs(want[i]));
-        const double g = (double)got[i];
+        const double g = to_d(got[i]);
         if (!std::isfinite(g)) (*bad)++;
         else e = std::max(e, fabs(g - want[i]));
     }
@@ -802,20 +810,22 @@ static void expect(const char *what, const std::vector<V> &got, const std::vecto
 }
 
 // Forward and backward of one problem through every kernel family that takes it.
-static void run(const Prob &P, const char *only) {
+template <typename T> static void run(const Prob &P, const char *only) {
+    const bool bf = std::is_same<T, __nv_bfloat16>::value;
+    const double tol_o = bf ? 5e-2 : 1e-2, tol_g = bf ? 5e-2 : 2e-2; /* bf16: 8-bit significands */
     std::mt19937 g(1234);
     const int D = P.D, N = P.L[0] * P.L[1] * P.L[2];
     const size_t nq = (size_t)P.B * N * P.H * D, nk = (size_t)P.B * N * P.Hkv * D, nl = (size_t)P.B * N * P.H;
-    std::vector<H16> q = rnd(nq, g, 1.f), k = rnd(nk, g, 1.f), v = rnd(nk, g, 1.f), dout = rnd(nq, g, 1.f);
+    std::vector<T> q = rnd<T>(nq, g, 1.f), k = rnd<T>(nk, g, 1.f), v = rnd<T>(nk, g, 1.f), dout = rnd<T>(nq, g, 1.f);
     const double scale = 1.0 / sqrt((double)D);
     printf("%s: rank %d, L %dx%dx%d, K %dx%dx%d, dilation %dx%dx%d, stride %dx%dx%d, causal %d%d%d, B %d, H %d, "
            "Hkv %d, D %d\n",
            P.name, P.rank, P.L[0], P.L[1], P.L[2], P.K[0], P.K[1], P.K[2], P.d[0], P.d[1], P.d[2], P.s[0], P.s[1],
            P.s[2], P.c[0], P.c[1], P.c[2], P.B, P.H, P.Hkv, D);
     const Ref R = reference(P, q, k, v, dout, scale);
-    std::vector<H16> o(nq), oref(nq), dq(nq), dk(nk), dv(nk);
+    std::vector<T> o(nq), oref(nq), dq(nq), dk(nk), dv(nk);
     std::vector<float> lse(nl), lseref(nl), delta(nl);
-    for (size_t i = 0; i < nq; i++) oref[i] = (H16)R.o[i];
+    for (size_t i = 0; i < nq; i++) oref[i] = to_t<T>((float)R.o[i]);
     for (size_t i = 0; i < nl; i++) lseref[i] = (float)R.lse[i];
     tc::Params p;
     memset(&p, 0, sizeof p);
@@ -838,10 +848,10 @@ static void run(const Prob &P, const char *only) {
     }
     p.scale = (float)scale;
     p.nsm = 4; /* few SMs, so that the split forward's tail round splits on small problems */
-    auto want = [&](const char *name) { return only == nullptr || strcmp(only, name) == 0; };
+    auto want = [&](const char *name) { return only == nullptr || strcmp(only, "all") == 0 || strcmp(only, name) == 0; };
     auto fwd = [&](const char *name, std::function<cudaError_t(tc::Params &)> call) {
         if (!want(name)) return;
-        std::fill(o.begin(), o.end(), (H16)NAN);
+        std::fill(o.begin(), o.end(), to_t<T>(NAN));
         std::fill(lse.begin(), lse.end(), NAN);
         tc::Params x = p;
         x.o = tens(o.data(), P, P.H, D);
@@ -855,14 +865,14 @@ static void run(const Prob &P, const char *only) {
             failures++;
             return;
         }
-        expect("O", o, R.o, 1e-2);
+        expect("O", o, R.o, tol_o);
         expect("lse", lse, R.lse, 1e-3);
     };
     auto bwd = [&](const char *name, std::function<cudaError_t(tc::Params &)> call) {
         if (!want(name)) return;
-        std::fill(dq.begin(), dq.end(), (H16)NAN);
-        std::fill(dk.begin(), dk.end(), (H16)NAN);
-        std::fill(dv.begin(), dv.end(), (H16)NAN);
+        std::fill(dq.begin(), dq.end(), to_t<T>(NAN));
+        std::fill(dk.begin(), dk.end(), to_t<T>(NAN));
+        std::fill(dv.begin(), dv.end(), to_t<T>(NAN));
         std::fill(delta.begin(), delta.end(), NAN);
         tc::Params x = p;
         x.o = tens(oref.data(), P, P.H, D);
@@ -877,27 +887,27 @@ static void run(const Prob &P, const char *only) {
             failures++;
             return;
         }
-        expect("dQ", dq, R.dq, 2e-2);
-        expect("dK", dk, R.dk, 2e-2);
-        expect("dV", dv, R.dv, 2e-2);
+        expect("dQ", dq, R.dq, tol_g);
+        expect("dK", dk, R.dk, tol_g);
+        expect("dV", dv, R.dv, tol_g);
     };
     using namespace tc;
     /* mma.sync kernels (sm_80+): the per-head-dim default */
     if (D == 32) {
-        fwd("mma", [](Params &x) { return forward<H16, 32>(x, nullptr); });
-        bwd("mma", [](Params &x) { return backward<H16, 32>(x, nullptr); });
+        fwd("mma", [](Params &x) { return forward<T, 32>(x, nullptr); });
+        bwd("mma", [](Params &x) { return backward<T, 32>(x, nullptr); });
     } else if (D == 64) {
-        fwd("mma", [](Params &x) { return forward<H16, 64>(x, nullptr); });
-        bwd("mma", [](Params &x) { return backward<H16, 64>(x, nullptr); });
+        fwd("mma", [](Params &x) { return forward<T, 64>(x, nullptr); });
+        bwd("mma", [](Params &x) { return backward<T, 64>(x, nullptr); });
     } else {
-        fwd("mma", [](Params &x) { return forward<H16, 128>(x, nullptr); });
-        bwd("mma", [](Params &x) { return backward<H16, 128>(x, nullptr); });
+        fwd("mma", [](Params &x) { return forward<T, 128>(x, nullptr); });
+        bwd("mma", [](Params &x) { return backward<T, 128>(x, nullptr); });
         /* the Hopper kernels as tc-fwd128-sm90a.cu and tc-bwd128-sm90a.cu call them */
-        fwd("wg0", [](Params &x) { return wg::forward_v<H16, 0, 2, 64, false>(x, nullptr); });
-        fwd("ws1", [](Params &x) { return wg::forward_ws<H16, 4, true, true>(x, nullptr); });
-        fwd("ws2", [](Params &x) { return wg::forward_ws<H16, 4, true, true, false, false, false, 2>(x, nullptr); });
+        fwd("wg0", [](Params &x) { return wg::forward_v<T, 0, 2, 64, false>(x, nullptr); });
+        fwd("ws1", [](Params &x) { return wg::forward_ws<T, 4, true, true>(x, nullptr); });
+        fwd("ws2", [](Params &x) { return wg::forward_ws<T, 4, true, true, false, false, false, 2>(x, nullptr); });
         fwd("ws3", [](Params &x) {
-            return wg::forward_ws<H16, 4, true, true, false, false, false, 2, 3>(x, nullptr);
+            return wg::forward_ws<T, 4, true, true, false, false, false, 2, 3>(x, nullptr);
         });
         fwd("split", [&](Params &x) {
             size_t bytes = 0;
@@ -909,25 +919,31 @@ static void run(const Prob &P, const char *only) {
             std::vector<unsigned> tickets((size_t)std::max<int64_t>(nsplit, 1), 0u);
             x.part = part.data();
             x.sticket = tickets.data();
-            const cudaError_t e = wg::forward_ws_split<H16, 4>(x, nullptr);
+            const cudaError_t e = wg::forward_ws_split<T, 4>(x, nullptr);
             for (unsigned t : tickets)
                 if (t != 0) emu_fail("a split box's counter left at %u", t);
             return e;
         });
-        bwd("wgb0", [](Params &x) { return wg::backward_v<H16, 2, 64, 1, 1, 64, 2, false>(x, nullptr); });
-        bwd("wgb1", [](Params &x) { return wg::backward_v<H16, 1, 32, 2, 2, 32, 2, false, 2, true>(x, nullptr); });
-        bwd("wgb2", [](Params &x) { return wg::backward_sk<H16, 64>(x, nullptr); });
-        bwd("wgb3", [](Params &x) { return wg::backward_sk<H16, 32>(x, nullptr); });
+        bwd("wgb0", [](Params &x) { return wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(x, nullptr); });
+        bwd("wgb1", [](Params &x) { return wg::backward_v<T, 1, 32, 2, 2, 32, 2, false, 2, true>(x, nullptr); });
+        bwd("wgb2", [](Params &x) { return wg::backward_sk<T, 64>(x, nullptr); });
+        bwd("wgb3", [](Params &x) { return wg::backward_sk<T, 32>(x, nullptr); });
     }
 }
 
 int main(int argc, char **argv) {
     const char *pname = argc > 1 ? argv[1] : nullptr, *kname = argc > 2 ? argv[2] : nullptr;
+    const bool bf = argc > 3 && strcmp(argv[3], "bf16") == 0;
+    if (argc > 3 && !bf && strcmp(argv[3], "fp16") != 0) {
+        fprintf(stderr, "wg-emu: dtype %s: fp16 or bf16\n", argv[3]);
+        return 2;
+    }
     int n = 0;
     for (const Prob &P : probs)
         if (pname == nullptr || strcmp(pname, "all") == 0 || strcmp(pname, P.name) == 0 ||
             (strcmp(pname, "quick") == 0 && (strcmp(P.name, "2d") == 0 || strcmp(P.name, "1d-causal") == 0))) {
-            run(P, kname);
+            if (bf) run<__nv_bfloat16>(P, kname);
+            else run<__half>(P, kname);
             n++;
         }
     if (n == 0) {
