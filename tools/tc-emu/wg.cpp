@@ -474,24 +474,28 @@ static void wg_issue(int n, bool a_regs, bool b_mn, uint64_t da, const uint32_t 
     wg_ops.push_back(op);
 }
 
-template <typename T> static float a_elt(const WgOp &op, WGroup &g, int r, int k) {
-    if (!op.a_regs) return kmajor<T>(desc_of(op.da), r, k);
-    /* mma.sync's A fragment, warp r / 16 of the warpgroup */
-    const int w = r / 16, rr = r % 16, lane = (rr % 8) * 4 + (k % 8) / 2, reg = (rr >= 8) + 2 * (k >= 8);
-    uint32_t x;
-    {
-        std::lock_guard<std::mutex> l(g.m);
-        x = g.afrag.at(op.seq)[w * 32 + lane][reg];
-    }
-    return elt<T>((uint16_t)(x >> 16 * (k % 2)));
-}
-
+// Runs after the warpgroup's barrier in wg_wait: no thread adds A fragments
+// until the next one, so the op's entry is read without the lock.
 template <typename T> static void wg_run(const WgOp &op, WGroup &g) {
     const int t = threadIdx.x % 128, w = t / 32, l = t % 32;
     const Desc db = desc_of(op.db);
+    const std::array<std::array<uint32_t, 4>, 128> *frag = nullptr;
+    if (op.a_regs) {
+        std::lock_guard<std::mutex> lk(g.m);
+        frag = &g.afrag.at(op.seq);
+    }
     float A[2][16];
     for (int h = 0; h < 2; h++)
-        for (int k = 0; k < 16; k++) A[h][k] = a_elt<T>(op, g, 16 * w + l / 4 + 8 * h, k);
+        for (int k = 0; k < 16; k++) {
+            const int r = 16 * w + l / 4 + 8 * h;
+            if (!op.a_regs) {
+                A[h][k] = kmajor<T>(desc_of(op.da), r, k);
+                continue;
+            }
+            /* mma.sync's A fragment of warp w: row r % 16, column k */
+            const int rr = r % 16, lane = (rr % 8) * 4 + (k % 8) / 2, reg = (rr >= 8) + 2 * (k >= 8);
+            A[h][k] = elt<T>((uint16_t)((*frag)[w * 32 + lane][reg] >> 16 * (k % 2)));
+        }
     for (int i = 0; i < op.n / 2; i++) {
         const int j = i / 4, h = (i / 2) % 2, col = 8 * j + 2 * (l % 4) + i % 2;
         float s = op.acc ? (op.has_old ? op.old[i] : op.d[i]) : 0.f;
@@ -849,6 +853,16 @@ template <typename T> static void run(const Prob &P, const char *only) {
     p.scale = (float)scale;
     p.nsm = 4; /* few SMs, so that the split forward's tail round splits on small problems */
     auto want = [&](const char *name) { return only == nullptr || strcmp(only, "all") == 0 || strcmp(only, name) == 0; };
+    /* one call, timed and reported; false where the entry point refused */
+    auto ran = [&](const char *dir, const char *name, std::function<cudaError_t(tc::Params &)> &call, tc::Params &x) {
+        const long b0 = blocks_run;
+        const auto t0 = std::chrono::steady_clock::now();
+        const cudaError_t e = call(x);
+        printf("  %s %s: %s, %ld blocks, %.1f s\n", dir, name, e == cudaSuccess ? "ran" : "REFUSED", blocks_run - b0,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (e != cudaSuccess) failures++;
+        return e == cudaSuccess;
+    };
     auto fwd = [&](const char *name, std::function<cudaError_t(tc::Params &)> call) {
         if (!want(name)) return;
         std::fill(o.begin(), o.end(), to_t<T>(NAN));
@@ -856,37 +870,19 @@ template <typename T> static void run(const Prob &P, const char *only) {
         tc::Params x = p;
         x.o = tens(o.data(), P, P.H, D);
         x.lse = tens(lse.data(), P, P.H, 1);
-        const long b0 = blocks_run;
-        const auto t0 = std::chrono::steady_clock::now();
-        const cudaError_t e = call(x);
-        printf("  forward %s: %s, %ld blocks, %.1f s\n", name, e == cudaSuccess ? "ran" : "REFUSED", blocks_run - b0,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (e != cudaSuccess) {
-            failures++;
-            return;
-        }
+        if (!ran("forward", name, call, x)) return;
         expect("O", o, R.o, tol_o);
         expect("lse", lse, R.lse, 1e-3);
     };
     auto bwd = [&](const char *name, std::function<cudaError_t(tc::Params &)> call) {
         if (!want(name)) return;
-        std::fill(dq.begin(), dq.end(), to_t<T>(NAN));
-        std::fill(dk.begin(), dk.end(), to_t<T>(NAN));
-        std::fill(dv.begin(), dv.end(), to_t<T>(NAN));
+        for (auto *t : {&dq, &dk, &dv}) std::fill(t->begin(), t->end(), to_t<T>(NAN));
         std::fill(delta.begin(), delta.end(), NAN);
         tc::Params x = p;
         x.o = tens(oref.data(), P, P.H, D);
         x.lse = tens(lseref.data(), P, P.H, 1);
         x.delta = delta.data();
-        const long b0 = blocks_run;
-        const auto t0 = std::chrono::steady_clock::now();
-        const cudaError_t e = call(x);
-        printf("  backward %s: %s, %ld blocks, %.1f s\n", name, e == cudaSuccess ? "ran" : "REFUSED", blocks_run - b0,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (e != cudaSuccess) {
-            failures++;
-            return;
-        }
+        if (!ran("backward", name, call, x)) return;
         expect("dQ", dq, R.dq, tol_g);
         expect("dK", dk, R.dk, tol_g);
         expect("dV", dv, R.dv, tol_g);
