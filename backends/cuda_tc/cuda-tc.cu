@@ -250,6 +250,10 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             split in parts over the idle SMs and merged by a second kernel
  *             (tc_forward_d128_sm90a's which 4; NOTES.md v12); the rest as
  *             under N_CFG + 1.
+ *  N_CFG + 10: the Hopper backward of N_CFG + 7 with the warp-specialised
+ *             dK/dV kernel (a producer warpgroup and a 3-stage ring;
+ *             tc_backward_d128_sm90a's which 5; NOTES.md v26); as N_CFG + 2
+ *             otherwise.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -263,6 +267,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WGBSK_VARIANT (TC_WS_VARIANT + 3) /* ... of the first SK Hopper backward (tc_backward_d128_sm90a's 2) */
 #define TC_WGBSK_COUNT 2
 #define TC_WSKS_VARIANT (TC_WGBSK_VARIANT + TC_WGBSK_COUNT) /* ... of the split forward (v12) */
+#define TC_WGBWS_VARIANT (TC_WSKS_VARIANT + 1) /* ... of the warp-specialised dK/dV backward (which 5, v26) */
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
@@ -305,7 +310,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3 + TC_WGBSK_COUNT + 1)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3 + TC_WGBSK_COUNT + 1 + 1)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -319,6 +324,7 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "wgb-k128q64b1sk-q128n32b2-sm90a", /* dK/dV: 128-key boxes, warpgroups skipping (SK), 64-query tiles */
     "wgb-k128q32b1sk-q128n32b2-sm90a", /* the same, 32-query tiles */
     "ws-p1c3x64-n64-sk-split-sm90a",   /* 15's kernel, the last round's boxes split over idle SMs */
+    "wgb-k128q64ws3-q128n32b2-sm90a",  /* 16 with a producer warpgroup and a 3-stage ring in dK/dV */
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -544,7 +550,8 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT
               : variant >= TC_WGBSK_VARIANT && variant < TC_WGBSK_VARIANT + TC_WGBSK_COUNT
                   ? TC_WGB_COUNT + variant - TC_WGBSK_VARIANT
-                  : -1;
+              : variant == TC_WGBWS_VARIANT ? 5
+                                            : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
     const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT || variant == TC_WSK_VARIANT ||
                        variant == TC_WSK3_VARIANT || variant == TC_WSKS_VARIANT; /* a Hopper forward chosen */

@@ -32,20 +32,29 @@
  *           it, the 2-D backward measured the same, 58.4 / 59.3 against 58.7 /
  *           58.9 ms; PIPE in SK's dK/dV makes ptxas serialise its wgmma);
  *  4:       variant 1 as v16 left it (no PIPE), for measurements only
- *           (cuda-tc.cu: NATTEN_CUDA_TC_BWD_PIPE=0).
+ *           (cuda-tc.cu: NATTEN_CUDA_TC_BWD_PIPE=0);
+ *  5 (v26, configuration 19): variant 2 with the warp-specialised dK/dV
+ *           kernel (a producer warpgroup filling a 3-stage ring of 64-query
+ *           tiles, two consumer warpgroups; dkv_ws_kernel).
  */
+/* the ring's stages of variant 5 (a build flag for measurements) */
+#ifndef TC_DKV_WS_NS
+#define TC_DKV_WS_NS 3
+#endif
+
 template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
 {
     return which == 0   ? tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, st)
            : which == 1 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false, 2, true>(p, st)
            : which == 2 ? tc::wg::backward_sk<T, 64>(p, st)
            : which == 3 ? tc::wg::backward_sk<T, 32>(p, st)
-                        : tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st);
+           : which == 4 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
+                        : tc::wg::backward_ws<T, 64, TC_DKV_WS_NS>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
-    if (which < 0 || which > 4 || p.delta == nullptr) return cudaErrorInvalidValue;
+    if (which < 0 || which > 5 || p.delta == nullptr) return cudaErrorInvalidValue;
     return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
 }
 
@@ -65,6 +74,7 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, TC_DKV_WS_NS>);
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);
     return e;
 }

@@ -548,6 +548,245 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
 #endif
 }
 
+/*
+ * v26: the warp-specialised dK/dV kernel (FlashAttention-3's structure, as
+ * fwd_ws_kernel for the forward).  One block of three warpgroups per SM:
+ * warpgroups 0 and 1 compute (64 keys each, split_box's halves of a 128-key
+ * box planned by plan_dkv_sk, each skipping the query tiles outside its keys'
+ * inverse windows, as dkv_kernel's SK), warpgroup 2 is the producer: it
+ * stages each query tile (Q, dO, lse, delta, and the window masks it
+ * computes) into an NS-stage ring, waits for its own copies one tile later,
+ * fences them for the async proxy and arrives on the stage's "full" mbarrier
+ * (fwd_ws_kernel's PF); the consumers wait on it and release the stage on its
+ * "empty" mbarrier (lane 0 of each of the 8 consumer warps, after the
+ * warpgroup's products have completed).  No __syncthreads in the loop: the
+ * two consumer warpgroups run apart (one's softmax beside the other's
+ * products) and staging leaves their path.  setmaxnreg moves registers from
+ * the producer (64: its window masks spill below that) to the consumers (216;
+ * ptxas -v: no spills).  The products, their order and
+ * the epilogue are dkv_kernel's (SK, PIPE 0): the same bits.
+ */
+template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
+{
+    return 1024 + 2 * tile_bytes<128>() +
+           NS * (2 * tile_bytes<BQ>() + 2 * BQ * sizeof(float) + 2 * BQ * sizeof(uint64_t)) + 2 * NS * 8;
+}
+
+template <typename T, int BQ, int NS>
+__global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
+{
+#if TC_WGMMA_DEVICE
+    constexpr int RK = 128, NCT = 256, NPT = 128, KT = tile_bytes<RK>(), QT = tile_bytes<BQ>();
+    static_assert(BQ == 32 || BQ == 64, "query tiles of 32 or 64 rows");
+    static_assert(NS >= 2, "a ring of two stages or more");
+    extern __shared__ __align__(1024) char smem_raw[];
+    char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    char *sK = sm, *sV = sK + KT, *sQ = sV + KT, *sG = sQ + NS * QT;
+    float *sL = reinterpret_cast<float *>(sG + NS * QT);      /* lse (natural log), [NS][BQ] */
+    float *sD = sL + NS * BQ;                                  /* delta, [NS][BQ] */
+    uint64_t *sM = reinterpret_cast<uint64_t *>(sD + NS * BQ); /* window masks, [NS][2][BQ] */
+    const uint32_t bar0 = smem_u32(sM + NS * 2 * BQ); /* full[s] at bar0 + 8s, empty[s] at bar0 + 8(NS + s) */
+    const uint32_t aK = smem_u32(sK), aV = smem_u32(sV), aQ = smem_u32(sQ), aG = smem_u32(sG);
+    const int tid = threadIdx.x;
+
+    KeyBlock blk;
+    if (!key_block(p, blk)) return;
+    const Work &w = blk.w; /* w.h is the KV head */
+    const int hk = w.h, gh = blk.gh;
+    const int *lo = blk.lo, *ntq = blk.nt;
+    const int ntiles = blk.ntq * gh;
+
+    /* the consumers stage K and V (their waits follow the barrier) */
+    if (tid < NCT) {
+        const RowSlot ks = row_slot<RK, NCT>(p.own);
+        gather_sw<T, RK, NCT, true>(sK, head_base<T>(p.k, w.b, hk), p, p.k, w, ks, RK, w.o);
+        gather_sw<T, RK, NCT, true>(sV, head_base<T>(p.v, w.b, hk), p, p.v, w, ks, RK, w.o);
+        cp_commit();
+    }
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            mbar_init(bar0 + 8 * s, NPT);
+            mbar_init(bar0 + 8 * (NS + s), NCT / 32);
+        }
+    }
+    __syncthreads();
+
+    TileWalk qw; /* the query tile at hand, in both roles */
+    qw.start(lo, ntq, p.it);
+
+    if (tid >= NCT) {
+        /* producer warpgroup: NPT / BQ threads per query row */
+        reg_dealloc<64>();
+        const int pt = tid - NCT;
+        RowSlot qs;
+        qs.r = pt / (NPT / BQ);
+        qs.sub = pt % (NPT / BQ);
+        box_coords(qs.r, p.it, qs.c);
+        int qc[3] = {0, 0, 0}; /* box coordinates of query row pt (< BQ) */
+        if (pt < BQ) box_coords(pt, p.it, qc);
+        /* the window masks are window_bits over each consumer's sub-box of
+         * keys (a Params whose iterated box is that sub-box: window_bits
+         * reads it and rep only) */
+        Params kp;
+        int koff[2][3];
+        split_box(p.own, 2, 0, kp.it, koff[0]);
+        split_box(p.own, 2, 1, kp.it, koff[1]);
+        kp.rep[0] = kp.rep[1] = 0;
+        for (int c = 0; c < kp.it[1]; c++) kp.rep[0] |= 1ull << (c * kp.it[2]);
+        for (int c = 0; c < kp.it[0]; c++) kp.rep[1] |= 1ull << (c * kp.it[1] * kp.it[2]);
+        int hq = hk * gh, st = 0;
+        uint32_t ph = 0;
+        for (int t = 0; t < ntiles; t++) {
+            if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
+            const T *qb = head_base<T>(p.q, w.b, hq);
+            const T *gb = head_base<T>(p.dout, w.b, hq);
+            gather_sw<T, BQ, NPT, true>(sQ + st * QT, qb, p, p.q, w, qs, p.itprod, qw.org);
+            gather_sw<T, BQ, NPT, true>(sG + st * QT, gb, p, p.dout, w, qs, p.itprod, qw.org);
+            if (pt < BQ) {
+                int uq[3], a[3] = {0, 0, 0}, b[3] = {0, 0, 0};
+                bool valid = pt < p.itprod;
+#pragma unroll
+                for (int i = 0; i < 3; i++) {
+                    uq[i] = qw.org[i] + qc[i];
+                    valid = valid && uq[i] < w.n[i];
+                }
+                const float *lb = head_base<float>(p.lse, w.b, hq);
+                cp_async4(sL + st * BQ + pt, valid ? lb + token_off(p, p.lse, w.g, uq) : lb, valid);
+                cp_async4(sD + st * BQ + pt, valid ? p.delta + delta_index(p, w.b, hq, w.g, uq) : p.delta, valid);
+                if (valid) window_of(p, w.n, uq, a, b);
+#pragma unroll
+                for (int g = 0; g < 2; g++) {
+                    int korg[3];
+#pragma unroll
+                    for (int i = 0; i < 3; i++) korg[i] = w.o[i] + koff[g][i];
+                    sM[(st * 2 + g) * BQ + pt] = valid ? window_bits(kp, korg, a, b) : 0ull;
+                }
+            }
+            cp_commit();
+            if (t > 0) { /* tile t - 1's copies landed: it is full */
+                cp_wait<1>();
+                fence_async_smem();
+                mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+            }
+            if (++st == NS) st = 0, ph ^= 1;
+            if (qw.next(p.it)) hq++;
+        }
+        cp_wait<0>();
+        if (ntiles > 0) {
+            fence_async_smem();
+            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+        }
+        return;
+    }
+
+    /* consumers: warpgroup wgi owns the keys of its half of the box
+     * (128 x 64 + 256 x 216 = 63488 of the SM's 65536 registers) */
+    reg_alloc<216>();
+    /* wgi by a shuffle, so that ptxas sees it (and the skip decisions that
+     * follow) warp-uniform, as in fwd_ws_kernel */
+    const int lane = tid & 31, warp = tid >> 5, wgi = __shfl_sync(0xffffffffu, warp >> 2, 0);
+    int ksub[3], koff[3]; /* this warpgroup's sub-box: origin w.o + koff, shape ksub */
+    split_box(p.own, 2, wgi, ksub, koff);
+    /* the queries whose windows meet this warpgroup's keys, [slo, shi) per
+     * axis (none: its sub-box lies past the group's extent), as dkv_kernel's
+     * SK */
+    int slo[3], shi[3];
+    bool snone = false;
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        const int first = w.o[i] + koff[i], last = min(first + ksub[i], w.n[i]) - 1;
+        int a0, b0, a1, b1;
+        snone = snone || first > last;
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], min(first, w.n[i] - 1), a0, b0);
+        inv_win32(w.n[i], p.K[i], p.st[i], p.causal[i], max(last, 0), a1, b1);
+        slo[i] = a0;
+        shi[i] = b1;
+    }
+
+    const uint64_t dK0 = sdesc(aK + wgi * 64 * 128, 16, 1024), dV0 = sdesc(aV + wgi * 64 * 128, 16, 1024);
+    const uint64_t dQ0 = sdesc(aQ, 16, 1024), dG0 = sdesc(aG, 16, 1024);
+    const uint64_t dQn = sdesc(aQ, QT / 2, 1024), dGn = sdesc(aG, QT / 2, 1024); /* B MN-major */
+
+    float dk[64], dv[64], s[BQ / 2], dp[BQ / 2];
+#pragma unroll
+    for (int j = 0; j < 64; j++) dk[j] = dv[j] = 0.f;
+#pragma unroll
+    for (int j = 0; j < BQ / 2; j++) s[j] = dp[j] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+    const int krow = (warp & 3) * 16 + (lane >> 2); /* this lane's key rows: krow + 8 rr */
+
+    cp_wait<0>(); /* K and V: every consumer's copies landed, then seen by all */
+    fence_async_smem();
+    named_sync(1, NCT);
+
+    int st = 0;
+    uint32_t ph = 0;
+    for (int t = 0; t < ntiles; t++) {
+        bool meet = !snone;
+#pragma unroll
+        for (int i = 0; i < 3; i++) meet = meet && qw.org[i] < shi[i] && qw.org[i] + p.it[i] > slo[i];
+        qw.next(p.it);
+        mbar_wait(bar0 + 8 * st, ph);
+        if (meet) {
+            /* S^T = K Q^T, dP^T = V dO^T */
+            tile_products<T, BQ, KT, QT, false>(s, dp, dK0, sdesc_add(dQ0, st * QT), dV0, sdesc_add(dG0, st * QT));
+            dkv_p<T, BQ>(s, sL + st * BQ, sM + (st * 2 + wgi) * BQ, krow, lane, sl2);
+            uint32_t pa[BQ / 16][4], da[BQ / 16][4];
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
+            dkv_ds<BQ>(dp, s, sD + st * BQ, lane);
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+            /* dV += P^T dO, dK += dS^T Q (B MN-major, as dkv_kernel) */
+            pin(dv);
+            pin(dk);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++)
+                mma_rs_n128<T>(dv, pa[kk], sdesc_add(dGn, st * QT + kk * 2048));
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++)
+                mma_rs_n128<T>(dk, da[kk], sdesc_add(dQn, st * QT + kk * 2048));
+            wg_commit();
+            wg_wait<0>();
+            pin(dv);
+            pin(dk);
+        } /* a tile outside the warpgroup's queries: no products */
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bar0 + 8 * (NS + st)); /* this warp is done with the stage */
+        if (++st == NS) st = 0, ph ^= 1;
+    }
+
+    T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + hk * p.dk.s[4];
+    T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + hk * p.dv.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        int c[3], u[3];
+        box_coords(krow + 8 * rr, ksub, c);
+        bool valid = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = w.o[i] + koff[i] + c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        if (!valid) continue;
+        T *rk = dkb + token_off(p, p.dk, w.g, u);
+        T *rv = dvb + token_off(p, p.dv, w.g, u);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(rk + col) =
+                Mma<T>::pack(dk[4 * j + 2 * rr] * p.scale, dk[4 * j + 2 * rr + 1] * p.scale);
+            *reinterpret_cast<uint32_t *>(rv + col) = Mma<T>::pack(dv[4 * j + 2 * rr], dv[4 * j + 2 * rr + 1]);
+        }
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
 /* ---- dQ: query-parallel --------------------------------------------------- */
 
 /* Q and dO (one tile each), K and V (two stages each), the rows' windows. */
@@ -974,6 +1213,28 @@ cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
     plan_dkv_sk(k, ext, BQ);
     return launch(dkv_kernel<T, 2, BQ, 1, false, true, KPIPE>, &done_dkv, plan_grid(k, k.Hkv), 2 * 128,
                   dkv_smem_bytes<2, BQ>(), st, k);
+}
+
+/*
+ * The backward with the warp-specialised dK/dV (v26): dkv_ws_kernel over
+ * plan_dkv_sk's boxes (BQ-query tiles, an NS-stage ring); delta and dQ as
+ * backward_sk.  Same parts.
+ */
+template <typename T, int BQ, int NS>
+cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
+{
+    int ext[3];
+    group_ext(p, ext);
+    const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
+    if (rows == 0) return cudaSuccess;
+    cudaError_t e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 3);
+    if (e != cudaSuccess) return e;
+    static unsigned long long done_dkv;
+    if (!(parts & 4)) return cudaSuccess;
+    Params k = p;
+    plan_dkv_sk(k, ext, BQ);
+    return launch(dkv_ws_kernel<T, BQ, NS>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st,
+                  k);
 }
 
 } /* namespace wg */
