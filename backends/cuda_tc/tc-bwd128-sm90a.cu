@@ -37,10 +37,26 @@
  *           kernel (a producer warpgroup filling a 3-stage ring of 64-query
  *           tiles, two consumer warpgroups; dkv_ws_kernel).
  */
-/* the ring's stages of variant 5 (a build flag for measurements) */
+/* the ring's stages of variant 5 and its overlap (build flags for
+ * measurements) */
 #ifndef TC_DKV_WS_NS
 #define TC_DKV_WS_NS 3
 #endif
+#ifndef TC_DKV_WS_OVL
+#define TC_DKV_WS_OVL 0
+#endif
+/* its dQ: 0 backward_sk's kernel, else dq_ws_kernel with tiles of that many
+ * keys, a ring of TC_DQ_WS_NS stages, and overlap TC_DQ_WS_OVL */
+#ifndef TC_DQ_WS_BN
+#define TC_DQ_WS_BN 0
+#endif
+#ifndef TC_DQ_WS_NS
+#define TC_DQ_WS_NS 3
+#endif
+#ifndef TC_DQ_WS_OVL
+#define TC_DQ_WS_OVL 0
+#endif
+#define TC_WS_ARGS T, 64, TC_DKV_WS_NS, TC_DKV_WS_OVL, TC_DQ_WS_BN, TC_DQ_WS_NS, TC_DQ_WS_OVL
 
 template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
 {
@@ -49,7 +65,7 @@ template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t
            : which == 2 ? tc::wg::backward_sk<T, 64>(p, st)
            : which == 3 ? tc::wg::backward_sk<T, 32>(p, st)
            : which == 4 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
-                        : tc::wg::backward_ws<T, 64, TC_DKV_WS_NS>(p, st);
+                        : tc::wg::backward_ws<TC_WS_ARGS>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
@@ -74,7 +90,10 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
-    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, TC_DKV_WS_NS>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, TC_DKV_WS_NS, TC_DKV_WS_OVL>);
+#if TC_DQ_WS_BN
+    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, TC_DQ_WS_BN, TC_DQ_WS_NS, TC_DQ_WS_OVL>);
+#endif
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);
     return e;
 }

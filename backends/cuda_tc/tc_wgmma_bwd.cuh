@@ -558,13 +558,14 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
  * computes) into an NS-stage ring, waits for its own copies one tile later,
  * fences them for the async proxy and arrives on the stage's "full" mbarrier
  * (fwd_ws_kernel's PF); the consumers wait on it and release the stage on its
- * "empty" mbarrier (lane 0 of each of the 8 consumer warps, after the
- * warpgroup's products have completed).  No __syncthreads in the loop: the
+ * "empty" mbarrier (every consumer thread, after its warpgroup's products
+ * have completed).  No __syncthreads in the loop: the
  * two consumer warpgroups run apart (one's softmax beside the other's
  * products) and staging leaves their path.  setmaxnreg moves registers from
- * the producer (64: its window masks spill below that) to the consumers (216;
- * ptxas -v: no spills).  The products, their order and
- * the epilogue are dkv_kernel's (SK, PIPE 0): the same bits.
+ * the producer (48; ptxas -v: 52 bytes of its loop spilled) to the consumers
+ * (224; at 216 ptxas serialises their wgmma, C7512).  The products, their order and
+ * the epilogue are dkv_kernel's (SK, PIPE 0): the same bits.  OVL (as
+ * dkv_kernel's): P^T computed while dP^T's products run, dS^T while dV's.
  */
 template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
 {
@@ -572,7 +573,7 @@ template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
            NS * (2 * tile_bytes<BQ>() + 2 * BQ * sizeof(float) + 2 * BQ * sizeof(uint64_t)) + 2 * NS * 8;
 }
 
-template <typename T, int BQ, int NS>
+template <typename T, int BQ, int NS, bool OVL = false>
 __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -607,7 +608,7 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
 #pragma unroll
         for (int s = 0; s < NS; s++) {
             mbar_init(bar0 + 8 * s, NPT);
-            mbar_init(bar0 + 8 * (NS + s), NCT / 32);
+            mbar_init(bar0 + 8 * (NS + s), NCT);
         }
     }
     __syncthreads();
@@ -617,7 +618,7 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
 
     if (tid >= NCT) {
         /* producer warpgroup: NPT / BQ threads per query row */
-        reg_dealloc<64>();
+        reg_dealloc<48>();
         const int pt = tid - NCT;
         RowSlot qs;
         qs.r = pt / (NPT / BQ);
@@ -681,8 +682,9 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
     }
 
     /* consumers: warpgroup wgi owns the keys of its half of the box
-     * (128 x 64 + 256 x 216 = 63488 of the SM's 65536 registers) */
-    reg_alloc<216>();
+     * (128 x 48 + 256 x 224 = 63488 of the SM's 65536 registers; at 216
+     * ptxas serialises the wgmma, C7512) */
+    reg_alloc<224>();
     /* wgi by a shuffle, so that ptxas sees it (and the skip decisions that
      * follow) warp-uniform, as in fwd_ws_kernel */
     const int lane = tid & 31, warp = tid >> 5, wgi = __shfl_sync(0xffffffffu, warp >> 2, 0);
@@ -729,22 +731,34 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
         qw.next(p.it);
         mbar_wait(bar0 + 8 * st, ph);
         if (meet) {
-            /* S^T = K Q^T, dP^T = V dO^T */
-            tile_products<T, BQ, KT, QT, false>(s, dp, dK0, sdesc_add(dQ0, st * QT), dV0, sdesc_add(dG0, st * QT));
+            /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T runs */
+            tile_products<T, BQ, KT, QT, OVL>(s, dp, dK0, sdesc_add(dQ0, st * QT), dV0, sdesc_add(dG0, st * QT));
             dkv_p<T, BQ>(s, sL + st * BQ, sM + (st * 2 + wgi) * BQ, krow, lane, sl2);
             uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
-            dkv_ds<BQ>(dp, s, sD + st * BQ, lane);
+            /* dS^T = P^T (dP^T - delta), the A operand of dK += dS^T Q */
+            auto make_ds = [&]() {
+                dkv_ds<BQ>(dp, s, sD + st * BQ, lane);
 #pragma unroll
-            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
-            /* dV += P^T dO, dK += dS^T Q (B MN-major, as dkv_kernel) */
+                for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+            };
+            if (!OVL) make_ds();
+            /* dV += P^T dO, dK += dS^T Q (B MN-major, as dkv_kernel); OVL:
+             * dS^T while dV's products run */
             pin(dv);
             pin(dk);
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++)
                 mma_rs_n128<T>(dv, pa[kk], sdesc_add(dGn, st * QT + kk * 2048));
+            if (OVL) {
+                wg_commit();
+                wg_wait<1>(); /* dP^T done, dV in flight */
+                pin(dp);
+                make_ds();
+                wg_fence(); /* da written since the last fence */
+            }
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++)
                 mma_rs_n128<T>(dk, da[kk], sdesc_add(dQn, st * QT + kk * 2048));
@@ -753,8 +767,10 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
             pin(dv);
             pin(dk);
         } /* a tile outside the warpgroup's queries: no products */
-        __syncwarp();
-        if (lane == 0) mbar_arrive(bar0 + 8 * (NS + st)); /* this warp is done with the stage */
+        /* every consumer thread arrives (not one a warp after __syncwarp):
+         * the same order, in the form compute-sanitizer's racecheck follows
+         * for the plain loads of lse, delta and the masks */
+        mbar_arrive(bar0 + 8 * (NS + st));
         if (++st == NS) st = 0, ph ^= 1;
     }
 
@@ -1049,6 +1065,206 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 #endif
 }
 
+/*
+ * v26: the warp-specialised dQ kernel (dkv_ws_kernel's structure on
+ * dq_kernel's products).  One block of three warpgroups per SM: warpgroups 0
+ * and 1 own 64 queries each of a 128-query box (their Q and dO rows, the
+ * rows' windows, lse and delta staged once), warpgroup 2 is the producer: it
+ * gathers the K, V tiles (BN keys) of the box's key range into an NS-stage
+ * ring and arrives on a stage's "full" mbarrier once its copies have landed
+ * and are fenced (PF); every consumer thread arrives on the stage's "empty"
+ * mbarrier after its warpgroup's products.  The products, their order and the
+ * epilogue are dq_kernel's (OVL: P computed while dP's products run): the
+ * same bits.
+ */
+template <int BN, int NS> constexpr size_t dq_ws_smem_bytes()
+{
+    return 1024 + 2 * tile_bytes<128>() + NS * 2 * tile_bytes<BN>() + 128 * 8 * sizeof(int) + 2 * NS * 8;
+}
+
+template <typename T, int BN, int NS, bool OVL>
+__global__ void __launch_bounds__(384, 1) dq_ws_kernel(const Params p)
+{
+#if TC_WGMMA_DEVICE
+    constexpr int RQ = 128, NCT = 256, NPT = 128, QT = tile_bytes<RQ>(), KT = tile_bytes<BN>();
+    static_assert(BN == 32 || BN == 64, "key tiles of 32 or 64 rows (64-bit masks)");
+    static_assert(NS >= 2, "a ring of two stages or more");
+    extern __shared__ __align__(1024) char smem_raw[];
+    char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    char *sQ = sm, *sG = sQ + QT, *sK = sG + QT, *sV = sK + NS * KT;
+    int *sWin = reinterpret_cast<int *>(sV + NS * KT); /* row r: a[3], -, b[3], - */
+    const uint32_t bar0 = smem_u32(sWin + RQ * 8);  /* full[s] at bar0 + 8s, empty[s] at bar0 + 8(NS + s) */
+    const uint32_t aQ = smem_u32(sQ), aG = smem_u32(sG), aK = smem_u32(sK), aV = smem_u32(sV);
+    const int tid = threadIdx.x;
+
+    QueryBlock blk;
+    if (!query_block(p, blk)) return;
+    const Work &w = blk.w;
+    const int *lo = blk.lo, *ia = blk.ia, *ib = blk.ib, *ntk = blk.nt;
+    const int ntiles = blk.ntiles, hk = blk.hk;
+
+    /* the consumers stage their Q and dO rows and the rows' windows (rows
+     * past the group: clamped) */
+    if (tid < NCT) {
+        const RowSlot qs = row_slot<RQ, NCT>(p.own);
+        gather_sw<T, RQ, NCT, true>(sQ, head_base<T>(p.q, w.b, w.h), p, p.q, w, qs, RQ, w.o);
+        gather_sw<T, RQ, NCT, true>(sG, head_base<T>(p.dout, w.b, w.h), p, p.dout, w, qs, RQ, w.o);
+        cp_commit();
+        if (tid < RQ) {
+            int c[3], uc[3], a[3], b[3];
+            box_coords(tid, p.own, c);
+#pragma unroll
+            for (int i = 0; i < 3; i++) uc[i] = min(w.o[i] + c[i], w.n[i] - 1);
+            window_of(p, w.n, uc, a, b);
+            *reinterpret_cast<int4 *>(sWin + 8 * tid) = make_int4(a[0], a[1], a[2], 0);
+            *reinterpret_cast<int4 *>(sWin + 8 * tid + 4) = make_int4(b[0], b[1], b[2], 0);
+        }
+    }
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            mbar_init(bar0 + 8 * s, NPT);
+            mbar_init(bar0 + 8 * (NS + s), NCT);
+        }
+    }
+    __syncthreads();
+
+    TileWalk kw; /* the key tile at hand, in both roles */
+    kw.start(lo, ntk, p.it);
+
+    if (tid >= NCT) {
+        /* producer warpgroup: NPT / BN threads per key row */
+        reg_dealloc<40>();
+        const T *kb = head_base<T>(p.k, w.b, hk);
+        const T *vb = head_base<T>(p.v, w.b, hk);
+        RowSlot ks;
+        ks.r = (tid - NCT) / (NPT / BN);
+        ks.sub = (tid - NCT) % (NPT / BN);
+        box_coords(ks.r, p.it, ks.c);
+        int st = 0;
+        uint32_t ph = 0;
+        for (int t = 0; t < ntiles; t++) {
+            if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
+            gather_sw<T, BN, NPT, true>(sK + st * KT, kb, p, p.k, w, ks, p.itprod, kw.org);
+            gather_sw<T, BN, NPT, true>(sV + st * KT, vb, p, p.v, w, ks, p.itprod, kw.org);
+            cp_commit();
+            if (t > 0) { /* tile t - 1's copies landed: it is full */
+                cp_wait<1>();
+                fence_async_smem();
+                mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+            }
+            if (++st == NS) st = 0, ph ^= 1;
+            kw.next(p.it);
+        }
+        cp_wait<0>();
+        if (ntiles > 0) {
+            fence_async_smem();
+            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+        }
+        return;
+    }
+
+    /* consumers: warpgroup wgi owns rows 64 wgi .. 64 wgi + 63 */
+    reg_alloc<232>();
+    /* wgi by a shuffle: warp-uniform to ptxas (dq_kernel's v16) */
+    const int lane = tid & 31, warp = tid >> 5, wgi = __shfl_sync(0xffffffffu, warp >> 2, 0);
+    const float *lb = head_base<float>(p.lse, w.b, w.h);
+    /* this lane's rows warp * 16 + lane / 4 + 8 rr: lse (base 2) and delta */
+    int u[1][2][3];
+    bool rvalid[1][2];
+    float lse2[2], dlt[2];
+    lane_rows<1>(p, w, warp, lane, u, rvalid);
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        lse2[rr] = rvalid[0][rr] ? lb[token_off(p, p.lse, w.g, u[0][rr])] * LOG2E : 0.f;
+        dlt[rr] = rvalid[0][rr] ? p.delta[delta_index(p, w.b, w.h, w.g, u[0][rr])] : 0.f;
+    }
+    const uint64_t dQ0 = sdesc(aQ + wgi * 64 * 128, 16, 1024), dG0 = sdesc(aG + wgi * 64 * 128, 16, 1024);
+    const uint64_t dK0 = sdesc(aK, 16, 1024), dV0 = sdesc(aV, 16, 1024);
+    const uint64_t dKn = sdesc(aK, KT / 2, 1024); /* B MN-major */
+
+    float dq[64], s[BN / 2], dp[BN / 2];
+#pragma unroll
+    for (int j = 0; j < 64; j++) dq[j] = 0.f;
+#pragma unroll
+    for (int j = 0; j < BN / 2; j++) s[j] = dp[j] = 0.f;
+    const float sl2 = p.scale * LOG2E;
+
+    cp_wait<0>(); /* Q and dO: every consumer's copies landed, then seen by all */
+    fence_async_smem();
+    named_sync(1, NCT);
+
+    int st = 0;
+    uint32_t ph = 0;
+    for (int t = 0; t < ntiles; t++) {
+        int org[3]; /* tile t's origin */
+#pragma unroll
+        for (int i = 0; i < 3; i++) org[i] = kw.org[i];
+        kw.next(p.it);
+        mbar_wait(bar0 + 8 * st, ph);
+
+        /* S = Q K^T, dP = dO V^T; OVL: P while dP is computed */
+        tile_products<T, BN, QT, KT, OVL>(s, dp, dQ0, sdesc_add(dK0, st * KT), dG0, sdesc_add(dV0, st * KT));
+        /* the keys in the row's window as bits (tiles inside every owned
+         * row's window: all real keys), as dq_kernel */
+        bool full = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) full = full && org[i] >= ia[i] && org[i] + p.it[i] <= ib[i];
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            uint64_t bits;
+            if (full) {
+                bits = bit_range(0, p.itprod);
+            } else {
+                const int r = warp * 16 + rr * 8 + (lane >> 2);
+                const int4 x = *reinterpret_cast<const int4 *>(sWin + 8 * r);
+                const int4 y = *reinterpret_cast<const int4 *>(sWin + 8 * r + 4);
+                const int a[3] = {x.x, x.y, x.z}, b[3] = {y.x, y.y, y.z};
+                bits = window_bits(p, org, a, b);
+            }
+            dq_p<T, BN>(s, bits >> 2 * (lane & 3), rr, sl2, lse2[rr]);
+        }
+        if (OVL) {
+            pin(s); /* the exponentials before the wait, not sunk past it */
+            wg_wait<0>();
+            pin(dp);
+        }
+        dq_ds<BN>(s, dp, dlt);
+        uint32_t da[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) acc_to_a<T>(da[kk], &s[8 * kk], &s[8 * kk + 4]);
+
+        /* dQ += dS K: k-step kk = keys 16kk.., B = the K tile, MN-major */
+        pin(dq);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            mma_rs_n128<T>(dq, da[kk], sdesc_add(dKn, st * KT + kk * 2048));
+        wg_commit();
+        wg_wait<0>();
+        pin(dq);
+        mbar_arrive(bar0 + 8 * (NS + st)); /* this thread is done with the stage */
+        if (++st == NS) st = 0, ph ^= 1;
+    }
+
+    T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (!rvalid[0][rr]) continue;
+        T *row = db + token_off(p, p.dq, w.g, u[0][rr]);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(row + col) =
+                Mma<T>::pack(dq[4 * j + 2 * rr] * p.scale, dq[4 * j + 2 * rr + 1] * p.scale);
+        }
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
 /* ---- host side ------------------------------------------------------------ */
 
 /*
@@ -1217,23 +1433,37 @@ cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
 
 /*
  * The backward with the warp-specialised dK/dV (v26): dkv_ws_kernel over
- * plan_dkv_sk's boxes (BQ-query tiles, an NS-stage ring); delta and dQ as
- * backward_sk.  Same parts.
+ * plan_dkv_sk's boxes (BQ-query tiles, an NS-stage ring; OVL); delta as
+ * backward_sk, dQ as backward_sk (QBN 0) or by dq_ws_kernel (QBN-key tiles,
+ * a QNS-stage ring; QOVL).  Same parts.
  */
-template <typename T, int BQ, int NS>
+template <typename T, int BQ, int NS, bool OVL = false, int QBN = 0, int QNS = 3, bool QOVL = false>
 cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
 {
     int ext[3];
     group_ext(p, ext);
     const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
-    cudaError_t e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 3);
+    cudaError_t e;
+    if constexpr (QBN == 0) { /* delta and dQ as backward_sk */
+        e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 3);
+    } else { /* delta as backward_v, dQ by dq_ws_kernel over 128-query boxes, QBN-key tiles */
+        e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 1);
+        if (e == cudaSuccess && (parts & 2)) {
+            static unsigned long long done_dq;
+            Params q = p;
+            choose_box(128, ext, q.own);
+            plan_iter(q, QBN, ext, fwd_mask_weight());
+            e = launch(dq_ws_kernel<T, QBN, QNS, QOVL>, &done_dq, plan_grid(q, q.H), 384,
+                       dq_ws_smem_bytes<QBN, QNS>(), st, q);
+        }
+    }
     if (e != cudaSuccess) return e;
     static unsigned long long done_dkv;
     if (!(parts & 4)) return cudaSuccess;
     Params k = p;
     plan_dkv_sk(k, ext, BQ);
-    return launch(dkv_ws_kernel<T, BQ, NS>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st,
+    return launch(dkv_ws_kernel<T, BQ, NS, OVL>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st,
                   k);
 }
 
