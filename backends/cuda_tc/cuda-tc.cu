@@ -250,10 +250,11 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             split in parts over the idle SMs and merged by a second kernel
  *             (tc_forward_d128_sm90a's which 4; NOTES.md v12); the rest as
  *             under N_CFG + 1.
- *  N_CFG + 10: the Hopper backward of N_CFG + 7 with the warp-specialised
- *             dK/dV kernel (a producer warpgroup and a 3-stage ring;
- *             tc_backward_d128_sm90a's which 5; NOTES.md v26); as N_CFG + 2
- *             otherwise.
+ *  N_CFG + 10, N_CFG + 11: the warp-specialised Hopper backward (a
+ *             producer warpgroup and a 3-stage ring in both kernels; dK/dV
+ *             over N_CFG + 7's boxes, dQ over 128- or 192-query boxes:
+ *             tc_backward_d128_sm90a's which 5 and 6; NOTES.md v26); as
+ *             N_CFG + 2 otherwise.
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -267,7 +268,8 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WGBSK_VARIANT (TC_WS_VARIANT + 3) /* ... of the first SK Hopper backward (tc_backward_d128_sm90a's 2) */
 #define TC_WGBSK_COUNT 2
 #define TC_WSKS_VARIANT (TC_WGBSK_VARIANT + TC_WGBSK_COUNT) /* ... of the split forward (v12) */
-#define TC_WGBWS_VARIANT (TC_WSKS_VARIANT + 1) /* ... of the warp-specialised dK/dV backward (which 5, v26) */
+#define TC_WGBWS_VARIANT (TC_WSKS_VARIANT + 1) /* ... of the first warp-specialised backward (which 5, v26) */
+#define TC_WGBWS_COUNT 2
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
@@ -310,7 +312,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
  * out of the defaults (it stays configurations 11 and 12).  Which variant:
  * wgb_default(). */
 #define TC_WGMMA_BWD_DEFAULT 1
-#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3 + TC_WGBSK_COUNT + 1 + 1)
+#define TC_N_CONFIGS (1 + tc::N_CFG + 1 + TC_WGB_COUNT + 3 + TC_WGBSK_COUNT + 1 + TC_WGBWS_COUNT)
 static const char *const config_names[TC_N_CONFIGS] = {
     "default",        tc::cfg_names[0], tc::cfg_names[1], tc::cfg_names[2], tc::cfg_names[3],
     tc::cfg_names[4], tc::cfg_names[5], tc::cfg_names[6], tc::cfg_names[7], tc::cfg_names[8],
@@ -324,7 +326,8 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "wgb-k128q64b1sk-q128n32b2-sm90a", /* dK/dV: 128-key boxes, warpgroups skipping (SK), 64-query tiles */
     "wgb-k128q32b1sk-q128n32b2-sm90a", /* the same, 32-query tiles */
     "ws-p1c3x64-n64-sk-split-sm90a",   /* 15's kernel, the last round's boxes split over idle SMs */
-    "wgb-k128q64ws3-q128n32b2-sm90a",  /* 16 with a producer warpgroup and a 3-stage ring in dK/dV */
+    /* a producer warpgroup and a 3-stage ring in dK/dV (16's boxes) and dQ (128 or 192 queries) */
+    "wgb-k128q64ws3-q128n64ws3-sm90a", "wgb-k128q64ws3-q192n64ws3-sm90a",
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -493,12 +496,20 @@ out:
  * and its host plan (plan_dkv_sk, ~1 ms) would dominate small problems.
  * v17: variant 1 runs its kernels with PIPE (tc-bwd128-sm90a.cu; 3-D 213.0 /
  * 214.1 against 232.7 / 233.0 ms); variant 2 keeps its own (the 2-D target
- * measured no change with PIPE in its dQ kernel). */
+ * measured no change with PIPE in its dQ kernel).
+ * v26 (TC_WGBWS_DEFAULT): the warp-specialised backward, variant 6
+ * (configuration 20; 5 is configuration 19), for ranks 2 and 3 from
+ * TC_WSK_MIN_ROWS query rows up: on the H200 (NOTES.md v26, session 22) 2-D
+ * 44.2-44.5 ms with 19's kernels against variant 2's 54.7, 3-D 174.5 against
+ * variant 1's 198.0 (the host plans, plan_dkv_sk and for 20 plan_ws_sk,
+ * would dominate small problems); rank 1 unmeasured: variant 0 stays. */
 #define TC_WGBSK_DEFAULT 1
+#define TC_WGBWS_DEFAULT 6
 #ifdef HAVE_CUDA_TC_SM90A
 static int wgb_default(const natten_problem *p)
 {
     if (p->rank == 1) return 0;
+    if (TC_WGBWS_DEFAULT && p->batch * p->heads * p->tokens >= TC_WSK_MIN_ROWS) return TC_WGBWS_DEFAULT;
     if (TC_WGBSK_DEFAULT && p->rank == 2 && p->batch * p->heads * p->tokens >= TC_WSK_MIN_ROWS) return 2;
     return 1;
 }
@@ -550,8 +561,9 @@ static natten_status run(const natten_problem *p, const natten_exec *x)
     int wgb = variant >= TC_WGB_VARIANT && variant < TC_WGB_VARIANT + TC_WGB_COUNT ? variant - TC_WGB_VARIANT
               : variant >= TC_WGBSK_VARIANT && variant < TC_WGBSK_VARIANT + TC_WGBSK_COUNT
                   ? TC_WGB_COUNT + variant - TC_WGBSK_VARIANT
-              : variant == TC_WGBWS_VARIANT ? 5
-                                            : -1;
+              : variant >= TC_WGBWS_VARIANT && variant < TC_WGBWS_VARIANT + TC_WGBWS_COUNT
+                  ? 5 + variant - TC_WGBWS_VARIANT
+                  : -1;
     if (wgb >= 0 && !backward) variant = wgb = -1; /* the forward runs its default under it */
     const int wg_fwd = variant == TC_WGMMA_VARIANT || variant == TC_WS_VARIANT || variant == TC_WSK_VARIANT ||
                        variant == TC_WSK3_VARIANT || variant == TC_WSKS_VARIANT; /* a Hopper forward chosen */

@@ -33,31 +33,16 @@
  *           58.9 ms; PIPE in SK's dK/dV makes ptxas serialise its wgmma);
  *  4:       variant 1 as v16 left it (no PIPE), for measurements only
  *           (cuda-tc.cu: NATTEN_CUDA_TC_BWD_PIPE=0);
- *  5 (v26, configuration 19): variant 2 with the warp-specialised dK/dV
- *           kernel (a producer warpgroup filling a 3-stage ring of 64-query
- *           tiles, two consumer warpgroups; dkv_ws_kernel).
+ *  5, 6 (v26, configurations 19 and 20): warp-specialised kernels, a
+ *           producer warpgroup filling a 3-stage ring for consumer warpgroups
+ *           that never meet at a block-wide barrier: dK/dV over variant 2's
+ *           boxes (dkv_ws_kernel, 64-query tiles, two consumers skipping as
+ *           SK's), dQ over 128- (5) or 192-query (6) boxes with 64-key tiles
+ *           (dq_ws_kernel, two or three consumers).  Measured variants (build
+ *           flags in session 22, NOTES.md v26): a 4-stage ring (within
+ *           0.2 ms on the 2-D target), the OVL overlaps (no faster), 32-key
+ *           dQ tiles (slower).
  */
-/* the ring's stages of variant 5 and its overlap (build flags for
- * measurements) */
-#ifndef TC_DKV_WS_NS
-#define TC_DKV_WS_NS 3
-#endif
-#ifndef TC_DKV_WS_OVL
-#define TC_DKV_WS_OVL 0
-#endif
-/* its dQ: 0 backward_sk's kernel, else dq_ws_kernel with tiles of that many
- * keys, a ring of TC_DQ_WS_NS stages, and overlap TC_DQ_WS_OVL */
-#ifndef TC_DQ_WS_BN
-#define TC_DQ_WS_BN 0
-#endif
-#ifndef TC_DQ_WS_NS
-#define TC_DQ_WS_NS 3
-#endif
-#ifndef TC_DQ_WS_OVL
-#define TC_DQ_WS_OVL 0
-#endif
-#define TC_WS_ARGS T, 64, TC_DKV_WS_NS, TC_DKV_WS_OVL, TC_DQ_WS_BN, TC_DQ_WS_NS, TC_DQ_WS_OVL
-
 template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
 {
     return which == 0   ? tc::wg::backward_v<T, 2, 64, 1, 1, 64, 2, false>(p, st)
@@ -65,12 +50,13 @@ template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t
            : which == 2 ? tc::wg::backward_sk<T, 64>(p, st)
            : which == 3 ? tc::wg::backward_sk<T, 32>(p, st)
            : which == 4 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
-                        : tc::wg::backward_ws<TC_WS_ARGS>(p, st);
+           : which == 5 ? tc::wg::backward_ws<T, 64, 3, false, 64, 3, false, 2>(p, st)
+                        : tc::wg::backward_ws<T, 64, 3, false, 64, 3, false, 3>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
-    if (which < 0 || which > 5 || p.delta == nullptr) return cudaErrorInvalidValue;
+    if (which < 0 || which > 6 || p.delta == nullptr) return cudaErrorInvalidValue;
     return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
 }
 
@@ -90,10 +76,9 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
-    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, TC_DKV_WS_NS, TC_DKV_WS_OVL>);
-#if TC_DQ_WS_BN
-    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, TC_DQ_WS_BN, TC_DQ_WS_NS, TC_DQ_WS_OVL>);
-#endif
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, 3, false>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, false, 2>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, false, 3>);
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);
     return e;
 }

@@ -1067,9 +1067,10 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 
 /*
  * v26: the warp-specialised dQ kernel (dkv_ws_kernel's structure on
- * dq_kernel's products).  One block of three warpgroups per SM: warpgroups 0
- * and 1 own 64 queries each of a 128-query box (their Q and dO rows, the
- * rows' windows, lse and delta staged once), warpgroup 2 is the producer: it
+ * dq_kernel's products).  One block of NC + 1 warpgroups per SM: warpgroups
+ * 0 .. NC - 1 own 64 queries each of a 64 NC-query box (their Q and dO rows,
+ * the rows' windows, lse and delta staged once), warpgroup NC is the
+ * producer: it
  * gathers the K, V tiles (BN keys) of the box's key range into an NS-stage
  * ring and arrives on a stage's "full" mbarrier once its copies have landed
  * and are fenced (PF); every consumer thread arrives on the stage's "empty"
@@ -1077,16 +1078,17 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
  * epilogue are dq_kernel's (OVL: P computed while dP's products run): the
  * same bits.
  */
-template <int BN, int NS> constexpr size_t dq_ws_smem_bytes()
+template <int BN, int NS, int NC> constexpr size_t dq_ws_smem_bytes()
 {
-    return 1024 + 2 * tile_bytes<128>() + NS * 2 * tile_bytes<BN>() + 128 * 8 * sizeof(int) + 2 * NS * 8;
+    return 1024 + 2 * tile_bytes<64 * NC>() + NS * 2 * tile_bytes<BN>() + 64 * NC * 8 * sizeof(int) + 2 * NS * 8;
 }
 
-template <typename T, int BN, int NS, bool OVL>
-__global__ void __launch_bounds__(384, 1) dq_ws_kernel(const Params p)
+template <typename T, int BN, int NS, bool OVL, int NC = 2>
+__global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
-    constexpr int RQ = 128, NCT = 256, NPT = 128, QT = tile_bytes<RQ>(), KT = tile_bytes<BN>();
+    constexpr int RQ = 64 * NC, NCT = 128 * NC, NPT = 128, QT = tile_bytes<RQ>(), KT = tile_bytes<BN>();
+    static_assert(NC == 2 || NC == 3, "two or three consumer warpgroups");
     static_assert(BN == 32 || BN == 64, "key tiles of 32 or 64 rows (64-bit masks)");
     static_assert(NS >= 2, "a ring of two stages or more");
     extern __shared__ __align__(1024) char smem_raw[];
@@ -1134,7 +1136,8 @@ __global__ void __launch_bounds__(384, 1) dq_ws_kernel(const Params p)
 
     if (tid >= NCT) {
         /* producer warpgroup: NPT / BN threads per key row */
-        reg_dealloc<40>();
+        if (NC == 2) reg_dealloc<40>();
+        else reg_dealloc<32>();
         const T *kb = head_base<T>(p.k, w.b, hk);
         const T *vb = head_base<T>(p.v, w.b, hk);
         RowSlot ks;
@@ -1164,8 +1167,10 @@ __global__ void __launch_bounds__(384, 1) dq_ws_kernel(const Params p)
         return;
     }
 
-    /* consumers: warpgroup wgi owns rows 64 wgi .. 64 wgi + 63 */
-    reg_alloc<232>();
+    /* consumers: warpgroup wgi owns rows 64 wgi .. 64 wgi + 63 (128 x 40 +
+     * 256 x 232 or 128 x 32 + 384 x 160 of the SM's 65536 registers) */
+    if (NC == 2) reg_alloc<232>();
+    else reg_alloc<160>();
     /* wgi by a shuffle: warp-uniform to ptxas (dq_kernel's v16) */
     const int lane = tid & 31, warp = tid >> 5, wgi = __shfl_sync(0xffffffffu, warp >> 2, 0);
     const float *lb = head_base<float>(p.lse, w.b, w.h);
@@ -1435,9 +1440,9 @@ cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
  * The backward with the warp-specialised dK/dV (v26): dkv_ws_kernel over
  * plan_dkv_sk's boxes (BQ-query tiles, an NS-stage ring; OVL); delta as
  * backward_sk, dQ as backward_sk (QBN 0) or by dq_ws_kernel (QBN-key tiles,
- * a QNS-stage ring; QOVL).  Same parts.
+ * a QNS-stage ring; QOVL; QNC consumer warpgroups).  Same parts.
  */
-template <typename T, int BQ, int NS, bool OVL = false, int QBN = 0, int QNS = 3, bool QOVL = false>
+template <typename T, int BQ, int NS, bool OVL = false, int QBN = 0, int QNS = 3, bool QOVL = false, int QNC = 2>
 cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
 {
     int ext[3];
@@ -1452,10 +1457,14 @@ cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
         if (e == cudaSuccess && (parts & 2)) {
             static unsigned long long done_dq;
             Params q = p;
-            choose_box(128, ext, q.own);
-            plan_iter(q, QBN, ext, fwd_mask_weight());
-            e = launch(dq_ws_kernel<T, QBN, QNS, QOVL>, &done_dq, plan_grid(q, q.H), 384,
-                       dq_ws_smem_bytes<QBN, QNS>(), st, q);
+            if (QNC == 2) {
+                choose_box(128, ext, q.own);
+                plan_iter(q, QBN, ext, fwd_mask_weight());
+            } else { /* 192-query boxes: the forward's NC 3 plan (v10) */
+                plan_ws_sk(q, ext, fwd_mask_weight(), 3, QBN);
+            }
+            e = launch(dq_ws_kernel<T, QBN, QNS, QOVL, QNC>, &done_dq, plan_grid(q, q.H), 128 * (QNC + 1),
+                       dq_ws_smem_bytes<QBN, QNS, QNC>(), st, q);
         }
     }
     if (e != cudaSuccess) return e;
