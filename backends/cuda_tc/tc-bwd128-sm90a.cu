@@ -50,8 +50,8 @@ template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t
            : which == 2 ? tc::wg::backward_sk<T, 64>(p, st)
            : which == 3 ? tc::wg::backward_sk<T, 32>(p, st)
            : which == 4 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
-           : which == 5 ? tc::wg::backward_ws<T, 64, 3, false, 64, 3, false, 2>(p, st)
-                        : tc::wg::backward_ws<T, 64, 3, false, 64, 3, false, 3>(p, st);
+           : which == 5 ? tc::wg::backward_ws<T, 2>(p, st)
+                        : tc::wg::backward_ws<T, 3>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
@@ -76,9 +76,9 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dq_kernel<T, 2, 32, 2, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
-    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, 3, false>);
-    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, false, 2>);
-    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, false, 3>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, 3>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, 2>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, 3>);
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);
     return e;
 }

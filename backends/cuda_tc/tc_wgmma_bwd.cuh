@@ -557,15 +557,16 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
  * stages each query tile (Q, dO, lse, delta, and the window masks it
  * computes) into an NS-stage ring, waits for its own copies one tile later,
  * fences them for the async proxy and arrives on the stage's "full" mbarrier
- * (fwd_ws_kernel's PF); the consumers wait on it and release the stage on its
- * "empty" mbarrier (every consumer thread, after its warpgroup's products
- * have completed).  No __syncthreads in the loop: the
- * two consumer warpgroups run apart (one's softmax beside the other's
- * products) and staging leaves their path.  setmaxnreg moves registers from
- * the producer (48; ptxas -v: 52 bytes of its loop spilled) to the consumers
- * (224; at 216 ptxas serialises their wgmma, C7512).  The products, their order and
- * the epilogue are dkv_kernel's (SK, PIPE 0): the same bits.  OVL (as
- * dkv_kernel's): P^T computed while dP^T's products run, dS^T while dV's.
+ * (fwd_ws_kernel's PF).  The consumers wait on it and release the stage on
+ * its "empty" mbarrier, every consumer thread after its warpgroup's products
+ * (one arrival a warp after __syncwarp orders the same, but racecheck does
+ * not follow it and reports the lanes' loads of lse, delta and the masks).
+ * No block-wide barrier in the loop: the consumers drift apart, and staging
+ * is out of their path.  setmaxnreg moves registers from the producer (48;
+ * ptxas -v: 52 bytes of its loop spilled) to the consumers (224; at 216
+ * ptxas serialises their wgmma, C7512).  The products, their order and the
+ * epilogue are dkv_kernel's (SK, PIPE 0): the same bits.  (Measured and not
+ * kept, NOTES.md v26: a 4-stage ring, dkv_kernel's OVL overlaps.)
  */
 template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
 {
@@ -573,7 +574,7 @@ template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
            NS * (2 * tile_bytes<BQ>() + 2 * BQ * sizeof(float) + 2 * BQ * sizeof(uint64_t)) + 2 * NS * 8;
 }
 
-template <typename T, int BQ, int NS, bool OVL = false>
+template <typename T, int BQ, int NS>
 __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -731,34 +732,23 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
         qw.next(p.it);
         mbar_wait(bar0 + 8 * st, ph);
         if (meet) {
-            /* S^T = K Q^T, dP^T = V dO^T; OVL: P^T while dP^T runs */
-            tile_products<T, BQ, KT, QT, OVL>(s, dp, dK0, sdesc_add(dQ0, st * QT), dV0, sdesc_add(dG0, st * QT));
+            /* S^T = K Q^T, dP^T = V dO^T */
+            tile_products<T, BQ, KT, QT, false>(s, dp, dK0, sdesc_add(dQ0, st * QT), dV0, sdesc_add(dG0, st * QT));
             dkv_p<T, BQ>(s, sL + st * BQ, sM + (st * 2 + wgi) * BQ, krow, lane, sl2);
             uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(pa[kk], &s[8 * kk], &s[8 * kk + 4]);
             /* dS^T = P^T (dP^T - delta), the A operand of dK += dS^T Q */
-            auto make_ds = [&]() {
-                dkv_ds<BQ>(dp, s, sD + st * BQ, lane);
+            dkv_ds<BQ>(dp, s, sD + st * BQ, lane);
 #pragma unroll
-                for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
-            };
-            if (!OVL) make_ds();
-            /* dV += P^T dO, dK += dS^T Q (B MN-major, as dkv_kernel); OVL:
-             * dS^T while dV's products run */
+            for (int kk = 0; kk < BQ / 16; kk++) acc_to_a<T>(da[kk], &dp[8 * kk], &dp[8 * kk + 4]);
+            /* dV += P^T dO, dK += dS^T Q (B MN-major, as dkv_kernel) */
             pin(dv);
             pin(dk);
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++)
                 mma_rs_n128<T>(dv, pa[kk], sdesc_add(dGn, st * QT + kk * 2048));
-            if (OVL) {
-                wg_commit();
-                wg_wait<1>(); /* dP^T done, dV in flight */
-                pin(dp);
-                make_ds();
-                wg_fence(); /* da written since the last fence */
-            }
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++)
                 mma_rs_n128<T>(dk, da[kk], sdesc_add(dQn, st * QT + kk * 2048));
@@ -1068,22 +1058,22 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
 /*
  * v26: the warp-specialised dQ kernel (dkv_ws_kernel's structure on
  * dq_kernel's products).  One block of NC + 1 warpgroups per SM: warpgroups
- * 0 .. NC - 1 own 64 queries each of a 64 NC-query box (their Q and dO rows,
- * the rows' windows, lse and delta staged once), warpgroup NC is the
- * producer: it
- * gathers the K, V tiles (BN keys) of the box's key range into an NS-stage
- * ring and arrives on a stage's "full" mbarrier once its copies have landed
- * and are fenced (PF); every consumer thread arrives on the stage's "empty"
- * mbarrier after its warpgroup's products.  The products, their order and the
- * epilogue are dq_kernel's (OVL: P computed while dP's products run): the
- * same bits.
+ * 0 .. NC - 1 own 64 queries each of a box of 64 NC queries (their Q and dO
+ * rows, the rows' windows, lse and delta staged once), warpgroup NC is the
+ * producer: it gathers the K, V tiles (BN keys) of the box's key range into
+ * an NS-stage ring and arrives on a stage's "full" mbarrier once its copies
+ * have landed and are fenced (PF); every consumer thread arrives on the
+ * stage's "empty" mbarrier after its warpgroup's products.  The products,
+ * their order and the epilogue are dq_kernel's (without OVL): the same bits.
+ * (Measured and not kept, NOTES.md v26: dq_kernel's OVL overlap, 32-key
+ * tiles.)
  */
 template <int BN, int NS, int NC> constexpr size_t dq_ws_smem_bytes()
 {
     return 1024 + 2 * tile_bytes<64 * NC>() + NS * 2 * tile_bytes<BN>() + 64 * NC * 8 * sizeof(int) + 2 * NS * 8;
 }
 
-template <typename T, int BN, int NS, bool OVL, int NC = 2>
+template <typename T, int BN, int NS, int NC>
 __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -1208,8 +1198,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p
         kw.next(p.it);
         mbar_wait(bar0 + 8 * st, ph);
 
-        /* S = Q K^T, dP = dO V^T; OVL: P while dP is computed */
-        tile_products<T, BN, QT, KT, OVL>(s, dp, dQ0, sdesc_add(dK0, st * KT), dG0, sdesc_add(dV0, st * KT));
+        /* S = Q K^T, dP = dO V^T */
+        tile_products<T, BN, QT, KT, false>(s, dp, dQ0, sdesc_add(dK0, st * KT), dG0, sdesc_add(dV0, st * KT));
         /* the keys in the row's window as bits (tiles inside every owned
          * row's window: all real keys), as dq_kernel */
         bool full = true;
@@ -1228,11 +1218,6 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p
                 bits = window_bits(p, org, a, b);
             }
             dq_p<T, BN>(s, bits >> 2 * (lane & 3), rr, sl2, lse2[rr]);
-        }
-        if (OVL) {
-            pin(s); /* the exponentials before the wait, not sunk past it */
-            wg_wait<0>();
-            pin(dp);
         }
         dq_ds<BN>(s, dp, dlt);
         uint32_t da[BN / 16][4];
@@ -1437,43 +1422,41 @@ cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
 }
 
 /*
- * The backward with the warp-specialised dK/dV (v26): dkv_ws_kernel over
- * plan_dkv_sk's boxes (BQ-query tiles, an NS-stage ring; OVL); delta as
- * backward_sk, dQ as backward_sk (QBN 0) or by dq_ws_kernel (QBN-key tiles,
- * a QNS-stage ring; QOVL; QNC consumer warpgroups).  Same parts.
+ * The warp-specialised backward (v26): delta as backward_v; dQ by
+ * dq_ws_kernel over boxes of 64 QNC queries (QNC 2: choose_box's 128-query
+ * boxes; 3: the forward's NC 3 plan, plan_ws_sk) and 64-key tiles; dK/dV by
+ * dkv_ws_kernel over plan_dkv_sk's boxes and 64-query tiles; both with a
+ * 3-stage ring.  Same parts as backward_v.
  */
-template <typename T, int BQ, int NS, bool OVL = false, int QBN = 0, int QNS = 3, bool QOVL = false, int QNC = 2>
+template <typename T, int QNC>
 cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
 {
+    static_assert(QNC == 2 || QNC == 3, "two or three dQ consumer warpgroups");
+    constexpr int NS = 3, BN = 64, BQ = 64;
     int ext[3];
     group_ext(p, ext);
     const int64_t rows = (int64_t)p.B * p.H * p.L[0] * p.L[1] * p.L[2];
     if (rows == 0) return cudaSuccess;
-    cudaError_t e;
-    if constexpr (QBN == 0) { /* delta and dQ as backward_sk */
-        e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 3);
-    } else { /* delta as backward_v, dQ by dq_ws_kernel over 128-query boxes, QBN-key tiles */
-        e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 1);
-        if (e == cudaSuccess && (parts & 2)) {
-            static unsigned long long done_dq;
-            Params q = p;
-            if (QNC == 2) {
-                choose_box(128, ext, q.own);
-                plan_iter(q, QBN, ext, fwd_mask_weight());
-            } else { /* 192-query boxes: the forward's NC 3 plan (v10) */
-                plan_ws_sk(q, ext, fwd_mask_weight(), 3, QBN);
-            }
-            e = launch(dq_ws_kernel<T, QBN, QNS, QOVL, QNC>, &done_dq, plan_grid(q, q.H), 128 * (QNC + 1),
-                       dq_ws_smem_bytes<QBN, QNS, QNC>(), st, q);
-        }
-    }
+    cudaError_t e = backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st, parts & 1);
     if (e != cudaSuccess) return e;
-    static unsigned long long done_dkv;
+    if (parts & 2) {
+        static unsigned long long done_dq;
+        Params q = p;
+        if (QNC == 2) {
+            choose_box(128, ext, q.own);
+            plan_iter(q, BN, ext, fwd_mask_weight());
+        } else {
+            plan_ws_sk(q, ext, fwd_mask_weight(), 3, BN);
+        }
+        e = launch(dq_ws_kernel<T, BN, NS, QNC>, &done_dq, plan_grid(q, q.H), 128 * (QNC + 1),
+                   dq_ws_smem_bytes<BN, NS, QNC>(), st, q);
+        if (e != cudaSuccess) return e;
+    }
     if (!(parts & 4)) return cudaSuccess;
+    static unsigned long long done_dkv;
     Params k = p;
     plan_dkv_sk(k, ext, BQ);
-    return launch(dkv_ws_kernel<T, BQ, NS, OVL>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st,
-                  k);
+    return launch(dkv_ws_kernel<T, BQ, NS>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st, k);
 }
 
 } /* namespace wg */

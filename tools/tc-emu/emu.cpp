@@ -16,10 +16,11 @@
 //
 //   python3 tools/tc-emu/gen.py . /tmp/tc-emu-gen.h &&
 //   g++ -std=c++20 -O1 -pthread -w -DTC_EMU_GEN=\"/tmp/tc-emu-gen.h\" \
-//       tools/tc-emu/emu.cpp -o /tmp/tc-emu && /tmp/tc-emu [PROBLEM]
+//       tools/tc-emu/emu.cpp -o /tmp/tc-emu && /tmp/tc-emu [PROBLEM ...]
 //
-// (GCC 12+ for _Float16 and <barrier>; about a minute for all problems on two
-// cores.)  What it cannot see: timing, memory ordering (cp.async copies at
+// (GCC 12+ for _Float16 and <barrier>; PROBLEM: indices into probs below, all
+// of them without; about six minutes for all problems on two cores, 18 and 24
+// nearly half of it.)  What it cannot see: timing, memory ordering (cp.async copies at
 // once), bank conflicts, bf16.
 // TC_EMU_NOTAB=1: the lean and head-group kernels compute their tiles (flgeo's
 // table switched off, as for problems with more than FL_TT tiles an axis).
@@ -649,9 +650,12 @@ int main(int argc, char **argv) {
         {2, 2, 2, 32, 32, {18, 20}, {5, 5}, {2, 1}, {1, 1}, {0, 0}, 0, 0},
         {2, 1, 1, 32, 32, {16, 24}, {4, 6}, {1, 1}, {1, 2}, {0, 0}, 0, 0},
     };
-    int only = argc > 1 ? atoi(argv[1]) : -1;
+    // arguments: the problems to run (indices); none: all
     for (size_t i = 0; i < probs.size(); i++) {
-        if (only >= 0 && (int)i != only)
+        bool listed = argc == 1;
+        for (int a = 1; a < argc; a++)
+            listed = listed || atoi(argv[a]) == (int)i;
+        if (!listed)
             continue;
         const Prob &P = probs[i];
         printf("problem %zu: rank %d B %d H %d D %d Dv %d L %dx%d K %dx%d d %dx%d s %dx%d c %d%d rpb %d %s\n", i,

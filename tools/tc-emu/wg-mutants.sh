@@ -30,5 +30,12 @@ mutant "dK/dV stage refilled under its products" 2d wgb1 's/if (meet) wg_wait<1>
 mutant "ring barrier count off by one" 2d ws1 's/mbar_init(bar0 + 8 \* s, WS_NTH - WS_NCT);/mbar_init(bar0 + 8 * s, WS_NTH - WS_NCT + 1);/'
 # dQ += dS K with the K tile's descriptor 8 keys on (one 8-row group)
 mutant "dQ's B operand 8 keys off" 2d wgb0 's/sdesc_add(dKn, stage \* KT + kk \* 2048)/sdesc_add(dKn, stage * KT + kk * 2048 + 1024)/'
+# the warp-specialised backward (v26): its producers arrive on "full" before
+# the previous tile's copies have landed
+mutant "ws backward: a stage full before its copies land" 2d wgb5 's/^\( *\)cp_wait<1>();$/\1cp_wait<2>();/'
+# ... its "empty" barriers released by half the consumer threads
+mutant "ws backward: a stage refilled under half its consumers" 2d wgb5 's/mbar_init(bar0 + 8 \* (NS + s), NCT);/mbar_init(bar0 + 8 * (NS + s), NCT \/ 2);/'
+# ... the dK/dV producer's window masks given to the other warpgroup
+mutant "ws backward: masks of the other warpgroup" 2d-causal wgb6 's/sM\[(st \* 2 + g) \* BQ + pt\]/sM[(st * 2 + (1 - g)) * BQ + pt]/'
 echo "wg-mutants: $caught caught, $missed missed"
 [ "$missed" -eq 0 ]

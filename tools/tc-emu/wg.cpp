@@ -924,8 +924,8 @@ template <typename T> static void run(const Prob &P, const char *only) {
         bwd("wgb1", [](Params &x) { return wg::backward_v<T, 1, 32, 2, 2, 32, 2, false, 2, true>(x, nullptr); });
         bwd("wgb2", [](Params &x) { return wg::backward_sk<T, 64>(x, nullptr); });
         bwd("wgb3", [](Params &x) { return wg::backward_sk<T, 32>(x, nullptr); });
-        bwd("wgb5", [](Params &x) { return wg::backward_ws<T, 64, 3, false, 64, 3, false, 2>(x, nullptr); });
-        bwd("wgb6", [](Params &x) { return wg::backward_ws<T, 64, 3, false, 64, 3, false, 3>(x, nullptr); });
+        bwd("wgb5", [](Params &x) { return wg::backward_ws<T, 2>(x, nullptr); });
+        bwd("wgb6", [](Params &x) { return wg::backward_ws<T, 3>(x, nullptr); });
     }
 }
 
