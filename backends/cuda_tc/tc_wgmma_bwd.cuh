@@ -229,6 +229,40 @@ __device__ __forceinline__ void dkv_ds(float (&dp)[BQ / 2], const float (&s)[BQ 
         }
 }
 
+/*
+ * The dK/dV kernels' epilogue: this lane's key rows krow + 8 rr of the
+ * warpgroup's sub-box (shape sub, at w.o + koff), dK scaled, dV as summed;
+ * rows past the group are not written (w.h is the KV head).
+ */
+template <typename T>
+__device__ __forceinline__ void store_dkdv(const Params &p, const Work &w, const int sub[3], const int koff[3],
+                                           int krow, int lane, const float (&dk)[64], const float (&dv)[64])
+{
+    T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + w.h * p.dk.s[4];
+    T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + w.h * p.dv.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        int c[3], u[3];
+        box_coords(krow + 8 * rr, sub, c);
+        bool valid = true;
+#pragma unroll
+        for (int i = 0; i < 3; i++) {
+            u[i] = w.o[i] + koff[i] + c[i];
+            valid = valid && u[i] < w.n[i];
+        }
+        if (!valid) continue;
+        T *rk = dkb + token_off(p, p.dk, w.g, u);
+        T *rv = dvb + token_off(p, p.dv, w.g, u);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(rk + col) =
+                Mma<T>::pack(dk[4 * j + 2 * rr] * p.scale, dk[4 * j + 2 * rr + 1] * p.scale);
+            *reinterpret_cast<uint32_t *>(rv + col) = Mma<T>::pack(dv[4 * j + 2 * rr], dv[4 * j + 2 * rr + 1]);
+        }
+    }
+}
+
 template <int KWG, int BQ> constexpr size_t dkv_smem_bytes()
 {
     return 1024 + 2 * tile_bytes<KWG * 64>() + 2 * 2 * tile_bytes<BQ>() + 2 * 2 * BQ * sizeof(float) +
@@ -519,29 +553,7 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
     }
     cp_wait<0>(); /* nothing may stay in flight (no tiles: keys in no window) */
 
-    T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + hk * p.dk.s[4];
-    T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + hk * p.dv.s[4];
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        int c[3], u[3];
-        box_coords(krow + 8 * rr, kp.it, c);
-        bool valid = true;
-#pragma unroll
-        for (int i = 0; i < 3; i++) {
-            u[i] = w.o[i] + koff[i] + c[i];
-            valid = valid && u[i] < w.n[i];
-        }
-        if (!valid) continue;
-        T *rk = dkb + token_off(p, p.dk, w.g, u);
-        T *rv = dvb + token_off(p, p.dv, w.g, u);
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            const int col = j * 8 + 2 * (lane & 3);
-            *reinterpret_cast<uint32_t *>(rk + col) =
-                Mma<T>::pack(dk[4 * j + 2 * rr] * p.scale, dk[4 * j + 2 * rr + 1] * p.scale);
-            *reinterpret_cast<uint32_t *>(rv + col) = Mma<T>::pack(dv[4 * j + 2 * rr], dv[4 * j + 2 * rr + 1]);
-        }
-    }
+    store_dkdv<T>(p, w, kp.it, koff, krow, lane, dk, dv);
 #else
     (void)p;
     __trap();
@@ -764,29 +776,7 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
         if (++st == NS) st = 0, ph ^= 1;
     }
 
-    T *dkb = reinterpret_cast<T *>(p.dk.data) + w.b * p.dk.s[0] + hk * p.dk.s[4];
-    T *dvb = reinterpret_cast<T *>(p.dv.data) + w.b * p.dv.s[0] + hk * p.dv.s[4];
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        int c[3], u[3];
-        box_coords(krow + 8 * rr, ksub, c);
-        bool valid = true;
-#pragma unroll
-        for (int i = 0; i < 3; i++) {
-            u[i] = w.o[i] + koff[i] + c[i];
-            valid = valid && u[i] < w.n[i];
-        }
-        if (!valid) continue;
-        T *rk = dkb + token_off(p, p.dk, w.g, u);
-        T *rv = dvb + token_off(p, p.dv, w.g, u);
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            const int col = j * 8 + 2 * (lane & 3);
-            *reinterpret_cast<uint32_t *>(rk + col) =
-                Mma<T>::pack(dk[4 * j + 2 * rr] * p.scale, dk[4 * j + 2 * rr + 1] * p.scale);
-            *reinterpret_cast<uint32_t *>(rv + col) = Mma<T>::pack(dv[4 * j + 2 * rr], dv[4 * j + 2 * rr + 1]);
-        }
-    }
+    store_dkdv<T>(p, w, ksub, koff, krow, lane, dk, dv);
 #else
     (void)p;
     __trap();
@@ -826,6 +816,25 @@ __device__ __forceinline__ void dq_ds(float (&s)[BN / 2], const float (&dp)[BN /
                 const int i = 4 * j + 2 * rr + e;
                 s[i] *= dp[i] - dlt[rr];
             }
+}
+
+/* The dQ kernels' epilogue: this lane's rows (lane_rows'), dQ scaled. */
+template <typename T>
+__device__ __forceinline__ void store_dq(const Params &p, const Work &w, const int (&u)[1][2][3],
+                                         const bool (&rvalid)[1][2], int lane, const float (&dq)[64])
+{
+    T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (!rvalid[0][rr]) continue;
+        T *row = db + token_off(p, p.dq, w.g, u[0][rr]);
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int col = j * 8 + 2 * (lane & 3);
+            *reinterpret_cast<uint32_t *>(row + col) =
+                Mma<T>::pack(dq[4 * j + 2 * rr] * p.scale, dq[4 * j + 2 * rr + 1] * p.scale);
+        }
+    }
 }
 
 template <int QWG, int BN> constexpr size_t dq_smem_bytes()
@@ -1037,18 +1046,7 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
     }
     cp_wait<0>();
 
-    T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        if (!rvalid[0][rr]) continue;
-        T *row = db + token_off(p, p.dq, w.g, u[0][rr]);
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            const int col = j * 8 + 2 * (lane & 3);
-            *reinterpret_cast<uint32_t *>(row + col) =
-                Mma<T>::pack(dq[4 * j + 2 * rr] * p.scale, dq[4 * j + 2 * rr + 1] * p.scale);
-        }
-    }
+    store_dq<T>(p, w, u, rvalid, lane, dq);
 #else
     (void)p;
     __trap();
@@ -1237,18 +1235,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p
         if (++st == NS) st = 0, ph ^= 1;
     }
 
-    T *db = reinterpret_cast<T *>(p.dq.data) + w.b * p.dq.s[0] + w.h * p.dq.s[4];
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        if (!rvalid[0][rr]) continue;
-        T *row = db + token_off(p, p.dq, w.g, u[0][rr]);
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            const int col = j * 8 + 2 * (lane & 3);
-            *reinterpret_cast<uint32_t *>(row + col) =
-                Mma<T>::pack(dq[4 * j + 2 * rr] * p.scale, dq[4 * j + 2 * rr + 1] * p.scale);
-        }
-    }
+    store_dq<T>(p, w, u, rvalid, lane, dq);
 #else
     (void)p;
     __trap();
