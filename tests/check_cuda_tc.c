@@ -60,7 +60,7 @@ static const ref_problem cases[] = {
 };
 
 /* The backward of head dim 128 on the Hopper kernels, where the default
- * path and configurations 11, 12, 16, 17, 19 and 20 run it: more edge cases of its
+ * path and configurations 11, 12, 16, 17 and 19 to 21 run it: more edge cases of its
  * tiling (128-key dK/dV boxes split in two, warpgroups skipping tiles, 32-row
  * tiles, 128-query dQ boxes). */
 static const ref_problem wg_cases[] = {
@@ -102,12 +102,14 @@ static const ref_problem wg_cases[] = {
  * them, a backward of head dim other than 128 is refused.  16 and 17 (v11):
  * 128-key dK/dV boxes whose warpgroups skip the query tiles outside their
  * keys' inverse windows; 19 and 20 (v26): warp-specialised dK/dV and dQ
- * kernels (128- and 192-query dQ boxes). */
-#define N_WGB 6
-static const int wgb_configs[N_WGB] = {11, 12, 16, 17, 19, 20};
+ * kernels (128- and 192-query dQ boxes); 21 (v27): 20 with the producers'
+ * arrivals made by cp.async. */
+#define N_WGB 7
+static const int wgb_configs[N_WGB] = {11, 12, 16, 17, 19, 20, 21};
 static const char *const wgb_names[N_WGB] = {"wgb-k128q64b1-q64n64b2-sm90a", "wgb-k64q32b2-q128n32b2-sm90a",
                                              "wgb-k128q64b1sk-q128n32b2-sm90a", "wgb-k128q32b1sk-q128n32b2-sm90a",
-                                             "wgb-k128q64ws3-q128n64ws3-sm90a", "wgb-k128q64ws3-q192n64ws3-sm90a"};
+                                             "wgb-k128q64ws3-q128n64ws3-sm90a", "wgb-k128q64ws3-q192n64ws3-sm90a",
+                                             "wgb-k128q64ws3af-q192n64ws3af-sm90a"};
 static int wgmma_refusal(const char *why)
 {
     return (strstr(why, "needs sm_90a, device") != NULL && strstr(why, "is sm_90") == NULL) ||
@@ -222,9 +224,9 @@ END_TEST
  * backward of another head dim is refused), 13 the warp-specialised Hopper
  * forward, 14 its tile-skipping form and 15 that with three consumer
  * warpgroups (as 10), 16 and 17 Hopper backwards whose dK/dV warpgroups skip
- * tiles (as 11 and 12), 18 the split forward (as 10), 19 and 20 the
+ * tiles (as 11 and 12), 18 the split forward (as 10), 19 to 21 the
  * warp-specialised Hopper backwards (as 11); refused on other devices. */
-#define N_CONFIGS 20
+#define N_CONFIGS 21
 
 static void set_config(int config)
 {
@@ -250,7 +252,7 @@ END_TEST
 
 /* The Hopper backward on its own edge cases (head dim 128): through the
  * default (_i 0: on an sm_90 device it runs there), then configurations 11,
- * 12, 16, 17, 19 and 20; both dtypes (each case one, in turn), both layouts. */
+ * 12, 16, 17 and 19 to 21; both dtypes (each case one, in turn), both layouts. */
 START_TEST(hopper_backward)
 {
     natten_context *ctx = forced();
@@ -576,8 +578,8 @@ START_TEST(falls_back)
 END_TEST
 
 /* The backward has no atomics: two runs give identical bits.  _i 0: the
- * default; 1..6: configurations 11, 12, 16, 17, 19 and 20 (the Hopper backward),
- * which may be refused on other devices.  _i 7 (v12): the split forward
+ * default; 1..7: configurations 11, 12, 16, 17 and 19 to 21 (the Hopper backward),
+ * which may be refused on other devices.  _i 8 (v12): the split forward
  * (configuration 18, every box in 3 parts: merged in a fixed order). */
 START_TEST(deterministic)
 {

@@ -255,6 +255,9 @@ static void params_of(const natten_problem *p, tc::Params &q)
  *             over N_CFG + 7's boxes, dQ over 128- or 192-query boxes:
  *             tc_backward_d128_sm90a's which 5 and 6; NOTES.md v26); as
  *             N_CFG + 2 otherwise.
+ *  N_CFG + 12: N_CFG + 11 with the producers' arrivals on a stage's
+ *             "full" barrier made by cp.async.mbarrier.arrive (AF; which 7;
+ *             NOTES.md v27).
  * The tuner times them all.  When the exec asks for the default,
  * NATTEN_CUDA_TC_CONFIG=<n> (1..TC_N_CONFIGS - 1) picks one instead: for
  * tests that run each configuration through the public API.
@@ -269,7 +272,7 @@ static void params_of(const natten_problem *p, tc::Params &q)
 #define TC_WGBSK_COUNT 2
 #define TC_WSKS_VARIANT (TC_WGBSK_VARIANT + TC_WGBSK_COUNT) /* ... of the split forward (v12) */
 #define TC_WGBWS_VARIANT (TC_WSKS_VARIANT + 1) /* ... of the first warp-specialised backward (which 5, v26) */
-#define TC_WGBWS_COUNT 2
+#define TC_WGBWS_COUNT 3
 /* Which Hopper forward the default runs (when TC_WGMMA_DEFAULT is 1): 0 the
  * two-blocks-per-SM kernel (configuration N_CFG + 1), 1 the warp-specialised
  * one (N_CFG + 4): harness variant t, faster than variant d on all three
@@ -328,6 +331,8 @@ static const char *const config_names[TC_N_CONFIGS] = {
     "ws-p1c3x64-n64-sk-split-sm90a",   /* 15's kernel, the last round's boxes split over idle SMs */
     /* a producer warpgroup and a 3-stage ring in dK/dV (16's boxes) and dQ (128 or 192 queries) */
     "wgb-k128q64ws3-q128n64ws3-sm90a", "wgb-k128q64ws3-q192n64ws3-sm90a",
+    /* 20 with the producers' arrivals on "full" made by cp.async (af) */
+    "wgb-k128q64ws3af-q192n64ws3af-sm90a",
 };
 static_assert(tc::N_CFG == 9, "config_names lists every kernel configuration");
 
@@ -502,9 +507,14 @@ out:
  * TC_WSK_MIN_ROWS query rows up: on the H200 (NOTES.md v26, session 22) 2-D
  * 44.2-44.5 ms with 19's kernels against variant 2's 54.7, 3-D 174.5 against
  * variant 1's 198.0 (the host plans, plan_dkv_sk and for 20 plan_ws_sk,
- * would dominate small problems); rank 1 unmeasured: variant 0 stays. */
+ * would dominate small problems); rank 1 unmeasured: variant 0 stays.
+ * v27: variant 7 (configuration 21: 20 with the producers' arrivals made by
+ * cp.async) in its place: on the H200 (NOTES.md v27, session 23 call 3, three
+ * alternating rounds) 2-D backward 43.57-43.82 against 43.90-44.21 ms, forward
+ * + backward 56.38-56.48 against 57.12-57.34 ms, bf16 45.29 against 45.79;
+ * 3-D 158.5 against 158.2 ms (one round each: equal within the noise). */
 #define TC_WGBSK_DEFAULT 1
-#define TC_WGBWS_DEFAULT 6
+#define TC_WGBWS_DEFAULT 7
 #ifdef HAVE_CUDA_TC_SM90A
 static int wgb_default(const natten_problem *p)
 {

@@ -42,6 +42,13 @@
  *           flags in session 22, NOTES.md v26): a 4-stage ring (within
  *           0.2 ms on the 2-D target), the OVL overlaps (no faster), 32-key
  *           dQ tiles (slower).
+ *  7 (v27, configuration 21): 6 with both producers arriving on a
+ *           stage's "full" barrier through cp.async.mbarrier.arrive (AF: no
+ *           wait for their own copies; the consumers fence), 0.3 ms faster
+ *           on the 2-D target's backward.  Measured and not kept (NOTES.md
+ *           v27): the dK/dV consumers taking turns at the tensor cores
+ *           (ping-pong), with a 3-stage ring (5 ms slower), a 4-stage one
+ *           (no faster), and with AF and 4 stages (no faster than AF).
  */
 template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t st, int which)
 {
@@ -51,12 +58,13 @@ template <typename T> static cudaError_t run_v(const tc::Params &p, cudaStream_t
            : which == 3 ? tc::wg::backward_sk<T, 32>(p, st)
            : which == 4 ? tc::wg::backward_v<T, 1, 32, 2, 2, 32, 2, false>(p, st)
            : which == 5 ? tc::wg::backward_ws<T, 2>(p, st)
-                        : tc::wg::backward_ws<T, 3>(p, st);
+           : which == 6 ? tc::wg::backward_ws<T, 3>(p, st)
+                        : tc::wg::backward_ws<T, 3, true>(p, st);
 }
 
 cudaError_t tc_backward_d128_sm90a(const tc::Params &p, cudaStream_t st, int bf16, int which)
 {
-    if (which < 0 || which > 6 || p.delta == nullptr) return cudaErrorInvalidValue;
+    if (which < 0 || which > 7 || p.delta == nullptr) return cudaErrorInvalidValue;
     return bf16 ? run_v<__nv_bfloat16>(p, st, which) : run_v<__half>(p, st, which);
 }
 
@@ -77,6 +85,8 @@ template <typename T> static cudaError_t probe_t(void)
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 64, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_kernel<T, 2, 32, 1, false, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, 3>);
+    if (e == cudaSuccess) e = loads(tc::wg::dkv_ws_kernel<T, 64, 3, true>);
+    if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, 3, true>);
     if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, 2>);
     if (e == cudaSuccess) e = loads(tc::wg::dq_ws_kernel<T, 64, 3, 3>);
     if (e == cudaSuccess) e = loads(tc::fna_delta_kernel<T, tc::wg::D>);

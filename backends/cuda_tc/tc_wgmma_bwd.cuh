@@ -579,6 +579,13 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
  * ptxas serialises their wgmma, C7512).  The products, their order and the
  * epilogue are dkv_kernel's (SK, PIPE 0): the same bits.  (Measured and not
  * kept, NOTES.md v26: a 4-stage ring, dkv_kernel's OVL overlaps.)
+ * AF (v27; the default's form, configuration 21): the producer does not wait
+ * for its own copies; each of its threads arrives twice on a stage's "full"
+ * barrier, by cp.async.mbarrier.arrive (made when its copies have landed)
+ * and by a plain arrive after its stores of the masks, and the consumers
+ * fence for the async proxy after their wait (fwd_ws_kernel's form without
+ * PF).  (Measured and not kept, NOTES.md v27: the consumers taking turns at
+ * the tensor cores, FA3's ping-pong.)
  */
 template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
 {
@@ -586,7 +593,7 @@ template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
            NS * (2 * tile_bytes<BQ>() + 2 * BQ * sizeof(float) + 2 * BQ * sizeof(uint64_t)) + 2 * NS * 8;
 }
 
-template <typename T, int BQ, int NS>
+template <typename T, int BQ, int NS, bool AF = false>
 __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -620,7 +627,7 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < NS; s++) {
-            mbar_init(bar0 + 8 * s, NPT);
+            mbar_init(bar0 + 8 * s, AF ? 2 * NPT : NPT);
             mbar_init(bar0 + 8 * (NS + s), NCT);
         }
     }
@@ -677,17 +684,26 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
                     sM[(st * 2 + g) * BQ + pt] = valid ? window_bits(kp, korg, a, b) : 0ull;
                 }
             }
-            cp_commit();
-            if (t > 0) { /* tile t - 1's copies landed: it is full */
-                cp_wait<1>();
-                fence_async_smem();
-                mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+            if (AF) {
+                /* AF (v27): two arrivals a thread on the stage's "full"
+                 * barrier, one by the hardware when this thread's copies
+                 * have landed, one now (a release of its plain stores of the
+                 * masks); the consumers fence for the async proxy */
+                mbar_arrive_cp_async(bar0 + 8 * st);
+                mbar_arrive(bar0 + 8 * st);
+            } else {
+                cp_commit();
+                if (t > 0) { /* tile t - 1's copies landed: it is full */
+                    cp_wait<1>();
+                    fence_async_smem();
+                    mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+                }
             }
             if (++st == NS) st = 0, ph ^= 1;
             if (qw.next(p.it)) hq++;
         }
         cp_wait<0>();
-        if (ntiles > 0) {
+        if (!AF && ntiles > 0) {
             fence_async_smem();
             mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
         }
@@ -743,6 +759,7 @@ __global__ void __launch_bounds__(384, 1) dkv_ws_kernel(const Params p)
         for (int i = 0; i < 3; i++) meet = meet && qw.org[i] < shi[i] && qw.org[i] + p.it[i] > slo[i];
         qw.next(p.it);
         mbar_wait(bar0 + 8 * st, ph);
+        if (AF) fence_async_smem();
         if (meet) {
             /* S^T = K Q^T, dP^T = V dO^T */
             tile_products<T, BQ, KT, QT, false>(s, dp, dK0, sdesc_add(dQ0, st * QT), dV0, sdesc_add(dG0, st * QT));
@@ -1064,14 +1081,16 @@ __global__ void __launch_bounds__(QWG * 128, MINB) dq_kernel(const Params p)
  * stage's "empty" mbarrier after its warpgroup's products.  The products,
  * their order and the epilogue are dq_kernel's (without OVL): the same bits.
  * (Measured and not kept, NOTES.md v26: dq_kernel's OVL overlap, 32-key
- * tiles.)
+ * tiles.)  AF (v27): the producer's arrivals made by cp.async.mbarrier.arrive
+ * when its copies land (no wait for them), the consumers fencing, as
+ * dkv_ws_kernel's AF.
  */
 template <int BN, int NS, int NC> constexpr size_t dq_ws_smem_bytes()
 {
     return 1024 + 2 * tile_bytes<64 * NC>() + NS * 2 * tile_bytes<BN>() + 64 * NC * 8 * sizeof(int) + 2 * NS * 8;
 }
 
-template <typename T, int BN, int NS, int NC>
+template <typename T, int BN, int NS, int NC, bool AF = false>
 __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p)
 {
 #if TC_WGMMA_DEVICE
@@ -1138,17 +1157,21 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p
             if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
             gather_sw<T, BN, NPT, true>(sK + st * KT, kb, p, p.k, w, ks, p.itprod, kw.org);
             gather_sw<T, BN, NPT, true>(sV + st * KT, vb, p, p.v, w, ks, p.itprod, kw.org);
-            cp_commit();
-            if (t > 0) { /* tile t - 1's copies landed: it is full */
-                cp_wait<1>();
-                fence_async_smem();
-                mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+            if (AF) { /* v27: the arrival made when this thread's copies have landed */
+                mbar_arrive_cp_async(bar0 + 8 * st);
+            } else {
+                cp_commit();
+                if (t > 0) { /* tile t - 1's copies landed: it is full */
+                    cp_wait<1>();
+                    fence_async_smem();
+                    mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+                }
             }
             if (++st == NS) st = 0, ph ^= 1;
             kw.next(p.it);
         }
         cp_wait<0>();
-        if (ntiles > 0) {
+        if (!AF && ntiles > 0) {
             fence_async_smem();
             mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
         }
@@ -1195,6 +1218,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) dq_ws_kernel(const Params p
         for (int i = 0; i < 3; i++) org[i] = kw.org[i];
         kw.next(p.it);
         mbar_wait(bar0 + 8 * st, ph);
+        if (AF) fence_async_smem();
 
         /* S = Q K^T, dP = dO V^T */
         tile_products<T, BN, QT, KT, false>(s, dp, dQ0, sdesc_add(dK0, st * KT), dG0, sdesc_add(dV0, st * KT));
@@ -1413,9 +1437,10 @@ cudaError_t backward_sk(const Params &p, cudaStream_t st, int parts = 7)
  * dq_ws_kernel over boxes of 64 QNC queries (QNC 2: choose_box's 128-query
  * boxes; 3: the forward's NC 3 plan, plan_ws_sk) and 64-key tiles; dK/dV by
  * dkv_ws_kernel over plan_dkv_sk's boxes and 64-query tiles; both with a
- * 3-stage ring.  Same parts as backward_v.
+ * 3-stage ring; AF (v27) both kernels in their AF form.  Same parts as
+ * backward_v.
  */
-template <typename T, int QNC>
+template <typename T, int QNC, bool AF = false>
 cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
 {
     static_assert(QNC == 2 || QNC == 3, "two or three dQ consumer warpgroups");
@@ -1435,7 +1460,7 @@ cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
         } else {
             plan_ws_sk(q, ext, fwd_mask_weight(), 3, BN);
         }
-        e = launch(dq_ws_kernel<T, BN, NS, QNC>, &done_dq, plan_grid(q, q.H), 128 * (QNC + 1),
+        e = launch(dq_ws_kernel<T, BN, NS, QNC, AF>, &done_dq, plan_grid(q, q.H), 128 * (QNC + 1),
                    dq_ws_smem_bytes<BN, NS, QNC>(), st, q);
         if (e != cudaSuccess) return e;
     }
@@ -1443,7 +1468,8 @@ cudaError_t backward_ws(const Params &p, cudaStream_t st, int parts = 7)
     static unsigned long long done_dkv;
     Params k = p;
     plan_dkv_sk(k, ext, BQ);
-    return launch(dkv_ws_kernel<T, BQ, NS>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st, k);
+    return launch(dkv_ws_kernel<T, BQ, NS, AF>, &done_dkv, plan_grid(k, k.Hkv), 384, dkv_ws_smem_bytes<BQ, NS>(), st,
+                  k);
 }
 
 } /* namespace wg */
