@@ -11,9 +11,10 @@
 //
 // PROBLEM: a name from probs[] below, "all" (the default; ~3 min on two
 // cores) or "quick" (2d and 1d-causal: every Hopper entry point, the
-// split forward splitting); KERNEL: "all" (the default) or one entry point
-// (mma: the mma.sync forward and backward, every head dim; wg0, ws1..ws3,
-// split, wgb0..wgb3, wgb5, wgb6: the Hopper ones, head dim 128); DTYPE: fp16 (the
+// split forward splitting); KERNEL: "all" (the default), entry points
+// separated by commas, or "-" and those to leave out ("-wgb6"); the entry
+// points: mma (the mma.sync forward and backward, every head dim), wg0,
+// ws1..ws3, split, wgb0..wgb3, wgb5..wgb7 (the Hopper ones, head dim 128); DTYPE: fp16 (the
 // default) or bf16 (limits 5e-2 instead of 1e-2 for O and 2e-2 for the
 // gradients).  Emulation is barrier-bound: another busy process on the
 // machine slows it several times.
@@ -852,7 +853,19 @@ template <typename T> static void run(const Prob &P, const char *only) {
     }
     p.scale = (float)scale;
     p.nsm = 4; /* few SMs, so that the split forward's tail round splits on small problems */
-    auto want = [&](const char *name) { return only == nullptr || strcmp(only, "all") == 0 || strcmp(only, name) == 0; };
+    /* only: "all", entry points separated by commas, or "-" and those to leave out */
+    auto want = [&](const char *name) {
+        if (only == nullptr || strcmp(only, "all") == 0) return true;
+        const bool but = only[0] == '-';
+        const size_t n = strlen(name);
+        for (const char *q = only + but; *q != '\0';) {
+            const char *e = strchr(q, ',');
+            const size_t len = e != nullptr ? (size_t)(e - q) : strlen(q);
+            if (len == n && strncmp(q, name, n) == 0) return !but;
+            q += len + (e != nullptr);
+        }
+        return but;
+    };
     /* one call, timed and reported; false where the entry point refused */
     auto ran = [&](const char *dir, const char *name, std::function<cudaError_t(tc::Params &)> &call, tc::Params &x) {
         const long b0 = blocks_run;
@@ -926,6 +939,7 @@ template <typename T> static void run(const Prob &P, const char *only) {
         bwd("wgb3", [](Params &x) { return wg::backward_sk<T, 32>(x, nullptr); });
         bwd("wgb5", [](Params &x) { return wg::backward_ws<T, 2>(x, nullptr); });
         bwd("wgb6", [](Params &x) { return wg::backward_ws<T, 3>(x, nullptr); });
+        bwd("wgb7", [](Params &x) { return wg::backward_ws<T, 3, true>(x, nullptr); });
     }
 }
 
