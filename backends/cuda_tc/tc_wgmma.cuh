@@ -536,6 +536,39 @@ __device__ __forceinline__ void named_arrive(int id, int n)
 }
 template <int N> __device__ __forceinline__ void reg_dealloc() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 template <int N> __device__ __forceinline__ void reg_alloc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
+/*
+ * The warp-specialised kernels' producers (fwd_ws_kernel, and the backward's
+ * dkv_ws_kernel and dq_ws_kernel): a thread has issued its copies (and, with
+ * PLAIN, plain stores) of tile t into stage st; its arrivals on the stage's
+ * "full" barrier.  AF (not PF): one made by cp.async.mbarrier.arrive when its
+ * copies have landed and, with PLAIN, one now (a release of its plain
+ * stores); the consumers fence for the async proxy.  Otherwise (PF):
+ * the copies committed as a group, and tile t - 1's, once landed and fenced,
+ * marked full by a plain arrival.  ring_drain: after the loop, PF's arrival
+ * for the last tile.
+ */
+template <bool AF, bool PLAIN, int NS> __device__ __forceinline__ void ring_staged(uint32_t bar0, int st, int t)
+{
+    if (AF) {
+        mbar_arrive_cp_async(bar0 + 8 * st);
+        if (PLAIN) mbar_arrive(bar0 + 8 * st);
+    } else {
+        cp_commit();
+        if (t > 0) { /* tile t - 1's copies landed: it is full */
+            cp_wait<1>();
+            fence_async_smem();
+            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+        }
+    }
+}
+template <bool AF, int NS> __device__ __forceinline__ void ring_drain(uint32_t bar0, int st, int ntiles)
+{
+    cp_wait<0>();
+    if (!AF && ntiles > 0) {
+        fence_async_smem();
+        mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
+    }
+}
 
 /* 2^x by one MUFU.EX2 (exp2f adds a denormal fix-up of three instructions);
  * flushes results below 2^-126 to zero, which the fp32 sums of P cannot see. */
@@ -770,24 +803,11 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1) fwd_ws_kernel(const Params 
             if (t >= NS) mbar_wait(bar0 + 8 * (NS + st), ph ^ 1);
             gather_sw<T, BN, WS_NTH - WS_NCT>(sK + st * KVB, kb, p, p.k, w, ks, p.itprod, cur.org);
             gather_sw<T, BN, WS_NTH - WS_NCT>(sV + st * KVB, vb, p, p.v, w, ks, p.itprod, cur.org);
-            if (PF) {
-                cp_commit();
-                if (t > 0) {
-                    cp_wait<1>();
-                    fence_async_smem();
-                    mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
-                }
-            } else {
-                mbar_arrive_cp_async(bar0 + 8 * st);
-            }
+            ring_staged<!PF, false, NS>(bar0, st, t);
             if (++st == NS) st = 0, ph ^= 1;
             cur.next(blk.nt, blk.lo, p.it);
         }
-        cp_wait<0>();
-        if (PF && ntiles > 0) {
-            fence_async_smem();
-            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
-        }
+        ring_drain<!PF, NS>(bar0, st, ntiles);
         return;
     }
 

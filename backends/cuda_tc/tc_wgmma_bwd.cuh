@@ -587,39 +587,6 @@ __global__ void __launch_bounds__(KWG * 128, MINB) dkv_kernel(const Params p)
  * PF).  (Measured and not kept, NOTES.md v27: the consumers taking turns at
  * the tensor cores, FA3's ping-pong.)
  */
-/*
- * The warp-specialised kernels' producers: a thread has issued its copies
- * (and, with PLAIN, plain stores) of tile t into stage st; its arrivals on
- * the stage's "full" barrier.  AF (v27): one made by cp.async.mbarrier.arrive
- * when its copies have landed and, with PLAIN, one now (a release of its
- * plain stores); the consumers fence for the async proxy.  Otherwise (PF):
- * the copies committed as a group, and tile t - 1's, once landed and fenced,
- * marked full by a plain arrival.  ring_drain: after the loop, PF's arrival
- * for the last tile.
- */
-template <bool AF, bool PLAIN, int NS> __device__ __forceinline__ void ring_staged(uint32_t bar0, int st, int t)
-{
-    if (AF) {
-        mbar_arrive_cp_async(bar0 + 8 * st);
-        if (PLAIN) mbar_arrive(bar0 + 8 * st);
-    } else {
-        cp_commit();
-        if (t > 0) { /* tile t - 1's copies landed: it is full */
-            cp_wait<1>();
-            fence_async_smem();
-            mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
-        }
-    }
-}
-template <bool AF, int NS> __device__ __forceinline__ void ring_drain(uint32_t bar0, int st, int ntiles)
-{
-    cp_wait<0>();
-    if (!AF && ntiles > 0) {
-        fence_async_smem();
-        mbar_arrive(bar0 + 8 * (st == 0 ? NS - 1 : st - 1));
-    }
-}
-
 template <int BQ, int NS> constexpr size_t dkv_ws_smem_bytes()
 {
     return 1024 + 2 * tile_bytes<128>() +
